@@ -1,0 +1,234 @@
+/*
+ * game_abi.h: the stable binary contract between the Hotswap engine and a
+ * game logic module.
+ *
+ * This header is the ONLY thing the engine (Sources/Server) and a logic
+ * module (Sources/GameLogic, or any shared library written in Swift or C)
+ * share at run time. No Swift type crosses the boundary: both sides see
+ * plain C integers, pointers and structs of function pointers, so a module
+ * built from different Swift sources, or in another language, can be loaded
+ * into a running engine.
+ *
+ * Shape (after SQLite's loadable extensions, sqlite3ext.h): the engine hands
+ * the module one versioned struct of function pointers, the state table.
+ * Every struct that crosses the boundary starts with its `size` and the ABI
+ * version it was built against, so a newer engine can append members and an
+ * older module keeps working (it never reads past the size it knows).
+ *
+ * Versioning: GAME_ABI_VERSION = major << 16 | minor. A module is loaded
+ * only when its major equals the engine's major and its minor is not newer
+ * than the engine's. Minor versions only append members at the end.
+ *
+ * The module contract:
+ *   - A module owns NO state between calls. Every game field lives in the
+ *     engine's state store and is read and written through the table. This
+ *     is what lets the engine swap modules between two messages.
+ *   - Module-level constants (tables, strings) are fine; mutable globals are
+ *     not: they would be lost on every reload.
+ *   - All ids passed to and returned by the table are generational: an id
+ *     kept after its entity went away is refused with GAME_ERR_BAD_SESSION
+ *     or GAME_ERR_BAD_ROOM, never dereferenced.
+ *   - Strings are UTF-8 byte ranges (pointer + length), not NUL-terminated.
+ *     The engine copies everything it keeps; the module may pass stack
+ *     buffers.
+ *
+ * Exports a module provides (plain C symbols, e.g. Swift's @_cdecl):
+ *   uint32_t hotswap_abi_version(void);                               required
+ *   int32_t  hotswap_describe(const game_describer *d);                required
+ *   int32_t  hotswap_handle(const game_message *m,
+ *                           const game_state_table *t);                required
+ *   void     hotswap_session_closed(game_id session,
+ *                                   const game_state_table *t);        optional
+ */
+#ifndef HOTSWAP_GAME_ABI_H
+#define HOTSWAP_GAME_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Versions ---------------------------------------------------------- */
+
+#define GAME_ABI_MAJOR 1
+#define GAME_ABI_MINOR 0
+/* GAME_ABI_MAJOR << 16 | GAME_ABI_MINOR, spelled out so Swift imports it. */
+#define GAME_ABI_VERSION 0x00010000
+
+/* ---- Status codes: every table call returns one ------------------------ */
+
+#define GAME_OK 0
+#define GAME_ERR_BAD_SESSION (-1)   /* unknown, stale or closed session id   */
+#define GAME_ERR_BAD_ROOM (-2)      /* unknown or stale room id              */
+#define GAME_ERR_BAD_FIELD (-3)     /* field index out of range, or the field
+                                       belongs to another entity kind        */
+#define GAME_ERR_BAD_TYPE (-4)      /* int accessor on a string field, ...    */
+#define GAME_ERR_BAD_ARGUMENT (-5)  /* NULL pointer, bad length, bad bytes    */
+#define GAME_ERR_NOT_FOUND (-6)     /* lookup found nothing                   */
+#define GAME_ERR_EXISTS (-7)        /* name taken, already in a room, ...     */
+#define GAME_ERR_LIMIT (-8)         /* an engine limit was reached            */
+#define GAME_ERR_STATE (-9)         /* call not allowed now (reply outside a
+                                       request, second reply, ...)           */
+
+/* ---- Entity ids -------------------------------------------------------- */
+
+/*
+ * A 64-bit generational id:
+ *
+ *   63      56 55                32 31                             0
+ *   +---------+--------------------+--------------------------------+
+ *   |  kind   |  generation (24)   |          slot index            |
+ *   +---------+--------------------+--------------------------------+
+ *
+ * The generation changes every time a slot is reused, so an old id never
+ * names a new entity. The kind makes a room id passed as a session id an
+ * error instead of a silent mix-up. 0 is never a valid id.
+ */
+typedef uint64_t game_id;
+
+#define GAME_KIND_GLOBAL 1
+#define GAME_KIND_SESSION 2
+#define GAME_KIND_ROOM 3
+
+/* The one global entity: kind 1, generation 1, slot 0. */
+#define GAME_GLOBAL_ID 0x0100000100000000ULL
+
+/* ---- Schema: the fields a module declares ------------------------------ */
+
+#define GAME_TYPE_INT 1      /* int64_t                                      */
+#define GAME_TYPE_STRING 2   /* UTF-8 bytes, at most GAME_MAX_STRING bytes   */
+
+/* A string field whose values are unique among live entities of its kind;
+ * the engine keeps an index and offers find_by_string on it. */
+#define GAME_FIELD_UNIQUE 1u
+
+#define GAME_MAX_STRING 1024
+#define GAME_MAX_FIELD_NAME 32
+
+typedef struct game_describer game_describer;
+
+/*
+ * Passed to hotswap_describe at load time. The module calls `module` once
+ * and `field` once per field. Fields are numbered in the order they are
+ * declared, from 0: that number is the `field` argument of every field call
+ * on the state table, so the module can use compile-time constants and the
+ * engine resolves names to storage once, at load, not per message.
+ */
+struct game_describer {
+    uint32_t size;
+    uint32_t abi_version;
+    void *engine;
+
+    int32_t (*module)(const game_describer *d,
+                      const uint8_t *name, size_t name_length,
+                      const uint8_t *version, size_t version_length);
+
+    /* Returns the field's index (>= 0) or a GAME_ERR_* code. `name` is
+     * [a-z0-9_], 1..GAME_MAX_FIELD_NAME bytes, unique within its kind. */
+    int32_t (*field)(const game_describer *d,
+                     uint32_t kind, uint32_t type, uint32_t flags,
+                     const uint8_t *name, size_t name_length,
+                     int64_t default_int,
+                     const uint8_t *default_string, size_t default_string_length);
+};
+
+/* ---- Messages ---------------------------------------------------------- */
+
+/* One protocol line, without its LF or CRLF terminator. The bytes are valid
+ * only during the hotswap_handle call. */
+typedef struct game_message {
+    game_id session;
+    const uint8_t *line;
+    size_t length;
+} game_message;
+
+/* ---- The state table --------------------------------------------------- */
+
+#define GAME_LOG_DEBUG 0
+#define GAME_LOG_INFO 1
+#define GAME_LOG_WARNING 2
+#define GAME_LOG_ERROR 3
+
+typedef struct game_state_table game_state_table;
+
+/*
+ * Output rules, enforced by the engine:
+ *   - Lines carry no terminator; the engine appends CRLF. A line holding CR,
+ *     LF or NUL is refused (GAME_ERR_BAD_ARGUMENT): no protocol injection.
+ *   - `reply` answers the request being handled; it must begin with '+' or
+ *     '-' and may be called exactly once per request. If the module sends
+ *     none, the engine answers "-ERR INTERNAL" itself.
+ *   - `send` and `room_broadcast` push unasked lines, which begin with '>'.
+ *   - Output is buffered and written once per loop turn.
+ *
+ * Out-parameters for lists and strings: the engine writes at most
+ * `capacity` items and always stores the full count or length, so a caller
+ * can tell when its buffer was too small.
+ */
+struct game_state_table {
+    uint32_t size;          /* sizeof(game_state_table) in the engine   */
+    uint32_t abi_version;   /* GAME_ABI_VERSION the engine implements    */
+    void *engine;           /* opaque; the engine finds itself through it */
+
+    /* Output */
+    int32_t (*reply)(const game_state_table *t, const uint8_t *line, size_t length);
+    int32_t (*send)(const game_state_table *t, game_id session,
+                    const uint8_t *line, size_t length);
+    /* Flushes what is pending for the session, then closes it. Takes effect
+     * when the current call returns; hotswap_session_closed runs then. */
+    int32_t (*close_session)(const game_state_table *t, game_id session);
+
+    /* Rooms. A session is in at most one room. A room lives while it has
+     * members: one left empty is destroyed with its fields when the current
+     * call returns. */
+    int32_t (*room_create)(const game_state_table *t, const uint8_t *name, size_t length,
+                           game_id *out_room);
+    int32_t (*room_find)(const game_state_table *t, const uint8_t *name, size_t length,
+                         game_id *out_room);
+    int32_t (*room_join)(const game_state_table *t, game_id room, game_id session);
+    int32_t (*room_leave)(const game_state_table *t, game_id session);
+    /* *out_room = 0 when the session is in no room. */
+    int32_t (*room_of)(const game_state_table *t, game_id session, game_id *out_room);
+    int32_t (*room_members)(const game_state_table *t, game_id room,
+                            game_id *out, size_t capacity, size_t *out_count);
+    /* `except` (a session id, or 0) does not receive the line. */
+    int32_t (*room_broadcast)(const game_state_table *t, game_id room, game_id except,
+                              const uint8_t *line, size_t length);
+    int32_t (*room_list)(const game_state_table *t,
+                         game_id *out, size_t capacity, size_t *out_count);
+    int32_t (*room_name)(const game_state_table *t, game_id room,
+                         uint8_t *buffer, size_t capacity, size_t *out_length);
+
+    /* Fields, by the index the module declared them with. */
+    int32_t (*get_int)(const game_state_table *t, game_id entity, int32_t field,
+                       int64_t *out);
+    int32_t (*set_int)(const game_state_table *t, game_id entity, int32_t field,
+                       int64_t value);
+    int32_t (*get_string)(const game_state_table *t, game_id entity, int32_t field,
+                          uint8_t *buffer, size_t capacity, size_t *out_length);
+    /* GAME_ERR_EXISTS when the field is unique and another entity has it. */
+    int32_t (*set_string)(const game_state_table *t, game_id entity, int32_t field,
+                          const uint8_t *bytes, size_t length);
+    /* Unique string fields only. */
+    int32_t (*find_by_string)(const game_state_table *t, int32_t field,
+                              const uint8_t *bytes, size_t length, game_id *out_entity);
+
+    /* Services */
+    uint64_t (*now_ms)(const game_state_table *t);   /* monotonic milliseconds */
+    void (*log)(const game_state_table *t, int32_t level, const uint8_t *text, size_t length);
+};
+
+/* ---- Export signatures ------------------------------------------------- */
+
+typedef uint32_t (*hotswap_abi_version_fn)(void);
+typedef int32_t (*hotswap_describe_fn)(const game_describer *d);
+typedef int32_t (*hotswap_handle_fn)(const game_message *m, const game_state_table *t);
+typedef void (*hotswap_session_closed_fn)(game_id session, const game_state_table *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HOTSWAP_GAME_ABI_H */
