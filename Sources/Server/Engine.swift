@@ -1,0 +1,273 @@
+import CLibUV
+import GameABI
+import Glibc
+import Logging
+
+/// Limits the engine enforces on clients and on modules.
+struct EngineLimits {
+    var maxLineLength = 4096
+    var maxConnections = 10_000
+    /// Bytes queued for one client that does not read; past it, it is cut off.
+    var maxOutputBytes = 1 << 20
+    var maxRoomMembers = 256
+    var maxRooms = 10_000
+}
+
+/// A session: the connection carrying it and the room it is in. Its game
+/// fields live in the state store, at the row of its arena slot.
+struct SessionRecord {
+    let connection: Connection
+    var room: GameID?
+}
+
+/// A room: its name (engine-owned, for `room_find`) and its members in join
+/// order. Its game fields live in the state store.
+struct Room {
+    var name: [UInt8]
+    var members: [GameID]
+}
+
+/// The engine: owns the event loop's handles, every session and room, the
+/// state store and the current logic module. Everything here runs on the
+/// loop's thread; nothing is shared, so nothing is locked.
+///
+/// One loop turn:
+///
+///     poll ──▶ read callbacks ──▶ framer ──▶ dispatch ──▶ module.handle
+///                                                           │ state table
+///                                   Connection.pending ◀────┘ (reply/send)
+///     check callback ──▶ flush every connection written to this turn
+final class Engine {
+    let loop: UnsafeMutablePointer<uv_loop_t>
+    let limits: EngineLimits
+    var logger: Logger
+
+    var sessions = GenerationalArena<SessionRecord>(kind: .session)
+    var rooms = GenerationalArena<Room>(kind: .room)
+    var roomsByName: [[UInt8]: GameID] = [:]
+    var store = StateStore()
+
+    let loader: ModuleLoader
+    private(set) var module: LoadedModule
+    /// The store columns of the current module's fields, by declared index.
+    private(set) var bindings: [FieldBinding]
+    let table: UnsafeMutablePointer<game_state_table>
+
+    /// The request being handled, for `reply`.
+    var current: (session: GameID, connection: Connection)?
+    var replied = false
+    /// Sessions whose close was asked during a module call.
+    var pendingCloses: [GameID] = []
+    /// Rooms that may have been left empty during a module call.
+    var roomsToCheck: [GameID] = []
+
+    private var flushList: [Connection] = []
+    private let readBuffer: UnsafeMutableRawPointer
+    static let readBufferSize = 64 * 1024
+    private let flushHandle: UnsafeMutablePointer<uv_check_t>
+    private var listener: Listener?
+    private var signals: [UnsafeMutablePointer<uv_signal_t>] = []
+    private var shutdownTimer: UnsafeMutablePointer<uv_timer_t>?
+    private(set) var shuttingDown = false
+
+    init(loop: UnsafeMutablePointer<uv_loop_t>, limits: EngineLimits, logger: Logger,
+         loader: ModuleLoader, module: LoadedModule) throws(SchemaError)
+    {
+        self.loop = loop
+        self.limits = limits
+        self.logger = logger
+        self.loader = loader
+        self.module = module
+        self.bindings = try store.bind(module.fields)
+        store.ensureRows(.global, 1)
+        table = .allocate(capacity: 1)
+        readBuffer = .allocate(byteCount: Engine.readBufferSize, alignment: 16)
+        flushHandle = .allocate(capacity: 1)
+        flushList.reserveCapacity(1024)
+        table.initialize(to: StateTable.make(engine: Unmanaged.passUnretained(self).toOpaque()))
+        uv_check_init(loop, flushHandle)
+        flushHandle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_check_start(flushHandle) { handle in
+            Unmanaged<Engine>.fromOpaque(handle!.pointee.data).takeUnretainedValue().flushAll()
+        }
+    }
+
+    /// Binds the game port; returns the address actually bound.
+    func listen(host: String, port: Int) throws(ListenError) -> (host: String, port: Int) {
+        let listener = Listener(engine: self)
+        let bound = try listener.listen(host: host, port: port, backlog: 511)
+        self.listener = listener
+        return bound
+    }
+
+    /// Runs until shutdown completes.
+    func run() {
+        installSignalHandlers()
+        uv_run(loop, UV_RUN_DEFAULT)
+    }
+
+    // MARK: - Read buffer shared by every connection
+
+    var readBufferBase: UnsafeRawPointer { UnsafeRawPointer(readBuffer) }
+
+    func sharedReadBuffer() -> uv_buf_t {
+        uv_buf_init(readBuffer.assumingMemoryBound(to: CChar.self), UInt32(Engine.readBufferSize))
+    }
+
+    // MARK: - Connections
+
+    /// A new client: give it a session, or refuse it when full.
+    func accepted(_ connection: Connection) {
+        if shuttingDown || sessions.count >= limits.maxConnections {
+            connection.enqueue(line: Replies.serverFull)
+            connection.closeAfterFlush()
+            return
+        }
+        let id = sessions.insert(SessionRecord(connection: connection, room: nil))
+        store.ensureRows(.session, sessions.capacity)
+        connection.sessionID = id
+        if connection.startReading() < 0 { connection.abort() }
+    }
+
+    /// Bytes from a client: frame them and dispatch each line.
+    func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
+        let outcome = connection.framer.feed(bytes) { line in
+            dispatch(line, from: connection)
+            return connection.state == .open
+        }
+        if outcome == .lineTooLong {
+            connection.enqueue(line: Replies.lineTooLong)
+            endSession(of: connection, flush: true)
+        }
+    }
+
+    /// The peer closed (cleanly: pending replies still go out) or the socket
+    /// failed (nothing more can be sent).
+    func peerClosed(_ connection: Connection, clean: Bool) {
+        if clean {
+            endSession(of: connection, flush: true)
+        } else {
+            connection.abort()
+        }
+    }
+
+    /// Called once per connection, as its handle starts closing for any
+    /// reason: a session still attached to it is torn down now.
+    func connectionClosing(_ connection: Connection) {
+        if sessions.contains(connection.sessionID) {
+            tearDown(connection.sessionID)
+        }
+    }
+
+    /// Ends a connection's session and closes it.
+    func endSession(of connection: Connection, flush: Bool) {
+        if sessions.contains(connection.sessionID) { tearDown(connection.sessionID) }
+        if flush { connection.closeAfterFlush() } else { connection.abort() }
+    }
+
+    /// Removes a session: the module hears of it first (its room and fields
+    /// are still there to read), then it leaves its room and its row resets.
+    func tearDown(_ id: GameID) {
+        guard let slot = sessions.slotIndex(of: id) else { return }
+        if let hook = module.sessionClosed {
+            withModuleCall { hook(id.raw, table) }
+        }
+        _ = leaveRoom(id)
+        destroyRoomsLeftEmpty()
+        guard sessions.contains(id) else { return }
+        let connection = sessions[slot: slot].connection
+        sessions.remove(id)
+        store.resetRow(.session, slot)
+        if connection.state == .open { connection.closeAfterFlush() }
+    }
+
+    // MARK: - Output batching
+
+    func markForFlush(_ connection: Connection) {
+        flushList.append(connection)
+    }
+
+    /// Once per loop turn, after all reads: one write per connection.
+    private func flushAll() {
+        var index = 0
+        // flush() may queue more connections (a finished close); keep going.
+        while index < flushList.count {
+            let connection = flushList[index]
+            if connection.bufferedOutput > limits.maxOutputBytes {
+                logger.warning("client not reading, output over limit; closing", metadata: [
+                    "session": "\(connection.sessionID)", "bytes": "\(connection.bufferedOutput)"])
+                connection.abort()
+            } else {
+                connection.flush()
+            }
+            index += 1
+        }
+        flushList.removeAll(keepingCapacity: true)
+        if flushList.capacity > 65_536 { flushList = []; flushList.reserveCapacity(1024) }
+        if shuttingDown && sessions.count == 0 { finishShutdown() }
+    }
+
+    // MARK: - Shutdown
+
+    private func installSignalHandlers() {
+        signal(SIGPIPE, SIG_IGN)
+        for number in [SIGINT, SIGTERM] {
+            let handle = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
+            uv_signal_init(loop, handle)
+            handle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+            uv_signal_start(handle, { handle, signal in
+                let engine = Unmanaged<Engine>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
+                engine.logger.notice("signal \(signal): shutting down")
+                engine.shutdown(grace: 2000)
+            }, number)
+            signals.append(handle)
+        }
+    }
+
+    /// Stops accepting, tells every session, and closes each once its output
+    /// is written; after `grace` milliseconds whatever is left is cut off.
+    func shutdown(grace: UInt64) {
+        guard !shuttingDown else { return }
+        shuttingDown = true
+        listener?.close()
+        var ids: [GameID] = []
+        sessions.forEachID { ids.append($0) }
+        for id in ids {
+            guard let record = sessions[id] else { continue }
+            record.connection.enqueue(line: Replies.shutdown)
+            tearDown(id)
+        }
+        let timer = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
+        uv_timer_init(loop, timer)
+        timer.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_timer_start(timer, { timer in
+            Unmanaged<Engine>.fromOpaque(timer!.pointee.data).takeUnretainedValue().finishShutdown()
+        }, grace, 0)
+        shutdownTimer = timer
+    }
+
+    /// Closes the engine's own handles; the loop then runs dry and returns.
+    private func finishShutdown() {
+        guard flushHandle.pointee.data != nil else { return }
+        flushHandle.pointee.data = nil
+        // Connections still draining after the grace period are cut off.
+        // Every TCP handle not yet closing is a connection: the listener was
+        // closed when shutdown began.
+        uv_walk(loop, { handle, _ in
+            guard let handle, uv_is_closing(handle) == 0, handle.pointee.type == UV_TCP,
+                let data = handle.pointee.data
+            else { return }
+            Unmanaged<Connection>.fromOpaque(data).takeUnretainedValue().abort()
+        }, nil)
+        Engine.closeAndFree(flushHandle)
+        for handle in signals { Engine.closeAndFree(handle) }
+        if let shutdownTimer { Engine.closeAndFree(shutdownTimer) }
+    }
+
+    /// Closes a handle the engine owns and frees it in the close callback.
+    static func closeAndFree<Handle>(_ handle: UnsafeMutablePointer<Handle>) {
+        let raw = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)
+        guard uv_is_closing(raw) == 0 else { return }
+        uv_close(raw) { handle in handle?.deallocate() }
+    }
+}

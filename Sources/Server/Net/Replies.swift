@@ -1,0 +1,13 @@
+/// Lines the engine itself sends. The engine interprets no game command;
+/// these are the answers to limits it enforces and to broken modules.
+enum Replies {
+    static var serverFull: UnsafeRawBufferPointer { raw("-ERR SERVER_FULL too many connections, try again later") }
+    static var lineTooLong: UnsafeRawBufferPointer { raw("-ERR LINE_TOO_LONG line exceeds the maximum length; closing") }
+    static var noReply: UnsafeRawBufferPointer { raw("-ERR INTERNAL the game logic sent no reply") }
+    static var moduleFailed: UnsafeRawBufferPointer { raw("-ERR INTERNAL the game logic failed on this request") }
+    static var shutdown: UnsafeRawBufferPointer { raw(">SHUTDOWN the server is shutting down") }
+
+    private static func raw(_ text: StaticString) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+    }
+}

@@ -1,0 +1,51 @@
+import GameABI
+
+/// Value type of a field. Raw values are the ABI's GAME_TYPE_*.
+enum FieldType: UInt32, Sendable, CustomStringConvertible {
+    case int = 1
+    case string = 2
+
+    var description: String { self == .int ? "int" : "string" }
+}
+
+/// A field as a module declares it in `hotswap_describe`.
+struct FieldSpec: Equatable, Sendable {
+    var kind: EntityKind
+    var name: String
+    var type: FieldType
+    var unique: Bool
+    var defaultInt: Int64
+    var defaultString: [UInt8]
+}
+
+/// Where a module's field index points in the store, resolved once per
+/// load so that a field access per message is two array lookups.
+struct FieldBinding: Sendable {
+    let kind: EntityKind
+    let type: FieldType
+    let column: Int
+}
+
+/// Why a module's schema cannot be bound to the live store.
+enum SchemaError: Error, CustomStringConvertible, Equatable {
+    case badName(String)
+    case duplicate(kind: EntityKind, name: String)
+    case typeChanged(kind: EntityKind, name: String, from: FieldType, to: FieldType)
+    case uniqueOnInt(String)
+    case defaultTooLong(String)
+
+    var description: String {
+        switch self {
+        case .badName(let name):
+            "field name '\(name)' is not 1...\(GAME_MAX_FIELD_NAME) bytes of [a-z0-9_]"
+        case .duplicate(let kind, let name):
+            "field '\(name)' is declared twice for \(kind)"
+        case .typeChanged(let kind, let name, let from, let to):
+            "field \(kind).\(name) is \(from) in the store but \(to) in the module"
+        case .uniqueOnInt(let name):
+            "field '\(name)' is unique but not a string"
+        case .defaultTooLong(let name):
+            "default of field '\(name)' is longer than \(GAME_MAX_STRING) bytes"
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import GameABI
+
+/// Every game field, owned by the engine so that it outlives any module.
+///
+/// Fields are stored column-wise per entity kind, one row per arena slot:
+///
+///     session table     name      x    y    score
+///     row 0 (slot 0)   "alice"    3    4    2
+///     row 1 (slot 1)   "bob"      0    7    0
+///
+/// A module never sees rows or columns: it names an entity by id and a field
+/// by the index it declared, and the engine maps both (see `FieldBinding`).
+/// Columns are found by (kind, name), so a module loaded later finds the
+/// values an earlier one wrote. A row is reset to the defaults when its
+/// entity is removed, so a reused slot starts clean.
+struct StateStore {
+    private struct Column {
+        var spec: FieldSpec
+        var ints: [Int64] = []
+        var strings: [[UInt8]] = []
+        /// value -> row, for unique string fields only.
+        var index: [[UInt8]: Int]? = nil
+    }
+
+    private struct Table {
+        var rows = 0
+        var columns: [Column] = []
+    }
+
+    private var tables: [Table] = Array(repeating: Table(), count: EntityKind.allCases.count + 1)
+
+    init() {}
+
+    /// Resolves a module's declared fields against the store, adding the
+    /// columns that do not exist yet. Nothing changes when it throws.
+    mutating func bind(_ specs: [FieldSpec]) throws(SchemaError) -> [FieldBinding] {
+        var planned: [(spec: FieldSpec, column: Int?)] = []
+        var seen = Set<String>()
+        for spec in specs {
+            guard seen.insert("\(spec.kind.rawValue):\(spec.name)").inserted else {
+                throw .duplicate(kind: spec.kind, name: spec.name)
+            }
+            if spec.unique && spec.type != .string { throw .uniqueOnInt(spec.name) }
+            let existing = tables[Int(spec.kind.rawValue)].columns.firstIndex { $0.spec.name == spec.name }
+            if let existing {
+                let stored = tables[Int(spec.kind.rawValue)].columns[existing].spec
+                if stored.type != spec.type {
+                    throw .typeChanged(kind: spec.kind, name: spec.name, from: stored.type, to: spec.type)
+                }
+            }
+            planned.append((spec, existing))
+        }
+        return planned.map { spec, existing in
+            let kind = Int(spec.kind.rawValue)
+            let column: Int
+            if let existing {
+                column = existing
+            } else {
+                column = tables[kind].columns.count
+                var fresh = Column(spec: spec)
+                if spec.unique { fresh.index = [:] }
+                switch spec.type {
+                case .int: fresh.ints = Array(repeating: spec.defaultInt, count: tables[kind].rows)
+                case .string: fresh.strings = Array(repeating: spec.defaultString, count: tables[kind].rows)
+                }
+                tables[kind].columns.append(fresh)
+            }
+            return FieldBinding(kind: spec.kind, type: spec.type, column: column)
+        }
+    }
+
+    /// Grows a kind's table to at least `rows` rows, filled with defaults.
+    mutating func ensureRows(_ kind: EntityKind, _ rows: Int) {
+        let k = Int(kind.rawValue)
+        let missing = rows - tables[k].rows
+        guard missing > 0 else { return }
+        for c in tables[k].columns.indices {
+            let spec = tables[k].columns[c].spec
+            switch spec.type {
+            case .int: tables[k].columns[c].ints.append(contentsOf: repeatElement(spec.defaultInt, count: missing))
+            case .string:
+                tables[k].columns[c].strings.append(contentsOf: repeatElement(spec.defaultString, count: missing))
+            }
+        }
+        tables[k].rows = rows
+    }
+
+    /// Puts every field of a row back to its default (the entity is gone).
+    mutating func resetRow(_ kind: EntityKind, _ row: Int) {
+        let k = Int(kind.rawValue)
+        guard row < tables[k].rows else { return }
+        for c in tables[k].columns.indices {
+            let spec = tables[k].columns[c].spec
+            switch spec.type {
+            case .int: tables[k].columns[c].ints[row] = spec.defaultInt
+            case .string:
+                let old = tables[k].columns[c].strings[row]
+                if tables[k].columns[c].index?[old] == row { tables[k].columns[c].index?[old] = nil }
+                tables[k].columns[c].strings[row] = spec.defaultString
+            }
+        }
+    }
+
+    func int(_ field: FieldBinding, row: Int) -> Int64 {
+        tables[Int(field.kind.rawValue)].columns[field.column].ints[row]
+    }
+
+    mutating func setInt(_ field: FieldBinding, row: Int, _ value: Int64) {
+        tables[Int(field.kind.rawValue)].columns[field.column].ints[row] = value
+    }
+
+    /// Lends the stored bytes of a string field to `body` without copying.
+    func withString<R>(_ field: FieldBinding, row: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        tables[Int(field.kind.rawValue)].columns[field.column].strings[row].withUnsafeBytes(body)
+    }
+
+    /// Stores a string; returns false when the field is unique and another
+    /// row holds the same value.
+    mutating func setString(_ field: FieldBinding, row: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        let k = Int(field.kind.rawValue)
+        let value = [UInt8](bytes)
+        if tables[k].columns[field.column].index != nil {
+            if let owner = tables[k].columns[field.column].index?[value], owner != row { return false }
+            let old = tables[k].columns[field.column].strings[row]
+            if tables[k].columns[field.column].index?[old] == row {
+                tables[k].columns[field.column].index?[old] = nil
+            }
+            // The default (usually "") is shared by every fresh row: not indexed.
+            if value != tables[k].columns[field.column].spec.defaultString {
+                tables[k].columns[field.column].index?[value] = row
+            }
+        }
+        tables[k].columns[field.column].strings[row] = value
+        return true
+    }
+
+    /// The row holding `bytes` in a unique string field.
+    func row(_ field: FieldBinding, holding bytes: UnsafeRawBufferPointer) -> Int? {
+        tables[Int(field.kind.rawValue)].columns[field.column].index?[[UInt8](bytes)]
+    }
+
+    /// Whether the field is indexed for lookups.
+    func isUnique(_ field: FieldBinding) -> Bool {
+        tables[Int(field.kind.rawValue)].columns[field.column].index != nil
+    }
+
+    /// The declared field names per kind, for status output.
+    func fieldNames(_ kind: EntityKind) -> [String] {
+        tables[Int(kind.rawValue)].columns.map { "\($0.spec.name):\($0.spec.type)" }
+    }
+}
