@@ -1,0 +1,37 @@
+import GameABI
+import LogicKit
+import Protocol
+
+// The C entry points the engine resolves with dlsym. Everything else in this
+// module is internal; no Swift type crosses into the engine.
+
+/// The ABI this module was built against (from game_abi.h).
+@_cdecl("hotswap_abi_version")
+public func hotswapABIVersion() -> UInt32 {
+    UInt32(GAME_ABI_VERSION)
+}
+
+/// Declares the module's name, version and fields.
+@_cdecl("hotswap_describe")
+public func hotswapDescribe(_ describer: UnsafePointer<game_describer>?) -> Int32 {
+    guard let describer else { return GAME_ERR_BAD_ARGUMENT }
+    return describe(describer, name: "gems", version: Game.version,
+                    fields: Field.allCases.map(\.declaration))
+}
+
+/// Handles one request line.
+@_cdecl("hotswap_handle")
+public func hotswapHandle(
+    _ message: UnsafePointer<game_message>?, _ table: UnsafePointer<game_state_table>?
+) -> Int32 {
+    guard let message, let table else { return GAME_ERR_BAD_ARGUMENT }
+    let line = UnsafeRawBufferPointer(start: message.pointee.line, count: message.pointee.length)
+    return Game(host: Host(table), session: message.pointee.session).handle(line)
+}
+
+/// A session is going away (quit, disconnect, kicked): tell its room.
+@_cdecl("hotswap_session_closed")
+public func hotswapSessionClosed(_ session: game_id, _ table: UnsafePointer<game_state_table>?) {
+    guard let table else { return }
+    Game(host: Host(table), session: session).announceDeparture()
+}

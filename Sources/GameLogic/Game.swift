@@ -1,0 +1,385 @@
+import GameABI
+import LogicKit
+import Protocol
+
+/// The default game: log in, meet in rooms, chat, and race the others to
+/// the gems on an 8x8 board. One value per call; all state is in the engine.
+struct Game {
+    static let version: StaticString = "1.0.0"
+    static let maxNameLength = 16
+    static let maxRoomName = 24
+    /// Members read per room for WHO, SCORE and LOOK.
+    static let memberBatch = 256
+
+    let host: Host
+    let session: game_id
+
+    /// Dispatches one request line. Every path replies exactly once.
+    func handle(_ line: UnsafeRawBufferPointer) -> Int32 {
+        guard Bytes.isValidUTF8(line) else { return fail("BAD_UTF8", "request is not valid UTF-8") }
+        guard let request = Request(line: line) else { return fail("EMPTY", "empty request, try HELP") }
+
+        if request.verbIs("PING") { return host.reply("+PONG") }
+        if request.verbIs("HELP") { return help() }
+        if request.verbIs("LOGIN") { return login(request) }
+        if request.verbIs("QUIT") { return quit() }
+        if request.verbIs("ROOMS") { return listRooms() }
+
+        // Everything below needs a name.
+        let verbKnown = request.verbIs("JOIN") || request.verbIs("LEAVE") || request.verbIs("WHO")
+            || request.verbIs("SAY") || request.verbIs("MOVE") || request.verbIs("LOOK") || request.verbIs("SCORE")
+        guard verbKnown else { return fail("UNKNOWN_COMMAND", "unknown command, try HELP") }
+        guard isLoggedIn else { return fail("NOT_LOGGED_IN", "LOGIN name first") }
+
+        if request.verbIs("JOIN") { return join(request) }
+        if request.verbIs("SCORE") { return score() }
+
+        // Everything below needs a room.
+        guard let room = host.room(of: session) else { return fail("NOT_IN_ROOM", "JOIN a room first") }
+        if request.verbIs("LEAVE") { return leave(room) }
+        if request.verbIs("WHO") { return who(room) }
+        if request.verbIs("SAY") { return say(request, room) }
+        if request.verbIs("MOVE") { return move(request, room) }
+        return look(room)
+    }
+
+    // MARK: Session
+
+    var isLoggedIn: Bool {
+        withScratch(Game.maxNameLength) { host.string(session, Field.name.rawValue, into: $0)?.isEmpty == false }
+    }
+
+    func help() -> Int32 {
+        host.reply("+HELP PING | LOGIN name | ROOMS | JOIN room | LEAVE | WHO | SAY text | MOVE N|S|E|W | LOOK | SCORE | QUIT")
+    }
+
+    func login(_ request: Request) -> Int32 {
+        var tokens = request.argumentTokens
+        guard let name = tokens.next(), tokens.next() == nil else { return fail("SYNTAX", "usage: LOGIN name") }
+        guard Bytes.isIdentifier(name, maxLength: Game.maxNameLength) else {
+            return fail("BAD_NAME", "a name is 1 to 16 letters, digits, _ or -")
+        }
+        if isLoggedIn { return fail("ALREADY_LOGGED_IN", "you are already logged in") }
+        // Names are unique ignoring case: the engine indexes the lower-cased key.
+        let taken = withScratch(Game.maxNameLength) { key in
+            for index in 0..<name.count {
+                let byte = name[index]
+                key[index] = (byte >= 0x41 && byte <= 0x5A) ? byte + 0x20 : byte
+            }
+            let status = host.setString(session, Field.nameKey.rawValue, UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(key)[0..<name.count]))
+            return status == GAME_ERR_EXISTS
+        }
+        if taken { return fail("NAME_TAKEN", "that name is in use") }
+        let status = host.setString(session, Field.name.rawValue, name)
+        guard status == GAME_OK else { return status }
+        let logins = (host.int(GAME_GLOBAL_ID, Field.logins.rawValue) ?? 0) + 1
+        host.setInt(GAME_GLOBAL_ID, Field.logins.rawValue, logins)
+        return withScratch(128) { buffer in
+            var line = LineWriter.reply(buffer)
+            line.append("WELCOME ")
+            line.append(raw: name)
+            line.append(" player ")
+            line.append(logins)
+            return host.reply(line)
+        }
+    }
+
+    func quit() -> Int32 {
+        host.reply("+BYE")
+        return host.close(session)
+    }
+
+    // MARK: Rooms
+
+    func listRooms() -> Int32 {
+        withUnsafeTemporaryAllocation(of: game_id.self, capacity: 64) { rooms in
+            let count = min(host.rooms(into: rooms), rooms.count)
+            return withScratch(64 * (Game.maxRoomName + 8) + 16) { buffer in
+                var line = LineWriter.reply(buffer)
+                line.append("ROOMS")
+                for room in rooms[0..<count] {
+                    line.space()
+                    withScratch(Game.maxRoomName) { name in
+                        line.append(raw: host.name(of: room, into: name) ?? UnsafeRawBufferPointer(start: nil, count: 0))
+                    }
+                    line.append(":")
+                    line.append(host.members(of: room, into: UnsafeMutableBufferPointer(start: nil, count: 0)))
+                }
+                return host.reply(line)
+            }
+        }
+    }
+
+    func join(_ request: Request) -> Int32 {
+        var tokens = request.argumentTokens
+        guard let name = tokens.next(), tokens.next() == nil else { return fail("SYNTAX", "usage: JOIN room") }
+        guard Bytes.isIdentifier(name, maxLength: Game.maxRoomName) else {
+            return fail("BAD_ROOM", "a room name is 1 to 24 letters, digits, _ or -")
+        }
+        let existing = host.findRoom(name)
+        if let current = host.room(of: session) {
+            if current == existing { return fail("ALREADY_IN_ROOM", "you are already in that room") }
+            announce(in: current, "LEAVE")
+            host.leave(session)
+        }
+        var room: game_id
+        if let existing {
+            room = existing
+        } else {
+            let created = host.createRoom(name)
+            guard created.status == GAME_OK else { return fail("ROOM_LIMIT", "no more rooms can be created") }
+            room = created.room
+            startRound(room, 1)
+        }
+        let joined = host.join(room, session)
+        if joined == GAME_ERR_LIMIT { return fail("ROOM_FULL", "that room is full") }
+        guard joined == GAME_OK else { return joined }
+
+        let spawn = Grid.spawn(seed: session ^ host.nowMilliseconds())
+        host.setInt(session, Field.x.rawValue, spawn.x)
+        host.setInt(session, Field.y.rawValue, spawn.y)
+        let players = host.members(of: room, into: UnsafeMutableBufferPointer(start: nil, count: 0))
+        withScratch(96) { buffer in
+            var line = LineWriter.reply(buffer)
+            line.append("JOINED ")
+            line.append(raw: name)
+            line.append(" at ")
+            line.append(spawn.x)
+            line.space()
+            line.append(spawn.y)
+            line.append(" players ")
+            line.append(players)
+            host.reply(line)
+        }
+        announce(in: room, "JOIN", position: spawn)
+        return GAME_OK
+    }
+
+    func leave(_ room: game_id) -> Int32 {
+        announce(in: room, "LEAVE")
+        host.leave(session)
+        return withScratch(64) { buffer in
+            var line = LineWriter.reply(buffer)
+            line.append("LEFT ")
+            withScratch(Game.maxRoomName) { name in
+                line.append(raw: host.name(of: room, into: name) ?? UnsafeRawBufferPointer(start: nil, count: 0))
+            }
+            return host.reply(line)
+        }
+    }
+
+    func who(_ room: game_id) -> Int32 {
+        forEachMember(of: room, header: "WHO") { member, line in
+            appendName(of: member, to: &line)
+        }
+    }
+
+    func say(_ request: Request, _ room: game_id) -> Int32 {
+        guard !request.arguments.isEmpty else { return fail("SYNTAX", "usage: SAY text") }
+        withScratch(StateLimits.maxChat) { buffer in
+            var line = LineWriter.event(buffer)
+            line.append("SAY ")
+            appendName(of: session, to: &line)
+            line.space()
+            line.appendText(request.arguments)
+            host.broadcast(room, except: session, line)
+        }
+        return host.reply("+OK")
+    }
+
+    /// Called as a session goes away, while it is still in its room.
+    func announceDeparture() {
+        if let room = host.room(of: session) { announce(in: room, "LEAVE") }
+    }
+
+    // MARK: The board
+
+    func move(_ request: Request, _ room: game_id) -> Int32 {
+        var tokens = request.argumentTokens
+        guard let direction = tokens.next(), tokens.next() == nil, let step = Game.step(direction) else {
+            return fail("SYNTAX", "usage: MOVE N|S|E|W")
+        }
+        guard let x = host.int(session, Field.x.rawValue), let y = host.int(session, Field.y.rawValue) else {
+            return GAME_ERR_STATE
+        }
+        let (nx, ny) = (x + step.dx, y + step.dy)
+        guard Grid.inside(nx, ny) else { return fail("BLOCKED", "that is the edge of the board") }
+        host.setInt(session, Field.x.rawValue, nx)
+        host.setInt(session, Field.y.rawValue, ny)
+
+        let gems = host.int(room, Field.gems.rawValue) ?? 0
+        let found = gems & Grid.bit(nx, ny) != 0
+        var score = host.int(session, Field.score.rawValue) ?? 0
+        if found {
+            score += 1
+            host.setInt(session, Field.score.rawValue, score)
+            host.setInt(room, Field.gems.rawValue, gems & ~Grid.bit(nx, ny))
+        }
+        withScratch(64) { buffer in
+            var line = LineWriter.reply(buffer)
+            line.append(found ? "GEM " : "MOVED ")
+            line.append(nx)
+            line.space()
+            line.append(ny)
+            if found {
+                line.append(" score ")
+                line.append(score)
+            }
+            host.reply(line)
+        }
+        withScratch(96) { buffer in
+            var line = LineWriter.event(buffer)
+            line.append(found ? "GEM " : "MOVE ")
+            appendName(of: session, to: &line)
+            line.space()
+            line.append(nx)
+            line.space()
+            line.append(ny)
+            if found {
+                line.append(" score ")
+                line.append(score)
+            }
+            host.broadcast(room, except: session, line)
+        }
+        if found && gems & ~Grid.bit(nx, ny) == 0 {
+            startRound(room, (host.int(room, Field.round.rawValue) ?? 0) + 1)
+        }
+        return GAME_OK
+    }
+
+    func look(_ room: game_id) -> Int32 {
+        let size = Int(Grid.size)
+        return withScratch(size * size) { cells in
+            let gems = host.int(room, Field.gems.rawValue) ?? 0
+            for cell in 0..<(size * size) {
+                cells[cell] = gems & (1 << Int64(cell)) != 0 ? UInt8(ascii: "*") : UInt8(ascii: ".")
+            }
+            withUnsafeTemporaryAllocation(of: game_id.self, capacity: Game.memberBatch) { members in
+                let count = min(host.members(of: room, into: members), members.count)
+                for member in members[0..<count] where member != session {
+                    if let x = host.int(member, Field.x.rawValue), let y = host.int(member, Field.y.rawValue),
+                        Grid.inside(x, y)
+                    {
+                        cells[Int(y) * size + Int(x)] = UInt8(ascii: "o")
+                    }
+                }
+            }
+            let x = host.int(session, Field.x.rawValue) ?? 0
+            let y = host.int(session, Field.y.rawValue) ?? 0
+            if Grid.inside(x, y) { cells[Int(y) * size + Int(x)] = UInt8(ascii: "@") }
+            return withScratch(32 + size * (size + 1)) { buffer in
+                var line = LineWriter.reply(buffer)
+                line.append("MAP ")
+                line.append(x)
+                line.space()
+                line.append(y)
+                for row in 0..<size {
+                    line.space()
+                    line.append(raw: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(cells)[(row * size)..<((row + 1) * size)]))
+                }
+                return host.reply(line)
+            }
+        }
+    }
+
+    func score() -> Int32 {
+        guard let room = host.room(of: session) else {
+            return withScratch(64) { buffer in
+                var line = LineWriter.reply(buffer)
+                line.append("SCORE ")
+                appendScore(of: session, to: &line)
+                return host.reply(line)
+            }
+        }
+        return forEachMember(of: room, header: "SCORE") { member, line in
+            appendScore(of: member, to: &line)
+        }
+    }
+
+    /// Seeds a new board and tells everyone in the room.
+    func startRound(_ room: game_id, _ round: Int64) {
+        host.setInt(room, Field.round.rawValue, round)
+        host.setInt(room, Field.gems.rawValue, Grid.gems(seed: room ^ UInt64(bitPattern: round) ^ host.nowMilliseconds()))
+        guard round > 1 else { return }
+        withScratch(64) { buffer in
+            var line = LineWriter.event(buffer)
+            line.append("ROUND ")
+            line.append(round)
+            line.append(" gems ")
+            line.append(Grid.gemsPerRound)
+            host.broadcast(room, line)
+        }
+    }
+
+    // MARK: Helpers
+
+    static func step(_ direction: UnsafeRawBufferPointer) -> (dx: Int64, dy: Int64)? {
+        if Bytes.equalsIgnoringCase(direction, upper: "N") || Bytes.equalsIgnoringCase(direction, upper: "UP") { return (0, -1) }
+        if Bytes.equalsIgnoringCase(direction, upper: "S") || Bytes.equalsIgnoringCase(direction, upper: "DOWN") { return (0, 1) }
+        if Bytes.equalsIgnoringCase(direction, upper: "E") || Bytes.equalsIgnoringCase(direction, upper: "RIGHT") { return (1, 0) }
+        if Bytes.equalsIgnoringCase(direction, upper: "W") || Bytes.equalsIgnoringCase(direction, upper: "LEFT") { return (-1, 0) }
+        return nil
+    }
+
+    /// `>VERB name` (and `x y` for a join) to everyone else in the room.
+    func announce(in room: game_id, _ verb: StaticString, position: (x: Int64, y: Int64)? = nil) {
+        withScratch(64) { buffer in
+            var line = LineWriter.event(buffer)
+            line.append(verb)
+            line.space()
+            appendName(of: session, to: &line)
+            if let position {
+                line.space()
+                line.append(position.x)
+                line.space()
+                line.append(position.y)
+            }
+            host.broadcast(room, except: session, line)
+        }
+    }
+
+    func appendName(of member: game_id, to line: inout LineWriter) {
+        withScratch(Game.maxNameLength) { name in
+            if let bytes = host.string(member, Field.name.rawValue, into: name) { line.append(raw: bytes) }
+        }
+    }
+
+    func appendScore(of member: game_id, to line: inout LineWriter) {
+        appendName(of: member, to: &line)
+        line.append(":")
+        line.append(host.int(member, Field.score.rawValue) ?? 0)
+    }
+
+    /// `+HEADER item item ...` over the room's members, in join order.
+    func forEachMember(of room: game_id, header: StaticString, _ item: (game_id, inout LineWriter) -> Void) -> Int32 {
+        withUnsafeTemporaryAllocation(of: game_id.self, capacity: Game.memberBatch) { members in
+            let count = min(host.members(of: room, into: members), members.count)
+            return withScratch(16 + count * (Game.maxNameLength + 12)) { buffer in
+                var line = LineWriter.reply(buffer)
+                line.append(header)
+                for member in members[0..<count] {
+                    line.space()
+                    item(member, &line)
+                }
+                return host.reply(line)
+            }
+        }
+    }
+
+    /// `-ERR CODE text`, then GAME_OK: a refused request is a handled one.
+    func fail(_ code: StaticString, _ text: StaticString) -> Int32 {
+        withScratch(160) { buffer in
+            var line = LineWriter.error(buffer, code: code)
+            line.space()
+            line.append(text)
+            host.reply(line)
+        }
+        return GAME_OK
+    }
+}
+
+/// Bounds on what one player can make the game store or send.
+enum StateLimits {
+    /// A chat event: name, verb and text, cut at this many bytes.
+    static let maxChat = 512
+}

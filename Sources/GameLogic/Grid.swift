@@ -1,0 +1,42 @@
+/// The rules of the board, as pure functions over plain integers: an 8x8
+/// grid whose gems are the bits of one Int64 (bit y*8+x), so a room's whole
+/// board is one engine field.
+enum Grid {
+    static let size: Int64 = 8
+    static let gemsPerRound = 6
+
+    static func bit(_ x: Int64, _ y: Int64) -> Int64 { 1 << (y * size + x) }
+
+    static func inside(_ x: Int64, _ y: Int64) -> Bool { (0..<size).contains(x) && (0..<size).contains(y) }
+
+    /// A fresh set of `gemsPerRound` distinct cells, derived from `seed`.
+    static func gems(seed: UInt64) -> Int64 {
+        var state = seed
+        var board: Int64 = 0
+        var placed = 0
+        while placed < gemsPerRound {
+            let cell = Int64(splitmix(&state) % 64)
+            if board & (1 << cell) == 0 {
+                board |= 1 << cell
+                placed += 1
+            }
+        }
+        return board
+    }
+
+    /// A start cell for a player, derived from `seed`.
+    static func spawn(seed: UInt64) -> (x: Int64, y: Int64) {
+        var state = seed
+        let cell = Int64(splitmix(&state) % 64)
+        return (cell % size, cell / size)
+    }
+
+    /// SplitMix64: tiny, stateless between calls, good enough for a board.
+    static func splitmix(_ state: inout UInt64) -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,151 @@
+import GameABI
+import Protocol
+
+/// A logic module's handle on the engine: thin, allocation-free wrappers over
+/// the C state table handed to `hotswap_handle`.
+///
+/// This is a value that lives for one call; a module must not keep it (or
+/// anything else) between calls. Errors come back as GAME_ERR_* codes or
+/// `nil`, exactly as the engine reported them.
+public struct Host {
+    public let table: UnsafePointer<game_state_table>
+
+    public init(_ table: UnsafePointer<game_state_table>) { self.table = table }
+
+    // MARK: Output
+
+    /// Answers the request being handled (once per request).
+    @discardableResult
+    public func reply(_ line: LineWriter) -> Int32 { reply(line.bytes) }
+
+    @discardableResult
+    public func reply(_ bytes: UnsafeRawBufferPointer) -> Int32 {
+        table.pointee.reply(table, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+    }
+
+    /// Answers with a literal such as "+PONG".
+    @discardableResult
+    public func reply(_ literal: StaticString) -> Int32 {
+        table.pointee.reply(table, literal.utf8Start, literal.utf8CodeUnitCount)
+    }
+
+    /// Pushes an event line (starting with '>') to one session.
+    @discardableResult
+    public func send(_ session: game_id, _ line: LineWriter) -> Int32 {
+        let bytes = line.bytes
+        return table.pointee.send(table, session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+    }
+
+    /// Pushes an event line to every member of `room` but `except`.
+    @discardableResult
+    public func broadcast(_ room: game_id, except: game_id = 0, _ line: LineWriter) -> Int32 {
+        let bytes = line.bytes
+        return table.pointee.room_broadcast(
+            table, room, except, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+    }
+
+    @discardableResult
+    public func close(_ session: game_id) -> Int32 { table.pointee.close_session(table, session) }
+
+    // MARK: Rooms
+
+    /// The room the session is in, or nil.
+    public func room(of session: game_id) -> game_id? {
+        var room: game_id = 0
+        guard table.pointee.room_of(table, session, &room) == GAME_OK, room != 0 else { return nil }
+        return room
+    }
+
+    public func findRoom(_ name: UnsafeRawBufferPointer) -> game_id? {
+        var room: game_id = 0
+        let status = table.pointee.room_find(table, name.baseAddress?.assumingMemoryBound(to: UInt8.self), name.count, &room)
+        return status == GAME_OK ? room : nil
+    }
+
+    /// Creates a room; the status is GAME_ERR_EXISTS when the name is taken.
+    public func createRoom(_ name: UnsafeRawBufferPointer) -> (status: Int32, room: game_id) {
+        var room: game_id = 0
+        let status = table.pointee.room_create(
+            table, name.baseAddress?.assumingMemoryBound(to: UInt8.self), name.count, &room)
+        return (status, room)
+    }
+
+    @discardableResult
+    public func join(_ room: game_id, _ session: game_id) -> Int32 { table.pointee.room_join(table, room, session) }
+
+    @discardableResult
+    public func leave(_ session: game_id) -> Int32 { table.pointee.room_leave(table, session) }
+
+    /// Members of `room`, written into `buffer`; returns how many the room
+    /// has (possibly more than fit).
+    public func members(of room: game_id, into buffer: UnsafeMutableBufferPointer<game_id>) -> Int {
+        var count = 0
+        guard table.pointee.room_members(table, room, buffer.baseAddress, buffer.count, &count) == GAME_OK else { return 0 }
+        return count
+    }
+
+    /// All rooms, written into `buffer`; returns how many exist.
+    public func rooms(into buffer: UnsafeMutableBufferPointer<game_id>) -> Int {
+        var count = 0
+        guard table.pointee.room_list(table, buffer.baseAddress, buffer.count, &count) == GAME_OK else { return 0 }
+        return count
+    }
+
+    /// The room's name, copied into `buffer` (cut to fit).
+    public func name(of room: game_id, into buffer: UnsafeMutableRawBufferPointer) -> UnsafeRawBufferPointer? {
+        var length = 0
+        let status = table.pointee.room_name(
+            table, room, buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count, &length)
+        guard status == GAME_OK else { return nil }
+        return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<min(length, buffer.count)])
+    }
+
+    // MARK: Fields
+
+    public func int(_ entity: game_id, _ field: Int32) -> Int64? {
+        var value: Int64 = 0
+        return table.pointee.get_int(table, entity, field, &value) == GAME_OK ? value : nil
+    }
+
+    @discardableResult
+    public func setInt(_ entity: game_id, _ field: Int32, _ value: Int64) -> Int32 {
+        table.pointee.set_int(table, entity, field, value)
+    }
+
+    /// A string field copied into `buffer` (cut to fit), or nil on error.
+    public func string(_ entity: game_id, _ field: Int32, into buffer: UnsafeMutableRawBufferPointer) -> UnsafeRawBufferPointer? {
+        var length = 0
+        let status = table.pointee.get_string(
+            table, entity, field, buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count, &length)
+        guard status == GAME_OK else { return nil }
+        return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<min(length, buffer.count)])
+    }
+
+    @discardableResult
+    public func setString(_ entity: game_id, _ field: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
+        table.pointee.set_string(table, entity, field, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+    }
+
+    /// The entity whose unique string field holds `bytes`.
+    public func find(_ field: Int32, _ bytes: UnsafeRawBufferPointer) -> game_id? {
+        var entity: game_id = 0
+        let status = table.pointee.find_by_string(
+            table, field, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, &entity)
+        return status == GAME_OK ? entity : nil
+    }
+
+    // MARK: Services
+
+    public func nowMilliseconds() -> UInt64 { table.pointee.now_ms(table) }
+
+    public func log(_ level: Int32, _ message: StaticString) {
+        table.pointee.log(table, level, message.utf8Start, message.utf8CodeUnitCount)
+    }
+}
+
+/// Stack scratch memory for building lines and reading strings: the logic
+/// equivalent of a reused buffer, without any state kept between calls.
+@inlinable @discardableResult
+public func withScratch<R>(_ byteCount: Int, _ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
+    withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 8, body)
+}
