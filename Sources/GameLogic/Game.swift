@@ -50,7 +50,7 @@ struct Game {
     }
 
     func help() -> Int32 {
-        host.reply("+HELP PING | LOGIN name | ROOMS | JOIN room | LEAVE | WHO | SAY text | MOVE N|S|E|W | LOOK | SCORE | QUIT")
+        host.reply("+HELP PING | LOGIN name | ROOMS | JOIN room | LEAVE | WHO | SAY text | MOVE N|S|E|W (or UP|DOWN|RIGHT|LEFT) | LOOK | SCORE | QUIT")
     }
 
     func login(_ request: Request) -> Int32 {
@@ -78,7 +78,7 @@ struct Game {
             var line = LineWriter.reply(buffer)
             line.append("WELCOME ")
             line.append(raw: name)
-            line.append(" player ")
+            line.append(" login ")
             line.append(logins)
             return host.reply(line)
         }
@@ -117,23 +117,31 @@ struct Game {
             return fail("BAD_ROOM", "a room name is 1 to 24 letters, digits, _ or -")
         }
         let existing = host.findRoom(name)
-        if let current = host.room(of: session) {
-            if current == existing { return fail("ALREADY_IN_ROOM", "you are already in that room") }
-            announce(in: current, "LEAVE")
-            host.leave(session)
+        let previous = host.room(of: session)
+        if let previous, previous == existing {
+            return fail("ALREADY_IN_ROOM", "you are already in that room")
         }
-        var room: game_id
+        if let previous { host.leave(session) }
+        let room: game_id
         if let existing {
             room = existing
         } else {
             let created = host.createRoom(name)
-            guard created.status == GAME_OK else { return fail("ROOM_LIMIT", "no more rooms can be created") }
+            guard created.status == GAME_OK else {
+                if let previous { host.join(previous, session) }
+                return fail("ROOM_LIMIT", "no more rooms can be created")
+            }
             room = created.room
             startRound(room, 1)
         }
         let joined = host.join(room, session)
-        if joined == GAME_ERR_LIMIT { return fail("ROOM_FULL", "that room is full") }
-        guard joined == GAME_OK else { return joined }
+        guard joined == GAME_OK else {
+            // Back where we were, as if nothing happened: an emptied room
+            // lives until this call returns, so it is still there to rejoin.
+            if let previous { host.join(previous, session) }
+            return joined == GAME_ERR_LIMIT ? fail("ROOM_FULL", "that room is full") : joined
+        }
+        if let previous { announce(in: previous, "LEAVE") }
 
         let spawn = Grid.spawn(seed: session ^ host.nowMilliseconds())
         host.setInt(session, Field.x.rawValue, spawn.x)
@@ -197,7 +205,7 @@ struct Game {
     func move(_ request: Request, _ room: game_id) -> Int32 {
         var tokens = request.argumentTokens
         guard let direction = tokens.next(), tokens.next() == nil, let step = Game.step(direction) else {
-            return fail("SYNTAX", "usage: MOVE N|S|E|W")
+            return fail("SYNTAX", "usage: MOVE N|S|E|W (or UP|DOWN|RIGHT|LEFT)")
         }
         guard let x = host.int(session, Field.x.rawValue), let y = host.int(session, Field.y.rawValue) else {
             return GAME_ERR_STATE
@@ -380,6 +388,6 @@ struct Game {
 
 /// Bounds on what one player can make the game store or send.
 enum StateLimits {
-    /// A chat event: name, verb and text, cut at this many bytes.
-    static let maxChat = 512
+    /// A chat event: verb, name and the longest text a request can carry.
+    static let maxChat = 4096 + 64
 }

@@ -72,10 +72,27 @@ public struct LineWriter {
         if taken < bytes.count { isTruncated = true }
     }
 
-    /// Appends untrusted text, replacing each control byte with a space.
+    /// Appends untrusted UTF-8 text, replacing each control character (C0,
+    /// DEL and the C1 range U+0080...U+009F) with a space. Text that does not
+    /// fit is cut at a character boundary, so the line stays valid UTF-8.
     public mutating func appendText(_ bytes: UnsafeRawBufferPointer) {
-        for byte in bytes {
-            append(byte: Bytes.isControl(byte) ? 0x20 : byte)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == 0xC2, index + 1 < bytes.count, (0x80...0x9F).contains(bytes[index + 1]) {
+                guard count < buffer.count else { isTruncated = true; return }
+                append(byte: 0x20)
+                index += 2
+                continue
+            }
+            let length = byte < 0x80 ? 1 : byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
+            guard count + length <= buffer.count else { isTruncated = true; return }
+            if Bytes.isControl(byte) {
+                append(byte: 0x20)
+            } else {
+                append(raw: UnsafeRawBufferPointer(rebasing: bytes[index..<min(index + length, bytes.count)]))
+            }
+            index += length
         }
     }
 

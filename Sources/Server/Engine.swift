@@ -211,6 +211,13 @@ final class Engine {
 
     private func installSignalHandlers() {
         signal(SIGPIPE, SIG_IGN)
+        // A parent may hand us a mask that blocks these (test runners and
+        // some supervisors do); blocked, they would never reach libuv.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &set, nil)
         for number in [SIGINT, SIGTERM] {
             let handle = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
             uv_signal_init(loop, handle)
@@ -230,13 +237,11 @@ final class Engine {
         guard !shuttingDown else { return }
         shuttingDown = true
         listener?.close()
+        // Everyone hears of the shutdown before anyone hears of a departure.
         var ids: [GameID] = []
         sessions.forEachID { ids.append($0) }
-        for id in ids {
-            guard let record = sessions[id] else { continue }
-            record.connection.enqueue(line: Replies.shutdown)
-            tearDown(id)
-        }
+        for id in ids { sessions[id]?.connection.enqueue(line: Replies.shutdown) }
+        for id in ids { tearDown(id) }
         let timer = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
         uv_timer_init(loop, timer)
         timer.pointee.data = Unmanaged.passUnretained(self).toOpaque()

@@ -28,6 +28,12 @@ struct GameServerCommand: ParsableCommand {
     @Option(help: "Bytes queued for a client that does not read before it is disconnected.")
     var maxOutputBytes = 1 << 20
 
+    @Option(help: "Most sessions in one room.")
+    var maxRoomMembers = 256
+
+    @Option(help: "Most rooms at once.")
+    var maxRooms = 10_000
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -36,6 +42,7 @@ struct GameServerCommand: ParsableCommand {
         guard maxLineLength >= 16 else { throw ValidationError("--max-line-length must be at least 16") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard maxOutputBytes >= 1024 else { throw ValidationError("--max-output-bytes must be at least 1024") }
+        guard maxRoomMembers >= 1, maxRooms >= 1 else { throw ValidationError("room limits must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -68,6 +75,8 @@ struct GameServerCommand: ParsableCommand {
             limits.maxLineLength = maxLineLength
             limits.maxConnections = maxConnections
             limits.maxOutputBytes = maxOutputBytes
+            limits.maxRoomMembers = maxRoomMembers
+            limits.maxRooms = maxRooms
             engine = try Engine(loop: loop, limits: limits, logger: logger, loader: loader, module: loaded)
         } catch {
             logger.critical("refusing to start: module \(modulePath) has a bad schema: \(error)")

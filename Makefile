@@ -1,0 +1,35 @@
+# Hotswap: the two commands a new user needs are `make run` and `make test`.
+# Both install libuv's headers with apt-get first when they are missing.
+
+SWIFT ?= swift
+ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build release run test clean
+
+# libuv1-dev for the engine's event loop; pkg-config so SwiftPM finds it.
+deps:
+	@if ! pkg-config --exists libuv 2>/dev/null; then \
+		echo "installing libuv1-dev (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libuv1-dev pkg-config; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# Builds a release server and its default game, then serves on 127.0.0.1:7777.
+# Extra flags: make run ARGS="--port 9000 --log-level debug"
+run: release
+	.build/release/gameserver $(ARGS)
+
+# Builds everything the tests load (server, GameLogic and fixture dylibs),
+# then runs the whole suite.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --disable-xctest
+
+clean:
+	rm -rf .build

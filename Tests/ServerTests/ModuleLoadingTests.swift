@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+
+/// The engine refuses modules it cannot trust, at start-up, with the reason.
+@Suite struct ModuleLoadingTests {
+    @Test func missingModuleIsRefused() throws {
+        let result = try runServerExpectingExit(["--module", "/nonexistent/libNothing.so"])
+        #expect(result.status != 0)
+        #expect(result.log.contains("module not found: /nonexistent/libNothing.so"))
+        #expect(!result.log.contains("listening on"))
+    }
+
+    @Test func moduleWithWrongABIVersionIsRefused() throws {
+        let path = Products.library("WrongABIModule").path
+        let result = try runServerExpectingExit(["--module", path])
+        #expect(result.status != 0)
+        #expect(result.log.contains("was built for ABI 2.0, this engine speaks ABI 1.0"))
+        #expect(!result.log.contains("listening on"))
+    }
+
+    @Test func fileThatIsNotALibraryIsRefused() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-module-\(UUID()).so")
+        try Data("this is not an ELF file".utf8).write(to: path)
+        defer { try? FileManager.default.removeItem(at: path) }
+        let result = try runServerExpectingExit(["--module", path.path])
+        #expect(result.status != 0)
+        #expect(result.log.contains("cannot load module \(path.path)"))
+    }
+
+    @Test func defaultModuleIsFoundBesideTheServerAndLoadedFromAPrivateCopy() throws {
+        let server = try TestServer()
+        #expect(server.log.contains("loaded module gems 1.0.0 from \(Products.library("GameLogic").path)"))
+        let client = try server.connect()
+        #expect(try client.call("PING") == "+PONG")
+        // The build output itself is never mapped: a private copy is.
+        let maps = try String(contentsOfFile: "/proc/\(server.process.processIdentifier)/maps", encoding: .utf8)
+        #expect(maps.contains("hotswap-modules-"))
+        #expect(!maps.contains(Products.library("GameLogic").path))
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+
+/// A blocking TCP client that speaks the line protocol, as a player's game
+/// client would. Replies (`+`/`-`) and pushed events (`>`) arrive on the
+/// same socket; `call` returns the reply and queues the events it passes.
+final class LineClient {
+    private let socket: Int32
+    private var buffer: [UInt8] = []
+    private(set) var events: [String] = []
+
+    init(port: Int, timeout: TimeInterval = 10) throws {
+        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw TestFailure("socket: \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(socket)
+            throw TestFailure("connect to port \(port): errno \(errno)")
+        }
+        var limit = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(socket) }
+
+    /// Writes raw bytes, exactly as given.
+    func write(_ bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw TestFailure("send failed: errno \(errno)") }
+            sent += n
+        }
+    }
+
+    func send(_ line: String) throws { try write(Array((line + "\r\n").utf8)) }
+
+    /// The next line from the server, or nil at end of stream.
+    func readLine() throws -> String? {
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0A) {
+                var line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                if line.last == 0x0D { line.removeLast() }
+                return String(decoding: line, as: UTF8.self)
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            if n == 0 { return nil }
+            guard n > 0 else { throw TestFailure("no line from server (errno \(errno))") }
+            buffer.append(contentsOf: chunk[..<n])
+        }
+    }
+
+    /// The next reply, queueing any events that come before it.
+    func reply() throws -> String {
+        while let line = try readLine() {
+            if line.hasPrefix(">") { events.append(line) } else { return line }
+        }
+        throw TestFailure("connection closed while waiting for a reply")
+    }
+
+    /// Sends a request and returns its reply.
+    func call(_ line: String) throws -> String {
+        try send(line)
+        return try reply()
+    }
+
+    /// The next pushed event (queued or still to arrive).
+    func event() throws -> String {
+        if !events.isEmpty { return events.removeFirst() }
+        while let line = try readLine() {
+            if line.hasPrefix(">") { return line }
+            throw TestFailure("expected an event, got reply '\(line)'")
+        }
+        throw TestFailure("connection closed while waiting for an event")
+    }
+
+    /// True when the server closes the connection (reading only end of file).
+    func closedByServer() throws -> Bool {
+        try readLine() == nil
+    }
+
+    /// Closes our sending side only; replies still arrive.
+    func halfClose() { shutdown(socket, Int32(SHUT_WR)) }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+
+/// The folder holding the package's build products (the gameserver binary,
+/// libGameLogic.so and the fixture modules): the test runner lives there.
+enum Products {
+    static let directory: URL = {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            .deletingLastPathComponent()
+    }()
+
+    static var server: URL { directory.appendingPathComponent("gameserver") }
+    static func library(_ name: String) -> URL { directory.appendingPathComponent("lib\(name).so") }
+}
+
+/// A real `gameserver` process on a free port, with its log captured.
+final class TestServer: @unchecked Sendable {
+    let process = Process()
+    private let errors = Pipe()
+    private let lock = NSLock()
+    private var logText = ""
+    private(set) var port = 0
+
+    /// Starts the server and waits for its "listening on" line.
+    init(arguments: [String] = []) throws {
+        process.executableURL = Products.server
+        process.arguments = ["--port", "0"] + arguments
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self, !data.isEmpty else { return }
+            self.lock.withLock { self.logText += String(decoding: data, as: UTF8.self) }
+        }
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let match = log.firstMatch(of: /listening on [^\s]+:(\d+)/) {
+                port = Int(match.1)!
+                return
+            }
+            if !process.isRunning { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        process.terminate()
+        throw TestFailure("server did not start; log:\n\(log)")
+    }
+
+    var log: String { lock.withLock { logText } }
+
+    func connect() throws -> LineClient { try LineClient(port: port) }
+
+    /// Sends SIGTERM and waits for the exit status. A server that has not
+    /// exited after `grace` seconds is killed, and the status says so.
+    @discardableResult
+    func stop(grace: TimeInterval = 10) -> Int32 {
+        if process.isRunning { process.terminate() }
+        return waitForExit(grace: grace)
+    }
+
+    /// Waits for the server to exit by itself; kills it after `grace`.
+    func waitForExit(grace: TimeInterval = 10) -> Int32 {
+        let deadline = Date().addingTimeInterval(grace)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit { stop() }
+}
+
+/// Runs `gameserver` to completion (for start-up failures) and returns its
+/// exit status and log.
+func runServerExpectingExit(_ arguments: [String]) throws -> (status: Int32, log: String) {
+    let process = Process()
+    process.executableURL = Products.server
+    process.arguments = ["--port", "0"] + arguments
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    let data = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
