@@ -92,7 +92,7 @@ struct Game {
     // MARK: Rooms
 
     func listRooms() -> Int32 {
-        withUnsafeTemporaryAllocation(of: game_id.self, capacity: 64) { rooms in
+        withIDs(64) { rooms in
             let count = min(host.rooms(into: rooms), rooms.count)
             return withScratch(64 * (Game.maxRoomName + 8) + 16) { buffer in
                 var line = LineWriter.reply(buffer)
@@ -262,7 +262,7 @@ struct Game {
             for cell in 0..<(size * size) {
                 cells[cell] = gems & (1 << Int64(cell)) != 0 ? UInt8(ascii: "*") : UInt8(ascii: ".")
             }
-            withUnsafeTemporaryAllocation(of: game_id.self, capacity: Game.memberBatch) { members in
+            withIDs(Game.memberBatch) { members in
                 let count = min(host.members(of: room, into: members), members.count)
                 for member in members[0..<count] where member != session {
                     if let x = host.int(member, Field.x.rawValue), let y = host.int(member, Field.y.rawValue),
@@ -360,7 +360,7 @@ struct Game {
 
     /// `+HEADER item item ...` over the room's members, in join order.
     func forEachMember(of room: game_id, header: StaticString, _ item: (game_id, inout LineWriter) -> Void) -> Int32 {
-        withUnsafeTemporaryAllocation(of: game_id.self, capacity: Game.memberBatch) { members in
+        withIDs(Game.memberBatch) { members in
             let count = min(host.members(of: room, into: members), members.count)
             return withScratch(16 + count * (Game.maxNameLength + 12)) { buffer in
                 var line = LineWriter.reply(buffer)

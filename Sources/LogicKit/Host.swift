@@ -145,7 +145,33 @@ public struct Host {
 
 /// Stack scratch memory for building lines and reading strings: the logic
 /// equivalent of a reused buffer, without any state kept between calls.
+///
+/// `withUnsafeTemporaryAllocation` uses the stack only up to 1 KiB on Linux
+/// and falls back to malloc above that, which would put an allocation on
+/// every chat line; up to `maxStackScratch` bytes an `InlineArray` local
+/// keeps it on the stack instead.
 @inlinable @discardableResult
 public func withScratch<R>(_ byteCount: Int, _ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
-    withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 8, body)
+    if byteCount <= 1024 {
+        return withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 8, body)
+    }
+    if byteCount <= maxStackScratch {
+        var storage = InlineArray<8192, UInt8>(repeating: 0)
+        var span = storage.mutableSpan
+        return span.withUnsafeMutableBytes { raw in
+            body(UnsafeMutableRawBufferPointer(rebasing: raw[0..<byteCount]))
+        }
+    }
+    return withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 8, body)
+}
+
+/// The largest scratch `withScratch` keeps on the stack.
+public let maxStackScratch = 8192
+
+/// Stack room for up to `capacity` ids (room members, room lists).
+@inlinable @discardableResult
+public func withIDs<R>(_ capacity: Int, _ body: (UnsafeMutableBufferPointer<game_id>) -> R) -> R {
+    withScratch(capacity * MemoryLayout<game_id>.stride) { raw in
+        raw.withMemoryRebound(to: game_id.self) { body($0) }
+    }
 }

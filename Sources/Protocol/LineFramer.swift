@@ -104,7 +104,7 @@ public struct LineFramer: Sendable {
     private mutating func keep(_ tail: UnsafeRawBufferPointer) -> Outcome {
         let total = partial.count + tail.count
         if total > maxLineLength + 1
-            || (total == maxLineLength + 1 && tail.last != UInt8(ascii: "\r"))
+            || (total == maxLineLength + 1 && tail[tail.count - 1] != UInt8(ascii: "\r"))
         {
             return fail()
         }
@@ -120,10 +120,12 @@ public struct LineFramer: Sendable {
     }
 
     private static func trimCR(_ line: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
-        if let last = line.last, last == UInt8(ascii: "\r") {
-            return UnsafeRawBufferPointer(rebasing: line[0..<(line.count - 1)])
+        // Indexing, not `.last`: the generic accessor is not specialised in
+        // debug builds and would allocate per line.
+        guard line.count > 0, let base = line.baseAddress, line[line.count - 1] == UInt8(ascii: "\r") else {
+            return line
         }
-        return line
+        return UnsafeRawBufferPointer(start: base, count: line.count - 1)
     }
 
     private static func firstNewline(in chunk: UnsafeRawBufferPointer, from start: Int) -> Int? {
