@@ -18,6 +18,9 @@ struct EngineLimits {
 struct SessionRecord {
     let connection: Connection
     var room: GameID?
+    /// Set as teardown starts: the module's hook then sees the session
+    /// still alive, and a close asked for from the hook is not run twice.
+    var closing = false
 }
 
 /// A room: its name (engine-owned, for `room_find`) and its members in join
@@ -62,6 +65,8 @@ final class Engine {
     var roomsToCheck: [GameID] = []
 
     private var flushList: [Connection] = []
+    /// Connections whose handle is not yet closed (players and admins).
+    private(set) var openConnections = 0
     private let readBuffer: UnsafeMutableRawPointer
     static let readBufferSize = 64 * 1024
     private let flushHandle: UnsafeMutablePointer<uv_check_t>
@@ -168,7 +173,8 @@ final class Engine {
     /// Removes a session: the module hears of it first (its room and fields
     /// are still there to read), then it leaves its room and its row resets.
     func tearDown(_ id: GameID) {
-        guard let slot = sessions.slotIndex(of: id) else { return }
+        guard let slot = sessions.slotIndex(of: id), !sessions[slot: slot].closing else { return }
+        sessions[slot: slot].closing = true
         if let hook = module.sessionClosed {
             withModuleCall { hook(id.raw, table) }
         }
@@ -193,7 +199,7 @@ final class Engine {
         // flush() may queue more connections (a finished close); keep going.
         while index < flushList.count {
             let connection = flushList[index]
-            if connection.bufferedOutput > limits.maxOutputBytes {
+            if connection.overOutputLimit {
                 logger.warning("client not reading, output over limit; closing", metadata: [
                     "session": "\(connection.sessionID)", "bytes": "\(connection.bufferedOutput)"])
                 connection.abort()
@@ -204,7 +210,15 @@ final class Engine {
         }
         flushList.removeAll(keepingCapacity: true)
         if flushList.capacity > 65_536 { flushList = []; flushList.reserveCapacity(1024) }
-        if shuttingDown && sessions.count == 0 { finishShutdown() }
+        if shuttingDown && openConnections == 0 { finishShutdown() }
+    }
+
+    func connectionOpened() { openConnections += 1 }
+
+    /// A connection's handle is closed and freed.
+    func connectionClosed() {
+        openConnections -= 1
+        if shuttingDown && openConnections == 0 { finishShutdown() }
     }
 
     // MARK: - Shutdown
@@ -256,8 +270,8 @@ final class Engine {
         guard flushHandle.pointee.data != nil else { return }
         flushHandle.pointee.data = nil
         // Connections still draining after the grace period are cut off.
-        // Every TCP handle not yet closing is a connection: the listener was
-        // closed when shutdown began.
+        // Every TCP handle not yet closing is a connection: the listeners
+        // were closed when shutdown began.
         uv_walk(loop, { handle, _ in
             guard let handle, uv_is_closing(handle) == 0, handle.pointee.type == UV_TCP,
                 let data = handle.pointee.data

@@ -39,6 +39,17 @@
  *                           const game_state_table *t);                required
  *   void     hotswap_session_closed(game_id session,
  *                                   const game_state_table *t);        optional
+ *   int32_t  hotswap_migrate(const game_migration *m, game_id entity,
+ *                            const game_state_table *t);               optional
+ *   int32_t  hotswap_load(const game_state_table *t,
+ *                         const uint8_t *from_version, size_t length); optional
+ *
+ * Reload (see docs/ARCHITECTURE.md): the engine maps the new module, reads
+ * its schema, binds it to a staged copy of the store (fields matched by
+ * name and type; new ones get their default; dropped ones are kept hidden
+ * for a rollback), calls hotswap_migrate once per live entity, then
+ * hotswap_load; only if every step returned GAME_OK does the new module
+ * replace the old one, between two messages. Otherwise nothing changed.
  */
 #ifndef HOTSWAP_GAME_ABI_H
 #define HOTSWAP_GAME_ABI_H
@@ -103,6 +114,11 @@ typedef uint64_t game_id;
 /* A string field whose values are unique among live entities of its kind;
  * the engine keeps an index and offers find_by_string on it. */
 #define GAME_FIELD_UNIQUE 1u
+
+/* The field's values are computed by hotswap_migrate from the outgoing
+ * module's data. Required when a field keeps its name but changes type: a
+ * retyped field without it (or without a migrate export) is refused. */
+#define GAME_FIELD_MIGRATED 2u
 
 #define GAME_MAX_STRING 1024
 #define GAME_MAX_FIELD_NAME 32
@@ -220,12 +236,41 @@ struct game_state_table {
     void (*log)(const game_state_table *t, int32_t level, const uint8_t *text, size_t length);
 };
 
+/* ---- Migration ----------------------------------------------------------- */
+
+typedef struct game_migration game_migration;
+
+/*
+ * Passed to hotswap_migrate during a reload. The state table passed with it
+ * writes to the staged store (the new schema); these read the values the
+ * outgoing module stored, by field name, whatever their new shape. During a
+ * migration the table refuses output and room changes (GAME_ERR_STATE):
+ * a migration that fails must leave no trace.
+ */
+struct game_migration {
+    uint32_t size;
+    uint32_t abi_version;
+    void *engine;
+    const uint8_t *from_version;   /* the outgoing module's version string */
+    size_t from_version_length;
+
+    int32_t (*old_get_int)(const game_migration *m, game_id entity,
+                           const uint8_t *name, size_t name_length, int64_t *out);
+    int32_t (*old_get_string)(const game_migration *m, game_id entity,
+                              const uint8_t *name, size_t name_length,
+                              uint8_t *buffer, size_t capacity, size_t *out_length);
+};
+
 /* ---- Export signatures ------------------------------------------------- */
 
 typedef uint32_t (*hotswap_abi_version_fn)(void);
 typedef int32_t (*hotswap_describe_fn)(const game_describer *d);
 typedef int32_t (*hotswap_handle_fn)(const game_message *m, const game_state_table *t);
 typedef void (*hotswap_session_closed_fn)(game_id session, const game_state_table *t);
+typedef int32_t (*hotswap_migrate_fn)(const game_migration *m, game_id entity,
+                                      const game_state_table *t);
+typedef int32_t (*hotswap_load_fn)(const game_state_table *t,
+                                   const uint8_t *from_version, size_t length);
 
 #ifdef __cplusplus
 }

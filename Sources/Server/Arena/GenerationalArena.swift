@@ -71,10 +71,16 @@ struct GenerationalArena<Element> {
         guard let index = slotIndex(of: id) else { return nil }
         let value = slots[index].value
         slots[index].value = nil
-        var next = (slots[index].generation + 1) & GameID.generationMask
-        if next == 0 { next = 1 }  // generation 0 would make id 0 reachable
-        slots[index].generation = next
-        freeList.append(UInt32(index))
+        let next = (slots[index].generation + 1) & GameID.generationMask
+        if next == 0 {
+            // Every generation of this slot has been handed out: reusing it
+            // would bring a very old id back to life, so retire the slot
+            // (four bytes, after 16.7 million reuses).
+            slots[index].generation = 0
+        } else {
+            slots[index].generation = next
+            freeList.append(UInt32(index))
+        }
         count -= 1
         return value
     }

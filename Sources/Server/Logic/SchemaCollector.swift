@@ -69,7 +69,7 @@ final class SchemaCollector {
 
     private static func bytes(_ pointer: UnsafePointer<UInt8>?, _ length: Int) -> [UInt8]? {
         if length == 0 { return [] }
-        guard let pointer, length <= Int(GAME_MAX_STRING) else { return nil }
+        guard let pointer, length > 0, length <= Int(GAME_MAX_STRING) else { return nil }
         return Array(UnsafeBufferPointer(start: pointer, count: length))
     }
 

@@ -38,8 +38,8 @@ enum StateTable {
             close_session: { t, session in
                 let engine = StateTable.engine(t)
                 let id = GameID(raw: session)
-                guard engine.sessions.contains(id) else { return GAME_ERR_BAD_SESSION }
-                if !engine.pendingCloses.contains(id) { engine.pendingCloses.append(id) }
+                guard let record = engine.sessions[id] else { return GAME_ERR_BAD_SESSION }
+                if !record.closing && !engine.pendingCloses.contains(id) { engine.pendingCloses.append(id) }
                 return GAME_OK
             },
             room_create: { t, name, length, out in
@@ -73,7 +73,7 @@ enum StateTable {
             },
             room_members: { t, room, out, capacity, count in
                 let engine = StateTable.engine(t)
-                guard let count, out != nil || capacity == 0 else { return GAME_ERR_BAD_ARGUMENT }
+                guard let count, capacity >= 0, out != nil || capacity == 0 else { return GAME_ERR_BAD_ARGUMENT }
                 guard let value = engine.rooms[GameID(raw: room)] else { return GAME_ERR_BAD_ROOM }
                 for (index, member) in value.members.prefix(capacity).enumerated() { out![index] = member.raw }
                 count.pointee = value.members.count
@@ -86,7 +86,7 @@ enum StateTable {
             },
             room_list: { t, out, capacity, count in
                 let engine = StateTable.engine(t)
-                guard let count, out != nil || capacity == 0 else { return GAME_ERR_BAD_ARGUMENT }
+                guard let count, capacity >= 0, out != nil || capacity == 0 else { return GAME_ERR_BAD_ARGUMENT }
                 var total = 0
                 engine.rooms.forEachID { id in
                     if total < capacity { out![total] = id.raw }
@@ -97,7 +97,7 @@ enum StateTable {
             },
             room_name: { t, room, buffer, capacity, length in
                 let engine = StateTable.engine(t)
-                guard let length, buffer != nil || capacity == 0 else { return GAME_ERR_BAD_ARGUMENT }
+                guard let length, capacity >= 0, buffer != nil || capacity == 0 else { return GAME_ERR_BAD_ARGUMENT }
                 guard let value = engine.rooms[GameID(raw: room)] else { return GAME_ERR_BAD_ROOM }
                 value.name.withUnsafeBytes { StateTable.copyOut($0, buffer, capacity, length) }
                 return GAME_OK
@@ -119,7 +119,7 @@ enum StateTable {
             },
             get_string: { t, entity, field, buffer, capacity, length in
                 let engine = StateTable.engine(t)
-                guard let length, buffer != nil || capacity == 0 else { return GAME_ERR_BAD_ARGUMENT }
+                guard let length, capacity >= 0, buffer != nil || capacity == 0 else { return GAME_ERR_BAD_ARGUMENT }
                 switch engine.resolve(entity, field, .string) {
                 case .success(let (binding, row)):
                     engine.store.withString(binding, row: row) { StateTable.copyOut($0, buffer, capacity, length) }
@@ -185,7 +185,7 @@ enum StateTable {
     }
 
     private static func string(_ bytes: UnsafePointer<UInt8>?, _ length: Int) -> UnsafeRawBufferPointer? {
-        guard length <= Int(GAME_MAX_STRING) else { return nil }
+        guard length >= 0, length <= Int(GAME_MAX_STRING) else { return nil }
         if length == 0 { return UnsafeRawBufferPointer(start: nil, count: 0) }
         guard let bytes else { return nil }
         return UnsafeRawBufferPointer(start: bytes, count: length)

@@ -26,8 +26,13 @@ final class Connection {
     enum State {
         /// Reading requests, writing replies.
         case open
-        /// No more reading; closes once everything pending is written.
+        /// No more requests; closes once everything pending is written.
         case draining
+        /// All written and FIN sent; unread input is discarded until the
+        /// peer closes too (or a short timer ends it). Closing with unread
+        /// input would make the kernel send RST, which can destroy the last
+        /// reply (a `+BYE`, a `-ERR LINE_TOO_LONG`) before the client reads it.
+        case lingering
         /// `uv_close` was called; waiting for its callback.
         case closed
     }
@@ -44,6 +49,13 @@ final class Connection {
     var sessionID = GameID(raw: 0)
     /// Set while the connection sits in the engine's flush list.
     var queuedForFlush = false
+    /// Set when queued output passed the engine's limit: nothing more is
+    /// queued and the engine cuts the connection off at the next flush.
+    private(set) var overOutputLimit = false
+    private var shutdownRequest: UnsafeMutablePointer<uv_shutdown_t>?
+    private var lingerTimer: UnsafeMutablePointer<uv_timer_t>?
+    /// How long a closing connection waits for the peer's FIN.
+    static let lingerMilliseconds: UInt64 = 2000
 
     /// Takes over an initialised, accepted `stream`.
     init(engine: Engine, stream: UnsafeMutablePointer<uv_tcp_t>, maxLineLength: Int) {
@@ -53,6 +65,7 @@ final class Connection {
         self.framer = LineFramer(maxLineLength: maxLineLength)
         stream.pointee.data = Unmanaged.passRetained(self).toOpaque()
         writeRequest.pointee.data = stream.pointee.data
+        engine.connectionOpened()
     }
 
     private var streamPointer: UnsafeMutablePointer<uv_stream_t> {
@@ -69,7 +82,17 @@ final class Connection {
 
     /// Queues one line and its CRLF terminator.
     func enqueue(line: UnsafeRawBufferPointer) {
-        guard state != .closed else { return }
+        guard state == .open || state == .draining, !overOutputLimit else { return }
+        if bufferedOutput + line.count + 2 > engine.limits.maxOutputBytes {
+            // A client that does not read cannot grow our memory.
+            overOutputLimit = true
+            pending.removeAll()
+            if !queuedForFlush {
+                queuedForFlush = true
+                engine.markForFlush(self)
+            }
+            return
+        }
         pending.append(line)
         pending.append(byte: 0x0D)
         pending.append(byte: 0x0A)
@@ -82,9 +105,9 @@ final class Connection {
     /// Writes what is pending. Called by the engine once per loop turn.
     func flush() {
         queuedForFlush = false
-        guard state != .closed, !writing else { return }
+        guard state == .open || state == .draining, !writing else { return }
         guard let base = pending.base, pending.count > 0 else {
-            if state == .draining { finishClose() }
+            if state == .draining { linger() }
             return
         }
         var buffer = uv_buf_init(UnsafeMutableRawPointer(base).assumingMemoryBound(to: CChar.self), UInt32(pending.count))
@@ -92,7 +115,7 @@ final class Connection {
         if written == Int32(pending.count) {
             pending.removeAll()
             pending.trim(keeping: Connection.retainedBufferBytes)
-            if state == .draining { finishClose() }
+            if state == .draining { linger() }
             return
         }
         if written < 0 && written != UV_EAGAIN.rawValue {
@@ -126,15 +149,38 @@ final class Connection {
     /// Closes now, dropping unsent output (peer gone or misbehaving).
     func abort() {
         guard state != .closed else { return }
-        state = .draining
         pending.removeAll()
         finishClose()
     }
 
+    /// Everything is written: send FIN, then wait for the peer's.
+    private func linger() {
+        guard state == .draining else { return }
+        state = .lingering
+        engine.connectionClosing(self)
+        let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+        request.pointee.data = stream.pointee.data
+        shutdownRequest = request
+        guard uv_shutdown(request, streamPointer, Connection.onShutdown) == 0 else {
+            finishClose()
+            return
+        }
+        let timer = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
+        uv_timer_init(engine.loop, timer)
+        timer.pointee.data = stream.pointee.data
+        lingerTimer = timer
+        uv_timer_start(timer, { timer in
+            Connection.from(timer!.pointee.data).finishClose()
+        }, Connection.lingerMilliseconds, 0)
+        // Drain and discard whatever the client still sends.
+        if uv_read_start(streamPointer, Connection.onAlloc, Connection.onDiscard) != 0 { finishClose() }
+    }
+
     private func finishClose() {
         guard state != .closed else { return }
+        if state != .lingering { engine.connectionClosing(self) }
         state = .closed
-        engine.connectionClosing(self)
+        if let lingerTimer { Engine.closeAndFree(lingerTimer) }
         uv_close(UnsafeMutableRawPointer(stream).assumingMemoryBound(to: uv_handle_t.self), Connection.onClose)
     }
 
@@ -182,10 +228,23 @@ final class Connection {
         }
     }
 
+    /// Reads while lingering: input is dropped; EOF or an error ends it.
+    private static let onDiscard: uv_read_cb = { stream, nread, _ in
+        if nread < 0 { from(stream!.pointee.data).finishClose() }
+    }
+
+    private static let onShutdown: uv_shutdown_cb = { request, _ in
+        // Nothing to do: the FIN is out (or the socket is gone, which the
+        // discarding read will report).
+        _ = request
+    }
+
     private static let onClose: uv_close_cb = { handle in
         let raw = handle!.pointee.data!
         let connection = Unmanaged<Connection>.fromOpaque(raw).takeRetainedValue()
         connection.writeRequest.deallocate()
+        connection.shutdownRequest?.deallocate()
         connection.stream.deallocate()
+        connection.engine.connectionClosed()
     }
 }
