@@ -14,13 +14,21 @@ let package = Package(
     name: "Hotswap",
     products: [
         .executable(name: "gameserver", targets: ["Server"]),
+        .executable(name: "gamectl", targets: ["gamectl"]),
         .library(name: "GameLogic", type: .dynamic, targets: ["GameLogic"]),
-        // Test fixture: a module that exports the wrong ABI version.
+        // Test fixtures: logic modules the tests load into a real server.
+        .library(name: "GameLogicV2", type: .dynamic, targets: ["GameLogicV2"]),
+        .library(name: "GameLogicV3", type: .dynamic, targets: ["GameLogicV3"]),
         .library(name: "WrongABIModule", type: .dynamic, targets: ["WrongABIModule"]),
+        .library(name: "NoHandleModule", type: .dynamic, targets: ["NoHandleModule"]),
+        .library(name: "RetypeWithoutMigrateModule", type: .dynamic, targets: ["RetypeWithoutMigrateModule"]),
+        .library(name: "FailingMigrateModule", type: .dynamic, targets: ["FailingMigrateModule"]),
+        .library(name: "FailingLoadModule", type: .dynamic, targets: ["FailingLoadModule"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -37,10 +45,23 @@ let package = Package(
                 "CLibUV", "GameABI", "Protocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .executableTarget(
+            name: "gamectl",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "tools/gamectl"
+        ),
         .target(name: "GameLogic", dependencies: ["GameABI", "LogicKit", "Protocol"]),
+        .target(name: "GameLogicV2", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Tests/Fixtures/GameLogicV2"),
+        .target(name: "GameLogicV3", dependencies: ["GameABI"], path: "Tests/Fixtures/GameLogicV3"),
         .target(name: "WrongABIModule", dependencies: ["GameABI"], path: "Tests/Fixtures/WrongABIModule"),
+        .target(name: "NoHandleModule", dependencies: ["GameABI"], path: "Tests/Fixtures/NoHandleModule"),
+        .target(name: "RetypeWithoutMigrateModule", dependencies: ["GameABI"],
+                path: "Tests/Fixtures/RetypeWithoutMigrateModule"),
+        .target(name: "FailingMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingMigrateModule"),
+        .target(name: "FailingLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingLoadModule"),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "GameABI"]),
     ]

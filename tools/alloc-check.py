@@ -20,13 +20,13 @@ COMMANDS = ["PING", "LOOK", "SAY hello there", "MOVE N", "WHO", "SCORE", "ROOMS"
 
 def allocations(command: str, batches: int) -> int:
     proc = subprocess.Popen(
-        ["valgrind", "--tool=memcheck", "--leak-check=no", SERVER, "--port", "0"],
+        ["valgrind", "--tool=memcheck", "--leak-check=no", SERVER, "--port", "0", "--admin-port", "0"],
         stderr=subprocess.PIPE, text=True)
     port = None
     log = []
     for line in proc.stderr:
         log.append(line)
-        match = re.search(r"listening on [^\s]+:(\d+)", line)
+        match = re.search(r"\] listening on [^\s]+:(\d+)", line)
         if match:
             port = int(match.group(1))
             break

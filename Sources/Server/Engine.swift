@@ -51,10 +51,23 @@ final class Engine {
     var store = StateStore()
 
     let loader: ModuleLoader
-    private(set) var module: LoadedModule
+    var module: LoadedModule
     /// The store columns of the current module's fields, by declared index.
-    private(set) var bindings: [FieldBinding]
+    var bindings: [FieldBinding]
     let table: UnsafeMutablePointer<game_state_table>
+
+    /// The module that served before the last swap, kept for ROLLBACK.
+    var previousModule: LoadedModule?
+    /// Every module swapped in, oldest first (all still mapped).
+    var loadHistory: [LoadedModule] = []
+    /// `.migrating` while a reload runs module code on a staged store.
+    var phase = Phase.serving
+    enum Phase { case serving, migrating }
+    /// Set by a swap: the next handle call is timed (the first call into a
+    /// new image pays for the Swift runtime's emptied caches).
+    var measureNextCall = false
+    var stats = EngineStats()
+    let admin: AdminSettings
 
     /// The request being handled, for `reply`.
     var current: (session: GameID, connection: Connection)?
@@ -71,19 +84,23 @@ final class Engine {
     static let readBufferSize = 64 * 1024
     private let flushHandle: UnsafeMutablePointer<uv_check_t>
     private var listener: Listener?
+    private var adminListener: Listener?
+    var watcher: ModuleWatcher?
     private var signals: [UnsafeMutablePointer<uv_signal_t>] = []
     private var shutdownTimer: UnsafeMutablePointer<uv_timer_t>?
     private(set) var shuttingDown = false
 
-    init(loop: UnsafeMutablePointer<uv_loop_t>, limits: EngineLimits, logger: Logger,
+    init(loop: UnsafeMutablePointer<uv_loop_t>, limits: EngineLimits, admin: AdminSettings, logger: Logger,
          loader: ModuleLoader, module: LoadedModule) throws(SchemaError)
     {
         self.loop = loop
+        self.admin = admin
         self.limits = limits
         self.logger = logger
         self.loader = loader
         self.module = module
         self.bindings = try store.bind(module.fields)
+        self.loadHistory = [module]
         store.ensureRows(.global, 1)
         table = .allocate(capacity: 1)
         readBuffer = .allocate(byteCount: Engine.readBufferSize, alignment: 16)
@@ -99,9 +116,17 @@ final class Engine {
 
     /// Binds the game port; returns the address actually bound.
     func listen(host: String, port: Int) throws(ListenError) -> (host: String, port: Int) {
-        let listener = Listener(engine: self)
+        let listener = Listener(engine: self, admin: false)
         let bound = try listener.listen(host: host, port: port, backlog: 511)
         self.listener = listener
+        return bound
+    }
+
+    /// Binds the admin port; returns the address actually bound.
+    func listenAdmin(host: String, port: Int) throws(ListenError) -> (host: String, port: Int) {
+        let listener = Listener(engine: self, admin: true)
+        let bound = try listener.listen(host: host, port: port, backlog: 16)
+        adminListener = listener
         return bound
     }
 
@@ -123,6 +148,16 @@ final class Engine {
 
     /// A new client: give it a session, or refuse it when full.
     func accepted(_ connection: Connection) {
+        if connection.isAdmin {
+            if shuttingDown || stats.adminConnections >= AdminSettings.maxConnections {
+                connection.enqueue(line: Replies.serverFull)
+                connection.closeAfterFlush()
+                return
+            }
+            stats.adminConnections += 1
+            if connection.startReading() < 0 { connection.abort() }
+            return
+        }
         if shuttingDown || sessions.count >= limits.maxConnections {
             connection.enqueue(line: Replies.serverFull)
             connection.closeAfterFlush()
@@ -136,6 +171,10 @@ final class Engine {
 
     /// Bytes from a client: frame them and dispatch each line.
     func received(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
+        if connection.isAdmin {
+            adminReceived(connection, bytes)
+            return
+        }
         let outcome = connection.framer.feed(bytes) { line in
             dispatch(line, from: connection)
             return connection.state == .open
@@ -159,6 +198,7 @@ final class Engine {
     /// Called once per connection, as its handle starts closing for any
     /// reason: a session still attached to it is torn down now.
     func connectionClosing(_ connection: Connection) {
+        if connection.isAdmin { stats.adminConnections -= 1 }
         if sessions.contains(connection.sessionID) {
             tearDown(connection.sessionID)
         }
@@ -251,6 +291,7 @@ final class Engine {
         guard !shuttingDown else { return }
         shuttingDown = true
         listener?.close()
+        adminListener?.close()
         // Everyone hears of the shutdown before anyone hears of a departure.
         var ids: [GameID] = []
         sessions.forEachID { ids.append($0) }
@@ -279,6 +320,7 @@ final class Engine {
             Unmanaged<Connection>.fromOpaque(data).takeUnretainedValue().abort()
         }, nil)
         Engine.closeAndFree(flushHandle)
+        watcher?.stop()
         for handle in signals { Engine.closeAndFree(handle) }
         if let shutdownTimer { Engine.closeAndFree(shutdownTimer) }
     }

@@ -19,6 +19,21 @@ struct GameServerCommand: ParsableCommand {
     @Option(help: "Logic module to load (default: libGameLogic.so next to this executable).")
     var module: String?
 
+    @Option(help: "Address of the admin port. A non-loopback address needs --admin-token.")
+    var adminHost = "127.0.0.1"
+
+    @Option(help: "Admin port (STATUS, RELOAD, ROLLBACK, MODULES); 0 picks a free port.")
+    var adminPort = 7778
+
+    @Option(help: "Token admin clients must send with AUTH (or set GAMESERVER_ADMIN_TOKEN).")
+    var adminToken: String?
+
+    @Option(help: "Directory modules may be loaded from (default: the start-up module's directory).")
+    var modulesDir: String?
+
+    @Flag(help: "Reload by itself when the module file changes (for development).")
+    var watch = false
+
     @Option(help: "Longest request line accepted, in bytes.")
     var maxLineLength = 4096
 
@@ -39,9 +54,12 @@ struct GameServerCommand: ParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        guard (0...65535).contains(adminPort) else { throw ValidationError("--admin-port must be 0...65535") }
         guard maxLineLength >= 16 else { throw ValidationError("--max-line-length must be at least 16") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
-        guard maxOutputBytes >= 1024 else { throw ValidationError("--max-output-bytes must be at least 1024") }
+        guard (1024...(1 << 30)).contains(maxOutputBytes) else {
+            throw ValidationError("--max-output-bytes must be 1024...1073741824")
+        }
         guard maxRoomMembers >= 1, maxRooms >= 1 else { throw ValidationError("room limits must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
@@ -56,12 +74,27 @@ struct GameServerCommand: ParsableCommand {
         let logger = Logger(label: "gameserver")
 
         let modulePath = module ?? GameServerCommand.defaultModulePath()
+        let token = adminToken ?? getenv("GAMESERVER_ADMIN_TOKEN").map { String(cString: $0) }
+        if token == nil && !GameServerCommand.isLoopback(adminHost) {
+            logger.critical("refusing to start: the admin port on \(adminHost) is not loopback; set --admin-token or GAMESERVER_ADMIN_TOKEN")
+            throw ExitCode(2)
+        }
         let loader: ModuleLoader
         let loaded: LoadedModule
+        let settings: AdminSettings
         do {
             loader = try ModuleLoader()
             loaded = try loader.load(path: modulePath)
-        } catch {
+            let directory = modulesDir ?? String(modulePath.split(separator: "/", omittingEmptySubsequences: false)
+                .dropLast().joined(separator: "/"))
+            guard let real = realpath(directory.isEmpty ? "." : directory, nil) else {
+                logger.critical("refusing to start: modules directory \(directory) does not exist")
+                throw ExitCode(2)
+            }
+            defer { free(real) }
+            settings = AdminSettings(token: token.map { Array($0.utf8) }, modulesDirectory: String(cString: real),
+                                     defaultModulePath: modulePath)
+        } catch let error as ModuleLoadError {
             logger.critical("refusing to start: \(error)")
             throw ExitCode(2)
         }
@@ -77,7 +110,8 @@ struct GameServerCommand: ParsableCommand {
             limits.maxOutputBytes = maxOutputBytes
             limits.maxRoomMembers = maxRoomMembers
             limits.maxRooms = maxRooms
-            engine = try Engine(loop: loop, limits: limits, logger: logger, loader: loader, module: loaded)
+            engine = try Engine(loop: loop, limits: limits, admin: settings, logger: logger, loader: loader,
+                                module: loaded)
         } catch {
             logger.critical("refusing to start: module \(modulePath) has a bad schema: \(error)")
             throw ExitCode(2)
@@ -85,17 +119,27 @@ struct GameServerCommand: ParsableCommand {
         logger.info("loaded module \(loaded.name) \(loaded.version) from \(modulePath)")
 
         let bound: (host: String, port: Int)
+        let adminBound: (host: String, port: Int)
         do {
             bound = try engine.listen(host: host, port: port)
+            adminBound = try engine.listenAdmin(host: adminHost, port: adminPort)
         } catch {
             logger.critical("refusing to start: \(error)")
             throw ExitCode(2)
         }
-        // Tests and scripts read the port from this line: keep its shape.
+        if watch { engine.watchModule(path: modulePath) }
+        // Tests and scripts read the ports from these lines: keep their shape
+        // and order (the game port first).
         logger.notice("listening on \(bound.host):\(bound.port)")
+        logger.notice("admin listening on \(adminBound.host):\(adminBound.port)")
         engine.run()
         uv_loop_close(loop)
         logger.notice("stopped")
+    }
+
+    /// 127.0.0.0/8, ::1 and localhost: addresses only this machine reaches.
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     /// `libGameLogic.so` beside the running executable: `swift build` puts

@@ -1,3 +1,4 @@
+import CLibUV
 import GameABI
 
 /// Handing lines to the module, and the rules around each call.
@@ -11,7 +12,16 @@ extension Engine {
         // An empty line still needs a valid pointer for C.
         let bytes = (line.baseAddress ?? readBufferBase).assumingMemoryBound(to: UInt8.self)
         var message = game_message(session: session.raw, line: bytes, length: line.count)
-        let status = withModuleCall { module.handle(&message, table) }
+        let status: Int32
+        if measureNextCall {
+            // The first call into a freshly swapped image is the slow one.
+            measureNextCall = false
+            let started = uv_hrtime()
+            status = withModuleCall { module.handle(&message, table) }
+            stats.firstCallMicroseconds = (uv_hrtime() - started) / 1000
+        } else {
+            status = withModuleCall { module.handle(&message, table) }
+        }
         if !replied {
             connection.enqueue(line: status == GAME_OK ? Replies.noReply : Replies.moduleFailed)
         }

@@ -1,3 +1,4 @@
+import Crypto
 import GameABI
 import Glibc
 
@@ -13,8 +14,12 @@ struct LoadedModule {
     let version: String
     let abiVersion: UInt32
     let fields: [FieldSpec]
+    /// Hex SHA-256 of the file as it was copied.
+    let sha256: String
     let handle: hotswap_handle_fn
     let sessionClosed: hotswap_session_closed_fn?
+    let migrate: hotswap_migrate_fn?
+    let load: hotswap_load_fn?
 }
 
 /// Why a module was refused. The description is what the operator reads.
@@ -60,6 +65,8 @@ enum ModuleLoadError: Error, CustomStringConvertible {
 final class ModuleLoader {
     let privateDirectory: String
     private var loads = 0
+    /// Images mapped into the process (and never unmapped).
+    private(set) var imagesMapped = 0
 
     /// Creates the private directory the copies go to.
     init(temporaryRoot: String = ModuleLoader.defaultTemporaryRoot()) throws(ModuleLoadError) {
@@ -98,13 +105,14 @@ final class ModuleLoader {
         loads += 1
         let base = path.split(separator: "/").last.map(String.init) ?? "module.so"
         let imagePath = "\(privateDirectory)/\(loads)-\(base)"
-        try copyFile(from: path, to: imagePath)
+        let sha256 = try ModuleLoader.copyFile(from: path, to: imagePath)
 
         guard let image = dlopen(imagePath, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
             unlink(imagePath)
             throw .notALibrary(path: path, reason: reason)
         }
+        imagesMapped += 1
 
         let abiVersionFn: hotswap_abi_version_fn = try resolve(image, "hotswap_abi_version", path)
         let abi = abiVersionFn()
@@ -115,6 +123,8 @@ final class ModuleLoader {
         let describe: hotswap_describe_fn = try resolve(image, "hotswap_describe", path)
         let handle: hotswap_handle_fn = try resolve(image, "hotswap_handle", path)
         let sessionClosed: hotswap_session_closed_fn? = resolveOptional(image, "hotswap_session_closed")
+        let migrate: hotswap_migrate_fn? = resolveOptional(image, "hotswap_migrate")
+        let load: hotswap_load_fn? = resolveOptional(image, "hotswap_load")
 
         let schema = SchemaCollector()
         let status = schema.collect(with: describe)
@@ -124,7 +134,8 @@ final class ModuleLoader {
         return LoadedModule(
             sourcePath: path, imagePath: imagePath,
             name: schema.name, version: schema.version, abiVersion: abi,
-            fields: schema.fields, handle: handle, sessionClosed: sessionClosed)
+            fields: schema.fields, sha256: sha256, handle: handle, sessionClosed: sessionClosed,
+            migrate: migrate, load: load)
     }
 
     private func resolve<F>(_ image: UnsafeMutableRawPointer, _ symbol: String, _ path: String) throws(ModuleLoadError) -> F {
@@ -139,13 +150,23 @@ final class ModuleLoader {
         return unsafeBitCast(address, to: F.self)
     }
 
-    private func copyFile(from source: String, to target: String) throws(ModuleLoadError) {
+    /// The SHA-256 of a file's current content (the watcher skips a reload
+    /// when nothing changed).
+    static func sha256(ofFile path: String) -> String? {
+        try? copyFile(from: path, to: nil)
+    }
+
+    /// Copies the file (when `target` is given) and returns the SHA-256 of
+    /// exactly the bytes read.
+    @discardableResult
+    private static func copyFile(from source: String, to target: String?) throws(ModuleLoadError) -> String {
+        var hasher = SHA256()
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw .copyFailed(path: source, reason: String(cString: strerror(errno))) }
         defer { close(input) }
-        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o500)
-        guard output >= 0 else { throw .copyFailed(path: source, reason: String(cString: strerror(errno))) }
-        defer { close(output) }
+        let output = target.map { open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o500) } ?? -2
+        guard output >= 0 || output == -2 else { throw .copyFailed(path: source, reason: String(cString: strerror(errno))) }
+        defer { if output >= 0 { close(output) } }
         let chunk = 1 << 16
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
         defer { buffer.deallocate() }
@@ -156,7 +177,8 @@ final class ModuleLoader {
                 if errno == EINTR { continue }
                 throw .copyFailed(path: source, reason: String(cString: strerror(errno)))
             }
-            var done = 0
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: got))
+            var done = output >= 0 ? 0 : got
             while done < got {
                 let put = write(output, buffer + done, got - done)
                 if put < 0 {
@@ -166,5 +188,9 @@ final class ModuleLoader {
                 done += put
             }
         }
+        return hasher.finalize().map { byte in
+            let digits = Array("0123456789abcdef".utf8)
+            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0xF)]], as: UTF8.self)
+        }.joined()
     }
 }

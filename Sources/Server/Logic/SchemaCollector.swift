@@ -47,14 +47,15 @@ final class SchemaCollector {
         else { return refuse("a field name is not 1...\(GAME_MAX_FIELD_NAME) bytes of [a-z0-9_]") }
         guard let entity = EntityKind(rawValue: kind) else { return refuse("field '\(name)' has unknown kind \(kind)") }
         guard let fieldType = FieldType(rawValue: type) else { return refuse("field '\(name)' has unknown type \(type)") }
-        guard flags & ~UInt32(GAME_FIELD_UNIQUE) == 0 else { return refuse("field '\(name)' has unknown flags \(flags)") }
+        guard flags & ~(UInt32(GAME_FIELD_UNIQUE) | UInt32(GAME_FIELD_MIGRATED)) == 0 else { return refuse("field '\(name)' has unknown flags \(flags)") }
         guard let defaultString, defaultString.count <= Int(GAME_MAX_STRING) else {
             return refuse("default of field '\(name)' is not 0...\(GAME_MAX_STRING) bytes")
         }
         guard fields.count < SchemaCollector.maxFields else { return refuse("more than \(SchemaCollector.maxFields) fields") }
         fields.append(FieldSpec(
             kind: entity, name: name, type: fieldType, unique: flags & UInt32(GAME_FIELD_UNIQUE) != 0,
-            defaultInt: defaultInt, defaultString: defaultString))
+            defaultInt: defaultInt, defaultString: defaultString,
+            migrated: flags & UInt32(GAME_FIELD_MIGRATED) != 0))
         return Int32(fields.count - 1)
     }
 

@@ -30,6 +30,7 @@ enum StateTable {
             },
             send: { t, session, bytes, length in
                 let engine = StateTable.engine(t)
+                guard engine.phase == .serving else { return GAME_ERR_STATE }
                 guard let slot = engine.sessions.slotIndex(of: GameID(raw: session)) else { return GAME_ERR_BAD_SESSION }
                 guard let line = StateTable.line(bytes, length, markers: ">") else { return GAME_ERR_BAD_ARGUMENT }
                 engine.sessions[slot: slot].connection.enqueue(line: line)
@@ -37,6 +38,7 @@ enum StateTable {
             },
             close_session: { t, session in
                 let engine = StateTable.engine(t)
+                guard engine.phase == .serving else { return GAME_ERR_STATE }
                 let id = GameID(raw: session)
                 guard let record = engine.sessions[id] else { return GAME_ERR_BAD_SESSION }
                 if !record.closing && !engine.pendingCloses.contains(id) { engine.pendingCloses.append(id) }
@@ -44,6 +46,7 @@ enum StateTable {
             },
             room_create: { t, name, length, out in
                 let engine = StateTable.engine(t)
+                guard engine.phase == .serving else { return GAME_ERR_STATE }
                 guard let out, let name = StateTable.roomName(name, length) else { return GAME_ERR_BAD_ARGUMENT }
                 switch engine.createRoom(named: name) {
                 case .success(let id): out.pointee = id.raw; return GAME_OK
@@ -59,10 +62,14 @@ enum StateTable {
                 return GAME_OK
             },
             room_join: { t, room, session in
-                StateTable.engine(t).join(GameID(raw: session), GameID(raw: room))
+                let engine = StateTable.engine(t)
+                guard engine.phase == .serving else { return GAME_ERR_STATE }
+                return engine.join(GameID(raw: session), GameID(raw: room))
             },
             room_leave: { t, session in
-                StateTable.engine(t).leaveRoom(GameID(raw: session))
+                let engine = StateTable.engine(t)
+                guard engine.phase == .serving else { return GAME_ERR_STATE }
+                return engine.leaveRoom(GameID(raw: session))
             },
             room_of: { t, session, out in
                 let engine = StateTable.engine(t)
@@ -81,6 +88,7 @@ enum StateTable {
             },
             room_broadcast: { t, room, except, bytes, length in
                 let engine = StateTable.engine(t)
+                guard engine.phase == .serving else { return GAME_ERR_STATE }
                 guard let line = StateTable.line(bytes, length, markers: ">") else { return GAME_ERR_BAD_ARGUMENT }
                 return engine.broadcast(GameID(raw: room), except: except == 0 ? nil : GameID(raw: except), line)
             },

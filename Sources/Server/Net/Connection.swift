@@ -57,9 +57,17 @@ final class Connection {
     /// How long a closing connection waits for the peer's FIN.
     static let lingerMilliseconds: UInt64 = 2000
 
+    /// An operator's connection (admin port), not a player's.
+    let isAdmin: Bool
+    /// An admin connection that has sent the right token (or needs none).
+    var authenticated = false
+    /// Failed AUTH attempts on this connection.
+    var failedAuths = 0
+
     /// Takes over an initialised, accepted `stream`.
-    init(engine: Engine, stream: UnsafeMutablePointer<uv_tcp_t>, maxLineLength: Int) {
+    init(engine: Engine, stream: UnsafeMutablePointer<uv_tcp_t>, maxLineLength: Int, isAdmin: Bool = false) {
         self.engine = engine
+        self.isAdmin = isAdmin
         self.stream = stream
         self.writeRequest = .allocate(capacity: 1)
         self.framer = LineFramer(maxLineLength: maxLineLength)

@@ -11,9 +11,12 @@ struct ListenError: Error, CustomStringConvertible {
 final class Listener {
     unowned let engine: Engine
     private let handle: UnsafeMutablePointer<uv_tcp_t>
+    /// Connections from this listener speak the admin protocol.
+    let admin: Bool
 
-    init(engine: Engine) {
+    init(engine: Engine, admin: Bool) {
         self.engine = engine
+        self.admin = admin
         handle = .allocate(capacity: 1)
         uv_tcp_init(engine.loop, handle)
         handle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
@@ -64,7 +67,8 @@ final class Listener {
         }
         let client = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
         uv_tcp_init(engine.loop, client)
-        let connection = Connection(engine: engine, stream: client, maxLineLength: engine.limits.maxLineLength)
+        let connection = Connection(engine: engine, stream: client, maxLineLength: engine.limits.maxLineLength,
+                                    isAdmin: admin)
         let rc = uv_accept(stream, UnsafeMutableRawPointer(client).assumingMemoryBound(to: uv_stream_t.self))
         guard rc == 0 else {
             engine.logger.warning("accept failed: \(Listener.describe(rc))")

@@ -16,6 +16,8 @@ struct FieldSpec: Equatable, Sendable {
     var unique: Bool
     var defaultInt: Int64
     var defaultString: [UInt8]
+    /// Values come from the module's `hotswap_migrate` (GAME_FIELD_MIGRATED).
+    var migrated = false
 }
 
 /// Where a module's field index points in the store, resolved once per
@@ -31,6 +33,7 @@ enum SchemaError: Error, CustomStringConvertible, Equatable {
     case badName(String)
     case duplicate(kind: EntityKind, name: String)
     case typeChanged(kind: EntityKind, name: String, from: FieldType, to: FieldType)
+    case uniqueChanged(kind: EntityKind, name: String)
     case uniqueOnInt(String)
     case defaultTooLong(String)
 
@@ -41,7 +44,10 @@ enum SchemaError: Error, CustomStringConvertible, Equatable {
         case .duplicate(let kind, let name):
             "field '\(name)' is declared twice for \(kind)"
         case .typeChanged(let kind, let name, let from, let to):
-            "field \(kind).\(name) is \(from) in the store but \(to) in the module"
+            "field \(kind).\(name) is \(from) in the store but \(to) in the module, "
+                + "and the module does not migrate it (GAME_FIELD_MIGRATED and hotswap_migrate)"
+        case .uniqueChanged(let kind, let name):
+            "field \(kind).\(name) changes whether it is unique; declare a new field instead"
         case .uniqueOnInt(let name):
             "field '\(name)' is unique but not a string"
         case .defaultTooLong(let name):

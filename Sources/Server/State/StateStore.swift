@@ -10,9 +10,16 @@ import GameABI
 ///
 /// A module never sees rows or columns: it names an entity by id and a field
 /// by the index it declared, and the engine maps both (see `FieldBinding`).
-/// Columns are found by (kind, name), so a module loaded later finds the
-/// values an earlier one wrote. A row is reset to the defaults when its
-/// entity is removed, so a reused slot starts clean.
+/// Columns are found by (kind, name, type), so a module loaded later finds
+/// the values an earlier one wrote. Columns are never dropped: a field a
+/// newer module no longer declares stays, hidden, with its values, so a
+/// rollback finds it again; a field that changes type gets a new column
+/// beside the old one. A row is reset to the defaults when its entity is
+/// removed, so a reused slot starts clean.
+///
+/// The store is a value: a reload binds and migrates a copy and keeps it
+/// only if every step succeeds (copy-on-write copies just the columns the
+/// migration touches).
 struct StateStore {
     private struct Column {
         var spec: FieldSpec
@@ -41,12 +48,14 @@ struct StateStore {
                 throw .duplicate(kind: spec.kind, name: spec.name)
             }
             if spec.unique && spec.type != .string { throw .uniqueOnInt(spec.name) }
-            let existing = tables[Int(spec.kind.rawValue)].columns.firstIndex { $0.spec.name == spec.name }
+            let columns = tables[Int(spec.kind.rawValue)].columns
+            let existing = columns.firstIndex { $0.spec.name == spec.name && $0.spec.type == spec.type }
             if let existing {
-                let stored = tables[Int(spec.kind.rawValue)].columns[existing].spec
-                if stored.type != spec.type {
-                    throw .typeChanged(kind: spec.kind, name: spec.name, from: stored.type, to: spec.type)
+                if columns[existing].spec.unique != spec.unique {
+                    throw .uniqueChanged(kind: spec.kind, name: spec.name)
                 }
+            } else if !spec.migrated, let other = columns.first(where: { $0.spec.name == spec.name }) {
+                throw .typeChanged(kind: spec.kind, name: spec.name, from: other.spec.type, to: spec.type)
             }
             planned.append((spec, existing))
         }
@@ -147,5 +156,14 @@ struct StateStore {
     /// The declared field names per kind, for status output.
     func fieldNames(_ kind: EntityKind) -> [String] {
         tables[Int(kind.rawValue)].columns.map { "\($0.spec.name):\($0.spec.type)" }
+    }
+
+    /// The column holding `kind.name` with `type`, if any module declared it.
+    func binding(kind: EntityKind, name: UnsafeRawBufferPointer, type: FieldType) -> FieldBinding? {
+        let columns = tables[Int(kind.rawValue)].columns
+        guard let column = columns.firstIndex(where: {
+            $0.spec.type == type && $0.spec.name.utf8.elementsEqual(name)
+        }) else { return nil }
+        return FieldBinding(kind: kind, type: type, column: column)
     }
 }

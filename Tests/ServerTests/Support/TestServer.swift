@@ -20,11 +20,12 @@ final class TestServer: @unchecked Sendable {
     private let lock = NSLock()
     private var logText = ""
     private(set) var port = 0
+    private(set) var adminPort = 0
 
     /// Starts the server and waits for its "listening on" line.
     init(arguments: [String] = []) throws {
         process.executableURL = Products.server
-        process.arguments = ["--port", "0"] + arguments
+        process.arguments = ["--port", "0", "--admin-port", "0"] + arguments
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
@@ -35,8 +36,12 @@ final class TestServer: @unchecked Sendable {
         try process.run()
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if let match = log.firstMatch(of: /listening on [^\s]+:(\d+)/) {
-                port = Int(match.1)!
+            let text = log
+            if let game = text.firstMatch(of: /\] listening on [^\s]+:(\d+)/),
+                let admin = text.firstMatch(of: /admin listening on [^\s]+:(\d+)/)
+            {
+                port = Int(game.1)!
+                adminPort = Int(admin.1)!
                 return
             }
             if !process.isRunning { break }
@@ -49,6 +54,8 @@ final class TestServer: @unchecked Sendable {
     var log: String { lock.withLock { logText } }
 
     func connect() throws -> LineClient { try LineClient(port: port) }
+
+    func connectAdmin() throws -> LineClient { try LineClient(port: adminPort) }
 
     /// Sends SIGTERM and waits for the exit status. A server that has not
     /// exited after `grace` seconds is killed, and the status says so.
@@ -75,7 +82,7 @@ final class TestServer: @unchecked Sendable {
 func runServerExpectingExit(_ arguments: [String]) throws -> (status: Int32, log: String) {
     let process = Process()
     process.executableURL = Products.server
-    process.arguments = ["--port", "0"] + arguments
+    process.arguments = ["--port", "0", "--admin-port", "0"] + arguments
     let errors = Pipe()
     process.standardError = errors
     process.standardOutput = FileHandle.nullDevice

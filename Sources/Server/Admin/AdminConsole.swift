@@ -1,0 +1,192 @@
+import CLibUV
+import Glibc
+import Logging
+import Protocol
+
+/// How the admin port is guarded and where modules may come from.
+struct AdminSettings {
+    /// Required with `AUTH token` before any command; nil: no token needed.
+    var token: [UInt8]?
+    /// Real path of the only directory modules are loaded from.
+    var modulesDirectory: String
+    /// The module path configured at start: what a bare RELOAD reads again.
+    var defaultModulePath: String
+
+    /// Operators connected at once; an admin port is not a public service.
+    static let maxConnections = 16
+    /// Wrong tokens before the connection is closed.
+    static let maxFailedAuths = 3
+}
+
+/// Counters the admin STATUS reports.
+struct EngineStats {
+    var reloads = 0
+    var refused = 0
+    var rollbacks = 0
+    var lastReloadWallSeconds: Int?
+    var firstCallMicroseconds: UInt64?
+    var lastHeldMicroseconds: UInt64?
+    var adminConnections = 0
+    let startedNanoseconds = uv_hrtime()
+}
+
+/// The operator's console on the admin port: same line grammar as the game
+/// port, one reply per request, every action logged with its outcome.
+///
+///     AUTH token        STATUS        RELOAD [path]
+///     ROLLBACK          MODULES       PING       HELP       QUIT
+extension Engine {
+    func adminReceived(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
+        let outcome = connection.framer.feed(bytes) { line in
+            let reply = adminCommand(line, connection)
+            reply.utf8CString.withUnsafeBufferPointer { text in
+                connection.enqueue(line: UnsafeRawBufferPointer(start: text.baseAddress, count: text.count - 1))
+            }
+            return connection.state == .open
+        }
+        if outcome == .lineTooLong {
+            connection.enqueue(line: Replies.lineTooLong)
+            connection.closeAfterFlush()
+        }
+    }
+
+    private func adminCommand(_ line: UnsafeRawBufferPointer, _ connection: Connection) -> String {
+        guard let request = Request(line: line) else { return "-ERR EMPTY empty request, try HELP" }
+        if request.verbIs("AUTH") { return authenticate(request, connection) }
+        if request.verbIs("PING") { return "+PONG" }
+        if request.verbIs("QUIT") {
+            connection.closeAfterFlush()
+            return "+BYE"
+        }
+        guard connection.authenticated || admin.token == nil else {
+            return "-ERR AUTH_REQUIRED send AUTH token first"
+        }
+        if request.verbIs("HELP") { return "+HELP AUTH token | STATUS | RELOAD [path] | ROLLBACK | MODULES | PING | QUIT" }
+        if request.verbIs("STATUS") { return status() }
+        if request.verbIs("MODULES") { return modulesLine() }
+        if request.verbIs("RELOAD") {
+            let argument = String(decoding: request.arguments, as: UTF8.self)
+            return reloadCommand(path: argument.isEmpty ? admin.defaultModulePath : argument)
+        }
+        if request.verbIs("ROLLBACK") { return rollbackCommand() }
+        return "-ERR UNKNOWN_COMMAND unknown admin command, try HELP"
+    }
+
+    private func authenticate(_ request: Request, _ connection: Connection) -> String {
+        guard let token = admin.token else {
+            connection.authenticated = true
+            return "+OK no token is required"
+        }
+        if constantTimeEqual(request.arguments, token) {
+            connection.authenticated = true
+            logger.notice("admin: AUTH ok")
+            return "+OK authenticated"
+        }
+        connection.failedAuths += 1
+        logger.warning("admin: AUTH refused", metadata: ["attempt": "\(connection.failedAuths)"])
+        if connection.failedAuths >= AdminSettings.maxFailedAuths { connection.closeAfterFlush() }
+        return "-ERR AUTH_FAILED wrong token"
+    }
+
+    private func reloadCommand(path: String) -> String {
+        let outcome: Result<SwapReport, SwapError>
+        do throws(SwapError) {
+            let confined = try confine(path)
+            outcome = .success(try reload(path: confined))
+        } catch {
+            outcome = .failure(error)
+        }
+        return record("RELOAD \(path)", outcome)
+    }
+
+    private func rollbackCommand() -> String {
+        let outcome: Result<SwapReport, SwapError>
+        do throws(SwapError) {
+            outcome = .success(try rollback())
+        } catch {
+            outcome = .failure(error)
+        }
+        return record("ROLLBACK", outcome)
+    }
+
+    /// Logs a swap's outcome, counts it and words the operator's reply.
+    func record(_ action: String, _ outcome: Result<SwapReport, SwapError>) -> String {
+        switch outcome {
+        case .success(let report):
+            if action == "ROLLBACK" { stats.rollbacks += 1 } else { stats.reloads += 1 }
+            stats.lastReloadWallSeconds = time(nil)
+            stats.lastHeldMicroseconds = report.heldMicroseconds
+            let summary = "\(report.from.name) \(report.from.version) -> \(report.to.name) \(report.to.version) "
+                + "held_us=\(report.heldMicroseconds) load_us=\(report.loadMicroseconds) migrated=\(report.migrated)"
+            logger.notice("admin: \(action) done: \(summary)", metadata: ["sha256": "\(report.to.sha256)"])
+            return "+OK \(summary)"
+        case .failure(let error):
+            stats.refused += 1
+            logger.warning("admin: \(action) refused: \(error)")
+            return "-ERR RELOAD_FAILED \(Engine.oneLine("\(error)"))"
+        }
+    }
+
+    /// Resolves `path` (symlinks and `..` included) and refuses anything
+    /// outside the modules directory.
+    func confine(_ path: String) throws(SwapError) -> String {
+        guard let resolved = realpath(path, nil) else {
+            throw .load(.notFound(path: path))
+        }
+        defer { free(resolved) }
+        let real = String(cString: resolved)
+        let directory = admin.modulesDirectory.hasSuffix("/") ? admin.modulesDirectory : admin.modulesDirectory + "/"
+        guard real.hasPrefix(directory) else {
+            throw .path("module path \(path) resolves to \(real), outside the modules directory \(admin.modulesDirectory)")
+        }
+        return real
+    }
+
+    private func status() -> String {
+        let uptime = (uv_hrtime() - stats.startedNanoseconds) / 1_000_000_000
+        var fields = [
+            "module=\(module.name)", "version=\(module.version)", "sha256=\(module.sha256)",
+            "path=\(module.sourcePath)", "sessions=\(sessions.count)", "rooms=\(rooms.count)",
+            "connections=\(openConnections)", "uptime_s=\(uptime)", "reloads=\(stats.reloads)",
+            "rollbacks=\(stats.rollbacks)", "refused=\(stats.refused)", "images=\(loader.imagesMapped)",
+            "previous=\(previousModule.map { "\($0.name)@\($0.version)" } ?? "none")",
+        ]
+        if let last = stats.lastReloadWallSeconds { fields.append("last_reload=\(Engine.iso8601(last))") }
+        if let held = stats.lastHeldMicroseconds { fields.append("last_held_us=\(held)") }
+        if let first = stats.firstCallMicroseconds { fields.append("first_call_us=\(first)") }
+        return "+STATUS " + fields.map(Engine.oneLine).joined(separator: " ")
+    }
+
+    private func modulesLine() -> String {
+        let entries = loadHistory.map { entry in
+            let marker = entry.imagePath == module.imagePath ? "*" : ""
+            return "\(entry.name)@\(entry.version):\(entry.sha256.prefix(12))\(marker)"
+        }
+        return "+MODULES " + entries.joined(separator: " ")
+    }
+
+    /// Keeps a reply on one line whatever a dlerror or path contains.
+    static func oneLine(_ text: String) -> String {
+        String(text.map { $0.isNewline || $0.asciiValue.map { $0 < 0x20 } == true ? " " : $0 })
+    }
+
+    static func iso8601(_ seconds: Int) -> String {
+        var value = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&value, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+    }
+}
+
+/// Compares a secret without an early exit, so the time taken does not
+/// reveal how much of a guess was right.
+func constantTimeEqual(_ given: UnsafeRawBufferPointer, _ secret: [UInt8]) -> Bool {
+    var difference = UInt8(truncatingIfNeeded: given.count ^ secret.count)
+    for index in 0..<secret.count {
+        let byte = index < given.count ? given[index] : 0
+        difference |= byte ^ secret[index]
+    }
+    return difference == 0 && given.count == secret.count
+}

@@ -1,0 +1,95 @@
+import CLibUV
+import Glibc
+
+/// `--watch`: reloads the module by itself when a new build lands.
+///
+/// It watches the module's directory, not the file: builds usually write a
+/// new file and rename it over the old one, which a watch on the file's
+/// inode would miss. Events are debounced (a build touches the file several
+/// times), a file whose content did not change is skipped, and a file that
+/// fails to load (most likely still being written) is retried a few times
+/// before the failure is reported.
+final class ModuleWatcher {
+    unowned let engine: Engine
+    let path: String
+    private let fileName: String
+    private let event: UnsafeMutablePointer<uv_fs_event_t>
+    private let timer: UnsafeMutablePointer<uv_timer_t>
+    private var retries = 0
+
+    static let debounceMilliseconds: UInt64 = 300
+    static let retryMilliseconds: UInt64 = 500
+    static let maxRetries = 10
+
+    init(engine: Engine, path: String) {
+        self.engine = engine
+        self.path = path
+        fileName = path.split(separator: "/").last.map(String.init) ?? path
+        event = .allocate(capacity: 1)
+        timer = .allocate(capacity: 1)
+        uv_fs_event_init(engine.loop, event)
+        uv_timer_init(engine.loop, timer)
+        event.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        timer.pointee.data = event.pointee.data
+    }
+
+    func start() -> Int32 {
+        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return uv_fs_event_start(event, { handle, name, _, status in
+            let watcher = Unmanaged<ModuleWatcher>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
+            guard status == 0, let name, String(cString: name) == watcher.fileName else { return }
+            watcher.retries = 0
+            watcher.schedule(after: ModuleWatcher.debounceMilliseconds)
+        }, directory.isEmpty ? "." : directory, 0)
+    }
+
+    private func schedule(after milliseconds: UInt64) {
+        uv_timer_start(timer, { timer in
+            Unmanaged<ModuleWatcher>.fromOpaque(timer!.pointee.data).takeUnretainedValue().fire()
+        }, milliseconds, 0)
+    }
+
+    private func fire() {
+        guard let sha = ModuleLoader.sha256(ofFile: path) else {
+            retry(reason: "cannot read \(path)")
+            return
+        }
+        if sha == engine.module.sha256 { return }
+        do throws(SwapError) {
+            let report = try engine.reload(path: path)
+            _ = engine.record("WATCH \(path)", .success(report))
+        } catch {
+            if case .load = error, retries < ModuleWatcher.maxRetries {
+                retry(reason: "\(error)")
+            } else {
+                _ = engine.record("WATCH \(path)", .failure(error))
+            }
+        }
+    }
+
+    private func retry(reason: String) {
+        retries += 1
+        engine.logger.info("watch: not loadable yet (\(reason)); retry \(retries) of \(ModuleWatcher.maxRetries)")
+        schedule(after: ModuleWatcher.retryMilliseconds)
+    }
+
+    /// Closes both handles; they are freed in their close callbacks.
+    func stop() {
+        Engine.closeAndFree(event)
+        Engine.closeAndFree(timer)
+    }
+}
+
+extension Engine {
+    func watchModule(path: String) {
+        let watcher = ModuleWatcher(engine: self, path: path)
+        let status = watcher.start()
+        if status != 0 {
+            logger.error("--watch: cannot watch \(path): \(Listener.describe(status))")
+            watcher.stop()
+            return
+        }
+        logger.notice("watching \(path) for new builds")
+        self.watcher = watcher
+    }
+}
