@@ -80,10 +80,16 @@ struct GameServerCommand: ParsableCommand {
             throw ExitCode(2)
         }
         let loader: ModuleLoader
+        do {
+            loader = try ModuleLoader()
+        } catch {
+            logger.critical("refusing to start: \(error)")
+            throw ExitCode(2)
+        }
+        defer { loader.removePrivateCopies() }
         let loaded: LoadedModule
         let settings: AdminSettings
         do {
-            loader = try ModuleLoader()
             loaded = try loader.load(path: modulePath)
             let directory = modulesDir ?? String(modulePath.split(separator: "/", omittingEmptySubsequences: false)
                 .dropLast().joined(separator: "/"))
@@ -98,7 +104,6 @@ struct GameServerCommand: ParsableCommand {
             logger.critical("refusing to start: \(error)")
             throw ExitCode(2)
         }
-        defer { loader.removePrivateCopies() }
 
         let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
         uv_loop_init(loop)

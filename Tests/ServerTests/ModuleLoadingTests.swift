@@ -33,7 +33,7 @@ import Testing
         let client = try server.connect()
         #expect(try client.call("PING") == "+PONG")
         // The build output itself is never mapped: a private copy is.
-        let maps = try String(contentsOfFile: "/proc/\(server.process.processIdentifier)/maps", encoding: .utf8)
+        let maps = try procFile("/proc/\(server.process.processIdentifier)/maps")
         #expect(maps.contains("hotswap-modules-"))
         #expect(!maps.contains(Products.library("GameLogic").path))
     }

@@ -1,0 +1,210 @@
+import Foundation
+import Testing
+
+/// Hot swap over the admin port, with real dylibs built by the package:
+/// players stay connected, state stays, refused modules change nothing.
+@Suite struct ReloadTests {
+    static func module(_ name: String) -> String { Products.library(name).path }
+
+    /// alice and bob in one room, alice's position and score read back.
+    private func twoPlayers(_ server: TestServer) throws -> (LineClient, LineClient, String, String) {
+        let alice = try server.connect()
+        let bob = try server.connect()
+        #expect(try alice.call("LOGIN alice").hasPrefix("+WELCOME alice login 1"))
+        #expect(try bob.call("LOGIN bob").hasPrefix("+WELCOME bob login 2"))
+        _ = try alice.call("JOIN lobby")
+        _ = try bob.call("JOIN lobby")
+        _ = try alice.event()
+        let map = try alice.call("LOOK")
+        let score = try alice.call("SCORE")
+        return (alice, bob, map, score)
+    }
+
+    @Test func reloadKeepsPlayersAndStateAndRollbackRestoresV1() throws {
+        let server = try TestServer()
+        let (alice, bob, map, _) = try twoPlayers(server)
+        let board = try Board(map)
+        let admin = try server.connectAdmin()
+
+        let reloaded = try admin.call("RELOAD \(Self.module("GameLogicV2"))")
+        #expect(reloaded.hasPrefix("+OK gems 1.0.0 -> gems 2.0.0 held_us="))
+        // The same sockets see the new code at once, with everything v1 stored.
+        #expect(try alice.call("PING") == "+PONG v2")
+        #expect(try alice.call("WHOAMI") == "+ME alice lobby \(board.position.x) \(board.position.y) 0 rookie")
+        #expect(try bob.call("WHOAMI").hasPrefix("+ME bob lobby "))
+        #expect(try bob.call("TITLE champion") == "+OK")
+
+        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 2.0.0 -> gems 1.0.0"))
+        #expect(try alice.call("PING") == "+PONG")
+        #expect(try alice.call("LOOK") == map)
+        #expect(try alice.call("WHO") == "+WHO alice bob")
+        // v2 dropped the global login counter; it was kept hidden and is back.
+        let carol = try server.connect()
+        #expect(try carol.call("LOGIN carol").hasPrefix("+WELCOME carol login 3"))
+        // And v2's own field survives a rollback too.
+        #expect(try admin.call("RELOAD \(Self.module("GameLogicV2"))").hasPrefix("+OK"))
+        #expect(try bob.call("WHOAMI").hasSuffix(" champion"))
+        #expect(try carol.call("WHOAMI").hasSuffix(" rookie"))
+    }
+
+    @Test func retypedFieldIsMigrated() throws {
+        let server = try TestServer()
+        let (alice, bob, _, score) = try twoPlayers(server)
+        defer { withExtendedLifetime(bob) {} }  // bob stays in the room
+        let points = try #require(score.firstMatch(of: /alice:(\d+)/)).1
+        let admin = try server.connectAdmin()
+        let reply = try admin.call("RELOAD \(Self.module("GameLogicV3"))")
+        #expect(reply.hasPrefix("+OK gems 1.0.0 -> gems 3.0.0"))
+        #expect(reply.hasSuffix("migrated=4"))  // the global entity, two sessions, one room
+        #expect(try alice.call("SCORE") == "+SCORE alice \(points) gems")
+        #expect(try alice.call("PING") == "+PONG v3")
+    }
+
+    @Test func refusedModulesChangeNothing() throws {
+        let server = try TestServer()
+        let (alice, bob, map, score) = try twoPlayers(server)
+        defer { withExtendedLifetime(bob) {} }  // bob stays in the room
+        let admin = try server.connectAdmin()
+        let junk = Products.directory.appendingPathComponent("not-a-module-\(UUID()).so")
+        try Data("not an ELF file".utf8).write(to: junk)
+        defer { try? FileManager.default.removeItem(at: junk) }
+
+        let cases: [(String, String)] = [
+            (junk.path, "cannot load module"),
+            (Self.module("NoHandleModule"), "does not export hotswap_handle"),
+            (Self.module("WrongABIModule"), "was built for ABI 2.0, this engine speaks ABI 1.0"),
+            (Self.module("RetypeWithoutMigrateModule"), "field session.score is int in the store but string"),
+            (Self.module("FailingMigrateModule"), "hotswap_migrate failed"),
+            (Self.module("FailingLoadModule"), "hotswap_load failed"),
+            (Products.directory.appendingPathComponent("missing.so").path, "module not found"),
+        ]
+        for (path, reason) in cases {
+            let reply = try admin.call("RELOAD \(path)")
+            #expect(reply.hasPrefix("-ERR RELOAD_FAILED"), "\(path)")
+            #expect(reply.contains(reason), "\(reply)")
+            // The old module still serves, and no field moved.
+            #expect(try alice.call("PING") == "+PONG")
+            #expect(try alice.call("LOOK") == map)
+            #expect(try alice.call("SCORE") == score)
+        }
+        // The failed load hook had set the login counter: it must not show.
+        let carol = try server.connect()
+        #expect(try carol.call("LOGIN carol").hasPrefix("+WELCOME carol login 3"))
+        let status = try admin.call("STATUS")
+        #expect(status.contains("version=1.0.0"))
+        #expect(status.contains("refused=\(cases.count)"))
+        #expect(status.contains("reloads=0"))
+    }
+
+    @Test func pathsOutsideTheModulesDirectoryAreRefused() throws {
+        let server = try TestServer()
+        let admin = try server.connectAdmin()
+        let outside = FileManager.default.temporaryDirectory.appendingPathComponent("outside-\(UUID()).so")
+        try FileManager.default.copyItem(atPath: Self.module("GameLogicV2"), toPath: outside.path)
+        let link = Products.directory.appendingPathComponent("link-\(UUID()).so")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: outside)
+        defer {
+            try? FileManager.default.removeItem(at: link)
+            try? FileManager.default.removeItem(at: outside)
+        }
+        let dotted = Products.directory.path + "/../../../" + outside.lastPathComponent
+        for path in [outside.path, link.path, dotted, "/etc/passwd"] {
+            let reply = try admin.call("RELOAD \(path)")
+            #expect(reply.hasPrefix("-ERR RELOAD_FAILED"), "\(path)")
+        }
+        #expect(try admin.call("RELOAD \(link.path)").contains("outside the modules directory"))
+        let player = try server.connect()
+        #expect(try player.call("PING") == "+PONG")
+    }
+
+    @Test func tokenIsRequiredAndChecked() throws {
+        let server = try TestServer(arguments: ["--admin-token", "s3cret"])
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("RELOAD").hasPrefix("-ERR AUTH_REQUIRED"))
+        #expect(try admin.call("STATUS").hasPrefix("-ERR AUTH_REQUIRED"))
+        #expect(try admin.call("AUTH s3cre").hasPrefix("-ERR AUTH_FAILED"))
+        #expect(try admin.call("AUTH s3cret!").hasPrefix("-ERR AUTH_FAILED"))
+        #expect(try admin.call("AUTH s3cret") == "+OK authenticated")
+        #expect(try admin.call("RELOAD \(Self.module("GameLogicV2"))").hasPrefix("+OK"))
+        // Three wrong tokens and the connection is closed.
+        let guesser = try server.connectAdmin()
+        for _ in 0..<3 { _ = try guesser.call("AUTH nope") }
+        #expect(try guesser.closedByServer())
+        #expect(server.log.contains("admin: AUTH refused"))
+        #expect(server.log.contains("admin: RELOAD"))
+    }
+
+    @Test func nonLoopbackAdminNeedsAToken() throws {
+        let result = try runServerExpectingExit(["--admin-host", "0.0.0.0"])
+        #expect(result.status != 0)
+        #expect(result.log.contains("is not loopback; set --admin-token"))
+    }
+
+    @Test func theSameBuildPathLoadsAFreshCopyEachTime() throws {
+        let server = try TestServer()
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("RELOAD").hasPrefix("+OK gems 1.0.0 -> gems 1.0.0"))
+        #expect(try admin.call("RELOAD").hasPrefix("+OK gems 1.0.0 -> gems 1.0.0"))
+        let modules = try admin.call("MODULES")
+        #expect(modules.split(separator: " ").count == 4)  // +MODULES and three loads
+        #expect(try admin.call("STATUS").contains("images=3"))
+        let maps = try procFile("/proc/\(server.process.processIdentifier)/maps")
+        for copy in ["/1-libGameLogic.so", "/2-libGameLogic.so", "/3-libGameLogic.so"] {
+            #expect(maps.contains(copy), "\(copy) not mapped")
+        }
+    }
+
+    @Test func rollbackWithNothingToRollBackIsRefused() throws {
+        let server = try TestServer()
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("ROLLBACK") == "-ERR RELOAD_FAILED no previous module to roll back to")
+    }
+
+    /// 200 swaps while two players talk: every request gets exactly one
+    /// reply, in order, and every chat line arrives once, in order. Each
+    /// RELOAD is sent, then ten requests, then its reply is read, so every
+    /// swap lands between two of the players' messages.
+    @Test func twoHundredReloadsUnderTrafficLoseNothing() throws {
+        let server = try TestServer()
+        let alice = try server.connect()
+        let bob = try server.connect()
+        _ = try alice.call("LOGIN alice")
+        _ = try bob.call("LOGIN bob")
+        _ = try alice.call("JOIN r")
+        _ = try bob.call("JOIN r")
+        _ = try alice.event()
+        let admin = try server.connectAdmin()
+        var sent = 0
+        var problems: [String] = []
+        var reloads = 0
+        for round in 0..<200 {
+            let path = round % 2 == 0 ? Self.module("GameLogicV2") : Self.module("GameLogic")
+            try admin.send("RELOAD \(path)")
+            for _ in 0..<5 {
+                sent += 1
+                try alice.send("SAY \(sent)")
+                try alice.send("PING")
+                let said = try alice.reply()
+                let pong = try alice.reply()
+                if said != "+OK" && !said.hasPrefix("-ERR UNKNOWN_COMMAND v2") { problems.append("\(sent): \(said)") }
+                if pong != "+PONG" && pong != "+PONG v2" { problems.append("\(sent): \(pong)") }
+            }
+            if try admin.reply().hasPrefix("+OK") { reloads += 1 }
+        }
+        #expect(reloads == 200)
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+        #expect(try admin.call("STATUS").contains("reloads=200"))
+        // Chat lines said under v1 reached bob once each, in order.
+        try bob.send("PING")
+        var last = 0
+        var received = 0
+        while let line = try bob.readLine(), !line.hasPrefix("+PONG") {
+            guard let number = Int(line.dropFirst(">SAY alice ".count)) else { continue }
+            if number <= last { problems.append("chat \(number) after \(last)") }
+            last = number
+            received += 1
+        }
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+        #expect(received >= 400)  // about half the lines were said under v1
+    }
+}
