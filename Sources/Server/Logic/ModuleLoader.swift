@@ -107,6 +107,10 @@ final class ModuleLoader {
         let imagePath = "\(privateDirectory)/\(loads)-\(base)"
         let sha256 = try ModuleLoader.copyFile(from: path, to: imagePath)
 
+        if let problem = ELFCheck.problem(path: imagePath) {
+            unlink(imagePath)
+            throw .notALibrary(path: path, reason: problem)
+        }
         guard let image = dlopen(imagePath, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
             unlink(imagePath)

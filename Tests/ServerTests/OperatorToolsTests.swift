@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+
+/// The operator's tools against a real server: gamectl and --watch.
+@Suite struct OperatorToolsTests {
+    private func gamectl(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = Products.directory.appendingPathComponent("gamectl")
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func gamectlReportsAndExitsNonZeroOnErrors() throws {
+        let server = try TestServer(arguments: ["--admin-token", "t0k"])
+        let port = ["--port", "\(server.adminPort)", "--token", "t0k"]
+        let status = try gamectl(["status"] + port)
+        #expect(status.status == 0)
+        #expect(status.output.hasPrefix("+STATUS module=gems version=1.0.0"))
+
+        let refused = try gamectl(["rollback"] + port)
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("no previous module"))
+
+        let reload = try gamectl(["reload", Products.library("GameLogicV2").path] + port)
+        #expect(reload.status == 0)
+        #expect(reload.output.hasPrefix("+OK gems 1.0.0 -> gems 2.0.0"))
+        #expect(try gamectl(["rollback"] + port).status == 0)
+        #expect(try gamectl(["modules"] + port).output.contains("gems@2.0.0"))
+
+        let wrongToken = try gamectl(["status", "--port", "\(server.adminPort)", "--token", "nope"])
+        #expect(wrongToken.status != 0)
+        #expect(wrongToken.output.contains("AUTH_FAILED"))
+    }
+
+    @Test func watchReloadsANewBuildAndRetriesAHalfWrittenOne() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("watch-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let module = directory.appendingPathComponent("libGameLogic.so")
+        try FileManager.default.copyItem(at: Products.library("GameLogic"), to: module)
+
+        let server = try TestServer(arguments: ["--module", module.path, "--watch"])
+        let player = try server.connect()
+        #expect(try player.call("PING") == "+PONG")
+
+        // A build that lands in two writes: the first half alone is not a
+        // loadable library, so the watcher must wait and retry.
+        let v2 = try Data(contentsOf: Products.library("GameLogicV2"))
+        let handle = try FileHandle(forWritingTo: module)
+        try handle.truncate(atOffset: 0)
+        try handle.write(contentsOf: v2.prefix(v2.count / 2))
+        Thread.sleep(forTimeInterval: 0.8)
+        try handle.write(contentsOf: v2.suffix(from: v2.count / 2))
+        try handle.close()
+
+        let deadline = Date().addingTimeInterval(15)
+        var reply = ""
+        while Date() < deadline {
+            reply = try player.call("PING")
+            if reply == "+PONG v2" { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(reply == "+PONG v2")
+        #expect(server.log.contains("watch: not loadable yet"))
+        #expect(server.log.contains("admin: WATCH \(module.path) done: gems 1.0.0 -> gems 2.0.0"))
+    }
+}
