@@ -5,7 +5,7 @@ SWIFT ?= swift
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release run test clean
+.PHONY: deps build release run dev test clean
 
 # libuv1-dev for the engine's event loop; pkg-config so SwiftPM finds it.
 deps:
@@ -24,6 +24,10 @@ release: deps
 # Extra flags: make run ARGS="--port 9000 --log-level debug"
 run: release
 	.build/release/gameserver $(ARGS)
+
+# Development: server with --watch, GameLogic rebuilt on every save.
+dev: deps
+	tools/dev.sh $(ARGS)
 
 # Builds everything the tests load (server, GameLogic and fixture dylibs),
 # then runs the whole suite.

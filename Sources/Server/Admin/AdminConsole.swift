@@ -24,7 +24,7 @@ struct EngineStats {
     var refused = 0
     var rollbacks = 0
     var lastReloadWallSeconds: Int?
-    var firstCallMicroseconds: UInt64?
+    var firstCallNanoseconds: UInt64?
     var lastHeldMicroseconds: UInt64?
     var adminConnections = 0
     let startedNanoseconds = uv_hrtime()
@@ -153,7 +153,7 @@ extension Engine {
         ]
         if let last = stats.lastReloadWallSeconds { fields.append("last_reload=\(Engine.iso8601(last))") }
         if let held = stats.lastHeldMicroseconds { fields.append("last_held_us=\(held)") }
-        if let first = stats.firstCallMicroseconds { fields.append("first_call_us=\(first)") }
+        if let first = stats.firstCallNanoseconds { fields.append("first_call_ns=\(first)") }
         return "+STATUS " + fields.map(Engine.oneLine).joined(separator: " ")
     }
 

@@ -18,7 +18,7 @@ extension Engine {
             measureNextCall = false
             let started = uv_hrtime()
             status = withModuleCall { module.handle(&message, table) }
-            stats.firstCallMicroseconds = (uv_hrtime() - started) / 1000
+            stats.firstCallNanoseconds = uv_hrtime() - started
         } else {
             status = withModuleCall { module.handle(&message, table) }
         }

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Measures what a hot swap costs, against a release gameserver on loopback.
+
+    swift build -c release && python3 tools/reload-bench.py [--sessions N] [--reloads N]
+
+It logs N sessions into rooms, then reloads the same module path
+`--reloads` times (each a fresh private copy, never unmapped), and reports:
+  - resident memory (VmRSS) before and after, and per reload;
+  - the loop stall per swap (`held_us` from the server's own reply), p50/max;
+  - a player's PING round trip right after each swap vs. in steady state,
+    which shows the cost of the first call into a new image (the Swift
+    runtime's caches start empty for it).
+Only loopback traffic; stops the server it started.
+"""
+import argparse
+import re
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+SERVER = ".build/release/gameserver"
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def call(sock: socket.socket, line: str) -> str:
+    sock.sendall(line.encode() + b"\n")
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed")
+        data += chunk
+    return data.decode().strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--reloads", type=int, default=100)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    server = subprocess.Popen([SERVER, "--port", "0", "--admin-port", "0"], stderr=subprocess.PIPE, text=True)
+    ports = {}
+    for line in server.stderr:
+        for kind, pattern in (("game", r"\] listening on [^\s]+:(\d+)"), ("admin", r"admin listening on [^\s]+:(\d+)")):
+            match = re.search(pattern, line)
+            if match:
+                ports[kind] = int(match.group(1))
+        if len(ports) == 2:
+            break
+    try:
+        players = []
+        for index in range(args.sessions):
+            sock = socket.create_connection(("127.0.0.1", ports["game"]))
+            call(sock, f"LOGIN p{index}")
+            call(sock, f"JOIN room{index % 100}")
+            players.append(sock)
+        probe = players[0]
+        while True:  # drain join events
+            probe.setblocking(False)
+            try:
+                if not probe.recv(1 << 20):
+                    break
+            except BlockingIOError:
+                break
+        probe.setblocking(True)
+        for sock in players[1:]:
+            sock.setblocking(False)  # others never read; their events stay small
+
+        admin = socket.create_connection(("127.0.0.1", ports["admin"]))
+        steady = []
+        for _ in range(200):
+            started = time.perf_counter()
+            call(probe, "PING")
+            steady.append((time.perf_counter() - started) * 1e6)
+        before = rss_kib(server.pid)
+        held, after_swap = [], []
+        for _ in range(args.reloads):
+            reply = call(admin, "RELOAD")
+            if not reply.startswith("+OK"):
+                sys.exit(f"reload failed: {reply}")
+            held.append(int(re.search(r"held_us=(\d+)", reply).group(1)))
+            started = time.perf_counter()
+            call(probe, "PING")
+            after_swap.append((time.perf_counter() - started) * 1e6)
+        after = rss_kib(server.pid)
+        status = call(admin, "STATUS")
+        first_call = re.search(r"first_call_ns=(\d+)", status)
+
+        print(f"sessions                     {args.sessions}")
+        print(f"reloads                      {args.reloads}")
+        print(f"RSS before / after           {before} KiB / {after} KiB")
+        print(f"RSS per reload               {(after - before) / args.reloads:.1f} KiB")
+        print(f"loop held per swap (us)      p50 {statistics.median(held):.0f}  max {max(held)}")
+        print(f"PING RTT steady (us)         p50 {statistics.median(steady):.0f}  max {max(steady):.0f}")
+        print(f"PING RTT after swap (us)     p50 {statistics.median(after_swap):.0f}  max {max(after_swap):.0f}")
+        if first_call:
+            print(f"first handle call, last swap {first_call.group(1)} ns (server-side)")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
