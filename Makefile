@@ -31,8 +31,11 @@ dev: deps
 
 # Builds everything the tests load (server, GameLogic and fixture dylibs),
 # then runs the whole suite.
+# .build-variant holds GameLogicV2 built with a changed Protocol library, for
+# the test that a swapped-in module runs its own copy of Protocol.
 test: deps
 	$(SWIFT) build --build-tests
+	$(SWIFT) build --product GameLogicV2 --scratch-path .build-variant -Xswiftc -DHOTSWAP_PROTOCOL_VARIANT
 	$(SWIFT) test --skip-build --disable-xctest
 
 clean:

@@ -2,6 +2,7 @@ import ArgumentParser
 import CLibUV
 import Glibc
 import Logging
+import Protocol
 
 /// `gameserver`: starts the engine with a logic module and serves the game.
 @main
@@ -121,7 +122,8 @@ struct GameServerCommand: ParsableCommand {
             logger.critical("refusing to start: module \(modulePath) has a bad schema: \(error)")
             throw ExitCode(2)
         }
-        logger.info("loaded module \(loaded.name) \(loaded.version) from \(modulePath)")
+        logger.info("loaded module \(loaded.name) \(loaded.version) from \(modulePath)",
+                    metadata: ["protocol": "\(protocolBuildTag())"])
 
         let bound: (host: String, port: Int)
         let adminBound: (host: String, port: Int)

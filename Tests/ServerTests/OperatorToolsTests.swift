@@ -67,7 +67,7 @@ import Testing
             Thread.sleep(forTimeInterval: 0.1)
         }
         #expect(reply == "+PONG v2")
-        #expect(server.log.contains("watch: not loadable yet"))
-        #expect(server.log.contains("admin: WATCH \(module.path) done: gems 1.0.0 -> gems 2.0.0"))
+        #expect(server.logContains("watch: not loadable yet"))
+        #expect(server.logContains("admin: WATCH \(module.path) done: gems 1.0.0 -> gems 2.0.0"))
     }
 }

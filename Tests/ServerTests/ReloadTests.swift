@@ -130,8 +130,8 @@ import Testing
         let guesser = try server.connectAdmin()
         for _ in 0..<3 { _ = try guesser.call("AUTH nope") }
         #expect(try guesser.closedByServer())
-        #expect(server.log.contains("admin: AUTH refused"))
-        #expect(server.log.contains("admin: RELOAD"))
+        #expect(server.logContains("admin: AUTH refused"))
+        #expect(server.logContains("admin: RELOAD"))
     }
 
     @Test func nonLoopbackAdminNeedsAToken() throws {
@@ -152,6 +152,23 @@ import Testing
         for copy in ["/1-libGameLogic.so", "/2-libGameLogic.so", "/3-libGameLogic.so"] {
             #expect(maps.contains(copy), "\(copy) not mapped")
         }
+    }
+
+    /// The engine and each module link their own copy of Protocol; after a
+    /// swap the module must run its copy, not the engine's.
+    @Test func aSwappedModuleRunsItsOwnProtocolLibrary() throws {
+        let variant = Products.variantV2.path
+        guard FileManager.default.fileExists(atPath: variant) else {
+            throw TestFailure("\(variant) is missing: `make test` builds it")
+        }
+        let server = try TestServer(arguments: ["--modules-dir", Products.packageRoot.path])
+        #expect(server.log.contains("protocol=base"))
+        let player = try server.connect()
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("RELOAD \(Self.module("GameLogicV2"))").hasPrefix("+OK"))
+        #expect(try player.call("BUILD") == "+BUILD protocol=base")
+        #expect(try admin.call("RELOAD \(variant)").hasPrefix("+OK"))
+        #expect(try player.call("BUILD") == "+BUILD protocol=variant")
     }
 
     @Test func rollbackWithNothingToRollBackIsRefused() throws {

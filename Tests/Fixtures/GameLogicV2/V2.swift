@@ -39,6 +39,15 @@ public func hotswapHandle(_ message: UnsafePointer<game_message>?, _ table: Unsa
     let line = UnsafeRawBufferPointer(start: message.pointee.line, count: message.pointee.length)
     guard let request = Request(line: line) else { return host.reply("-ERR EMPTY empty request") }
     if request.verbIs("PING") { return host.reply("+PONG v2") }
+    if request.verbIs("BUILD") {
+        // Which copy of the Protocol library this image runs (see ProtocolBuild.swift).
+        return withScratch(64) { buffer in
+            var reply = LineWriter.reply(buffer)
+            reply.append("BUILD protocol=")
+            reply.append(protocolBuildTag())
+            return host.reply(reply)
+        }
+    }
     if request.verbIs("TITLE") {
         return host.setString(session, Field.title.rawValue, request.arguments) == GAME_OK
             ? host.reply("+OK") : host.reply("-ERR BAD_TITLE")

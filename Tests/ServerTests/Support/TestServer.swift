@@ -10,6 +10,17 @@ enum Products {
     }()
 
     static var server: URL { directory.appendingPathComponent("gameserver") }
+
+    /// The package root (products live in <root>/.build/<triple>/debug).
+    static var packageRoot: URL {
+        directory.resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+    }
+
+    /// GameLogicV2 built by `make test` with HOTSWAP_PROTOCOL_VARIANT defined.
+    static var variantV2: URL {
+        packageRoot.appendingPathComponent(".build-variant/debug/libGameLogicV2.so")
+    }
     static func library(_ name: String) -> URL { directory.appendingPathComponent("lib\(name).so") }
 }
 
@@ -52,6 +63,16 @@ final class TestServer: @unchecked Sendable {
     }
 
     var log: String { lock.withLock { logText } }
+
+    /// True once the log contains `text` (the log arrives asynchronously).
+    func logContains(_ text: String, within seconds: TimeInterval = 5) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !log.contains(text) {
+            if Date() > deadline { return false }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return true
+    }
 
     func connect() throws -> LineClient { try LineClient(port: port) }
 
