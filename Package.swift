@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "RetypeWithoutMigrateModule", type: .dynamic, targets: ["RetypeWithoutMigrateModule"]),
         .library(name: "FailingMigrateModule", type: .dynamic, targets: ["FailingMigrateModule"]),
         .library(name: "FailingLoadModule", type: .dynamic, targets: ["FailingLoadModule"]),
+        .library(name: "BadCallsModule", type: .dynamic, targets: ["BadCallsModule"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -62,6 +63,7 @@ let package = Package(
                 path: "Tests/Fixtures/RetypeWithoutMigrateModule"),
         .target(name: "FailingMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingMigrateModule"),
         .target(name: "FailingLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingLoadModule"),
+        .target(name: "BadCallsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/BadCallsModule"),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "GameABI"]),
     ]

@@ -72,6 +72,7 @@ struct Game {
         if taken { return fail("NAME_TAKEN", "that name is in use") }
         let status = host.setString(session, Field.name.rawValue, name)
         guard status == GAME_OK else { return status }
+        host.identified(session)
         let logins = (host.int(GAME_GLOBAL_ID, Field.logins.rawValue) ?? 0) + 1
         host.setInt(GAME_GLOBAL_ID, Field.logins.rawValue, logins)
         return withScratch(128) { buffer in

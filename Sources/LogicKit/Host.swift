@@ -138,6 +138,15 @@ public struct Host {
 
     public func nowMilliseconds() -> UInt64 { table.pointee.now_ms(table) }
 
+    /// Tells the engine the session logged in (longer idle timeout). Safe on
+    /// an ABI 1.0 engine, which lacks the call: it is then a no-op.
+    @discardableResult
+    public func identified(_ session: game_id) -> Int32 {
+        let needed = MemoryLayout<game_state_table>.offset(of: \.session_identified)! + MemoryLayout<Int>.size
+        guard Int(table.pointee.size) >= needed else { return GAME_ERR_STATE }
+        return table.pointee.session_identified(table, session)
+    }
+
     public func log(_ level: Int32, _ message: StaticString) {
         table.pointee.log(table, level, message.utf8Start, message.utf8CodeUnitCount)
     }

@@ -11,6 +11,16 @@ struct EngineLimits {
     var maxOutputBytes = 1 << 20
     var maxRoomMembers = 256
     var maxRooms = 10_000
+    /// Requests per second per session (token bucket); 0 turns it off.
+    var rateLimit = 1000
+    /// Requests a session may send at once before the rate applies.
+    var rateBurst = 2000
+    /// Refused requests in a row after which the connection is closed.
+    var rateStrikes = 100
+    /// Seconds a session may stay silent before the logic identifies it
+    /// (login), and after.
+    var loginTimeout: UInt64 = 30
+    var idleTimeout: UInt64 = 600
 }
 
 /// A session: the connection carrying it and the room it is in. Its game
@@ -83,6 +93,7 @@ final class Engine {
     private let readBuffer: UnsafeMutableRawPointer
     static let readBufferSize = 64 * 1024
     private let flushHandle: UnsafeMutablePointer<uv_check_t>
+    private let idleTimer: UnsafeMutablePointer<uv_timer_t>
     private var listener: Listener?
     private var adminListener: Listener?
     var watcher: ModuleWatcher?
@@ -105,6 +116,7 @@ final class Engine {
         table = .allocate(capacity: 1)
         readBuffer = .allocate(byteCount: Engine.readBufferSize, alignment: 16)
         flushHandle = .allocate(capacity: 1)
+        idleTimer = .allocate(capacity: 1)
         flushList.reserveCapacity(1024)
         table.initialize(to: StateTable.make(engine: Unmanaged.passUnretained(self).toOpaque()))
         uv_check_init(loop, flushHandle)
@@ -112,6 +124,13 @@ final class Engine {
         uv_check_start(flushHandle) { handle in
             Unmanaged<Engine>.fromOpaque(handle!.pointee.data).takeUnretainedValue().flushAll()
         }
+        uv_timer_init(loop, idleTimer)
+        idleTimer.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_timer_start(idleTimer, { timer in
+            Unmanaged<Engine>.fromOpaque(timer!.pointee.data).takeUnretainedValue().closeIdleSessions()
+        }, 1000, 1000)
+        // The sweep alone must not keep the loop alive at shutdown.
+        uv_unref(UnsafeMutableRawPointer(idleTimer).assumingMemoryBound(to: uv_handle_t.self))
     }
 
     /// Binds the game port; returns the address actually bound.
@@ -159,6 +178,7 @@ final class Engine {
             return
         }
         if shuttingDown || sessions.count >= limits.maxConnections {
+            stats.serverFull += 1
             connection.enqueue(line: Replies.serverFull)
             connection.closeAfterFlush()
             return
@@ -166,6 +186,8 @@ final class Engine {
         let id = sessions.insert(SessionRecord(connection: connection, room: nil))
         store.ensureRows(.session, sessions.capacity)
         connection.sessionID = id
+        connection.lastActivity = uv_now(loop)
+        connection.limiter = RateLimiter(now: connection.lastActivity, burst: limits.rateBurst)
         if connection.startReading() < 0 { connection.abort() }
     }
 
@@ -175,12 +197,46 @@ final class Engine {
             adminReceived(connection, bytes)
             return
         }
+        let now = uv_now(loop)
+        connection.lastActivity = now
         let outcome = connection.framer.feed(bytes) { line in
-            dispatch(line, from: connection)
+            if connection.limiter.admit(now: now, rate: limits.rateLimit, burst: limits.rateBurst) {
+                dispatch(line, from: connection)
+            } else {
+                stats.rateLimited += 1
+                if connection.limiter.strikes >= limits.rateStrikes {
+                    stats.rateLimitCloses += 1
+                    logger.warning("closing a session that keeps flooding", metadata: ["session": "\(connection.sessionID)"])
+                    connection.enqueue(line: Replies.rateLimitedClosing)
+                    endSession(of: connection, flush: true)
+                } else {
+                    connection.enqueue(line: Replies.rateLimited)
+                }
+            }
             return connection.state == .open
         }
         if outcome == .lineTooLong {
+            stats.lineTooLong += 1
             connection.enqueue(line: Replies.lineTooLong)
+            endSession(of: connection, flush: true)
+        }
+    }
+
+    /// Once a second: close sessions silent for longer than their timeout
+    /// (`loginTimeout` until the logic identifies them, then `idleTimeout`).
+    func closeIdleSessions() {
+        let now = uv_now(loop)
+        var expired: [GameID] = []
+        sessions.forEachID { id in
+            guard let record = sessions[id], !record.closing else { return }
+            let connection = record.connection
+            let limit = (connection.identified ? limits.idleTimeout : limits.loginTimeout) * 1000
+            if limit > 0 && now >= connection.lastActivity + limit { expired.append(id) }
+        }
+        for id in expired {
+            guard let connection = sessions[id]?.connection else { continue }
+            stats.idleCloses += 1
+            connection.enqueue(line: connection.identified ? Replies.idleTimeout : Replies.loginTimeout)
             endSession(of: connection, flush: true)
         }
     }
@@ -240,6 +296,7 @@ final class Engine {
         while index < flushList.count {
             let connection = flushList[index]
             if connection.overOutputLimit {
+                stats.outputOverflows += 1
                 logger.warning("client not reading, output over limit; closing", metadata: [
                     "session": "\(connection.sessionID)", "bytes": "\(connection.bufferedOutput)"])
                 connection.abort()
@@ -320,6 +377,7 @@ final class Engine {
             Unmanaged<Connection>.fromOpaque(data).takeUnretainedValue().abort()
         }, nil)
         Engine.closeAndFree(flushHandle)
+        Engine.closeAndFree(idleTimer)
         watcher?.stop()
         for handle in signals { Engine.closeAndFree(handle) }
         if let shutdownTimer { Engine.closeAndFree(shutdownTimer) }

@@ -50,6 +50,18 @@ struct GameServerCommand: ParsableCommand {
     @Option(help: "Most rooms at once.")
     var maxRooms = 10_000
 
+    @Option(help: "Requests per second per session (token bucket); 0 turns the limit off.")
+    var rateLimit = 1000
+
+    @Option(help: "Requests a session may send in one burst before --rate-limit applies.")
+    var rateBurst = 2000
+
+    @Option(help: "Seconds a new connection may stay silent before it logs in.")
+    var loginTimeout = 30
+
+    @Option(help: "Seconds a logged-in session may stay silent; 0 turns it off.")
+    var idleTimeout = 600
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -61,6 +73,8 @@ struct GameServerCommand: ParsableCommand {
         guard (1024...(1 << 30)).contains(maxOutputBytes) else {
             throw ValidationError("--max-output-bytes must be 1024...1073741824")
         }
+        guard rateLimit >= 0, rateBurst >= 1 else { throw ValidationError("--rate-limit must be >= 0 and --rate-burst >= 1") }
+        guard loginTimeout >= 0, idleTimeout >= 0 else { throw ValidationError("timeouts must be >= 0") }
         guard maxRoomMembers >= 1, maxRooms >= 1 else { throw ValidationError("room limits must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
@@ -116,6 +130,11 @@ struct GameServerCommand: ParsableCommand {
             limits.maxOutputBytes = maxOutputBytes
             limits.maxRoomMembers = maxRoomMembers
             limits.maxRooms = maxRooms
+            limits.rateLimit = rateLimit
+            limits.rateBurst = rateBurst
+            limits.loginTimeout = UInt64(loginTimeout)
+            limits.idleTimeout = UInt64(idleTimeout)
+            limits.maxConnections = GameServerCommand.connectionsAllowedByFileLimit(maxConnections, logger)
             engine = try Engine(loop: loop, limits: limits, admin: settings, logger: logger, loader: loader,
                                 module: loaded)
         } catch {
@@ -142,6 +161,27 @@ struct GameServerCommand: ParsableCommand {
         engine.run()
         uv_loop_close(loop)
         logger.notice("stopped")
+    }
+
+    /// Raises the soft open-file limit to the hard one and keeps
+    /// `--max-connections` within it, so the server refuses clients with
+    /// -ERR SERVER_FULL instead of failing on accept. 64 descriptors stay
+    /// for the loop, the listeners, logs and module files.
+    static func connectionsAllowedByFileLimit(_ wanted: Int, _ logger: Logger) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return wanted }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        let reserve: rlim_t = 64
+        let allowed = limit.rlim_cur > reserve ? Int(min(limit.rlim_cur - reserve, rlim_t(Int.max))) : 1
+        if allowed < wanted {
+            logger.warning("--max-connections lowered from \(wanted) to \(allowed) by the open-file limit (\(limit.rlim_cur))")
+            return allowed
+        }
+        return wanted
     }
 
     /// 127.0.0.0/8, ::1 and localhost: addresses only this machine reaches.

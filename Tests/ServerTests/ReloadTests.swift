@@ -72,7 +72,7 @@ import Testing
         let cases: [(String, String)] = [
             (junk.path, "cannot load module"),
             (Self.module("NoHandleModule"), "does not export hotswap_handle"),
-            (Self.module("WrongABIModule"), "was built for ABI 2.0, this engine speaks ABI 1.0"),
+            (Self.module("WrongABIModule"), "was built for ABI 2.0, this engine speaks ABI 1."),
             (Self.module("RetypeWithoutMigrateModule"), "field session.score is int in the store but string"),
             (Self.module("FailingMigrateModule"), "hotswap_migrate failed"),
             (Self.module("FailingLoadModule"), "hotswap_load failed"),
@@ -182,7 +182,7 @@ import Testing
     /// RELOAD is sent, then ten requests, then its reply is read, so every
     /// swap lands between two of the players' messages.
     @Test func twoHundredReloadsUnderTrafficLoseNothing() throws {
-        let server = try TestServer()
+        let server = try TestServer(arguments: ["--rate-limit", "0"])
         let alice = try server.connect()
         let bob = try server.connect()
         _ = try alice.call("LOGIN alice")

@@ -64,9 +64,9 @@ extern "C" {
 /* ---- Versions ---------------------------------------------------------- */
 
 #define GAME_ABI_MAJOR 1
-#define GAME_ABI_MINOR 0
+#define GAME_ABI_MINOR 1
 /* GAME_ABI_MAJOR << 16 | GAME_ABI_MINOR, spelled out so Swift imports it. */
-#define GAME_ABI_VERSION 0x00010000
+#define GAME_ABI_VERSION 0x00010001
 
 /* ---- Status codes: every table call returns one ------------------------ */
 
@@ -234,6 +234,12 @@ struct game_state_table {
     /* Services */
     uint64_t (*now_ms)(const game_state_table *t);   /* monotonic milliseconds */
     void (*log)(const game_state_table *t, int32_t level, const uint8_t *text, size_t length);
+
+    /* ---- ABI 1.1 ---- (check t->size before calling) */
+
+    /* The session has identified itself (logged in): the engine moves it
+     * from the short login timeout to the regular idle timeout. */
+    int32_t (*session_identified)(const game_state_table *t, game_id session);
 };
 
 /* ---- Migration ----------------------------------------------------------- */

@@ -27,6 +27,12 @@ struct EngineStats {
     var firstCallNanoseconds: UInt64?
     var lastHeldMicroseconds: UInt64?
     var adminConnections = 0
+    var lineTooLong = 0
+    var serverFull = 0
+    var outputOverflows = 0
+    var rateLimited = 0
+    var rateLimitCloses = 0
+    var idleCloses = 0
     let startedNanoseconds = uv_hrtime()
 }
 
@@ -150,6 +156,10 @@ extension Engine {
             "connections=\(openConnections)", "uptime_s=\(uptime)", "reloads=\(stats.reloads)",
             "rollbacks=\(stats.rollbacks)", "refused=\(stats.refused)", "images=\(loader.imagesMapped)",
             "previous=\(previousModule.map { "\($0.name)@\($0.version)" } ?? "none")",
+            "max_connections=\(limits.maxConnections)", "line_too_long=\(stats.lineTooLong)",
+            "server_full=\(stats.serverFull)", "output_overflows=\(stats.outputOverflows)",
+            "rate_limited=\(stats.rateLimited)", "rate_limit_closes=\(stats.rateLimitCloses)",
+            "idle_closes=\(stats.idleCloses)",
         ]
         if let last = stats.lastReloadWallSeconds { fields.append("last_reload=\(Engine.iso8601(last))") }
         if let held = stats.lastHeldMicroseconds { fields.append("last_held_us=\(held)") }

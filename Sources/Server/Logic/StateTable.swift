@@ -169,6 +169,13 @@ enum StateTable {
                 default: .error
                 }
                 engine.logger.log(level: swiftLevel, "\(message)", metadata: ["module": "\(engine.module.name)"])
+            },
+            session_identified: { t, session in
+                let engine = StateTable.engine(t)
+                guard engine.phase == .serving else { return GAME_ERR_STATE }
+                guard let record = engine.sessions[GameID(raw: session)] else { return GAME_ERR_BAD_SESSION }
+                record.connection.identified = true
+                return GAME_OK
             })
     }
 

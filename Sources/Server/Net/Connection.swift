@@ -63,6 +63,11 @@ final class Connection {
     var authenticated = false
     /// Failed AUTH attempts on this connection.
     var failedAuths = 0
+    /// Loop time (ms) of the last bytes received.
+    var lastActivity: UInt64 = 0
+    /// Set once the logic says who this is (login): longer idle timeout.
+    var identified = false
+    var limiter = RateLimiter(now: 0, burst: 0)
 
     /// Takes over an initialised, accepted `stream`.
     init(engine: Engine, stream: UnsafeMutablePointer<uv_tcp_t>, maxLineLength: Int, isAdmin: Bool = false) {

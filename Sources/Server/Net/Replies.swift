@@ -5,6 +5,10 @@ enum Replies {
     static var lineTooLong: UnsafeRawBufferPointer { raw("-ERR LINE_TOO_LONG line exceeds the maximum length; closing") }
     static var noReply: UnsafeRawBufferPointer { raw("-ERR INTERNAL the game logic sent no reply") }
     static var moduleFailed: UnsafeRawBufferPointer { raw("-ERR INTERNAL the game logic failed on this request") }
+    static var rateLimited: UnsafeRawBufferPointer { raw("-ERR RATE_LIMITED too many requests, slow down") }
+    static var rateLimitedClosing: UnsafeRawBufferPointer { raw("-ERR RATE_LIMITED too many requests; closing") }
+    static var loginTimeout: UnsafeRawBufferPointer { raw(">TIMEOUT no login in time; closing") }
+    static var idleTimeout: UnsafeRawBufferPointer { raw(">TIMEOUT idle for too long; closing") }
     static var shutdown: UnsafeRawBufferPointer { raw(">SHUTDOWN the server is shutting down") }
 
     private static func raw(_ text: StaticString) -> UnsafeRawBufferPointer {

@@ -8,9 +8,14 @@ final class LineClient {
     private var buffer: [UInt8] = []
     private(set) var events: [String] = []
 
-    init(port: Int, timeout: TimeInterval = 10) throws {
+    /// `receiveBuffer` shrinks the kernel's receive buffer, to make a client
+    /// that does not read fill up quickly.
+    init(port: Int, timeout: TimeInterval = 10, receiveBuffer: Int32? = nil) throws {
         socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw TestFailure("socket: \(errno)") }
+        if var size = receiveBuffer {
+            setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -91,4 +96,11 @@ final class LineClient {
 
     /// Closes our sending side only; replies still arrive.
     func halfClose() { shutdown(socket, Int32(SHUT_WR)) }
+
+    /// Aborts the connection with a TCP reset (SO_LINGER 0, then close).
+    func reset() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(socket, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        shutdown(socket, Int32(SHUT_RDWR))
+    }
 }

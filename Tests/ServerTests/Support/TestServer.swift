@@ -33,10 +33,17 @@ final class TestServer: @unchecked Sendable {
     private(set) var port = 0
     private(set) var adminPort = 0
 
-    /// Starts the server and waits for its "listening on" line.
-    init(arguments: [String] = []) throws {
-        process.executableURL = Products.server
-        process.arguments = ["--port", "0", "--admin-port", "0"] + arguments
+    /// Starts the server and waits for its "listening on" line. `shell`, if
+    /// given, runs first in the same shell (for example `ulimit -n 80`).
+    init(arguments: [String] = [], shell: String? = nil) throws {
+        let full = ["--port", "0", "--admin-port", "0"] + arguments
+        if let shell {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "\(shell) && exec \"$0\" \"$@\"", Products.server.path] + full
+        } else {
+            process.executableURL = Products.server
+            process.arguments = full
+        }
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
@@ -74,7 +81,9 @@ final class TestServer: @unchecked Sendable {
         return true
     }
 
-    func connect() throws -> LineClient { try LineClient(port: port) }
+    func connect(receiveBuffer: Int32? = nil) throws -> LineClient {
+        try LineClient(port: port, receiveBuffer: receiveBuffer)
+    }
 
     func connectAdmin() throws -> LineClient { try LineClient(port: adminPort) }
 

@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+
+/// Hostile clients and broken logic, over real sockets: each limit answers
+/// clearly, counts in STATUS, and leaves everyone else served.
+@Suite struct HardeningTests {
+    private func status(_ server: TestServer) throws -> String {
+        try server.connectAdmin().call("STATUS")
+    }
+
+    @Test func floodsAreRateLimitedAndPersistentAbuseIsClosed() throws {
+        let server = try TestServer(arguments: ["--rate-limit", "10", "--rate-burst", "5"])
+        let flooder = try server.connect()
+        try flooder.write(Array(String(repeating: "PING\n", count: 10).utf8))
+        var replies: [String] = []
+        for _ in 0..<10 { replies.append(try #require(try flooder.readLine())) }
+        #expect(replies.prefix(5).allSatisfy { $0 == "+PONG" })
+        #expect(replies.suffix(5).allSatisfy { $0.hasPrefix("-ERR RATE_LIMITED") })
+
+        try flooder.write(Array(String(repeating: "PING\n", count: 300).utf8))
+        var last = ""
+        while let line = try flooder.readLine() { last = line }
+        #expect(last == "-ERR RATE_LIMITED too many requests; closing")
+
+        let calm = try server.connect()
+        #expect(try calm.call("PING") == "+PONG")
+        let report = try status(server)
+        #expect(report.contains("rate_limit_closes=1"))
+        #expect(!report.contains("rate_limited=0 "))
+    }
+
+    @Test func silentClientsTimeOutBeforeAndAfterLogin() throws {
+        let server = try TestServer(arguments: ["--login-timeout", "1", "--idle-timeout", "4"])
+        let silent = try server.connect()
+        let idle = try server.connect()
+        let busy = try server.connect()
+        _ = try idle.call("LOGIN idle")
+        _ = try busy.call("LOGIN busy")
+        // busy keeps talking for 7 s; by 2.5 s only the client that never
+        // logged in is gone, by 7 s the silent logged-in one too.
+        for tick in 0..<24 {
+            Thread.sleep(forTimeInterval: 0.3)
+            #expect(try busy.call("PING") == "+PONG")
+            if tick == 8 { #expect(try status(server).contains("idle_closes=1")) }
+        }
+        #expect(try silent.readLine() == ">TIMEOUT no login in time; closing")
+        #expect(try silent.closedByServer())
+        #expect(try idle.readLine() == ">TIMEOUT idle for too long; closing")
+        #expect(try idle.closedByServer())
+        #expect(try status(server).contains("idle_closes=2"))
+    }
+
+    @Test func aClientThatDoesNotReadIsCutOffAndOthersAreNot() throws {
+        let server = try TestServer(arguments: ["--max-output-bytes", "65536", "--rate-limit", "0"])
+        let talker = try server.connect()
+        let deaf = try server.connect(receiveBuffer: 4096)
+        _ = try talker.call("LOGIN talker")
+        _ = try deaf.call("LOGIN deaf")
+        _ = try talker.call("JOIN hall")
+        _ = try deaf.call("JOIN hall")
+        _ = try talker.event()
+        let text = String(repeating: "x", count: 3000)
+        var cutOff = false
+        for round in 0..<4000 {
+            #expect(try talker.call("SAY \(text)") == "+OK")
+            if round % 100 == 99, try talker.call("WHO") == "+WHO talker" {
+                cutOff = true
+                break
+            }
+        }
+        #expect(cutOff)
+        #expect(try talker.call("PING") == "+PONG")
+        #expect(try status(server).contains("output_overflows=1"))
+    }
+
+    @Test func connectionsOverTheLimitAreRefused() throws {
+        let server = try TestServer(arguments: ["--max-connections", "2"])
+        let first = try server.connect()
+        let second = try server.connect()
+        let third = try server.connect()
+        #expect(try third.readLine() == "-ERR SERVER_FULL too many connections, try again later")
+        #expect(try third.closedByServer())
+        #expect(try first.call("PING") == "+PONG")
+        #expect(try second.call("PING") == "+PONG")
+        #expect(try status(server).contains("server_full=1"))
+    }
+
+    @Test func theOpenFileLimitCapsConnections() throws {
+        let server = try TestServer(shell: "ulimit -n 80")
+        #expect(server.log.contains("--max-connections lowered from 10000 to 16"))
+        var clients: [LineClient] = []
+        for _ in 0..<16 { clients.append(try server.connect()) }
+        for client in clients { #expect(try client.call("PING") == "+PONG") }
+        let extra = try server.connect()
+        #expect(try extra.readLine()?.hasPrefix("-ERR SERVER_FULL") == true)
+    }
+
+    @Test func resetInTheMiddleOfAWriteHurtsNobodyElse() throws {
+        let server = try TestServer(arguments: ["--rate-limit", "0"])
+        let player = try server.connect()
+        _ = try player.call("LOGIN stays")
+        for _ in 0..<5 {
+            let rude = try server.connect(receiveBuffer: 4096)
+            _ = try rude.call("LOGIN rude")
+            _ = try rude.call("JOIN x")
+            try rude.write(Array(String(repeating: "LOOK\n", count: 5000).utf8))
+            rude.reset()
+        }
+        #expect(try player.call("PING") == "+PONG")
+        #expect(try status(server).contains("sessions=1 "))
+    }
+
+    @Test func nulAndControlBytesGetClearAnswers() throws {
+        let server = try TestServer()
+        let alice = try server.connect()
+        let bob = try server.connect()
+        try alice.write(Array("LOGIN a\u{0}b\n".utf8))
+        #expect(try alice.reply().hasPrefix("-ERR BAD_NAME"))
+        _ = try alice.call("LOGIN alice")
+        _ = try bob.call("LOGIN bob")
+        _ = try alice.call("JOIN r")
+        _ = try bob.call("JOIN r")
+        _ = try alice.event()
+        try bob.write(Array("SAY nul\u{0}here\n".utf8))
+        #expect(try bob.reply() == "+OK")
+        #expect(try alice.event() == ">SAY bob nul here")
+    }
+}
+
+/// A module that makes bad calls on purpose: the engine answers each with
+/// an error code, never a crash, and the request still gets one reply.
+@Suite struct BrokenLogicTests {
+    private func badServer() throws -> TestServer {
+        try TestServer(arguments: ["--module", Products.library("BadCallsModule").path])
+    }
+
+    @Test func everyBadStateTableCallGetsAnErrorCode() throws {
+        let server = try badServer()
+        let client = try server.connect()
+        let codes = try client.call("CHECK")
+        // Order as in bad_calls.c. -1 session, -2 room, -3 field, -4 type, -5 argument.
+        let expected = [-1, -3, -3, -4, -4, -3, -3, -5, -5, -5, -5, -5, -5, -5, -1, -1, -2, -5, -2, -2, -2, -3, -2, -5]
+        #expect(codes == "+CODES " + expected.map(String.init).joined(separator: " "))
+        #expect(try client.call("PING") == "+PONG")
+    }
+
+    @Test func oneReplyPerRequestWhateverTheModuleDoes() throws {
+        let server = try badServer()
+        let client = try server.connect()
+        try client.send("TWICE")
+        try client.send("NOREPLY")
+        try client.send("FAIL")
+        try client.send("FAILAFTERREPLY")
+        try client.send("BADREPLY")
+        try client.send("PING")
+        #expect(try client.readLine() == "+ONE")
+        #expect(try client.readLine() == "-ERR INTERNAL the game logic sent no reply")
+        #expect(try client.readLine() == "-ERR INTERNAL the game logic failed on this request")
+        #expect(try client.readLine() == "+REPLIED")
+        #expect(try client.readLine() == "+CODE -5")
+        #expect(try client.readLine() == "+PONG")
+        #expect(server.logContains("second reply refused"))
+    }
+
+    @Test func callsOnAClosedSessionAreRefused() throws {
+        let server = try badServer()
+        var gone: LineClient? = try server.connect()
+        let id = try #require(try gone!.call("ID").split(separator: " ").last)
+        gone = nil  // disconnects; the careless close hook runs once
+        let other = try server.connect()
+        var reply = ""
+        for _ in 0..<50 {  // the disconnect is seen asynchronously
+            reply = try other.call("SENDTO \(id)")
+            if reply == "+CODE -1 -1 -1" { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        #expect(reply == "+CODE -1 -1 -1")
+        #expect(try other.call("PING") == "+PONG")
+    }
+}
