@@ -15,6 +15,7 @@ let package = Package(
     products: [
         .executable(name: "gameserver", targets: ["Server"]),
         .executable(name: "gamectl", targets: ["gamectl"]),
+        .executable(name: "ProtocolFuzzer", targets: ["ProtocolFuzzer"]),
         .library(name: "GameLogic", type: .dynamic, targets: ["GameLogic"]),
         // Test fixtures: logic modules the tests load into a real server.
         .library(name: "GameLogicV2", type: .dynamic, targets: ["GameLogicV2"]),
@@ -64,6 +65,7 @@ let package = Package(
         .target(name: "FailingMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingMigrateModule"),
         .target(name: "FailingLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingLoadModule"),
         .target(name: "BadCallsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/BadCallsModule"),
+        .executableTarget(name: "ProtocolFuzzer", dependencies: ["Protocol"], path: "Tests/Fuzz/ProtocolFuzzer"),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "GameABI"]),
     ]

@@ -74,7 +74,9 @@ public struct LineWriter {
 
     /// Appends untrusted UTF-8 text, replacing each control character (C0,
     /// DEL and the C1 range U+0080...U+009F) with a space. Text that does not
-    /// fit is cut at a character boundary, so the line stays valid UTF-8.
+    /// fit is cut at a character boundary, so the line stays valid UTF-8. A
+    /// malformed sequence is replaced byte by byte with spaces, so not even
+    /// invalid input can smuggle a control byte through.
     public mutating func appendText(_ bytes: UnsafeRawBufferPointer) {
         var index = 0
         while index < bytes.count {
@@ -85,12 +87,15 @@ public struct LineWriter {
                 index += 2
                 continue
             }
-            let length = byte < 0x80 ? 1 : byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
+            var length = byte < 0x80 ? 1 : byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
+            let sequence = UnsafeRawBufferPointer(rebasing: bytes[index..<min(index + length, bytes.count)])
+            let wellFormed = length == 1 ? byte < 0x80 : Bytes.isValidUTF8(sequence) && sequence.count == length
+            if !wellFormed { length = 1 }
             guard count + length <= buffer.count else { isTruncated = true; return }
-            if Bytes.isControl(byte) {
+            if !wellFormed || Bytes.isControl(byte) {
                 append(byte: 0x20)
             } else {
-                append(raw: UnsafeRawBufferPointer(rebasing: bytes[index..<min(index + length, bytes.count)]))
+                append(raw: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + length)]))
             }
             index += length
         }

@@ -174,6 +174,7 @@ final class Engine {
                 return
             }
             stats.adminConnections += 1
+            connection.countedAsAdmin = true
             if connection.startReading() < 0 { connection.abort() }
             return
         }
@@ -254,7 +255,10 @@ final class Engine {
     /// Called once per connection, as its handle starts closing for any
     /// reason: a session still attached to it is torn down now.
     func connectionClosing(_ connection: Connection) {
-        if connection.isAdmin { stats.adminConnections -= 1 }
+        if connection.countedAsAdmin {
+            connection.countedAsAdmin = false
+            stats.adminConnections -= 1
+        }
         if sessions.contains(connection.sessionID) {
             tearDown(connection.sessionID)
         }
@@ -349,6 +353,8 @@ final class Engine {
         shuttingDown = true
         listener?.close()
         adminListener?.close()
+        watcher?.stop()
+        watcher = nil
         // Everyone hears of the shutdown before anyone hears of a departure.
         var ids: [GameID] = []
         sessions.forEachID { ids.append($0) }
@@ -378,7 +384,6 @@ final class Engine {
         }, nil)
         Engine.closeAndFree(flushHandle)
         Engine.closeAndFree(idleTimer)
-        watcher?.stop()
         for handle in signals { Engine.closeAndFree(handle) }
         if let shutdownTimer { Engine.closeAndFree(shutdownTimer) }
     }

@@ -89,7 +89,12 @@ struct GameServerCommand: ParsableCommand {
         let logger = Logger(label: "gameserver")
 
         let modulePath = module ?? GameServerCommand.defaultModulePath()
-        let token = adminToken ?? getenv("GAMESERVER_ADMIN_TOKEN").map { String(cString: $0) }
+        let token = (adminToken ?? getenv("GAMESERVER_ADMIN_TOKEN").map { String(cString: $0) })
+            .flatMap { $0.isEmpty ? nil : $0 }
+        if let token, token.utf8.count < 16 {
+            logger.critical("refusing to start: the admin token must be at least 16 bytes")
+            throw ExitCode(2)
+        }
         if token == nil && !GameServerCommand.isLoopback(adminHost) {
             logger.critical("refusing to start: the admin port on \(adminHost) is not loopback; set --admin-token or GAMESERVER_ADMIN_TOKEN")
             throw ExitCode(2)

@@ -107,37 +107,102 @@ import Testing
             try? FileManager.default.removeItem(at: link)
             try? FileManager.default.removeItem(at: outside)
         }
-        let dotted = Products.directory.path + "/../../../" + outside.lastPathComponent
-        for path in [outside.path, link.path, dotted, "/etc/passwd"] {
+        // A real module one level above the modules directory, reached by `..`.
+        let above = Products.directory.deletingLastPathComponent().appendingPathComponent("above-\(UUID()).so")
+        try FileManager.default.copyItem(atPath: Self.module("GameLogicV2"), toPath: above.path)
+        defer { try? FileManager.default.removeItem(at: above) }
+        let dotted = Products.directory.path + "/../" + above.lastPathComponent
+        for path in [outside.path, link.path, dotted, "/etc/passwd", "../" + above.lastPathComponent] {
             let reply = try admin.call("RELOAD \(path)")
             #expect(reply.hasPrefix("-ERR RELOAD_FAILED"), "\(path)")
+            #expect(reply.contains("outside the modules directory"), "\(reply)")
         }
-        #expect(try admin.call("RELOAD \(link.path)").contains("outside the modules directory"))
+        // A relative path names a file inside the directory.
         let player = try server.connect()
         #expect(try player.call("PING") == "+PONG")
+        #expect(try admin.call("RELOAD libGameLogicV2.so").hasPrefix("+OK gems 1.0.0 -> gems 2.0.0"))
+        #expect(try player.call("PING") == "+PONG v2")
     }
 
     @Test func tokenIsRequiredAndChecked() throws {
-        let server = try TestServer(arguments: ["--admin-token", "s3cret"])
+        let token = "correct-horse-battery"
+        let server = try TestServer(arguments: ["--admin-token", token])
         let admin = try server.connectAdmin()
         #expect(try admin.call("RELOAD").hasPrefix("-ERR AUTH_REQUIRED"))
         #expect(try admin.call("STATUS").hasPrefix("-ERR AUTH_REQUIRED"))
-        #expect(try admin.call("AUTH s3cre").hasPrefix("-ERR AUTH_FAILED"))
-        #expect(try admin.call("AUTH s3cret!").hasPrefix("-ERR AUTH_FAILED"))
-        #expect(try admin.call("AUTH s3cret") == "+OK authenticated")
+        #expect(try admin.call("AUTH").hasPrefix("-ERR AUTH_FAILED"))
+        #expect(try admin.call("AUTH \(token)!").hasPrefix("-ERR AUTH_FAILED"))
+        #expect(try admin.call("AUTH \(token)") == "+OK authenticated")
         #expect(try admin.call("RELOAD \(Self.module("GameLogicV2"))").hasPrefix("+OK"))
         // Three wrong tokens and the connection is closed.
         let guesser = try server.connectAdmin()
-        for _ in 0..<3 { _ = try guesser.call("AUTH nope") }
+        #expect(try guesser.call("AUTH correct-horse-batter").hasPrefix("-ERR AUTH_FAILED"))
+        _ = try guesser.call("AUTH nope")
+        #expect(try guesser.call("AUTH nope").hasPrefix("-ERR AUTH_FAILED"))
         #expect(try guesser.closedByServer())
         #expect(server.logContains("admin: AUTH refused"))
         #expect(server.logContains("admin: RELOAD"))
     }
 
-    @Test func nonLoopbackAdminNeedsAToken() throws {
+    @Test func nonLoopbackAdminNeedsARealToken() throws {
         let result = try runServerExpectingExit(["--admin-host", "0.0.0.0"])
         #expect(result.status != 0)
         #expect(result.log.contains("is not loopback; set --admin-token"))
+        let empty = try runServerExpectingExit(["--admin-host", "0.0.0.0", "--admin-token", ""])
+        #expect(empty.status != 0)
+        #expect(empty.log.contains("is not loopback; set --admin-token"))
+        let short = try runServerExpectingExit(["--admin-token", "short"])
+        #expect(short.status != 0)
+        #expect(short.log.contains("the admin token must be at least 16 bytes"))
+    }
+
+    @Test func adminConnectionsAreCapped() throws {
+        let server = try TestServer()
+        var admins: [LineClient] = []
+        for _ in 0..<16 { admins.append(try server.connectAdmin()) }
+        for admin in admins { #expect(try admin.call("PING") == "+PONG") }
+        // Refused ones must not free slots they never held.
+        for _ in 0..<3 {
+            let extra = try server.connectAdmin()
+            #expect(try extra.readLine()?.hasPrefix("-ERR SERVER_FULL") == true)
+        }
+        let last = try server.connectAdmin()
+        #expect(try last.readLine()?.hasPrefix("-ERR SERVER_FULL") == true)
+        admins.removeLast()
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(try server.connectAdmin().call("PING") == "+PONG")
+    }
+
+    @Test func aFieldCannotChangeTypeBackWithoutMigrationButRollbackCan() throws {
+        let server = try TestServer()
+        let (alice, bob, _, _) = try twoPlayers(server)
+        defer { withExtendedLifetime(bob) {} }
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK gems 1.0.0 -> gems 3.0.0"))
+        // v3 over v3: its migration sees the field already converted.
+        #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK gems 3.0.0 -> gems 3.0.0"))
+        let back = try admin.call("RELOAD \(Self.module("GameLogic"))")
+        #expect(back.hasPrefix("-ERR RELOAD_FAILED field session.score is string in the store but int"))
+        #expect(try alice.call("PING") == "+PONG v3")
+        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 3.0.0 -> gems 3.0.0"))
+    }
+
+    @Test func corruptELFHeadersAreRefusedNotTrapped() throws {
+        let server = try TestServer()
+        let admin = try server.connectAdmin()
+        // A 64-byte ELF header whose section table offset is near 2^64.
+        var header = [UInt8](repeating: 0, count: 64)
+        header[0...4] = [0x7F, 0x45, 0x4C, 0x46, 2]
+        header[16] = 3  // ET_DYN
+        for index in 40..<48 { header[index] = 0xFF }  // e_shoff
+        header[58] = 64; header[60] = 0xFF; header[61] = 0xFF  // e_shentsize, e_shnum
+        let crafted = Products.directory.appendingPathComponent("crafted-\(UUID()).so")
+        try Data(header).write(to: crafted)
+        defer { try? FileManager.default.removeItem(at: crafted) }
+        let reply = try admin.call("RELOAD \(crafted.path)")
+        #expect(reply.hasPrefix("-ERR RELOAD_FAILED"))
+        #expect(reply.contains("corrupt section header offsets"))
+        #expect(try server.connect().call("PING") == "+PONG")
     }
 
     @Test func theSameBuildPathLoadsAFreshCopyEachTime() throws {

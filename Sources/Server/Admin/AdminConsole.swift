@@ -45,6 +45,11 @@ extension Engine {
     func adminReceived(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
         let outcome = connection.framer.feed(bytes) { line in
             let reply = adminCommand(line, connection)
+            if let request = Request(line: line), !request.verbIs("AUTH") {
+                // Reloads log their own detailed line; this one records every
+                // command and its outcome (never an AUTH line: it holds the token).
+                logger.info("admin: \(Engine.oneLine(String(decoding: request.verb, as: UTF8.self).uppercased())) -> \(reply.prefix(while: { $0 != " " }))")
+            }
             reply.utf8CString.withUnsafeBufferPointer { text in
                 connection.enqueue(line: UnsafeRawBufferPointer(start: text.baseAddress, count: text.count - 1))
             }
@@ -102,7 +107,7 @@ extension Engine {
         } catch {
             outcome = .failure(error)
         }
-        return record("RELOAD \(path)", outcome)
+        return record("RELOAD \(Engine.oneLine(path))", outcome)
     }
 
     private func rollbackCommand() -> String {
@@ -136,6 +141,8 @@ extension Engine {
     /// Resolves `path` (symlinks and `..` included) and refuses anything
     /// outside the modules directory.
     func confine(_ path: String) throws(SwapError) -> String {
+        // A relative path names a file in the modules directory.
+        let path = path.hasPrefix("/") ? path : "\(admin.modulesDirectory)/\(path)"
         guard let resolved = realpath(path, nil) else {
             throw .load(.notFound(path: path))
         }

@@ -16,6 +16,9 @@ final class ModuleWatcher {
     private let event: UnsafeMutablePointer<uv_fs_event_t>
     private let timer: UnsafeMutablePointer<uv_timer_t>
     private var retries = 0
+    /// The content last acted on (loaded or refused): an event that leaves
+    /// the file as it was does nothing, even after an admin ROLLBACK.
+    private var lastSeenSHA256: String
 
     static let debounceMilliseconds: UInt64 = 300
     static let retryMilliseconds: UInt64 = 500
@@ -25,6 +28,7 @@ final class ModuleWatcher {
         self.engine = engine
         self.path = path
         fileName = path.split(separator: "/").last.map(String.init) ?? path
+        lastSeenSHA256 = engine.module.sha256
         event = .allocate(capacity: 1)
         timer = .allocate(capacity: 1)
         uv_fs_event_init(engine.loop, event)
@@ -37,7 +41,12 @@ final class ModuleWatcher {
         let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         return uv_fs_event_start(event, { handle, name, _, status in
             let watcher = Unmanaged<ModuleWatcher>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
-            guard status == 0, let name, String(cString: name) == watcher.fileName else { return }
+            if status != 0 {
+                // Overflowed or lost the directory: say so, and look anyway.
+                watcher.engine.logger.warning("watch: event error \(Listener.describe(status)); checking the file")
+            } else {
+                guard let name, String(cString: name) == watcher.fileName else { return }
+            }
             watcher.retries = 0
             watcher.schedule(after: ModuleWatcher.debounceMilliseconds)
         }, directory.isEmpty ? "." : directory, 0)
@@ -50,24 +59,31 @@ final class ModuleWatcher {
     }
 
     private func fire() {
+        guard !engine.shuttingDown else { return }
         guard let sha = ModuleLoader.sha256(ofFile: path) else {
             retry(reason: "cannot read \(path)")
             return
         }
-        if sha == engine.module.sha256 { return }
+        if sha == lastSeenSHA256 { return }
         do throws(SwapError) {
             let report = try engine.reload(path: path)
+            lastSeenSHA256 = sha
             _ = engine.record("WATCH \(path)", .success(report))
         } catch {
-            if case .load = error, retries < ModuleWatcher.maxRetries {
+            if case .load(let loadError) = error, loadError.mayBeTransient {
                 retry(reason: "\(error)")
             } else {
+                lastSeenSHA256 = sha  // refused for good: wait for a new build
                 _ = engine.record("WATCH \(path)", .failure(error))
             }
         }
     }
 
     private func retry(reason: String) {
+        guard retries < ModuleWatcher.maxRetries else {
+            engine.logger.error("watch: giving up on \(path) after \(retries) retries: \(reason)")
+            return
+        }
         retries += 1
         engine.logger.info("watch: not loadable yet (\(reason)); retry \(retries) of \(ModuleWatcher.maxRetries)")
         schedule(after: ModuleWatcher.retryMilliseconds)

@@ -10,7 +10,8 @@ import Glibc
 /// Linkers write the section header table last, so a file whose section
 /// headers and loadable segments all lie within its size is complete.
 enum ELFCheck {
-    /// nil when the file looks complete; otherwise why not.
+    /// nil when the file looks complete; otherwise why not. Reasons that
+    /// start with "file is truncated" may go away once a writer finishes.
     static func problem(path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return String(cString: strerror(errno)) }
@@ -27,18 +28,26 @@ enum ELFCheck {
         guard magic == [0x7F, 0x45, 0x4C, 0x46, 2] else { return "not a 64-bit ELF file" }
         guard header.e_type == UInt16(ET_DYN) else { return "not a shared object" }
 
-        let sectionsEnd = header.e_shoff + UInt64(header.e_shnum) * UInt64(header.e_shentsize)
+        // Header values are untrusted: add and multiply without trapping.
+        let (table, tableOverflow) = UInt64(header.e_shnum).multipliedReportingOverflow(by: UInt64(header.e_shentsize))
+        let (sectionsEnd, endOverflow) = header.e_shoff.addingReportingOverflow(table)
+        guard !tableOverflow, !endOverflow else { return "corrupt section header offsets" }
         guard sectionsEnd <= size else {
             return "file is truncated (\(size) of at least \(sectionsEnd) bytes; still being written?)"
         }
         for index in 0..<UInt64(header.e_phnum) {
             var segment = Elf64_Phdr()
-            let offset = off_t(header.e_phoff + index * UInt64(header.e_phentsize))
+            let (step, stepOverflow) = index.multipliedReportingOverflow(by: UInt64(header.e_phentsize))
+            let (position, positionOverflow) = header.e_phoff.addingReportingOverflow(step)
+            guard !stepOverflow, !positionOverflow, let offset = off_t(exactly: position) else {
+                return "corrupt program header offsets"
+            }
             guard pread(fd, &segment, MemoryLayout<Elf64_Phdr>.size, offset) == MemoryLayout<Elf64_Phdr>.size else {
                 return "file is truncated in its program headers"
             }
-            if segment.p_type == UInt32(PT_LOAD), segment.p_offset + segment.p_filesz > size {
-                return "file is truncated (a segment ends at \(segment.p_offset + segment.p_filesz), the file at \(size))"
+            let (end, overflow) = segment.p_offset.addingReportingOverflow(segment.p_filesz)
+            if segment.p_type == UInt32(PT_LOAD), overflow || end > size {
+                return "file is truncated (a segment ends past the file's \(size) bytes)"
             }
         }
         return nil

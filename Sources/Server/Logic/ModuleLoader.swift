@@ -31,6 +31,16 @@ enum ModuleLoadError: Error, CustomStringConvertible {
     case abiMismatch(path: String, module: UInt32, engine: UInt32)
     case describeFailed(path: String, reason: String)
 
+    /// A failure that may be gone in a moment: the file is missing, being
+    /// replaced or still being written. The watcher retries these only.
+    var mayBeTransient: Bool {
+        switch self {
+        case .notFound, .copyFailed: true
+        case .notALibrary(_, let reason): reason.hasPrefix("file is truncated") || reason.hasPrefix("file is shorter")
+        default: false
+        }
+    }
+
     var description: String {
         switch self {
         case .notFound(let path):
@@ -105,15 +115,16 @@ final class ModuleLoader {
         loads += 1
         let base = path.split(separator: "/").last.map(String.init) ?? "module.so"
         let imagePath = "\(privateDirectory)/\(loads)-\(base)"
+        // The copy's name is needed only until dlopen: a mapping keeps the
+        // file's pages, so repeated reloads do not fill the temporary
+        // directory (/proc/PID/maps then shows the copy as "(deleted)").
+        defer { unlink(imagePath) }
         let sha256 = try ModuleLoader.copyFile(from: path, to: imagePath)
-
         if let problem = ELFCheck.problem(path: imagePath) {
-            unlink(imagePath)
             throw .notALibrary(path: path, reason: problem)
         }
         guard let image = dlopen(imagePath, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
-            unlink(imagePath)
             throw .notALibrary(path: path, reason: reason)
         }
         imagesMapped += 1
@@ -165,9 +176,15 @@ final class ModuleLoader {
     @discardableResult
     private static func copyFile(from source: String, to target: String?) throws(ModuleLoadError) -> String {
         var hasher = SHA256()
-        let input = open(source, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO swapped in for the module must not block the
+        // loop; fstat on the descriptor checks what was actually opened.
+        let input = open(source, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard input >= 0 else { throw .copyFailed(path: source, reason: String(cString: strerror(errno))) }
         defer { close(input) }
+        var opened = stat()
+        guard fstat(input, &opened) == 0, (opened.st_mode & S_IFMT) == S_IFREG else {
+            throw .copyFailed(path: source, reason: "not a regular file")
+        }
         let output = target.map { open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o500) } ?? -2
         guard output >= 0 || output == -2 else { throw .copyFailed(path: source, reason: String(cString: strerror(errno))) }
         defer { if output >= 0 { close(output) } }

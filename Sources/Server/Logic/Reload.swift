@@ -88,7 +88,7 @@ extension Engine {
         var staged = store
         let stagedBindings: [FieldBinding]
         do {
-            stagedBindings = try staged.bind(candidate.fields)
+            stagedBindings = try staged.bind(candidate.fields, live: module.fields, rollback: !migrate)
         } catch {
             throw .schema(error)
         }
@@ -194,10 +194,18 @@ final class MigrationContext {
         let id = GameID(raw: entity)
         guard let kind = id.kind else { return .failure(.badArgument) }
         let bytes = UnsafeRawBufferPointer(start: name, count: length)
-        guard let index = oldFields.indices.first(where: {
+        let binding: FieldBinding
+        if let index = oldFields.indices.first(where: {
             oldFields[$0].kind == kind && oldFields[$0].name.utf8.elementsEqual(bytes)
-        }) else { return .failure(.badField) }
-        guard oldFields[index].type == type else { return .failure(.badType) }
+        }) {
+            guard oldFields[index].type == type else { return .failure(.badType) }
+            binding = oldBindings[index]
+        } else if let hidden = oldStore.binding(kind: kind, name: bytes, type: type) {
+            // Not declared by the outgoing module but kept from an earlier one.
+            binding = hidden
+        } else {
+            return .failure(.badField)
+        }
         let row: Int?
         switch kind {
         case .global: row = id == GameID.global ? 0 : nil
@@ -205,6 +213,6 @@ final class MigrationContext {
         case .room: row = engine.rooms.slotIndex(of: id)
         }
         guard let row else { return .failure(kind == .room ? .badRoom : .badSession) }
-        return .success((oldStore, oldBindings[index], row))
+        return .success((oldStore, binding, row))
     }
 }

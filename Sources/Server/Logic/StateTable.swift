@@ -21,7 +21,7 @@ enum StateTable {
             engine: engine,
             reply: { t, bytes, length in
                 let engine = StateTable.engine(t)
-                guard let current = engine.current else { return GAME_ERR_STATE }
+                guard engine.phase == .serving, let current = engine.current else { return GAME_ERR_STATE }
                 if engine.replied { return GAME_ERR_STATE }
                 guard let line = StateTable.line(bytes, length, markers: "+-") else { return GAME_ERR_BAD_ARGUMENT }
                 engine.replied = true

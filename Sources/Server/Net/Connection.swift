@@ -63,6 +63,8 @@ final class Connection {
     var authenticated = false
     /// Failed AUTH attempts on this connection.
     var failedAuths = 0
+    /// Set when this admin connection took one of the admin slots.
+    var countedAsAdmin = false
     /// Loop time (ms) of the last bytes received.
     var lastActivity: UInt64 = 0
     /// Set once the logic says who this is (login): longer idle timeout.

@@ -40,7 +40,13 @@ struct StateStore {
 
     /// Resolves a module's declared fields against the store, adding the
     /// columns that do not exist yet. Nothing changes when it throws.
-    mutating func bind(_ specs: [FieldSpec]) throws(SchemaError) -> [FieldBinding] {
+    ///
+    /// `live` is what the serving module declares: a field it declares with
+    /// another type may change type only if the new module migrates it, or
+    /// on a rollback (which returns to the old column as it was).
+    mutating func bind(_ specs: [FieldSpec], live: [FieldSpec] = [], rollback: Bool = false)
+        throws(SchemaError) -> [FieldBinding]
+    {
         var planned: [(spec: FieldSpec, column: Int?)] = []
         var seen = Set<String>()
         for spec in specs {
@@ -54,7 +60,18 @@ struct StateStore {
                 if columns[existing].spec.unique != spec.unique {
                     throw .uniqueChanged(kind: spec.kind, name: spec.name)
                 }
-            } else if !spec.migrated, let other = columns.first(where: { $0.spec.name == spec.name }) {
+            }
+            if !spec.migrated && !rollback,
+                let serving = live.first(where: { $0.kind == spec.kind && $0.name == spec.name }),
+                serving.type != spec.type
+            {
+                throw .typeChanged(kind: spec.kind, name: spec.name, from: serving.type, to: spec.type)
+            }
+            if existing == nil && !spec.migrated && !rollback,
+                let other = columns.first(where: { $0.spec.name == spec.name })
+            {
+                // Only a hidden column of another type has this name: taking
+                // it over without a migration would mean silently new values.
                 throw .typeChanged(kind: spec.kind, name: spec.name, from: other.spec.type, to: spec.type)
             }
             planned.append((spec, existing))

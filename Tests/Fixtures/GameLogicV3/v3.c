@@ -25,7 +25,8 @@ int32_t hotswap_migrate(const game_migration *m, game_id entity, const game_stat
     if ((entity >> 56) != GAME_KIND_SESSION) return GAME_OK;
     int64_t old = 0;
     int32_t status = m->old_get_int(m, entity, (const uint8_t *)"score", 5, &old);
-    if (status == GAME_ERR_BAD_FIELD) old = 0;      /* coming from a version without it */
+    if (status == GAME_ERR_BAD_TYPE) return GAME_OK;  /* already a string: from v3 itself */
+    if (status == GAME_ERR_BAD_FIELD) old = 0;        /* coming from a version without it */
     else if (status != GAME_OK) return status;
     char text[32];
     int length = snprintf(text, sizeof text, "%lld gems", (long long)old);
