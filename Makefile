@@ -5,7 +5,7 @@ SWIFT ?= swift
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release run dev test clean
+.PHONY: deps build release run dev test test-asan fuzz ci clean
 
 # libuv1-dev for the engine's event loop; pkg-config so SwiftPM finds it.
 deps:
@@ -38,5 +38,25 @@ test: deps
 	$(SWIFT) build --product GameLogicV2 --scratch-path .build-variant -Xswiftc -DHOTSWAP_PROTOCOL_VARIANT
 	$(SWIFT) test --skip-build --disable-xctest
 
+# The whole suite again under AddressSanitizer, in its own build folder.
+# Leak checking is off: a server that exits does not free what it owns.
+test-asan: deps
+	$(SWIFT) build --build-tests --scratch-path .build-asan -Xswiftc -sanitize=address
+	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --skip-build --scratch-path .build-asan --disable-xctest
+
+# libFuzzer on the framer and tokenizer for FUZZ_SECONDS, from a copy of the
+# committed seed corpus; a crashing input is saved in .build-fuzz/artifacts.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	$(SWIFT) build --product ProtocolFuzzer --scratch-path .build-fuzz \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+	rm -rf .build-fuzz/corpus && mkdir -p .build-fuzz/corpus .build-fuzz/artifacts
+	cp Tests/Fuzz/corpus/* .build-fuzz/corpus/
+	.build-fuzz/debug/ProtocolFuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		-artifact_prefix=.build-fuzz/artifacts/ .build-fuzz/corpus
+
+# What CI runs: the README's test command, then fuzzing and ASan.
+ci: test fuzz test-asan
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-variant .build-fuzz .build-asan

@@ -100,6 +100,7 @@ final class Engine {
     private var signals: [UnsafeMutablePointer<uv_signal_t>] = []
     private var shutdownTimer: UnsafeMutablePointer<uv_timer_t>?
     private(set) var shuttingDown = false
+    private var finished = false
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, limits: EngineLimits, admin: AdminSettings, logger: Logger,
          loader: ModuleLoader, module: LoadedModule) throws(SchemaError)
@@ -371,8 +372,10 @@ final class Engine {
 
     /// Closes the engine's own handles; the loop then runs dry and returns.
     private func finishShutdown() {
-        guard flushHandle.pointee.data != nil else { return }
-        flushHandle.pointee.data = nil
+        // Runs once. (It can be reached again from a connection's close
+        // callback after the handles below are freed: never read them then.)
+        guard !finished else { return }
+        finished = true
         // Connections still draining after the grace period are cut off.
         // Every TCP handle not yet closing is a connection: the listeners
         // were closed when shutdown began.
