@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "gameserver", targets: ["Server"]),
         .executable(name: "gamectl", targets: ["gamectl"]),
         .executable(name: "ProtocolFuzzer", targets: ["ProtocolFuzzer"]),
+        .executable(name: "loadtest", targets: ["loadtest"]),
         .library(name: "GameLogic", type: .dynamic, targets: ["GameLogic"]),
         // Test fixtures: logic modules the tests load into a real server.
         .library(name: "GameLogicV2", type: .dynamic, targets: ["GameLogicV2"]),
@@ -31,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -65,6 +67,17 @@ let package = Package(
         .target(name: "FailingMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingMigrateModule"),
         .target(name: "FailingLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingLoadModule"),
         .target(name: "BadCallsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/BadCallsModule"),
+        .target(
+            name: "LoadTestCore",
+            dependencies: ["CLibUV", "Protocol", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "tools/loadtest/Core"
+        ),
+        .executableTarget(
+            name: "loadtest",
+            dependencies: ["LoadTestCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "tools/loadtest/Main"
+        ),
+        .testTarget(name: "LoadTestTests", dependencies: ["LoadTestCore"]),
         .executableTarget(name: "ProtocolFuzzer", dependencies: ["Protocol"], path: "Tests/Fuzz/ProtocolFuzzer"),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "GameABI"]),

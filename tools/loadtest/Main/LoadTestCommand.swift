@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import LoadTestCore
+
+extension LoadConfig.Scenario: ExpressibleByArgument {}
+extension LoadConfig.Target: ExpressibleByArgument {}
+
+/// `loadtest`: how much one instance carries, and whether a reload under
+/// load loses anything.
+///
+///     swift run -c release loadtest ping --clients 50 --pipeline 16 --duration 10
+///     swift run -c release loadtest chat --rooms 10 --members 5 --rate 5000
+///     swift run -c release loadtest ping --reload-at 3 --admin-port 7778
+///     swift run -c release loadtest ping --target redis --port 6379
+@main
+struct LoadTestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loadtest",
+        abstract: "Load generator for the game server (and redis-server), with latency percentiles.")
+
+    @Argument(help: "Scenario: ping, chat or play.") var scenario: LoadConfig.Scenario
+    @Option(help: "hotswap (our server) or redis (inline PING, pub/sub for chat).") var target = LoadConfig.Target.hotswap
+    @Option var host = "127.0.0.1"
+    @Option var port = 7777
+    @Option(help: "Connections (ping, play).") var clients = 50
+    @Option(help: "Seconds to measure.") var duration = 10.0
+    @Option(help: "Requests in flight per connection (closed loop).") var pipeline = 1
+    @Option(help: "Total requests per second, open loop; 0 = closed loop.") var rate = 0.0
+    @Option(help: "Chat rooms.") var rooms = 10
+    @Option(help: "Members per chat room.") var members = 5
+    @Option(help: "Send RELOAD on the admin port after this many seconds.") var reloadAt: Double?
+    @Option var adminPort = 7778
+    @Option(help: "Admin token (default: $GAMESERVER_ADMIN_TOKEN).") var adminToken: String?
+    @Option(help: "Module path for RELOAD (default: the server's own).") var reloadPath: String?
+    @Option(help: "Write the results as JSON to this file.") var json: String?
+    @Flag(help: "No progress lines.") var quiet = false
+
+    func run() throws {
+        var config = LoadConfig()
+        config.scenario = scenario
+        config.target = target
+        config.host = host
+        config.port = port
+        config.clients = clients
+        config.seconds = duration
+        config.pipeline = max(pipeline, 1)
+        config.rate = rate
+        config.rooms = rooms
+        config.members = members
+        config.reloadAt = reloadAt
+        config.adminPort = adminPort
+        config.adminToken = adminToken ?? ProcessInfo.processInfo.environment["GAMESERVER_ADMIN_TOKEN"]
+        config.reloadPath = reloadPath
+        config.quiet = quiet
+
+        let report = LoadDriver(config: config).run()
+        print(Summary.table(report, config))
+        if let json {
+            try Summary.json(report, config).write(toFile: json, atomically: true, encoding: .utf8)
+        }
+        if !report.clean || (reloadAt != nil && report.reloadReply?.hasPrefix("+OK") != true) {
+            throw ExitCode(1)
+        }
+    }
+}
