@@ -145,7 +145,8 @@ final class LoadClient {
         case .chat:
             sequence += 1
             let payload = "LT \(member) \(sequence) \(driver.now)"
-            send(config.target == .redis ? "PUBLISH ltroom\(room) \(payload)" : "SAY \(payload)")
+            // Redis inline commands split on spaces unless quoted.
+            send(config.target == .redis ? "PUBLISH ltroom\(room) \"\(payload)\"" : "SAY \(payload)")
         }
         ledger.sent(at: scheduled)
     }
