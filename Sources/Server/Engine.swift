@@ -76,6 +76,8 @@ final class Engine {
     /// Set by a swap: the next handle call is timed (the first call into a
     /// new image pays for the Swift runtime's emptied caches).
     var measureNextCall = false
+    /// A background load is running (one at a time).
+    var reloading = false
     var stats = EngineStats()
     let admin: AdminSettings
 
@@ -113,6 +115,7 @@ final class Engine {
         self.module = module
         self.bindings = try store.bind(module.fields)
         self.loadHistory = [module]
+        self.stats.imagesMapped = loader.imagesMapped
         store.ensureRows(.global, 1)
         table = .allocate(capacity: 1)
         readBuffer = .allocate(byteCount: Engine.readBufferSize, alignment: 16)

@@ -236,6 +236,18 @@ import Testing
         #expect(try player.call("BUILD") == "+BUILD protocol=variant")
     }
 
+    /// A reload answers after its background load; commands sent behind it
+    /// in the same write still get their replies in order.
+    @Test func pipelinedAdminCommandsAreAnsweredInOrder() throws {
+        let server = try TestServer()
+        let admin = try server.connectAdmin()
+        try admin.write(Array("RELOAD \(Self.module("GameLogicV2"))\nSTATUS\nRELOAD\nPING\n".utf8))
+        #expect(try admin.readLine()?.hasPrefix("+OK gems 1.0.0 -> gems 2.0.0") == true)
+        #expect(try admin.readLine()?.hasPrefix("+STATUS module=gems version=2.0.0") == true)
+        #expect(try admin.readLine()?.hasPrefix("+OK gems 2.0.0 -> gems 1.0.0") == true)
+        #expect(try admin.readLine() == "+PONG")
+    }
+
     @Test func rollbackWithNothingToRollBackIsRefused() throws {
         let server = try TestServer()
         let admin = try server.connectAdmin()

@@ -16,6 +16,8 @@ struct AdminSettings {
     static let maxConnections = 16
     /// Wrong tokens before the connection is closed.
     static let maxFailedAuths = 3
+    /// Lines an admin may send ahead while a reload runs.
+    static let maxBacklog = 64
 }
 
 /// Counters the admin STATUS reports.
@@ -27,6 +29,9 @@ struct EngineStats {
     var firstCallNanoseconds: UInt64?
     var lastHeldMicroseconds: UInt64?
     var adminConnections = 0
+    /// The loader's count, copied on the loop thread after each load (the
+    /// loader itself is busy on a worker thread during one).
+    var imagesMapped = 0
     var lineTooLong = 0
     var serverFull = 0
     var outputOverflows = 0
@@ -44,14 +49,14 @@ struct EngineStats {
 extension Engine {
     func adminReceived(_ connection: Connection, _ bytes: UnsafeRawBufferPointer) {
         let outcome = connection.framer.feed(bytes) { line in
-            let reply = adminCommand(line, connection)
-            if let request = Request(line: line), !request.verbIs("AUTH") {
-                // Reloads log their own detailed line; this one records every
-                // command and its outcome (never an AUTH line: it holds the token).
-                logger.info("admin: \(Engine.oneLine(String(decoding: request.verb, as: UTF8.self).uppercased())) -> \(reply.prefix(while: { $0 != " " }))")
-            }
-            reply.utf8CString.withUnsafeBufferPointer { text in
-                connection.enqueue(line: UnsafeRawBufferPointer(start: text.baseAddress, count: text.count - 1))
+            if connection.adminWaiting {
+                guard connection.adminBacklog.count < AdminSettings.maxBacklog else {
+                    connection.closeAfterFlush()
+                    return false
+                }
+                connection.adminBacklog.append(Array(line))
+            } else {
+                adminLine(line, connection)
             }
             return connection.state == .open
         }
@@ -61,7 +66,40 @@ extension Engine {
         }
     }
 
-    private func adminCommand(_ line: UnsafeRawBufferPointer, _ connection: Connection) -> String {
+    /// Runs one admin line; a RELOAD answers later, and the lines after it
+    /// wait in the backlog until it has.
+    private func adminLine(_ line: UnsafeRawBufferPointer, _ connection: Connection) {
+        let verb = Request(line: line).map { String(decoding: $0.verb, as: UTF8.self).uppercased() }
+        let reply = adminCommand(line, connection) { [unowned self] later in
+            adminReply(later, verb: verb, connection)
+            connection.adminWaiting = false
+            while !connection.adminWaiting, !connection.adminBacklog.isEmpty {
+                let next = connection.adminBacklog.removeFirst()
+                next.withUnsafeBytes { adminLine($0, connection) }
+            }
+        }
+        if let reply {
+            adminReply(reply, verb: verb, connection)
+        } else {
+            connection.adminWaiting = true
+        }
+    }
+
+    private func adminReply(_ reply: String, verb: String?, _ connection: Connection) {
+        if let verb, verb != "AUTH" {
+            // Reloads log their own detailed line; this one records every
+            // command and its outcome (never an AUTH line: it holds the token).
+            logger.info("admin: \(Engine.oneLine(verb)) -> \(reply.prefix(while: { $0 != " " }))")
+        }
+        reply.utf8CString.withUnsafeBufferPointer { text in
+            connection.enqueue(line: UnsafeRawBufferPointer(start: text.baseAddress, count: text.count - 1))
+        }
+    }
+
+    /// The reply, or nil when `later` will be called with it.
+    private func adminCommand(
+        _ line: UnsafeRawBufferPointer, _ connection: Connection, later: @escaping (String) -> Void
+    ) -> String? {
         guard let request = Request(line: line) else { return "-ERR EMPTY empty request, try HELP" }
         if request.verbIs("AUTH") { return authenticate(request, connection) }
         if request.verbIs("PING") { return "+PONG" }
@@ -77,7 +115,16 @@ extension Engine {
         if request.verbIs("MODULES") { return modulesLine() }
         if request.verbIs("RELOAD") {
             let argument = String(decoding: request.arguments, as: UTF8.self)
-            return reloadCommand(path: argument.isEmpty ? admin.defaultModulePath : argument)
+            let path = argument.isEmpty ? admin.defaultModulePath : argument
+            let action = "RELOAD \(Engine.oneLine(path))"
+            let confined: String
+            do throws(SwapError) {
+                confined = try confine(path)
+            } catch {
+                return record(action, .failure(error))
+            }
+            reloadInBackground(path: confined) { [unowned self] outcome in later(record(action, outcome)) }
+            return nil
         }
         if request.verbIs("ROLLBACK") { return rollbackCommand() }
         return "-ERR UNKNOWN_COMMAND unknown admin command, try HELP"
@@ -97,17 +144,6 @@ extension Engine {
         logger.warning("admin: AUTH refused", metadata: ["attempt": "\(connection.failedAuths)"])
         if connection.failedAuths >= AdminSettings.maxFailedAuths { connection.closeAfterFlush() }
         return "-ERR AUTH_FAILED wrong token"
-    }
-
-    private func reloadCommand(path: String) -> String {
-        let outcome: Result<SwapReport, SwapError>
-        do throws(SwapError) {
-            let confined = try confine(path)
-            outcome = .success(try reload(path: confined))
-        } catch {
-            outcome = .failure(error)
-        }
-        return record("RELOAD \(Engine.oneLine(path))", outcome)
     }
 
     private func rollbackCommand() -> String {
@@ -161,7 +197,7 @@ extension Engine {
             "module=\(module.name)", "version=\(module.version)", "sha256=\(module.sha256)",
             "path=\(module.sourcePath)", "sessions=\(sessions.count)", "rooms=\(rooms.count)",
             "connections=\(openConnections)", "uptime_s=\(uptime)", "reloads=\(stats.reloads)",
-            "rollbacks=\(stats.rollbacks)", "refused=\(stats.refused)", "images=\(loader.imagesMapped)",
+            "rollbacks=\(stats.rollbacks)", "refused=\(stats.refused)", "images=\(stats.imagesMapped)",
             "previous=\(previousModule.map { "\($0.name)@\($0.version)" } ?? "none")",
             "max_connections=\(limits.maxConnections)", "line_too_long=\(stats.lineTooLong)",
             "server_full=\(stats.serverFull)", "output_overflows=\(stats.outputOverflows)",

@@ -65,16 +65,19 @@ final class ModuleWatcher {
             return
         }
         if sha == lastSeenSHA256 { return }
-        do throws(SwapError) {
-            let report = try engine.reload(path: path)
-            lastSeenSHA256 = sha
-            _ = engine.record("WATCH \(path)", .success(report))
-        } catch {
-            if case .load(let loadError) = error, loadError.mayBeTransient {
+        engine.reloadInBackground(path: path) { [weak self] outcome in
+            guard let self else { return }
+            switch outcome {
+            case .success:
+                lastSeenSHA256 = sha
+                _ = engine.record("WATCH \(path)", outcome)
+            case .failure(.busy):
+                retry(reason: "another reload is in progress")
+            case .failure(.load(let error)) where error.mayBeTransient:
                 retry(reason: "\(error)")
-            } else {
+            case .failure:
                 lastSeenSHA256 = sha  // refused for good: wait for a new build
-                _ = engine.record("WATCH \(path)", .failure(error))
+                _ = engine.record("WATCH \(path)", outcome)
             }
         }
     }

@@ -6,9 +6,11 @@ import Glibc
 struct SwapReport {
     let from: LoadedModule
     let to: LoadedModule
-    /// Microseconds the loop was held: no message was handled meanwhile.
+    /// Microseconds the loop was held: no message was handled meanwhile
+    /// (binding, migrating and committing).
     let heldMicroseconds: UInt64
-    /// Of which: copying, mapping and validating the file.
+    /// Copying, mapping and validating the file, on a worker thread while
+    /// the loop kept serving.
     let loadMicroseconds: UInt64
     /// Entities passed through the module's `hotswap_migrate`.
     let migrated: Int
@@ -24,6 +26,7 @@ enum SwapError: Error, CustomStringConvertible {
     case migrateFailed(entity: GameID, status: Int32)
     case loadHookFailed(status: Int32)
     case nothingToRollBack
+    case busy
 
     var description: String {
         switch self {
@@ -36,6 +39,7 @@ enum SwapError: Error, CustomStringConvertible {
             "hotswap_migrate failed with status \(status) on \(entity)"
         case .loadHookFailed(let status): "hotswap_load failed with status \(status)"
         case .nothingToRollBack: "no previous module to roll back to"
+        case .busy: "another reload is in progress"
         }
     }
 }
@@ -52,26 +56,75 @@ enum SwapError: Error, CustomStringConvertible {
 ///     hotswap_load(store')                           ── roll back on error
 ///     commit: store = store', module = new           ── between two messages
 extension Engine {
-    /// Loads the module at `path` and swaps it in.
-    func reload(path: String) throws(SwapError) -> SwapReport {
-        let started = uv_hrtime()
-        let candidate: LoadedModule
-        do {
-            candidate = try loader.load(path: path)
-        } catch {
-            throw .load(error)
+    /// Loads the module at `path` on a libuv worker thread, then swaps it
+    /// in on the loop and calls `then` there.
+    ///
+    /// Why a worker: copying, checking and `dlopen`ing an image takes about
+    /// a millisecond, which would stall every player; only the bind, the
+    /// migration and the commit need the loop. The worker touches nothing
+    /// but the loader and the file (one reload at a time: `reloading`), and
+    /// module code it runs (`hotswap_describe`) keeps no state by contract.
+    func reloadInBackground(path: String, then done: @escaping (Result<SwapReport, SwapError>) -> Void) {
+        guard !reloading else {
+            done(.failure(.busy))
+            return
         }
-        let loaded = uv_hrtime()
-        let report = try swap(to: candidate, migrate: true, started: started, loadNanoseconds: loaded - started)
-        previousModule = report.from
-        loadHistory.append(candidate)
-        return report
+        reloading = true
+        let job = ReloadJob(engine: self, path: path, done: done)
+        let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
+        work.pointee.data = Unmanaged.passRetained(job).toOpaque()
+        let status = uv_queue_work(loop, work, { work in
+            // Worker thread.
+            let job = Unmanaged<ReloadJob>.fromOpaque(work!.pointee.data).takeUnretainedValue()
+            let started = uv_hrtime()
+            do throws(ModuleLoadError) {
+                job.loaded = .success(try job.engine.loader.load(path: job.path))
+            } catch {
+                job.loaded = .failure(.load(error))
+            }
+            job.loadNanoseconds = uv_hrtime() - started
+        }, { work, _ in
+            // Loop thread.
+            let job = Unmanaged<ReloadJob>.fromOpaque(work!.pointee.data).takeRetainedValue()
+            work!.deallocate()
+            job.engine.finishReload(job)
+        })
+        if status != 0 {
+            Unmanaged<ReloadJob>.fromOpaque(work.pointee.data).release()
+            work.deallocate()
+            reloading = false
+            done(.failure(.path("cannot queue the load: \(Listener.describe(status))")))
+        }
+    }
+
+    private func finishReload(_ job: ReloadJob) {
+        reloading = false
+        stats.imagesMapped = loader.imagesMapped
+        let outcome: Result<SwapReport, SwapError>
+        switch job.loaded {
+        case .success(let candidate):
+            do throws(SwapError) {
+                let report = try swap(to: candidate, migrate: true, started: uv_hrtime(),
+                                      loadNanoseconds: job.loadNanoseconds)
+                previousModule = report.from
+                loadHistory.append(candidate)
+                outcome = .success(report)
+            } catch {
+                outcome = .failure(error)
+            }
+        case .failure(let error):
+            outcome = .failure(error)
+        case nil:
+            outcome = .failure(.path("the load did not run"))
+        }
+        job.done(outcome)
     }
 
     /// Swaps back to the module that served before the last swap. It is
     /// still mapped, so nothing is loaded; fields it declared and the newer
     /// module dropped were kept and come back with their values.
     func rollback() throws(SwapError) -> SwapReport {
+        guard !reloading else { throw .busy }
         guard let previous = previousModule else { throw .nothingToRollBack }
         let report = try swap(to: previous, migrate: false, started: uv_hrtime(), loadNanoseconds: 0)
         previousModule = report.from
@@ -122,6 +175,21 @@ extension Engine {
         return SwapReport(from: saved.module, to: candidate,
                           heldMicroseconds: (uv_hrtime() - started) / 1000,
                           loadMicroseconds: loadNanoseconds / 1000, migrated: migrated)
+    }
+}
+
+/// One background load: what to load, what came of it, who to tell.
+final class ReloadJob {
+    let engine: Engine
+    let path: String
+    let done: (Result<SwapReport, SwapError>) -> Void
+    var loaded: Result<LoadedModule, SwapError>?
+    var loadNanoseconds: UInt64 = 0
+
+    init(engine: Engine, path: String, done: @escaping (Result<SwapReport, SwapError>) -> Void) {
+        self.engine = engine
+        self.path = path
+        self.done = done
     }
 }
 

@@ -65,6 +65,10 @@ final class Connection {
     var failedAuths = 0
     /// Set when this admin connection took one of the admin slots.
     var countedAsAdmin = false
+    /// An admin command is waiting for a background reload: later lines
+    /// wait here so replies keep the order of requests.
+    var adminWaiting = false
+    var adminBacklog: [[UInt8]] = []
     /// Loop time (ms) of the last bytes received.
     var lastActivity: UInt64 = 0
     /// Set once the logic says who this is (login): longer idle timeout.
