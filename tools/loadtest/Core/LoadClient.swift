@@ -114,12 +114,12 @@ final class LoadClient {
     /// The measured phase starts: fill the pipeline (closed loop).
     func begin() {
         guard driver.config.rate == 0, isPublisher else { return }
-        for _ in 0..<driver.config.pipeline { request(scheduled: driver.now) }
+        for _ in 0..<driver.config.pipeline where !driver.requestBudgetSpent { request(scheduled: driver.now) }
     }
 
     /// Open loop: send what is due by now at this client's share of the rate.
     func pace(at elapsed: Double) {
-        guard isPublisher else { return }
+        guard isPublisher, !driver.requestBudgetSpent else { return }
         let publishers = driver.config.scenario == .chat ? driver.config.rooms * driver.config.members : driver.clients.count
         let perClient = driver.config.rate / Double(max(publishers, 1))
         let due = Int(elapsed * perClient) - ledger.sent
@@ -149,6 +149,7 @@ final class LoadClient {
             send(config.target == .redis ? "PUBLISH ltroom\(room) \"\(payload)\"" : "SAY \(payload)")
         }
         ledger.sent(at: scheduled)
+        driver.sentSoFar += 1
     }
 
     func received(_ bytes: UnsafeRawBufferPointer) {
@@ -184,7 +185,9 @@ final class LoadClient {
         if !isPublisher { return }  // a subscriber's confirmations
         guard let sentAt = ledger.reply() else { return }
         driver.recordReply(sentAt: sentAt, error: first == UInt8(ascii: "-"))
-        if driver.phase == .running && driver.config.rate == 0 { request(scheduled: driver.now) }
+        if driver.phase == .running && driver.config.rate == 0 && !driver.requestBudgetSpent {
+            request(scheduled: driver.now)
+        }
     }
 
     private static func deliveryStart(_ line: UnsafeRawBufferPointer) -> Int? {

@@ -13,6 +13,8 @@ public struct LoadConfig: Sendable {
     public var port = 7777
     public var clients = 50
     public var seconds = 10.0
+    /// Stop after this many requests in all (instead of after `seconds`).
+    public var requests: Int?
     public var pipeline = 1
     /// Total requests per second across all clients; 0 = closed loop.
     public var rate = 0.0
@@ -107,6 +109,13 @@ public final class LoadDriver {
     }
 
     var now: UInt64 { uv_hrtime() }
+
+    /// `--requests` reached: no new requests, only replies to wait for.
+    var requestBudgetSpent: Bool {
+        guard let limit = config.requests else { return false }
+        return sentSoFar >= limit
+    }
+    var sentSoFar = 0
     var elapsed: Double { Double(now - startedAt) / 1e9 }
 
     // MARK: Phases
@@ -133,7 +142,7 @@ public final class LoadDriver {
             if config.rate > 0 { for client in clients { client.pace(at: t) } }
             if let at = config.reloadAt, reloadSentAt == nil, t >= at { startReload() }
             if now - lastProgress >= 1_000_000_000 { progress() }
-            if t >= config.seconds {
+            if t >= config.seconds || requestBudgetSpent {
                 phase = .draining
                 drainStarted = now
                 report.seconds = t

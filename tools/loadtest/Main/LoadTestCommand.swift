@@ -24,6 +24,7 @@ struct LoadTestCommand: ParsableCommand {
     @Option var port = 7777
     @Option(help: "Connections (ping, play).") var clients = 50
     @Option(help: "Seconds to measure.") var duration = 10.0
+    @Option(help: "Stop after this many requests in all (overrides --duration).") var requests: Int?
     @Option(help: "Requests in flight per connection (closed loop).") var pipeline = 1
     @Option(help: "Total requests per second, open loop; 0 = closed loop.") var rate = 0.0
     @Option(help: "Chat rooms.") var rooms = 10
@@ -42,7 +43,8 @@ struct LoadTestCommand: ParsableCommand {
         config.host = host
         config.port = port
         config.clients = clients
-        config.seconds = duration
+        config.seconds = requests == nil ? duration : .infinity
+        config.requests = requests
         config.pipeline = max(pipeline, 1)
         config.rate = rate
         config.rooms = rooms
