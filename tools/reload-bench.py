@@ -17,19 +17,10 @@ import re
 import resource
 import socket
 import statistics
-import subprocess
 import sys
 import time
 
-SERVER = ".build/release/gameserver"
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+from serverproc import rss_kib, start
 
 
 def call(sock: socket.socket, line: str) -> str:
@@ -51,15 +42,8 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    server = subprocess.Popen([SERVER, "--port", "0", "--admin-port", "0"], stderr=subprocess.PIPE, text=True)
-    ports = {}
-    for line in server.stderr:
-        for kind, pattern in (("game", r"\] listening on [^\s]+:(\d+)"), ("admin", r"admin listening on [^\s]+:(\d+)")):
-            match = re.search(pattern, line)
-            if match:
-                ports[kind] = int(match.group(1))
-        if len(ports) == 2:
-            break
+    server, game_port, admin_port = start()
+    ports = {"game": game_port, "admin": admin_port}
     try:
         players = []
         for index in range(args.sessions):

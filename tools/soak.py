@@ -25,15 +25,7 @@ import socket
 import subprocess
 import time
 
-SERVER = ".build/release/gameserver"
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+from serverproc import rss_kib, start
 
 
 class Soak:
@@ -161,17 +153,8 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    server = subprocess.Popen(
-        [SERVER, "--port", "0", "--admin-port", "0", "--login-timeout", "10", "--max-output-bytes", "262144"],
-        stderr=subprocess.PIPE, text=True)
-    ports = {}
-    for line in server.stderr:
-        for kind, pattern in (("game", r"\] listening on [^\s]+:(\d+)"), ("admin", r"admin listening on [^\s]+:(\d+)")):
-            match = re.search(pattern, line)
-            if match:
-                ports[kind] = int(match.group(1))
-        if len(ports) == 2:
-            break
+    server, game_port, admin_port = start("--login-timeout", "10", "--max-output-bytes", "262144")
+    ports = {"game": game_port, "admin": admin_port}
     # Keep draining the log so the server never blocks on a full pipe.
     subprocess.Popen(["cat"], stdin=server.stderr, stdout=subprocess.DEVNULL)
     try:

@@ -224,9 +224,8 @@ struct Game {
             host.setInt(session, Field.score.rawValue, score)
             host.setInt(room, Field.gems.rawValue, gems & ~Grid.bit(nx, ny))
         }
-        withScratch(64) { buffer in
-            var line = LineWriter.reply(buffer)
-            line.append(found ? "GEM " : "MOVED ")
+        // "x y" and, with a gem, "score n": the tail of the reply and the event.
+        func appendOutcome(_ line: inout LineWriter) {
             line.append(nx)
             line.space()
             line.append(ny)
@@ -234,6 +233,11 @@ struct Game {
                 line.append(" score ")
                 line.append(score)
             }
+        }
+        withScratch(64) { buffer in
+            var line = LineWriter.reply(buffer)
+            line.append(found ? "GEM " : "MOVED ")
+            appendOutcome(&line)
             host.reply(line)
         }
         withScratch(96) { buffer in
@@ -241,13 +245,7 @@ struct Game {
             line.append(found ? "GEM " : "MOVE ")
             appendName(of: session, to: &line)
             line.space()
-            line.append(nx)
-            line.space()
-            line.append(ny)
-            if found {
-                line.append(" score ")
-                line.append(score)
-            }
+            appendOutcome(&line)
             host.broadcast(room, except: session, line)
         }
         if found && gems & ~Grid.bit(nx, ny) == 0 {

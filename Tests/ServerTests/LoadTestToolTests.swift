@@ -5,16 +5,7 @@ import Testing
 /// server, count every reply, and account for a reload in the middle.
 @Suite struct LoadTestToolTests {
     private func loadtest(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = Products.directory.appendingPathComponent("loadtest")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runTool("loadtest", arguments)
     }
 
     @Test func pingRunCountsEveryReplyAndWritesJSON() throws {

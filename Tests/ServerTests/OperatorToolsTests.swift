@@ -4,16 +4,7 @@ import Testing
 /// The operator's tools against a real server: gamectl and --watch.
 @Suite struct OperatorToolsTests {
     private func gamectl(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = Products.directory.appendingPathComponent("gamectl")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runTool("gamectl", arguments)
     }
 
     @Test func gamectlReportsAndExitsNonZeroOnErrors() throws {

@@ -107,6 +107,21 @@ final class TestServer: @unchecked Sendable {
     deinit { stop() }
 }
 
+/// Runs one of the package's executables (gamectl, loadtest) to completion
+/// and returns its exit status and everything it printed.
+func runTool(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = Products.directory.appendingPathComponent(name)
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
 /// Runs `gameserver` to completion (for start-up failures) and returns its
 /// exit status and log.
 func runServerExpectingExit(_ arguments: [String]) throws -> (status: Int32, log: String) {
