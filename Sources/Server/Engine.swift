@@ -249,7 +249,11 @@ final class Engine {
     /// The peer closed (cleanly: pending replies still go out) or the socket
     /// failed (nothing more can be sent).
     func peerClosed(_ connection: Connection, clean: Bool) {
-        if clean {
+        if clean && connection.isAdmin && connection.adminWaiting {
+            // `echo RELOAD | nc`: the operator half-closed; answer first.
+            connection.closeWhenAnswered = true
+            connection.stopReading()
+        } else if clean {
             endSession(of: connection, flush: true)
         } else {
             connection.abort()
@@ -259,6 +263,7 @@ final class Engine {
     /// Called once per connection, as its handle starts closing for any
     /// reason: a session still attached to it is torn down now.
     func connectionClosing(_ connection: Connection) {
+        connection.adminBacklog.removeAll()
         if connection.countedAsAdmin {
             connection.countedAsAdmin = false
             stats.adminConnections -= 1

@@ -15,7 +15,7 @@ import Testing
         let run = try loadtest(["ping", "--port", "\(server.port)", "--clients", "4", "--pipeline", "2",
                                 "--duration", "1", "--json", json.path])
         #expect(run.status == 0, "\(run.output)")
-        #expect(run.output.contains("lost 0  duplicated 0  out of order 0"))
+        #expect(run.output.contains("lost 0  duplicated 0  out of order 0  unexpected 0  dropped connections 0"))
         let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
         let requests = try #require(report["requests"] as? Int)
         #expect(requests > 0)
@@ -38,6 +38,7 @@ import Testing
         let server = try TestServer(arguments: ["--rate-limit", "0", "--max-connections", "2"])
         // Four clients where only two are let in: the tool must say so and fail.
         let run = try loadtest(["ping", "--port", "\(server.port)", "--clients", "4", "--duration", "1", "--quiet"])
-        #expect(run.status != 0)
+        #expect(run.status == 1)
+        #expect(run.output.contains("dropped connections 2"))
     }
 }

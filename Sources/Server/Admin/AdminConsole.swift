@@ -20,6 +20,13 @@ struct AdminSettings {
     static let maxBacklog = 64
 }
 
+/// What waits on an admin connection behind a pending RELOAD.
+enum AdminBacklogEntry {
+    case line([UInt8])
+    /// The line after the queued ones was over the limit: answer, then close.
+    case lineTooLong
+}
+
 /// Counters the admin STATUS reports.
 struct EngineStats {
     var reloads = 0
@@ -51,18 +58,21 @@ extension Engine {
         let outcome = connection.framer.feed(bytes) { line in
             if connection.adminWaiting {
                 guard connection.adminBacklog.count < AdminSettings.maxBacklog else {
-                    connection.closeAfterFlush()
+                    connection.adminBacklog.removeAll()
+                    connection.closeWhenAnswered = true
+                    connection.stopReading()
                     return false
                 }
-                connection.adminBacklog.append(Array(line))
+                connection.adminBacklog.append(.line(Array(line)))
             } else {
                 adminLine(line, connection)
             }
-            return connection.state == .open
+            return connection.state == .open && !connection.closeWhenAnswered
         }
         if outcome == .lineTooLong {
-            connection.enqueue(line: Replies.lineTooLong)
-            connection.closeAfterFlush()
+            // Behind a pending reload, the reload's reply must come first.
+            connection.adminBacklog.append(.lineTooLong)
+            if !connection.adminWaiting { drainAdminBacklog(connection) }
         }
     }
 
@@ -70,18 +80,43 @@ extension Engine {
     /// wait in the backlog until it has.
     private func adminLine(_ line: UnsafeRawBufferPointer, _ connection: Connection) {
         let verb = Request(line: line).map { String(decoding: $0.verb, as: UTF8.self).uppercased() }
+        var answered = false
+        connection.adminWaiting = true
         let reply = adminCommand(line, connection) { [unowned self] later in
+            answered = true
             adminReply(later, verb: verb, connection)
             connection.adminWaiting = false
-            while !connection.adminWaiting, !connection.adminBacklog.isEmpty {
-                let next = connection.adminBacklog.removeFirst()
-                next.withUnsafeBytes { adminLine($0, connection) }
-            }
+            drainAdminBacklog(connection)
         }
         if let reply {
+            connection.adminWaiting = false
             adminReply(reply, verb: verb, connection)
-        } else {
-            connection.adminWaiting = true
+        } else if answered {
+            // The command failed before anything was queued; its reply is out.
+            connection.adminWaiting = false
+        }
+    }
+
+    /// Runs the lines that waited behind a reload, in order, until one
+    /// waits again; then closes if the operator had already hung up.
+    private func drainAdminBacklog(_ connection: Connection) {
+        while !connection.adminWaiting, connection.state == .open, !connection.adminBacklog.isEmpty {
+            switch connection.adminBacklog.removeFirst() {
+            case .line(let bytes):
+                bytes.withUnsafeBytes { adminLine($0, connection) }
+            case .lineTooLong:
+                connection.enqueue(line: Replies.lineTooLong)
+                connection.closeAfterFlush()
+                return
+            }
+        }
+        if !connection.adminWaiting && connection.closeWhenAnswered {
+            if connection.adminBacklog.isEmpty {
+                connection.closeAfterFlush()
+            } else {
+                connection.enqueue(line: Replies.backlogFull)
+                connection.closeAfterFlush()
+            }
         }
     }
 

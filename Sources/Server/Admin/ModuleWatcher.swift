@@ -68,8 +68,10 @@ final class ModuleWatcher {
         engine.reloadInBackground(path: path) { [weak self] outcome in
             guard let self else { return }
             switch outcome {
-            case .success:
-                lastSeenSHA256 = sha
+            case .success(let report):
+                // The content actually loaded (the file may have changed
+                // again between the hash above and the worker's copy).
+                lastSeenSHA256 = report.to.sha256
                 _ = engine.record("WATCH \(path)", outcome)
             case .failure(.busy):
                 retry(reason: "another reload is in progress")

@@ -100,6 +100,11 @@ extension Engine {
     private func finishReload(_ job: ReloadJob) {
         reloading = false
         stats.imagesMapped = loader.imagesMapped
+        if shuttingDown {
+            // Nobody to serve with it any more: do not run its hooks.
+            job.done(.failure(.path("the server is shutting down")))
+            return
+        }
         let outcome: Result<SwapReport, SwapError>
         switch job.loaded {
         case .success(let candidate):

@@ -68,7 +68,9 @@ final class Connection {
     /// An admin command is waiting for a background reload: later lines
     /// wait here so replies keep the order of requests.
     var adminWaiting = false
-    var adminBacklog: [[UInt8]] = []
+    var adminBacklog: [AdminBacklogEntry] = []
+    /// The operator half-closed while waiting: close once answered.
+    var closeWhenAnswered = false
     /// Loop time (ms) of the last bytes received.
     var lastActivity: UInt64 = 0
     /// Set once the logic says who this is (login): longer idle timeout.
@@ -152,6 +154,11 @@ final class Connection {
             writing = false
             abort()
         }
+    }
+
+    /// Stops reading, for now (the connection stays open).
+    func stopReading() {
+        uv_read_stop(streamPointer)
     }
 
     /// Stops reading and closes once pending output is written.

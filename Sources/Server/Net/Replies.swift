@@ -9,6 +9,7 @@ enum Replies {
     static var rateLimitedClosing: UnsafeRawBufferPointer { raw("-ERR RATE_LIMITED too many requests; closing") }
     static var loginTimeout: UnsafeRawBufferPointer { raw(">TIMEOUT no login in time; closing") }
     static var idleTimeout: UnsafeRawBufferPointer { raw(">TIMEOUT idle for too long; closing") }
+    static var backlogFull: UnsafeRawBufferPointer { raw("-ERR BUSY too many commands behind a reload; closing") }
     static var shutdown: UnsafeRawBufferPointer { raw(">SHUTDOWN the server is shutting down") }
 
     private static func raw(_ text: StaticString) -> UnsafeRawBufferPointer {

@@ -125,7 +125,7 @@ final class LoadClient {
         let due = Int(elapsed * perClient) - ledger.sent
         guard due > 0 else { return }
         let base = driver.startedAt
-        for _ in 0..<due {
+        for _ in 0..<due where !driver.requestBudgetSpent {
             let scheduled = base + UInt64(Double(ledger.sent + 1) / perClient * 1e9)
             request(scheduled: scheduled)
         }

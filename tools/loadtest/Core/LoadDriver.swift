@@ -46,9 +46,10 @@ public struct LoadReport: Sendable {
     public var reloadReply: String?
     public var reloadWindowMaxMicros: UInt64 = 0
 
-    /// True when nothing was lost, duplicated, reordered or dropped.
+    /// True when nothing was lost, duplicated, reordered, refused or dropped.
     public var clean: Bool {
         lost == 0 && duplicated == 0 && outOfOrder == 0 && unexpectedReplies == 0 && droppedConnections == 0
+            && errors == 0
     }
 }
 
@@ -121,6 +122,8 @@ public final class LoadDriver {
     // MARK: Phases
 
     private var lastProgress: UInt64 = 0
+    private var connectStarted: UInt64 = 0
+    private var deliveriesExpected = 0
     private var drainStarted: UInt64 = 0
 
     /// Every millisecond: start when all are set up, pace open-loop
@@ -128,14 +131,14 @@ public final class LoadDriver {
     func tick() {
         switch phase {
         case .connecting:
+            if connectStarted == 0 { connectStarted = now }
             if clients.allSatisfy(\.ready) {
                 phase = .running
                 startedAt = now
                 lastProgress = startedAt
                 for client in clients { client.begin() }
-            } else if clients.contains(where: \.failed) {
-                report.droppedConnections = clients.filter(\.failed).count
-                finish()
+            } else if clients.contains(where: \.failed) || now - connectStarted > 10_000_000_000 {
+                finish()  // counts the failed connections
             }
         case .running:
             let t = elapsed
@@ -145,11 +148,16 @@ public final class LoadDriver {
             if t >= config.seconds || requestBudgetSpent {
                 phase = .draining
                 drainStarted = now
+                deliveriesExpected = expectedDeliveries()  // senders have stopped
                 report.seconds = t
             }
         case .draining:
+            // Done when every request is answered, every chat message has
+            // reached every receiver, and a RELOAD sent has its reply.
             let outstanding = clients.reduce(0) { $0 + $1.ledger.outstanding }
-            if outstanding == 0 || now - drainStarted > 3_000_000_000 { finish() }
+            let settled = outstanding == 0 && tracker.delivered >= deliveriesExpected
+                && (reloadSentAt == nil || report.reloadReply != nil)
+            if settled || now - drainStarted > 3_000_000_000 { finish() }
         case .done:
             break
         }
@@ -176,16 +184,7 @@ public final class LoadDriver {
             if client.failed { report.droppedConnections += 1 }
         }
         if config.scenario == .chat {
-            // Every message should reach every other member of its room (on
-            // Redis the sender's own subscriber too): one stream per pair.
-            var sent: [Int: UInt64] = [:]
-            for publisher in clients where publisher.isPublisher {
-                for receiver in clients where receiver.isSubscriber && receiver.room == publisher.room {
-                    if config.target == .hotswap && receiver.member == publisher.member { continue }
-                    sent[publisher.member * 100_000 + receiver.member] = publisher.sequence
-                }
-            }
-            report.lost += tracker.lost(sent: sent)
+            report.lost += tracker.lost(sent: expectedStreams())
             report.duplicated = tracker.duplicates
             report.outOfOrder = tracker.outOfOrder
         }
@@ -194,6 +193,25 @@ public final class LoadDriver {
         uv_walk(loop, { handle, _ in
             if uv_is_closing(handle) == 0 { uv_close(handle, nil) }
         }, nil)
+    }
+
+    /// Chat: every message should reach every other member of its room (on
+    /// Redis the sender's own subscriber too): one stream per pair, keyed
+    /// as in `recordDelivery`, with how many messages it should carry.
+    private func expectedStreams() -> [Int: UInt64] {
+        var sent: [Int: UInt64] = [:]
+        guard config.scenario == .chat else { return sent }
+        for publisher in clients where publisher.isPublisher {
+            for receiver in clients where receiver.isSubscriber && receiver.room == publisher.room {
+                if config.target == .hotswap && receiver.member == publisher.member { continue }
+                sent[publisher.member * 100_000 + receiver.member] = publisher.sequence
+            }
+        }
+        return sent
+    }
+
+    private func expectedDeliveries() -> Int {
+        expectedStreams().values.reduce(0) { $0 + Int($1) }
     }
 
     // MARK: Events from clients
@@ -241,9 +259,13 @@ public final class LoadDriver {
         client.connect(&address)
     }
 
+    /// Replies on the admin connection: AUTH's (if a token was given),
+    /// then RELOAD's, which is the one reported.
     func adminReply(_ line: String) {
-        guard line.hasPrefix("+OK") && !line.hasPrefix("+OK authenticated") || line.hasPrefix("-ERR") else { return }
+        adminRepliesSeen += 1
+        guard adminRepliesSeen == (config.adminToken == nil ? 1 : 2) else { return }
         reloadDoneAt = now
         report.reloadReply = line
     }
+    private var adminRepliesSeen = 0
 }

@@ -43,7 +43,9 @@ struct LoadTestCommand: ParsableCommand {
         config.host = host
         config.port = port
         config.clients = clients
-        config.seconds = requests == nil ? duration : .infinity
+        // With --requests the run ends on the count; an hour caps a server
+        // that stops answering.
+        config.seconds = requests == nil ? duration : 3600
         config.requests = requests
         config.pipeline = max(pipeline, 1)
         config.rate = rate
