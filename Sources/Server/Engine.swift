@@ -55,10 +55,15 @@ final class Engine {
     let limits: EngineLimits
     var logger: Logger
 
-    var sessions = GenerationalArena<SessionRecord>(kind: .session)
-    var rooms = GenerationalArena<Room>(kind: .room)
+    // The properties marked `@exclusivity(unchecked)` are read or written on
+    // every request; Swift's run-time access tracking on them cost several
+    // percent of the CPU under pipelined load (BENCHMARKS.md). The engine is
+    // single-threaded and never mutates one of them while iterating it
+    // (teardowns collect ids first), which is what the checks guard against.
+    @exclusivity(unchecked) var sessions = GenerationalArena<SessionRecord>(kind: .session)
+    @exclusivity(unchecked) var rooms = GenerationalArena<Room>(kind: .room)
     var roomsByName: [[UInt8]: GameID] = [:]
-    var store = StateStore()
+    @exclusivity(unchecked) var store = StateStore()
 
     let loader: ModuleLoader
     var module: LoadedModule
@@ -78,18 +83,18 @@ final class Engine {
     var measureNextCall = false
     /// A background load is running (one at a time).
     var reloading = false
-    var stats = EngineStats()
+    @exclusivity(unchecked) var stats = EngineStats()
     let admin: AdminSettings
 
     /// The request being handled, for `reply`.
-    var current: (session: GameID, connection: Connection)?
-    var replied = false
+    @exclusivity(unchecked) var current: (session: GameID, connection: Connection)?
+    @exclusivity(unchecked) var replied = false
     /// Sessions whose close was asked during a module call.
     var pendingCloses: [GameID] = []
     /// Rooms that may have been left empty during a module call.
     var roomsToCheck: [GameID] = []
 
-    private var flushList: [Connection] = []
+    @exclusivity(unchecked) private var flushList: [Connection] = []
     /// Connections whose handle is not yet closed (players and admins).
     private(set) var openConnections = 0
     private let readBuffer: UnsafeMutableRawPointer
