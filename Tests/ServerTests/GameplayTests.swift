@@ -100,13 +100,7 @@ import Testing
 
     @Test func controlCharactersNeverReachAnotherScreen() throws {
         let server = try TestServer()
-        let alice = try server.connect()
-        let bob = try server.connect()
-        _ = try alice.call("LOGIN alice")
-        _ = try bob.call("LOGIN bob")
-        _ = try alice.call("JOIN r")
-        _ = try bob.call("JOIN r")
-        _ = try alice.event()
+        let (alice, bob) = try server.aliceAndBob()
         #expect(try bob.call("SAY \u{1B}[2Jgotcha\u{7}") == "+OK")
         #expect(try alice.event() == ">SAY bob  [2Jgotcha ")
     }

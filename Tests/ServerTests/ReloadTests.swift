@@ -302,13 +302,7 @@ import Testing
     /// swap lands between two of the players' messages.
     @Test func twoHundredReloadsUnderTrafficLoseNothing() throws {
         let server = try TestServer(arguments: ["--rate-limit", "0"])
-        let alice = try server.connect()
-        let bob = try server.connect()
-        _ = try alice.call("LOGIN alice")
-        _ = try bob.call("LOGIN bob")
-        _ = try alice.call("JOIN r")
-        _ = try bob.call("JOIN r")
-        _ = try alice.event()
+        let (alice, bob) = try server.aliceAndBob()
         let admin = try server.connectAdmin()
         var sent = 0
         var problems: [String] = []

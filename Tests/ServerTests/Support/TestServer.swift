@@ -87,6 +87,19 @@ final class TestServer: @unchecked Sendable {
 
     func connectAdmin() throws -> LineClient { try LineClient(port: adminPort) }
 
+    /// alice and bob, logged in and together in `room`; alice has already
+    /// seen bob's `>JOIN`, so both start with no pending events.
+    func aliceAndBob(in room: String = "r") throws -> (alice: LineClient, bob: LineClient) {
+        let alice = try connect()
+        let bob = try connect()
+        _ = try alice.call("LOGIN alice")
+        _ = try bob.call("LOGIN bob")
+        _ = try alice.call("JOIN \(room)")
+        _ = try bob.call("JOIN \(room)")
+        _ = try alice.event()
+        return (alice, bob)
+    }
+
     /// Sends SIGTERM and waits for the exit status. A server that has not
     /// exited after `grace` seconds is killed, and the status says so.
     @discardableResult
