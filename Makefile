@@ -5,7 +5,7 @@ SWIFT ?= swift
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release run dev test test-asan fuzz ci clean
+.PHONY: deps build release module run dev test test-asan fuzz ci clean
 
 # libuv1-dev for the engine's event loop; pkg-config so SwiftPM finds it.
 deps:
@@ -19,6 +19,11 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release
+
+# Rebuilds the default game where `make run`'s server reloads it from
+# (.build/release/libGameLogic.so); then `swift run gamectl reload`.
+module: deps
+	$(SWIFT) build -c release --product GameLogic
 
 # Builds a release server and its default game, then serves on 127.0.0.1:7777.
 # Extra flags: make run ARGS="--port 9000 --log-level debug"
@@ -44,16 +49,22 @@ test-asan: deps
 	$(SWIFT) build --build-tests --scratch-path .build-asan -Xswiftc -sanitize=address
 	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --skip-build --scratch-path .build-asan --disable-xctest
 
-# libFuzzer on the framer and tokenizer for FUZZ_SECONDS, from a copy of the
-# committed seed corpus; a crashing input is saved in .build-fuzz/artifacts.
+# libFuzzer for FUZZ_SECONDS per target, from copies of the committed seed
+# corpora: ProtocolFuzzer (framer, tokenizer, writer) and EngineFuzzer
+# (ELFCheck, admin parser). A crashing input is saved in .build-fuzz/artifacts.
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	$(SWIFT) build --product ProtocolFuzzer --scratch-path .build-fuzz \
 		-Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
-	rm -rf .build-fuzz/corpus && mkdir -p .build-fuzz/corpus .build-fuzz/artifacts
+	$(SWIFT) build --product EngineFuzzer --scratch-path .build-fuzz \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+	rm -rf .build-fuzz/corpus .build-fuzz/engine-corpus && mkdir -p .build-fuzz/corpus .build-fuzz/engine-corpus .build-fuzz/artifacts
 	cp Tests/Fuzz/corpus/* .build-fuzz/corpus/
+	cp Tests/Fuzz/engine-corpus/* .build-fuzz/engine-corpus/
 	.build-fuzz/debug/ProtocolFuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 		-artifact_prefix=.build-fuzz/artifacts/ .build-fuzz/corpus
+	.build-fuzz/debug/EngineFuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		-artifact_prefix=.build-fuzz/artifacts/ .build-fuzz/engine-corpus
 
 # What CI runs: the README's test command, then fuzzing and ASan.
 ci: test fuzz test-asan

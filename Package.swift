@@ -1,11 +1,14 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 //
 // Hotswap: a multiplayer TCP game server whose game logic is a dynamic
 // library that can be replaced while players stay connected.
 //
 //   Protocol   pure wire format (framing, tokenizing, encoding), no I/O
 //   GameABI    the C header both sides share at run time: the only contract
-//   Server     the engine (`gameserver`): libuv loop, arenas, state store
+//   UVKit      the small libuv layer the engine and loadtest share
+//   HotswapEngine  the engine: World (state), LogicHost (modules),
+//              Transport (sockets), sessions, admin console
+//   Server     `gameserver`, the engine's entry point
 //   LogicKit   Swift conveniences over the C state table, linked into modules
 //   GameLogic  the default game, a `.dynamic` library loaded by the engine
 import PackageDescription
@@ -16,6 +19,7 @@ let package = Package(
         .executable(name: "gameserver", targets: ["Server"]),
         .executable(name: "gamectl", targets: ["gamectl"]),
         .executable(name: "ProtocolFuzzer", targets: ["ProtocolFuzzer"]),
+        .executable(name: "EngineFuzzer", targets: ["EngineFuzzer"]),
         .executable(name: "loadtest", targets: ["loadtest"]),
         .library(name: "GameLogic", type: .dynamic, targets: ["GameLogic"]),
         // Test fixtures: logic modules the tests load into a real server.
@@ -43,15 +47,18 @@ let package = Package(
         .target(name: "GameABI"),
         .target(name: "Protocol"),
         .target(name: "LogicKit", dependencies: ["GameABI", "Protocol"]),
-        .executableTarget(
-            name: "Server",
+        .target(name: "UVKit", dependencies: ["CLibUV"]),
+        .target(
+            name: "HotswapEngine",
             dependencies: [
-                "CLibUV", "GameABI", "Protocol",
+                "CLibUV", "UVKit", "GameABI", "Protocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            ],
+            path: "Sources/Engine"
         ),
+        .executableTarget(name: "Server", dependencies: ["HotswapEngine"]),
         .executableTarget(
             name: "gamectl",
             dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -69,7 +76,7 @@ let package = Package(
         .target(name: "BadCallsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/BadCallsModule"),
         .target(
             name: "LoadTestCore",
-            dependencies: ["CLibUV", "Protocol", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["CLibUV", "UVKit", "Protocol", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "tools/loadtest/Core"
         ),
         .executableTarget(
@@ -79,7 +86,8 @@ let package = Package(
         ),
         .testTarget(name: "LoadTestTests", dependencies: ["LoadTestCore"]),
         .executableTarget(name: "ProtocolFuzzer", dependencies: ["Protocol"], path: "Tests/Fuzz/ProtocolFuzzer"),
+        .executableTarget(name: "EngineFuzzer", dependencies: ["HotswapEngine"], path: "Tests/Fuzz/EngineFuzzer"),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "GameABI"]),
+        .testTarget(name: "ServerTests", dependencies: ["HotswapEngine", "GameABI", "UVKit", "CLibUV"]),
     ]
 )

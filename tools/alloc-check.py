@@ -49,8 +49,9 @@ def allocations(command: str, batches: int) -> int:
         player.close()
     time.sleep(0.3)
     proc.send_signal(2)
-    rest = proc.stderr.read()
     proc.wait()
+    proc.drain_thread.join(10)
+    rest = "".join(proc.log_tail)
     match = re.search(r"total heap usage: ([\d,]+) allocs", rest)
     if not match:
         sys.exit("no valgrind summary:\n" + rest)

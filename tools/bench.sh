@@ -76,8 +76,12 @@ echo "== reload under load with $CONNECTIONS sessions connected"
 exec 4> >(python3 tools/hold-connections.py "$CONNECTIONS" 127.0.0.1 $GAME_PORT > /tmp/hold.out)
 until grep -q ready /tmp/hold.out 2>/dev/null; do sleep 0.2; done
 reload_status=0
+# A rebuilt module (same code, one padding byte): reloading the file that is
+# already serving would answer "+OK unchanged" and swap nothing.
+cp .build/release/libGameLogic.so .build/release/libGameLogic-rebuilt.so
+printf '\0' >> .build/release/libGameLogic-rebuilt.so
 $LOADTEST ping --port $GAME_PORT --clients 50 --pipeline 4 --duration 6 --reload-at 3 --admin-port $ADMIN_PORT \
-    --quiet --json /tmp/lt-reload.json > /tmp/lt-reload.txt || reload_status=$?
+    --reload-path "$PWD/.build/release/libGameLogic-rebuilt.so" --quiet --json /tmp/lt-reload.json > /tmp/lt-reload.txt || reload_status=$?
 exec 4>&-
 rm -f /tmp/hold.out
 

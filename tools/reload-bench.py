@@ -3,8 +3,11 @@
 
     swift build -c release && python3 tools/reload-bench.py [--sessions N] [--reloads N]
 
-It logs N sessions into rooms, then reloads the same module path
-`--reloads` times (each a fresh private copy, never unmapped), and reports:
+It logs N sessions into rooms, then reloads `--reloads` times, alternating
+between two copies of the release module that differ only in a padding byte
+(a reload of the file already serving answers `+OK unchanged` and swaps
+nothing; each of these is a real swap of a fresh private copy, never
+unmapped), and reports:
   - resident memory (VmRSS) before and after, and per reload;
   - the loop stall per swap (`held_us` from the server's own reply), p50/max;
   - a player's PING round trip right after each swap vs. in steady state,
@@ -13,7 +16,9 @@ It logs N sessions into rooms, then reloads the same module path
 Only loopback traffic; stops the server it started.
 """
 import argparse
+import os
 import re
+import shutil
 import resource
 import socket
 import statistics
@@ -71,9 +76,16 @@ def main() -> None:
             steady.append((time.perf_counter() - started) * 1e6)
         before = rss_kib(server.pid)
         held, after_swap = [], []
-        for _ in range(args.reloads):
-            reply = call(admin, "RELOAD")
-            if not reply.startswith("+OK"):
+        builds = []
+        for padding in (1, 2):
+            path = os.path.abspath(f".build/release/libGameLogic-rebuilt{padding}.so")
+            shutil.copyfile(".build/release/libGameLogic.so", path)
+            with open(path, "ab") as handle:
+                handle.write(b"\0" * padding)
+            builds.append(path)
+        for index in range(args.reloads):
+            reply = call(admin, f"RELOAD {builds[index % 2]}")
+            if not reply.startswith("+OK") or reply.startswith("+OK unchanged"):
                 sys.exit(f"reload failed: {reply}")
             held.append(int(re.search(r"held_us=(\d+)", reply).group(1)))
             started = time.perf_counter()

@@ -1,27 +1,44 @@
 """Shared helpers for the Python tools: start a release gameserver on free
-ports and read its resident memory."""
-import re
+ports (learned from its --ready-file, not its log) and read its resident
+memory. The server's stderr is drained by a thread for as long as it runs:
+a pipe nobody reads would fill and stall whoever writes to it."""
+import collections
+import json
+import os
 import subprocess
+import tempfile
+import threading
+import time
 
 SERVER = ".build/release/gameserver"
 
 
-def start(*flags: str, wrapper: tuple = (), server: str = SERVER) -> tuple:
+def start(*flags: str, wrapper: tuple = (), server: str = SERVER, timeout: float = 60) -> tuple:
     """Starts the server (optionally under `wrapper`, e.g. valgrind) on free
-    ports; returns (process, game port, admin port)."""
-    process = subprocess.Popen([*wrapper, server, "--port", "0", "--admin-port", "0", *flags],
+    ports; returns (process, game port, admin port). `process.log_tail` holds
+    the last 1,000 log lines."""
+    ready = os.path.join(tempfile.mkdtemp(prefix="hotswap-"), "ready.json")
+    process = subprocess.Popen([*wrapper, server, "--port", "0", "--admin-port", "0", "--ready-file", ready, *flags],
                                stderr=subprocess.PIPE, text=True)
-    ports = {}
-    log = []
-    for line in process.stderr:
-        log.append(line)
-        for kind, pattern in (("game", r"\] listening on [^\s]+:(\d+)"), ("admin", r"admin listening on [^\s]+:(\d+)")):
-            match = re.search(pattern, line)
-            if match:
-                ports[kind] = int(match.group(1))
-        if len(ports) == 2:
-            return process, ports["game"], ports["admin"]
-    raise SystemExit("server did not start:\n" + "".join(log))
+    process.log_tail = collections.deque(maxlen=1000)
+
+    def drain():
+        for line in process.stderr:
+            process.log_tail.append(line)
+
+    process.drain_thread = threading.Thread(target=drain, daemon=True)
+    process.drain_thread.start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(ready):
+            with open(ready) as handle:
+                info = json.load(handle)
+            return process, info["game"]["port"], info["admin"]["port"]
+        if process.poll() is not None:
+            break
+        time.sleep(0.02)
+    process.kill()
+    raise SystemExit("server did not start:\n" + "".join(process.log_tail))
 
 
 def rss_kib(pid: int) -> int:

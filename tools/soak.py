@@ -155,8 +155,6 @@ def main():
 
     server, game_port, admin_port = start("--login-timeout", "10", "--max-output-bytes", "262144")
     ports = {"game": game_port, "admin": admin_port}
-    # Keep draining the log so the server never blocks on a full pipe.
-    subprocess.Popen(["cat"], stdin=server.stderr, stdout=subprocess.DEVNULL)
     try:
         start_rss = rss_kib(server.pid)
         soak = Soak(args, ports["game"], ports["admin"], server.pid)

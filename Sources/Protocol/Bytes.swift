@@ -24,11 +24,6 @@ public enum Bytes {
         return true
     }
 
-    /// Compares two byte ranges for equality.
-    public static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-        a.count == b.count && a.elementsEqual(b)
-    }
-
     /// True when every byte is in `[A-Za-z0-9_-]` and the length is within
     /// `1...maxLength`: the shape of names and room names.
     public static func isIdentifier(_ bytes: UnsafeRawBufferPointer, maxLength: Int) -> Bool {

@@ -1,6 +1,6 @@
 import GameABI
 import Testing
-@testable import Server
+@testable import HotswapEngine
 
 /// The engine's bookkeeping, in process: ids that go stale, and the store.
 @Suite struct ArenaTests {

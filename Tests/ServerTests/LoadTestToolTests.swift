@@ -25,8 +25,11 @@ import Testing
 
     @Test func chatAndAReloadMidRunLoseNothing() throws {
         let server = try TestServer(arguments: ["--rate-limit", "0"])
+        let rebuilt = try paddedCopy(of: "GameLogic")
+        defer { try? FileManager.default.removeItem(at: rebuilt) }
         let run = try loadtest(["chat", "--port", "\(server.port)", "--rooms", "2", "--members", "3",
-                                "--duration", "2", "--reload-at", "1", "--admin-port", "\(server.adminPort)", "--quiet"])
+                                "--duration", "2", "--reload-at", "1", "--admin-port", "\(server.adminPort)",
+                                "--reload-path", rebuilt.path, "--quiet"])
         #expect(run.status == 0, "\(run.output)")
         #expect(run.output.contains("reload        +OK gems 1.0.0 -> gems 1.0.0"))
         #expect(run.output.contains("lost 0  duplicated 0  out of order 0  unexpected 0  dropped connections 0"))

@@ -156,28 +156,39 @@ import Testing
         #expect(short.log.contains("the admin token must be at least 16 bytes"))
     }
 
-    @Test func adminConnectionsAreCapped() throws {
-        let server = try TestServer()
-        var admins: [LineClient] = []
-        for _ in 0..<16 { admins.append(try server.connectAdmin()) }
-        for admin in admins { #expect(try admin.call("PING") == "+PONG") }
-        // Refused ones must not free slots they never held.
-        for _ in 0..<3 {
-            let extra = try server.connectAdmin()
-            #expect(try extra.readLine()?.hasPrefix("-ERR SERVER_FULL") == true)
-        }
-        let last = try server.connectAdmin()
-        #expect(try last.readLine()?.hasPrefix("-ERR SERVER_FULL") == true)
-        admins.removeLast()
-        // The freed slot is seen once the close reaches the server.
-        var freed = false
-        for _ in 0..<100 where !freed {
-            let next = try server.connectAdmin()
-            try? next.send("PING")
-            freed = (try? next.readLine()) == "+PONG"
-            if !freed { Thread.sleep(forTimeInterval: 0.05) }
-        }
-        #expect(freed)
+    @Test func silentAdminConnectionsCannotLockTheOperatorOut() throws {
+        let token = "correct-horse-battery-staple"
+        let server = try TestServer(arguments: ["--admin-token", token])
+        // 40 connections that never say anything, more than the 16 slots.
+        var silent: [LineClient] = []
+        for _ in 0..<40 { silent.append(try server.connectAdmin()) }
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("AUTH \(token)") == "+OK authenticated")
+        let status = try admin.call("STATUS")
+        #expect(status.contains(" admin_connections=16 "), "\(status)")
+        #expect(status.contains(" admin_evicted=25 "), "\(status)")
+        // The stalest were told why they were closed.
+        #expect(try silent[0].readLine()?.hasPrefix("-ERR EVICTED") == true)
+        #expect(try silent[0].readLine() == nil)
+        // An authenticated operator is never evicted for an unauthenticated one.
+        for _ in 0..<20 { silent.append(try server.connectAdmin()) }
+        #expect(try admin.call("PING") == "+PONG")
+    }
+
+    @Test func anUnauthenticatedAdminConnectionHasAShortDeadline() throws {
+        let token = "correct-horse-battery-staple"
+        let server = try TestServer(arguments: ["--admin-token", token, "--admin-auth-timeout", "1"])
+        let silent = try server.connectAdmin()
+        let pinging = try server.connectAdmin()
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("AUTH \(token)") == "+OK authenticated")
+        let started = Date()
+        #expect(try pinging.call("PING") == "+PONG")  // PING does not authenticate
+        #expect(try silent.readLine()?.hasPrefix("-ERR TIMEOUT") == true)
+        #expect(try pinging.readLine()?.hasPrefix("-ERR TIMEOUT") == true)
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(try admin.call("PING") == "+PONG")
+        #expect(try admin.call("STATUS").contains(" admin_timeouts=2"))
     }
 
     @Test func aFieldCannotChangeTypeBackWithoutMigrationButRollbackCan() throws {
@@ -186,8 +197,12 @@ import Testing
         defer { withExtendedLifetime(bob) {} }
         let admin = try server.connectAdmin()
         #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK gems 1.0.0 -> gems 3.0.0"))
-        // v3 over v3: its migration sees the field already converted.
-        #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK gems 3.0.0 -> gems 3.0.0"))
+        // The same v3 file again is no swap at all.
+        #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK unchanged gems 3.0.0"))
+        // A rebuilt v3 over v3: its migration sees the field already converted.
+        let rebuilt = try paddedCopy(of: "GameLogicV3")
+        defer { try? FileManager.default.removeItem(at: rebuilt) }
+        #expect(try admin.call("RELOAD \(rebuilt.path)").hasPrefix("+OK gems 3.0.0 -> gems 3.0.0"))
         let back = try admin.call("RELOAD \(Self.module("GameLogic"))")
         #expect(back.hasPrefix("-ERR RELOAD_FAILED field session.score is string in the store but int"))
         #expect(try alice.call("PING") == "+PONG v3")
@@ -215,15 +230,29 @@ import Testing
     @Test func theSameBuildPathLoadsAFreshCopyEachTime() throws {
         let server = try TestServer()
         let admin = try server.connectAdmin()
-        #expect(try admin.call("RELOAD").hasPrefix("+OK gems 1.0.0 -> gems 1.0.0"))
-        #expect(try admin.call("RELOAD").hasPrefix("+OK gems 1.0.0 -> gems 1.0.0"))
+        // A new build written at one path, twice: each is a fresh image.
+        let build = try paddedCopy(of: "GameLogic")
+        defer { try? FileManager.default.removeItem(at: build) }
+        #expect(try admin.call("RELOAD \(build.path)").hasPrefix("+OK gems 1.0.0 -> gems 1.0.0"))
+        let handle = try FileHandle(forWritingTo: build)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data([0]))
+        try handle.close()
+        #expect(try admin.call("RELOAD \(build.path)").hasPrefix("+OK gems 1.0.0 -> gems 1.0.0"))
+        // The same file once more: nothing is loaded, and it says so.
+        let unchanged = try admin.call("RELOAD \(build.path)")
+        #expect(unchanged.hasPrefix("+OK unchanged gems 1.0.0 sha256="), "\(unchanged)")
         let modules = try admin.call("MODULES")
         #expect(modules.split(separator: " ").count == 4)  // +MODULES and three loads
-        #expect(try admin.call("STATUS").contains("images=3"))
+        let status = try admin.call("STATUS")
+        #expect(status.contains("images=3"))
+        #expect(status.contains(" reloads=2 "))
+        #expect(status.contains(" unchanged=1 "))
         let maps = try procFile("/proc/\(server.process.processIdentifier)/maps")
-        for copy in ["/1-libGameLogic.so", "/2-libGameLogic.so", "/3-libGameLogic.so"] {
+        for copy in ["/1-libGameLogic.so", "/2-", "/3-"] {
             #expect(maps.contains(copy), "\(copy) not mapped")
         }
+        #expect(!maps.contains("/4-"), "the unchanged file was mapped")
     }
 
     /// The engine and each module link their own copy of Protocol; after a

@@ -120,8 +120,14 @@ typedef uint64_t game_id;
  * retyped field without it (or without a migrate export) is refused. */
 #define GAME_FIELD_MIGRATED 2u
 
-#define GAME_MAX_STRING 1024
-#define GAME_MAX_FIELD_NAME 32
+/* ---- Limits a module must respect (the engine refuses what exceeds them) */
+
+#define GAME_MAX_STRING 1024        /* bytes in a string field's value       */
+#define GAME_MAX_FIELD_NAME 32      /* bytes in a field name                 */
+#define GAME_MAX_FIELDS 256         /* fields one module may declare         */
+#define GAME_MAX_MODULE_NAME 64     /* bytes in a module's name or version   */
+#define GAME_MAX_ROOM_NAME 64       /* bytes in a room name                  */
+#define GAME_MAX_OUTPUT_LINE 65536  /* bytes in one reply or pushed line     */
 
 typedef struct game_describer game_describer;
 
@@ -277,6 +283,17 @@ typedef int32_t (*hotswap_migrate_fn)(const game_migration *m, game_id entity,
                                       const game_state_table *t);
 typedef int32_t (*hotswap_load_fn)(const game_state_table *t,
                                    const uint8_t *from_version, size_t length);
+
+/* ---- Layout checks: what both sides rely on ----------------------------- */
+
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(game_id) == 8, "game_id is 64 bits");
+_Static_assert(offsetof(game_state_table, size) == 0, "size comes first");
+_Static_assert(offsetof(game_state_table, abi_version) == 4, "then the version");
+_Static_assert(offsetof(game_describer, abi_version) == 4, "describer: size, version");
+_Static_assert(offsetof(game_migration, abi_version) == 4, "migration: size, version");
+_Static_assert(GAME_ABI_VERSION == ((GAME_ABI_MAJOR << 16) | GAME_ABI_MINOR), "version parts agree");
+#endif
 
 #ifdef __cplusplus
 }

@@ -33,10 +33,15 @@ final class TestServer: @unchecked Sendable {
     private(set) var port = 0
     private(set) var adminPort = 0
 
-    /// Starts the server and waits for its "listening on" line. `shell`, if
-    /// given, runs first in the same shell (for example `ulimit -n 80`).
+    /// Where the server writes its bound ports (`--ready-file`).
+    let readyFile = FileManager.default.temporaryDirectory
+        .appendingPathComponent("hotswap-ready-\(UUID().uuidString).json")
+
+    /// Starts the server and waits for its ready file, which names the bound
+    /// ports. `shell`, if given, runs first in the same shell (for example
+    /// `ulimit -n 80`).
     init(arguments: [String] = [], shell: String? = nil) throws {
-        let full = ["--port", "0", "--admin-port", "0"] + arguments
+        let full = ["--port", "0", "--admin-port", "0", "--ready-file", readyFile.path] + arguments
         if let shell {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments = ["-c", "\(shell) && exec \"$0\" \"$@\"", Products.server.path] + full
@@ -54,19 +59,29 @@ final class TestServer: @unchecked Sendable {
         try process.run()
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            let text = log
-            if let game = text.firstMatch(of: /\] listening on [^\s]+:(\d+)/),
-                let admin = text.firstMatch(of: /admin listening on [^\s]+:(\d+)/)
+            if let data = FileManager.default.contents(atPath: readyFile.path),
+                let ready = try? JSONDecoder().decode(ReadyFile.self, from: data)
             {
-                port = Int(game.1)!
-                adminPort = Int(admin.1)!
+                port = ready.game.port
+                adminPort = ready.admin.port
                 return
             }
             if !process.isRunning { break }
-            Thread.sleep(forTimeInterval: 0.02)
+            Thread.sleep(forTimeInterval: 0.01)
         }
         process.terminate()
         throw TestFailure("server did not start; log:\n\(log)")
+    }
+
+    /// The `--ready-file` JSON.
+    private struct ReadyFile: Decodable {
+        struct Endpoint: Decodable {
+            let host: String
+            let port: Int
+        }
+        let pid: Int32
+        let game: Endpoint
+        let admin: Endpoint
     }
 
     var log: String { lock.withLock { logText } }
@@ -117,7 +132,10 @@ final class TestServer: @unchecked Sendable {
         return process.terminationStatus
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: readyFile)
+    }
 }
 
 /// Runs one of the package's executables (gamectl, loadtest) to completion
@@ -160,4 +178,16 @@ func procFile(_ path: String) throws -> String {
     guard let handle = FileHandle(forReadingAtPath: path) else { throw TestFailure("cannot open \(path)") }
     defer { try? handle.close() }
     return String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+}
+
+/// A copy of a product library beside the server (inside its modules
+/// directory) with `padding` bytes appended: the same code with another
+/// SHA-256, as a rebuild that changed nothing would be. A reload of it is a
+/// real swap, where a reload of the serving file answers `+OK unchanged`.
+func paddedCopy(of library: String, padding: Int = 1) throws -> URL {
+    let copy = Products.directory.appendingPathComponent("padded-\(UUID().uuidString)-lib\(library).so")
+    var bytes = try Data(contentsOf: Products.library(library))
+    bytes.append(Data(repeating: 0, count: padding))
+    try bytes.write(to: copy)
+    return copy
 }

@@ -1,6 +1,7 @@
 import CLibUV
 import Glibc
 import Protocol
+import UVKit
 
 /// One connection of the load test: its role in the scenario, its request
 /// ledger, and its bytes. libuv handles are heap-allocated and owned here;
@@ -10,13 +11,10 @@ final class LoadClient {
     let index: Int
     let tcp = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
     let connectRequest = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
-    let writeRequest = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
     var framer = LineFramer(maxLineLength: 1 << 16)
     var ledger = ReplyLedger()
-    var pending: [UInt8] = []
-    var inFlight = UnsafeMutableRawPointer.allocate(byteCount: 1 << 16, alignment: 16)
-    var inFlightCapacity = 1 << 16
-    var writing = false
+    /// Output batched per loop turn, as the server does it (UVKit).
+    var writer = StreamWriter(context: nil)
     var queued = false
     var ready = false
     var failed = false
@@ -35,7 +33,7 @@ final class LoadClient {
         uv_tcp_init(driver.loop, tcp)
         tcp.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         connectRequest.pointee.data = tcp.pointee.data
-        writeRequest.pointee.data = tcp.pointee.data
+        writer.context = tcp.pointee.data
         let config = driver.config
         if config.scenario == .chat {
             if config.target == .redis {
@@ -50,9 +48,7 @@ final class LoadClient {
         }
     }
 
-    var stream: UnsafeMutablePointer<uv_stream_t> {
-        UnsafeMutableRawPointer(tcp).assumingMemoryBound(to: uv_stream_t.self)
-    }
+    var stream: UnsafeMutablePointer<uv_stream_t> { tcp.stream }
 
     var room: Int { member / max(driver.config.members, 1) }
 
@@ -208,9 +204,8 @@ final class LoadClient {
     // MARK: Writing, batched per loop turn
 
     func send(_ line: String) {
-        pending.append(contentsOf: line.utf8)
-        pending.append(0x0D)
-        pending.append(0x0A)
+        var line = line
+        line.withUTF8 { writer.append(line: UnsafeRawBufferPointer($0)) }
         if !queued {
             queued = true
             driver.markDirty(self)
@@ -219,26 +214,19 @@ final class LoadClient {
 
     func flush() {
         queued = false
-        guard !writing, !pending.isEmpty, uv_is_closing(UnsafeMutableRawPointer(tcp).assumingMemoryBound(to: uv_handle_t.self)) == 0
-        else { return }
-        if pending.count > inFlightCapacity {
-            inFlight.deallocate()
-            inFlightCapacity = pending.count * 2
-            inFlight = .allocate(byteCount: inFlightCapacity, alignment: 16)
+        guard !writer.writing, writer.hasPending, !tcp.isClosing else { return }
+        do {
+            _ = try writer.flush(stream, onWrite: { request, status in
+                let client = LoadClient.from(request!.pointee.data)
+                client.writer.writeCompleted(keeping: 1 << 16)
+                if status < 0 { client.closedByPeer(); return }
+                if client.writer.hasPending && !client.queued {
+                    client.queued = true
+                    client.driver.markDirty(client)
+                }
+            }, keeping: 1 << 16)
+        } catch {
+            failed = true
         }
-        pending.withUnsafeBytes { inFlight.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        var buffer = uv_buf_init(inFlight.assumingMemoryBound(to: CChar.self), UInt32(pending.count))
-        pending.removeAll(keepingCapacity: true)
-        writing = true
-        let rc = uv_write(writeRequest, stream, &buffer, 1) { request, status in
-            let client = LoadClient.from(request!.pointee.data)
-            client.writing = false
-            if status < 0 { client.closedByPeer(); return }
-            if !client.pending.isEmpty && !client.queued {
-                client.queued = true
-                client.driver.markDirty(client)
-            }
-        }
-        if rc < 0 { writing = false; failed = true }
     }
 }

@@ -1,0 +1,265 @@
+import CLibUV
+import Glibc
+import Logging
+
+/// How the admin port is guarded and where modules may come from.
+struct AdminSettings: Sendable {
+    /// Required with `AUTH token` before any command; nil: no token needed.
+    var token: [UInt8]?
+    /// Real path of the only directory modules are loaded from.
+    var modulesDirectory: String
+    /// The module path configured at start: what a bare RELOAD reads again.
+    var defaultModulePath: String
+}
+
+/// Counters of admin actions, for STATUS.
+struct AdminCounters {
+    var reloads = 0
+    var unchanged = 0
+    var refused = 0
+    var rollbacks = 0
+    var evicted = 0
+    var timedOut = 0
+    var lastReloadWallSeconds: Int?
+    var lastHeldMicroseconds: UInt64?
+}
+
+/// The operator's console on the admin port: same line grammar as the game
+/// port, one reply per request, every action logged with its outcome.
+///
+/// It keeps the list of admin sessions so that silent ones cannot lock the
+/// operator out: each has a deadline (see `AdminSession`), and when every
+/// slot is taken a new connection takes the place of the stalest one
+/// (unauthenticated first, then the longest idle), never of one waiting on
+/// a reload.
+final class AdminConsole {
+    unowned(unsafe) let engine: Engine
+    let settings: AdminSettings
+    var limits: Limits { engine.limits }
+    var logger: Logger { engine.logger }
+    var now: UInt64 { engine.now }
+    private(set) var counters = AdminCounters()
+    private var sessions: [AdminSession] = []
+
+    init(engine: Engine, settings: AdminSettings) {
+        self.engine = engine
+        self.settings = settings
+    }
+
+    var connectionCount: Int { sessions.count }
+
+    // MARK: - Sessions
+
+    /// A new admin connection: gets a session, after evicting the stalest
+    /// one when every slot is taken.
+    func accept(_ connection: Connection) {
+        if sessions.count >= limits.maxAdminConnections {
+            guard let victim = stalest() else {
+                connection.enqueue(line: Replies.serverFull)
+                connection.closeAfterFlush()
+                return
+            }
+            counters.evicted += 1
+            logger.warning("admin: every slot taken; closing the stalest admin connection for a new one")
+            victim.connection.enqueue(line: Replies.adminEvicted)
+            victim.connection.closeAfterFlush()
+            remove(victim)
+        }
+        let session = AdminSession(console: self, connection: connection, now: now,
+                                   authenticated: settings.token == nil)
+        session.slot = sessions.count
+        sessions.append(session)
+        connection.handler = session
+        do {
+            try connection.startReading()
+        } catch {
+            connection.abort()
+        }
+    }
+
+    private func stalest() -> AdminSession? {
+        let candidates = sessions.filter { !$0.waiting }
+        return candidates.filter { !$0.authenticated }.min { $0.openedAt < $1.openedAt }
+            ?? candidates.min { $0.lastRequest < $1.lastRequest }
+    }
+
+    private func remove(_ session: AdminSession) {
+        let index = session.slot
+        guard index >= 0, index < sessions.count, sessions[index] === session else { return }
+        let last = sessions.removeLast()
+        if index < sessions.count {
+            sessions[index] = last
+            last.slot = index
+        }
+        session.slot = -1
+    }
+
+    func sessionClosed(_ session: AdminSession) { remove(session) }
+
+    /// An admin connection passed its deadline (the engine's sweep found it).
+    func sessionTimedOut(_ session: AdminSession) {
+        counters.timedOut += 1
+        logger.notice("admin: closing a connection silent past its deadline",
+                      metadata: ["authenticated": "\(session.authenticated)"])
+        remove(session)
+    }
+
+    // MARK: - Commands
+
+    /// The reply, or nil when `later` will be called with it.
+    func execute(_ command: AdminCommand, for session: AdminSession, later: @escaping (String) -> Void) -> String? {
+        guard session.authenticated || command.allowedBeforeAuth else {
+            return logged(command, "-ERR AUTH_REQUIRED send AUTH token first")
+        }
+        switch command {
+        case .empty: return "-ERR EMPTY empty request, try HELP"
+        case .auth(let token): return authenticate(token, session)
+        case .ping: return "+PONG"
+        case .quit:
+            session.connection.closeAfterFlush()
+            return "+BYE"
+        case .help: return "+HELP AUTH token | STATUS | RELOAD [path] | ROLLBACK | MODULES | PING | QUIT"
+        case .status: return logged(command, status())
+        case .modules: return logged(command, modulesLine())
+        case .unknown: return logged(command, "-ERR UNKNOWN_COMMAND unknown admin command, try HELP")
+        case .rollback:
+            let outcome: Result<SwapOutcome, SwapError>
+            do throws(SwapError) {
+                outcome = .success(.swapped(try engine.host.rollback()))
+            } catch {
+                outcome = .failure(error)
+            }
+            return record("ROLLBACK", outcome)
+        case .reload(let argument):
+            let path = argument ?? settings.defaultModulePath
+            let action = "RELOAD \(AdminConsole.oneLine(path))"
+            let confined: String
+            do throws(SwapError) {
+                confined = try confine(path)
+            } catch {
+                return record(action, .failure(error))
+            }
+            engine.host.reload(path: confined) { [unowned(unsafe) self] outcome in later(record(action, outcome)) }
+            return nil
+        }
+    }
+
+    /// Logs a command and its outcome's first word; returns the reply.
+    private func logged(_ command: AdminCommand, _ reply: String) -> String {
+        logger.info("admin: \(command.verb) -> \(reply.prefix(while: { $0 != " " }))")
+        return reply
+    }
+
+    private func authenticate(_ given: [UInt8], _ session: AdminSession) -> String {
+        guard let token = settings.token else {
+            session.authenticationSucceeded()
+            return "+OK no token is required"
+        }
+        if given.withUnsafeBytes({ constantTimeEqual($0, token) }) {
+            session.authenticationSucceeded()
+            logger.notice("admin: AUTH ok")
+            return "+OK authenticated"
+        }
+        let tooMany = session.authenticationFailed()
+        logger.warning("admin: AUTH refused", metadata: ["attempt": "\(session.failedAttempts)"])
+        if tooMany { session.connection.closeAfterFlush() }
+        return "-ERR AUTH_FAILED wrong token"
+    }
+
+    /// Logs a swap's outcome, counts it and words the operator's reply.
+    func record(_ action: String, _ outcome: Result<SwapOutcome, SwapError>) -> String {
+        switch outcome {
+        case .success(.swapped(let report)):
+            if action == "ROLLBACK" { counters.rollbacks += 1 } else { counters.reloads += 1 }
+            counters.lastReloadWallSeconds = time(nil)
+            counters.lastHeldMicroseconds = report.heldMicroseconds
+            let summary = "\(report.from.name) \(report.from.version) -> \(report.to.name) \(report.to.version) "
+                + "held_us=\(report.heldMicroseconds) load_us=\(report.loadMicroseconds) migrated=\(report.migrated)"
+            logger.notice("admin: \(action) done: \(summary)", metadata: ["sha256": "\(report.to.sha256)"])
+            return "+OK \(summary)"
+        case .success(.unchanged(let module)):
+            counters.unchanged += 1
+            let summary = "\(module.name) \(module.version) sha256=\(module.sha256.prefix(12))"
+            logger.notice("admin: \(action): unchanged, \(summary) is already serving")
+            return "+OK unchanged \(summary) is already serving; nothing was swapped"
+        case .failure(let error):
+            counters.refused += 1
+            logger.warning("admin: \(action) refused: \(error)")
+            return "-ERR RELOAD_FAILED \(AdminConsole.oneLine("\(error)"))"
+        }
+    }
+
+    /// Resolves `path` (symlinks and `..` included) and refuses anything
+    /// outside the modules directory.
+    func confine(_ path: String) throws(SwapError) -> String {
+        // A relative path names a file in the modules directory.
+        let path = path.hasPrefix("/") ? path : "\(settings.modulesDirectory)/\(path)"
+        guard let resolved = realpath(path, nil) else {
+            throw .load(.notFound(path: path))
+        }
+        defer { free(resolved) }
+        let real = String(cString: resolved)
+        let directory = settings.modulesDirectory.hasSuffix("/") ? settings.modulesDirectory : settings.modulesDirectory + "/"
+        guard real.hasPrefix(directory) else {
+            throw .outsideModulesDirectory(path: path, resolved: real, directory: settings.modulesDirectory)
+        }
+        return real
+    }
+
+    private func status() -> String {
+        let host = engine.host
+        let module = host.module
+        let counters = engine.counters
+        var fields = [
+            "module=\(module.name)", "version=\(module.version)", "sha256=\(module.sha256)",
+            "path=\(module.sourcePath)", "sessions=\(engine.world.sessionCount)", "rooms=\(engine.world.roomCount)",
+            "connections=\(engine.transport.connections.count)", "uptime_s=\(engine.uptimeSeconds)",
+            "reloads=\(self.counters.reloads)", "unchanged=\(self.counters.unchanged)",
+            "rollbacks=\(self.counters.rollbacks)", "refused=\(self.counters.refused)", "images=\(host.imagesMapped)",
+            "previous=\(host.previousModule.map { "\($0.name)@\($0.version)" } ?? "none")",
+            "max_connections=\(engine.maxConnections)", "line_too_long=\(counters.lineTooLong)",
+            "server_full=\(counters.serverFull)", "output_overflows=\(engine.transport.outputOverflows)",
+            "rate_limited=\(counters.rateLimited)", "rate_limit_closes=\(counters.rateLimitCloses)",
+            "idle_closes=\(counters.idleCloses)", "admin_connections=\(sessions.count)",
+            "admin_evicted=\(self.counters.evicted)", "admin_timeouts=\(self.counters.timedOut)",
+        ]
+        if let last = self.counters.lastReloadWallSeconds { fields.append("last_reload=\(AdminConsole.iso8601(last))") }
+        if let held = self.counters.lastHeldMicroseconds { fields.append("last_held_us=\(held)") }
+        if let first = host.firstCallNanoseconds { fields.append("first_call_ns=\(first)") }
+        return "+STATUS " + fields.map(AdminConsole.oneLine).joined(separator: " ")
+    }
+
+    private func modulesLine() -> String {
+        let host = engine.host
+        let entries = host.history.map { entry in
+            let marker = entry.imagePath == host.module.imagePath ? "*" : ""
+            return "\(entry.name)@\(entry.version):\(entry.sha256.prefix(12))\(marker)"
+        }
+        return "+MODULES " + entries.joined(separator: " ")
+    }
+
+    /// Keeps a reply on one line whatever a dlerror or path contains.
+    static func oneLine(_ text: String) -> String {
+        String(text.map { $0.isNewline || $0.asciiValue.map { $0 < 0x20 } == true ? " " : $0 })
+    }
+
+    static func iso8601(_ seconds: Int) -> String {
+        var value = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&value, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+    }
+}
+
+/// Compares a secret without an early exit, so the time taken does not
+/// reveal how much of a guess was right.
+func constantTimeEqual(_ given: UnsafeRawBufferPointer, _ secret: [UInt8]) -> Bool {
+    var difference = UInt8(truncatingIfNeeded: given.count ^ secret.count)
+    for index in 0..<secret.count {
+        let byte = index < given.count ? given[index] : 0
+        difference |= byte ^ secret[index]
+    }
+    return difference == 0 && given.count == secret.count
+}

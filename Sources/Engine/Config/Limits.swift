@@ -1,0 +1,75 @@
+import ArgumentParser
+
+/// Every limit the engine enforces, in one place: each one's flag (the
+/// property name), default, bounds and help on one declaration, like a row
+/// of redis's `config.c`. `gameserver` takes them as an `@OptionGroup`;
+/// in-process tests get the defaults with `Limits.defaults`.
+///
+/// Bounds are checked as a flag is parsed (`within`), so a value out of
+/// range is refused with the flag's name before anything starts.
+struct Limits: ParsableArguments, Sendable {
+    // Clients
+    @Option(help: "Longest request line accepted, in bytes.", transform: within(16...1_048_576))
+    var maxLineLength = 4096
+    @Option(help: "Most clients connected at once; more get -ERR SERVER_FULL.", transform: within(1...1_000_000))
+    var maxConnections = 10_000
+    @Option(help: "Bytes queued for a client that does not read before it is disconnected.",
+            transform: within(1024...(1 << 30)))
+    var maxOutputBytes = 1 << 20
+    @Option(help: "Requests per second per session (token bucket); 0 turns the limit off.",
+            transform: within(0...10_000_000))
+    var rateLimit = 1000
+    @Option(help: "Requests a session may send in one burst before --rate-limit applies.",
+            transform: within(1...10_000_000))
+    var rateBurst = 2000
+    @Option(help: "Refused requests in a row after which a flooding client is disconnected.",
+            transform: within(1...1_000_000))
+    var rateStrikes = 100
+    @Option(help: "Seconds a new connection may stay silent before it logs in; 0 turns it off.",
+            transform: within(0...86_400))
+    var loginTimeout = 30
+    @Option(help: "Seconds a logged-in session may go without a request; 0 turns it off.",
+            transform: within(0...604_800))
+    var idleTimeout = 600
+    @Option(help: "Milliseconds a closing connection waits for the client's FIN.", transform: within(0...60_000))
+    var lingerMs = 2000
+    @Option(help: "Milliseconds shutdown waits for replies to be written before cutting clients off.",
+            transform: within(0...600_000))
+    var shutdownGraceMs = 2000
+
+    // Rooms (what modules may ask for)
+    @Option(help: "Most sessions in one room.", transform: within(1...1_000_000))
+    var maxRoomMembers = 256
+    @Option(help: "Most rooms at once.", transform: within(1...1_000_000))
+    var maxRooms = 10_000
+
+    // Admin port
+    @Option(help: "Admin connections at once; a new one takes the place of the stalest.", transform: within(1...1024))
+    var maxAdminConnections = 16
+    @Option(help: "Seconds an admin connection may take to authenticate (or send a first command).",
+            transform: within(1...3600))
+    var adminAuthTimeout = 10
+    @Option(help: "Seconds an authenticated admin connection may stay silent.", transform: within(1...86_400))
+    var adminIdleTimeout = 300
+    @Option(help: "Wrong admin tokens before the connection is closed.", transform: within(1...100))
+    var maxFailedAuths = 3
+    @Option(help: "Admin lines that may wait behind a running reload.", transform: within(1...10_000))
+    var maxAdminBacklog = 64
+
+    init() {}
+
+    /// Every limit at its default.
+    static var defaults: Limits {
+        // Cannot fail: no arguments, and defaults are within their bounds.
+        try! Limits.parse([])
+    }
+}
+
+/// A flag's parser that refuses values outside `range`.
+func within(_ range: ClosedRange<Int>) -> @Sendable (String) throws -> Int {
+    { text in
+        guard let value = Int(text) else { throw ValidationError("'\(text)' is not a whole number") }
+        guard range.contains(value) else { throw ValidationError("must be within \(range.lowerBound)...\(range.upperBound)") }
+        return value
+    }
+}

@@ -1,0 +1,53 @@
+import Glibc
+
+/// `--ready-file PATH`: once every port is bound, the server writes one JSON
+/// object there, so that tests, tools and supervisors learn the bound ports
+/// (and the pid) without reading the log:
+///
+///     {"pid":4242,"game":{"host":"127.0.0.1","port":40001},"admin":{"host":"127.0.0.1","port":40002}}
+///
+/// It is written to a temporary name and renamed, so a reader never sees
+/// half of it. Written once at start-up, before the loop serves anyone.
+enum ReadyFile {
+    struct Endpoint {
+        let host: String
+        let port: Int
+    }
+
+    static func json(pid: Int32, game: Endpoint, admin: Endpoint) -> String {
+        func endpoint(_ e: Endpoint) -> String { "{\"host\":\"\(escaped(e.host))\",\"port\":\(e.port)}" }
+        return "{\"pid\":\(pid),\"game\":\(endpoint(game)),\"admin\":\(endpoint(admin))}\n"
+    }
+
+    /// Writes `text` to `path` atomically; returns the error text on failure.
+    static func write(_ text: String, to path: String) -> String? {
+        let temporary = "\(path).tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return "\(temporary): \(String(cString: strerror(errno)))" }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == bytes.count else {
+            unlink(temporary)
+            return "\(temporary): short write"
+        }
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            return "\(path): \(String(cString: strerror(errno)))"
+        }
+        return nil
+    }
+
+    private static func escaped(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}

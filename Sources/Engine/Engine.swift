@@ -1,0 +1,244 @@
+import CLibUV
+import Glibc
+import Logging
+import UVKit
+
+/// Counters of what the engine did to clients, for STATUS.
+struct EngineCounters {
+    var lineTooLong = 0
+    var serverFull = 0
+    var rateLimited = 0
+    var rateLimitCloses = 0
+    var idleCloses = 0
+}
+
+/// The engine: the composition of its parts, and the rules that span them.
+///
+///     Transport ──bytes──▶ PlayerSession ──line──▶ LogicHost ──▶ module
+///         ▲                    (limits)                 │ state table
+///         └──── Connection ◀── SessionPeer ◀── World ◀──┘ (fields, rooms)
+///
+/// - `World` holds all game state and is the only code that changes it.
+/// - `LogicHost` holds the modules and makes every call into them.
+/// - `Transport` holds the sockets and moves bytes.
+/// - `PlayerSession` and `AdminSession` give a connection's bytes meaning.
+///
+/// The engine itself owns what spans them: a session's life from accept to
+/// teardown, the deadline sweep, signals and shutdown. Everything runs on
+/// the loop's thread; nothing is shared, so nothing is locked.
+final class Engine: TransportDelegate, LogicHostDelegate {
+    let loop: UnsafeMutablePointer<uv_loop_t>
+    let limits: Limits
+    let logger: Logger
+    let world: World
+    let host: LogicHost
+    let transport: Transport
+    private(set) var admin: AdminConsole!
+    var counters = EngineCounters()
+    /// `--max-connections`, lowered to what the open-file limit allows.
+    let maxConnections: Int
+    // Read on every request; copied out of `limits` (whose values sit
+    // behind ArgumentParser's property wrappers) once.
+    let rateLimit: Int
+    let rateBurst: Int
+    let rateStrikes: Int
+
+    private let sweepTimer: UnsafeMutablePointer<uv_timer_t>
+    private var signals: [UnsafeMutablePointer<uv_signal_t>] = []
+    private var shutdownTimer: UnsafeMutablePointer<uv_timer_t>?
+    private var watcher: ModuleWatcher?
+    private(set) var shuttingDown = false
+    private var finished = false
+    private let startedNanoseconds = uv_hrtime()
+
+    init(loop: UnsafeMutablePointer<uv_loop_t>, limits: Limits, maxConnections: Int, admin settings: AdminSettings,
+         logger: Logger, loader: ModuleLoader, module: LoadedModule) throws(SchemaError)
+    {
+        self.loop = loop
+        self.limits = limits
+        self.logger = logger
+        self.maxConnections = maxConnections
+        rateLimit = limits.rateLimit
+        rateBurst = limits.rateBurst
+        rateStrikes = limits.rateStrikes
+        world = World(limits: World.Limits(maxRooms: limits.maxRooms, maxRoomMembers: limits.maxRoomMembers))
+        host = try LogicHost(world: world, loader: loader, module: module, loop: loop, logger: logger)
+        transport = Transport(loop: loop, maxOutputBytes: limits.maxOutputBytes,
+                              lingerMilliseconds: UInt64(limits.lingerMs), logger: logger)
+        sweepTimer = .allocateHandle()
+        admin = AdminConsole(engine: self, settings: settings)
+        host.delegate = self
+        transport.delegate = self
+        uv_timer_init(loop, sweepTimer)
+        sweepTimer.context = UVContext.pointer(to: self)
+        uv_timer_start(sweepTimer, { timer in
+            UVContext.object(timer!.pointee.data, as: Engine.self).sweep()
+        }, 1000, 1000)
+        // The sweep alone must not keep the loop alive at shutdown.
+        uv_unref(sweepTimer.handle)
+    }
+
+    /// The loop's cached clock, in milliseconds.
+    var now: UInt64 { uv_now(loop) }
+    var uptimeSeconds: UInt64 { (uv_hrtime() - startedNanoseconds) / 1_000_000_000 }
+
+    /// Binds a port; returns the port actually bound.
+    func listen(_ role: ListenerRole, host: String, port: Int) throws(ListenError) -> Int {
+        try transport.listen(role, host: host, port: port, backlog: role == .game ? 511 : 64)
+    }
+
+    /// Runs until shutdown completes.
+    func run() {
+        installSignalHandlers()
+        uv_run(loop, UV_RUN_DEFAULT)
+    }
+
+    // MARK: - Sessions
+
+    func accepted(_ connection: Connection) {
+        switch connection.role {
+        case .admin:
+            if shuttingDown {
+                connection.enqueue(line: Replies.serverFull)
+                connection.closeAfterFlush()
+            } else {
+                admin.accept(connection)
+            }
+        case .game:
+            if shuttingDown || world.sessionCount >= maxConnections {
+                counters.serverFull += 1
+                connection.enqueue(line: Replies.serverFull)
+                connection.closeAfterFlush()
+                return
+            }
+            let session = PlayerSession(engine: self, connection: connection, now: now)
+            session.attach(world.openSession(peer: session))
+            connection.handler = session
+            do {
+                try connection.startReading()
+            } catch {
+                connection.abort()
+            }
+        }
+    }
+
+    func connectionClosed(_ connection: Connection) {
+        if shuttingDown && transport.connections.isEmpty { finishShutdown() }
+    }
+
+    /// One request from a player: to the module, then what it asked for.
+    @inline(__always)
+    func dispatch(_ line: UnsafeRawBufferPointer, from session: PlayerSession) {
+        host.handle(line, from: session.id, peer: session)
+    }
+
+    func logicRequestedClose(_ session: GameID) {
+        tearDown(session)
+    }
+
+    /// Ends a player's session and closes its connection (after its output
+    /// is written when `flush`).
+    func endSession(_ session: PlayerSession, flush: Bool) {
+        tearDown(session.id)
+        if flush { session.connection.closeAfterFlush() } else { session.connection.abort() }
+    }
+
+    /// Removes a session: the module hears of it first (its room and fields
+    /// are still there to read), then it leaves its room and its row resets,
+    /// and its connection closes once its output is written.
+    func tearDown(_ id: GameID) {
+        guard world.beginClosing(id) else { return }
+        host.sessionClosed(id)
+        world.closeSession(id)?.sessionEnded()
+    }
+
+    /// Once a second: every connection whose handler's deadline passed
+    /// (login, idle, admin auth) is told so and closed.
+    private func sweep() {
+        let now = now
+        var expired: [any ConnectionHandler] = []
+        for connection in transport.connections where connection.state == .open {
+            if let handler = connection.handler, handler.deadlinePassed(now: now) { expired.append(handler) }
+        }
+        for handler in expired { handler.expire() }
+    }
+
+    // MARK: - Development
+
+    func watchModule(path: String) {
+        let watcher = ModuleWatcher(engine: self, path: path)
+        do {
+            try watcher.start()
+        } catch {
+            logger.error("--watch: cannot watch \(path): \(error)")
+            watcher.stop()
+            return
+        }
+        logger.notice("watching \(path) for new builds")
+        self.watcher = watcher
+    }
+
+    // MARK: - Shutdown
+
+    private func installSignalHandlers() {
+        signal(SIGPIPE, SIG_IGN)
+        // A parent may hand us a mask that blocks these (test runners and
+        // some supervisors do); blocked, they would never reach libuv.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &set, nil)
+        for number in [SIGINT, SIGTERM] {
+            let handle = UnsafeMutablePointer<uv_signal_t>.allocateHandle()
+            uv_signal_init(loop, handle)
+            handle.context = UVContext.pointer(to: self)
+            uv_signal_start(handle, { handle, signal in
+                let engine = UVContext.object(handle!.pointee.data, as: Engine.self)
+                engine.logger.notice("signal \(signal): shutting down")
+                engine.shutdown()
+            }, number)
+            signals.append(handle)
+        }
+    }
+
+    /// Stops accepting, tells every session, and closes each once its output
+    /// is written; after the grace period whatever is left is cut off.
+    func shutdown() {
+        guard !shuttingDown else { return }
+        shuttingDown = true
+        host.stopped = true
+        transport.closeListeners()
+        watcher?.stop()
+        watcher = nil
+        // Everyone hears of the shutdown before anyone hears of a departure.
+        let ids = world.sessionIDs()
+        for id in ids { try? world.send(to: id, Replies.shutdown) }
+        for id in ids { tearDown(id) }
+        for connection in transport.connections where connection.role == .admin { connection.closeAfterFlush() }
+        if transport.connections.isEmpty {
+            finishShutdown()
+            return
+        }
+        let timer = UnsafeMutablePointer<uv_timer_t>.allocateHandle()
+        uv_timer_init(loop, timer)
+        timer.context = UVContext.pointer(to: self)
+        uv_timer_start(timer, { timer in
+            UVContext.object(timer!.pointee.data, as: Engine.self).finishShutdown()
+        }, UInt64(limits.shutdownGraceMs), 0)
+        shutdownTimer = timer
+    }
+
+    /// Closes the engine's own handles; the loop then runs dry and returns.
+    private func finishShutdown() {
+        // Runs once (a connection's close callback can reach it again).
+        guard !finished else { return }
+        finished = true
+        // Connections still draining after the grace period are cut off.
+        transport.abortAll()
+        transport.close()
+        sweepTimer.closeAndFree()
+        for handle in signals { handle.closeAndFree() }
+        shutdownTimer?.closeAndFree()
+    }
+}

@@ -1,0 +1,102 @@
+import Glibc
+
+/// Why a file is not a complete 64-bit ELF shared object.
+enum ELFProblem: Error, Equatable, Sendable, CustomStringConvertible {
+    case unreadable(errno: Int32)
+    case shorterThanHeader
+    case notELF64
+    case notSharedObject
+    case corruptSectionHeaders
+    case corruptProgramHeaders
+    /// The section headers end past the file: a linker writes them last.
+    case truncated(size: UInt64, needed: UInt64)
+    case truncatedProgramHeaders
+    case segmentPastEnd(size: UInt64)
+
+    /// A problem that may go away once a writer finishes (a build still
+    /// linking, a copy in progress): the watcher retries these only.
+    var isTransient: Bool {
+        switch self {
+        case .shorterThanHeader, .truncated, .truncatedProgramHeaders, .segmentPastEnd: true
+        default: false
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .unreadable(let code): String(cString: strerror(code))
+        case .shorterThanHeader: "file is shorter than an ELF header"
+        case .notELF64: "not a 64-bit ELF file"
+        case .notSharedObject: "not a shared object"
+        case .corruptSectionHeaders: "corrupt section header offsets"
+        case .corruptProgramHeaders: "corrupt program header offsets"
+        case .truncated(let size, let needed): "file is truncated (\(size) of at least \(needed) bytes; still being written?)"
+        case .truncatedProgramHeaders: "file is truncated in its program headers"
+        case .segmentPastEnd(let size): "file is truncated (a segment ends past the file's \(size) bytes)"
+        }
+    }
+}
+
+/// Checks that a file is a complete 64-bit ELF shared object before it is
+/// handed to `dlopen`.
+///
+/// Why: `dlopen` maps segments with `mmap`, which succeeds even when the
+/// file is shorter than its headers say. A module caught half-written (a
+/// build still linking, a copy in progress) would load, and the first call
+/// into a page past the end of the file would kill the server with SIGBUS.
+/// Linkers write the section header table last, so a file whose section
+/// headers and loadable segments all lie within its size is complete.
+enum ELFCheck {
+    /// nil when the file looks complete; otherwise why not.
+    static func problem(path: String) -> ELFProblem? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return .unreadable(errno: errno) }
+        defer { close(fd) }
+        return problem { buffer, offset in
+            guard let at = off_t(exactly: offset) else { return 0 }
+            return pread(fd, buffer.baseAddress, buffer.count, at)
+        } size: {
+            var info = stat()
+            return fstat(fd, &info) == 0 ? UInt64(info.st_size) : nil
+        }
+    }
+
+    /// The check over bytes in memory (what the fuzzer feeds it).
+    static func problem(bytes: UnsafeRawBufferPointer) -> ELFProblem? {
+        problem { buffer, offset in
+            guard offset < UInt64(bytes.count) else { return 0 }
+            let taken = min(buffer.count, bytes.count - Int(offset))
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[Int(offset)..<(Int(offset) + taken)]))
+            return taken
+        } size: { UInt64(bytes.count) }
+    }
+
+    /// `read(buffer, offset)` fills what it can and returns the byte count.
+    private static func problem(read: (UnsafeMutableRawBufferPointer, UInt64) -> Int, size: () -> UInt64?) -> ELFProblem? {
+        guard let size = size() else { return .unreadable(errno: errno) }
+        func load<T>(_ value: inout T, at offset: UInt64) -> Bool {
+            withUnsafeMutableBytes(of: &value) { read($0, offset) == $0.count }
+        }
+        var header = Elf64_Ehdr()
+        guard load(&header, at: 0) else { return .shorterThanHeader }
+        let magic = withUnsafeBytes(of: header.e_ident) { Array($0.prefix(5)) }
+        guard magic == [0x7F, 0x45, 0x4C, 0x46, 2] else { return .notELF64 }
+        guard header.e_type == UInt16(ET_DYN) else { return .notSharedObject }
+
+        // Header values are untrusted: add and multiply without trapping.
+        let (table, tableOverflow) = UInt64(header.e_shnum).multipliedReportingOverflow(by: UInt64(header.e_shentsize))
+        let (sectionsEnd, endOverflow) = header.e_shoff.addingReportingOverflow(table)
+        guard !tableOverflow, !endOverflow else { return .corruptSectionHeaders }
+        guard sectionsEnd <= size else { return .truncated(size: size, needed: sectionsEnd) }
+        for index in 0..<UInt64(header.e_phnum) {
+            var segment = Elf64_Phdr()
+            let (step, stepOverflow) = index.multipliedReportingOverflow(by: UInt64(header.e_phentsize))
+            let (position, positionOverflow) = header.e_phoff.addingReportingOverflow(step)
+            guard !stepOverflow, !positionOverflow, off_t(exactly: position) != nil else { return .corruptProgramHeaders }
+            guard load(&segment, at: position) else { return .truncatedProgramHeaders }
+            let (end, overflow) = segment.p_offset.addingReportingOverflow(segment.p_filesz)
+            if segment.p_type == UInt32(PT_LOAD), overflow || end > size { return .segmentPastEnd(size: size) }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,294 @@
+import CLibUV
+import GameABI
+import Logging
+import UVKit
+
+/// What the logic host asks of the engine around module calls.
+protocol LogicHostDelegate: AnyObject {
+    /// A module asked to close this session; called once its call returned.
+    func logicRequestedClose(_ session: GameID)
+}
+
+/// The logic side of the engine: the current and previous modules, their
+/// field bindings, the state table handed to them, the state of the call
+/// being made (which session asked, whether it was answered, what closes
+/// it asked for), dispatch, and swapping modules.
+///
+/// Every module call goes through here, so the rules around a call are in
+/// one place: exactly one reply per request, closes and empty rooms applied
+/// after the call returns (the module is never re-entered), output and room
+/// changes refused while a reload runs module code on staged state.
+final class LogicHost {
+    /// `.migrating` while a reload runs module code on staged state.
+    enum Phase { case serving, migrating }
+
+    let world: World
+    let loader: ModuleLoader
+    unowned(unsafe) var delegate: (any LogicHostDelegate)?
+    private let loop: UnsafeMutablePointer<uv_loop_t>
+    let logger: Logger
+
+    @exclusivity(unchecked) private(set) var module: LoadedModule
+    /// The store columns of the current module's fields, by declared index.
+    @exclusivity(unchecked) private(set) var bindings: [FieldBinding]
+    /// The module that served before the last swap, kept for ROLLBACK.
+    private(set) var previousModule: LoadedModule?
+    /// Every module swapped in, oldest first (all still mapped).
+    private(set) var history: [LoadedModule]
+    private(set) var phase = Phase.serving
+    /// The table every module call gets; `engine` points back here.
+    let table: UnsafeMutablePointer<game_state_table>
+
+    // The call being made. `@exclusivity(unchecked)`: set on every request.
+    @exclusivity(unchecked) private var currentSession = GameID(raw: 0)
+    @exclusivity(unchecked) private var currentPeer: (any SessionPeer)?
+    @exclusivity(unchecked) private var replied = false
+    /// Sessions whose close was asked during a module call.
+    private var pendingCloses: [GameID] = []
+
+    /// Set by a swap: the next handle call is timed (the first call into a
+    /// new image pays for the Swift runtime's emptied caches).
+    private var measureNextCall = false
+    private(set) var firstCallNanoseconds: UInt64?
+    /// A background load is running (one at a time).
+    private(set) var reloading = false
+    /// No more reloads (the server is stopping).
+    var stopped = false
+
+    init(world: World, loader: ModuleLoader, module: LoadedModule, loop: UnsafeMutablePointer<uv_loop_t>,
+         logger: Logger) throws(SchemaError)
+    {
+        self.world = world
+        self.loader = loader
+        self.module = module
+        self.loop = loop
+        self.logger = logger
+        self.bindings = try world.bind(module.fields)
+        self.history = [module]
+        table = .allocate(capacity: 1)
+        table.initialize(to: StateTable.make(host: UVContext.pointer(to: self)))
+    }
+
+    deinit { table.deallocate() }
+
+    var imagesMapped: Int { loader.imagesMapped }
+    var nowMilliseconds: UInt64 { uv_now(loop) }
+
+    // MARK: - Calls
+
+    /// Hands one request line to the module and makes sure it gets exactly
+    /// one reply, whatever the module does.
+    func handle(_ line: UnsafeRawBufferPointer, from session: GameID, peer: any SessionPeer) {
+        currentSession = session
+        currentPeer = peer
+        replied = false
+        // An empty line still needs a valid pointer for C.
+        let bytes = (line.baseAddress ?? UnsafeRawPointer(table)).assumingMemoryBound(to: UInt8.self)
+        var message = game_message(session: session.raw, line: bytes, length: line.count)
+        let status: Int32
+        if measureNextCall {
+            // The first call into a freshly swapped image is the slow one.
+            measureNextCall = false
+            let started = uv_hrtime()
+            status = module.handle(&message, table)
+            firstCallNanoseconds = uv_hrtime() - started
+        } else {
+            status = module.handle(&message, table)
+        }
+        if !replied { peer.deliver(status == GAME_OK ? Replies.noReply : Replies.moduleFailed) }
+        currentPeer = nil
+        currentSession = GameID(raw: 0)
+        if status != GAME_OK {
+            logger.warning("module returned an error", metadata: [
+                "module": "\(module.name) \(module.version)", "status": "\(status)", "session": "\(session)"])
+        }
+        afterCall()
+    }
+
+    /// Tells the module a session is going away (its room and fields are
+    /// still there to read). No reply is expected or allowed.
+    func sessionClosed(_ session: GameID) {
+        guard let hook = module.sessionClosed else { return }
+        let saved = (currentSession, currentPeer)
+        currentSession = GameID(raw: 0)
+        currentPeer = nil
+        hook(session.raw, table)
+        (currentSession, currentPeer) = saved
+        afterCall()
+    }
+
+    /// Applies what the module asked to happen after its call (closes, then
+    /// empty rooms), so the module is never re-entered from inside itself.
+    private func afterCall() {
+        while let id = pendingCloses.popLast() {
+            delegate?.logicRequestedClose(id)
+        }
+        world.destroyRoomsLeftEmpty()
+    }
+
+    // MARK: - What the state table may do (called from StateTable's thunks)
+
+    func reply(_ line: UnsafeRawBufferPointer) throws(EngineError) {
+        guard phase == .serving, let peer = currentPeer, !replied else { throw .notNow }
+        replied = true
+        peer.deliver(line)
+    }
+
+    /// Output, room changes and closes are refused while a reload runs
+    /// module code on staged state: a refused reload must leave no trace.
+    func checkServing() throws(EngineError) {
+        guard phase == .serving else { throw .notNow }
+    }
+
+    func requestClose(_ session: GameID) throws(EngineError) {
+        try checkServing()
+        guard world.contains(session: session) else { throw .badSession }
+        if world.isOpen(session: session) && !pendingCloses.contains(session) { pendingCloses.append(session) }
+    }
+
+    func identified(_ session: GameID) throws(EngineError) {
+        try checkServing()
+        try world.markIdentified(session)
+    }
+
+    /// The binding of the current module's field `index`.
+    @inline(__always)
+    func binding(_ index: Int32) throws(EngineError) -> FieldBinding {
+        guard index >= 0, Int(index) < bindings.count else { throw .badField }
+        return bindings[Int(index)]
+    }
+
+    // MARK: - Reload and rollback
+
+    /// Loads the module at `path` on a libuv worker thread, then swaps it in
+    /// on the loop and calls `done` there. A file whose SHA-256 is
+    /// `unlessSHA256` (by default the serving module's) is answered
+    /// `.unchanged` without being mapped; the hash is computed on the worker.
+    ///
+    /// Why a worker: copying, hashing, checking and `dlopen`ing an image
+    /// takes about a millisecond, which would stall every player; only the
+    /// bind, the migration and the commit need the loop.
+    func reload(path: String, unlessSHA256: String? = nil, done: @escaping (Result<SwapOutcome, SwapError>) -> Void) {
+        guard !stopped else { return done(.failure(.shuttingDown)) }
+        guard !reloading else { return done(.failure(.busy)) }
+        reloading = true
+        let job = ReloadJob(request: loader.request(path: path, unlessSHA256: unlessSHA256 ?? module.sha256))
+        let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
+        work.pointee.data = UVContext.retainedPointer(to: ReloadTask(job: job, host: self, done: done))
+        let status = uv_queue_work(loop, work, { work in
+            // Worker thread: only the job's Sendable request and result.
+            let task = UVContext.object(work!.pointee.data, as: ReloadTask.self)
+            task.job.result = task.job.request.perform()
+        }, { work, _ in
+            // Loop thread.
+            let task = UVContext.release(work!.pointee.data!, as: ReloadTask.self)
+            work!.deallocate()
+            task.host.finishReload(task.job, task.done)
+        })
+        if status != 0 {
+            _ = UVContext.release(work.pointee.data!, as: ReloadTask.self)
+            work.deallocate()
+            reloading = false
+            done(.failure(.cannotQueue(UVError(status))))
+        }
+    }
+
+    private func finishReload(_ job: ReloadJob, _ done: (Result<SwapOutcome, SwapError>) -> Void) {
+        reloading = false
+        guard let result = job.result else { return done(.failure(.cannotQueue(UVError(UV_ECANCELED.rawValue)))) }
+        loader.finished(result)
+        if stopped {
+            // Nobody to serve with it any more: do not run its hooks.
+            return done(.failure(.shuttingDown))
+        }
+        switch result.outcome {
+        case .failed(let error):
+            done(.failure(.load(error)))
+        case .unchanged:
+            done(.success(.unchanged(module)))
+        case .loaded(let candidate):
+            do throws(SwapError) {
+                let report = try swap(to: candidate, migrate: true, loadNanoseconds: result.nanoseconds)
+                previousModule = report.from
+                history.append(candidate)
+                done(.success(.swapped(report)))
+            } catch {
+                done(.failure(error))
+            }
+        }
+    }
+
+    /// Swaps back to the module that served before the last swap. It is
+    /// still mapped, so nothing is loaded; fields it declared and the newer
+    /// module dropped were kept and come back with their values.
+    func rollback() throws(SwapError) -> SwapReport {
+        guard !reloading else { throw .busy }
+        guard let previous = previousModule else { throw .nothingToRollBack }
+        let report = try swap(to: previous, migrate: false, loadNanoseconds: 0)
+        previousModule = report.from
+        return report
+    }
+
+    /// The transaction, inside one loop callback (no message can be handled
+    /// halfway through it):
+    ///
+    ///     snapshot the store; bind the new schema    ── refuse on error
+    ///     migrate each entity (module code)          ── restore on error
+    ///     hotswap_load (module code)                 ── restore on error
+    ///     commit: module and bindings switch         ── between two messages
+    private func swap(to candidate: LoadedModule, migrate: Bool, loadNanoseconds: UInt64)
+        throws(SwapError) -> SwapReport
+    {
+        let started = uv_hrtime()
+        if migrate, candidate.migrate == nil, let field = candidate.fields.first(where: \.migrated) {
+            throw .migrateMissing(field: field.name)
+        }
+        let saved = (store: world.snapshot(), bindings: bindings, module: module)
+        do {
+            bindings = try world.bind(candidate.fields, live: module.fields, rollback: !migrate)
+        } catch {
+            throw .schema(error)
+        }
+        // From here the table reads and writes the new columns; output and
+        // room changes are refused until the swap is decided.
+        module = candidate
+        phase = .migrating
+        defer { phase = .serving }
+        var migrated = 0
+        do throws(SwapError) {
+            if migrate, let hook = candidate.migrate {
+                let context = MigrationContext(world: world, oldStore: saved.store,
+                                               oldFields: saved.module.fields, oldBindings: saved.bindings)
+                migrated = try context.run(hook, table: table, from: saved.module.version)
+            }
+            if let hook = candidate.load {
+                let status = Array(saved.module.version.utf8).withUnsafeBufferPointer {
+                    hook(table, $0.baseAddress, $0.count)
+                }
+                if status != GAME_OK { throw .loadHookFailed(status: status) }
+            }
+        } catch {
+            world.restore(saved.store)
+            bindings = saved.bindings
+            module = saved.module
+            throw error
+        }
+        measureNextCall = true
+        return SwapReport(from: saved.module, to: candidate, heldMicroseconds: (uv_hrtime() - started) / 1000,
+                          loadMicroseconds: loadNanoseconds / 1000, migrated: migrated)
+    }
+}
+
+/// A reload in flight: the job (the only part the worker sees) and, for the
+/// loop, who asked and who to tell.
+private final class ReloadTask {
+    let job: ReloadJob
+    let host: LogicHost
+    let done: (Result<SwapOutcome, SwapError>) -> Void
+
+    init(job: ReloadJob, host: LogicHost, done: @escaping (Result<SwapOutcome, SwapError>) -> Void) {
+        self.job = job
+        self.host = host
+        self.done = done
+    }
+}

@@ -1,0 +1,85 @@
+import GameABI
+import UVKit
+
+/// Lends `hotswap_migrate` the outgoing module's values by field name,
+/// while the state table writes the new columns.
+final class MigrationContext {
+    let world: World
+    /// The store as it was before the new schema was bound.
+    let oldStore: StateStore
+    let oldFields: [FieldSpec]
+    let oldBindings: [FieldBinding]
+
+    init(world: World, oldStore: StateStore, oldFields: [FieldSpec], oldBindings: [FieldBinding]) {
+        self.world = world
+        self.oldStore = oldStore
+        self.oldFields = oldFields
+        self.oldBindings = oldBindings
+    }
+
+    /// Calls `hook` for the global entity, every session and every room;
+    /// returns how many entities it migrated.
+    func run(_ hook: hotswap_migrate_fn, table: UnsafePointer<game_state_table>, from version: String)
+        throws(SwapError) -> Int
+    {
+        var ids: [GameID] = [GameID.global]
+        ids += world.sessionIDs()
+        world.forEachRoom { ids.append($0) }
+        var versionBytes = Array(version.utf8)
+        return try versionBytes.withUnsafeMutableBufferPointer { version throws(SwapError) -> Int in
+            var migration = game_migration(
+                size: UInt32(MemoryLayout<game_migration>.size),
+                abi_version: UInt32(GAME_ABI_VERSION),
+                engine: UVContext.pointer(to: self),
+                from_version: version.baseAddress, from_version_length: version.count,
+                old_get_int: { m, entity, name, length, out in
+                    guard let out else { return GAME_ERR_BAD_ARGUMENT }
+                    return StateTable.status { () throws(EngineError) in
+                        let (binding, row) = try MigrationContext.from(m).old(entity, name, length, .int)
+                        out.pointee = MigrationContext.from(m).oldStore.int(binding, row: row)
+                    }
+                },
+                old_get_string: { m, entity, name, length, buffer, capacity, outLength in
+                    guard let outLength, capacity >= 0, buffer != nil || capacity == 0 else { return GAME_ERR_BAD_ARGUMENT }
+                    return StateTable.status { () throws(EngineError) in
+                        let context = MigrationContext.from(m)
+                        let (binding, row) = try context.old(entity, name, length, .string)
+                        context.oldStore.withString(binding, row: row) { StateTable.copyOut($0, buffer, capacity, outLength) }
+                    }
+                })
+            for id in ids {
+                let status = withExtendedLifetime(self) { hook(&migration, id.raw, table) }
+                if status != GAME_OK { throw .migrateFailed(entity: id, status: status) }
+            }
+            return ids.count
+        }
+    }
+
+    private static func from(_ m: UnsafePointer<game_migration>?) -> MigrationContext {
+        UVContext.object(m!.pointee.engine, as: MigrationContext.self)
+    }
+
+    /// Finds an old field by kind and name, checks its type and the entity.
+    private func old(_ entity: UInt64, _ name: UnsafePointer<UInt8>?, _ length: Int, _ type: FieldType)
+        throws(EngineError) -> (FieldBinding, Int)
+    {
+        guard let name, length > 0, length <= Int(GAME_MAX_FIELD_NAME) else { throw .badArgument }
+        let id = GameID(raw: entity)
+        guard let kind = id.kind else { throw .badArgument }
+        let bytes = UnsafeRawBufferPointer(start: name, count: length)
+        let binding: FieldBinding
+        if let index = oldFields.indices.first(where: {
+            oldFields[$0].kind == kind && oldFields[$0].name.utf8.elementsEqual(bytes)
+        }) {
+            guard oldFields[index].type == type else { throw .badType }
+            binding = oldBindings[index]
+        } else if let hidden = oldStore.binding(kind: kind, name: bytes, type: type) {
+            // Not declared by the outgoing module but kept from an earlier one.
+            binding = hidden
+        } else {
+            throw .badField
+        }
+        // Sessions and rooms are the same during a reload: rows match.
+        return (binding, try world.row(of: id, for: binding, type: type))
+    }
+}

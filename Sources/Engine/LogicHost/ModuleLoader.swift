@@ -1,0 +1,280 @@
+import Crypto
+import GameABI
+import Glibc
+
+/// A logic module mapped into the process and validated: its exports are
+/// resolved, its ABI version accepted and its schema read. Nothing in the
+/// engine's state has changed yet when one of these exists.
+///
+/// `@unchecked Sendable`: every member is immutable, and the function
+/// pointers are plain addresses in an image that is never unmapped, so a
+/// value made on a worker thread may be handed to the loop thread.
+struct LoadedModule: @unchecked Sendable {
+    /// The path the operator named.
+    let sourcePath: String
+    /// The private copy that was actually `dlopen`ed.
+    let imagePath: String
+    let name: String
+    let version: String
+    let fields: [FieldSpec]
+    /// Hex SHA-256 of the file as it was copied.
+    let sha256: String
+    let handle: hotswap_handle_fn
+    let sessionClosed: hotswap_session_closed_fn?
+    let migrate: hotswap_migrate_fn?
+    let load: hotswap_load_fn?
+}
+
+/// Why a module was refused. The description is what the operator reads.
+enum ModuleLoadError: Error, Sendable, CustomStringConvertible {
+    case notFound(path: String)
+    case copyFailed(path: String, reason: String)
+    case notELF(path: String, problem: ELFProblem)
+    case dlopenFailed(path: String, reason: String)
+    case missingExport(path: String, symbol: String)
+    case abiMismatch(path: String, module: UInt32, engine: UInt32)
+    case describeFailed(path: String, reason: String)
+
+    /// A failure that may be gone in a moment: the file is missing, being
+    /// replaced or still being written. The watcher retries these only.
+    var isTransient: Bool {
+        switch self {
+        case .notFound, .copyFailed: true
+        case .notELF(_, let problem): problem.isTransient
+        default: false
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .notFound(let path):
+            "module not found: \(path)"
+        case .copyFailed(let path, let reason):
+            "cannot copy module \(path): \(reason)"
+        case .notELF(let path, let problem):
+            "cannot load module \(path): \(problem)"
+        case .dlopenFailed(let path, let reason):
+            "cannot load module \(path): \(reason)"
+        case .missingExport(let path, let symbol):
+            "module \(path) does not export \(symbol)"
+        case .abiMismatch(let path, let module, let engine):
+            "module \(path) was built for ABI \(module >> 16).\(module & 0xFFFF), "
+                + "this engine speaks ABI \(engine >> 16).\(engine & 0xFFFF)"
+        case .describeFailed(let path, let reason):
+            "module \(path) has a bad schema: \(reason)"
+        }
+    }
+}
+
+/// One load to run, possibly on a worker thread: only values, so it can
+/// cross threads (`Sendable`), and nothing shared with the loop.
+struct ModuleLoadRequest: Sendable {
+    /// The file to load, as the operator named it (already confined).
+    let path: String
+    /// Where the private copy goes (unique per load).
+    let imagePath: String
+    /// When the file's SHA-256 equals this, stop before mapping anything:
+    /// the file holds the module that is already serving.
+    let unlessSHA256: String?
+}
+
+/// What came of a load request.
+struct ModuleLoadResult: Sendable {
+    enum Outcome: Sendable {
+        case loaded(LoadedModule)
+        /// The file's content is `unlessSHA256`: nothing was mapped.
+        case unchanged(sha256: String)
+        case failed(ModuleLoadError)
+    }
+    let outcome: Outcome
+    /// Whether an image was mapped (also when validation then refused it:
+    /// images are never unmapped).
+    let mapped: Bool
+    let nanoseconds: UInt64
+}
+
+/// Loads logic modules from disk.
+///
+/// Each load copies the file to a fresh path in a private directory before
+/// `dlopen`: the dynamic linker caches images by path (and inode), so opening
+/// the build output again would return the image already mapped instead of
+/// the new build. `RTLD_LOCAL` keeps the module's symbols out of the global
+/// namespace, so two versions never resolve to each other's code; `RTLD_NOW`
+/// makes a missing symbol fail here, at load, instead of mid-game.
+///
+/// Images are never `dlclose`d: the Swift runtime keeps pointers into every
+/// image it has seen (type metadata, conformance caches), so unmapping one
+/// would leave those dangling.
+///
+/// The loader itself lives on the loop thread (it numbers the loads and
+/// counts the images); the work of a load is `ModuleLoadRequest.perform`,
+/// which shares nothing and runs on a worker.
+final class ModuleLoader {
+    let privateDirectory: String
+    private var loads = 0
+    /// Images mapped into the process (and never unmapped).
+    private(set) var imagesMapped = 0
+
+    /// Creates the private directory the copies go to.
+    init(temporaryRoot: String = ModuleLoader.defaultTemporaryRoot()) throws(ModuleLoadError) {
+        var template = Array("\(temporaryRoot)/hotswap-modules-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw .copyFailed(path: temporaryRoot, reason: "mkdtemp: \(String(cString: strerror(errno)))")
+        }
+        privateDirectory = String(cString: made)
+    }
+
+    static func defaultTemporaryRoot() -> String {
+        if let tmp = getenv("TMPDIR"), tmp.pointee != 0 { return String(cString: tmp) }
+        return "/tmp"
+    }
+
+    /// Removes the private directory (the mapped images stay valid: on
+    /// Linux a mapping keeps its file alive after unlink, and every copy is
+    /// unlinked right after its `dlopen`).
+    func removePrivateCopies() {
+        rmdir(privateDirectory)
+    }
+
+    /// The next load of `path`, numbered so its private copy is unique.
+    func request(path: String, unlessSHA256: String? = nil) -> ModuleLoadRequest {
+        loads += 1
+        let base = path.split(separator: "/").last.map(String.init) ?? "module.so"
+        return ModuleLoadRequest(path: path, imagePath: "\(privateDirectory)/\(loads)-\(base)", unlessSHA256: unlessSHA256)
+    }
+
+    /// Counts what a finished request mapped (on the loop thread).
+    func finished(_ result: ModuleLoadResult) {
+        if result.mapped { imagesMapped += 1 }
+    }
+
+    /// Loads on the calling thread (start-up): request, perform, count.
+    func load(path: String) throws(ModuleLoadError) -> LoadedModule {
+        let result = request(path: path).perform()
+        finished(result)
+        switch result.outcome {
+        case .loaded(let module): return module
+        case .failed(let error): throw error
+        case .unchanged: throw .copyFailed(path: path, reason: "unchanged")  // not asked for: no unlessSHA256
+        }
+    }
+}
+
+extension ModuleLoadRequest {
+    /// Copies, hashes, checks, maps and validates the module. Runs on any
+    /// thread: it touches only the files and the dynamic linker.
+    func perform() -> ModuleLoadResult {
+        let started = monotonicNanoseconds()
+        var mapped = false
+        let outcome: ModuleLoadResult.Outcome
+        do throws(ModuleLoadError) {
+            outcome = try run(mapped: &mapped)
+        } catch {
+            outcome = .failed(error)
+        }
+        return ModuleLoadResult(outcome: outcome, mapped: mapped,
+                                nanoseconds: monotonicNanoseconds() - started)
+    }
+
+    private func run(mapped: inout Bool) throws(ModuleLoadError) -> ModuleLoadResult.Outcome {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw .notFound(path: path)
+        }
+        // The copy's name is needed only until dlopen: a mapping keeps the
+        // file's pages, so repeated reloads do not fill the temporary
+        // directory (/proc/PID/maps then shows the copy as "(deleted)").
+        defer { unlink(imagePath) }
+        let sha256 = try ModuleLoadRequest.copyFile(from: path, to: imagePath)
+        if sha256 == unlessSHA256 { return .unchanged(sha256: sha256) }
+        if let problem = ELFCheck.problem(path: imagePath) {
+            throw .notELF(path: path, problem: problem)
+        }
+        guard let image = dlopen(imagePath, RTLD_NOW | RTLD_LOCAL) else {
+            throw .dlopenFailed(path: path, reason: dlerror().map { String(cString: $0) } ?? "dlopen failed")
+        }
+        mapped = true
+
+        let abiVersionFn: hotswap_abi_version_fn = try resolve(image, "hotswap_abi_version")
+        let abi = abiVersionFn()
+        let engineABI = UInt32(GAME_ABI_VERSION)
+        guard abi >> 16 == engineABI >> 16, abi & 0xFFFF <= engineABI & 0xFFFF else {
+            throw .abiMismatch(path: path, module: abi, engine: engineABI)
+        }
+        let describe: hotswap_describe_fn = try resolve(image, "hotswap_describe")
+        let handle: hotswap_handle_fn = try resolve(image, "hotswap_handle")
+
+        let schema = SchemaCollector()
+        let status = schema.collect(with: describe)
+        if let problem = schema.problem ?? (status == GAME_OK ? nil : "hotswap_describe returned \(status)") {
+            throw .describeFailed(path: path, reason: problem)
+        }
+        return .loaded(LoadedModule(
+            sourcePath: path, imagePath: imagePath, name: schema.name, version: schema.version,
+            fields: schema.fields, sha256: sha256, handle: handle,
+            sessionClosed: resolveOptional(image, "hotswap_session_closed"),
+            migrate: resolveOptional(image, "hotswap_migrate"),
+            load: resolveOptional(image, "hotswap_load")))
+    }
+
+    private func resolve<F>(_ image: UnsafeMutableRawPointer, _ symbol: String) throws(ModuleLoadError) -> F {
+        guard let function: F = resolveOptional(image, symbol) else {
+            throw .missingExport(path: path, symbol: symbol)
+        }
+        return function
+    }
+
+    private func resolveOptional<F>(_ image: UnsafeMutableRawPointer, _ symbol: String) -> F? {
+        guard let address = dlsym(image, symbol) else { return nil }
+        return unsafeBitCast(address, to: F.self)
+    }
+
+    /// Copies the file and returns the SHA-256 of exactly the bytes read.
+    private static func copyFile(from source: String, to target: String) throws(ModuleLoadError) -> String {
+        var hasher = SHA256()
+        // O_NONBLOCK: a FIFO swapped in for the module must not block; fstat
+        // on the descriptor checks what was actually opened.
+        let input = open(source, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard input >= 0 else { throw .copyFailed(path: source, reason: String(cString: strerror(errno))) }
+        defer { close(input) }
+        var opened = stat()
+        guard fstat(input, &opened) == 0, (opened.st_mode & S_IFMT) == S_IFREG else {
+            throw .copyFailed(path: source, reason: "not a regular file")
+        }
+        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o500)
+        guard output >= 0 else { throw .copyFailed(path: source, reason: String(cString: strerror(errno))) }
+        defer { close(output) }
+        let chunk = 1 << 16
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let got = read(input, buffer, chunk)
+            if got == 0 { break }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw .copyFailed(path: source, reason: String(cString: strerror(errno)))
+            }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: got))
+            var done = 0
+            while done < got {
+                let put = write(output, buffer + done, got - done)
+                if put < 0 {
+                    if errno == EINTR { continue }
+                    throw .copyFailed(path: source, reason: String(cString: strerror(errno)))
+                }
+                done += put
+            }
+        }
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        for byte in hasher.finalize() { hex += [digits[Int(byte >> 4)], digits[Int(byte & 0xF)]] }
+        return String(decoding: hex, as: UTF8.self)
+    }
+}
+
+/// Monotonic nanoseconds (CLOCK_MONOTONIC), callable from any thread.
+func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}

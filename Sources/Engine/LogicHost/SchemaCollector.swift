@@ -1,0 +1,78 @@
+import GameABI
+
+/// Runs a module's `hotswap_describe` and records what it declares: its
+/// name and version, and its fields in declaration order (a field's index is
+/// its position). The first malformed declaration is kept in `problem` and
+/// refused with an error code, so the module learns at once and the
+/// operator reads the precise reason.
+final class SchemaCollector {
+    private(set) var name = "unnamed"
+    private(set) var version = "0"
+    private(set) var fields: [FieldSpec] = []
+    private(set) var problem: String?
+
+    func collect(with describe: hotswap_describe_fn) -> Int32 {
+        var describer = game_describer(
+            size: UInt32(MemoryLayout<game_describer>.size),
+            abi_version: UInt32(GAME_ABI_VERSION),
+            engine: Unmanaged.passUnretained(self).toOpaque(),
+            module: { describer, name, nameLength, version, versionLength in
+                let collector = SchemaCollector.from(describer)
+                guard let name = SchemaCollector.text(name, nameLength, limit: Int(GAME_MAX_MODULE_NAME)),
+                    let version = SchemaCollector.text(version, versionLength, limit: Int(GAME_MAX_MODULE_NAME))
+                else { return collector.refuse("module name or version is not 1...\(GAME_MAX_MODULE_NAME) bytes of UTF-8") }
+                collector.name = name
+                collector.version = version
+                return GAME_OK
+            },
+            field: { describer, kind, type, flags, name, nameLength, defaultInt, defaultString, defaultLength in
+                SchemaCollector.from(describer).declare(
+                    kind: kind, type: type, flags: flags,
+                    name: SchemaCollector.text(name, nameLength, limit: Int(GAME_MAX_FIELD_NAME)),
+                    defaultInt: defaultInt,
+                    defaultString: SchemaCollector.bytes(defaultString, defaultLength))
+            })
+        return withExtendedLifetime(self) { describe(&describer) }
+    }
+
+    private func declare(
+        kind: UInt32, type: UInt32, flags: UInt32, name: String?,
+        defaultInt: Int64, defaultString: [UInt8]?
+    ) -> Int32 {
+        guard let name, name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F })
+        else { return refuse("a field name is not 1...\(GAME_MAX_FIELD_NAME) bytes of [a-z0-9_]") }
+        guard let entity = EntityKind(rawValue: kind) else { return refuse("field '\(name)' has unknown kind \(kind)") }
+        guard let fieldType = FieldType(rawValue: type) else { return refuse("field '\(name)' has unknown type \(type)") }
+        guard flags & ~(UInt32(GAME_FIELD_UNIQUE) | UInt32(GAME_FIELD_MIGRATED)) == 0 else { return refuse("field '\(name)' has unknown flags \(flags)") }
+        guard let defaultString, defaultString.count <= Int(GAME_MAX_STRING) else {
+            return refuse("default of field '\(name)' is not 0...\(GAME_MAX_STRING) bytes")
+        }
+        // GAME_MAX_FIELDS bounds what a module can make the engine allocate per entity.
+        guard fields.count < Int(GAME_MAX_FIELDS) else { return refuse("more than \(GAME_MAX_FIELDS) fields") }
+        fields.append(FieldSpec(
+            kind: entity, name: name, type: fieldType, unique: flags & UInt32(GAME_FIELD_UNIQUE) != 0,
+            defaultInt: defaultInt, defaultString: defaultString,
+            migrated: flags & UInt32(GAME_FIELD_MIGRATED) != 0))
+        return Int32(fields.count - 1)
+    }
+
+    private func refuse(_ reason: String) -> Int32 {
+        if problem == nil { problem = reason }
+        return GAME_ERR_BAD_ARGUMENT
+    }
+
+    private static func from(_ describer: UnsafePointer<game_describer>?) -> SchemaCollector {
+        Unmanaged<SchemaCollector>.fromOpaque(describer!.pointee.engine).takeUnretainedValue()
+    }
+
+    private static func bytes(_ pointer: UnsafePointer<UInt8>?, _ length: Int) -> [UInt8]? {
+        if length == 0 { return [] }
+        guard let pointer, length > 0, length <= Int(GAME_MAX_STRING) else { return nil }
+        return Array(UnsafeBufferPointer(start: pointer, count: length))
+    }
+
+    private static func text(_ pointer: UnsafePointer<UInt8>?, _ length: Int, limit: Int) -> String? {
+        guard length >= 1, length <= limit, let bytes = bytes(pointer, length) else { return nil }
+        return String(validating: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,243 @@
+import GameABI
+import Logging
+import UVKit
+
+/// The engine's side of `game_state_table`: C-callable thunks that check
+/// every argument a module passes before touching engine state.
+///
+/// A module is untrusted code as far as the engine's invariants go: ids may
+/// be stale or forged, field indexes out of range, pointers NULL, lengths
+/// absurd, lines full of CR/LF. Each thunk answers those with a GAME_ERR_*
+/// code; none of them can make the engine read or write out of bounds.
+/// Engine errors become `GAME_ERR_*` codes here and nowhere else.
+enum StateTable {
+    static func make(host context: UnsafeMutableRawPointer) -> game_state_table {
+        game_state_table(
+            size: UInt32(MemoryLayout<game_state_table>.size),
+            abi_version: UInt32(GAME_ABI_VERSION),
+            engine: context,
+            reply: { t, bytes, length in
+                StateTable.status { () throws(EngineError) in
+                    let line = try StateTable.outputLine(bytes, length, markers: "+-")
+                    try StateTable.hostOf(t).reply(line)
+                }
+            },
+            send: { t, session, bytes, length in
+                StateTable.status { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    try host.checkServing()
+                    let line = try StateTable.outputLine(bytes, length, markers: ">")
+                    try host.world.send(to: GameID(raw: session), line)
+                }
+            },
+            close_session: { t, session in
+                StateTable.status { () throws(EngineError) in try StateTable.hostOf(t).requestClose(GameID(raw: session)) }
+            },
+            room_create: { t, name, length, out in
+                StateTable.status { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    try host.checkServing()
+                    guard let out else { throw .badArgument }
+                    out.pointee = try host.world.createRoom(named: try StateTable.roomName(name, length)).raw
+                }
+            },
+            room_find: { t, name, length, out in
+                StateTable.status { () throws(EngineError) in
+                    guard let out else { throw .badArgument }
+                    guard let id = StateTable.hostOf(t).world.findRoom(named: try StateTable.roomName(name, length)) else { throw .notFound }
+                    out.pointee = id.raw
+                }
+            },
+            room_join: { t, room, session in
+                StateTable.status { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    try host.checkServing()
+                    try host.world.join(GameID(raw: session), GameID(raw: room))
+                }
+            },
+            room_leave: { t, session in
+                StateTable.status { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    try host.checkServing()
+                    try host.world.leaveRoom(GameID(raw: session))
+                }
+            },
+            room_of: { t, session, out in
+                StateTable.status { () throws(EngineError) in
+                    guard let out else { throw .badArgument }
+                    out.pointee = try StateTable.hostOf(t).world.room(of: GameID(raw: session))?.raw ?? 0
+                }
+            },
+            room_members: { t, room, out, capacity, count in
+                StateTable.status { () throws(EngineError) in
+                    guard let count, capacity >= 0, out != nil || capacity == 0 else { throw .badArgument }
+                    try StateTable.hostOf(t).world.withMembers(of: GameID(raw: room)) { members in
+                        for (index, member) in members.prefix(capacity).enumerated() { out![index] = member.raw }
+                        count.pointee = members.count
+                    }
+                }
+            },
+            room_broadcast: { t, room, except, bytes, length in
+                StateTable.status { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    try host.checkServing()
+                    let line = try StateTable.outputLine(bytes, length, markers: ">")
+                    try host.world.broadcast(GameID(raw: room), except: except == 0 ? nil : GameID(raw: except), line)
+                }
+            },
+            room_list: { t, out, capacity, count in
+                StateTable.status { () throws(EngineError) in
+                    guard let count, capacity >= 0, out != nil || capacity == 0 else { throw .badArgument }
+                    var total = 0
+                    StateTable.hostOf(t).world.forEachRoom { id in
+                        if total < capacity { out![total] = id.raw }
+                        total += 1
+                    }
+                    count.pointee = total
+                }
+            },
+            room_name: { t, room, buffer, capacity, length in
+                StateTable.status { () throws(EngineError) in
+                    guard let length, capacity >= 0, buffer != nil || capacity == 0 else { throw .badArgument }
+                    try StateTable.hostOf(t).world.withName(of: GameID(raw: room)) { StateTable.copyOut($0, buffer, capacity, length) }
+                }
+            },
+            get_int: { t, entity, field, out in
+                StateTable.status { () throws(EngineError) in
+                    guard let out else { throw .badArgument }
+                    let host = StateTable.hostOf(t)
+                    let binding = try host.binding(field)
+                    out.pointee = host.world.int(binding, row: try host.world.row(of: GameID(raw: entity), for: binding, type: .int))
+                }
+            },
+            set_int: { t, entity, field, value in
+                StateTable.status { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    let binding = try host.binding(field)
+                    host.world.setInt(binding, row: try host.world.row(of: GameID(raw: entity), for: binding, type: .int), value)
+                }
+            },
+            get_string: { t, entity, field, buffer, capacity, length in
+                StateTable.status { () throws(EngineError) in
+                    guard let length, capacity >= 0, buffer != nil || capacity == 0 else { throw .badArgument }
+                    let host = StateTable.hostOf(t)
+                    let binding = try host.binding(field)
+                    let row = try host.world.row(of: GameID(raw: entity), for: binding, type: .string)
+                    host.world.withString(binding, row: row) { StateTable.copyOut($0, buffer, capacity, length) }
+                }
+            },
+            set_string: { t, entity, field, bytes, length in
+                StateTable.status { () throws(EngineError) in
+                    let value = try StateTable.string(bytes, length)
+                    let host = StateTable.hostOf(t)
+                    let binding = try host.binding(field)
+                    try host.world.setString(binding, row: try host.world.row(of: GameID(raw: entity), for: binding, type: .string), value)
+                }
+            },
+            find_by_string: { t, field, bytes, length, out in
+                StateTable.status { () throws(EngineError) in
+                    guard let out else { throw .badArgument }
+                    let value = try StateTable.string(bytes, length)
+                    let host = StateTable.hostOf(t)
+                    let binding = try host.binding(field)
+                    guard binding.type == .string else { throw .badType }
+                    out.pointee = 0
+                    out.pointee = try host.world.find(binding, holding: value).raw
+                }
+            },
+            now_ms: { t in
+                StateTable.hostOf(t).nowMilliseconds
+            },
+            log: { t, level, bytes, length in
+                let host = StateTable.hostOf(t)
+                guard let text = try? StateTable.string(bytes, length) else { return }
+                let message = String(decoding: text, as: UTF8.self)
+                let swiftLevel: Logger.Level = switch level {
+                case GAME_LOG_DEBUG: .debug
+                case GAME_LOG_INFO: .info
+                case GAME_LOG_WARNING: .warning
+                default: .error
+                }
+                host.logger.log(level: swiftLevel, "\(message)", metadata: ["module": "\(host.module.name)"])
+            },
+            session_identified: { t, session in
+                StateTable.status { () throws(EngineError) in try StateTable.hostOf(t).identified(GameID(raw: session)) }
+            })
+    }
+
+    /// Runs a thunk's body and turns its outcome into a status code.
+    @inline(__always)
+    static func status(_ body: () throws(EngineError) -> Void) -> Int32 {
+        do {
+            try body()
+            return GAME_OK
+        } catch {
+            return error.code
+        }
+    }
+
+    @inline(__always)
+    static func hostOf(_ table: UnsafePointer<game_state_table>?) -> LogicHost {
+        UVContext.object(table!.pointee.engine, as: LogicHost.self)
+    }
+
+    /// A line a module wants sent: non-empty, starting with one of
+    /// `markers`, at most GAME_MAX_OUTPUT_LINE bytes, and free of CR, LF and
+    /// NUL (which would let a module, or a player's text it forwards, forge
+    /// protocol lines).
+    static func outputLine(_ bytes: UnsafePointer<UInt8>?, _ length: Int, markers: StaticString)
+        throws(EngineError) -> UnsafeRawBufferPointer
+    {
+        guard let bytes, length > 0, length <= Int(GAME_MAX_OUTPUT_LINE) else { throw .badArgument }
+        let first = bytes[0]
+        guard UnsafeBufferPointer(start: markers.utf8Start, count: markers.utf8CodeUnitCount).contains(first) else {
+            throw .badArgument
+        }
+        for index in 0..<length {
+            let byte = bytes[index]
+            if byte == 0x0A || byte == 0x0D || byte == 0x00 { throw .badArgument }
+        }
+        return UnsafeRawBufferPointer(start: bytes, count: length)
+    }
+
+    static func string(_ bytes: UnsafePointer<UInt8>?, _ length: Int) throws(EngineError) -> UnsafeRawBufferPointer {
+        guard length >= 0, length <= Int(GAME_MAX_STRING) else { throw .badArgument }
+        if length == 0 { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        guard let bytes else { throw .badArgument }
+        return UnsafeRawBufferPointer(start: bytes, count: length)
+    }
+
+    static func roomName(_ bytes: UnsafePointer<UInt8>?, _ length: Int) throws(EngineError) -> UnsafeRawBufferPointer {
+        guard length >= 1, length <= Int(GAME_MAX_ROOM_NAME), let bytes else { throw .badArgument }
+        return UnsafeRawBufferPointer(start: bytes, count: length)
+    }
+
+    /// Copies at most `capacity` bytes out and always reports the full length.
+    static func copyOut(
+        _ source: UnsafeRawBufferPointer, _ buffer: UnsafeMutablePointer<UInt8>?, _ capacity: Int,
+        _ length: UnsafeMutablePointer<Int>
+    ) {
+        let taken = min(capacity, source.count)
+        if taken > 0, let buffer, let base = source.baseAddress {
+            UnsafeMutableRawPointer(buffer).copyMemory(from: base, byteCount: taken)
+        }
+        length.pointee = source.count
+    }
+}
+
+extension EngineError {
+    /// The ABI's status code for this error.
+    var code: Int32 {
+        switch self {
+        case .badSession: GAME_ERR_BAD_SESSION
+        case .badRoom: GAME_ERR_BAD_ROOM
+        case .badField: GAME_ERR_BAD_FIELD
+        case .badType: GAME_ERR_BAD_TYPE
+        case .badArgument: GAME_ERR_BAD_ARGUMENT
+        case .notFound: GAME_ERR_NOT_FOUND
+        case .exists: GAME_ERR_EXISTS
+        case .limit: GAME_ERR_LIMIT
+        case .notNow: GAME_ERR_STATE
+        }
+    }
+}

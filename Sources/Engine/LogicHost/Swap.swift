@@ -1,0 +1,69 @@
+import UVKit
+
+/// What an operator is told after a swap.
+struct SwapReport: Sendable {
+    let from: LoadedModule
+    let to: LoadedModule
+    /// Microseconds the loop was held: no message was handled meanwhile
+    /// (binding, migrating and committing).
+    let heldMicroseconds: UInt64
+    /// Copying, mapping and validating the file, on a worker thread while
+    /// the loop kept serving.
+    let loadMicroseconds: UInt64
+    /// Entities passed through the module's `hotswap_migrate`.
+    let migrated: Int
+}
+
+/// What a reload did when it did not fail.
+enum SwapOutcome: Sendable {
+    case swapped(SwapReport)
+    /// The file holds the module already serving: nothing was loaded or
+    /// swapped, and it does not count as a reload.
+    case unchanged(LoadedModule)
+}
+
+/// Why a reload or rollback was refused. The old module keeps serving and
+/// no field has changed whenever one of these is thrown.
+enum SwapError: Error, Sendable, CustomStringConvertible {
+    case load(ModuleLoadError)
+    case outsideModulesDirectory(path: String, resolved: String, directory: String)
+    case schema(SchemaError)
+    case migrateMissing(field: String)
+    case migrateFailed(entity: GameID, status: Int32)
+    case loadHookFailed(status: Int32)
+    case nothingToRollBack
+    case busy
+    case shuttingDown
+    case cannotQueue(UVError)
+
+    var description: String {
+        switch self {
+        case .load(let error): "\(error)"
+        case .outsideModulesDirectory(let path, let resolved, let directory):
+            "module path \(path) resolves to \(resolved), outside the modules directory \(directory)"
+        case .schema(let error): "\(error)"
+        case .migrateMissing(let field):
+            "field '\(field)' is marked as migrated but the module exports no hotswap_migrate"
+        case .migrateFailed(let entity, let status):
+            "hotswap_migrate failed with status \(status) on \(entity)"
+        case .loadHookFailed(let status): "hotswap_load failed with status \(status)"
+        case .nothingToRollBack: "no previous module to roll back to"
+        case .busy: "another reload is in progress"
+        case .shuttingDown: "the server is shutting down"
+        case .cannotQueue(let error): "cannot queue the load: \(error)"
+        }
+    }
+}
+
+/// One background load: a `Sendable` request in, a `Sendable` result out.
+/// The worker thread sees nothing else of the engine.
+///
+/// `@unchecked Sendable`: `result` is written by the worker and read on the
+/// loop only after libuv has run the completion callback, which libuv
+/// orders after the work function returned (through its own lock).
+final class ReloadJob: @unchecked Sendable {
+    let request: ModuleLoadRequest
+    var result: ModuleLoadResult?
+
+    init(request: ModuleLoadRequest) { self.request = request }
+}

@@ -1,0 +1,20 @@
+/// Lines the engine itself sends. The engine interprets no game command;
+/// these are the answers to limits it enforces and to broken modules.
+enum Replies {
+    static var serverFull: UnsafeRawBufferPointer { raw("-ERR SERVER_FULL too many connections, try again later") }
+    static var lineTooLong: UnsafeRawBufferPointer { raw("-ERR LINE_TOO_LONG line exceeds the maximum length; closing") }
+    static var noReply: UnsafeRawBufferPointer { raw("-ERR INTERNAL the game logic sent no reply") }
+    static var moduleFailed: UnsafeRawBufferPointer { raw("-ERR INTERNAL the game logic failed on this request") }
+    static var rateLimited: UnsafeRawBufferPointer { raw("-ERR RATE_LIMITED too many requests, slow down") }
+    static var rateLimitedClosing: UnsafeRawBufferPointer { raw("-ERR RATE_LIMITED too many requests; closing") }
+    static var loginTimeout: UnsafeRawBufferPointer { raw(">TIMEOUT no login in time; closing") }
+    static var idleTimeout: UnsafeRawBufferPointer { raw(">TIMEOUT idle for too long; closing") }
+    static var backlogFull: UnsafeRawBufferPointer { raw("-ERR BUSY too many commands behind a reload; closing") }
+    static var shutdown: UnsafeRawBufferPointer { raw(">SHUTDOWN the server is shutting down") }
+    static var adminTimeout: UnsafeRawBufferPointer { raw("-ERR TIMEOUT no command in time; closing") }
+    static var adminEvicted: UnsafeRawBufferPointer { raw("-ERR EVICTED another operator needed the slot; closing") }
+
+    private static func raw(_ text: StaticString) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+    }
+}

@@ -1,0 +1,226 @@
+import CLibUV
+import UVKit
+
+/// What a connection's bytes are for: a player's session, an operator's
+/// console. The transport moves bytes; its handler gives them meaning.
+protocol ConnectionHandler: AnyObject {
+    /// Bytes read from the peer; valid only during the call.
+    func received(_ bytes: UnsafeRawBufferPointer)
+    /// The peer half-closed (`clean`: pending output still goes out) or the
+    /// socket broke (nothing more can be sent).
+    func peerClosed(clean: Bool)
+    /// The connection starts closing, for any reason. Called exactly once.
+    func connectionClosing()
+    /// Whether the handler's deadline (login, idle, auth) passed at `now`.
+    func deadlinePassed(now: UInt64) -> Bool
+    /// The deadline passed: say so and close.
+    func expire()
+}
+
+/// One client socket and its bytes: the libuv handle, the output waiting to
+/// be written, and how it closes. It knows nothing of sessions or admins:
+/// its `handler` does.
+///
+/// Ownership (the only unsafe part of the engine's networking):
+/// - `stream` is allocated once per connection and freed in the `uv_close`
+///   callback, never before: libuv may still call back on it until then (a
+///   cancelled write reports `UV_ECANCELED` first). The writer's request is
+///   freed with the object, after that callback.
+/// - `stream.data` holds a +1 retained reference to this object, taken in
+///   `init` and released in the close callback, so the object outlives
+///   every callback that can find it.
+///
+/// Writes: lines are appended to the writer, and the transport flushes the
+/// connections written to once per loop turn (see `StreamWriter`).
+final class Connection {
+    enum State {
+        /// Reading requests, writing replies.
+        case open
+        /// No more requests; closes once everything pending is written.
+        case draining
+        /// All written and FIN sent; unread input is discarded until the
+        /// peer closes too (or a short timer ends it). Closing with unread
+        /// input would make the kernel send RST, which can destroy the last
+        /// reply (a `+BYE`, a `-ERR LINE_TOO_LONG`) before the client reads it.
+        case lingering
+        /// `uv_close` was called; waiting for its callback.
+        case closed
+    }
+
+    unowned(unsafe) let transport: Transport
+    let stream: UnsafeMutablePointer<uv_tcp_t>
+    /// Which listener accepted it.
+    let role: ListenerRole
+    var handler: (any ConnectionHandler)?
+    // `@exclusivity(unchecked)`: touched on every request (it cost ~10% of
+    // the server's CPU under pipelined load, see BENCHMARKS.md); all of it
+    // runs on the loop thread and no access is nested in another.
+    @exclusivity(unchecked) private var writer: StreamWriter
+    @exclusivity(unchecked) private(set) var state = State.open
+    /// Set while the connection sits in the transport's flush list.
+    @exclusivity(unchecked) var queuedForFlush = false
+    /// Set when queued output passed the limit: nothing more is queued and
+    /// the transport cuts the connection off at the next flush.
+    private(set) var overOutputLimit = false
+    private var lingerTimer: UnsafeMutablePointer<uv_timer_t>?
+    private var shutdownRequest: UnsafeMutablePointer<uv_shutdown_t>?
+    /// Position in the transport's registry of live connections.
+    var registryIndex = -1
+
+    /// Takes over an initialised `stream` (not yet accepted).
+    init(transport: Transport, stream: UnsafeMutablePointer<uv_tcp_t>, role: ListenerRole) {
+        self.transport = transport
+        self.stream = stream
+        self.role = role
+        self.writer = StreamWriter(context: nil)
+        let retained = UVContext.retainedPointer(to: self)
+        stream.context = retained
+        writer.context = retained
+    }
+
+    /// Bytes accepted but not yet taken by the kernel.
+    var bufferedOutput: Int { writer.buffered }
+
+    /// Starts (or resumes) reading.
+    func startReading() throws(UVError) {
+        try UVError.check(uv_read_start(stream.stream, Connection.onAlloc, Connection.onRead))
+    }
+
+    /// Stops reading, for now (the connection stays open).
+    func stopReading() {
+        uv_read_stop(stream.stream)
+    }
+
+    /// Queues one line and its CRLF terminator.
+    func enqueue(line: UnsafeRawBufferPointer) {
+        guard state == .open || state == .draining, !overOutputLimit else { return }
+        if writer.buffered + line.count + 2 > transport.maxOutputBytes {
+            // A client that does not read cannot grow our memory.
+            overOutputLimit = true
+            writer.discardPending()
+        } else {
+            writer.append(line: line)
+        }
+        markForFlush()
+    }
+
+    private func markForFlush() {
+        if !queuedForFlush {
+            queuedForFlush = true
+            transport.markForFlush(self)
+        }
+    }
+
+    /// Writes what is pending. Called by the transport once per loop turn.
+    func flush() {
+        queuedForFlush = false
+        guard state == .open || state == .draining, !writer.writing else { return }
+        do {
+            if try writer.flush(stream.stream, onWrite: Connection.onWrite, keeping: Connection.retainedBufferBytes) == .done,
+                state == .draining
+            {
+                linger()
+            }
+        } catch {
+            abort()
+        }
+    }
+
+    /// Stops reading and closes once pending output is written.
+    func closeAfterFlush() {
+        guard state == .open else { return }
+        state = .draining
+        uv_read_stop(stream.stream)
+        markForFlush()
+    }
+
+    /// Closes now, dropping unsent output (peer gone or misbehaving).
+    func abort() {
+        guard state != .closed else { return }
+        writer.discardPending()
+        finishClose()
+    }
+
+    /// Everything is written: send FIN, then wait for the peer's.
+    private func linger() {
+        guard state == .draining else { return }
+        state = .lingering
+        handler?.connectionClosing()
+        let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+        request.pointee.data = stream.context
+        shutdownRequest = request
+        guard uv_shutdown(request, stream.stream, { _, _ in
+            // Nothing to do: the FIN is out (or the socket is gone, which the
+            // discarding read will report).
+        }) == 0 else {
+            finishClose()
+            return
+        }
+        let timer = UnsafeMutablePointer<uv_timer_t>.allocateHandle()
+        uv_timer_init(transport.loop, timer)
+        timer.context = stream.context
+        lingerTimer = timer
+        uv_timer_start(timer, { timer in
+            Connection.from(timer!.context).finishClose()
+        }, transport.lingerMilliseconds, 0)
+        // Drain and discard whatever the client still sends.
+        if uv_read_start(stream.stream, Connection.onAlloc, Connection.onDiscard) != 0 { finishClose() }
+    }
+
+    private func finishClose() {
+        guard state != .closed else { return }
+        if state != .lingering { handler?.connectionClosing() }
+        state = .closed
+        lingerTimer?.closeAndFree()
+        uv_close(stream.handle, Connection.onClose)
+    }
+
+    /// Memory a quiet connection keeps for its output between bursts.
+    static let retainedBufferBytes = 16 * 1024
+
+    // MARK: - libuv callbacks
+
+    private static func from(_ data: UnsafeMutableRawPointer?) -> Connection {
+        UVContext.object(data, as: Connection.self)
+    }
+
+    /// Every connection reads into the transport's one shared buffer: libuv
+    /// on Unix calls the read callback right after each allocation, before
+    /// any other stream's allocation, so the buffer is never used twice at once.
+    private static let onAlloc: uv_alloc_cb = { handle, _, buffer in
+        buffer!.pointee = from(handle!.pointee.data).transport.sharedReadBuffer()
+    }
+
+    private static let onRead: uv_read_cb = { stream, nread, _ in
+        let connection = from(stream!.pointee.data)
+        if nread > 0 {
+            connection.handler?.received(connection.transport.readBytes(count: nread))
+        } else if nread < 0 {
+            // UV_EOF: a clean half-close; pending replies still go out.
+            // Anything else: the socket is broken, nothing more can be sent.
+            connection.handler?.peerClosed(clean: nread == Int(UV_EOF.rawValue))
+        }
+    }
+
+    private static let onWrite: uv_write_cb = { request, status in
+        let connection = from(request!.pointee.data)
+        connection.writer.writeCompleted(keeping: retainedBufferBytes)
+        if status < 0 {
+            connection.abort()
+        } else if connection.writer.hasPending || connection.state == .draining {
+            connection.markForFlush()
+        }
+    }
+
+    /// Reads while lingering: input is dropped; EOF or an error ends it.
+    private static let onDiscard: uv_read_cb = { stream, nread, _ in
+        if nread < 0 { from(stream!.pointee.data).finishClose() }
+    }
+
+    private static let onClose: uv_close_cb = { handle in
+        let connection = UVContext.release(handle!.pointee.data!, as: Connection.self)
+        connection.shutdownRequest?.deallocate()
+        connection.stream.deallocate()
+        connection.transport.connectionClosed(connection)
+    }
+}

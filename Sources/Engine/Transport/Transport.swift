@@ -1,0 +1,143 @@
+import CLibUV
+import Logging
+import UVKit
+
+/// What the transport asks of the engine.
+protocol TransportDelegate: AnyObject {
+    /// A new connection: give it a handler and start reading, or refuse it.
+    func accepted(_ connection: Connection)
+    /// A connection's handle is closed and freed.
+    func connectionClosed(_ connection: Connection)
+}
+
+/// The engine's sockets: the listeners, a registry of every live
+/// connection, the one read buffer they share, and the list of connections
+/// written to during this loop turn, flushed once at its end.
+///
+///     poll ──▶ read callbacks ──▶ handlers ──▶ Connection.enqueue
+///     check callback ──▶ flush every connection written to this turn
+final class Transport {
+    let loop: UnsafeMutablePointer<uv_loop_t>
+    let logger: Logger
+    /// Bytes queued for one client that does not read; past it, it is cut off.
+    let maxOutputBytes: Int
+    /// How long a closing connection waits for the peer's FIN.
+    let lingerMilliseconds: UInt64
+    unowned(unsafe) var delegate: (any TransportDelegate)?
+
+    private var listeners: [Listener] = []
+    /// Every connection whose handle is not yet closed (players and admins).
+    private(set) var connections: [Connection] = []
+    @exclusivity(unchecked) private var flushList: [Connection] = []
+    private let readBuffer: UnsafeMutableRawPointer
+    static let readBufferSize = 64 * 1024
+    private let flushHandle: UnsafeMutablePointer<uv_check_t>
+    /// Clients cut off because their output passed `maxOutputBytes`.
+    private(set) var outputOverflows = 0
+
+    init(loop: UnsafeMutablePointer<uv_loop_t>, maxOutputBytes: Int, lingerMilliseconds: UInt64, logger: Logger) {
+        self.loop = loop
+        self.maxOutputBytes = maxOutputBytes
+        self.lingerMilliseconds = lingerMilliseconds
+        self.logger = logger
+        readBuffer = .allocate(byteCount: Transport.readBufferSize, alignment: 16)
+        flushList.reserveCapacity(1024)
+        flushHandle = .allocateHandle()
+        uv_check_init(loop, flushHandle)
+        flushHandle.context = UVContext.pointer(to: self)
+        uv_check_start(flushHandle) { handle in
+            UVContext.object(handle!.pointee.data, as: Transport.self).flushAll()
+        }
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    /// Binds a port for `role`; returns the port actually bound.
+    func listen(_ role: ListenerRole, host: String, port: Int, backlog: Int32) throws(ListenError) -> Int {
+        let listener = try Listener(transport: self, role: role, host: host, port: port, backlog: backlog)
+        listeners.append(listener)
+        return listener.boundPort
+    }
+
+    /// Stops accepting on every port.
+    func closeListeners() {
+        for listener in listeners { listener.close() }
+        listeners.removeAll()
+    }
+
+    // MARK: - The registry
+
+    func register(_ connection: Connection) {
+        connection.registryIndex = connections.count
+        connections.append(connection)
+    }
+
+    func accepted(_ connection: Connection) {
+        delegate?.accepted(connection)
+    }
+
+    /// From the connection's close callback: forget it (O(1): the last one
+    /// takes its place).
+    func connectionClosed(_ connection: Connection) {
+        let index = connection.registryIndex
+        if index >= 0 && index < connections.count && connections[index] === connection {
+            let last = connections.removeLast()
+            if index < connections.count {
+                connections[index] = last
+                last.registryIndex = index
+            }
+        }
+        connection.registryIndex = -1
+        delegate?.connectionClosed(connection)
+        connection.handler = nil
+    }
+
+    /// Cuts off every connection still open (the end of a shutdown).
+    func abortAll() {
+        for connection in connections { connection.abort() }
+    }
+
+    // MARK: - Reading
+
+    /// The buffer every connection reads into (see `Connection.onAlloc`).
+    func sharedReadBuffer() -> uv_buf_t {
+        uv_buf_init(readBuffer.assumingMemoryBound(to: CChar.self), UInt32(Transport.readBufferSize))
+    }
+
+    /// The first `count` bytes of the shared buffer, as just read.
+    func readBytes(count: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: readBuffer, count: count)
+    }
+
+    // MARK: - Output batching
+
+    func markForFlush(_ connection: Connection) {
+        flushList.append(connection)
+    }
+
+    /// Once per loop turn, after all reads: one write per connection.
+    private func flushAll() {
+        var index = 0
+        // flush() may queue more connections (a finished close); keep going.
+        while index < flushList.count {
+            let connection = flushList[index]
+            if connection.overOutputLimit {
+                outputOverflows += 1
+                logger.warning("client not reading, output over limit; closing", metadata: [
+                    "bytes": "\(connection.bufferedOutput)"])
+                connection.abort()
+            } else {
+                connection.flush()
+            }
+            index += 1
+        }
+        flushList.removeAll(keepingCapacity: true)
+        if flushList.capacity > 65_536 { flushList = []; flushList.reserveCapacity(1024) }
+    }
+
+    /// Closes the transport's own handles (after every connection closed).
+    func close() {
+        closeListeners()
+        flushHandle.closeAndFree()
+    }
+}

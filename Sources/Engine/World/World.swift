@@ -1,0 +1,284 @@
+/// Where a session's output goes: a player's connection in the server, a
+/// recorder in tests. World never sees sockets.
+protocol SessionPeer: AnyObject {
+    /// Queues one line (without terminator) for the session.
+    func deliver(_ line: UnsafeRawBufferPointer)
+    /// The logic says who this is (login): the session's deadlines change.
+    func markIdentified()
+    /// World removed the session (its teardown is complete).
+    func sessionEnded()
+}
+
+/// Why the engine refused what a module asked of it. The state table maps
+/// these to `GAME_ERR_*` codes, and only there.
+enum EngineError: Error, Equatable, Sendable {
+    case badSession, badRoom, badField, badType, badArgument
+    case notFound, exists, limit
+    /// Not allowed now: output during a migration, a second reply, ...
+    case notNow
+}
+
+/// Every piece of game state the engine owns, and the only code that
+/// changes it: sessions, rooms and their names, and the state store.
+///
+/// Every mutation of game state is a method here (field writes, the unique
+/// index, room create/join/leave/destroy, session open/close), so that there
+/// is one place to journal a change for undo, to mark it dirty for the
+/// database, and to serialise it for an upgrade. World knows nothing of
+/// sockets, modules or libuv: in-process tests drive it directly.
+///
+/// Single-threaded: it lives on the loop thread.
+final class World {
+    private struct SessionRecord {
+        let peer: any SessionPeer
+        var room: GameID?
+        /// Set as teardown starts: the module's hook then sees the session
+        /// still alive, and a close asked for from the hook is not run twice.
+        var closing = false
+    }
+
+    /// A room: its name (for `room_find`) and its members in join order.
+    private struct Room {
+        var name: [UInt8]
+        var members: [GameID]
+    }
+
+    /// The limits World enforces on what modules ask for.
+    struct Limits {
+        var maxRooms: Int
+        var maxRoomMembers: Int
+    }
+
+    let limits: Limits
+    // `@exclusivity(unchecked)`: read or written on every request; Swift's
+    // run-time access tracking on them cost several percent of the CPU under
+    // pipelined load (BENCHMARKS.md). World is single-threaded and never
+    // mutates one of them while iterating it (teardowns collect ids first),
+    // which is what the checks guard against.
+    @exclusivity(unchecked) private var sessions = GenerationalArena<SessionRecord>(kind: .session)
+    @exclusivity(unchecked) private var rooms = GenerationalArena<Room>(kind: .room)
+    private var roomsByName: [[UInt8]: GameID] = [:]
+    @exclusivity(unchecked) private var store = StateStore()
+    /// Rooms that may have been left empty since the last sweep.
+    private var roomsToCheck: [GameID] = []
+
+    init(limits: Limits) {
+        self.limits = limits
+        store.ensureRows(.global, 1)
+    }
+
+    // MARK: - Sessions
+
+    var sessionCount: Int { sessions.count }
+    var roomCount: Int { rooms.count }
+
+    /// A new session whose output goes to `peer`; its fields hold defaults.
+    func openSession(peer: any SessionPeer) -> GameID {
+        let id = sessions.insert(SessionRecord(peer: peer))
+        store.ensureRows(.session, sessions.capacity)
+        return id
+    }
+
+    func contains(session id: GameID) -> Bool { sessions.contains(id) }
+
+    /// Whether the session is alive and not yet being torn down.
+    func isOpen(session id: GameID) -> Bool {
+        guard let slot = sessions.slotIndex(of: id) else { return false }
+        return !sessions[slot: slot].closing
+    }
+
+    /// Marks a live session as closing; false when it is gone or already
+    /// closing (teardown then has nothing to do).
+    func beginClosing(_ id: GameID) -> Bool {
+        guard let slot = sessions.slotIndex(of: id), !sessions[slot: slot].closing else { return false }
+        sessions[slot: slot].closing = true
+        return true
+    }
+
+    /// Removes a session: it leaves its room (which is destroyed if left
+    /// empty) and its row goes back to the defaults. Returns its peer.
+    @discardableResult
+    func closeSession(_ id: GameID) -> (any SessionPeer)? {
+        _ = try? leaveRoom(id)
+        destroyRoomsLeftEmpty()
+        guard let slot = sessions.slotIndex(of: id) else { return nil }
+        let record = sessions.remove(id)
+        store.resetRow(.session, slot)
+        return record?.peer
+    }
+
+    /// Ids of every live session, in slot order (a copy: callers may close
+    /// sessions while going through it).
+    func sessionIDs() -> [GameID] {
+        var ids: [GameID] = []
+        ids.reserveCapacity(sessions.count)
+        sessions.forEachID { ids.append($0) }
+        return ids
+    }
+
+    func markIdentified(_ session: GameID) throws(EngineError) {
+        guard let slot = sessions.slotIndex(of: session) else { throw .badSession }
+        sessions[slot: slot].peer.markIdentified()
+    }
+
+    /// Queues a line for one session.
+    func send(to session: GameID, _ line: UnsafeRawBufferPointer) throws(EngineError) {
+        guard let slot = sessions.slotIndex(of: session) else { throw .badSession }
+        sessions[slot: slot].peer.deliver(line)
+    }
+
+    // MARK: - Rooms
+
+    func createRoom(named name: UnsafeRawBufferPointer) throws(EngineError) -> GameID {
+        let key = [UInt8](name)
+        if roomsByName[key] != nil { throw .exists }
+        if rooms.count >= limits.maxRooms { throw .limit }
+        let id = rooms.insert(Room(name: key, members: []))
+        roomsByName[key] = id
+        store.ensureRows(.room, rooms.capacity)
+        // Until someone joins, the room is empty: collected at the next sweep.
+        roomsToCheck.append(id)
+        return id
+    }
+
+    func findRoom(named name: UnsafeRawBufferPointer) -> GameID? {
+        roomsByName[[UInt8](name)]
+    }
+
+    func join(_ session: GameID, _ room: GameID) throws(EngineError) {
+        guard let sessionSlot = sessions.slotIndex(of: session) else { throw .badSession }
+        guard let roomSlot = rooms.slotIndex(of: room) else { throw .badRoom }
+        if sessions[slot: sessionSlot].room != nil { throw .exists }
+        if rooms[slot: roomSlot].members.count >= limits.maxRoomMembers { throw .limit }
+        rooms[slot: roomSlot].members.append(session)
+        sessions[slot: sessionSlot].room = room
+    }
+
+    /// Takes a session out of its room; `.notFound` when it is in none.
+    func leaveRoom(_ session: GameID) throws(EngineError) {
+        guard let sessionSlot = sessions.slotIndex(of: session) else { throw .badSession }
+        guard let room = sessions[slot: sessionSlot].room else { throw .notFound }
+        sessions[slot: sessionSlot].room = nil
+        if let roomSlot = rooms.slotIndex(of: room) {
+            rooms[slot: roomSlot].members.removeAll { $0 == session }
+            if rooms[slot: roomSlot].members.isEmpty { roomsToCheck.append(room) }
+        }
+    }
+
+    /// The session's room, or nil when it is in none.
+    func room(of session: GameID) throws(EngineError) -> GameID? {
+        guard let slot = sessions.slotIndex(of: session) else { throw .badSession }
+        return sessions[slot: slot].room
+    }
+
+    /// Lends the room's members, in join order, to `body`.
+    func withMembers<R>(of room: GameID, _ body: ([GameID]) -> R) throws(EngineError) -> R {
+        guard let slot = rooms.slotIndex(of: room) else { throw .badRoom }
+        return body(rooms[slot: slot].members)
+    }
+
+    /// Lends the room's name to `body`.
+    func withName<R>(of room: GameID, _ body: (UnsafeRawBufferPointer) -> R) throws(EngineError) -> R {
+        guard let slot = rooms.slotIndex(of: room) else { throw .badRoom }
+        return rooms[slot: slot].name.withUnsafeBytes(body)
+    }
+
+    /// Every live room's id, in slot order.
+    func forEachRoom(_ body: (GameID) -> Void) { rooms.forEachID(body) }
+
+    /// Destroys the rooms left empty since the last sweep; their names
+    /// become free and their fields reset. Run after each module call.
+    func destroyRoomsLeftEmpty() {
+        while let id = roomsToCheck.popLast() {
+            guard let slot = rooms.slotIndex(of: id), rooms[slot: slot].members.isEmpty else { continue }
+            roomsByName[rooms[slot: slot].name] = nil
+            rooms.remove(id)
+            store.resetRow(.room, slot)
+        }
+    }
+
+    /// Queues `line` for every member of `room` but `except`.
+    func broadcast(_ room: GameID, except: GameID?, _ line: UnsafeRawBufferPointer) throws(EngineError) {
+        guard let slot = rooms.slotIndex(of: room) else { throw .badRoom }
+        for member in rooms[slot: slot].members where member != except {
+            if let memberSlot = sessions.slotIndex(of: member) {
+                sessions[slot: memberSlot].peer.deliver(line)
+            }
+        }
+    }
+
+    // MARK: - Fields
+
+    /// The store row of `entity` for a field bound to `binding`: the entity
+    /// must be of the field's kind, the field of `type`, the entity alive
+    /// (checked in that order, which decides the error a module gets).
+    func row(of entity: GameID, for binding: FieldBinding, type: FieldType) throws(EngineError) -> Int {
+        guard let kind = entity.kind else { throw .badArgument }
+        guard kind == binding.kind else { throw .badField }
+        guard binding.type == type else { throw .badType }
+        switch kind {
+        case .global:
+            guard entity == GameID.global else { throw .badSession }
+            return 0
+        case .session:
+            guard let row = sessions.slotIndex(of: entity) else { throw .badSession }
+            return row
+        case .room:
+            guard let row = rooms.slotIndex(of: entity) else { throw .badRoom }
+            return row
+        }
+    }
+
+    func int(_ field: FieldBinding, row: Int) -> Int64 { store.int(field, row: row) }
+
+    func setInt(_ field: FieldBinding, row: Int, _ value: Int64) { store.setInt(field, row: row, value) }
+
+    func withString<R>(_ field: FieldBinding, row: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        store.withString(field, row: row, body)
+    }
+
+    /// `.exists` when the field is unique and another entity holds the value.
+    func setString(_ field: FieldBinding, row: Int, _ bytes: UnsafeRawBufferPointer) throws(EngineError) {
+        guard store.setString(field, row: row, bytes) else { throw .exists }
+    }
+
+    /// The live entity holding `bytes` in a unique string field.
+    func find(_ field: FieldBinding, holding bytes: UnsafeRawBufferPointer) throws(EngineError) -> GameID {
+        guard store.isUnique(field) else { throw .badField }
+        guard let row = store.row(field, holding: bytes), let id = liveID(kind: field.kind, row: row) else {
+            throw .notFound
+        }
+        return id
+    }
+
+    /// The id of the live entity in `row` of a kind's table.
+    private func liveID(kind: EntityKind, row: Int) -> GameID? {
+        switch kind {
+        case .global: return GameID.global
+        case .session: return row < sessions.capacity ? sessions.liveID(ofSlot: row) : nil
+        case .room: return row < rooms.capacity ? rooms.liveID(ofSlot: row) : nil
+        }
+    }
+
+    /// The declared field names per kind (`name:type`), for status output.
+    func fieldNames(_ kind: EntityKind) -> [String] { store.fieldNames(kind) }
+
+    // MARK: - Schema changes (reloads)
+
+    /// Binds a module's declared fields to the store (see `StateStore.bind`).
+    /// Nothing changes when it throws.
+    func bind(_ specs: [FieldSpec], live: [FieldSpec] = [], rollback: Bool = false)
+        throws(SchemaError) -> [FieldBinding]
+    {
+        try store.bind(specs, live: live, rollback: rollback)
+    }
+
+    /// The store as it is now: a copy-on-write value, cheap until written.
+    /// A reload takes one before running module code and puts it back with
+    /// `restore` if any step fails.
+    func snapshot() -> StateStore { store }
+
+    /// Puts back a snapshot. Only valid while sessions and rooms are those
+    /// of the snapshot (a reload refuses room and session changes).
+    func restore(_ snapshot: StateStore) { store = snapshot }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+@testable import HotswapEngine
+
+/// The admin protocol's parser, and the limits' bounds, in process.
+@Suite struct AdminCommandTests {
+    private func parse(_ line: String) -> AdminCommand { line.withBytes { AdminCommand(line: $0) } }
+
+    @Test func verbsIgnoreCaseAndArgumentsAreTrimmed() {
+        #expect(parse("status") == .status)
+        #expect(parse("  ReLoad   /tmp/x.so  ") == .reload(path: "/tmp/x.so"))
+        #expect(parse("RELOAD") == .reload(path: nil))
+        #expect(parse("AUTH  secret token ") == .auth(token: Array("secret token".utf8)))
+        #expect(parse("   ") == .empty)
+        #expect(parse("RELOADX") == .unknown)
+    }
+
+    @Test func onlyAuthPingAndQuitRunBeforeAuthentication() {
+        #expect(parse("AUTH x").allowedBeforeAuth)
+        #expect(parse("PING").allowedBeforeAuth)
+        #expect(!parse("STATUS").allowedBeforeAuth)
+        #expect(!parse("RELOAD").allowedBeforeAuth)
+    }
+
+    @Test func limitsRefuseValuesOutsideTheirBounds() throws {
+        #expect(throws: (any Error).self) { try Limits.parse(["--max-line-length", "8"]) }
+        #expect(throws: (any Error).self) { try Limits.parse(["--rate-limit", "-1"]) }
+        let limits = try Limits.parse(["--max-rooms", "3"])
+        #expect(limits.maxRooms == 3)
+        #expect(Limits.defaults.maxLineLength == 4096)
+    }
+}
+
+/// ELFCheck over bytes in memory: what a half-written module looks like.
+@Suite struct ELFCheckTests {
+    @Test func truncatedAndForeignFilesAreRefusedWithTypedReasons() throws {
+        let library = try procBytes(Products.library("GameLogic").path)
+        #expect(library.withUnsafeBytes { ELFCheck.problem(bytes: $0) } == nil)
+        let half = Array(library.prefix(library.count / 2))
+        let problem = half.withUnsafeBytes { ELFCheck.problem(bytes: $0) }
+        #expect(problem?.isTransient == true)
+        #expect(Array("not elf at all, just text....................................................".utf8)
+            .withUnsafeBytes { ELFCheck.problem(bytes: $0) } == .notELF64)
+        #expect([UInt8](repeating: 0x7F, count: 10).withUnsafeBytes { ELFCheck.problem(bytes: $0) } == .shorterThanHeader)
+    }
+
+    private func procBytes(_ path: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw TestFailure("cannot read \(path)") }
+        return [UInt8](data)
+    }
+}
+
+/// The engine fuzzer's committed corpus replays cleanly in every test run,
+/// so a fixed crash stays fixed without running libFuzzer.
+@Suite struct EngineCorpusTests {
+    @Test func theEngineFuzzCorpusReplays() throws {
+        let corpus = Products.packageRoot.appendingPathComponent("Tests/Fuzz/engine-corpus")
+        let files = try FileManager.default.contentsOfDirectory(atPath: corpus.path).sorted()
+            .map { corpus.appendingPathComponent($0).path }
+        #expect(files.count >= 5)
+        let (status, output) = try runTool("EngineFuzzer", files)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("replayed \(files.count) inputs"))
+    }
+}
