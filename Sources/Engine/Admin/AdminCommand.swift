@@ -5,7 +5,7 @@ import Protocol
 ///
 ///     AUTH token        STATUS        RELOAD [path]
 ///     ROLLBACK          MODULES       PING       HELP       QUIT
-enum AdminCommand: Equatable, Sendable {
+package enum AdminCommand: Equatable, Sendable {
     /// Nothing but blanks.
     case empty
     case auth(token: [UInt8])
@@ -19,7 +19,7 @@ enum AdminCommand: Equatable, Sendable {
     case reload(path: String?)
     case unknown
 
-    init(line: UnsafeRawBufferPointer) {
+    package init(line: UnsafeRawBufferPointer) {
         guard let request = Request(line: line) else {
             self = .empty
             return

@@ -1,7 +1,7 @@
 import Glibc
 
 /// Why a file is not a complete 64-bit ELF shared object.
-enum ELFProblem: Error, Equatable, Sendable, CustomStringConvertible {
+package enum ELFProblem: Error, Equatable, Sendable, CustomStringConvertible {
     case unreadable(errno: Int32)
     case shorterThanHeader
     case notELF64
@@ -15,14 +15,14 @@ enum ELFProblem: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// A problem that may go away once a writer finishes (a build still
     /// linking, a copy in progress): the watcher retries these only.
-    var isTransient: Bool {
+    package var isTransient: Bool {
         switch self {
         case .shorterThanHeader, .truncated, .truncatedProgramHeaders, .segmentPastEnd: true
         default: false
         }
     }
 
-    var description: String {
+    package var description: String {
         switch self {
         case .unreadable(let code): String(cString: strerror(code))
         case .shorterThanHeader: "file is shorter than an ELF header"
@@ -46,7 +46,7 @@ enum ELFProblem: Error, Equatable, Sendable, CustomStringConvertible {
 /// into a page past the end of the file would kill the server with SIGBUS.
 /// Linkers write the section header table last, so a file whose section
 /// headers and loadable segments all lie within its size is complete.
-enum ELFCheck {
+package enum ELFCheck {
     /// nil when the file looks complete; otherwise why not.
     static func problem(path: String) -> ELFProblem? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -62,7 +62,7 @@ enum ELFCheck {
     }
 
     /// The check over bytes in memory (what the fuzzer feeds it).
-    static func problem(bytes: UnsafeRawBufferPointer) -> ELFProblem? {
+    package static func problem(bytes: UnsafeRawBufferPointer) -> ELFProblem? {
         problem { buffer, offset in
             guard offset < UInt64(bytes.count) else { return 0 }
             let taken = min(buffer.count, bytes.count - Int(offset))

@@ -9,7 +9,7 @@
 // Byte 0 picks the target (even: ELFCheck, odd: admin parser). Each answer
 // is checked against a reference, so the fuzzer finds wrong answers too.
 import Glibc
-@testable import HotswapEngine
+import HotswapEngine
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzEngineInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
