@@ -37,6 +37,9 @@ public struct OutputBuffer: ~Copyable {
 
     public mutating func removeAll() { count = 0 }
 
+    /// Forgets the bytes past `length` (a no-op when there are fewer).
+    public mutating func truncate(to length: Int) { if length >= 0 && length < count { count = length } }
+
     /// Frees the memory when more than `limit` bytes are held for nothing.
     public mutating func trim(keeping limit: Int) {
         if count == 0 && capacity > limit {

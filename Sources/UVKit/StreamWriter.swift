@@ -54,6 +54,12 @@ public struct StreamWriter: ~Copyable {
     /// Drops what is pending (the peer is gone or over its limit).
     public mutating func discardPending() { pending.removeAll() }
 
+    /// Bytes appended since the last flush.
+    public var pendingCount: Int { pending.count }
+
+    /// Takes back what was appended after `pendingCount` was `count`.
+    public mutating func truncatePending(to count: Int) { pending.truncate(to: count) }
+
     /// What a flush did.
     public enum Flushed {
         /// Nothing pending and nothing in flight: all written.

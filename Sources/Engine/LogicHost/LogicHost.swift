@@ -131,7 +131,7 @@ final class LogicHost {
     func reply(_ line: UnsafeRawBufferPointer) throws(EngineError) {
         guard phase == .serving, let peer = currentPeer, !replied else { throw .notNow }
         replied = true
-        peer.deliver(line)
+        world.deliver(line, to: peer)
     }
 
     /// Output, room changes and closes are refused while a reload runs

@@ -76,6 +76,10 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
 
     func markIdentified() { identified = true }
 
+    var journalEpoch: UInt64 = 0
+    func outputMark() -> Int { connection.outputMark }
+    func rollBackOutput(to mark: Int) { connection.rollBackOutput(to: mark) }
+
     /// World removed the session: close once its output is written.
     func sessionEnded() {
         if connection.state == .open { connection.closeAfterFlush() }

@@ -111,6 +111,18 @@ final class Connection {
         }
     }
 
+    /// The output queued so far, for a journal to return to; -1 when it
+    /// cannot be taken back (the output limit already discarded it).
+    var outputMark: Int { overOutputLimit ? -1 : writer.pendingCount }
+
+    /// Takes back the lines queued since `outputMark` returned `mark`.
+    /// Nothing is written in the meantime: the transport writes at the end
+    /// of the loop turn, never during a module call.
+    func rollBackOutput(to mark: Int) {
+        guard mark >= 0, !overOutputLimit else { return }
+        writer.truncatePending(to: mark)
+    }
+
     /// Writes what is pending. Called by the transport once per loop turn.
     func flush() {
         queuedForFlush = false

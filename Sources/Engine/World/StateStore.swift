@@ -143,8 +143,15 @@ struct StateStore {
     /// Stores a string; returns false when the field is unique and another
     /// row holds the same value.
     mutating func setString(_ field: FieldBinding, row: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var replaced: [UInt8] = []
+        return setString(field, row: row, [UInt8](bytes), replaced: &replaced)
+    }
+
+    /// Stores `value`, moving the value it replaces into `replaced` (for an
+    /// undo journal: no copy); false, and nothing changed, when the field
+    /// is unique and another row holds the same value.
+    mutating func setString(_ field: FieldBinding, row: Int, _ value: [UInt8], replaced: inout [UInt8]) -> Bool {
         let k = Int(field.kind.rawValue)
-        let value = [UInt8](bytes)
         if tables[k].columns[field.column].index != nil {
             if let owner = tables[k].columns[field.column].index?[value], owner != row { return false }
             let old = tables[k].columns[field.column].strings[row]
@@ -156,6 +163,7 @@ struct StateStore {
                 tables[k].columns[field.column].index?[value] = row
             }
         }
+        swap(&tables[k].columns[field.column].strings[row], &replaced)
         tables[k].columns[field.column].strings[row] = value
         return true
     }

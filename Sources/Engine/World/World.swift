@@ -7,6 +7,12 @@ protocol SessionPeer: AnyObject {
     func markIdentified()
     /// World removed the session (its teardown is complete).
     func sessionEnded()
+    /// How much output is queued now (-1: none can be taken back).
+    func outputMark() -> Int
+    /// Drops the output queued since `outputMark` returned `mark`.
+    func rollBackOutput(to mark: Int)
+    /// World's bookkeeping: the journal epoch this peer's mark was taken in.
+    var journalEpoch: UInt64 { get set }
 }
 
 /// Why the engine refused what a module asked of it. The state table maps
@@ -62,9 +68,26 @@ final class World {
     /// Rooms that may have been left empty since the last sweep.
     private var roomsToCheck: [GameID] = []
 
+    /// A change made during the module call in progress, holding what undoes it.
+    private enum Change {
+        case int(FieldBinding, row: Int, old: Int64)
+        case string(FieldBinding, row: Int, old: [UInt8])
+        case roomCreated(GameID)
+        case joined(session: GameID, room: GameID)
+        case left(session: GameID, room: GameID, position: Int)
+        case output(any SessionPeer, mark: Int)
+    }
+    /// The undo journal of the module call in progress (see `beginJournal`).
+    /// Its storage is kept between calls: no allocation per message.
+    @exclusivity(unchecked) private var journal: [Change] = []
+    @exclusivity(unchecked) private(set) var journaling = false
+    private var epoch: UInt64 = 0
+    private var roomsToCheckMark = 0
+
     init(limits: Limits) {
         self.limits = limits
         store.ensureRows(.global, 1)
+        journal.reserveCapacity(64)
     }
 
     // MARK: - Sessions
@@ -124,7 +147,19 @@ final class World {
     /// Queues a line for one session.
     func send(to session: GameID, _ line: UnsafeRawBufferPointer) throws(EngineError) {
         guard let slot = sessions.slotIndex(of: session) else { throw .badSession }
-        sessions[slot: slot].peer.deliver(line)
+        deliver(line, to: sessions[slot: slot].peer)
+    }
+
+    /// Every line a module call produces goes out through here, so that the
+    /// journal can take it back: before a peer's first line in a call, its
+    /// output mark is noted.
+    @inline(__always)
+    func deliver(_ line: UnsafeRawBufferPointer, to peer: any SessionPeer) {
+        if journaling && peer.journalEpoch != epoch {
+            peer.journalEpoch = epoch
+            journal.append(.output(peer, mark: peer.outputMark()))
+        }
+        peer.deliver(line)
     }
 
     // MARK: - Rooms
@@ -136,6 +171,7 @@ final class World {
         let id = rooms.insert(Room(name: key, members: []))
         roomsByName[key] = id
         store.ensureRows(.room, rooms.capacity)
+        if journaling { journal.append(.roomCreated(id)) }
         // Until someone joins, the room is empty: collected at the next sweep.
         roomsToCheck.append(id)
         return id
@@ -152,6 +188,7 @@ final class World {
         if rooms[slot: roomSlot].members.count >= limits.maxRoomMembers { throw .limit }
         rooms[slot: roomSlot].members.append(session)
         sessions[slot: sessionSlot].room = room
+        if journaling { journal.append(.joined(session: session, room: room)) }
     }
 
     /// Takes a session out of its room; `.notFound` when it is in none.
@@ -159,9 +196,12 @@ final class World {
         guard let sessionSlot = sessions.slotIndex(of: session) else { throw .badSession }
         guard let room = sessions[slot: sessionSlot].room else { throw .notFound }
         sessions[slot: sessionSlot].room = nil
-        if let roomSlot = rooms.slotIndex(of: room) {
-            rooms[slot: roomSlot].members.removeAll { $0 == session }
+        if let roomSlot = rooms.slotIndex(of: room),
+            let position = rooms[slot: roomSlot].members.firstIndex(of: session)
+        {
+            rooms[slot: roomSlot].members.remove(at: position)
             if rooms[slot: roomSlot].members.isEmpty { roomsToCheck.append(room) }
+            if journaling { journal.append(.left(session: session, room: room, position: position)) }
         }
     }
 
@@ -202,7 +242,7 @@ final class World {
         guard let slot = rooms.slotIndex(of: room) else { throw .badRoom }
         for member in rooms[slot: slot].members where member != except {
             if let memberSlot = sessions.slotIndex(of: member) {
-                sessions[slot: memberSlot].peer.deliver(line)
+                deliver(line, to: sessions[slot: memberSlot].peer)
             }
         }
     }
@@ -231,7 +271,10 @@ final class World {
 
     func int(_ field: FieldBinding, row: Int) -> Int64 { store.int(field, row: row) }
 
-    func setInt(_ field: FieldBinding, row: Int, _ value: Int64) { store.setInt(field, row: row, value) }
+    func setInt(_ field: FieldBinding, row: Int, _ value: Int64) {
+        if journaling { journal.append(.int(field, row: row, old: store.int(field, row: row))) }
+        store.setInt(field, row: row, value)
+    }
 
     func withString<R>(_ field: FieldBinding, row: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         store.withString(field, row: row, body)
@@ -239,7 +282,9 @@ final class World {
 
     /// `.exists` when the field is unique and another entity holds the value.
     func setString(_ field: FieldBinding, row: Int, _ bytes: UnsafeRawBufferPointer) throws(EngineError) {
-        guard store.setString(field, row: row, bytes) else { throw .exists }
+        var replaced: [UInt8] = []
+        guard store.setString(field, row: row, [UInt8](bytes), replaced: &replaced) else { throw .exists }
+        if journaling { journal.append(.string(field, row: row, old: replaced)) }
     }
 
     /// The live entity holding `bytes` in a unique string field.
@@ -262,6 +307,62 @@ final class World {
 
     /// The declared field names per kind (`name:type`), for status output.
     func fieldNames(_ kind: EntityKind) -> [String] { store.fieldNames(kind) }
+
+    // MARK: - Undo journal
+
+    /// From here every change (field writes, the unique index, rooms made,
+    /// joined and left, lines queued for any session) is journaled, until
+    /// `commitJournal` forgets it or `rollBackJournal` undoes it. Sessions
+    /// are never opened or closed and rooms never destroyed during a module
+    /// call (closes and empty rooms wait until it returns), so these are all
+    /// the changes a call can make.
+    func beginJournal() {
+        journaling = true
+        epoch &+= 1
+        roomsToCheckMark = roomsToCheck.count
+    }
+
+    /// The call succeeded: keep its changes.
+    func commitJournal() {
+        journaling = false
+        journal.removeAll(keepingCapacity: true)
+        if journal.capacity > 65_536 { journal = []; journal.reserveCapacity(64) }
+    }
+
+    /// The call faulted: undo its changes, newest first, so each undo finds
+    /// the state it was recorded in (a unique value released by one change
+    /// and taken by a later one is given back in the right order).
+    func rollBackJournal() {
+        journaling = false
+        while let change = journal.popLast() {
+            switch change {
+            case .int(let field, let row, let old):
+                store.setInt(field, row: row, old)
+            case .string(let field, let row, let old):
+                var replaced: [UInt8] = []
+                _ = store.setString(field, row: row, old, replaced: &replaced)
+            case .roomCreated(let id):
+                if let slot = rooms.slotIndex(of: id) {
+                    roomsByName[rooms[slot: slot].name] = nil
+                    rooms.remove(id)
+                    store.resetRow(.room, slot)
+                }
+            case .joined(let session, let room):
+                if let roomSlot = rooms.slotIndex(of: room) { rooms[slot: roomSlot].members.removeAll { $0 == session } }
+                if let slot = sessions.slotIndex(of: session) { sessions[slot: slot].room = nil }
+            case .left(let session, let room, let position):
+                if let roomSlot = rooms.slotIndex(of: room) {
+                    let members = rooms[slot: roomSlot].members
+                    rooms[slot: roomSlot].members.insert(session, at: min(position, members.count))
+                }
+                if let slot = sessions.slotIndex(of: session) { sessions[slot: slot].room = room }
+            case .output(let peer, let mark):
+                peer.rollBackOutput(to: mark)
+            }
+        }
+        if roomsToCheck.count > roomsToCheckMark { roomsToCheck.removeSubrange(roomsToCheckMark...) }
+        journal.removeAll(keepingCapacity: true)
+    }
 
     // MARK: - Schema changes (reloads)
 

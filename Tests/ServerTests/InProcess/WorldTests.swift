@@ -8,7 +8,10 @@ final class RecordingPeer: SessionPeer {
     private(set) var identified = false
     private(set) var ended = false
 
+    var journalEpoch: UInt64 = 0
     func deliver(_ line: UnsafeRawBufferPointer) { lines.append(String(decoding: line, as: UTF8.self)) }
+    func outputMark() -> Int { lines.count }
+    func rollBackOutput(to mark: Int) { lines.removeSubrange(mark...) }
     func markIdentified() { identified = true }
     func sessionEnded() { ended = true }
 
@@ -127,5 +130,67 @@ extension String {
         world.setInt(binding, row: 0, 9)
         world.restore(snapshot)
         #expect(world.int(binding, row: 0) == 5)
+    }
+}
+
+/// The undo journal: what a faulting module call did is taken back exactly.
+@Suite struct WorldJournalTests {
+    @Test func rollingBackUndoesFieldsIndexRoomsAndOutputInReverse() throws {
+        let world = World(limits: World.Limits(maxRooms: 10, maxRoomMembers: 10))
+        let fields = [
+            FieldSpec(kind: .session, name: "name", type: .string, unique: true, defaultInt: 0, defaultString: []),
+            FieldSpec(kind: .session, name: "score", type: .int, unique: false, defaultInt: 0, defaultString: []),
+        ]
+        let bindings = try world.bind(fields)
+        let (a, b, c) = (RecordingPeer(), RecordingPeer(), RecordingPeer())
+        let ids = [a, b, c].map { world.openSession(peer: $0) }
+        let rows = try ids.map { try world.row(of: $0, for: bindings[1], type: .int) }
+        let lobby = try "lobby".withBytes { try world.createRoom(named: $0) }
+        for id in ids { try world.join(id, lobby) }
+        try "alice".withBytes { try world.setString(bindings[0], row: rows[0], $0) }
+        world.setInt(bindings[1], row: rows[0], 7)
+        try ">before".withBytes { try world.send(to: ids[1], $0) }
+
+        world.beginJournal()
+        world.setInt(bindings[1], row: rows[0], 999)
+        // alice's name moves to bob: released by one change, taken by the next.
+        try "alicia".withBytes { try world.setString(bindings[0], row: rows[0], $0) }
+        try "alice".withBytes { try world.setString(bindings[0], row: rows[1], $0) }
+        try world.leaveRoom(ids[0])  // alice was first in join order
+        let den = try "den".withBytes { try world.createRoom(named: $0) }
+        try world.join(ids[0], den)
+        try ">during".withBytes { try world.broadcast(lobby, except: nil, $0) }
+        try ">during".withBytes { try world.send(to: ids[0], $0) }
+        world.rollBackJournal()
+
+        #expect(world.int(bindings[1], row: rows[0]) == 7)
+        #expect(try "alice".withBytes { try world.find(bindings[0], holding: $0) } == ids[0])
+        #expect(throws: EngineError.notFound) { try "alicia".withBytes { try world.find(bindings[0], holding: $0) } }
+        #expect(try world.room(of: ids[0]) == lobby)
+        #expect(try world.withMembers(of: lobby) { $0 } == ids)
+        #expect(world.roomCount == 1)
+        #expect("den".withBytes { world.findRoom(named: $0) } == nil)
+        #expect(throws: EngineError.badRoom) { try world.withMembers(of: den) { $0 } }
+        #expect(a.take() == [])
+        #expect(b.take() == [">before"])
+        #expect(c.take() == [])
+        world.destroyRoomsLeftEmpty()
+        #expect(world.roomCount == 1)
+    }
+
+    @Test func committingKeepsEverything() throws {
+        let world = World(limits: World.Limits(maxRooms: 10, maxRoomMembers: 10))
+        let binding = try world.bind([FieldSpec(kind: .global, name: "logins", type: .int, unique: false,
+                                                defaultInt: 0, defaultString: [])])[0]
+        let peer = RecordingPeer()
+        let id = world.openSession(peer: peer)
+        world.beginJournal()
+        world.setInt(binding, row: 0, 3)
+        try ">kept".withBytes { try world.send(to: id, $0) }
+        world.commitJournal()
+        world.beginJournal()
+        world.rollBackJournal()
+        #expect(world.int(binding, row: 0) == 3)
+        #expect(peer.take() == [">kept"])
     }
 }
