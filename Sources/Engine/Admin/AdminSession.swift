@@ -92,8 +92,11 @@ final class AdminSession: ConnectionHandler {
     private func run(_ line: UnsafeRawBufferPointer) {
         var answered = false
         waiting = true
-        let reply = console.execute(AdminCommand(line: line), for: self) { [unowned(unsafe) self] later in
+        // Weak: the connection may close while a reload runs; the session is
+        // then gone by the time the answer comes, and nobody is left to tell.
+        let reply = console.execute(AdminCommand(line: line), for: self) { [weak self] later in
             answered = true
+            guard let self else { return }
             send(later)
             waiting = false
             drainBacklog()
