@@ -131,6 +131,77 @@ import Testing
         #expect(try carol.call("ROOMS") == "+ROOMS")
     }
 
+    /// A refused JOIN changes nothing anyone can see: the player stays at
+    /// their place in the old room's join order, and no member of either
+    /// room hears a >LEAVE or a >JOIN.
+    @Test func joiningAFullRoomKeepsYouWhereYouWere() throws {
+        let server = try TestServer(arguments: ["--max-room-members", "3"])
+        var rooms: [String: [LineClient]] = ["full": [], "home": []]
+        for (name, room) in [("alice", "full"), ("carol", "full"), ("frank", "full"),
+                             ("dave", "home"), ("bob", "home"), ("erin", "home")] {
+            let client = try server.connect()
+            _ = try client.call("LOGIN \(name)")
+            #expect(try client.call("JOIN \(room)").hasPrefix("+JOINED \(room) "))
+            for member in rooms[room]! { #expect(try member.event().hasPrefix(">JOIN \(name) ")) }
+            rooms[room]!.append(client)
+        }
+        let (alice, carol, frank) = (rooms["full"]![0], rooms["full"]![1], rooms["full"]![2])
+        let (dave, bob, erin) = (rooms["home"]![0], rooms["home"]![1], rooms["home"]![2])
+        let map = try bob.call("LOOK")
+
+        // bob, in the middle of home's join order, is refused the full room.
+        #expect(try bob.call("JOIN full") == "-ERR ROOM_FULL that room is full")
+        #expect(try bob.call("WHO") == "+WHO dave bob erin")
+        #expect(try bob.call("SCORE") == "+SCORE dave:0 bob:0 erin:0")
+        #expect(try bob.call("LOOK") == map)
+        for member in [alice, carol, frank, dave, erin] { #expect(try member.noEventsPending()) }
+        #expect(try alice.call("WHO") == "+WHO alice carol frank")
+        // bob still hears his room, and only his room.
+        #expect(try erin.call("SAY still here?") == "+OK")
+        #expect(try bob.event() == ">SAY erin still here?")
+        #expect(try alice.call("SAY full up") == "+OK")
+        #expect(try bob.noEventsPending())
+    }
+
+    /// --max-rooms refuses only a room that would be new, changes nothing
+    /// for the player refused, and a room that goes away frees its slot.
+    @Test func theRoomLimitRefusesOnlyNewRoomsAndChangesNothing() throws {
+        let server = try TestServer(arguments: ["--max-rooms", "2"])
+        let dave = try server.connect()
+        let alice = try server.connect()
+        let bob = try server.connect()
+        let carol = try server.connect()
+        for (client, name) in [(dave, "dave"), (alice, "alice"), (bob, "bob"), (carol, "carol")] {
+            _ = try client.call("LOGIN \(name)")
+        }
+        _ = try dave.call("JOIN a")
+        _ = try alice.call("JOIN a")
+        _ = try bob.call("JOIN b")
+        #expect(try dave.event().hasPrefix(">JOIN alice "))
+
+        #expect(try carol.call("JOIN c") == "-ERR ROOM_LIMIT no more rooms can be created")
+        #expect(try carol.call("WHO").hasPrefix("-ERR NOT_IN_ROOM"))
+        #expect(try carol.call("JOIN a").hasPrefix("+JOINED a at "))
+        #expect(try dave.event().hasPrefix(">JOIN carol "))
+        #expect(try alice.event().hasPrefix(">JOIN carol "))
+
+        // dave, first in his room, is refused a new one and keeps his place.
+        let map = try dave.call("LOOK")
+        #expect(try dave.call("JOIN c") == "-ERR ROOM_LIMIT no more rooms can be created")
+        #expect(try dave.call("WHO") == "+WHO dave alice carol")
+        #expect(try dave.call("LOOK") == map)
+        for other in [alice, bob, carol] { #expect(try other.noEventsPending()) }
+        #expect(try server.statusFields()["rooms"] == "2")
+
+        // A room that goes away frees its slot.
+        #expect(try bob.call("LEAVE") == "+LEFT b")
+        #expect(try carol.call("JOIN c").hasPrefix("+JOINED c at "))
+        #expect(try dave.event() == ">LEAVE carol")
+        #expect(try alice.event() == ">LEAVE carol")
+        #expect(try bob.call("JOIN d") == "-ERR ROOM_LIMIT no more rooms can be created")
+        #expect(Set(try bob.call("ROOMS").split(separator: " ").dropFirst()) == ["a:2", "c:1"])
+    }
+
     /// The last gem of a round: the mover's +GEM, then >ROUND to everyone,
     /// a new board of six gems, and positions and scores kept.
     @Test func theLastGemEndsTheRoundAndDealsANewBoard() throws {
@@ -240,23 +311,6 @@ import Testing
         #expect(try alice.call("WHO") == "+WHO alice")
         #expect(try alice.noEventsPending())
         #expect(try server.connect().call("LOGIN bob").hasPrefix("+WELCOME bob "))
-    }
-
-    @Test func joiningAFullRoomKeepsYouWhereYouWere() throws {
-        let server = try TestServer(arguments: ["--max-room-members", "1"])
-        let alice = try server.connect()
-        let bob = try server.connect()
-        let carol = try server.connect()
-        _ = try alice.call("LOGIN alice")
-        _ = try bob.call("LOGIN bob")
-        _ = try carol.call("LOGIN carol")
-        _ = try alice.call("JOIN full")
-        _ = try bob.call("JOIN home")
-        #expect(try bob.call("JOIN full").hasPrefix("-ERR ROOM_FULL"))
-        #expect(try bob.call("WHO") == "+WHO bob")
-        // Nobody saw bob leave home: carol joins it and finds him there.
-        #expect(try carol.call("JOIN home").hasPrefix("-ERR ROOM_FULL"))
-        #expect(try carol.call("ROOMS").contains("home:1"))
     }
 
     @Test func quitSaysByeAndCloses() throws {
