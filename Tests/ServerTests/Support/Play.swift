@@ -150,3 +150,19 @@ func waitUntil(_ seconds: TimeInterval = 10, _ condition: () throws -> Bool) ret
         pause = min(pause * 2, 0.1)
     }
 }
+
+/// The SHA-256 of a file in hex, as `sha256sum` prints it.
+func sha256(of path: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+    process.arguments = [path]
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0, let hex = String(decoding: data, as: UTF8.self).split(separator: " ").first else {
+        throw TestFailure("sha256sum \(path) failed")
+    }
+    return String(hex)
+}
