@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "FailingMigrateModule", type: .dynamic, targets: ["FailingMigrateModule"]),
         .library(name: "FailingLoadModule", type: .dynamic, targets: ["FailingLoadModule"]),
         .library(name: "BadCallsModule", type: .dynamic, targets: ["BadCallsModule"]),
+        .library(name: "HookProbeModule", type: .dynamic, targets: ["HookProbeModule"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -67,6 +68,7 @@ let package = Package(
         .target(name: "FailingMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingMigrateModule"),
         .target(name: "FailingLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingLoadModule"),
         .target(name: "BadCallsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/BadCallsModule"),
+        .target(name: "HookProbeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/HookProbeModule"),
         .target(
             name: "LoadTestCore",
             dependencies: ["CLibUV", "Protocol", .product(name: "Histogram", package: "hdrhistogram-swift")],

@@ -382,4 +382,33 @@ import Testing
         #expect(!said.isEmpty)
         #expect(received == said, "said \(said.count), received \(received.count)")
     }
+
+    /// A module's migrate and load hooks run against the staged store: any
+    /// output or room change they try is refused (GAME_ERR_STATE) and
+    /// reaches nobody, while the fields they write are committed with the
+    /// swap and outlive it (HookProbeModule records what it got).
+    @Test func hooksCannotReachPlayersButTheirWritesCommit() throws {
+        let server = try TestServer()
+        let (alice, bob) = try playedRoom(server)
+        let before = try RoomSnapshot([alice, bob])
+        let admin = try server.connectAdmin()
+        let reply = try admin.call("RELOAD \(Self.module("HookProbeModule"))")
+        #expect(reply.hasPrefix("+OK gems 1.0.0 -> probe 1.0 "))
+        #expect(reply.hasSuffix(" migrated=4"))
+        // reply, send, broadcast, leave, close and create: each refused.
+        let refused = "-9,-9,-9,-9,-9,-9"
+        #expect(try alice.call("PROBE") == "+PROBE from=1.0.0 logins=102 load=\(refused) migrate=\(refused) score=6")
+        #expect(try bob.call("PROBE") == "+PROBE from=1.0.0 logins=102 load=\(refused) migrate=\(refused) score=1")
+        #expect(try alice.noEventsPending())
+        #expect(try bob.noEventsPending())
+        let status = try server.statusFields()
+        #expect(status["module"] == "probe")
+        #expect(status["rooms"] == "1")
+        #expect(status["sessions"] == "2")
+        // Back on v1 nobody has moved, and the load hook's write is still
+        // there: the login counter went from 2 to 102.
+        #expect(try admin.call("ROLLBACK").hasPrefix("+OK probe 1.0 -> gems 1.0.0"))
+        #expect(try RoomSnapshot([alice, bob]) == before)
+        #expect(try server.connect().call("LOGIN carol") == "+WELCOME carol login 103")
+    }
 }
