@@ -80,8 +80,10 @@ let package = Package(
             path: "tools/loadtest/Main"
         ),
         .testTarget(name: "LoadTestTests", dependencies: ["LoadTestCore"]),
-        .executableTarget(name: "ProtocolFuzzer", dependencies: ["Protocol"], path: "Tests/Fuzz/ProtocolFuzzer"),
-        .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
+        // The fuzzer's checks, shared by the fuzzer and the corpus replay in ProtocolTests.
+        .target(name: "ProtocolChecks", dependencies: ["Protocol"], path: "Tests/Fuzz/ProtocolChecks"),
+        .executableTarget(name: "ProtocolFuzzer", dependencies: ["Protocol", "ProtocolChecks"], path: "Tests/Fuzz/ProtocolFuzzer"),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "ProtocolChecks"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "GameABI"]),
     ]
 )
