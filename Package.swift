@@ -31,6 +31,7 @@ let package = Package(
         .library(name: "FailingMigrateModule", type: .dynamic, targets: ["FailingMigrateModule"]),
         .library(name: "FailingLoadModule", type: .dynamic, targets: ["FailingLoadModule"]),
         .library(name: "BadCallsModule", type: .dynamic, targets: ["BadCallsModule"]),
+        .library(name: "HookProbeModule", type: .dynamic, targets: ["HookProbeModule"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -74,6 +75,7 @@ let package = Package(
         .target(name: "FailingMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingMigrateModule"),
         .target(name: "FailingLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingLoadModule"),
         .target(name: "BadCallsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/BadCallsModule"),
+        .target(name: "HookProbeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/HookProbeModule"),
         .target(
             name: "LoadTestCore",
             dependencies: ["CLibUV", "UVKit", "Protocol", .product(name: "Histogram", package: "hdrhistogram-swift")],
@@ -85,9 +87,11 @@ let package = Package(
             path: "tools/loadtest/Main"
         ),
         .testTarget(name: "LoadTestTests", dependencies: ["LoadTestCore"]),
-        .executableTarget(name: "ProtocolFuzzer", dependencies: ["Protocol"], path: "Tests/Fuzz/ProtocolFuzzer"),
+        // The fuzzer's checks, shared by the fuzzer and the corpus replay in ProtocolTests.
+        .target(name: "ProtocolChecks", dependencies: ["Protocol"], path: "Tests/Fuzz/ProtocolChecks"),
+        .executableTarget(name: "ProtocolFuzzer", dependencies: ["Protocol", "ProtocolChecks"], path: "Tests/Fuzz/ProtocolFuzzer"),
         .executableTarget(name: "EngineFuzzer", dependencies: ["HotswapEngine"], path: "Tests/Fuzz/EngineFuzzer"),
-        .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "ProtocolChecks"]),
         .testTarget(name: "ServerTests", dependencies: ["HotswapEngine", "GameABI", "UVKit", "CLibUV"]),
     ]
 )

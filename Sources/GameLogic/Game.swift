@@ -122,24 +122,25 @@ struct Game {
         if let previous, previous == existing {
             return fail("ALREADY_IN_ROOM", "you are already in that room")
         }
-        if let previous { host.leave(session) }
+        // A refused JOIN changes nothing. A new room is made before the old
+        // one is left, so ROOM_LIMIT is refused in place.
         let room: game_id
         if let existing {
             room = existing
         } else {
             let created = host.createRoom(name)
-            guard created.status == GAME_OK else {
-                if let previous { host.join(previous, session) }
-                return fail("ROOM_LIMIT", "no more rooms can be created")
-            }
+            guard created.status == GAME_OK else { return fail("ROOM_LIMIT", "no more rooms can be created") }
             room = created.room
             startRound(room, 1)
         }
+        // Only the engine knows a room's capacity, and it refuses a join from
+        // a session still in a room: leave first, and on ROOM_FULL go back
+        // to the same place in the old room's join order.
+        let place = previous.map { position(of: session, in: $0) }
+        if previous != nil { host.leave(session) }
         let joined = host.join(room, session)
         guard joined == GAME_OK else {
-            // Back where we were, as if nothing happened: an emptied room
-            // lives until this call returns, so it is still there to rejoin.
-            if let previous { host.join(previous, session) }
+            if let previous, let place { rejoin(previous, at: place) }
             return joined == GAME_ERR_LIMIT ? fail("ROOM_FULL", "that room is full") : joined
         }
         if let previous { announce(in: previous, "LEAVE") }
@@ -162,6 +163,33 @@ struct Game {
         }
         announce(in: room, "JOIN", position: spawn)
         return GAME_OK
+    }
+
+    /// The session's index in the room's join order.
+    func position(of member: game_id, in room: game_id) -> Int {
+        let count = host.members(of: room, into: UnsafeMutableBufferPointer(start: nil, count: 0))
+        return withIDs(max(count, 1)) { members in
+            let count = min(host.members(of: room, into: members), members.count)
+            return members[0..<count].firstIndex(of: member) ?? count
+        }
+    }
+
+    /// Puts this session back into `room` at index `place` of its join
+    /// order, as if it had never left: an emptied room lives until this call
+    /// returns, so it is still there. The session rejoins at the end, then
+    /// each member who had joined after it leaves and rejoins, in order.
+    /// Nobody is told: to the players nothing happened.
+    func rejoin(_ room: game_id, at place: Int) {
+        host.join(room, session)
+        let count = host.members(of: room, into: UnsafeMutableBufferPointer(start: nil, count: 0))
+        withIDs(max(count, 1)) { members in
+            let count = min(host.members(of: room, into: members), members.count)
+            guard place < count else { return }
+            for member in members[place..<count] where member != session {
+                host.leave(member)
+                host.join(room, member)
+            }
+        }
     }
 
     func leave(_ room: game_id) -> Int32 {

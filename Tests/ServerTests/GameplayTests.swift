@@ -131,21 +131,186 @@ import Testing
         #expect(try carol.call("ROOMS") == "+ROOMS")
     }
 
+    /// A refused JOIN changes nothing anyone can see: the player stays at
+    /// their place in the old room's join order, and no member of either
+    /// room hears a >LEAVE or a >JOIN.
     @Test func joiningAFullRoomKeepsYouWhereYouWere() throws {
-        let server = try TestServer(arguments: ["--max-room-members", "1"])
+        let server = try TestServer(arguments: ["--max-room-members", "3"])
+        var rooms: [String: [LineClient]] = ["full": [], "home": []]
+        for (name, room) in [("alice", "full"), ("carol", "full"), ("frank", "full"),
+                             ("dave", "home"), ("bob", "home"), ("erin", "home")] {
+            let client = try server.connect()
+            _ = try client.call("LOGIN \(name)")
+            #expect(try client.call("JOIN \(room)").hasPrefix("+JOINED \(room) "))
+            for member in rooms[room]! { #expect(try member.event().hasPrefix(">JOIN \(name) ")) }
+            rooms[room]!.append(client)
+        }
+        let (alice, carol, frank) = (rooms["full"]![0], rooms["full"]![1], rooms["full"]![2])
+        let (dave, bob, erin) = (rooms["home"]![0], rooms["home"]![1], rooms["home"]![2])
+        let map = try bob.call("LOOK")
+
+        // bob, in the middle of home's join order, is refused the full room.
+        #expect(try bob.call("JOIN full") == "-ERR ROOM_FULL that room is full")
+        #expect(try bob.call("WHO") == "+WHO dave bob erin")
+        #expect(try bob.call("SCORE") == "+SCORE dave:0 bob:0 erin:0")
+        #expect(try bob.call("LOOK") == map)
+        for member in [alice, carol, frank, dave, erin] { #expect(try member.noEventsPending()) }
+        #expect(try alice.call("WHO") == "+WHO alice carol frank")
+        // bob still hears his room, and only his room.
+        #expect(try erin.call("SAY still here?") == "+OK")
+        #expect(try bob.event() == ">SAY erin still here?")
+        #expect(try alice.call("SAY full up") == "+OK")
+        #expect(try bob.noEventsPending())
+    }
+
+    /// --max-rooms refuses only a room that would be new, changes nothing
+    /// for the player refused, and a room that goes away frees its slot.
+    @Test func theRoomLimitRefusesOnlyNewRoomsAndChangesNothing() throws {
+        let server = try TestServer(arguments: ["--max-rooms", "2"])
+        let dave = try server.connect()
         let alice = try server.connect()
         let bob = try server.connect()
         let carol = try server.connect()
+        for (client, name) in [(dave, "dave"), (alice, "alice"), (bob, "bob"), (carol, "carol")] {
+            _ = try client.call("LOGIN \(name)")
+        }
+        _ = try dave.call("JOIN a")
+        _ = try alice.call("JOIN a")
+        _ = try bob.call("JOIN b")
+        #expect(try dave.event().hasPrefix(">JOIN alice "))
+
+        #expect(try carol.call("JOIN c") == "-ERR ROOM_LIMIT no more rooms can be created")
+        #expect(try carol.call("WHO").hasPrefix("-ERR NOT_IN_ROOM"))
+        #expect(try carol.call("JOIN a").hasPrefix("+JOINED a at "))
+        #expect(try dave.event().hasPrefix(">JOIN carol "))
+        #expect(try alice.event().hasPrefix(">JOIN carol "))
+
+        // dave, first in his room, is refused a new one and keeps his place.
+        let map = try dave.call("LOOK")
+        #expect(try dave.call("JOIN c") == "-ERR ROOM_LIMIT no more rooms can be created")
+        #expect(try dave.call("WHO") == "+WHO dave alice carol")
+        #expect(try dave.call("LOOK") == map)
+        for other in [alice, bob, carol] { #expect(try other.noEventsPending()) }
+        #expect(try server.statusFields()["rooms"] == "2")
+
+        // A room that goes away frees its slot.
+        #expect(try bob.call("LEAVE") == "+LEFT b")
+        #expect(try carol.call("JOIN c").hasPrefix("+JOINED c at "))
+        #expect(try dave.event() == ">LEAVE carol")
+        #expect(try alice.event() == ">LEAVE carol")
+        #expect(try bob.call("JOIN d") == "-ERR ROOM_LIMIT no more rooms can be created")
+        #expect(Set(try bob.call("ROOMS").split(separator: " ").dropFirst()) == ["a:2", "c:1"])
+    }
+
+    /// The last gem of a round: the mover's +GEM, then >ROUND to everyone,
+    /// a new board of six gems, and positions and scores kept.
+    @Test func theLastGemEndsTheRoundAndDealsANewBoard() throws {
+        let server = try TestServer()
+        let (alice, bob) = try server.aliceAndBob()
+        let bobAt = try Board(bob.call("LOOK")).position
+        // collectGem checks that bob sees each step and the >ROUND.
+        let takes = try alice.clearRound(as: "alice", watchers: [bob])
+        #expect(takes.map(\.score) == [1, 2, 3, 4, 5, 6])
+        #expect(takes.map(\.newRound) == [nil, nil, nil, nil, nil, 2])
+        let board = try Board(alice.call("LOOK"))
+        #expect(board.position == Board.Point(x: takes[5].x, y: takes[5].y))
+        // Six new gems; one may hide under each player's marker.
+        #expect((4...6).contains(board.gems.count), "\(board.gems)")
+        #expect(try Board(bob.call("LOOK")).position == bobAt)
+        #expect(try bob.call("SCORE") == "+SCORE alice:6 bob:0")
+        // The new round counts on, and ends as round 3.
+        let more = try alice.clearRound(as: "alice", watchers: [bob])
+        #expect(more.map(\.score) == [7, 8, 9, 10, 11, 12])
+        #expect(more.last?.newRound == 3)
+    }
+
+    @Test func switchingRoomsTellsBothRoomsAndKeepsTheScore() throws {
+        let server = try TestServer()
+        let (alice, bob) = try server.aliceAndBob(in: "first")
+        let carol = try server.connect()
+        _ = try carol.call("LOGIN carol")
+        _ = try carol.call("JOIN second")
+        #expect(try bob.collectGem(as: "bob", watchers: [alice]).score == 1)
+
+        let joined = try bob.call("JOIN second")
+        let spot = try #require(joined.wholeMatch(of: /\+JOINED second at (\d) (\d) players 2/))
+        #expect(try alice.event() == ">LEAVE bob")
+        #expect(try carol.event() == ">JOIN bob \(spot.1) \(spot.2)")
+        #expect(try bob.noEventsPending())  // no +LEFT, no event from either room
+        #expect(try alice.call("WHO") == "+WHO alice")
+        #expect(try carol.call("WHO") == "+WHO carol bob")
+        #expect(try bob.call("SCORE") == "+SCORE carol:0 bob:1")
+        #expect(try Board(bob.call("LOOK")).position == Board.Point(x: Int(spot.1)!, y: Int(spot.2)!))
+        #expect(try bob.call("SAY moved") == "+OK")
+        #expect(try carol.event() == ">SAY bob moved")
+        #expect(try alice.noEventsPending())
+        #expect(try carol.noEventsPending())
+    }
+
+    /// However a player goes, the others in the room see `>LEAVE`, the
+    /// room's member list drops them and their name is free again.
+    enum Departure: String, CaseIterable, Sendable {
+        case quit, idleTimeout, flood, overLongLine, reset, slowReader
+    }
+
+    @Test(arguments: Departure.allCases)
+    func everyWayOfLeavingIsAnnounced(_ departure: Departure) throws {
+        let arguments: [String] = switch departure {
+        case .quit, .reset: []
+        case .idleTimeout: ["--idle-timeout", "2"]
+        case .flood: ["--rate-limit", "10", "--rate-burst", "5"]
+        case .overLongLine: ["--max-line-length", "64"]
+        case .slowReader: ["--max-output-bytes", "65536", "--rate-limit", "0"]
+        }
+        let server = try TestServer(arguments: arguments)
+        let alice = try server.connect()
+        let bob = try server.connect(receiveBuffer: departure == .slowReader ? 4096 : nil)
         _ = try alice.call("LOGIN alice")
         _ = try bob.call("LOGIN bob")
-        _ = try carol.call("LOGIN carol")
-        _ = try alice.call("JOIN full")
-        _ = try bob.call("JOIN home")
-        #expect(try bob.call("JOIN full").hasPrefix("-ERR ROOM_FULL"))
-        #expect(try bob.call("WHO") == "+WHO bob")
-        // Nobody saw bob leave home: carol joins it and finds him there.
-        #expect(try carol.call("JOIN home").hasPrefix("-ERR ROOM_FULL"))
-        #expect(try carol.call("ROOMS").contains("home:1"))
+        _ = try alice.call("JOIN r")
+        _ = try bob.call("JOIN r")
+        #expect(try alice.event().hasPrefix(">JOIN bob "))
+
+        var last: String?
+        switch departure {
+        case .quit:
+            last = try bob.call("QUIT")
+        case .idleTimeout:
+            // alice keeps talking (so only bob is idle) until she hears bob go.
+            var beats = 0
+            while !alice.hasInput(within: 0.25), beats < 60 {
+                #expect(try alice.call("PING") == "+PONG")
+                beats += 1
+            }
+            last = try bob.readLine()
+        case .flood:
+            try bob.write(Array(String(repeating: "PING\n", count: 300).utf8))
+            while let line = try bob.readLine() { last = line }
+        case .overLongLine:
+            try bob.write(Array(repeating: UInt8(ascii: "x"), count: 4096))
+            last = try bob.readLine()
+        case .reset:
+            bob.reset()
+        case .slowReader:
+            // bob never reads what alice says; alice talks until he is cut off.
+            let text = String(repeating: "x", count: 3000)
+            for _ in 0..<4000 {
+                #expect(try alice.call("SAY \(text)") == "+OK")
+                if alice.events.contains(">LEAVE bob") { break }
+            }
+        }
+        switch departure {
+        case .quit: #expect(last == "+BYE")
+        case .idleTimeout: #expect(last == ">TIMEOUT idle for too long; closing")
+        case .flood: #expect(last == "-ERR RATE_LIMITED too many requests; closing")
+        case .overLongLine: #expect(last == "-ERR LINE_TOO_LONG line exceeds the maximum length; closing")
+        case .reset, .slowReader: break
+        }
+        if departure != .reset && departure != .slowReader { #expect(try bob.closedByServer()) }
+        #expect(try alice.event() == ">LEAVE bob")
+        #expect(try alice.call("WHO") == "+WHO alice")
+        #expect(try alice.noEventsPending())
+        #expect(try server.connect().call("LOGIN bob").hasPrefix("+WELCOME bob "))
     }
 
     @Test func quitSaysByeAndCloses() throws {
@@ -178,22 +343,38 @@ import Testing
         #expect(try next.call("PING") == "+PONG")
     }
 
-    @Test func shutdownTellsEveryoneAndExitsCleanly() throws {
+    /// SIGTERM and SIGINT alike: every connection hears >SHUTDOWN before
+    /// any departure, is closed, and the server exits with status 0.
+    @Test(arguments: [SIGTERM, SIGINT])
+    func shutdownTellsEveryoneAndExitsCleanly(_ signal: Int32) throws {
         let server = try TestServer()
-        let client = try server.connect()
-        _ = try client.call("LOGIN frank")
-        kill(server.process.processIdentifier, SIGTERM)
-        #expect(try client.readLine() == ">SHUTDOWN the server is shutting down")
-        #expect(try client.closedByServer())
+        let (alice, bob) = try server.aliceAndBob()
+        let frank = try server.connect()
+        _ = try frank.call("LOGIN frank")
+        kill(server.process.processIdentifier, signal)
+        for (client, other) in [(alice, "bob"), (bob, "alice"), (frank, nil)] {
+            #expect(try client.readLine() == ">SHUTDOWN the server is shutting down")
+            // After it, at most the other member's departure, then the end.
+            var rest: [String] = []
+            while let line = try client.readLine() { rest.append(line) }
+            #expect(rest.isEmpty || (other != nil && rest == [">LEAVE \(other!)"]), "\(rest)")
+        }
         #expect(server.waitForExit() == 0)
+        #expect(server.process.terminationReason == .exit)
     }
 }
 
 /// A parsed `+MAP x y row0 ... row7` reply.
 struct Board {
-    struct Point: Equatable { var x: Int; var y: Int }
+    struct Point: Equatable, CustomStringConvertible {
+        var x: Int
+        var y: Int
+        var description: String { "(\(x), \(y))" }
+    }
     let position: Point
     let gems: [Point]
+    /// Cells showing another player (`o`); gems under them do not show.
+    let others: [Point]
 
     init(_ reply: String) throws {
         let parts = reply.split(separator: " ")
@@ -202,16 +383,24 @@ struct Board {
         }
         position = Point(x: x, y: y)
         var gems: [Point] = []
+        var others: [Point] = []
         for (row, cells) in parts[3...].enumerated() {
-            for (column, cell) in cells.enumerated() where cell == "*" { gems.append(Point(x: column, y: row)) }
+            for (column, cell) in cells.enumerated() {
+                if cell == "*" { gems.append(Point(x: column, y: row)) }
+                if cell == "o" { others.append(Point(x: column, y: row)) }
+            }
         }
         self.gems = gems
+        self.others = others
     }
 
     func positionAndNearestGem() throws -> (Point, Point) {
-        guard let gem = gems.min(by: { distance($0) < distance($1) }) else { throw TestFailure("no gems on the board") }
+        guard let gem = nearest(gems) else { throw TestFailure("no gems on the board") }
         return (position, gem)
     }
+
+    /// The point of `points` fewest steps away (nil when there is none).
+    func nearest(_ points: [Point]) -> Point? { points.min(by: { distance($0) < distance($1) }) }
 
     private func distance(_ p: Point) -> Int { abs(p.x - position.x) + abs(p.y - position.y) }
 }

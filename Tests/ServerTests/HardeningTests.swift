@@ -29,25 +29,62 @@ import Testing
         #expect(!report.contains("rate_limited=0 "))
     }
 
+    /// A client that never logs in goes after --login-timeout, a logged-in
+    /// one after --idle-timeout without a request, neither before its time,
+    /// and a client that keeps making requests stays. Each is waited for as
+    /// it happens (the sweep runs once a second).
     @Test func silentClientsTimeOutBeforeAndAfterLogin() throws {
-        let server = try TestServer(arguments: ["--login-timeout", "1", "--idle-timeout", "4"])
+        let server = try TestServer(arguments: ["--login-timeout", "1", "--idle-timeout", "3"])
+        let connected = Date()
         let silent = try server.connect()
         let idle = try server.connect()
         let busy = try server.connect()
         _ = try idle.call("LOGIN idle")
+        let loggedIn = Date()
         _ = try busy.call("LOGIN busy")
-        // busy keeps talking for 7 s; by 2.5 s only the client that never
-        // logged in is gone, by 7 s the silent logged-in one too.
-        for tick in 0..<24 {
-            Thread.sleep(forTimeInterval: 0.3)
-            #expect(try busy.call("PING") == "+PONG")
-            if tick == 8 { #expect(try status(server).contains("idle_closes=1")) }
+        /// busy keeps making requests while `client` waits for its timeout.
+        func waitForTimeout(_ client: LineClient) throws {
+            var beats = 0
+            while !client.hasInput(within: 0.2), beats < 50 {
+                #expect(try busy.call("PING") == "+PONG")
+                beats += 1
+            }
         }
+
+        try waitForTimeout(silent)
         #expect(try silent.readLine() == ">TIMEOUT no login in time; closing")
+        let silentAfter = Date().timeIntervalSince(connected)
         #expect(try silent.closedByServer())
+        #expect(silentAfter > 0.9 && silentAfter < 5, "\(silentAfter) s")
+
+        try waitForTimeout(idle)
         #expect(try idle.readLine() == ">TIMEOUT idle for too long; closing")
+        let idleAfter = Date().timeIntervalSince(loggedIn)
         #expect(try idle.closedByServer())
+        #expect(idleAfter > 2.8 && idleAfter < 7, "\(idleAfter) s")
+
+        #expect(try busy.call("PING") == "+PONG")
         #expect(try status(server).contains("idle_closes=2"))
+    }
+
+    /// The docs count idle time "without a request": bytes of a line that
+    /// never ends are not a request, so trickling them must not keep a
+    /// session alive.
+    // Fails until the engine counts idle time from the last request
+    @Test func aClientTricklingAnUnfinishedLineStillTimesOut() throws {
+        let server = try TestServer(arguments: ["--idle-timeout", "2"])
+        let client = try server.connect()
+        _ = try client.call("LOGIN trickle")
+        let loggedIn = Date()
+        // One byte every 0.2 s, never a LF, until the server speaks; give up
+        // after the timeout, a sweep and slack.
+        while !client.hasInput(within: 0.2), Date().timeIntervalSince(loggedIn) < 6 {
+            try client.write(Array("x".utf8))
+        }
+        try #require(client.hasInput(within: 0), "still open after 6 s of trickling")
+        #expect(try client.readLine() == ">TIMEOUT idle for too long; closing")
+        #expect(try client.closedByServer())
+        #expect(try status(server).contains("idle_closes=1"))
     }
 
     @Test func aClientThatDoesNotReadIsCutOffAndOthersAreNot() throws {
@@ -71,6 +108,38 @@ import Testing
         #expect(cutOff)
         #expect(try talker.call("PING") == "+PONG")
         #expect(try status(server).contains("output_overflows=1"))
+    }
+
+    /// Shutdown waits at most its 2-second grace for output to drain: a
+    /// client that never reads, with megabytes queued for it (more than the
+    /// kernel buffers hold), cannot keep the server from exiting.
+    @Test func aClientThatNeverReadsCannotHoldUpShutdown() throws {
+        let server = try TestServer(arguments: ["--max-output-bytes", "\(64 << 20)", "--rate-limit", "0"])
+        let talker = try server.connect()
+        let deaf = try server.connect(receiveBuffer: 4096)
+        _ = try talker.call("LOGIN talker")
+        _ = try deaf.call("LOGIN deaf")
+        _ = try talker.call("JOIN hall")
+        _ = try deaf.call("JOIN hall")
+        _ = try talker.event()
+        // About 9 MB for deaf (the loopback send buffer grows to 4 MiB at
+        // most), written in batches; every +OK means its line was queued.
+        let say = Array("SAY \(String(repeating: "x", count: 3000))\n".utf8)
+        for _ in 0..<30 {
+            try talker.write(Array([[UInt8]](repeating: say, count: 100).joined()))
+            for _ in 0..<100 { #expect(try talker.reply() == "+OK") }
+        }
+        #expect(try talker.call("WHO") == "+WHO talker deaf")  // not cut off: under the output limit
+
+        let signalled = Date()
+        kill(server.process.processIdentifier, SIGTERM)
+        #expect(try talker.readLine() == ">SHUTDOWN the server is shutting down")
+        let status = server.waitForExit(grace: 10)
+        let took = Date().timeIntervalSince(signalled)
+        #expect(status == 0)
+        #expect(server.process.terminationReason == .exit)
+        #expect(took < 5, "exited \(took) s after SIGTERM")
+        withExtendedLifetime(deaf) {}
     }
 
     @Test func connectionsOverTheLimitAreRefused() throws {
@@ -162,19 +231,20 @@ import Testing
         #expect(server.logContains("second reply refused"))
     }
 
+    /// The close hook runs once, with the session still there to read
+    /// (its own close_session does not run it again, and its reply, with no
+    /// request to answer, is refused); afterwards the id is stale.
     @Test func callsOnAClosedSessionAreRefused() throws {
         let server = try badServer()
+        let other = try server.connect()
         var gone: LineClient? = try server.connect()
         let id = try #require(try gone!.call("ID").split(separator: " ").last)
-        gone = nil  // disconnects; the careless close hook runs once
-        let other = try server.connect()
-        var reply = ""
-        for _ in 0..<50 {  // the disconnect is seen asynchronously
-            reply = try other.call("SENDTO \(id)")
-            if reply == "+CODE -1 -1 -1" { break }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        #expect(reply == "+CODE -1 -1 -1")
+        #expect(try other.call("HOOK") == "+HOOK runs=0 read=99 reply=99")
+        gone = nil  // disconnects; the careless close hook runs
+        // The disconnect is seen asynchronously; a session's teardown, hook
+        // included, is done once its id is refused.
+        #expect(try waitUntil { try other.call("SENDTO \(id)") == "+CODE -1 -1 -1" })
+        #expect(try other.call("HOOK") == "+HOOK runs=1 read=0 reply=-9")
         #expect(try other.call("PING") == "+PONG")
     }
 }

@@ -6,64 +6,67 @@ import Testing
 @Suite struct ReloadTests {
     static func module(_ name: String) -> String { Products.library(name).path }
 
-    /// alice and bob in one room, alice's position and score read back.
-    private func twoPlayers(_ server: TestServer) throws -> (LineClient, LineClient, String, String) {
-        let alice = try server.connect()
-        let bob = try server.connect()
-        #expect(try alice.call("LOGIN alice").hasPrefix("+WELCOME alice login 1"))
-        #expect(try bob.call("LOGIN bob").hasPrefix("+WELCOME bob login 2"))
-        _ = try alice.call("JOIN lobby")
-        _ = try bob.call("JOIN lobby")
-        _ = try alice.event()
-        let map = try alice.call("LOOK")
-        let score = try alice.call("SCORE")
-        return (alice, bob, map, score)
+    /// The serving module (name, version, file, SHA-256) is still the one
+    /// in `before`, and no reload has succeeded.
+    private func expectUnchanged(_ server: TestServer, _ before: [String: String], reloads: Int = 0) throws {
+        let now = try server.statusFields()
+        for key in ["module", "version", "sha256", "path"] { #expect(now[key] == before[key], "\(key)") }
+        #expect(now["reloads"] == "\(reloads)")
     }
 
     @Test func reloadKeepsPlayersAndStateAndRollbackRestoresV1() throws {
         let server = try TestServer()
-        let (alice, bob, map, _) = try twoPlayers(server)
-        let board = try Board(map)
+        let (alice, bob) = try playedRoom(server, in: "lobby")
+        let before = try RoomSnapshot([alice, bob])
+        let at = try Board(alice.call("LOOK")).position
+        let bobAt = try Board(bob.call("LOOK")).position
         let admin = try server.connectAdmin()
 
         let reloaded = try admin.call("RELOAD \(Self.module("GameLogicV2"))")
         #expect(reloaded.hasPrefix("+OK gems 1.0.0 -> gems 2.0.0 held_us="))
         // The same sockets see the new code at once, with everything v1 stored.
         #expect(try alice.call("PING") == "+PONG v2")
-        #expect(try alice.call("WHOAMI") == "+ME alice lobby \(board.position.x) \(board.position.y) 0 rookie")
-        #expect(try bob.call("WHOAMI").hasPrefix("+ME bob lobby "))
+        #expect(try alice.call("WHOAMI") == "+ME alice lobby \(at.x) \(at.y) 6 rookie")
+        #expect(try bob.call("WHOAMI") == "+ME bob lobby \(bobAt.x) \(bobAt.y) 1 rookie")
         #expect(try bob.call("TITLE champion") == "+OK")
 
         #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 2.0.0 -> gems 1.0.0"))
         #expect(try alice.call("PING") == "+PONG")
-        #expect(try alice.call("LOOK") == map)
-        #expect(try alice.call("WHO") == "+WHO alice bob")
+        #expect(try RoomSnapshot([alice, bob]) == before)
         // v2 dropped the global login counter; it was kept hidden and is back.
         let carol = try server.connect()
         #expect(try carol.call("LOGIN carol").hasPrefix("+WELCOME carol login 3"))
         // And v2's own field survives a rollback too.
         #expect(try admin.call("RELOAD \(Self.module("GameLogicV2"))").hasPrefix("+OK"))
-        #expect(try bob.call("WHOAMI").hasSuffix(" champion"))
+        #expect(try bob.call("WHOAMI").hasSuffix(" 1 champion"))
         #expect(try carol.call("WHOAMI").hasSuffix(" rookie"))
+        // Back to v1 by loading it afresh (a reload, not a rollback).
+        #expect(try admin.call("RELOAD").hasPrefix("+OK gems 2.0.0 -> gems 1.0.0"))
+        #expect(try RoomSnapshot([alice, bob]) == before)
+        // The game goes on where it was: round 2 ends as round 3, scores count on.
+        let takes = try alice.clearRound(as: "alice", watchers: [bob])
+        #expect(takes.first?.score == 7)
+        #expect(takes.last?.newRound == 3)
     }
 
     @Test func retypedFieldIsMigrated() throws {
         let server = try TestServer()
-        let (alice, bob, _, score) = try twoPlayers(server)
-        defer { withExtendedLifetime(bob) {} }  // bob stays in the room
-        let points = try #require(score.firstMatch(of: /alice:(\d+)/)).1
+        let (alice, bob) = try playedRoom(server)
         let admin = try server.connectAdmin()
         let reply = try admin.call("RELOAD \(Self.module("GameLogicV3"))")
         #expect(reply.hasPrefix("+OK gems 1.0.0 -> gems 3.0.0"))
         #expect(reply.hasSuffix("migrated=4"))  // the global entity, two sessions, one room
-        #expect(try alice.call("SCORE") == "+SCORE alice \(points) gems")
+        // Not the field's default ("0 gems"): each player's own score, converted.
+        #expect(try alice.call("SCORE") == "+SCORE alice 6 gems")
+        #expect(try bob.call("SCORE") == "+SCORE bob 1 gems")
         #expect(try alice.call("PING") == "+PONG v3")
     }
 
     @Test func refusedModulesChangeNothing() throws {
         let server = try TestServer()
-        let (alice, bob, map, score) = try twoPlayers(server)
-        defer { withExtendedLifetime(bob) {} }  // bob stays in the room
+        let (alice, bob) = try playedRoom(server)
+        let before = try RoomSnapshot([alice, bob])
+        let status = try server.statusFields()
         let admin = try server.connectAdmin()
         let junk = Products.directory.appendingPathComponent("not-a-module-\(UUID()).so")
         try Data("not an ELF file".utf8).write(to: junk)
@@ -82,23 +85,29 @@ import Testing
             let reply = try admin.call("RELOAD \(path)")
             #expect(reply.hasPrefix("-ERR RELOAD_FAILED"), "\(path)")
             #expect(reply.contains(reason), "\(reply)")
-            // The old module still serves, and no field moved.
+            // The old module still serves, and no field moved: not the
+            // scores, positions and board (FailingMigrateModule wrote x and
+            // score into its staged store).
             #expect(try alice.call("PING") == "+PONG")
-            #expect(try alice.call("LOOK") == map)
-            #expect(try alice.call("SCORE") == score)
+            #expect(try RoomSnapshot([alice, bob]) == before, "after \(path)")
+            try expectUnchanged(server, status)
         }
         // The failed load hook had set the login counter: it must not show.
         let carol = try server.connect()
         #expect(try carol.call("LOGIN carol").hasPrefix("+WELCOME carol login 3"))
-        let status = try admin.call("STATUS")
-        #expect(status.contains("version=1.0.0"))
-        #expect(status.contains("refused=\(cases.count)"))
-        #expect(status.contains("reloads=0"))
+        #expect(try server.statusFields()["refused"] == "\(cases.count)")
+        // Nor did the room's round move: round 2 ends as round 3.
+        #expect(try alice.clearRound(as: "alice", watchers: [bob]).last?.newRound == 3)
     }
 
     @Test func pathsOutsideTheModulesDirectoryAreRefused() throws {
         let server = try TestServer()
+        let (alice, bob) = try playedRoom(server)
+        let before = try RoomSnapshot([alice, bob])
+        let status = try server.statusFields()
         let admin = try server.connectAdmin()
+        // Every refused path leads to a real module, GameLogicV2, whose PING
+        // would show had it been loaded.
         let outside = FileManager.default.temporaryDirectory.appendingPathComponent("outside-\(UUID()).so")
         try FileManager.default.copyItem(atPath: Self.module("GameLogicV2"), toPath: outside.path)
         let link = Products.directory.appendingPathComponent("link-\(UUID()).so")
@@ -112,34 +121,53 @@ import Testing
         try FileManager.default.copyItem(atPath: Self.module("GameLogicV2"), toPath: above.path)
         defer { try? FileManager.default.removeItem(at: above) }
         let dotted = Products.directory.path + "/../" + above.lastPathComponent
-        for path in [outside.path, link.path, dotted, "/etc/passwd", "../" + above.lastPathComponent] {
+        let paths = [outside.path, link.path, dotted, "/etc/passwd", "../" + above.lastPathComponent]
+        for path in paths {
             let reply = try admin.call("RELOAD \(path)")
             #expect(reply.hasPrefix("-ERR RELOAD_FAILED"), "\(path)")
             #expect(reply.contains("outside the modules directory"), "\(reply)")
+            #expect(try alice.call("PING") == "+PONG")
+            #expect(try RoomSnapshot([alice, bob]) == before, "after \(path)")
+            try expectUnchanged(server, status)
         }
+        #expect(try server.statusFields()["refused"] == "\(paths.count)")
         // A relative path names a file inside the directory.
-        let player = try server.connect()
-        #expect(try player.call("PING") == "+PONG")
         #expect(try admin.call("RELOAD libGameLogicV2.so").hasPrefix("+OK gems 1.0.0 -> gems 2.0.0"))
-        #expect(try player.call("PING") == "+PONG v2")
+        #expect(try alice.call("PING") == "+PONG v2")
     }
 
     @Test func tokenIsRequiredAndChecked() throws {
         let token = "correct-horse-battery"
         let server = try TestServer(arguments: ["--admin-token", token])
+        let (alice, bob) = try playedRoom(server)
+        let before = try RoomSnapshot([alice, bob])
+        let v2 = Self.module("GameLogicV2")
         let admin = try server.connectAdmin()
-        #expect(try admin.call("RELOAD").hasPrefix("-ERR AUTH_REQUIRED"))
+        #expect(try admin.call("RELOAD \(v2)").hasPrefix("-ERR AUTH_REQUIRED"))
         #expect(try admin.call("STATUS").hasPrefix("-ERR AUTH_REQUIRED"))
         #expect(try admin.call("AUTH").hasPrefix("-ERR AUTH_FAILED"))
         #expect(try admin.call("AUTH \(token)!").hasPrefix("-ERR AUTH_FAILED"))
-        #expect(try admin.call("AUTH \(token)") == "+OK authenticated")
-        #expect(try admin.call("RELOAD \(Self.module("GameLogicV2"))").hasPrefix("+OK"))
-        // Three wrong tokens and the connection is closed.
+        #expect(try admin.call("RELOAD \(v2)").hasPrefix("-ERR AUTH_REQUIRED"))
+        // Three wrong tokens and the connection is closed; none of its
+        // RELOADs ran.
         let guesser = try server.connectAdmin()
         #expect(try guesser.call("AUTH correct-horse-batter").hasPrefix("-ERR AUTH_FAILED"))
+        #expect(try guesser.call("RELOAD \(v2)").hasPrefix("-ERR AUTH_REQUIRED"))
         _ = try guesser.call("AUTH nope")
         #expect(try guesser.call("AUTH nope").hasPrefix("-ERR AUTH_FAILED"))
         #expect(try guesser.closedByServer())
+        #expect(try alice.call("PING") == "+PONG")
+        #expect(try RoomSnapshot([alice, bob]) == before)
+
+        #expect(try admin.call("AUTH \(token)") == "+OK authenticated")
+        let status = statusFields(try admin.call("STATUS"))
+        #expect(status["version"] == "1.0.0")
+        #expect(status["path"] == Self.module("GameLogic"))
+        #expect(status["sha256"] == (try sha256(of: Self.module("GameLogic"))))
+        #expect(status["reloads"] == "0")
+        #expect(status["refused"] == "0")
+        #expect(try admin.call("RELOAD \(v2)").hasPrefix("+OK"))
+        #expect(try alice.call("PING") == "+PONG v2")
         #expect(server.logContains("admin: AUTH refused"))
         #expect(server.logContains("admin: RELOAD"))
     }
@@ -193,20 +221,31 @@ import Testing
 
     @Test func aFieldCannotChangeTypeBackWithoutMigrationButRollbackCan() throws {
         let server = try TestServer()
-        let (alice, bob, _, _) = try twoPlayers(server)
-        defer { withExtendedLifetime(bob) {} }
+        let (alice, bob) = try playedRoom(server)
+        let before = try RoomSnapshot([alice, bob])
         let admin = try server.connectAdmin()
         #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK gems 1.0.0 -> gems 3.0.0"))
-        // The same v3 file again is no swap at all.
+        #expect(try alice.call("SCORE") == "+SCORE alice 6 gems")
+        // The same v3 file again is no swap at all (and ROLLBACK still means v1).
         #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK unchanged gems 3.0.0"))
-        // A rebuilt v3 over v3: its migration sees the field already converted.
-        let rebuilt = try paddedCopy(of: "GameLogicV3")
-        defer { try? FileManager.default.removeItem(at: rebuilt) }
-        #expect(try admin.call("RELOAD \(rebuilt.path)").hasPrefix("+OK gems 3.0.0 -> gems 3.0.0"))
         let back = try admin.call("RELOAD \(Self.module("GameLogic"))")
         #expect(back.hasPrefix("-ERR RELOAD_FAILED field session.score is string in the store but int"))
         #expect(try alice.call("PING") == "+PONG v3")
-        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 3.0.0 -> gems 3.0.0"))
+        // ROLLBACK can: the retyped field returns to its value from before
+        // the upgrade, an int again, with everything else v1 stored.
+        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 3.0.0 -> gems 1.0.0"))
+        #expect(try alice.call("PING") == "+PONG")
+        #expect(try RoomSnapshot([alice, bob]) == before)
+        #expect(try alice.collectGem(as: "alice", watchers: [bob]).score == 7)
+        // Upgrading again converts the value v1 has now; v3 over v3 finds
+        // the field already converted and keeps it.
+        #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK gems 1.0.0 -> gems 3.0.0"))
+        #expect(try alice.call("SCORE") == "+SCORE alice 7 gems")
+        let rebuilt = try paddedCopy(of: "GameLogicV3")
+        defer { try? FileManager.default.removeItem(at: rebuilt) }
+        #expect(try admin.call("RELOAD \(rebuilt.path)").hasPrefix("+OK gems 3.0.0 -> gems 3.0.0"))
+        #expect(try alice.call("SCORE") == "+SCORE alice 7 gems")
+        #expect(try bob.call("SCORE") == "+SCORE bob 1 gems")
     }
 
     @Test func corruptELFHeadersAreRefusedNotTrapped() throws {
@@ -326,14 +365,16 @@ import Testing
     }
 
     /// 200 swaps while two players talk: every request gets exactly one
-    /// reply, in order, and every chat line arrives once, in order. Each
+    /// reply, in order, and every chat line said under v1 (v2 has no SAY)
+    /// reaches bob exactly once, in order, and nothing else does. Each
     /// RELOAD is sent, then ten requests, then its reply is read, so every
-    /// swap lands between two of the players' messages.
+    /// swap lands among the players' messages.
     @Test func twoHundredReloadsUnderTrafficLoseNothing() throws {
         let server = try TestServer(arguments: ["--rate-limit", "0"])
         let (alice, bob) = try server.aliceAndBob()
         let admin = try server.connectAdmin()
         var sent = 0
+        var said: [Int] = []  // the chat lines answered +OK, which v1 relays
         var problems: [String] = []
         var reloads = 0
         for round in 0..<200 {
@@ -343,27 +384,63 @@ import Testing
                 sent += 1
                 try alice.send("SAY \(sent)")
                 try alice.send("PING")
-                let said = try alice.reply()
+                let reply = try alice.reply()
                 let pong = try alice.reply()
-                if said != "+OK" && !said.hasPrefix("-ERR UNKNOWN_COMMAND v2") { problems.append("\(sent): \(said)") }
-                if pong != "+PONG" && pong != "+PONG v2" { problems.append("\(sent): \(pong)") }
+                if reply == "+OK" {
+                    said.append(sent)
+                } else if reply != "-ERR UNKNOWN_COMMAND v2 knows PING, WHOAMI and TITLE" {
+                    problems.append("SAY \(sent): \(reply)")
+                }
+                if pong != "+PONG" && pong != "+PONG v2" { problems.append("PING \(sent): \(pong)") }
             }
             if try admin.reply().hasPrefix("+OK") { reloads += 1 }
         }
         #expect(reloads == 200)
         #expect(problems.isEmpty, "\(problems.prefix(5))")
+        #expect(alice.events.isEmpty, "\(alice.events.prefix(5))")
         #expect(try admin.call("STATUS").contains("reloads=200"))
-        // Chat lines said under v1 reached bob once each, in order.
+        // bob's PING is handled after every SAY was answered, so each relayed
+        // line is in before its reply.
         try bob.send("PING")
-        var last = 0
-        var received = 0
-        while let line = try bob.readLine(), !line.hasPrefix("+PONG") {
-            guard let number = Int(line.dropFirst(">SAY alice ".count)) else { continue }
-            if number <= last { problems.append("chat \(number) after \(last)") }
-            last = number
-            received += 1
+        var received: [Int] = []
+        while let line = try bob.readLine(), line != "+PONG" {
+            if let chat = line.wholeMatch(of: /\>SAY alice (\d+)/) {
+                received.append(Int(chat.1)!)
+            } else {
+                problems.append("bob got \(line)")
+            }
         }
         #expect(problems.isEmpty, "\(problems.prefix(5))")
-        #expect(received >= 400)  // about half the lines were said under v1
+        #expect(!said.isEmpty)
+        #expect(received == said, "said \(said.count), received \(received.count)")
+    }
+
+    /// A module's migrate and load hooks run against the staged store: any
+    /// output or room change they try is refused (GAME_ERR_STATE) and
+    /// reaches nobody, while the fields they write are committed with the
+    /// swap and outlive it (HookProbeModule records what it got).
+    @Test func hooksCannotReachPlayersButTheirWritesCommit() throws {
+        let server = try TestServer()
+        let (alice, bob) = try playedRoom(server)
+        let before = try RoomSnapshot([alice, bob])
+        let admin = try server.connectAdmin()
+        let reply = try admin.call("RELOAD \(Self.module("HookProbeModule"))")
+        #expect(reply.hasPrefix("+OK gems 1.0.0 -> probe 1.0 "))
+        #expect(reply.hasSuffix(" migrated=4"))
+        // reply, send, broadcast, leave, close and create: each refused.
+        let refused = "-9,-9,-9,-9,-9,-9"
+        #expect(try alice.call("PROBE") == "+PROBE from=1.0.0 logins=102 load=\(refused) migrate=\(refused) score=6")
+        #expect(try bob.call("PROBE") == "+PROBE from=1.0.0 logins=102 load=\(refused) migrate=\(refused) score=1")
+        #expect(try alice.noEventsPending())
+        #expect(try bob.noEventsPending())
+        let status = try server.statusFields()
+        #expect(status["module"] == "probe")
+        #expect(status["rooms"] == "1")
+        #expect(status["sessions"] == "2")
+        // Back on v1 nobody has moved, and the load hook's write is still
+        // there: the login counter went from 2 to 102.
+        #expect(try admin.call("ROLLBACK").hasPrefix("+OK probe 1.0 -> gems 1.0.0"))
+        #expect(try RoomSnapshot([alice, bob]) == before)
+        #expect(try server.connect().call("LOGIN carol") == "+WELCOME carol login 103")
     }
 }

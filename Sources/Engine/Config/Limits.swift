@@ -43,6 +43,16 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Most rooms at once.", transform: within(1...1_000_000))
     var maxRooms = 10_000
 
+    // Fault containment (module code)
+    @Option(help: "Milliseconds a module call may run before it is interrupted (-ERR TIMEOUT); 0 turns it off.",
+            transform: within(0...60_000))
+    var callTimeout = 250
+    @Option(help: "Contained faults of one module version, within --fault-window, that roll it back.",
+            transform: within(1...1_000_000))
+    var maxFaults = 3
+    @Option(help: "Seconds over which --max-faults are counted.", transform: within(1...86_400))
+    var faultWindow = 60
+
     // Admin port
     @Option(help: "Admin connections at once; a new one takes the place of the stalest.", transform: within(1...1024))
     var maxAdminConnections = 16

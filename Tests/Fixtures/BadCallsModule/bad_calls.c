@@ -7,7 +7,8 @@
 #include <string.h>
 #include "game_abi.h"
 
-enum { F_SCORE, F_NAME, F_GEMS };  /* session int, session string, room int */
+enum { F_SCORE, F_NAME, F_GEMS,  /* session int, session string, room int */
+       F_HOOK_RUNS, F_HOOK_READ, F_HOOK_REPLY };  /* global ints: what the close hook saw */
 
 uint32_t hotswap_abi_version(void) { return GAME_ABI_VERSION; }
 
@@ -17,6 +18,9 @@ int32_t hotswap_describe(const game_describer *d) {
     if (d->field(d, GAME_KIND_SESSION, GAME_TYPE_INT, 0, (const uint8_t *)"score", 5, 0, 0, 0) != F_SCORE) return -1;
     if (d->field(d, GAME_KIND_SESSION, GAME_TYPE_STRING, 0, (const uint8_t *)"name", 4, 0, 0, 0) != F_NAME) return -1;
     if (d->field(d, GAME_KIND_ROOM, GAME_TYPE_INT, 0, (const uint8_t *)"gems", 4, 0, 0, 0) != F_GEMS) return -1;
+    if (d->field(d, GAME_KIND_GLOBAL, GAME_TYPE_INT, 0, (const uint8_t *)"hook_runs", 9, 0, 0, 0) != F_HOOK_RUNS) return -1;
+    if (d->field(d, GAME_KIND_GLOBAL, GAME_TYPE_INT, 0, (const uint8_t *)"hook_read", 9, 99, 0, 0) != F_HOOK_READ) return -1;
+    if (d->field(d, GAME_KIND_GLOBAL, GAME_TYPE_INT, 0, (const uint8_t *)"hook_reply", 10, 99, 0, 0) != F_HOOK_REPLY) return -1;
     return GAME_OK;
 }
 
@@ -95,13 +99,27 @@ int32_t hotswap_handle(const game_message *m, const game_state_table *t) {
                  t->set_int(t, target, F_SCORE, 1), t->close_session(t, target));
         return say(t, out);
     }
+    if (is(m, "HOOK")) {
+        int64_t runs = -1, read = -1, reply = -1;
+        t->get_int(t, GAME_GLOBAL_ID, F_HOOK_RUNS, &runs);
+        t->get_int(t, GAME_GLOBAL_ID, F_HOOK_READ, &read);
+        t->get_int(t, GAME_GLOBAL_ID, F_HOOK_REPLY, &reply);
+        snprintf(out, sizeof out, "+HOOK runs=%lld read=%lld reply=%lld", (long long)runs, (long long)read, (long long)reply);
+        return say(t, out);
+    }
     if (is(m, "PING")) return say(t, "+PONG");
     return say(t, "-ERR UNKNOWN_COMMAND");
 }
 
-/* A careless close hook: closes the session again and writes to it. */
+/* A careless close hook: closes the session again and writes to it. It
+ * records how often it ran, whether the session's fields could still be
+ * read, and what its reply (there is no request) got. */
 void hotswap_session_closed(game_id session, const game_state_table *t) {
+    int64_t runs = 0, score = 0;
+    t->get_int(t, GAME_GLOBAL_ID, F_HOOK_RUNS, &runs);
+    t->set_int(t, GAME_GLOBAL_ID, F_HOOK_RUNS, runs + 1);
+    t->set_int(t, GAME_GLOBAL_ID, F_HOOK_READ, t->get_int(t, session, F_SCORE, &score));
     t->close_session(t, session);
     t->send(t, session, (const uint8_t *)">bye", 4);
-    t->reply(t, (const uint8_t *)"+not a request", 14);
+    t->set_int(t, GAME_GLOBAL_ID, F_HOOK_REPLY, t->reply(t, (const uint8_t *)"+not a request", 14));
 }

@@ -4,7 +4,8 @@ import Foundation
 /// client would. Replies (`+`/`-`) and pushed events (`>`) arrive on the
 /// same socket; `call` returns the reply and queues the events it passes.
 final class LineClient {
-    private let socket: Int32
+    /// -1 once `reset()` has closed it.
+    private var socket: Int32
     private var buffer: [UInt8] = []
     private(set) var events: [String] = []
 
@@ -33,7 +34,7 @@ final class LineClient {
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    deinit { close(socket) }
+    deinit { if socket >= 0 { close(socket) } }
 
     /// Writes raw bytes, exactly as given.
     func write(_ bytes: [UInt8]) throws {
@@ -97,10 +98,28 @@ final class LineClient {
     /// Closes our sending side only; replies still arrive.
     func halfClose() { shutdown(socket, Int32(SHUT_WR)) }
 
-    /// Aborts the connection with a TCP reset (SO_LINGER 0, then close).
+    /// Aborts the connection with a TCP reset: with SO_LINGER {on, 0},
+    /// close() sends RST instead of FIN. The client is unusable afterwards.
     func reset() {
+        guard socket >= 0 else { return }
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(socket, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-        shutdown(socket, Int32(SHUT_RDWR))
+        close(socket)
+        socket = -1
+    }
+
+    /// True when a line can be read without waiting longer than `seconds`:
+    /// an event already queued or a line already buffered counts, else it
+    /// waits (poll) for the server to send something or close.
+    func hasInput(within seconds: TimeInterval) -> Bool {
+        if !events.isEmpty || buffer.contains(0x0A) { return true }
+        var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, Int32(seconds * 1000)) > 0
+    }
+
+    /// The events queued so far (passed by `reply`), emptying the queue.
+    func takeEvents() -> [String] {
+        defer { events.removeAll() }
+        return events
     }
 }
