@@ -65,6 +65,9 @@ struct GameServerCommand: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @Option(help: "Bytes of log lines held while stderr is slow to take them; past it, lines are dropped (STATUS log_dropped).")
+    var logBufferBytes = LogSink.defaultCapacity
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (0...65535).contains(adminPort) else { throw ValidationError("--admin-port must be 0...65535") }
@@ -77,12 +80,20 @@ struct GameServerCommand: ParsableCommand {
         guard loginTimeout >= 0, idleTimeout >= 0 else { throw ValidationError("timeouts must be >= 0") }
         guard maxRoomMembers >= 1, maxRooms >= 1 else { throw ValidationError("room limits must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard (4096...(1 << 30)).contains(logBufferBytes) else {
+            throw ValidationError("--log-buffer-bytes must be 4096...1073741824")
+        }
     }
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        // Lines reach stderr from a writer thread: a reader that stops
+        // reading makes the server drop lines, never wait. At exit, the last
+        // lines get a bounded time to get out.
+        let logSink = LogSink(fileDescriptor: STDERR_FILENO, capacity: logBufferBytes)
+        defer { logSink.flush(timeout: .seconds(2)) }
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = AsyncLogHandler(label: label, sink: logSink)
             handler.logLevel = level
             return handler
         }
@@ -119,7 +130,7 @@ struct GameServerCommand: ParsableCommand {
             }
             defer { free(real) }
             settings = AdminSettings(token: token.map { Array($0.utf8) }, modulesDirectory: String(cString: real),
-                                     defaultModulePath: modulePath)
+                                     defaultModulePath: modulePath, logSink: logSink)
         } catch let error as ModuleLoadError {
             logger.critical("refusing to start: \(error)")
             throw ExitCode(2)

@@ -11,6 +11,8 @@ struct AdminSettings {
     var modulesDirectory: String
     /// The module path configured at start: what a bare RELOAD reads again.
     var defaultModulePath: String
+    /// The server's log, for STATUS `log_dropped` (none in unit tests).
+    var logSink: LogSink? = nil
 
     /// Operators connected at once; an admin port is not a public service.
     static let maxConnections = 16
@@ -237,7 +239,7 @@ extension Engine {
             "max_connections=\(limits.maxConnections)", "line_too_long=\(stats.lineTooLong)",
             "server_full=\(stats.serverFull)", "output_overflows=\(stats.outputOverflows)",
             "rate_limited=\(stats.rateLimited)", "rate_limit_closes=\(stats.rateLimitCloses)",
-            "idle_closes=\(stats.idleCloses)",
+            "idle_closes=\(stats.idleCloses)", "log_dropped=\(admin.logSink?.droppedLines ?? 0)",
         ]
         if let last = stats.lastReloadWallSeconds { fields.append("last_reload=\(Engine.iso8601(last))") }
         if let held = stats.lastHeldMicroseconds { fields.append("last_held_us=\(held)") }
