@@ -35,7 +35,10 @@ final class TestServer: @unchecked Sendable {
 
     /// Starts the server and waits for its "listening on" line. `shell`, if
     /// given, runs first in the same shell (for example `ulimit -n 80`).
-    init(arguments: [String] = [], shell: String? = nil) throws {
+    /// `keepReadingLog: false` stops reading stderr once the ports are
+    /// known, as a supervisor that stops reading would: the pipe stays open
+    /// and fills up (`log` then holds the start-up lines only).
+    init(arguments: [String] = [], shell: String? = nil, keepReadingLog: Bool = true) throws {
         let full = ["--port", "0", "--admin-port", "0"] + arguments
         if let shell {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -60,6 +63,7 @@ final class TestServer: @unchecked Sendable {
             {
                 port = Int(game.1)!
                 adminPort = Int(admin.1)!
+                if !keepReadingLog { errors.fileHandleForReading.readabilityHandler = nil }
                 return
             }
             if !process.isRunning { break }

@@ -1,0 +1,213 @@
+import Foundation
+import Logging
+import Testing
+@testable import Server
+
+/// The log goes to stderr from a writer thread: a reader that stops reading
+/// costs dropped lines, never a producer waiting (the loop thread logs).
+@Suite struct LogSinkTests {
+    /// 20,000 lines of 100 bytes from four threads, against a 64 KiB pipe
+    /// nobody reads and a 16 KiB sink: every call returns at once and the
+    /// overflow is counted; once the pipe is read again, everything the sink
+    /// accepted arrives whole, and later lines too.
+    @Test(.timeLimit(.minutes(1)))
+    func aReaderThatStopsReadingCostsDroppedLinesNotWaiting() throws {
+        let pipe = try TestPipe()
+        let sink = LogSink(fileDescriptor: pipe.writer, capacity: 16 * 1024)
+        let line = String(repeating: "x", count: 99) + "\n"
+        let started = ContinuousClock.now
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            for _ in 0..<5000 { sink.enqueue(line) }
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        let dropped = sink.droppedLines
+        #expect(dropped > 0)
+        #expect(dropped < 20_000)
+        // Flushing into a full pipe gives up at its timeout.
+        let flushStarted = ContinuousClock.now
+        #expect(!sink.flush(timeout: .milliseconds(200)))
+        #expect(ContinuousClock.now - flushStarted < .seconds(5))
+
+        let reader = pipe.startReading()
+        #expect(sink.flush(timeout: .seconds(20)))
+        #expect(sink.enqueue("after the reader came back\n"))
+        #expect(sink.flush(timeout: .seconds(20)))
+        sink.stop()
+        let text = reader.finish(closing: pipe)
+        #expect(text.hasSuffix("\n"))
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.last == "after the reader came back")
+        // Nothing is split or lost between the sink and the reader: each
+        // line was dropped whole or written whole.
+        #expect(lines.dropLast().allSatisfy { $0 == line.dropLast() })
+        #expect(lines.count - 1 == 20_000 - dropped)
+        #expect(sink.droppedLines == dropped)
+    }
+
+    /// EPIPE: the writer discards and counts; the process (which, unlike
+    /// the server, may not ignore SIGPIPE) lives on.
+    @Test(.timeLimit(.minutes(1)))
+    func aClosedReaderIsCountedAndNotFatal() throws {
+        let pipe = try TestPipe()
+        pipe.closeReader()
+        let sink = LogSink(fileDescriptor: pipe.writer)
+        for index in 0..<10 { #expect(sink.enqueue("line \(index)\n")) }
+        #expect(sink.flush(timeout: .seconds(20)))
+        #expect(sink.droppedLines == 10)
+        #expect(sink.queuedBytes == 0)
+        sink.stop()
+        pipe.closeWriter()
+    }
+
+    /// Byte for byte what `StreamLogHandler` writes: scripts read these lines.
+    @Test(.timeLimit(.minutes(1)))
+    func linesAreFormattedAsStreamLogHandlerFormatsThem() throws {
+        let pipe = try TestPipe()
+        let sink = LogSink(fileDescriptor: pipe.writer)
+        let captured = CapturedStream()
+        var reference = StreamLogHandler(label: "gameserver", stream: captured, metadataProvider: nil)
+        reference.logLevel = .info
+        var handler = AsyncLogHandler(label: "gameserver", sink: sink, metadataProvider: nil)
+        handler.logLevel = .info
+        handler[metadataKey: "pid"] = "7"
+        reference[metadataKey: "pid"] = "7"
+        let (referenceHandler, asyncHandler) = (reference, handler)
+        let loggers = [Logger(label: "gameserver") { _ in referenceHandler }, Logger(label: "gameserver") { _ in asyncHandler }]
+        for candidate in loggers {
+            candidate.notice("listening on 127.0.0.1:7777")
+            candidate.info("loaded module gems 1.0.0", metadata: ["protocol": "base"])
+            candidate.debug("below the level")
+        }
+        #expect(handler.logLevel == .info && handler[metadataKey: "pid"] == "7")
+        #expect(sink.flush(timeout: .seconds(20)))
+        sink.stop()
+        let reader = pipe.startReading()
+        let written = reader.finish(closing: pipe)
+        // The timestamps may straddle a second: compare what follows them.
+        func withoutTimestamps(_ text: String) -> [Substring] {
+            text.split(separator: "\n").map { $0.drop(while: { $0 != " " }) }
+        }
+        #expect(withoutTimestamps(written) == withoutTimestamps(captured.text))
+        #expect(withoutTimestamps(written).count == 2)
+        #expect(written.hasSuffix("\n"))
+        let first = try #require(written.split(separator: "\n").first)
+        #expect(first.wholeMatch(
+            of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} notice gameserver: pid=7 \[ServerTests\] listening on 127\.0\.0\.1:7777/
+        ) != nil)
+    }
+
+    /// The issue end to end: a server whose stderr pipe is never read after
+    /// start-up answers 1,500 reloads (about two log lines each, far more
+    /// than the pipe and the 64 KiB log buffer hold) while a player's PINGs
+    /// keep being answered; STATUS counts the dropped lines, and SIGTERM
+    /// still ends it in bounded time.
+    @Test(.timeLimit(.minutes(3)))
+    func fifteenHundredReloadsWithAnUnreadLogAreAllAnswered() throws {
+        let server = try TestServer(arguments: ["--rate-limit", "0", "--log-buffer-bytes", "65536"],
+                                    keepReadingLog: false)
+        let player = try server.connect()
+        #expect(try player.call("LOGIN alice").hasPrefix("+WELCOME alice"))
+        let admin = try server.connectAdmin()
+        var reloads = 0
+        var pongs = 0
+        var problems: [String] = []
+        for round in 0..<1500 {
+            try admin.send("RELOAD")
+            let pong = try player.call("PING")
+            if pong == "+PONG" { pongs += 1 } else { problems.append("\(round): \(pong)") }
+            let reloaded = try admin.reply()
+            if reloaded.hasPrefix("+OK gems 1.0.0 -> gems 1.0.0") { reloads += 1 } else { problems.append("\(round): \(reloaded)") }
+        }
+        #expect(reloads == 1500)
+        #expect(pongs == 1500)
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+        let status = try admin.call("STATUS")
+        #expect(status.contains(" reloads=1500 "))
+        let dropped = status.firstMatch(of: /log_dropped=(\d+)/).flatMap { Int($0.1) }
+        #expect((dropped ?? 0) > 0, "\(status)")
+        #expect(try player.call("PING") == "+PONG")
+        // The shutdown flush gives up on the unread pipe after its timeout.
+        let stopping = ContinuousClock.now
+        #expect(server.stop(grace: 20) == 0)
+        #expect(ContinuousClock.now - stopping < .seconds(15))
+    }
+
+    /// With a reader, the last lines (the shutdown notice) are flushed out
+    /// before the process exits.
+    @Test func theLastLinesReachALiveReaderAtExit() throws {
+        let server = try TestServer()
+        #expect(try server.connectAdmin().call("STATUS").contains(" log_dropped=0"))
+        #expect(server.stop() == 0)
+        #expect(server.logContains("shutting down"))
+        #expect(server.logContains("notice gameserver: [Server] stopped\n"))
+    }
+}
+
+/// A pipe whose two ends the test closes itself.
+private final class TestPipe: @unchecked Sendable {
+    let reader: Int32
+    let writer: Int32
+    private var readerOpen = true
+    private var writerOpen = true
+
+    init() throws {
+        var ends: [Int32] = [0, 0]
+        guard Glibc.pipe(&ends) == 0 else { throw TestFailure("pipe: errno \(errno)") }
+        reader = ends[0]
+        writer = ends[1]
+    }
+
+    func closeReader() {
+        if readerOpen { close(reader) }
+        readerOpen = false
+    }
+
+    func closeWriter() {
+        if writerOpen { close(writer) }
+        writerOpen = false
+    }
+
+    /// Reads everything on a background thread until end of file.
+    func startReading() -> PipeReader { PipeReader(self) }
+
+    deinit {
+        closeReader()
+        closeWriter()
+    }
+}
+
+/// Collects what a pipe delivers until its writer is closed.
+private final class PipeReader: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var bytes: [UInt8] = []
+
+    init(_ pipe: TestPipe) {
+        let descriptor = pipe.reader
+        Thread.detachNewThread { [self] in
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let got = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if got < 0 && errno == EINTR { continue }
+                if got <= 0 { break }
+                bytes.append(contentsOf: chunk[..<got])
+            }
+            done.signal()
+        }
+    }
+
+    /// Closes the writer (the sink must be stopped), waits for end of file
+    /// and returns the text read.
+    func finish(closing pipe: TestPipe) -> String {
+        pipe.closeWriter()
+        done.wait()
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// What `StreamLogHandler` writes, for comparison.
+private final class CapturedStream: TextOutputStream, @unchecked Sendable {
+    private let lock = NSLock()
+    private var written = ""
+    var text: String { lock.withLock { written } }
+    func write(_ string: String) { lock.withLock { written += string } }
+}
