@@ -15,7 +15,7 @@ import time
 
 import subprocess
 
-from serverproc import SERVER, start
+from serverproc import SERVER, log, start
 
 STRIPPED = "/tmp/gameserver-no-debuginfo"
 COMMANDS = ["PING", "LOOK", "SAY hello there", "MOVE N", "WHO", "SCORE", "ROOMS"]
@@ -49,8 +49,8 @@ def allocations(command: str, batches: int) -> int:
         player.close()
     time.sleep(0.3)
     proc.send_signal(2)
-    rest = proc.stderr.read()
     proc.wait()
+    rest = log(proc)
     match = re.search(r"total heap usage: ([\d,]+) allocs", rest)
     if not match:
         sys.exit("no valgrind summary:\n" + rest)

@@ -22,7 +22,6 @@ import random
 import re
 import resource
 import socket
-import subprocess
 import time
 
 from serverproc import rss_kib, start
@@ -155,8 +154,6 @@ def main():
 
     server, game_port, admin_port = start("--login-timeout", "10", "--max-output-bytes", "262144")
     ports = {"game": game_port, "admin": admin_port}
-    # Keep draining the log so the server never blocks on a full pipe.
-    subprocess.Popen(["cat"], stdin=server.stderr, stdout=subprocess.DEVNULL)
     try:
         start_rss = rss_kib(server.pid)
         soak = Soak(args, ports["game"], ports["admin"], server.pid)
