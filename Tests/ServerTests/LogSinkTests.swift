@@ -6,13 +6,17 @@ import Testing
 /// The log goes to stderr from a writer thread: a reader that stops reading
 /// costs dropped lines, never a producer waiting (the loop thread logs).
 @Suite struct LogSinkTests {
-    /// 20,000 lines of 100 bytes from four threads, against a 64 KiB pipe
-    /// nobody reads and a 16 KiB sink: every call returns at once and the
-    /// overflow is counted; once the pipe is read again, everything the sink
-    /// accepted arrives whole, and later lines too.
+    /// 20,000 lines of 100 bytes from four threads, against a pipe that is
+    /// full and not read, and a 16 KiB sink: every call returns at once and
+    /// the overflow is counted; once the pipe is read again, everything the
+    /// sink accepted arrives whole, and later lines too.
     @Test(.timeLimit(.minutes(1)))
     func aReaderThatStopsReadingCostsDroppedLinesNotWaiting() throws {
         let pipe = try TestPipe()
+        // Full before the sink starts: how much its writer gets into the
+        // pipe meanwhile must not depend on the scheduler.
+        let filler = "-"
+        let fillerLines = try pipe.fillUp(with: filler)
         let sink = LogSink(fileDescriptor: pipe.writer, capacity: 16 * 1024)
         let line = String(repeating: "x", count: 99) + "\n"
         let started = ContinuousClock.now
@@ -21,8 +25,8 @@ import Testing
         }
         #expect(ContinuousClock.now - started < .seconds(5))
         let dropped = sink.droppedLines
-        #expect(dropped > 0)
         #expect(dropped < 20_000)
+        #expect(20_000 - dropped <= 16 * 1024 / 100)  // the bound holds
         // Flushing into a full pipe gives up at its timeout.
         let flushStarted = ContinuousClock.now
         #expect(!sink.flush(timeout: .milliseconds(200)))
@@ -36,11 +40,13 @@ import Testing
         let text = reader.finish(closing: pipe)
         #expect(text.hasSuffix("\n"))
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-        #expect(lines.last == "after the reader came back")
+        #expect(lines.prefix(fillerLines).allSatisfy { $0 == filler })
+        let logged = lines.dropFirst(fillerLines)
+        #expect(logged.last == "after the reader came back")
         // Nothing is split or lost between the sink and the reader: each
         // line was dropped whole or written whole.
-        #expect(lines.dropLast().allSatisfy { $0 == line.dropLast() })
-        #expect(lines.count - 1 == 20_000 - dropped)
+        #expect(logged.dropLast().allSatisfy { $0 == line.dropLast() })
+        #expect(logged.count - 1 == 20_000 - dropped)
         #expect(sink.droppedLines == dropped)
     }
 
@@ -155,6 +161,28 @@ private final class TestPipe: @unchecked Sendable {
         guard Glibc.pipe(&ends) == 0 else { throw TestFailure("pipe: errno \(errno)") }
         reader = ends[0]
         writer = ends[1]
+    }
+
+    /// Writes `line` and a newline until the pipe takes no more; returns
+    /// how many lines it took.
+    func fillUp(with line: String) throws -> Int {
+        let flags = fcntl(writer, F_GETFL)
+        _ = fcntl(writer, F_SETFL, flags | O_NONBLOCK)
+        defer { _ = fcntl(writer, F_SETFL, flags) }
+        let bytes = Array((line + "\n").utf8)
+        // A page at a time, then a line at a time (each write is atomic).
+        let page = Array(repeating: bytes, count: 4096 / bytes.count).flatMap { $0 }
+        var lines = 0
+        for (chunk, count) in [(page, 4096 / bytes.count), (bytes, 1)] {
+            while true {
+                let written = chunk.withUnsafeBytes { Glibc.write(writer, $0.baseAddress, $0.count) }
+                if written < 0 && errno == EINTR { continue }
+                if written < 0 && errno == EAGAIN { break }
+                guard written == chunk.count else { throw TestFailure("write to the pipe: \(written), errno \(errno)") }
+                lines += count
+            }
+        }
+        return lines
     }
 
     func closeReader() {
