@@ -11,6 +11,28 @@ import threading
 import time
 
 SERVER = ".build/release/gameserver"
+# Log lines kept per server (the rest is read and discarded).
+LOG_LINES = 1000
+
+
+class _LogTail:
+    """The last LOG_LINES lines of a server's stderr, filled by a daemon
+    thread that reads until the server closes it."""
+
+    def __init__(self, stream, lines: list):
+        self._lines = collections.deque(lines, maxlen=LOG_LINES)
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _drain(self, stream) -> None:
+        for line in stream:
+            with self._lock:
+                self._lines.append(line)
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._lines)
 
 
 def start(*flags: str, wrapper: tuple = (), server: str = SERVER, timeout: float = 60) -> tuple:

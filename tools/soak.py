@@ -22,7 +22,6 @@ import random
 import re
 import resource
 import socket
-import subprocess
 import time
 
 from serverproc import rss_kib, start

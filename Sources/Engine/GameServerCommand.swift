@@ -43,6 +43,10 @@ package struct GameServerCommand: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @Option(help: "Bytes of log lines held while stderr is slow to take them; past it, lines are dropped (STATUS log_dropped).",
+            transform: within(4096...(1 << 30)))
+    var logBufferBytes = LogSink.defaultCapacity
+
     package init() {}
 
     package func validate() throws {
@@ -51,8 +55,13 @@ package struct GameServerCommand: ParsableCommand {
 
     package func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        // Lines reach stderr from a writer thread: a reader that stops
+        // reading makes the server drop lines, never wait. At exit, the last
+        // lines get a bounded time to get out.
+        let logSink = LogSink(fileDescriptor: STDERR_FILENO, capacity: logBufferBytes)
+        defer { logSink.flush(timeout: .seconds(2)) }
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = AsyncLogHandler(label: label, sink: logSink)
             handler.logLevel = level
             return handler
         }
@@ -89,7 +98,7 @@ package struct GameServerCommand: ParsableCommand {
             }
             defer { free(real) }
             settings = AdminSettings(token: token.map { Array($0.utf8) }, modulesDirectory: String(cString: real),
-                                     defaultModulePath: modulePath)
+                                     defaultModulePath: modulePath, logSink: logSink)
         } catch let error as ModuleLoadError {
             logger.critical("refusing to start: \(error)")
             throw ExitCode(2)

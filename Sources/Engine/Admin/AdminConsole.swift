@@ -10,6 +10,8 @@ struct AdminSettings: Sendable {
     var modulesDirectory: String
     /// The module path configured at start: what a bare RELOAD reads again.
     var defaultModulePath: String
+    /// The server's log, for STATUS `log_dropped` (none in unit tests).
+    var logSink: LogSink? = nil
 }
 
 /// Counters of admin actions, for STATUS.
@@ -222,6 +224,7 @@ final class AdminConsole {
             "rate_limited=\(counters.rateLimited)", "rate_limit_closes=\(counters.rateLimitCloses)",
             "idle_closes=\(counters.idleCloses)", "admin_connections=\(sessions.count)",
             "admin_evicted=\(self.counters.evicted)", "admin_timeouts=\(self.counters.timedOut)",
+            "log_dropped=\(settings.logSink?.droppedLines ?? 0)",
         ]
         if let last = self.counters.lastReloadWallSeconds { fields.append("last_reload=\(AdminConsole.iso8601(last))") }
         if let held = self.counters.lastHeldMicroseconds { fields.append("last_held_us=\(held)") }

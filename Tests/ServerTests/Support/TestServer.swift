@@ -39,8 +39,10 @@ final class TestServer: @unchecked Sendable {
 
     /// Starts the server and waits for its ready file, which names the bound
     /// ports. `shell`, if given, runs first in the same shell (for example
-    /// `ulimit -n 80`).
-    init(arguments: [String] = [], shell: String? = nil) throws {
+    /// `ulimit -n 80`). `keepReadingLog: false` stops reading stderr once the
+    /// server is ready, as a supervisor that stops reading would: the pipe
+    /// stays open and fills up (`log` then holds the start-up lines only).
+    init(arguments: [String] = [], shell: String? = nil, keepReadingLog: Bool = true) throws {
         let full = ["--port", "0", "--admin-port", "0", "--ready-file", readyFile.path] + arguments
         if let shell {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -64,6 +66,7 @@ final class TestServer: @unchecked Sendable {
             {
                 port = ready.game.port
                 adminPort = ready.admin.port
+                if !keepReadingLog { errors.fileHandleForReading.readabilityHandler = nil }
                 return
             }
             if !process.isRunning { break }
