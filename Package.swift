@@ -8,6 +8,8 @@
 //   Server     the engine (`gameserver`): libuv loop, arenas, state store
 //   LogicKit   Swift conveniences over the C state table, linked into modules
 //   GameLogic  the default game, a `.dynamic` library loaded by the engine
+//   FaultGuard C trampolines, signal handlers and watchdog that contain a
+//              crash or a hang in module code (see its header)
 import PackageDescription
 
 let package = Package(
@@ -43,6 +45,7 @@ let package = Package(
         .target(name: "GameABI"),
         .target(name: "Protocol"),
         .target(name: "LogicKit", dependencies: ["GameABI", "Protocol"]),
+        .target(name: "FaultGuard", dependencies: ["GameABI"]),
         .executableTarget(
             name: "Server",
             dependencies: [
