@@ -29,6 +29,11 @@ let package = Package(
         .library(name: "FailingMigrateModule", type: .dynamic, targets: ["FailingMigrateModule"]),
         .library(name: "FailingLoadModule", type: .dynamic, targets: ["FailingLoadModule"]),
         .library(name: "BadCallsModule", type: .dynamic, targets: ["BadCallsModule"]),
+        // Fault-guard fixtures: modules that crash or hang on request.
+        .library(name: "FaultyModule", type: .dynamic, targets: ["FaultyModule"]),
+        .library(name: "FaultySwiftModule", type: .dynamic, targets: ["FaultySwiftModule"]),
+        .library(name: "FaultyMigrateModule", type: .dynamic, targets: ["FaultyMigrateModule"]),
+        .library(name: "FaultyLoadModule", type: .dynamic, targets: ["FaultyLoadModule"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -70,6 +75,11 @@ let package = Package(
         .target(name: "FailingMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingMigrateModule"),
         .target(name: "FailingLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingLoadModule"),
         .target(name: "BadCallsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/BadCallsModule"),
+        .target(name: "FaultyModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyModule"),
+        .target(name: "FaultySwiftModule", dependencies: ["GameABI", "LogicKit", "Protocol"],
+                path: "Tests/Fixtures/FaultySwiftModule"),
+        .target(name: "FaultyMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyMigrateModule"),
+        .target(name: "FaultyLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyLoadModule"),
         .target(
             name: "LoadTestCore",
             dependencies: ["CLibUV", "Protocol", .product(name: "Histogram", package: "hdrhistogram-swift")],
