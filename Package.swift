@@ -11,6 +11,8 @@
 //   Server     `gameserver`, the engine's entry point
 //   LogicKit   Swift conveniences over the C state table, linked into modules
 //   GameLogic  the default game, a `.dynamic` library loaded by the engine
+//   FaultGuard C trampolines, signal handlers and watchdog that contain a
+//              crash or a hang in module code (see its header)
 import PackageDescription
 
 let package = Package(
@@ -32,6 +34,11 @@ let package = Package(
         .library(name: "FailingLoadModule", type: .dynamic, targets: ["FailingLoadModule"]),
         .library(name: "BadCallsModule", type: .dynamic, targets: ["BadCallsModule"]),
         .library(name: "HookProbeModule", type: .dynamic, targets: ["HookProbeModule"]),
+        // Fault-guard fixtures: modules that crash or hang on request.
+        .library(name: "FaultyModule", type: .dynamic, targets: ["FaultyModule"]),
+        .library(name: "FaultySwiftModule", type: .dynamic, targets: ["FaultySwiftModule"]),
+        .library(name: "FaultyMigrateModule", type: .dynamic, targets: ["FaultyMigrateModule"]),
+        .library(name: "FaultyLoadModule", type: .dynamic, targets: ["FaultyLoadModule"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -49,6 +56,8 @@ let package = Package(
         .target(name: "Protocol"),
         .target(name: "LogicKit", dependencies: ["GameABI", "Protocol"]),
         .target(name: "UVKit", dependencies: ["CLibUV"]),
+        // Fault containment: the C trampolines around every module call (see fault_guard.h).
+        .target(name: "FaultGuard", dependencies: ["GameABI"]),
         .target(
             name: "HotswapEngine",
             dependencies: [
@@ -76,6 +85,11 @@ let package = Package(
         .target(name: "FailingLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingLoadModule"),
         .target(name: "BadCallsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/BadCallsModule"),
         .target(name: "HookProbeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/HookProbeModule"),
+        .target(name: "FaultyModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyModule"),
+        .target(name: "FaultySwiftModule", dependencies: ["GameABI", "LogicKit", "Protocol"],
+                path: "Tests/Fixtures/FaultySwiftModule"),
+        .target(name: "FaultyMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyMigrateModule"),
+        .target(name: "FaultyLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyLoadModule"),
         .target(
             name: "LoadTestCore",
             dependencies: ["CLibUV", "UVKit", "Protocol", .product(name: "Histogram", package: "hdrhistogram-swift")],

@@ -1,0 +1,367 @@
+/*
+ * fault_guard.h: contain a crash or a hang in game-module code, so a bad
+ * module costs one request instead of the whole server.
+ *
+ * The engine (one libuv loop thread) calls every module export through a
+ * trampoline declared here instead of calling the function pointer itself.
+ * The trampoline records a jump point (sigsetjmp), marks the thread as "in a
+ * module call", calls the export and clears the mark. If the module traps
+ * (NULL write, __builtin_trap, abort(), integer division by zero, stack
+ * overflow, Swift fatalError / index out of range / overflow), the signal
+ * handler jumps back to the trampoline, which returns FG_FAULT and describes
+ * the fault. If the call runs longer than the call timeout, a watchdog thread
+ * signals the loop thread and the trampoline returns FG_TIMEOUT.
+ *
+ * This is an engine-internal C target, linked into the engine executable: no
+ * struct here crosses the module boundary, so nothing carries a size or a
+ * version. Modules never see this header.
+ *
+ * What "contained" means, and what it does not:
+ *   - The module's frames are abandoned, not unwound: Swift values they held
+ *     are never released (a small leak per fault), C cleanup never runs.
+ *   - Everything the module did through the state table before the fault
+ *     DID happen (fields written, lines queued). Undoing it is the engine's
+ *     job (it knows the request; the guard does not).
+ *   - A fault inside libc or the Swift runtime (for example abort() raised
+ *     by malloc on a corrupt heap) is contained like any other, but the
+ *     library may be left with a lock held; the guard cannot know. The
+ *     engine should treat a module that faults as suspect (unload it, roll
+ *     back) rather than keep calling it.
+ *   - A fault in ENGINE code is never contained: not outside a module call,
+ *     and not inside an "engine section" (a state-table thunk running on
+ *     behalf of the module, see fg_enter_engine). Engine memory may be
+ *     half-updated there. The handler writes a crash report to fd 2 and the
+ *     process dies with the signal (default action restored and re-raised),
+ *     so the exit status and any core dump are honest.
+ *
+ * Threads: fg_install is called once, on the loop thread. The watchdog only
+ * watches that thread. The trampolines keep their state in thread-locals, so
+ * a trampoline used on another thread still contains faults there (not stack
+ * overflow: that thread has no alternate signal stack) but is never timed
+ * out. Calls must not nest: a trampoline called while a guarded call is in
+ * progress on the same thread returns FG_REFUSED without calling anything.
+ *
+ * Signals: the guard owns SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGABRT
+ * and fg_timeout_signal() (SIGRTMIN+4) for the whole process after
+ * fg_install; it replaces any handler installed before (AddressSanitizer's,
+ * the Swift runtime's backtracer) and any alternate signal stack of the loop
+ * thread. Nobody may install handlers for these afterwards. The signals must
+ * stay unblocked on the loop thread (fg_install unblocks them).
+ *
+ * Cost per guarded call (the success path): one sigsetjmp that does not save
+ * the signal mask, five stores to thread-locals, no system call, no
+ * allocation, no clock read (the watchdog measures time, not the caller).
+ *
+ * All functions return 0 / a status, or -errno; none of them allocates after
+ * fg_install returned.
+ */
+#ifndef HOTSWAP_FAULT_GUARD_H
+#define HOTSWAP_FAULT_GUARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "game_abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Statuses a trampoline returns -------------------------------------- */
+
+#define FG_OK 0        /* the export returned; *result holds its value       */
+#define FG_FAULT 1     /* the export trapped; *fault describes it            */
+#define FG_TIMEOUT 2   /* the export ran past the call timeout and was left  */
+#define FG_REFUSED 3   /* not called: a guarded call is already running on
+                          this thread (calls must not nest), or fn is NULL  */
+
+/* ---- Which export a call was (fg_fault.call) ---------------------------- */
+
+#define FG_CALL_NONE 0
+#define FG_CALL_DESCRIBE 1
+#define FG_CALL_HANDLE 2
+#define FG_CALL_SESSION_CLOSED 3
+#define FG_CALL_MIGRATE 4
+#define FG_CALL_LOAD 5
+
+/* ---- How a timed-out call was stopped (fg_fault.stop) ------------------- */
+
+#define FG_STOP_NONE 0            /* a fault, not a timeout                  */
+#define FG_STOP_MODULE_PC 1       /* interrupted at an instruction of a
+                                     registered module image (or anywhere in
+                                     the call when no image is registered)   */
+#define FG_STOP_ENGINE_BOUNDARY 2 /* stopped when the module's state-table
+                                     call returned (fg_leave_engine)         */
+#define FG_STOP_FORCED 3          /* no safe point came within a second
+                                     timeout period: interrupted wherever the
+                                     thread was (outside engine sections)    */
+
+/* The most frames a fault record keeps. */
+#define FG_MAX_FRAMES 32
+
+/* Bytes of each module identity string kept for crash reports. */
+#define FG_MAX_IDENTITY 64
+
+/* Module images (fg_register_module_image) the guard can tell apart. */
+#define FG_MAX_IMAGES 8
+
+/*
+ * What went wrong in a call that returned FG_FAULT or FG_TIMEOUT. Filled by
+ * the trampoline on its recovery path, never on success.
+ */
+typedef struct fg_fault {
+    int32_t status;      /* FG_FAULT or FG_TIMEOUT                            */
+    int32_t signal;      /* SIGSEGV, SIGILL, ...; fg_timeout_signal() for a
+                            timeout                                          */
+    int32_t code;        /* siginfo si_code (SEGV_MAPERR, ILL_ILLOPN, FPE_INTDIV,
+                            SI_TKILL for abort(), ...); 0 for a timeout stopped
+                            at an engine boundary                            */
+    int32_t call;        /* FG_CALL_*                                         */
+    int32_t stop;        /* FG_STOP_* (timeouts); FG_STOP_NONE for faults     */
+    int32_t frame_count; /* entries used in frames[], 0...FG_MAX_FRAMES       */
+    uint64_t sequence;   /* the call's number: odd, grows by 2 per call on a
+                            thread                                           */
+    uint64_t elapsed_ms; /* timeouts: how long the watchdog saw the call run
+                            (a lower bound); 0 for faults                    */
+    const void *address; /* si_addr: the bad address (SIGSEGV, SIGBUS) or the
+                            trapping instruction (SIGILL, SIGTRAP, SIGFPE);
+                            NULL for SIGABRT and timeouts                    */
+    const void *pc;      /* the interrupted instruction, from the signal's
+                            ucontext; NULL when unknown                       */
+    void *frames[FG_MAX_FRAMES]; /* backtrace taken in the handler, innermost
+                            first, starting at `pc` when the unwinder found it;
+                            frames[1...] are return addresses. Turn them into
+                            text with fg_describe_frame, outside any handler. */
+} fg_fault;
+
+/* Counters since fg_install. Read with fg_get_counters (any thread). */
+typedef struct fg_counters {
+    uint64_t faults;            /* FG_FAULT returned                          */
+    uint64_t timeouts;          /* FG_TIMEOUT returned                        */
+    uint64_t deferred;          /* timeout signals that found the loop thread
+                                   at an unsafe point and were postponed      */
+    uint64_t calls;             /* guarded calls started on the loop thread   */
+    int32_t last_signal;        /* signal of the last fault or timeout, or 0  */
+    int32_t last_code;          /* its si_code                                */
+    uint32_t call_timeout_ms;   /* current timeout, 0 = disabled              */
+    int32_t installed;          /* 1 after a successful fg_install            */
+} fg_counters;
+
+/* ---- Setup (loop thread) ------------------------------------------------- */
+
+/*
+ * Installs the guard for the calling thread (the loop thread):
+ *   - maps an alternate signal stack (128 KiB + SIGSTKSZ, with a guard page)
+ *     and makes it the thread's sigaltstack, so a stack overflow is caught;
+ *   - installs SA_SIGINFO|SA_ONSTACK handlers for SIGSEGV, SIGBUS, SIGILL,
+ *     SIGTRAP, SIGFPE, SIGABRT, and SA_SIGINFO|SA_ONSTACK|SA_RESTART for
+ *     fg_timeout_signal(); each handler blocks all seven while it runs;
+ *     reads every handler back and fails with -EPERM if something (ASan with
+ *     handle_segv=2, say) silently refused it;
+ *   - unblocks those seven signals on the calling thread;
+ *   - loads the unwinder once (backtrace() dlopens libgcc_s on first use,
+ *     which must not happen inside a handler);
+ *   - starts the watchdog thread (all signals blocked in it).
+ * `call_timeout_ms` as in fg_set_call_timeout_ms (0 = no watchdog timeouts).
+ *
+ * Returns 0, or -errno (nothing is left half-installed on -ENOMEM/-EAGAIN
+ * from the stack or thread; handlers already replaced stay replaced on the
+ * rarer sigaction failures). Calling it again on the same thread only sets
+ * the timeout and returns 0; on another thread it returns -EBUSY.
+ */
+int fg_install(uint32_t call_timeout_ms);
+
+/*
+ * Sets the call timeout for later and running calls; 0 disables timeouts
+ * (the watchdog then sleeps until re-enabled). The watchdog samples the loop
+ * thread every timeout/8 ms (clamped to 1...10 ms), so a call is stopped
+ * after at least `ms` and at most about `ms` + 10 ms, plus the time to reach
+ * a safe point (see "Hangs" below). Any thread.
+ */
+void fg_set_call_timeout_ms(uint32_t ms);
+
+/* The real-time signal the watchdog uses: SIGRTMIN+4. Valid before install. */
+int fg_timeout_signal(void);
+
+/*
+ * Module identity for crash reports: NUL-terminated strings, each copied
+ * (cut to FG_MAX_IDENTITY bytes) into static buffers; NULL stores "". The
+ * engine calls it when the module it is about to call changes: after a
+ * swap, and around the new module's migrate/load during a reload. Loop
+ * thread, outside guarded calls. No per-request call is needed: the request
+ * bytes reach the report through fg_call_handle's message.
+ */
+void fg_set_module(const char *name, const char *version, const char *sha256);
+
+/*
+ * Registers the executable segments of the loaded image that contains
+ * `address_in_image` (any function of the module, e.g. its hotswap_handle)
+ * as module code. Only used to choose where a timeout may interrupt the
+ * thread (see "Hangs"); faults are contained wherever they happen. Call it
+ * after dlopen, and fg_unregister_module_image before dlclose. Returns the
+ * slot (>= 0), -ENOENT if no loaded image contains the address, -ENOSPC
+ * when FG_MAX_IMAGES are registered. Registering an image twice is a no-op
+ * that returns its slot. Any thread; not from a signal handler.
+ */
+int fg_register_module_image(const void *address_in_image);
+void fg_unregister_module_image(const void *address_in_image);
+
+/* ---- Trampolines (one per module export) --------------------------------- */
+
+/*
+ * Each calls `fn` with the given arguments and returns:
+ *   FG_OK       `fn` returned; its value is in *result (if result != NULL).
+ *               *fault is not touched.
+ *   FG_FAULT    `fn` trapped; *fault (if fault != NULL) describes it;
+ *               *result is not touched.
+ *   FG_TIMEOUT  `fn` ran past the call timeout; *fault describes where it
+ *               was stopped.
+ *   FG_REFUSED  `fn` was not called (nested call, or fn == NULL).
+ *
+ * Rules:
+ *   - Before fg_install the call is made unguarded (a fault kills the
+ *     process as it would without the guard); FG_OK is then the only status.
+ *   - On FG_FAULT/FG_TIMEOUT the trampoline restores the signal mask the
+ *     handler left (sigsetjmp does not save it: that would be a system call
+ *     per message) by unblocking the seven guard signals.
+ *   - Arguments are passed through untouched. The message (`m`) must stay
+ *     valid during the call: the crash report reads its first 64 bytes.
+ *   - Not async-signal-safe; never call from a handler.
+ */
+int32_t fg_call_describe(hotswap_describe_fn fn, const game_describer *d,
+                         int32_t *result, fg_fault *fault);
+int32_t fg_call_handle(hotswap_handle_fn fn, const game_message *m,
+                       const game_state_table *t, int32_t *result, fg_fault *fault);
+int32_t fg_call_session_closed(hotswap_session_closed_fn fn, game_id session,
+                               const game_state_table *t, fg_fault *fault);
+int32_t fg_call_migrate(hotswap_migrate_fn fn, const game_migration *m, game_id entity,
+                        const game_state_table *t, int32_t *result, fg_fault *fault);
+int32_t fg_call_load(hotswap_load_fn fn, const game_state_table *t,
+                     const uint8_t *from_version, size_t length,
+                     int32_t *result, fg_fault *fault);
+
+/* ---- Engine sections ------------------------------------------------------ */
+
+/*
+ * Every state-table thunk (engine code the module calls back into) brackets
+ * its body with fg_enter_engine() ... fg_leave_engine():
+ *
+ *     int32_t thunk_get_int(...) {
+ *         fg_enter_engine();
+ *         ... engine work ...
+ *         fg_leave_engine();   // last statement: may not return (see below)
+ *         return status;
+ *     }
+ *
+ * Inside a section:
+ *   - a fault is NOT contained: crash report, the process dies with the
+ *     signal (engine memory may be half-updated);
+ *   - a timeout is postponed: fg_leave_engine, when it closes the outermost
+ *     section of a call whose timeout is pending, does not return: it jumps
+ *     to the trampoline, which returns FG_TIMEOUT (stop =
+ *     FG_STOP_ENGINE_BOUNDARY). So a module that loops calling the table is
+ *     stopped at its next table call. Whatever the thunk still had to do
+ *     after fg_leave_engine is skipped: make it the last statement, after
+ *     the engine's state is consistent (from Swift: Swift values still
+ *     alive in the thunk's frame are not released; keep them to trivial
+ *     types or accept the leak of a reference count on a timeout).
+ * Sections nest (a thunk calling another thunk). Outside a guarded call
+ * they only count. Cost: a thread-local increment, decrement and compare.
+ * fg_check_pending() is the same jump without leaving a section, for a
+ * thunk that wants a stop point elsewhere; it returns if nothing is pending
+ * or a section is open.
+ */
+
+/* Per-thread state the inline functions below touch. Private: use the
+ * functions, not the fields. */
+typedef struct fg__thread_hot {
+    uint64_t seq;          /* odd while a guarded call runs                  */
+    uint64_t pending_seq;  /* == seq when that call's timeout is pending     */
+    int32_t engine_depth;  /* open engine sections                           */
+    int32_t unused;
+} fg__thread_hot;
+
+extern _Thread_local fg__thread_hot fg__hot __attribute__((tls_model("initial-exec")));
+
+/* Jumps out of the current call with FG_TIMEOUT (stop = engine boundary);
+ * returns only if nothing is pending after all. */
+void fg__stop_at_boundary(void);
+
+static inline void fg_enter_engine(void) {
+    fg__hot.engine_depth += 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static inline void fg_leave_engine(void) {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    int32_t depth = fg__hot.engine_depth - 1;
+    fg__hot.engine_depth = depth;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (__builtin_expect(depth == 0 && fg__hot.pending_seq == fg__hot.seq, 0))
+        fg__stop_at_boundary();
+}
+
+static inline void fg_check_pending(void) {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (__builtin_expect(fg__hot.engine_depth == 0 && fg__hot.pending_seq == fg__hot.seq, 0))
+        fg__stop_at_boundary();
+}
+
+/* 1 while the calling thread is inside a guarded call. */
+static inline int fg_in_guarded_call(void) { return (int)(fg__hot.seq & 1); }
+
+/* ---- Hangs ------------------------------------------------------------------
+ *
+ * The watchdog thread samples the loop thread's call number. When the same
+ * call has been running for call_timeout_ms it sends fg_timeout_signal() to
+ * the loop thread (pthread_kill), again at every sample until the call ends.
+ * The handler:
+ *   - not in a guarded call, or a call other than the one the watchdog
+ *     meant: returns (the signal is dropped);
+ *   - in an engine section: marks the timeout pending and returns
+ *     (fg_leave_engine stops the call, see above);
+ *   - at an instruction of a registered module image, or anywhere when no
+ *     image is registered: jumps out, FG_TIMEOUT, stop = FG_STOP_MODULE_PC;
+ *   - elsewhere (libc, the Swift runtime: possibly holding malloc's lock):
+ *     marks the timeout pending and returns; the next sample tries again.
+ *     Once the call is overdue by a second timeout period (at least 50 ms)
+ *     the jump is forced wherever the thread is outside engine sections
+ *     (stop = FG_STOP_FORCED): a server stuck forever is worse than the
+ *     small chance of a held lock.
+ * A hang inside an engine section itself is never interrupted.
+ */
+
+/* ---- Reading ------------------------------------------------------------------ */
+
+void fg_get_counters(fg_counters *out);
+
+/* "SIGSEGV", "SIGILL", ..., "SIGRTMIN+4" for the timeout signal, "signal"
+ * for others. Async-signal-safe. */
+const char *fg_signal_name(int signal);
+
+/*
+ * Describes a code address as "<image path>+0x<offset> (<symbol>+0x<offset>)"
+ * (symbol part only when dladdr found one) into buf, NUL-terminated, cut to
+ * `capacity`. Returns the length the full text has (like snprintf), or -1
+ * when no loaded image contains `pc` (buf then holds "0x<pc>"). Uses dladdr:
+ * call it after the trampoline returned, never from a handler. A return
+ * address (frames[1...]) points after its call instruction: pass frame - 1
+ * when mapping to a source line.
+ */
+int fg_describe_frame(const void *pc, char *buf, size_t capacity);
+
+/* ---- Layout checks ------------------------------------------------------- */
+
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(FG_MAX_FRAMES >= 1 && FG_MAX_FRAMES <= 256, "frame count fits the record");
+_Static_assert(sizeof(game_id) == 8, "game ids are 64 bits");
+#ifdef GAME_MAX_MODULE_NAME
+_Static_assert(FG_MAX_IDENTITY >= GAME_MAX_MODULE_NAME, "a module name or version fits");
+#endif
+_Static_assert(offsetof(fg__thread_hot, seq) == 0, "seq first: one load for the watchdog");
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HOTSWAP_FAULT_GUARD_H */
