@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "HotswapEngine",
             dependencies: [
-                "CLibUV", "UVKit", "GameABI", "Protocol",
+                "CLibUV", "UVKit", "GameABI", "Protocol", "FaultGuard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),

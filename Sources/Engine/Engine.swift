@@ -62,7 +62,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         rateBurst = limits.rateBurst
         rateStrikes = limits.rateStrikes
         world = World(limits: World.Limits(maxRooms: limits.maxRooms, maxRoomMembers: limits.maxRoomMembers))
-        host = try LogicHost(world: world, loader: loader, module: module, loop: loop, logger: logger)
+        host = try LogicHost(world: world, loader: loader, module: module, loop: loop, logger: logger,
+                             faultPolicy: FaultPolicy(maxFaults: limits.maxFaults, windowSeconds: limits.faultWindow))
         transport = Transport(loop: loop, maxOutputBytes: limits.maxOutputBytes,
                               lingerMilliseconds: UInt64(limits.lingerMs), logger: logger)
         sweepTimer = .allocateHandle()
@@ -85,6 +86,13 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     /// Binds a port; returns the port actually bound.
     func listen(_ role: ListenerRole, host: String, port: Int) throws(ListenError) -> Int {
         try transport.listen(role, host: host, port: port, backlog: role == .game ? 511 : 64)
+    }
+
+    /// Arms fault containment on this (the loop's) thread; the reason when
+    /// it cannot be.
+    func installFaultGuard() -> String? {
+        let status = host.installFaultGuard(callTimeoutMilliseconds: limits.callTimeout)
+        return status == 0 ? nil : "cannot install the fault guard: \(String(cString: strerror(-status)))"
     }
 
     /// Runs until shutdown completes.
@@ -134,6 +142,10 @@ final class Engine: TransportDelegate, LogicHostDelegate {
 
     func logicRequestedClose(_ session: GameID) {
         tearDown(session)
+    }
+
+    func logicFaulted(_ fault: FaultRecord, rolledBack: SwapReport?) {
+        admin.faulted(fault, rolledBack: rolledBack)
     }
 
     /// Ends a player's session and closes its connection (after its output

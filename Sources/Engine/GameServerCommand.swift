@@ -115,6 +115,10 @@ package struct GameServerCommand: ParsableCommand {
             logger.critical("refusing to start: module \(modulePath) has a bad schema: \(error)")
             throw ExitCode(2)
         }
+        if let problem = engine.installFaultGuard() {
+            logger.critical("refusing to start: \(problem)")
+            throw ExitCode(2)
+        }
         logger.info("loaded module \(loaded.name) \(loaded.version) from \(modulePath)",
                     metadata: ["protocol": "\(protocolBuildTag())"])
 

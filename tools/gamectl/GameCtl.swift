@@ -104,6 +104,12 @@ final class AdminClient {
                 var reply = Array(buffer[..<newline])
                 buffer.removeSubrange(...newline)
                 if reply.last == 0x0D { reply.removeLast() }
+                // Events (`>FAULT ...`) may arrive between replies: show
+                // them, and keep reading for the reply.
+                if reply.first == UInt8(ascii: ">") {
+                    _ = (reply + [0x0A]).withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+                    continue
+                }
                 return String(decoding: reply, as: UTF8.self)
             }
             var chunk = [UInt8](repeating: 0, count: 4096)

@@ -106,6 +106,17 @@ final class AdminConsole {
         remove(session)
     }
 
+    /// Contained faults reach every authenticated operator as an event line
+    /// (`>FAULT ...`, `>ROLLBACK ...`), between replies, like game events.
+    func faulted(_ fault: FaultRecord, rolledBack: SwapReport?) {
+        var event = ">FAULT \(fault.causeName) in \(fault.export) module=\(fault.moduleName)@\(fault.moduleVersion)"
+        if let rolledBack {
+            event += "; rolled back to \(rolledBack.to.name)@\(rolledBack.to.version) after "
+                + "\(limits.maxFaults) faults within \(limits.faultWindow) s"
+        }
+        for session in sessions where session.authenticated { session.send(AdminConsole.oneLine(event)) }
+    }
+
     // MARK: - Commands
 
     /// The reply, or nil when `later` will be called with it.
@@ -225,7 +236,12 @@ final class AdminConsole {
             "idle_closes=\(counters.idleCloses)", "admin_connections=\(sessions.count)",
             "admin_evicted=\(self.counters.evicted)", "admin_timeouts=\(self.counters.timedOut)",
             "log_dropped=\(settings.logSink?.droppedLines ?? 0)",
+            "faults=\(host.faultCounters.faults)", "timeouts=\(host.faultCounters.timeouts)",
+            "auto_rollbacks=\(host.faultCounters.autoRollbacks)",
         ]
+        if let fault = host.faultCounters.last {
+            fields.append("last_fault=\(fault.causeName):\(fault.moduleName)@\(fault.moduleVersion):\(fault.export)")
+        }
         if let last = self.counters.lastReloadWallSeconds { fields.append("last_reload=\(AdminConsole.iso8601(last))") }
         if let held = self.counters.lastHeldMicroseconds { fields.append("last_held_us=\(held)") }
         if let first = host.firstCallNanoseconds { fields.append("first_call_ns=\(first)") }

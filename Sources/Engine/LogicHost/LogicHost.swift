@@ -1,4 +1,5 @@
 import CLibUV
+import FaultGuard
 import GameABI
 import Logging
 import UVKit
@@ -7,6 +8,17 @@ import UVKit
 protocol LogicHostDelegate: AnyObject {
     /// A module asked to close this session; called once its call returned.
     func logicRequestedClose(_ session: GameID)
+    /// Module code faulted or hung and was contained; `rolledBack` is set
+    /// when the fault policy swapped the version out.
+    func logicFaulted(_ fault: FaultRecord, rolledBack: SwapReport?)
+}
+
+/// Counters of contained faults, for STATUS.
+struct FaultCounters {
+    var faults = 0
+    var timeouts = 0
+    var autoRollbacks = 0
+    var last: FaultRecord?
 }
 
 /// The logic side of the engine: the current and previous modules, their
@@ -55,21 +67,54 @@ final class LogicHost {
     /// No more reloads (the server is stopping).
     var stopped = false
 
+    /// Faults contained so far, and when a version has faulted too often.
+    private(set) var faultCounters = FaultCounters()
+    private var faultPolicy: FaultPolicy
+    /// Where a trampoline describes a fault: one record, reused (it is a
+    /// few hundred bytes; clearing one per request would cost a memset).
+    private let faultRecord: UnsafeMutablePointer<fg_fault>
+
     init(world: World, loader: ModuleLoader, module: LoadedModule, loop: UnsafeMutablePointer<uv_loop_t>,
-         logger: Logger) throws(SchemaError)
+         logger: Logger, faultPolicy: FaultPolicy = FaultPolicy(maxFaults: 3, windowSeconds: 60)) throws(SchemaError)
     {
         self.world = world
         self.loader = loader
         self.module = module
         self.loop = loop
         self.logger = logger
+        self.faultPolicy = faultPolicy
         self.bindings = try world.bind(module.fields)
         self.history = [module]
         table = .allocate(capacity: 1)
+        faultRecord = .allocate(capacity: 1)
+        faultRecord.initialize(to: fg_fault())
         table.initialize(to: StateTable.make(host: UVContext.pointer(to: self)))
     }
 
-    deinit { table.deallocate() }
+    deinit {
+        table.deallocate()
+        faultRecord.deallocate()
+    }
+
+    /// Arms fault containment on the calling (loop) thread: faults and hangs
+    /// in module code are contained from here on (see FaultGuard).
+    func installFaultGuard(callTimeoutMilliseconds: Int) -> Int32 {
+        let status = fg_install(UInt32(callTimeoutMilliseconds))
+        if status == 0 { identifyModuleToGuard() }
+        return status
+    }
+
+    /// Tells the guard which module is serving (for crash reports) and
+    /// which images are module code (where a hang may be interrupted): the
+    /// current and the previous one, as those are the ones that can run.
+    private func identifyModuleToGuard() {
+        fg_set_module(module.name, module.version, module.sha256)
+        for entry in history where entry.imagePath != module.imagePath && entry.imagePath != previousModule?.imagePath {
+            fg_unregister_module_image(unsafeBitCast(entry.handle, to: UnsafeRawPointer.self))
+        }
+        _ = fg_register_module_image(unsafeBitCast(module.handle, to: UnsafeRawPointer.self))
+        if let previousModule { _ = fg_register_module_image(unsafeBitCast(previousModule.handle, to: UnsafeRawPointer.self)) }
+    }
 
     var imagesMapped: Int { loader.imagesMapped }
     var nowMilliseconds: UInt64 { uv_now(loop) }
@@ -85,20 +130,30 @@ final class LogicHost {
         // An empty line still needs a valid pointer for C.
         let bytes = (line.baseAddress ?? UnsafeRawPointer(table)).assumingMemoryBound(to: UInt8.self)
         var message = game_message(session: session.raw, line: bytes, length: line.count)
-        let status: Int32
+        var status: Int32 = GAME_OK
+        let started = measureNextCall ? uv_hrtime() : 0
+        world.beginJournal()
+        let outcome = fg_call_handle(module.handle, &message, table, &status, faultRecord)
         if measureNextCall {
             // The first call into a freshly swapped image is the slow one.
             measureNextCall = false
-            let started = uv_hrtime()
-            status = module.handle(&message, table)
             firstCallNanoseconds = uv_hrtime() - started
-        } else {
-            status = module.handle(&message, table)
         }
-        if !replied { peer.deliver(status == GAME_OK ? Replies.noReply : Replies.moduleFailed) }
+        if outcome == FG_OK {
+            world.commitJournal()
+            if !replied { peer.deliver(status == GAME_OK ? Replies.noReply : Replies.moduleFailed) }
+        } else {
+            // Everything the call did is undone, its reply included; the
+            // request gets exactly one answer, the engine's.
+            world.rollBackJournal()
+            pendingCloses.removeAll()
+            peer.deliver(outcome == FG_TIMEOUT ? Replies.moduleTimedOut : Replies.moduleFaulted)
+        }
         currentPeer = nil
         currentSession = GameID(raw: 0)
-        if status != GAME_OK {
+        if outcome != FG_OK {
+            contained(outcome, export: "hotswap_handle")
+        } else if status != GAME_OK {
             logger.warning("module returned an error", metadata: [
                 "module": "\(module.name) \(module.version)", "status": "\(status)", "session": "\(session)"])
         }
@@ -112,9 +167,65 @@ final class LogicHost {
         let saved = (currentSession, currentPeer)
         currentSession = GameID(raw: 0)
         currentPeer = nil
-        hook(session.raw, table)
+        // Closes other hooks asked for are still waiting: a fault takes back
+        // only those this call asked for. The session closes either way.
+        let closesBefore = pendingCloses.count
+        world.beginJournal()
+        let outcome = fg_call_session_closed(hook, session.raw, table, faultRecord)
+        if outcome == FG_OK {
+            world.commitJournal()
+        } else {
+            world.rollBackJournal()
+            if pendingCloses.count > closesBefore { pendingCloses.removeSubrange(closesBefore...) }
+        }
         (currentSession, currentPeer) = saved
+        if outcome != FG_OK { contained(outcome, export: "hotswap_session_closed") }
         afterCall()
+    }
+
+    /// Records, logs and reports a contained fault, and applies the fault
+    /// policy: a version that faulted `--max-faults` times within
+    /// `--fault-window` is rolled back to the previous one, if any.
+    private func contained(_ outcome: Int32, export: String) {
+        let record = faultRecord(outcome, export: export, of: module)
+        faultCounters.last = record
+        if outcome == FG_TIMEOUT { faultCounters.timeouts += 1 } else { faultCounters.faults += 1 }
+        logger.error("contained: \(record); the call was undone", metadata: [
+            "sha256": "\(record.moduleSHA256)", "address": "0x\(String(record.address, radix: 16))",
+            "backtrace": "\(record.frames.joined(separator: " | "))"])
+        var rolledBack: SwapReport?
+        if faultPolicy.record(sha256: module.sha256, now: nowMilliseconds), previousModule != nil, !reloading {
+            let faulty = module
+            do throws(SwapError) {
+                rolledBack = try rollback()
+                faultCounters.autoRollbacks += 1
+                faultPolicy.forget(sha256: faulty.sha256)
+                let seconds = faultPolicy.windowMilliseconds / 1000
+                logger.error("\(faulty.name) \(faulty.version) faulted \(faultPolicy.maxFaults) times within \(seconds) s: rolled back to \(module.name) \(module.version)")
+            } catch {
+                logger.error("automatic rollback of \(faulty.name) \(faulty.version) refused: \(error)")
+            }
+        }
+        delegate?.logicFaulted(record, rolledBack: rolledBack)
+    }
+
+    /// The guard's record of the last fault, in engine terms.
+    private func faultRecord(_ outcome: Int32, export: String, of module: LoadedModule) -> FaultRecord {
+        let fault = faultRecord.pointee
+        var frames: [String] = []
+        withUnsafeBytes(of: fault.frames) { raw in
+            let pointers = raw.bindMemory(to: UnsafeMutableRawPointer?.self)
+            for index in 0..<Int(min(max(fault.frame_count, 0), FG_MAX_FRAMES)) {
+                guard let pc = pointers[index] else { continue }
+                var text = [CChar](repeating: 0, count: 256)
+                _ = fg_describe_frame(pc, &text, text.count)
+                frames.append(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+        }
+        let cause: FaultRecord.Cause = outcome == FG_TIMEOUT
+            ? .timeout(milliseconds: Int(fault.elapsed_ms)) : .signal(fault.signal)
+        return FaultRecord(cause: cause, export: export, moduleName: module.name, moduleVersion: module.version,
+                           moduleSHA256: module.sha256, address: UInt(bitPattern: fault.address), frames: frames)
     }
 
     /// Applies what the module asked to happen after its call (closes, then
@@ -255,25 +366,39 @@ final class LogicHost {
         phase = .migrating
         defer { phase = .serving }
         var migrated = 0
+        fg_set_module(candidate.name, candidate.version, candidate.sha256)
         do throws(SwapError) {
             if migrate, let hook = candidate.migrate {
                 let context = MigrationContext(world: world, oldStore: saved.store,
                                                oldFields: saved.module.fields, oldBindings: saved.bindings)
-                migrated = try context.run(hook, table: table, from: saved.module.version)
+                migrated = try context.run(hook, table: table, from: saved.module.version, fault: faultRecord)
             }
             if let hook = candidate.load {
-                let status = Array(saved.module.version.utf8).withUnsafeBufferPointer {
-                    hook(table, $0.baseAddress, $0.count)
+                var status: Int32 = GAME_OK
+                let outcome = Array(saved.module.version.utf8).withUnsafeBufferPointer {
+                    fg_call_load(hook, table, $0.baseAddress, $0.count, &status, faultRecord)
                 }
+                if outcome != FG_OK { throw .faulted(faultRecord(outcome, export: "hotswap_load", of: candidate)) }
                 if status != GAME_OK { throw .loadHookFailed(status: status) }
             }
         } catch {
+            var error = error
+            if case .migrateFaulted(let outcome, _) = error {
+                error = .faulted(faultRecord(outcome, export: "hotswap_migrate", of: candidate))
+            }
             world.restore(saved.store)
             bindings = saved.bindings
             module = saved.module
+            fg_set_module(module.name, module.version, module.sha256)
+            if case .faulted(let record) = error {
+                faultCounters.faults += 1
+                faultCounters.last = record
+                logger.error("contained: \(record); the reload is refused and nothing changed")
+            }
             throw error
         }
         measureNextCall = true
+        identifyModuleToGuard()
         return SwapReport(from: saved.module, to: candidate, heldMicroseconds: (uv_hrtime() - started) / 1000,
                           loadMicroseconds: loadNanoseconds / 1000, migrated: migrated)
     }

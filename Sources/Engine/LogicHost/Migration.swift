@@ -1,3 +1,4 @@
+import FaultGuard
 import GameABI
 import UVKit
 
@@ -19,8 +20,8 @@ final class MigrationContext {
 
     /// Calls `hook` for the global entity, every session and every room;
     /// returns how many entities it migrated.
-    func run(_ hook: hotswap_migrate_fn, table: UnsafePointer<game_state_table>, from version: String)
-        throws(SwapError) -> Int
+    func run(_ hook: hotswap_migrate_fn, table: UnsafePointer<game_state_table>, from version: String,
+             fault: UnsafeMutablePointer<fg_fault>) throws(SwapError) -> Int
     {
         var ids: [GameID] = [GameID.global]
         ids += world.sessionIDs()
@@ -48,7 +49,9 @@ final class MigrationContext {
                     }
                 })
             for id in ids {
-                let status = withExtendedLifetime(self) { hook(&migration, id.raw, table) }
+                var status: Int32 = GAME_OK
+                let outcome = withExtendedLifetime(self) { fg_call_migrate(hook, &migration, id.raw, table, &status, fault) }
+                if outcome != FG_OK { throw .migrateFaulted(outcome: outcome, entity: id) }
                 if status != GAME_OK { throw .migrateFailed(entity: id, status: status) }
             }
             return ids.count

@@ -1,4 +1,5 @@
 import Crypto
+import FaultGuard
 import GameABI
 import Glibc
 
@@ -205,7 +206,8 @@ extension ModuleLoadRequest {
         let handle: hotswap_handle_fn = try resolve(image, "hotswap_handle")
 
         let schema = SchemaCollector()
-        let status = schema.collect(with: describe)
+        let (status, fault) = schema.collect(with: describe)
+        if let fault { throw .describeFailed(path: path, reason: "hotswap_describe crashed (\(fault))") }
         if let problem = schema.problem ?? (status == GAME_OK ? nil : "hotswap_describe returned \(status)") {
             throw .describeFailed(path: path, reason: problem)
         }

@@ -1,3 +1,4 @@
+import FaultGuard
 import GameABI
 
 /// Runs a module's `hotswap_describe` and records what it declares: its
@@ -11,12 +12,17 @@ final class SchemaCollector {
     private(set) var fields: [FieldSpec] = []
     private(set) var problem: String?
 
-    func collect(with describe: hotswap_describe_fn) -> Int32 {
+    /// Runs `describe` under the fault guard (on the reload's worker thread:
+    /// a module that traps while describing itself is refused, not fatal).
+    /// Returns its status, or the name of the signal it died of.
+    func collect(with describe: hotswap_describe_fn) -> (status: Int32, fault: String?) {
         var describer = game_describer(
             size: UInt32(MemoryLayout<game_describer>.size),
             abi_version: UInt32(GAME_ABI_VERSION),
             engine: Unmanaged.passUnretained(self).toOpaque(),
             module: { describer, name, nameLength, version, versionLength in
+                fg_enter_engine()
+                defer { fg_leave_engine() }
                 let collector = SchemaCollector.from(describer)
                 guard let name = SchemaCollector.text(name, nameLength, limit: Int(GAME_MAX_MODULE_NAME)),
                     let version = SchemaCollector.text(version, versionLength, limit: Int(GAME_MAX_MODULE_NAME))
@@ -26,13 +32,21 @@ final class SchemaCollector {
                 return GAME_OK
             },
             field: { describer, kind, type, flags, name, nameLength, defaultInt, defaultString, defaultLength in
-                SchemaCollector.from(describer).declare(
+                fg_enter_engine()
+                defer { fg_leave_engine() }
+                return SchemaCollector.from(describer).declare(
                     kind: kind, type: type, flags: flags,
                     name: SchemaCollector.text(name, nameLength, limit: Int(GAME_MAX_FIELD_NAME)),
                     defaultInt: defaultInt,
                     defaultString: SchemaCollector.bytes(defaultString, defaultLength))
             })
-        return withExtendedLifetime(self) { describe(&describer) }
+        var status: Int32 = GAME_OK
+        var fault = fg_fault()
+        let outcome = withExtendedLifetime(self) { fg_call_describe(describe, &describer, &status, &fault) }
+        guard outcome == FG_OK else {
+            return (GAME_ERR_STATE, outcome == FG_TIMEOUT ? "timeout" : String(cString: fg_signal_name(fault.signal)))
+        }
+        return (status, nil)
     }
 
     private func declare(

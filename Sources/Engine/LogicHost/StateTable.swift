@@ -1,3 +1,4 @@
+import FaultGuard
 import GameABI
 import Logging
 import UVKit
@@ -146,9 +147,14 @@ enum StateTable {
                 }
             },
             now_ms: { t in
-                StateTable.hostOf(t).nowMilliseconds
+                fg_enter_engine()
+                let now = StateTable.hostOf(t).nowMilliseconds
+                fg_leave_engine()
+                return now
             },
             log: { t, level, bytes, length in
+                fg_enter_engine()
+                defer { fg_leave_engine() }
                 let host = StateTable.hostOf(t)
                 guard let text = try? StateTable.string(bytes, length) else { return }
                 let message = String(decoding: text, as: UTF8.self)
@@ -165,15 +171,26 @@ enum StateTable {
             })
     }
 
-    /// Runs a thunk's body and turns its outcome into a status code.
+    /// Runs a thunk's body as an engine section and turns its outcome into
+    /// a status code.
+    ///
+    /// The section tells the fault guard that engine code runs: a fault here
+    /// is the engine's, never contained (crash report, exit), and a timeout
+    /// that comes due waits until the section ends. `fg_leave_engine` is the
+    /// last thing done, after the engine's state is consistent: when the
+    /// module's call has timed out, it does not return but stops the call.
     @inline(__always)
     static func status(_ body: () throws(EngineError) -> Void) -> Int32 {
+        fg_enter_engine()
+        let code: Int32
         do {
             try body()
-            return GAME_OK
+            code = GAME_OK
         } catch {
-            return error.code
+            code = error.code
         }
+        fg_leave_engine()
+        return code
     }
 
     @inline(__always)

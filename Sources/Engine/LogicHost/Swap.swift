@@ -31,6 +31,10 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
     case migrateMissing(field: String)
     case migrateFailed(entity: GameID, status: Int32)
     case loadHookFailed(status: Int32)
+    /// `hotswap_migrate` faulted or hung on an entity (turned into `.faulted`).
+    case migrateFaulted(outcome: Int32, entity: GameID)
+    /// A hook of the new module faulted or hung: contained, reload refused.
+    case faulted(FaultRecord)
     case nothingToRollBack
     case busy
     case shuttingDown
@@ -47,6 +51,8 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
         case .migrateFailed(let entity, let status):
             "hotswap_migrate failed with status \(status) on \(entity)"
         case .loadHookFailed(let status): "hotswap_load failed with status \(status)"
+        case .migrateFaulted(_, let entity): "hotswap_migrate faulted on \(entity)"
+        case .faulted(let record): "fault \(record.causeName) in \(record.export)"
         case .nothingToRollBack: "no previous module to roll back to"
         case .busy: "another reload is in progress"
         case .shuttingDown: "the server is shutting down"

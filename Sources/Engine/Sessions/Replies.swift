@@ -5,6 +5,8 @@ enum Replies {
     static var lineTooLong: UnsafeRawBufferPointer { raw("-ERR LINE_TOO_LONG line exceeds the maximum length; closing") }
     static var noReply: UnsafeRawBufferPointer { raw("-ERR INTERNAL the game logic sent no reply") }
     static var moduleFailed: UnsafeRawBufferPointer { raw("-ERR INTERNAL the game logic failed on this request") }
+    static var moduleFaulted: UnsafeRawBufferPointer { raw("-ERR INTERNAL the game logic crashed on this request; nothing it did was kept") }
+    static var moduleTimedOut: UnsafeRawBufferPointer { raw("-ERR TIMEOUT the game logic took too long on this request; nothing it did was kept") }
     static var rateLimited: UnsafeRawBufferPointer { raw("-ERR RATE_LIMITED too many requests, slow down") }
     static var rateLimitedClosing: UnsafeRawBufferPointer { raw("-ERR RATE_LIMITED too many requests; closing") }
     static var loginTimeout: UnsafeRawBufferPointer { raw(">TIMEOUT no login in time; closing") }

@@ -30,6 +30,9 @@ import Logging
             loop.deallocate()
         }
 
+        private(set) var faults: [FaultRecord] = []
+        func logicFaulted(_ fault: FaultRecord, rolledBack: SwapReport?) { faults.append(fault) }
+
         func logicRequestedClose(_ session: GameID) {
             closeRequests.append(session)
             guard world.beginClosing(session) else { return }

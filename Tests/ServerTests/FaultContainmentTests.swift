@@ -1,0 +1,158 @@
+import Foundation
+import Testing
+
+/// Fault containment over real sockets, with fixture modules that crash or
+/// hang on request (`FAULT kind`). Each fault is sent by alice while bob
+/// plays in the same room: alice's request is answered `-ERR`, everything
+/// the call did is undone (a field it set, a broadcast and a line to itself
+/// it queued), bob notices nothing, and the counters move.
+@Suite struct FaultContainmentTests {
+    static let cFaults = ["null", "trap", "abort", "div0", "recurse", "segv-after-reply"]
+    static let hangs = ["loop", "loopcalls"]
+    static let swiftFaults = ["fatal", "index", "overflow"]
+
+    /// A server serving `module`, alice (score 5) and bob together in room r.
+    private func faultyRoom(_ module: String, _ extra: [String] = [])
+        throws -> (server: TestServer, alice: LineClient, bob: LineClient)
+    {
+        let server = try TestServer(arguments: ["--module", Products.library(module).path, "--call-timeout", "200"] + extra)
+        let alice = try server.connect()
+        let bob = try server.connect()
+        #expect(try alice.call("LOGIN alice") == "+OK")
+        #expect(try bob.call("LOGIN bob") == "+OK")
+        #expect(try alice.call("JOIN r") == "+JOINED r")
+        #expect(try bob.call("JOIN r") == "+JOINED r")
+        #expect(try alice.call("SET 5") == "+OK")
+        _ = alice.takeEvents()
+        return (server, alice, bob)
+    }
+
+    /// True when nothing was pushed to `client`: a round trip (the fixtures
+    /// know no PING) brings in every line queued for it before.
+    private func quiet(_ client: LineClient) throws -> Bool {
+        let reply = try client.call("GET")
+        let events = client.takeEvents()
+        if !events.isEmpty { print("unexpected events: \(events)") }
+        return reply.hasPrefix("+VALUE") && events.isEmpty
+    }
+
+    /// The request that faulted is answered, and nothing it did is left.
+    private func expectContained(_ reply: String, expected prefix: String, _ alice: LineClient, _ bob: LineClient) throws {
+        #expect(reply.hasPrefix(prefix), "\(reply)")
+        #expect(try alice.call("GET") == "+VALUE 5")
+        #expect(try quiet(alice), "alice got a line the faulting call queued")
+        #expect(try quiet(bob), "bob got a line the faulting call queued")
+        // The game goes on for both.
+        #expect(try bob.call("SAY still here") == "+OK")
+        #expect(try alice.event() == ">SAY bob still here")
+        #expect(try alice.call("SET 6") == "+OK")
+        #expect(try alice.call("GET") == "+VALUE 6")
+    }
+
+    @Test(arguments: cFaults)
+    func aCrashInCCostsOneRequest(kind: String) throws {
+        let (server, alice, bob) = try faultyRoom("FaultyModule")
+        try expectContained(try alice.call("FAULT \(kind)"), expected: "-ERR INTERNAL", alice, bob)
+        let status = try server.statusFields()
+        #expect(status["faults"] == "1")
+        #expect(status["sessions"] == "2")
+        #expect(status["last_fault"]?.hasSuffix(":faulty@1.0.0:hotswap_handle") == true, "\(status)")
+        #expect(server.logContains("contained: SIG"))
+    }
+
+    @Test(arguments: hangs)
+    func aHangIsInterruptedAndUndone(kind: String) throws {
+        let (server, alice, bob) = try faultyRoom("FaultyModule")
+        let started = Date()
+        try expectContained(try alice.call("FAULT \(kind)"), expected: "-ERR TIMEOUT", alice, bob)
+        #expect(Date().timeIntervalSince(started) < 5)
+        let status = try server.statusFields()
+        #expect(status["timeouts"] == "1")
+        #expect(status["last_fault"] == "timeout:faulty@1.0.0:hotswap_handle")
+    }
+
+    @Test(arguments: swiftFaults)
+    func aSwiftTrapCostsOneRequest(kind: String) throws {
+        let (server, alice, bob) = try faultyRoom("FaultySwiftModule")
+        try expectContained(try alice.call("FAULT \(kind)"), expected: "-ERR INTERNAL", alice, bob)
+        #expect(try server.statusFields()["faults"] == "1")
+    }
+
+    @Test func aVersionThatKeepsFaultingIsRolledBackWithEverySessionKept() throws {
+        let (server, alice, bob) = try faultyRoom("FaultyModule")
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("RELOAD \(Products.library("FaultySwiftModule").path)")
+            .hasPrefix("+OK faulty 1.0.0 -> faulty-swift 1.0.0"))
+        for round in 1...3 {
+            #expect(try alice.call("FAULT fatal").hasPrefix("-ERR INTERNAL"), "fault \(round)")
+        }
+        // The third fault rolled the version back; the operator heard of each.
+        let status = statusFields(try admin.call("STATUS"))
+        #expect(status["module"] == "faulty")
+        #expect(status["auto_rollbacks"] == "1")
+        #expect(status["faults"] == "3")
+        #expect(status["sessions"] == "2")
+        #expect(admin.takeEvents().filter { $0.hasPrefix(">FAULT SIG") }.count == 3)
+        #expect(server.logContains("faulted 3 times within 60 s: rolled back to faulty 1.0.0"))
+        // Nobody was disconnected and nothing was lost.
+        #expect(try alice.call("GET") == "+VALUE 5")
+        #expect(try bob.call("SAY hello") == "+OK")
+        #expect(try alice.event() == ">SAY bob hello")
+    }
+
+    @Test func aFirstVersionThatFaultsKeepsServing() throws {
+        let (server, alice, _) = try faultyRoom("FaultyModule")
+        for _ in 1...4 { #expect(try alice.call("FAULT null").hasPrefix("-ERR INTERNAL")) }
+        let status = try server.statusFields()
+        #expect(status["faults"] == "4")
+        #expect(status["auto_rollbacks"] == "0")
+        #expect(try alice.call("GET") == "+VALUE 5")
+    }
+
+    @Test(arguments: [("FaultyMigrateModule", "hotswap_migrate"), ("FaultyLoadModule", "hotswap_load")])
+    func aFaultInAReloadHookRefusesTheReload(module: String, export: String) throws {
+        let (server, alice, _) = try faultyRoom("FaultyModule")
+        let admin = try server.connectAdmin()
+        let reply = try admin.call("RELOAD \(Products.library(module).path)")
+        #expect(reply.hasPrefix("-ERR RELOAD_FAILED fault SIG"), "\(reply)")
+        #expect(reply.contains("in \(export)"), "\(reply)")
+        let status = statusFields(try admin.call("STATUS"))
+        #expect(status["module"] == "faulty")
+        #expect(status["reloads"] == "0")
+        #expect(status["faults"] == "1")
+        #expect(try alice.call("GET") == "+VALUE 5")
+    }
+
+    @Test func aFaultInTheCloseHookStillClosesTheSession() throws {
+        let (server, alice, bob) = try faultyRoom("FaultyModule")
+        #expect(try alice.call("SET 666") == "+OK")  // the hook faults for 666
+        alice.halfClose()
+        #expect(try waitUntil { (try? server.statusFields()["sessions"]) == "1" })
+        let status = try server.statusFields()
+        #expect(status["faults"] == "1")
+        #expect(status["last_fault"]?.hasSuffix(":hotswap_session_closed") == true, "\(status)")
+        #expect(try bob.call("GET") == "+VALUE 0")
+        // The name is free again: the session is gone for good.
+        let again = try server.connect()
+        #expect(try again.call("LOGIN alice") == "+OK")
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func tenThousandFaultsInARowLeaveTheServerServing() throws {
+        let (server, alice, bob) = try faultyRoom("FaultyModule", ["--rate-limit", "0"])
+        let pid = server.process.processIdentifier
+        let batch = Array(repeating: "FAULT null\r\n", count: 100).joined()
+        var answered = 0
+        for _ in 0..<100 {
+            try alice.write(Array(batch.utf8))
+            for _ in 0..<100 where try alice.reply().hasPrefix("-ERR INTERNAL") { answered += 1 }
+        }
+        #expect(answered == 10_000)
+        #expect(try server.statusFields()["faults"] == "10000")
+        #expect(try alice.call("GET") == "+VALUE 5")
+        #expect(try quiet(bob))
+        let rss = try procFile("/proc/\(pid)/status").split(separator: "\n")
+            .first { $0.hasPrefix("VmRSS:") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+        #expect(rss < 1_000_000, "resident memory after 10,000 faults: \(rss) KiB")
+    }
+}
