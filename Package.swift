@@ -15,6 +15,13 @@
 //              crash or a hang in module code (see its header)
 import PackageDescription
 
+/// Swift logic modules are built without run-time exclusivity tracking: the
+/// runtime links each dynamic access into a per-thread list of records on
+/// the caller's stack, and a fault the engine contains abandons those frames
+/// without ending the access, which would leave the list pointing into dead
+/// stack for the engine's next access (docs/ADMIN.md, fault containment).
+let moduleSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
 let package = Package(
     name: "Hotswap",
     products: [
@@ -54,7 +61,7 @@ let package = Package(
         ),
         .target(name: "GameABI"),
         .target(name: "Protocol"),
-        .target(name: "LogicKit", dependencies: ["GameABI", "Protocol"]),
+        .target(name: "LogicKit", dependencies: ["GameABI", "Protocol"], swiftSettings: moduleSettings),
         .target(name: "UVKit", dependencies: ["CLibUV"]),
         // Fault containment: the C trampolines around every module call (see fault_guard.h).
         .target(name: "FaultGuard", dependencies: ["GameABI"]),
@@ -74,8 +81,9 @@ let package = Package(
             dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "tools/gamectl"
         ),
-        .target(name: "GameLogic", dependencies: ["GameABI", "LogicKit", "Protocol"]),
-        .target(name: "GameLogicV2", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Tests/Fixtures/GameLogicV2"),
+        .target(name: "GameLogic", dependencies: ["GameABI", "LogicKit", "Protocol"], swiftSettings: moduleSettings),
+        .target(name: "GameLogicV2", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Tests/Fixtures/GameLogicV2",
+                swiftSettings: moduleSettings),
         .target(name: "GameLogicV3", dependencies: ["GameABI"], path: "Tests/Fixtures/GameLogicV3"),
         .target(name: "WrongABIModule", dependencies: ["GameABI"], path: "Tests/Fixtures/WrongABIModule"),
         .target(name: "NoHandleModule", dependencies: ["GameABI"], path: "Tests/Fixtures/NoHandleModule"),
@@ -87,7 +95,7 @@ let package = Package(
         .target(name: "HookProbeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/HookProbeModule"),
         .target(name: "FaultyModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyModule"),
         .target(name: "FaultySwiftModule", dependencies: ["GameABI", "LogicKit", "Protocol"],
-                path: "Tests/Fixtures/FaultySwiftModule"),
+                path: "Tests/Fixtures/FaultySwiftModule", swiftSettings: moduleSettings),
         .target(name: "FaultyMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyMigrateModule"),
         .target(name: "FaultyLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyLoadModule"),
         .target(

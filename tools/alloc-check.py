@@ -15,7 +15,7 @@ import time
 
 import subprocess
 
-from serverproc import SERVER, log, start
+from serverproc import SERVER, start
 
 STRIPPED = "/tmp/gameserver-no-debuginfo"
 COMMANDS = ["PING", "LOOK", "SAY hello there", "MOVE N", "WHO", "SCORE", "ROOMS"]

@@ -7,7 +7,7 @@ import Testing
 /// the call did is undone (a field it set, a broadcast and a line to itself
 /// it queued), bob notices nothing, and the counters move.
 @Suite struct FaultContainmentTests {
-    static let cFaults = ["null", "trap", "abort", "div0", "recurse", "segv-after-reply"]
+    static let cFaults = ["null", "trap", "abort", "div0", "recurse", "segv-after-reply", "badreply"]
     static let hangs = ["loop", "loopcalls"]
     static let swiftFaults = ["fatal", "index", "overflow"]
 
@@ -98,6 +98,16 @@ import Testing
         #expect(try alice.call("GET") == "+VALUE 5")
         #expect(try bob.call("SAY hello") == "+OK")
         #expect(try alice.event() == ">SAY bob hello")
+    }
+
+    /// A call that pushes the room past its output limit and then crashes:
+    /// the overflow is undone with the rest, and nobody is cut off.
+    @Test func anOverflowByACallThatFaultedDisconnectsNobody() throws {
+        let (server, alice, bob) = try faultyRoom("FaultyModule", ["--max-output-bytes", "65536"])
+        try expectContained(try alice.call("FAULT flood"), expected: "-ERR INTERNAL", alice, bob)
+        let status = try server.statusFields()
+        #expect(status["output_overflows"] == "0")
+        #expect(status["sessions"] == "2")
     }
 
     @Test func aFirstVersionThatFaultsKeepsServing() throws {

@@ -75,7 +75,8 @@ final class ModuleWatcher {
             case .failure(.load(let error)) where error.isTransient:
                 return retry(reason: "\(error)")
             case .failure:
-                break
+                // Refused for good: wait for a build with other content.
+                if let sha = engine.host.lastLoadSHA256 { lastSeenSHA256 = sha }
             }
             _ = engine.admin.record("WATCH \(path)", outcome)
         }

@@ -67,6 +67,15 @@ final class LogicHost {
     /// No more reloads (the server is stopping).
     var stopped = false
 
+    /// The last candidate a swap refused (its image is unregistered from the
+    /// guard once it is neither current nor previous).
+    private var lastRefused: LoadedModule?
+    /// Versions (by SHA-256) the fault policy took out: never put back by it.
+    private var condemned: Set<String> = []
+    /// The SHA-256 of the file the last load copied (loaded or refused), so
+    /// `--watch` can skip a file it has already acted on.
+    private(set) var lastLoadSHA256: String?
+
     /// Faults contained so far, and when a version has faulted too often.
     private(set) var faultCounters = FaultCounters()
     private var faultPolicy: FaultPolicy
@@ -109,7 +118,9 @@ final class LogicHost {
     /// current and the previous one, as those are the ones that can run.
     private func identifyModuleToGuard() {
         fg_set_module(module.name, module.version, module.sha256)
-        for entry in history where entry.imagePath != module.imagePath && entry.imagePath != previousModule?.imagePath {
+        for entry in history + [lastRefused].compactMap({ $0 })
+            where entry.imagePath != module.imagePath && entry.imagePath != previousModule?.imagePath
+        {
             fg_unregister_module_image(unsafeBitCast(entry.handle, to: UnsafeRawPointer.self))
         }
         _ = fg_register_module_image(unsafeBitCast(module.handle, to: UnsafeRawPointer.self))
@@ -194,8 +205,11 @@ final class LogicHost {
             "sha256": "\(record.moduleSHA256)", "address": "0x\(String(record.address, radix: 16))",
             "backtrace": "\(record.frames.joined(separator: " | "))"])
         var rolledBack: SwapReport?
-        if faultPolicy.record(sha256: module.sha256, now: nowMilliseconds), previousModule != nil, !reloading {
+        if faultPolicy.record(sha256: module.sha256, now: nowMilliseconds), !reloading, !stopped,
+            let previous = previousModule, !condemned.contains(previous.sha256)
+        {
             let faulty = module
+            condemned.insert(faulty.sha256)
             do throws(SwapError) {
                 rolledBack = try rollback()
                 faultCounters.autoRollbacks += 1
@@ -217,6 +231,13 @@ final class LogicHost {
             let pointers = raw.bindMemory(to: UnsafeMutableRawPointer?.self)
             for index in 0..<Int(min(max(fault.frame_count, 0), FG_MAX_FRAMES)) {
                 guard let pc = pointers[index] else { continue }
+                // dladdr takes the dynamic linker's lock, which a load on
+                // the worker holds through dlopen: the loop must not wait
+                // for it, so while one runs the frames stay raw addresses.
+                if reloading {
+                    frames.append("0x" + String(UInt(bitPattern: pc), radix: 16))
+                    continue
+                }
                 var text = [CChar](repeating: 0, count: 256)
                 _ = fg_describe_frame(pc, &text, text.count)
                 frames.append(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
@@ -308,6 +329,7 @@ final class LogicHost {
         reloading = false
         guard let result = job.result else { return done(.failure(.cannotQueue(UVError(UV_ECANCELED.rawValue)))) }
         loader.finished(result)
+        lastLoadSHA256 = result.sha256
         if stopped {
             // Nobody to serve with it any more: do not run its hooks.
             return done(.failure(.shuttingDown))
@@ -322,6 +344,7 @@ final class LogicHost {
                 let report = try swap(to: candidate, migrate: true, loadNanoseconds: result.nanoseconds)
                 previousModule = report.from
                 history.append(candidate)
+                identifyModuleToGuard()
                 done(.success(.swapped(report)))
             } catch {
                 done(.failure(error))
@@ -337,6 +360,7 @@ final class LogicHost {
         guard let previous = previousModule else { throw .nothingToRollBack }
         let report = try swap(to: previous, migrate: false, loadNanoseconds: 0)
         previousModule = report.from
+        identifyModuleToGuard()
         return report
     }
 
@@ -367,6 +391,8 @@ final class LogicHost {
         defer { phase = .serving }
         var migrated = 0
         fg_set_module(candidate.name, candidate.version, candidate.sha256)
+        // Its hooks are module code: a hang in them is interrupted where it is.
+        _ = fg_register_module_image(unsafeBitCast(candidate.handle, to: UnsafeRawPointer.self))
         do throws(SwapError) {
             if migrate, let hook = candidate.migrate {
                 let context = MigrationContext(world: world, oldStore: saved.store,
@@ -386,10 +412,11 @@ final class LogicHost {
             if case .migrateFaulted(let outcome, _) = error {
                 error = .faulted(faultRecord(outcome, export: "hotswap_migrate", of: candidate))
             }
+            lastRefused = candidate
             world.restore(saved.store)
             bindings = saved.bindings
             module = saved.module
-            fg_set_module(module.name, module.version, module.sha256)
+            identifyModuleToGuard()
             if case .faulted(let record) = error {
                 faultCounters.faults += 1
                 faultCounters.last = record
@@ -398,7 +425,6 @@ final class LogicHost {
             throw error
         }
         measureNextCall = true
-        identifyModuleToGuard()
         return SwapReport(from: saved.module, to: candidate, heldMicroseconds: (uv_hrtime() - started) / 1000,
                           loadMicroseconds: loadNanoseconds / 1000, migrated: migrated)
     }

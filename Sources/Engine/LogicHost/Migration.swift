@@ -35,14 +35,18 @@ final class MigrationContext {
                 from_version: version.baseAddress, from_version_length: version.count,
                 old_get_int: { m, entity, name, length, out in
                     guard let out else { return GAME_ERR_BAD_ARGUMENT }
-                    return StateTable.status { () throws(EngineError) in
+                    return StateTable.status(touching: { probe(name, min(length, Int(GAME_MAX_FIELD_NAME))); probe(out) }) { () throws(EngineError) in
                         let (binding, row) = try MigrationContext.from(m).old(entity, name, length, .int)
                         out.pointee = MigrationContext.from(m).oldStore.int(binding, row: row)
                     }
                 },
                 old_get_string: { m, entity, name, length, buffer, capacity, outLength in
                     guard let outLength, capacity >= 0, buffer != nil || capacity == 0 else { return GAME_ERR_BAD_ARGUMENT }
-                    return StateTable.status { () throws(EngineError) in
+                    return StateTable.status(touching: {
+                        probe(name, min(length, Int(GAME_MAX_FIELD_NAME)))
+                        probe(buffer, min(capacity, Int(GAME_MAX_STRING)))
+                        probe(outLength)
+                    }) { () throws(EngineError) in
                         let context = MigrationContext.from(m)
                         let (binding, row) = try context.old(entity, name, length, .string)
                         context.oldStore.withString(binding, row: row) { StateTable.copyOut($0, buffer, capacity, outLength) }

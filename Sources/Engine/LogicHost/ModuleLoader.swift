@@ -88,6 +88,8 @@ struct ModuleLoadResult: Sendable {
         case failed(ModuleLoadError)
     }
     let outcome: Outcome
+    /// The SHA-256 of the bytes copied, when the copy got that far.
+    let sha256: String?
     /// Whether an image was mapped (also when validation then refused it:
     /// images are never unmapped).
     let mapped: Bool
@@ -167,17 +169,18 @@ extension ModuleLoadRequest {
     func perform() -> ModuleLoadResult {
         let started = monotonicNanoseconds()
         var mapped = false
+        var sha256: String?
         let outcome: ModuleLoadResult.Outcome
         do throws(ModuleLoadError) {
-            outcome = try run(mapped: &mapped)
+            outcome = try run(mapped: &mapped, sha256: &sha256)
         } catch {
             outcome = .failed(error)
         }
-        return ModuleLoadResult(outcome: outcome, mapped: mapped,
+        return ModuleLoadResult(outcome: outcome, sha256: sha256, mapped: mapped,
                                 nanoseconds: monotonicNanoseconds() - started)
     }
 
-    private func run(mapped: inout Bool) throws(ModuleLoadError) -> ModuleLoadResult.Outcome {
+    private func run(mapped: inout Bool, sha256 copied: inout String?) throws(ModuleLoadError) -> ModuleLoadResult.Outcome {
         var info = stat()
         guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             throw .notFound(path: path)
@@ -187,6 +190,7 @@ extension ModuleLoadRequest {
         // directory (/proc/PID/maps then shows the copy as "(deleted)").
         defer { unlink(imagePath) }
         let sha256 = try ModuleLoadRequest.copyFile(from: path, to: imagePath)
+        copied = sha256
         if sha256 == unlessSHA256 { return .unchanged(sha256: sha256) }
         if let problem = ELFCheck.problem(path: imagePath) {
             throw .notELF(path: path, problem: problem)

@@ -21,6 +21,8 @@ final class SchemaCollector {
             abi_version: UInt32(GAME_ABI_VERSION),
             engine: Unmanaged.passUnretained(self).toOpaque(),
             module: { describer, name, nameLength, version, versionLength in
+                probe(name, min(nameLength, Int(GAME_MAX_MODULE_NAME)))
+                probe(version, min(versionLength, Int(GAME_MAX_MODULE_NAME)))
                 fg_enter_engine()
                 defer { fg_leave_engine() }
                 let collector = SchemaCollector.from(describer)
@@ -32,6 +34,8 @@ final class SchemaCollector {
                 return GAME_OK
             },
             field: { describer, kind, type, flags, name, nameLength, defaultInt, defaultString, defaultLength in
+                probe(name, min(nameLength, Int(GAME_MAX_FIELD_NAME)))
+                probe(defaultString, min(defaultLength, Int(GAME_MAX_STRING)))
                 fg_enter_engine()
                 defer { fg_leave_engine() }
                 return SchemaCollector.from(describer).declare(

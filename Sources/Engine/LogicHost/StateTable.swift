@@ -18,13 +18,13 @@ enum StateTable {
             abi_version: UInt32(GAME_ABI_VERSION),
             engine: context,
             reply: { t, bytes, length in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(bytes, length) }) { () throws(EngineError) in
                     let line = try StateTable.outputLine(bytes, length, markers: "+-")
                     try StateTable.hostOf(t).reply(line)
                 }
             },
             send: { t, session, bytes, length in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(bytes, length) }) { () throws(EngineError) in
                     let host = StateTable.hostOf(t)
                     try host.checkServing()
                     let line = try StateTable.outputLine(bytes, length, markers: ">")
@@ -35,7 +35,7 @@ enum StateTable {
                 StateTable.status { () throws(EngineError) in try StateTable.hostOf(t).requestClose(GameID(raw: session)) }
             },
             room_create: { t, name, length, out in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(name, min(length, Int(GAME_MAX_ROOM_NAME))); probe(out) }) { () throws(EngineError) in
                     let host = StateTable.hostOf(t)
                     try host.checkServing()
                     guard let out else { throw .badArgument }
@@ -43,7 +43,7 @@ enum StateTable {
                 }
             },
             room_find: { t, name, length, out in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(name, min(length, Int(GAME_MAX_ROOM_NAME))); probe(out) }) { () throws(EngineError) in
                     guard let out else { throw .badArgument }
                     guard let id = StateTable.hostOf(t).world.findRoom(named: try StateTable.roomName(name, length)) else { throw .notFound }
                     out.pointee = id.raw
@@ -64,13 +64,13 @@ enum StateTable {
                 }
             },
             room_of: { t, session, out in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(out) }) { () throws(EngineError) in
                     guard let out else { throw .badArgument }
                     out.pointee = try StateTable.hostOf(t).world.room(of: GameID(raw: session))?.raw ?? 0
                 }
             },
             room_members: { t, room, out, capacity, count in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(out, min(capacity, 1 << 20)); probe(count) }) { () throws(EngineError) in
                     guard let count, capacity >= 0, out != nil || capacity == 0 else { throw .badArgument }
                     try StateTable.hostOf(t).world.withMembers(of: GameID(raw: room)) { members in
                         for (index, member) in members.prefix(capacity).enumerated() { out![index] = member.raw }
@@ -79,7 +79,7 @@ enum StateTable {
                 }
             },
             room_broadcast: { t, room, except, bytes, length in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(bytes, length) }) { () throws(EngineError) in
                     let host = StateTable.hostOf(t)
                     try host.checkServing()
                     let line = try StateTable.outputLine(bytes, length, markers: ">")
@@ -87,7 +87,7 @@ enum StateTable {
                 }
             },
             room_list: { t, out, capacity, count in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(out, min(capacity, 1 << 20)); probe(count) }) { () throws(EngineError) in
                     guard let count, capacity >= 0, out != nil || capacity == 0 else { throw .badArgument }
                     var total = 0
                     StateTable.hostOf(t).world.forEachRoom { id in
@@ -98,13 +98,13 @@ enum StateTable {
                 }
             },
             room_name: { t, room, buffer, capacity, length in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(buffer, min(capacity, Int(GAME_MAX_ROOM_NAME))); probe(length) }) { () throws(EngineError) in
                     guard let length, capacity >= 0, buffer != nil || capacity == 0 else { throw .badArgument }
                     try StateTable.hostOf(t).world.withName(of: GameID(raw: room)) { StateTable.copyOut($0, buffer, capacity, length) }
                 }
             },
             get_int: { t, entity, field, out in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(out) }) { () throws(EngineError) in
                     guard let out else { throw .badArgument }
                     let host = StateTable.hostOf(t)
                     let binding = try host.binding(field)
@@ -119,7 +119,7 @@ enum StateTable {
                 }
             },
             get_string: { t, entity, field, buffer, capacity, length in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(buffer, min(capacity, Int(GAME_MAX_STRING))); probe(length) }) { () throws(EngineError) in
                     guard let length, capacity >= 0, buffer != nil || capacity == 0 else { throw .badArgument }
                     let host = StateTable.hostOf(t)
                     let binding = try host.binding(field)
@@ -128,7 +128,7 @@ enum StateTable {
                 }
             },
             set_string: { t, entity, field, bytes, length in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(bytes, min(length, Int(GAME_MAX_STRING))) }) { () throws(EngineError) in
                     let value = try StateTable.string(bytes, length)
                     let host = StateTable.hostOf(t)
                     let binding = try host.binding(field)
@@ -136,7 +136,7 @@ enum StateTable {
                 }
             },
             find_by_string: { t, field, bytes, length, out in
-                StateTable.status { () throws(EngineError) in
+                StateTable.status(touching: { probe(bytes, min(length, Int(GAME_MAX_STRING))); probe(out) }) { () throws(EngineError) in
                     guard let out else { throw .badArgument }
                     let value = try StateTable.string(bytes, length)
                     let host = StateTable.hostOf(t)
@@ -153,6 +153,7 @@ enum StateTable {
                 return now
             },
             log: { t, level, bytes, length in
+                probe(bytes, min(length, Int(GAME_MAX_STRING)))
                 fg_enter_engine()
                 defer { fg_leave_engine() }
                 let host = StateTable.hostOf(t)
@@ -179,8 +180,14 @@ enum StateTable {
     /// that comes due waits until the section ends. `fg_leave_engine` is the
     /// last thing done, after the engine's state is consistent: when the
     /// module's call has timed out, it does not return but stops the call.
+    ///
+    /// `touching` runs first, outside the section: it reads or writes the
+    /// module's own buffers once (`probe`), so a bad pointer from a module
+    /// faults in the module's name (contained: one request) instead of in
+    /// the middle of engine code (not containable: the process would die).
     @inline(__always)
-    static func status(_ body: () throws(EngineError) -> Void) -> Int32 {
+    static func status(touching probe: () -> Void = {}, _ body: () throws(EngineError) -> Void) -> Int32 {
+        probe()
         fg_enter_engine()
         let code: Int32
         do {
@@ -241,6 +248,41 @@ enum StateTable {
         length.pointee = source.count
     }
 }
+
+/// Reads one byte of every page of a module's input range (outside engine
+/// sections: see `StateTable.status`). Lengths are bounded by the caller to
+/// what the engine could read, so an absurd length is not probed past it.
+@inline(__always)
+func probe(_ pointer: UnsafePointer<UInt8>?, _ length: Int) {
+    guard let pointer, length > 0 else { return }
+    var offset = 0
+    var sink: UInt8 = 0
+    while offset < length {
+        sink ^= pointer[offset]
+        offset += 4096
+    }
+    sink ^= pointer[length - 1]
+    probeSink = sink
+}
+
+/// Rewrites one byte of every page of a module's output range with its own
+/// value (a read-only or unmapped page faults; the contents do not change),
+/// outside engine sections.
+@inline(__always)
+func probe<T>(_ pointer: UnsafeMutablePointer<T>?, _ count: Int = 1) {
+    guard let pointer, count > 0 else { return }
+    let bytes = UnsafeMutableRawPointer(pointer)
+    let length = count * MemoryLayout<T>.stride
+    var offset = 0
+    while offset < length {
+        bytes.storeBytes(of: bytes.load(fromByteOffset: offset, as: UInt8.self), toByteOffset: offset, as: UInt8.self)
+        offset += 4096
+    }
+    bytes.storeBytes(of: bytes.load(fromByteOffset: length - 1, as: UInt8.self), toByteOffset: length - 1, as: UInt8.self)
+}
+
+/// Where `probe` leaves what it read, so the reads are not optimised away.
+nonisolated(unsafe) var probeSink: UInt8 = 0
 
 extension EngineError {
     /// The ABI's status code for this error.

@@ -74,7 +74,8 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
         connection.enqueue(line: line)
     }
 
-    func markIdentified() { identified = true }
+    var isIdentified: Bool { identified }
+    func setIdentified(_ identified: Bool) { self.identified = identified }
 
     var journalEpoch: UInt64 = 0
     func outputMark() -> Int { connection.outputMark }
@@ -93,6 +94,8 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
     }
 
     func expire() {
+        // Another expiry in the same sweep may have closed it already.
+        guard connection.state == .open else { return }
         engine.counters.idleCloses += 1
         connection.enqueue(line: identified ? Replies.idleTimeout : Replies.loginTimeout)
         engine.endSession(self, flush: true)

@@ -95,9 +95,12 @@ final class Connection {
     func enqueue(line: UnsafeRawBufferPointer) {
         guard state == .open || state == .draining, !overOutputLimit else { return }
         if writer.buffered + line.count + 2 > transport.maxOutputBytes {
-            // A client that does not read cannot grow our memory.
+            // A client that does not read cannot grow our memory: nothing
+            // more is queued, and the transport cuts it off at the end of
+            // the turn. What is pending stays until then, so that a module
+            // call that overflowed it and then faulted can be taken back
+            // (`rollBackOutput`) as if the overflow never happened.
             overOutputLimit = true
-            writer.discardPending()
         } else {
             writer.append(line: line)
         }
@@ -111,16 +114,17 @@ final class Connection {
         }
     }
 
-    /// The output queued so far, for a journal to return to; -1 when it
-    /// cannot be taken back (the output limit already discarded it).
+    /// The output queued so far, for a journal to return to; -1 when the
+    /// connection was over its limit already (it is being cut off anyway).
     var outputMark: Int { overOutputLimit ? -1 : writer.pendingCount }
 
     /// Takes back the lines queued since `outputMark` returned `mark`.
     /// Nothing is written in the meantime: the transport writes at the end
     /// of the loop turn, never during a module call.
     func rollBackOutput(to mark: Int) {
-        guard mark >= 0, !overOutputLimit else { return }
+        guard mark >= 0 else { return }
         writer.truncatePending(to: mark)
+        overOutputLimit = false
     }
 
     /// Writes what is pending. Called by the transport once per loop turn.

@@ -3,8 +3,9 @@
 protocol SessionPeer: AnyObject {
     /// Queues one line (without terminator) for the session.
     func deliver(_ line: UnsafeRawBufferPointer)
-    /// The logic says who this is (login): the session's deadlines change.
-    func markIdentified()
+    /// Whether the logic said who this is (login): it changes the deadlines.
+    var isIdentified: Bool { get }
+    func setIdentified(_ identified: Bool)
     /// World removed the session (its teardown is complete).
     func sessionEnded()
     /// How much output is queued now (-1: none can be taken back).
@@ -76,6 +77,7 @@ final class World {
         case joined(session: GameID, room: GameID)
         case left(session: GameID, room: GameID, position: Int)
         case output(any SessionPeer, mark: Int)
+        case identified(any SessionPeer, was: Bool)
     }
     /// The undo journal of the module call in progress (see `beginJournal`).
     /// Its storage is kept between calls: no allocation per message.
@@ -141,7 +143,9 @@ final class World {
 
     func markIdentified(_ session: GameID) throws(EngineError) {
         guard let slot = sessions.slotIndex(of: session) else { throw .badSession }
-        sessions[slot: slot].peer.markIdentified()
+        let peer = sessions[slot: slot].peer
+        if journaling { journal.append(.identified(peer, was: peer.isIdentified)) }
+        peer.setIdentified(true)
     }
 
     /// Queues a line for one session.
@@ -358,6 +362,8 @@ final class World {
                 if let slot = sessions.slotIndex(of: session) { sessions[slot: slot].room = room }
             case .output(let peer, let mark):
                 peer.rollBackOutput(to: mark)
+            case .identified(let peer, let was):
+                peer.setIdentified(was)
             }
         }
         if roomsToCheck.count > roomsToCheckMark { roomsToCheck.removeSubrange(roomsToCheckMark...) }

@@ -19,8 +19,11 @@
 //       loopcalls         infinite loop calling t->get_int          hang inside table calls
 //       loopsleep         infinite loop calling usleep              hang mostly inside libc
 //       segv-after-reply  replies +OK, then writes through NULL      SIGSEGV
+//       flood             broadcasts 1 MiB to the room, then NULL    SIGSEGV (output limits)
+//       badreply          replies with a pointer to unmapped memory SIGSEGV inside a table call
 //     An unknown kind answers -ERR UNKNOWN_FAULT (after the same side effects).
 // hotswap_session_closed writes through NULL when the session's score is 666.
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -119,6 +122,16 @@ static int32_t fault(const game_message *m, const game_state_table *t, const uin
         }
     } else if (is(kind, length, "loopsleep")) {
         for (;;) usleep(1000);
+    } else if (is(kind, length, "flood")) {
+        /* Fill every member's output past --max-output-bytes, then crash. */
+        memset(line, 'x', sizeof line);
+        line[0] = '>';
+        for (int i = 0; i < 4096; i++) t->room_broadcast(t, room, 0, (const uint8_t *)line, sizeof line);
+        int *volatile nowhere = NULL;
+        *nowhere = 3;
+    } else if (is(kind, length, "badreply")) {
+        /* A line pointer into unmapped memory: the engine must not crash on it. */
+        t->reply(t, (const uint8_t *)(uintptr_t)16, 20);
     } else if (is(kind, length, "segv-after-reply")) {
         say(t, "+OK");
         int *volatile nowhere = NULL;

@@ -12,7 +12,8 @@ final class RecordingPeer: SessionPeer {
     func deliver(_ line: UnsafeRawBufferPointer) { lines.append(String(decoding: line, as: UTF8.self)) }
     func outputMark() -> Int { lines.count }
     func rollBackOutput(to mark: Int) { lines.removeSubrange(mark...) }
-    func markIdentified() { identified = true }
+    var isIdentified: Bool { identified }
+    func setIdentified(_ identified: Bool) { self.identified = identified }
     func sessionEnded() { ended = true }
 
     /// The lines received since the last call.
