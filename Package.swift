@@ -46,6 +46,7 @@ let package = Package(
         .library(name: "FaultySwiftModule", type: .dynamic, targets: ["FaultySwiftModule"]),
         .library(name: "FaultyMigrateModule", type: .dynamic, targets: ["FaultyMigrateModule"]),
         .library(name: "FaultyLoadModule", type: .dynamic, targets: ["FaultyLoadModule"]),
+        .executable(name: "FaultGuardProbe", targets: ["FaultGuardProbe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -98,6 +99,12 @@ let package = Package(
                 path: "Tests/Fixtures/FaultySwiftModule", swiftSettings: moduleSettings),
         .target(name: "FaultyMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyMigrateModule"),
         .target(name: "FaultyLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyLoadModule"),
+        // Runs the fault guard against the faulty fixtures in its own process
+        // (Tests/ServerTests/FaultGuardTests.swift drives it).
+        .target(name: "FaultGuardProbeSupport", dependencies: ["FaultGuard", "GameABI"],
+                path: "Tests/FaultGuardProbeSupport"),
+        .executableTarget(name: "FaultGuardProbe", dependencies: ["FaultGuard", "FaultGuardProbeSupport", "GameABI"],
+                          path: "Tests/FaultGuardProbe"),
         .target(
             name: "LoadTestCore",
             dependencies: ["CLibUV", "UVKit", "Protocol", .product(name: "Histogram", package: "hdrhistogram-swift")],
