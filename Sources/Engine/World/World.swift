@@ -329,6 +329,7 @@ final class World {
     /// The call succeeded: keep its changes.
     func commitJournal() {
         journaling = false
+        guard !journal.isEmpty else { return }
         journal.removeAll(keepingCapacity: true)
         if journal.capacity > 65_536 { journal = []; journal.reserveCapacity(64) }
     }
