@@ -59,6 +59,25 @@ final class Transport {
         return listener.boundPort
     }
 
+    /// Takes over a connected stream socket `fd` as if a listener for `role`
+    /// had accepted it: in-process tests drive handlers through one end of
+    /// a socketpair (the spirit of swift-nio's `EmbeddedChannel`, with the
+    /// real transport), and an engine that inherits descriptors can use it.
+    @discardableResult
+    func adopt(_ fd: Int32, as role: ListenerRole) throws(UVError) -> Connection {
+        let stream = UnsafeMutablePointer<uv_tcp_t>.allocateHandle()
+        uv_tcp_init(loop, stream)
+        let connection = Connection(transport: self, stream: stream, role: role)
+        register(connection)
+        let status = uv_tcp_open(stream, uv_os_sock_t(fd))
+        guard status == 0 else {
+            connection.abort()
+            throw UVError(status)
+        }
+        accepted(connection)
+        return connection
+    }
+
     /// Stops accepting on every port.
     func closeListeners() {
         for listener in listeners { listener.close() }
