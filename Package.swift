@@ -118,8 +118,10 @@ let package = Package(
         .testTarget(name: "LoadTestTests", dependencies: ["LoadTestCore"]),
         // The fuzzer's checks, shared by the fuzzer and the corpus replay in ProtocolTests.
         .target(name: "ProtocolChecks", dependencies: ["Protocol"], path: "Tests/Fuzz/ProtocolChecks"),
-        .executableTarget(name: "ProtocolFuzzer", dependencies: ["Protocol", "ProtocolChecks"], path: "Tests/Fuzz/ProtocolFuzzer"),
-        .executableTarget(name: "EngineFuzzer", dependencies: ["HotswapEngine"], path: "Tests/Fuzz/EngineFuzzer"),
+        .target(name: "FuzzDriver", path: "Tests/Fuzz/FuzzDriver"),
+        .executableTarget(name: "ProtocolFuzzer", dependencies: ["Protocol", "ProtocolChecks", "FuzzDriver"],
+                          path: "Tests/Fuzz/ProtocolFuzzer"),
+        .executableTarget(name: "EngineFuzzer", dependencies: ["HotswapEngine", "FuzzDriver"], path: "Tests/Fuzz/EngineFuzzer"),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "ProtocolChecks"]),
         .testTarget(name: "ServerTests", dependencies: ["HotswapEngine", "GameABI", "UVKit", "CLibUV"]),
     ]

@@ -8,6 +8,7 @@
 // Without FUZZING it builds as a corpus replayer (`EngineFuzzer FILE...`).
 // Byte 0 picks the target (even: ELFCheck, odd: admin parser). Each answer
 // is checked against a reference, so the fuzzer finds wrong answers too.
+import FuzzDriver
 import Glibc
 import HotswapEngine
 
@@ -69,38 +70,7 @@ func checkAdmin(_ line: UnsafeRawBufferPointer) {
     precondition(parsed == expected, "admin parser differs from the reference")
 }
 
-#if FUZZING
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
-) -> Int32
-#endif
-
 @main
 struct EngineFuzzer {
-    static func main() {
-        #if FUZZING
-        var argc = CommandLine.argc
-        var argv = CommandLine.unsafeArgv
-        exit(runFuzzerDriver(&argc, &argv, { data, size in fuzzEngineInput(data, size) }))
-        #else
-        var count = 0
-        for path in CommandLine.arguments.dropFirst() {
-            guard let file = fopen(path, "rb") else { fatalError("cannot open \(path)") }
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = fread(&chunk, 1, chunk.count, file)
-                if n == 0 { break }
-                bytes.append(contentsOf: chunk[..<n])
-            }
-            fclose(file)
-            _ = bytes.withUnsafeBufferPointer { fuzzEngineInput($0.baseAddress, $0.count) }
-            count += 1
-        }
-        print("replayed \(count) inputs")
-        #endif
-    }
+    static func main() { fuzzMain { data, size in fuzzEngineInput(data, size) } }
 }
