@@ -71,6 +71,7 @@ static uint64_t g_target_seq;           /* atomic: the call meant            */
 static uint64_t g_target_elapsed;       /* atomic: ms it had run             */
 static int g_target_force;              /* atomic: no more waiting for a safe point */
 static pthread_t g_watchdog;
+static int g_watchdog_started;          /* under g_install_lock              */
 static pthread_mutex_t g_watchdog_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_watchdog_wake;
 
@@ -532,29 +533,34 @@ int fg_install(uint32_t call_timeout_ms) {
 
     if (!g_altstack && (result = map_alternate_stack()) != 0) goto done;
 
-    pthread_condattr_t attributes;
-    pthread_condattr_init(&attributes);
-    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
-    pthread_cond_init(&g_watchdog_wake, &attributes);
-    pthread_condattr_destroy(&attributes);
+    if (!g_watchdog_started) {
+        pthread_condattr_t attributes;
+        pthread_condattr_init(&attributes);
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+        pthread_cond_init(&g_watchdog_wake, &attributes);
+        pthread_condattr_destroy(&attributes);
+    }
     STORE(&g_timeout_ms, call_timeout_ms);
 
     g_loop_thread = pthread_self();
     STORE(&g_watched, &fg__hot);
 
     /* The watchdog inherits a full signal mask: no signal meant for the
-     * process lands on it. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    pthread_attr_t thread_attributes;
-    pthread_attr_init(&thread_attributes);
-    pthread_attr_setstacksize(&thread_attributes, 256 * 1024);
-    int created = pthread_create(&g_watchdog, &thread_attributes, watchdog_main, NULL);
-    pthread_attr_destroy(&thread_attributes);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (created != 0) { result = -created; goto done; }
-    pthread_setname_np(g_watchdog, "fault-watchdog");
+     * process lands on it. Started once, even if fg_install is retried. */
+    if (!g_watchdog_started) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        pthread_attr_t thread_attributes;
+        pthread_attr_init(&thread_attributes);
+        pthread_attr_setstacksize(&thread_attributes, 256 * 1024);
+        int created = pthread_create(&g_watchdog, &thread_attributes, watchdog_main, NULL);
+        pthread_attr_destroy(&thread_attributes);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (created != 0) { result = -created; goto done; }
+        g_watchdog_started = 1;
+        pthread_setname_np(g_watchdog, "fault-watchdog");
+    }
 
     for (int i = 0; i < GUARD_SIGNAL_COUNT && result == 0; i++)
         result = install_handler(guard_signals[i], on_fault, 0);

@@ -589,6 +589,17 @@ func bench() {
     var sections: [Double] = []
     for _ in 0..<7 { sections.append(Double(probe_time_sections(iterations)) / Double(iterations)) }
     emit("case=bench-engine-section iterations=\(iterations) runs=7 pair-ns=\(format(median(sections)))")
+    // The same pair called from Swift, as the engine's thunks will.
+    var swiftSections: [Double] = []
+    for _ in 0..<7 {
+        let start = probe_now_ns()
+        for _ in 0..<iterations {
+            fg_enter_engine()
+            fg_leave_engine()
+        }
+        swiftSections.append(Double(probe_now_ns() - start) / Double(iterations))
+    }
+    emit("case=bench-engine-section-swift iterations=\(iterations) runs=7 pair-ns=\(format(median(swiftSections)))")
     emit("done")
 }
 

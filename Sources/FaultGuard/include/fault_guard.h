@@ -113,8 +113,9 @@ typedef struct fg_fault {
     int32_t signal;      /* SIGSEGV, SIGILL, ...; fg_timeout_signal() for a
                             timeout                                          */
     int32_t code;        /* siginfo si_code (SEGV_MAPERR, ILL_ILLOPN, FPE_INTDIV,
-                            SI_TKILL for abort(), ...); 0 for a timeout stopped
-                            at an engine boundary                            */
+                            SI_TKILL for abort() and for a timeout stopped by
+                            the signal); 0 for a timeout stopped at an engine
+                            boundary                                          */
     int32_t call;        /* FG_CALL_*                                         */
     int32_t stop;        /* FG_STOP_* (timeouts); FG_STOP_NONE for faults     */
     int32_t frame_count; /* entries used in frames[], 0...FG_MAX_FRAMES       */
@@ -163,10 +164,12 @@ typedef struct fg_counters {
  *   - starts the watchdog thread (all signals blocked in it).
  * `call_timeout_ms` as in fg_set_call_timeout_ms (0 = no watchdog timeouts).
  *
- * Returns 0, or -errno (nothing is left half-installed on -ENOMEM/-EAGAIN
- * from the stack or thread; handlers already replaced stay replaced on the
- * rarer sigaction failures). Calling it again on the same thread only sets
- * the timeout and returns 0; on another thread it returns -EBUSY.
+ * Returns 0, or -errno: -ENOMEM (stack), -EAGAIN (thread), -EPERM (a
+ * handler did not stick), -ENOTSUP (no SIGRTMIN+4). A failed install may
+ * leave the stack, the watchdog or some handlers in place, and is not
+ * "installed": treat it as fatal, or retry (the retry reuses what exists).
+ * After a success, calling it again on the same thread only sets the
+ * timeout and returns 0; on another thread it returns -EBUSY.
  */
 int fg_install(uint32_t call_timeout_ms);
 
@@ -264,8 +267,11 @@ int32_t fg_call_load(hotswap_load_fn fn, const game_state_table *t,
  *     the engine's state is consistent (from Swift: Swift values still
  *     alive in the thunk's frame are not released; keep them to trivial
  *     types or accept the leak of a reference count on a timeout).
- * Sections nest (a thunk calling another thunk). Outside a guarded call
- * they only count. Cost: a thread-local increment, decrement and compare.
+ * Sections nest (a thunk calling another thunk) and must be balanced on
+ * every path. Outside a guarded call they only count. The timeout signal
+ * can still arrive inside a section: a blocking system call there returns
+ * EINTR if it is one SA_RESTART does not restart (nanosleep, poll, epoll_wait,
+ * ...); thunks should not block anyway. Cost: a thread-local increment, decrement and compare.
  * fg_check_pending() is the same jump without leaving a section, for a
  * thunk that wants a stop point elsewhere; it returns if nothing is pending
  * or a section is open.
