@@ -47,6 +47,7 @@ typedef struct fg__thread_cold {
     const void *call_ptr;   /* handle: the game_message; load: from_version */
     uint64_t call_id;       /* session_closed/migrate: the id; load: length */
     fg_fault fault;         /* filled by the handler before it jumps        */
+    void *altstack;         /* our sigaltstack mapping on this thread, if any */
 } fg__thread_cold;
 
 static _Thread_local fg__thread_cold fg__cold __attribute__((tls_model("initial-exec")));
@@ -62,8 +63,6 @@ static sigset_t g_guard_set;            /* the six + the timeout signal      */
 static pid_t g_pid;
 static pthread_t g_loop_thread;
 static fg__thread_hot *g_watched;       /* &fg__hot of the loop thread       */
-static void *g_altstack;                /* the mapping, guard page included  */
-static size_t g_altstack_size;
 
 /* Watchdog -> timeout handler. */
 static uint32_t g_timeout_ms;           /* atomic                            */
@@ -462,7 +461,13 @@ void fg_set_call_timeout_ms(uint32_t ms) {
     pthread_mutex_unlock(&g_watchdog_lock);
 }
 
+/* Maps and installs an alternate signal stack for the calling thread, once
+ * per thread. The mapping is never unmapped: the thread's handlers may need
+ * it until the thread ends (and ASan unmaps whatever sigaltstack is current
+ * when one of its threads exits, which is fine for an mmap'd region). */
 static int map_alternate_stack(void) {
+    fg__thread_cold *c = &fg__cold;
+    if (c->altstack) return 0;
     long page = sysconf(_SC_PAGESIZE);
     if (page <= 0) page = 4096;
     size_t size = (size_t)128 * 1024 + (size_t)SIGSTKSZ;
@@ -484,9 +489,15 @@ static int map_alternate_stack(void) {
         munmap(mapping, size + (size_t)page);
         return -error;
     }
-    g_altstack = mapping;
-    g_altstack_size = size + (size_t)page;
+    c->altstack = mapping;
     return 0;
+}
+
+int fg_attach_thread(void) {
+    if (!LOAD(&g_installed)) return -EINVAL;
+    int result = map_alternate_stack();
+    if (result == 0) pthread_sigmask(SIG_UNBLOCK, &g_guard_set, NULL);
+    return result;
 }
 
 static int install_handler(int signal, void (*handler)(int, siginfo_t *, void *), int flags) {
@@ -531,7 +542,7 @@ int fg_install(uint32_t call_timeout_ms) {
     sigaddset(&g_guard_set, fg_timeout_signal());
     g_pid = getpid();
 
-    if (!g_altstack && (result = map_alternate_stack()) != 0) goto done;
+    if ((result = map_alternate_stack()) != 0) goto done;
 
     if (!g_watchdog_started) {
         pthread_condattr_t attributes;

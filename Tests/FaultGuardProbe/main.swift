@@ -9,6 +9,8 @@
 //   FaultGuardProbe soak [N]      N contained faults in a row (default 10000), RSS
 //   FaultGuardProbe engine-fault  a fault inside an engine section: must die
 //   FaultGuardProbe outside-fault a fault outside any module call: must die
+//   FaultGuardProbe unattached-thread-overflow  stack overflow on a thread
+//                                 without fg_attach_thread: must die
 //   FaultGuardProbe install       only fg_install, prints its result
 //   FaultGuardProbe bench         trampoline vs direct call, ns per call
 //
@@ -445,8 +447,39 @@ func kinds() {
         emit("case=nested outer=\(statusName(outer.status)) inner=\(statusName(world.nestedStatus)) reply=\((world.replies.last ?? "-").replacingSpaces())")
         world.getIntMode = .plain
     }
+    // Another thread (as a worker that calls hotswap_describe): faults are
+    // contained there too, stack overflow once the thread is attached.
+    threadModule = c
+    let error = probe_run_on_thread {
+        let attached = fg_attach_thread()
+        var line = "case=worker-thread attach=\(attached)"
+        for kind in ["null", "recurse", "abort"] {
+            world.score = 0
+            let outcome = call(threadModule!, "FAULT \(kind)")
+            line += " \(kind)=\(statusName(outcome.status)):\(String(cString: fg_signal_name(outcome.fault.signal)))"
+        }
+        let next = call(threadModule!, "GET")
+        line += " after=\(statusName(next.status))"
+        emit(line)
+    }
+    if error != 0 { fail("pthread_create: \(error)") }
     printCounters()
     emit("done")
+}
+
+nonisolated(unsafe) var threadModule: Module?
+
+/// A stack overflow on a thread without fg_attach_thread: the kernel cannot
+/// run the handler and kills the process with SIGSEGV.
+func unattachedThreadOverflow() {
+    install(timeoutMs: 1000)
+    threadModule = Module("FaultyModule")
+    emit("about-to-overflow-on-unattached-thread")
+    _ = probe_run_on_thread {
+        _ = call(threadModule!, "FAULT recurse")
+        emit("survived")
+    }
+    exit(0)
 }
 
 func printCounters() {
@@ -610,6 +643,7 @@ case "timeouts": timeouts()
 case "soak": soak(arguments.count > 2 ? Int(arguments[2]) ?? 10_000 : 10_000)
 case "engine-fault": engineFault()
 case "outside-fault": outsideFault()
+case "unattached-thread-overflow": unattachedThreadOverflow()
 case "install":
     let status = fg_install(100)
     emit("case=install result=\(status) asan=\(dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil ? "yes" : "no")")

@@ -109,8 +109,11 @@ import Testing
 
         let nested = run.fields("nested")
         #expect(nested["outer"] == "OK" && nested["inner"] == "REFUSED" && nested["reply"] == "+VALUE_0")
+        let worker = run.fields("worker-thread")
+        #expect(worker["attach"] == "0" && worker["null"] == "FAULT:SIGSEGV" && worker["recurse"] == "FAULT:SIGSEGV"
+                && worker["abort"] == "FAULT:SIGABRT" && worker["after"] == "OK", "\(worker)")
         let counters = run.output.split(separator: "\n").first { $0.hasPrefix("counters ") } ?? ""
-        #expect(counters.contains("faults=903 timeouts=0 "), "\(counters)")
+        #expect(counters.contains("faults=906 timeouts=0 "), "\(counters)")
     }
 
     @Test func hungCallsAreStoppedAtASafePoint() throws {
@@ -189,6 +192,13 @@ import Testing
         #expect(run.errors.contains("where: outside any module call"), "\(run.errors)")
         #expect(!run.errors.contains("request ("))
         #expect(run.errors.contains("end of report: the process dies with SIGSEGV"))
+    }
+
+    @Test func aStackOverflowOnAThreadWithoutAnAlternateStackStillKills() throws {
+        let run = try Self.run(["unattached-thread-overflow"])
+        #expect(run.reason == .uncaughtSignal && run.status == SIGSEGV, "\(run.reason) \(run.status)\n\(run.output)")
+        #expect(run.output.contains("about-to-overflow-on-unattached-thread"))
+        #expect(!run.output.contains("survived"))
     }
 
     /// Under AddressSanitizer (make test-asan) the guard replaces ASan's

@@ -36,16 +36,17 @@
  *
  * Threads: fg_install is called once, on the loop thread. The watchdog only
  * watches that thread. The trampolines keep their state in thread-locals, so
- * a trampoline used on another thread still contains faults there (not stack
- * overflow: that thread has no alternate signal stack) but is never timed
- * out. Calls must not nest: a trampoline called while a guarded call is in
+ * a trampoline used on another thread (a worker that loads a module and
+ * calls its hotswap_describe) still contains faults there, but is never
+ * timed out; a stack overflow there is contained only after that thread
+ * called fg_attach_thread (without an alternate stack the kernel kills). Calls must not nest: a trampoline called while a guarded call is in
  * progress on the same thread returns FG_REFUSED without calling anything.
  *
  * Signals: the guard owns SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGABRT
  * and fg_timeout_signal() (SIGRTMIN+4) for the whole process after
  * fg_install; it replaces any handler installed before (AddressSanitizer's,
- * the Swift runtime's backtracer) and any alternate signal stack of the loop
- * thread. Nobody may install handlers for these afterwards. The signals must
+ * the Swift runtime backtracer's when enabled) and the loop thread's
+ * alternate signal stack. Nobody may install handlers for these afterwards. The signals must
  * stay unblocked on the loop thread (fg_install unblocks them).
  *
  * Cost per guarded call (the success path): one sigsetjmp that does not save
@@ -174,6 +175,14 @@ typedef struct fg_counters {
 int fg_install(uint32_t call_timeout_ms);
 
 /*
+ * For a thread other than the loop thread that will use the trampolines:
+ * gives it an alternate signal stack like the loop thread's (once; the
+ * mapping lives as long as the process) and unblocks the guard signals on
+ * it. Returns 0, -EINVAL before fg_install, or -errno from mmap/sigaltstack.
+ */
+int fg_attach_thread(void);
+
+/*
  * Sets the call timeout for later and running calls; 0 disables timeouts
  * (the watchdog then sleeps until re-enabled). The watchdog samples the loop
  * thread every timeout/8 ms (clamped to 1...10 ms), so a call is stopped
@@ -222,7 +231,7 @@ void fg_unregister_module_image(const void *address_in_image);
  *
  * Rules:
  *   - Before fg_install the call is made unguarded (a fault kills the
- *     process as it would without the guard); FG_OK is then the only status.
+ *     process as it would without the guard): FG_OK or FG_REFUSED.
  *   - On FG_FAULT/FG_TIMEOUT the trampoline restores the signal mask the
  *     handler left (sigsetjmp does not save it: that would be a system call
  *     per message) by unblocking the seven guard signals.
