@@ -374,7 +374,7 @@ func kinds() {
     let migrate = Module("FaultyMigrateModule")
     let load = Module("FaultyLoadModule")
     for module in [c, swift, migrate, load] { module.register() }
-    emit("probe asan=\(dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil ? "yes" : "no")")
+    emit("probe asan=\(isASan ? "yes" : "no")")
 
     // Plain requests work through the trampoline.
     setUpAlice(c)
@@ -469,12 +469,16 @@ func kinds() {
 
 nonisolated(unsafe) var threadModule: Module?
 
+/// True in an AddressSanitizer build (make test-asan).
+let isASan = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+
 /// A stack overflow on a thread without fg_attach_thread: the kernel cannot
-/// run the handler and kills the process with SIGSEGV.
+/// run the handler and kills the process with SIGSEGV. (Under ASan every
+/// thread has ASan's alternate stack, and the overflow is contained.)
 func unattachedThreadOverflow() {
     install(timeoutMs: 1000)
     threadModule = Module("FaultyModule")
-    emit("about-to-overflow-on-unattached-thread")
+    emit("about-to-overflow-on-unattached-thread asan=\(isASan ? "yes" : "no")")
     _ = probe_run_on_thread {
         _ = call(threadModule!, "FAULT recurse")
         emit("survived")
@@ -646,7 +650,7 @@ case "outside-fault": outsideFault()
 case "unattached-thread-overflow": unattachedThreadOverflow()
 case "install":
     let status = fg_install(100)
-    emit("case=install result=\(status) asan=\(dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil ? "yes" : "no")")
+    emit("case=install result=\(status) asan=\(isASan ? "yes" : "no")")
 case "bench": bench()
 default:
     fail("usage: FaultGuardProbe kinds|soak [N]|engine-fault|outside-fault|install|bench")

@@ -39,7 +39,8 @@
  * a trampoline used on another thread (a worker that loads a module and
  * calls its hotswap_describe) still contains faults there, but is never
  * timed out; a stack overflow there is contained only after that thread
- * called fg_attach_thread (without an alternate stack the kernel kills). Calls must not nest: a trampoline called while a guarded call is in
+ * called fg_attach_thread (without an alternate stack the kernel kills;
+ * under ASan every thread has ASan's own small one). Calls must not nest: a trampoline called while a guarded call is in
  * progress on the same thread returns FG_REFUSED without calling anything.
  *
  * Signals: the guard owns SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGABRT
