@@ -564,7 +564,13 @@ func soak(_ count: Int) {
         run("soak-c", Array(plan.prefix(5)), count)
         run("soak-swift", Array(plan.suffix(3)), count)
     } else {
-        for kind in only { run("soak-\(kind)", plan.filter { $0.1 == kind }, count) }
+        // By name, also "recurse" (each one walks the whole 8 MB stack).
+        let named = plan + [(c, "recurse")]
+        for kind in only {
+            let steps = named.filter { $0.1 == kind }
+            if steps.isEmpty { fail("no fault kind \(kind)") }
+            run("soak-\(kind)", steps, count)
+        }
     }
     emit("done")
 }
