@@ -47,6 +47,7 @@ typedef struct fg__thread_cold {
     const void *call_ptr;   /* handle: the game_message; load: from_version */
     uint64_t call_id;       /* session_closed/migrate: the id; load: length */
     fg_fault fault;         /* filled by the handler before it jumps        */
+    void *altstack;         /* our sigaltstack mapping on this thread, if any */
 } fg__thread_cold;
 
 static _Thread_local fg__thread_cold fg__cold __attribute__((tls_model("initial-exec")));
@@ -62,8 +63,6 @@ static sigset_t g_guard_set;            /* the six + the timeout signal      */
 static pid_t g_pid;
 static pthread_t g_loop_thread;
 static fg__thread_hot *g_watched;       /* &fg__hot of the loop thread       */
-static void *g_altstack;                /* the mapping, guard page included  */
-static size_t g_altstack_size;
 
 /* Watchdog -> timeout handler. */
 static uint32_t g_timeout_ms;           /* atomic                            */
@@ -71,6 +70,7 @@ static uint64_t g_target_seq;           /* atomic: the call meant            */
 static uint64_t g_target_elapsed;       /* atomic: ms it had run             */
 static int g_target_force;              /* atomic: no more waiting for a safe point */
 static pthread_t g_watchdog;
+static int g_watchdog_started;          /* under g_install_lock              */
 static pthread_mutex_t g_watchdog_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_watchdog_wake;
 
@@ -461,7 +461,13 @@ void fg_set_call_timeout_ms(uint32_t ms) {
     pthread_mutex_unlock(&g_watchdog_lock);
 }
 
+/* Maps and installs an alternate signal stack for the calling thread, once
+ * per thread. The mapping is never unmapped: the thread's handlers may need
+ * it until the thread ends (and ASan unmaps whatever sigaltstack is current
+ * when one of its threads exits, which is fine for an mmap'd region). */
 static int map_alternate_stack(void) {
+    fg__thread_cold *c = &fg__cold;
+    if (c->altstack) return 0;
     long page = sysconf(_SC_PAGESIZE);
     if (page <= 0) page = 4096;
     size_t size = (size_t)128 * 1024 + (size_t)SIGSTKSZ;
@@ -483,9 +489,15 @@ static int map_alternate_stack(void) {
         munmap(mapping, size + (size_t)page);
         return -error;
     }
-    g_altstack = mapping;
-    g_altstack_size = size + (size_t)page;
+    c->altstack = mapping;
     return 0;
+}
+
+int fg_attach_thread(void) {
+    if (!LOAD(&g_installed)) return -EINVAL;
+    int result = map_alternate_stack();
+    if (result == 0) pthread_sigmask(SIG_UNBLOCK, &g_guard_set, NULL);
+    return result;
 }
 
 static int install_handler(int signal, void (*handler)(int, siginfo_t *, void *), int flags) {
@@ -530,31 +542,36 @@ int fg_install(uint32_t call_timeout_ms) {
     sigaddset(&g_guard_set, fg_timeout_signal());
     g_pid = getpid();
 
-    if (!g_altstack && (result = map_alternate_stack()) != 0) goto done;
+    if ((result = map_alternate_stack()) != 0) goto done;
 
-    pthread_condattr_t attributes;
-    pthread_condattr_init(&attributes);
-    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
-    pthread_cond_init(&g_watchdog_wake, &attributes);
-    pthread_condattr_destroy(&attributes);
+    if (!g_watchdog_started) {
+        pthread_condattr_t attributes;
+        pthread_condattr_init(&attributes);
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+        pthread_cond_init(&g_watchdog_wake, &attributes);
+        pthread_condattr_destroy(&attributes);
+    }
     STORE(&g_timeout_ms, call_timeout_ms);
 
     g_loop_thread = pthread_self();
     STORE(&g_watched, &fg__hot);
 
     /* The watchdog inherits a full signal mask: no signal meant for the
-     * process lands on it. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    pthread_attr_t thread_attributes;
-    pthread_attr_init(&thread_attributes);
-    pthread_attr_setstacksize(&thread_attributes, 256 * 1024);
-    int created = pthread_create(&g_watchdog, &thread_attributes, watchdog_main, NULL);
-    pthread_attr_destroy(&thread_attributes);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (created != 0) { result = -created; goto done; }
-    pthread_setname_np(g_watchdog, "fault-watchdog");
+     * process lands on it. Started once, even if fg_install is retried. */
+    if (!g_watchdog_started) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        pthread_attr_t thread_attributes;
+        pthread_attr_init(&thread_attributes);
+        pthread_attr_setstacksize(&thread_attributes, 256 * 1024);
+        int created = pthread_create(&g_watchdog, &thread_attributes, watchdog_main, NULL);
+        pthread_attr_destroy(&thread_attributes);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (created != 0) { result = -created; goto done; }
+        g_watchdog_started = 1;
+        pthread_setname_np(g_watchdog, "fault-watchdog");
+    }
 
     for (int i = 0; i < GUARD_SIGNAL_COUNT && result == 0; i++)
         result = install_handler(guard_signals[i], on_fault, 0);

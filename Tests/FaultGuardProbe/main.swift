@@ -9,6 +9,8 @@
 //   FaultGuardProbe soak [N]      N contained faults in a row (default 10000), RSS
 //   FaultGuardProbe engine-fault  a fault inside an engine section: must die
 //   FaultGuardProbe outside-fault a fault outside any module call: must die
+//   FaultGuardProbe unattached-thread-overflow  stack overflow on a thread
+//                                 without fg_attach_thread: must die
 //   FaultGuardProbe install       only fg_install, prints its result
 //   FaultGuardProbe bench         trampoline vs direct call, ns per call
 //
@@ -372,7 +374,7 @@ func kinds() {
     let migrate = Module("FaultyMigrateModule")
     let load = Module("FaultyLoadModule")
     for module in [c, swift, migrate, load] { module.register() }
-    emit("probe asan=\(dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil ? "yes" : "no")")
+    emit("probe asan=\(isASan ? "yes" : "no")")
 
     // Plain requests work through the trampoline.
     setUpAlice(c)
@@ -445,8 +447,43 @@ func kinds() {
         emit("case=nested outer=\(statusName(outer.status)) inner=\(statusName(world.nestedStatus)) reply=\((world.replies.last ?? "-").replacingSpaces())")
         world.getIntMode = .plain
     }
+    // Another thread (as a worker that calls hotswap_describe): faults are
+    // contained there too, stack overflow once the thread is attached.
+    threadModule = c
+    let error = probe_run_on_thread {
+        let attached = fg_attach_thread()
+        var line = "case=worker-thread attach=\(attached)"
+        for kind in ["null", "recurse", "abort"] {
+            world.score = 0
+            let outcome = call(threadModule!, "FAULT \(kind)")
+            line += " \(kind)=\(statusName(outcome.status)):\(String(cString: fg_signal_name(outcome.fault.signal)))"
+        }
+        let next = call(threadModule!, "GET")
+        line += " after=\(statusName(next.status))"
+        emit(line)
+    }
+    if error != 0 { fail("pthread_create: \(error)") }
     printCounters()
     emit("done")
+}
+
+nonisolated(unsafe) var threadModule: Module?
+
+/// True in an AddressSanitizer build (make test-asan).
+let isASan = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+
+/// A stack overflow on a thread without fg_attach_thread: the kernel cannot
+/// run the handler and kills the process with SIGSEGV. (Under ASan every
+/// thread has ASan's alternate stack, and the overflow is contained.)
+func unattachedThreadOverflow() {
+    install(timeoutMs: 1000)
+    threadModule = Module("FaultyModule")
+    emit("about-to-overflow-on-unattached-thread asan=\(isASan ? "yes" : "no")")
+    _ = probe_run_on_thread {
+        _ = call(threadModule!, "FAULT recurse")
+        emit("survived")
+    }
+    exit(0)
 }
 
 func printCounters() {
@@ -527,7 +564,13 @@ func soak(_ count: Int) {
         run("soak-c", Array(plan.prefix(5)), count)
         run("soak-swift", Array(plan.suffix(3)), count)
     } else {
-        for kind in only { run("soak-\(kind)", plan.filter { $0.1 == kind }, count) }
+        // By name, also "recurse" (each one walks the whole 8 MB stack).
+        let named = plan + [(c, "recurse")]
+        for kind in only {
+            let steps = named.filter { $0.1 == kind }
+            if steps.isEmpty { fail("no fault kind \(kind)") }
+            run("soak-\(kind)", steps, count)
+        }
     }
     emit("done")
 }
@@ -589,6 +632,17 @@ func bench() {
     var sections: [Double] = []
     for _ in 0..<7 { sections.append(Double(probe_time_sections(iterations)) / Double(iterations)) }
     emit("case=bench-engine-section iterations=\(iterations) runs=7 pair-ns=\(format(median(sections)))")
+    // The same pair called from Swift, as the engine's thunks will.
+    var swiftSections: [Double] = []
+    for _ in 0..<7 {
+        let start = probe_now_ns()
+        for _ in 0..<iterations {
+            fg_enter_engine()
+            fg_leave_engine()
+        }
+        swiftSections.append(Double(probe_now_ns() - start) / Double(iterations))
+    }
+    emit("case=bench-engine-section-swift iterations=\(iterations) runs=7 pair-ns=\(format(median(swiftSections)))")
     emit("done")
 }
 
@@ -599,9 +653,10 @@ case "timeouts": timeouts()
 case "soak": soak(arguments.count > 2 ? Int(arguments[2]) ?? 10_000 : 10_000)
 case "engine-fault": engineFault()
 case "outside-fault": outsideFault()
+case "unattached-thread-overflow": unattachedThreadOverflow()
 case "install":
     let status = fg_install(100)
-    emit("case=install result=\(status) asan=\(dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil ? "yes" : "no")")
+    emit("case=install result=\(status) asan=\(isASan ? "yes" : "no")")
 case "bench": bench()
 default:
     fail("usage: FaultGuardProbe kinds|soak [N]|engine-fault|outside-fault|install|bench")

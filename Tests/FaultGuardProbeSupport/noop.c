@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
 #include "probe_support.h"
 
 int32_t probe_noop_handle(const game_message *m, const game_state_table *t) {
@@ -16,4 +17,16 @@ const void *probe_image_base(const void *pc) {
     Dl_info info;
     if (!dladdr(pc, &info)) return 0;
     return info.dli_fbase;
+}
+
+static void *thread_main(void *fn) {
+    ((void (*)(void))fn)();
+    return 0;
+}
+
+int probe_run_on_thread(void (*fn)(void)) {
+    pthread_t thread;
+    int error = pthread_create(&thread, 0, thread_main, (void *)fn);
+    if (error) return error;
+    return pthread_join(thread, 0);
 }

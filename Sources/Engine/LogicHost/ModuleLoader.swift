@@ -167,6 +167,11 @@ extension ModuleLoadRequest {
     /// Copies, hashes, checks, maps and validates the module. Runs on any
     /// thread: it touches only the files and the dynamic linker.
     func perform() -> ModuleLoadResult {
+        // The describe call below is guarded: give this (worker) thread its
+        // own alternate signal stack first, so a stack overflow in module
+        // code here is contained too (a no-op after the first time, and
+        // before the guard is installed).
+        _ = fg_attach_thread()
         let started = monotonicNanoseconds()
         var mapped = false
         var sha256: String?

@@ -36,24 +36,28 @@
  *
  * Threads: fg_install is called once, on the loop thread. The watchdog only
  * watches that thread. The trampolines keep their state in thread-locals, so
- * a trampoline used on another thread still contains faults there (not stack
- * overflow: that thread has no alternate signal stack) but is never timed
- * out. Calls must not nest: a trampoline called while a guarded call is in
- * progress on the same thread returns FG_REFUSED without calling anything.
+ * a trampoline used on another thread (a worker that loads a module and
+ * calls its hotswap_describe) still contains faults there, but is never
+ * timed out; a stack overflow there is contained only after that thread
+ * called fg_attach_thread (without an alternate stack the kernel kills;
+ * under ASan every thread has ASan's own small one). Calls must not nest:
+ * a trampoline called while a guarded call is in progress on the same
+ * thread returns FG_REFUSED without calling anything.
  *
  * Signals: the guard owns SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGABRT
  * and fg_timeout_signal() (SIGRTMIN+4) for the whole process after
  * fg_install; it replaces any handler installed before (AddressSanitizer's,
- * the Swift runtime's backtracer) and any alternate signal stack of the loop
- * thread. Nobody may install handlers for these afterwards. The signals must
- * stay unblocked on the loop thread (fg_install unblocks them).
+ * the Swift runtime backtracer's, which Swift 6.3 on Linux installs at
+ * start-up) and the loop thread's alternate signal stack. Nobody may
+ * install handlers for these afterwards. The signals must stay unblocked
+ * on the loop thread (fg_install unblocks them).
  *
  * Cost per guarded call (the success path): one sigsetjmp that does not save
  * the signal mask, five stores to thread-locals, no system call, no
  * allocation, no clock read (the watchdog measures time, not the caller).
  *
- * All functions return 0 / a status, or -errno; none of them allocates after
- * fg_install returned.
+ * Functions that can fail return -errno. After fg_install returned, nothing
+ * here allocates (the recovery path frees one string, see the trampolines).
  */
 #ifndef HOTSWAP_FAULT_GUARD_H
 #define HOTSWAP_FAULT_GUARD_H
@@ -113,8 +117,9 @@ typedef struct fg_fault {
     int32_t signal;      /* SIGSEGV, SIGILL, ...; fg_timeout_signal() for a
                             timeout                                          */
     int32_t code;        /* siginfo si_code (SEGV_MAPERR, ILL_ILLOPN, FPE_INTDIV,
-                            SI_TKILL for abort(), ...); 0 for a timeout stopped
-                            at an engine boundary                            */
+                            SI_TKILL for abort() and for a timeout stopped by
+                            the signal); 0 for a timeout stopped at an engine
+                            boundary                                          */
     int32_t call;        /* FG_CALL_*                                         */
     int32_t stop;        /* FG_STOP_* (timeouts); FG_STOP_NONE for faults     */
     int32_t frame_count; /* entries used in frames[], 0...FG_MAX_FRAMES       */
@@ -163,12 +168,22 @@ typedef struct fg_counters {
  *   - starts the watchdog thread (all signals blocked in it).
  * `call_timeout_ms` as in fg_set_call_timeout_ms (0 = no watchdog timeouts).
  *
- * Returns 0, or -errno (nothing is left half-installed on -ENOMEM/-EAGAIN
- * from the stack or thread; handlers already replaced stay replaced on the
- * rarer sigaction failures). Calling it again on the same thread only sets
- * the timeout and returns 0; on another thread it returns -EBUSY.
+ * Returns 0, or -errno: -ENOMEM (stack), -EAGAIN (thread), -EPERM (a
+ * handler did not stick), -ENOTSUP (no SIGRTMIN+4). A failed install may
+ * leave the stack, the watchdog or some handlers in place, and is not
+ * "installed": treat it as fatal, or retry (the retry reuses what exists).
+ * After a success, calling it again on the same thread only sets the
+ * timeout and returns 0; on another thread it returns -EBUSY.
  */
 int fg_install(uint32_t call_timeout_ms);
+
+/*
+ * For a thread other than the loop thread that will use the trampolines:
+ * gives it an alternate signal stack like the loop thread's (once; the
+ * mapping lives as long as the process) and unblocks the guard signals on
+ * it. Returns 0, -EINVAL before fg_install, or -errno from mmap/sigaltstack.
+ */
+int fg_attach_thread(void);
 
 /*
  * Sets the call timeout for later and running calls; 0 disables timeouts
@@ -219,12 +234,17 @@ void fg_unregister_module_image(const void *address_in_image);
  *
  * Rules:
  *   - Before fg_install the call is made unguarded (a fault kills the
- *     process as it would without the guard); FG_OK is then the only status.
+ *     process as it would without the guard): FG_OK or FG_REFUSED.
  *   - On FG_FAULT/FG_TIMEOUT the trampoline restores the signal mask the
  *     handler left (sigsetjmp does not save it: that would be a system call
  *     per message) by unblocking the seven guard signals.
  *   - Arguments are passed through untouched. The message (`m`) must stay
  *     valid during the call: the crash report reads its first 64 bytes.
+ *   - On FG_FAULT/FG_TIMEOUT it also clears and frees the Swift runtime's
+ *     fatal-error message (swift_getFatalErrorMessageBuffer): the runtime
+ *     appends every fatalError message to that one string and never frees
+ *     it, which after 10,000 contained fatalErrors had grown the process
+ *     by 3 GB (quadratic: each append copies the whole string).
  *   - Not async-signal-safe; never call from a handler.
  */
 int32_t fg_call_describe(hotswap_describe_fn fn, const game_describer *d,
@@ -264,8 +284,12 @@ int32_t fg_call_load(hotswap_load_fn fn, const game_state_table *t,
  *     the engine's state is consistent (from Swift: Swift values still
  *     alive in the thunk's frame are not released; keep them to trivial
  *     types or accept the leak of a reference count on a timeout).
- * Sections nest (a thunk calling another thunk). Outside a guarded call
- * they only count. Cost: a thread-local increment, decrement and compare.
+ * Sections nest (a thunk calling another thunk) and must be balanced on
+ * every path. Outside a guarded call they only count. The timeout signal
+ * can still arrive inside a section: a blocking system call there returns
+ * EINTR if it is one SA_RESTART does not restart (nanosleep, poll,
+ * epoll_wait, ...); thunks should not block anyway. Cost: a thread-local
+ * increment, decrement and compare (0.5 ns a pair, optimized).
  * fg_check_pending() is the same jump without leaving a section, for a
  * thunk that wants a stop point elsewhere; it returns if nothing is pending
  * or a section is open.

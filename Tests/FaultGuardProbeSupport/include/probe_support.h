@@ -27,6 +27,9 @@ void probe_null_write(void);
 /* The load address of the image containing pc (dladdr), or NULL. */
 const void *probe_image_base(const void *pc);
 
+/* Runs fn on a new thread (default attributes) and joins it. 0 or an errno. */
+int probe_run_on_thread(void (*fn)(void));
+
 /* Monotonic nanoseconds. */
 uint64_t probe_now_ns(void);
 

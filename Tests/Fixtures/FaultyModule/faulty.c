@@ -23,6 +23,7 @@
 //       badreply          replies with a pointer to unmapped memory SIGSEGV inside a table call
 //     An unknown kind answers -ERR UNKNOWN_FAULT (after the same side effects).
 // hotswap_session_closed writes through NULL when the session's score is 666.
+#define _DEFAULT_SOURCE /* usleep */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,8 @@ static size_t with_name(const game_state_table *t, game_id self, char *out, size
     return used + suffix_length;
 }
 
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Winfinite-recursion"
 __attribute__((noinline)) static int recurse(volatile char *previous, int depth) {
     volatile char frame[256];
     frame[0] = (char)depth;
@@ -83,6 +86,7 @@ __attribute__((noinline)) static int recurse(volatile char *previous, int depth)
     /* The addition after the call keeps it from being a tail call. */
     return recurse(frame, depth + 1) + frame[depth & 255];
 }
+#pragma clang diagnostic pop
 
 static int32_t fault(const game_message *m, const game_state_table *t, const uint8_t *kind, size_t length) {
     const game_id self = m->session;
@@ -107,8 +111,10 @@ static int32_t fault(const game_message *m, const game_state_table *t, const uin
     } else if (is(kind, length, "abort")) {
         abort();
     } else if (is(kind, length, "div0")) {
-        volatile int zero = 0;
-        volatile int quotient = 1 / zero;
+        /* Both operands volatile: with a constant 1 as dividend the
+         * optimizer turns 1 / x into a compare (no idiv, no trap). */
+        volatile int dividend = 1, zero = 0;
+        volatile int quotient = dividend / zero;
         (void)quotient;
     } else if (is(kind, length, "recurse")) {
         return recurse(NULL, 0);
