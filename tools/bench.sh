@@ -3,7 +3,14 @@
 # loopback, in one run, with the ratios ours/redis. Bounded (~3 minutes);
 # stops everything it started.
 #
-#   tools/bench.sh            (SECONDS_PER_RUN=10 CONNECTIONS=10000 to change)
+#   tools/bench.sh            (SECONDS_PER_RUN=10 CONNECTIONS=10000 ROUNDS=5 to change;
+#                              SERVER_ARGS="--busy-poll 50" passes flags to gameserver)
+#
+# The redis-benchmark rows are medians of ROUNDS alternating rounds (ours,
+# redis, ours, redis, ...), each with the server's CPU per request: the
+# utime+stime of the server process (/proc/PID/stat) over the run, divided by
+# the requests. The client shares the machine, so a server that is cheaper
+# per request is not necessarily faster: see BENCHMARKS.md, "The -P 16 gap".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
@@ -12,6 +19,7 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
 fi
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 CONNECTIONS=${CONNECTIONS:-10000}
+ROUNDS=${ROUNDS:-5}
 REDIS_PORT=6399
 GAME_PORT=7799
 ADMIN_PORT=7798
@@ -30,7 +38,7 @@ redis-server --port $REDIS_PORT --save "" --appendonly no --maxclients 20000 --l
 pids+=($!)
 redis_pid=$!
 .build/release/gameserver --port $GAME_PORT --admin-port $ADMIN_PORT --rate-limit 0 \
-    --login-timeout 0 --idle-timeout 0 --max-connections 20000 --log-level warning &
+    --login-timeout 0 --idle-timeout 0 --max-connections 20000 --log-level warning ${SERVER_ARGS:-} &
 pids+=($!)
 game_pid=$!
 sleep 1
@@ -43,11 +51,35 @@ lt() { # loadtest JSON field
     python3 -c "import json,sys; print(int(json.load(open('$1'))['$2']))"
 }
 ratio() { python3 -c "print(f'{$1/$2:.2f}x')"; }
+cpu_ticks() { # utime+stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat)
+    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+bench_once() { # port pid requests pipeline -> "req/s server-CPU-µs-per-request"
+    local before after r
+    before=$(cpu_ticks "$2")
+    r=$(rps "$1" "$3" "$4")
+    after=$(cpu_ticks "$2")
+    echo "$r $(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / $3:.3f}')")"
+}
+median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+bench_rounds() { # requests pipeline -> sets ours_rps redis_rps ours_cpu redis_cpu (medians)
+    local i o r ors=() rrs=() ocs=() rcs=()
+    for ((i = 0; i < ROUNDS; i++)); do
+        o=$(bench_once $GAME_PORT "$game_pid" "$1" "$2"); r=$(bench_once $REDIS_PORT "$redis_pid" "$1" "$2")
+        ors+=("${o% *}"); ocs+=("${o#* }"); rrs+=("${r% *}"); rcs+=("${r#* }")
+        echo "   round $((i + 1)) -P $2: hotswap ${o% *} req/s ${o#* } µs/req, redis ${r% *} req/s ${r#* } µs/req"
+    done
+    ours_rps=$(median "${ors[@]}"); redis_rps=$(median "${rrs[@]}")
+    ours_cpu=$(median "${ocs[@]}"); redis_cpu=$(median "${rcs[@]}")
+    ours_rps=${ours_rps%.*}; redis_rps=${redis_rps%.*}
+}
 row() { printf '%-46s %14s %14s %8s\n' "$1" "$2" "$3" "$4"; }
 
-echo "== redis-benchmark -t ping_inline -c 50"
-ours_p1=$(rps $GAME_PORT 300000 1);  redis_p1=$(rps $REDIS_PORT 300000 1)
-ours_p16=$(rps $GAME_PORT 2000000 16); redis_p16=$(rps $REDIS_PORT 2000000 16)
+echo "== redis-benchmark -t ping_inline -c 50, $ROUNDS alternating rounds"
+bench_rounds 300000 1
+ours_p1=$ours_rps; redis_p1=$redis_rps; ours_cpu_p1=$ours_cpu; redis_cpu_p1=$redis_cpu
+bench_rounds 2000000 16
+ours_p16=$ours_rps; redis_p16=$redis_rps; ours_cpu_p16=$ours_cpu; redis_cpu_p16=$redis_cpu
 
 echo "== loadtest ping (calibration against redis-benchmark) and chat"
 $LOADTEST ping --target redis --port $REDIS_PORT --clients 50 --pipeline 1 --duration "$SECONDS_PER_RUN" --quiet --json /tmp/lt-redis-p1.json >/dev/null || echo "loadtest reported losses (lt-redis-p1)"
@@ -86,9 +118,12 @@ exec 4>&-
 rm -f /tmp/hold.out
 
 echo
+echo "redis-benchmark rows: medians of $ROUNDS alternating rounds"
 row "measure" "hotswap" "redis" "ours/redis"
 row "ping_inline -P 1 (redis-benchmark, req/s)" "$ours_p1" "$redis_p1" "$(ratio "$ours_p1" "$redis_p1")"
 row "ping_inline -P 16 (redis-benchmark, req/s)" "$ours_p16" "$redis_p16" "$(ratio "$ours_p16" "$redis_p16")"
+row "server CPU per request -P 1 (µs)" "$ours_cpu_p1" "$redis_cpu_p1" "$(ratio "$ours_cpu_p1" "$redis_cpu_p1")"
+row "server CPU per request -P 16 (µs)" "$ours_cpu_p16" "$redis_cpu_p16" "$(ratio "$ours_cpu_p16" "$redis_cpu_p16")"
 row "ping -P 16 (loadtest, req/s)" "$(lt /tmp/lt-ours-p16.json throughput)" "$(lt /tmp/lt-redis-p16.json throughput)" \
     "$(ratio "$(lt /tmp/lt-ours-p16.json throughput)" "$(lt /tmp/lt-redis-p16.json throughput)")"
 row "chat 20x10 deliveries/s (loadtest)" "$(lt /tmp/lt-ours-chat.json deliveries_per_second)" \

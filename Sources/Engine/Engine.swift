@@ -65,7 +65,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         host = try LogicHost(world: world, loader: loader, module: module, loop: loop, logger: logger,
                              faultPolicy: FaultPolicy(maxFaults: limits.maxFaults, windowSeconds: limits.faultWindow))
         transport = Transport(loop: loop, maxOutputBytes: limits.maxOutputBytes,
-                              lingerMilliseconds: UInt64(limits.lingerMs), logger: logger)
+                              lingerMilliseconds: UInt64(limits.lingerMs), busyPollMicroseconds: limits.busyPoll,
+                              logger: logger)
         sweepTimer = .allocateHandle()
         admin = AdminConsole(engine: self, settings: settings)
         host.delegate = self
@@ -220,6 +221,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         guard !shuttingDown else { return }
         shuttingDown = true
         host.stopped = true
+        transport.stopping = true
         transport.closeListeners()
         watcher?.stop()
         watcher = nil

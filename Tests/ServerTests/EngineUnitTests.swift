@@ -84,3 +84,50 @@ import Testing
         #expect(throws: SchemaError.duplicate(kind: .session, name: "score")) { try store.bind([score, score]) }
     }
 }
+
+/// The loop's busy-poll window: grows under dense traffic, falls to 0 under
+/// sparse traffic, and never spins when turned off.
+@Suite struct BusyPollTests {
+    private let us: UInt64 = 1000
+
+    /// Replays I/O at `gap` intervals with spin turns every microsecond in
+    /// between; returns the policy after `count` arrivals.
+    private func replay(_ policy: inout BusyPoll, gap: UInt64, count: Int, start: UInt64 = 1_000_000) -> UInt64 {
+        var now = start
+        for _ in 0..<count {
+            _ = policy.afterPoll(active: true, now: now)
+            var t = now + us
+            while policy.spinning && t < now + gap {
+                _ = policy.afterPoll(active: false, now: t)
+                t += us
+            }
+            now += gap
+        }
+        return now
+    }
+
+    @Test func denseTrafficKeepsTheLoopSpinning() {
+        var policy = BusyPoll(maxWindow: 50 * us)
+        _ = replay(&policy, gap: 10 * us, count: 20)
+        #expect(policy.window >= 10 * us)
+        #expect(policy.spinning)
+    }
+
+    @Test func sparseTrafficStopsSpinning() {
+        var policy = BusyPoll(maxWindow: 50 * us)
+        let now = replay(&policy, gap: 10 * us, count: 20)
+        _ = replay(&policy, gap: 1000 * us, count: 20, start: now)
+        #expect(policy.window == 0)
+        let spins = policy.afterPoll(active: true, now: 1_000_000_000)
+        #expect(!spins)
+    }
+
+    @Test func windowNeverPassesTheMaximumAndOffMeansOff() {
+        var policy = BusyPoll(maxWindow: 20 * us)
+        _ = replay(&policy, gap: 5 * us, count: 100)
+        #expect(policy.window <= 20 * us)
+        var off = BusyPoll(maxWindow: 0)
+        _ = replay(&off, gap: 5 * us, count: 100)
+        #expect(off.window == 0 && !off.spinning)
+    }
+}

@@ -37,6 +37,10 @@ struct Limits: ParsableArguments, Sendable {
             transform: within(0...600_000))
     var shutdownGraceMs = 2000
 
+    @Option(help: "Microseconds the loop keeps polling without sleeping after I/O (adaptive, at most this; costs CPU, see BENCHMARKS.md 'The -P 16 gap'); 0, the default, turns it off.",
+            transform: within(0...10_000))
+    var busyPoll = 0
+
     // Rooms (what modules may ask for)
     @Option(help: "Most sessions in one room.", transform: within(1...1_000_000))
     var maxRoomMembers = 256

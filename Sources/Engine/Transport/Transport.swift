@@ -32,11 +32,21 @@ final class Transport {
     private let readBuffer: UnsafeMutableRawPointer
     static let readBufferSize = 64 * 1024
     private let flushHandle: UnsafeMutablePointer<uv_check_t>
+    /// Active while `busyPoll` says spin: an active idle handle makes libuv
+    /// poll with a zero timeout instead of blocking (see BusyPoll).
+    private let spinHandle: UnsafeMutablePointer<uv_idle_t>
+    @exclusivity(unchecked) private var busyPoll: BusyPoll
+    /// Set when shutdown starts: the loop stops spinning.
+    var stopping = false
     /// Clients cut off because their output passed `maxOutputBytes`.
     private(set) var outputOverflows = 0
 
-    init(loop: UnsafeMutablePointer<uv_loop_t>, maxOutputBytes: Int, lingerMilliseconds: UInt64, logger: Logger) {
+    init(loop: UnsafeMutablePointer<uv_loop_t>, maxOutputBytes: Int, lingerMilliseconds: UInt64,
+         busyPollMicroseconds: Int = 0, logger: Logger)
+    {
         self.loop = loop
+        busyPoll = BusyPoll(maxWindow: UInt64(busyPollMicroseconds) * 1000)
+        spinHandle = .allocateHandle()
         self.maxOutputBytes = maxOutputBytes
         self.lingerMilliseconds = lingerMilliseconds
         self.logger = logger
@@ -48,6 +58,8 @@ final class Transport {
         uv_check_start(flushHandle) { handle in
             UVContext.object(handle!.pointee.data, as: Transport.self).flushAll()
         }
+        uv_idle_init(loop, spinHandle)
+        uv_unref(spinHandle.handle)
     }
 
     deinit { readBuffer.deallocate() }
@@ -136,6 +148,14 @@ final class Transport {
 
     /// Once per loop turn, after all reads: one write per connection.
     private func flushAll() {
+        if busyPoll.maxWindow > 0 {
+            // Whether the next poll may block: a turn had I/O to answer iff
+            // someone was written to; shutting down stops spinning.
+            let wasSpinning = busyPoll.spinning
+            let spin = busyPoll.afterPoll(active: !flushList.isEmpty && !stopping, now: uv_hrtime())
+            if spin && !wasSpinning { uv_idle_start(spinHandle) { _ in } }
+            if !spin && wasSpinning { uv_idle_stop(spinHandle) }
+        }
         var index = 0
         // flush() may queue more connections (a finished close); keep going.
         while index < flushList.count {
@@ -158,5 +178,6 @@ final class Transport {
     func close() {
         closeListeners()
         flushHandle.closeAndFree()
+        spinHandle.closeAndFree()
     }
 }

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Alternating rounds of redis-benchmark ping_inline against several servers
+(each round runs every target once, in order), then the medians.
+
+Per run: req/s; the server's CPU per request (utime+stime of the server
+process from /proc/PID/stat over the run); the client's CPU per request
+(redis-benchmark's rusage); the server's voluntary context switches (how
+often it went to sleep); and 'other', the CPU the rest of the machine used
+meanwhile (a run with more than ~0.2 s of it was disturbed).
+
+    python3 tools/bench-rounds.py --P 16 --variant "before=--busy-poll 0" --variant "after="
+    python3 tools/bench-rounds.py --P 1 --n 300000 --variant "before=--busy-poll 0" --variant "after="
+
+A variant is NAME=EXTRA-GAMESERVER-ARGS, or NAME=cmd:COMMAND with {port} for
+another server; redis-server is always the last target. Needs a release
+build (swift build -c release) and redis-server/redis-benchmark."""
+import re, os, subprocess, sys, time, statistics, argparse, json
+ap = argparse.ArgumentParser()
+ap.add_argument('--rounds', type=int, default=5)
+ap.add_argument('--P', type=int, default=16)
+ap.add_argument('--n', type=int, default=2000000)
+ap.add_argument('--c', type=int, default=50)
+ap.add_argument('--server', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '.build', 'release', 'gameserver'))
+ap.add_argument('--variant', action='append', default=[], help='name=extra server args')
+ap.add_argument('--nice', type=int, default=0)
+args = ap.parse_args()
+TCK = os.sysconf('SC_CLK_TCK')
+def busy():
+    f = [int(x) for x in open('/proc/stat').readline().split()[1:]]
+    return sum(f) - f[3] - f[4]
+def cpu(pid):
+    f = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
+    v = int(re.search(r'voluntary_ctxt_switches:\s+(\d+)', open(f'/proc/{pid}/status').read()).group(1))
+    return (int(f[11]), int(f[12]), v)
+pre = ['nice', '-n', str(args.nice)] if args.nice else []
+targets = []
+procs = []
+port = 7801
+for v in (args.variant or ['ours=']):
+    name, extra = v.split('=', 1)
+    if extra.startswith('cmd:'):
+        p = subprocess.Popen(pre + extra[4:].replace('{port}', str(port)).split())
+        procs.append(p); targets.append((name, port, p.pid)); port += 1
+        continue
+    p = subprocess.Popen(pre + [args.server, '--port', str(port), '--admin-port', str(port + 100), '--rate-limit', '0',
+                          '--login-timeout', '0', '--idle-timeout', '0', '--log-level', 'warning'] + extra.split())
+    procs.append(p); targets.append((name, port, p.pid)); port += 1
+p = subprocess.Popen(pre + ['redis-server', '--port', '6399', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
+                     stdout=subprocess.DEVNULL)
+procs.append(p); targets.append(('redis', 6399, p.pid))
+time.sleep(1.0)
+res = {t[0]: [] for t in targets}
+try:
+    for r in range(args.rounds):
+        for _ in range(40):  # wait (at most 20 s) for a quiet machine: other sessions share it
+            b0 = busy(); time.sleep(0.5)
+            if (busy() - b0) / TCK < 0.1: break
+        for name, port, pid in targets:
+            s0 = cpu(pid); b0 = busy(); t0 = time.time()
+            p = subprocess.Popen(pre + ['redis-benchmark', '-p', str(port), '-t', 'ping_inline', '-c', str(args.c), '-n', str(args.n),
+                                  '-P', str(args.P), '-q', '--csv'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            _, status, ru = os.wait4(p.pid, 0)
+            out = p.stdout.read(); el = time.time() - t0
+            s1 = cpu(pid); b1 = busy()
+            su, ss = (s1[0]-s0[0])/TCK, (s1[1]-s0[1])/TCK
+            other = (b1 - b0)/TCK - su - ss - ru.ru_utime - ru.ru_stime
+            rps = [float(l.split('"')[3]) for l in out.splitlines() if 'PING_INLINE' in l][0]
+            d = dict(rps=rps, srv=(su+ss)*1e6/args.n, cli=(ru.ru_utime+ru.ru_stime)*1e6/args.n, cli_s=ru.ru_stime,
+                     srv_vcsw=s1[2]-s0[2], other=other, el=el)
+            res[name].append(d)
+            print(f"{r} {name:6} rps={rps:10.0f} srv={d['srv']:.3f}us/req (u {su:.2f} s {ss:.2f}) cli={d['cli']:.3f}us/req (s {ru.ru_stime:.2f}) srv_vcsw={d['srv_vcsw']} other={other:.2f}s", flush=True)
+finally:
+    for p in procs: p.terminate()
+    for p in procs: p.wait()
+med = lambda name, k: statistics.median(x[k] for x in res[name])
+print(f"MEDIANS of {args.rounds} alternating rounds, -P {args.P} -c {args.c} -n {args.n}:")
+for name, _, _ in targets:
+    print(f"  {name:6} rps={med(name,'rps'):10.0f} ({med(name,'rps')/med('redis','rps'):.3f}x redis)  srv_cpu={med(name,'srv'):.3f}us/req  cli_cpu={med(name,'cli'):.3f}us/req  srv_vcsw={med(name,'srv_vcsw'):.0f}  other={med(name,'other'):.2f}s")
