@@ -46,6 +46,7 @@ let package = Package(
         .library(name: "FaultySwiftModule", type: .dynamic, targets: ["FaultySwiftModule"]),
         .library(name: "FaultyMigrateModule", type: .dynamic, targets: ["FaultyMigrateModule"]),
         .library(name: "FaultyLoadModule", type: .dynamic, targets: ["FaultyLoadModule"]),
+        .library(name: "HangingDescribeModule", type: .dynamic, targets: ["HangingDescribeModule"]),
         .executable(name: "FaultGuardProbe", targets: ["FaultGuardProbe"]),
     ],
     dependencies: [
@@ -99,6 +100,7 @@ let package = Package(
                 path: "Tests/Fixtures/FaultySwiftModule", swiftSettings: moduleSettings),
         .target(name: "FaultyMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyMigrateModule"),
         .target(name: "FaultyLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyLoadModule"),
+        .target(name: "HangingDescribeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/HangingDescribeModule"),
         // Runs the fault guard against the faulty fixtures in its own process
         // (Tests/ServerTests/FaultGuardTests.swift drives it).
         .target(name: "FaultGuardProbeSupport", dependencies: ["FaultGuard", "GameABI"],

@@ -64,6 +64,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         world = World(limits: World.Limits(maxRooms: limits.maxRooms, maxRoomMembers: limits.maxRoomMembers))
         host = try LogicHost(world: world, loader: loader, module: module, loop: loop, logger: logger,
                              faultPolicy: FaultPolicy(maxFaults: limits.maxFaults, windowSeconds: limits.faultWindow))
+        host.loadTimeoutMilliseconds = limits.loadTimeout
         transport = Transport(loop: loop, maxOutputBytes: limits.maxOutputBytes,
                               lingerMilliseconds: UInt64(limits.lingerMs), busyPollMicroseconds: limits.busyPoll,
                               logger: logger)
@@ -251,6 +252,10 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         // Connections still draining after the grace period are cut off.
         transport.abortAll()
         transport.close()
+        host.close()
+        // A load stuck on a worker keeps the loop alive (its work request
+        // never completes): stop the loop instead of waiting for it.
+        if host.loadStuck { uv_stop(loop) }
         sweepTimer.closeAndFree()
         for handle in signals { handle.closeAndFree() }
         shutdownTimer?.closeAndFree()

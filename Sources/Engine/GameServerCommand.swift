@@ -143,6 +143,14 @@ package struct GameServerCommand: ParsableCommand {
         logger.notice("listening on \(host):\(gamePort)")
         logger.notice("admin listening on \(adminHost):\(adminBoundPort)")
         engine.run()
+        if engine.host.loadStuck {
+            // A worker is stuck inside the dynamic linker (a module's
+            // constructor or describe that never returned): exit() would
+            // run the linker's own exit handlers and wait for its lock.
+            logger.notice("stopped (a stuck module load was abandoned)")
+            logSink.flush(timeout: .seconds(2))
+            _exit(0)
+        }
         uv_loop_close(loop)
         logger.notice("stopped")
     }

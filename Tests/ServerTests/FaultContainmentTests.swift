@@ -166,3 +166,27 @@ import Testing
         #expect(rss < 1_000_000, "resident memory after 10,000 faults: \(rss) KiB")
     }
 }
+
+/// A load that never finishes on the reload's worker (no watchdog reaches a
+/// worker thread): the operator is told, the game goes on, and the server
+/// still shuts down.
+@Suite struct StuckLoadTests {
+    @Test func aLoadThatNeverFinishesIsRefusedAndDoesNotBlockShutdown() throws {
+        let server = try TestServer(arguments: ["--load-timeout", "500"])
+        let player = try server.connect()
+        let admin = try server.connectAdmin()
+        let started = Date()
+        let reply = try admin.call("RELOAD \(Products.library("HangingDescribeModule").path)")
+        #expect(reply.hasPrefix("-ERR RELOAD_FAILED the load did not finish within 500 ms"), "\(reply)")
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(try player.call("PING") == "+PONG")
+        #expect(try admin.call("RELOAD").hasPrefix("-ERR RELOAD_FAILED a previous load is stuck"))
+        let status = statusFields(try admin.call("STATUS"))
+        #expect(status["module"] == "gems")
+        #expect(status["refused"] == "2")
+        let stopping = Date()
+        #expect(server.stop() == 0)
+        #expect(Date().timeIntervalSince(stopping) < 8)
+        #expect(server.logContains("a stuck module load was abandoned"))
+    }
+}

@@ -51,6 +51,9 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Milliseconds a module call may run before it is interrupted (-ERR TIMEOUT); 0 turns it off.",
             transform: within(0...60_000))
     var callTimeout = 250
+    @Option(help: "Milliseconds a reload's load (copy, dlopen, constructors, hotswap_describe) may take on its worker thread before the reload is refused.",
+            transform: within(100...600_000))
+    var loadTimeout = 10_000
     @Option(help: "Contained faults of one module version, within --fault-window, that roll it back.",
             transform: within(1...1_000_000))
     var maxFaults = 3

@@ -64,6 +64,15 @@ final class LogicHost {
     private(set) var firstCallNanoseconds: UInt64?
     /// A background load is running (one at a time).
     private(set) var reloading = false
+    /// The load that is running, while it may still time out.
+    private var pendingReload: ReloadTask?
+    /// A load timed out and its worker has not come back: no watchdog reaches
+    /// a worker thread, so it may never. Reloads are refused, and shutdown
+    /// does not wait for it.
+    private(set) var loadStuck = false
+    /// `--load-timeout`: how long a load may take on its worker.
+    var loadTimeoutMilliseconds = 10_000
+    private let loadTimer: UnsafeMutablePointer<uv_timer_t>
     /// No more reloads (the server is stopping).
     var stopped = false
 
@@ -95,9 +104,18 @@ final class LogicHost {
         self.bindings = try world.bind(module.fields)
         self.history = [module]
         table = .allocate(capacity: 1)
+        loadTimer = .allocateHandle()
+        uv_timer_init(loop, loadTimer)
+        uv_unref(loadTimer.handle)
         faultRecord = .allocate(capacity: 1)
         faultRecord.initialize(to: fg_fault())
         table.initialize(to: StateTable.make(host: UVContext.pointer(to: self)))
+        loadTimer.context = UVContext.pointer(to: self)
+    }
+
+    /// Closes the host's own handle (at shutdown).
+    func close() {
+        loadTimer.closeAndFree()
     }
 
     deinit {
@@ -302,11 +320,13 @@ final class LogicHost {
     /// bind, the migration and the commit need the loop.
     func reload(path: String, unlessSHA256: String? = nil, done: @escaping (Result<SwapOutcome, SwapError>) -> Void) {
         guard !stopped else { return done(.failure(.shuttingDown)) }
+        guard !loadStuck else { return done(.failure(.loadStuck)) }
         guard !reloading else { return done(.failure(.busy)) }
         reloading = true
         let job = ReloadJob(request: loader.request(path: path, unlessSHA256: unlessSHA256 ?? module.sha256))
         let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
-        work.pointee.data = UVContext.retainedPointer(to: ReloadTask(job: job, host: self, done: done))
+        let task = ReloadTask(job: job, host: self, done: done)
+        work.pointee.data = UVContext.retainedPointer(to: task)
         let status = uv_queue_work(loop, work, { work in
             // Worker thread: only the job's Sendable request and result.
             let task = UVContext.object(work!.pointee.data, as: ReloadTask.self)
@@ -315,18 +335,46 @@ final class LogicHost {
             // Loop thread.
             let task = UVContext.release(work!.pointee.data!, as: ReloadTask.self)
             work!.deallocate()
-            task.host.finishReload(task.job, task.done)
+            task.host.finishReload(task)
         })
         if status != 0 {
             _ = UVContext.release(work.pointee.data!, as: ReloadTask.self)
             work.deallocate()
             reloading = false
             done(.failure(.cannotQueue(UVError(status))))
+            return
         }
+        // No watchdog reaches a worker thread: a module constructor or
+        // hotswap_describe that never returns would leave the operator
+        // waiting forever. The timer answers instead.
+        pendingReload = task
+        uv_timer_start(loadTimer, { timer in
+            UVContext.object(timer!.pointee.data, as: LogicHost.self).loadTimedOut()
+        }, UInt64(loadTimeoutMilliseconds), 0)
     }
 
-    private func finishReload(_ job: ReloadJob, _ done: (Result<SwapOutcome, SwapError>) -> Void) {
+    private func loadTimedOut() {
+        guard let task = pendingReload else { return }
+        pendingReload = nil
+        task.answered = true
+        loadStuck = true
+        logger.error("a module load did not finish within \(loadTimeoutMilliseconds) ms on its worker thread: refused; reloads stay refused until it returns")
+        task.done(.failure(.loadTimedOut(milliseconds: loadTimeoutMilliseconds)))
+    }
+
+    private func finishReload(_ task: ReloadTask) {
+        let (job, done) = (task.job, task.done)
         reloading = false
+        uv_timer_stop(loadTimer)
+        pendingReload = nil
+        if task.answered {
+            // It timed out and the operator was told it failed: a late
+            // result is counted, never swapped in.
+            loadStuck = false
+            if let result = job.result { loader.finished(result) }
+            logger.warning("the module load that timed out finished late; it was discarded")
+            return
+        }
         guard let result = job.result else { return done(.failure(.cannotQueue(UVError(UV_ECANCELED.rawValue)))) }
         loader.finished(result)
         lastLoadSHA256 = result.sha256
@@ -436,6 +484,8 @@ private final class ReloadTask {
     let job: ReloadJob
     let host: LogicHost
     let done: (Result<SwapOutcome, SwapError>) -> Void
+    /// The load timed out and `done` was called already.
+    var answered = false
 
     init(job: ReloadJob, host: LogicHost, done: @escaping (Result<SwapOutcome, SwapError>) -> Void) {
         self.job = job

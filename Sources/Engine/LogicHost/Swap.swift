@@ -37,6 +37,10 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
     case faulted(FaultRecord)
     case nothingToRollBack
     case busy
+    /// The load did not finish on its worker within `--load-timeout`.
+    case loadTimedOut(milliseconds: Int)
+    /// A load that timed out still has not finished: its worker is stuck.
+    case loadStuck
     case shuttingDown
     case cannotQueue(UVError)
 
@@ -55,6 +59,10 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
         case .faulted(let record): "fault \(record.causeName) in \(record.export)"
         case .nothingToRollBack: "no previous module to roll back to"
         case .busy: "another reload is in progress"
+        case .loadTimedOut(let ms):
+            "the load did not finish within \(ms) ms (a constructor or hotswap_describe that does not return?); nothing changed"
+        case .loadStuck:
+            "a previous load is stuck on its worker thread (it did not finish after timing out); restart the server to load again"
         case .shuttingDown: "the server is shutting down"
         case .cannotQueue(let error): "cannot queue the load: \(error)"
         }

@@ -1,0 +1,1 @@
+/* HangingDescribeModule exports only the C symbols of game_abi.h. */
