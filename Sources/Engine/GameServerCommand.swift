@@ -37,6 +37,9 @@ package struct GameServerCommand: ParsableCommand {
     @Option(help: "Once listening, write the bound ports and pid here as one JSON object.")
     var readyFile: String?
 
+    @Option(help: "Append every admin action to this file as one JSON line (default: off).")
+    var auditLog: String?
+
     @OptionGroup(title: "Limits")
     var limits: Limits
 
@@ -87,7 +90,7 @@ package struct GameServerCommand: ParsableCommand {
         }
         defer { loader.removePrivateCopies() }
         let loaded: LoadedModule
-        let settings: AdminSettings
+        var settings: AdminSettings
         do {
             loaded = try loader.load(path: modulePath)
             let directory = modulesDir ?? String(modulePath.split(separator: "/", omittingEmptySubsequences: false)
@@ -99,6 +102,14 @@ package struct GameServerCommand: ParsableCommand {
             defer { free(real) }
             settings = AdminSettings(token: token.map { Array($0.utf8) }, modulesDirectory: String(cString: real),
                                      defaultModulePath: modulePath, logSink: logSink)
+            if let auditLog {
+                switch AuditLog.open(path: auditLog) {
+                case .success(let log): settings.auditLog = log
+                case .failure(let error):
+                    logger.critical("refusing to start: \(error)")
+                    throw ExitCode(2)
+                }
+            }
         } catch let error as ModuleLoadError {
             logger.critical("refusing to start: \(error)")
             throw ExitCode(2)
@@ -143,6 +154,7 @@ package struct GameServerCommand: ParsableCommand {
         logger.notice("listening on \(host):\(gamePort)")
         logger.notice("admin listening on \(adminHost):\(adminBoundPort)")
         engine.run()
+        settings.auditLog?.flush(timeout: .seconds(2))
         if engine.host.loadStuck {
             // A worker is stuck inside the dynamic linker (a module's
             // constructor or describe that never returned): exit() would

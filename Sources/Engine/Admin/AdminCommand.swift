@@ -45,6 +45,14 @@ package enum AdminCommand: Equatable, Sendable {
         }
     }
 
+    /// Changes the module (audited with the swap's outcome).
+    var isSwap: Bool {
+        switch self {
+        case .reload, .rollback: true
+        default: false
+        }
+    }
+
     /// May run before AUTH.
     var allowedBeforeAuth: Bool {
         switch self {

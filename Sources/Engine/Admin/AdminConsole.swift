@@ -12,6 +12,8 @@ struct AdminSettings: Sendable {
     var defaultModulePath: String
     /// The server's log, for STATUS `log_dropped` (none in unit tests).
     var logSink: LogSink? = nil
+    /// `--audit-log`: every admin action as a JSON line (nil: off).
+    var auditLog: AuditLog? = nil
 }
 
 /// Counters of admin actions, for STATUS.
@@ -109,6 +111,11 @@ final class AdminConsole {
     /// Contained faults reach every authenticated operator as an event line
     /// (`>FAULT ...`, `>ROLLBACK ...`), between replies, like game events.
     func faulted(_ fault: FaultRecord, rolledBack: SwapReport?) {
+        if let rolledBack {
+            audit(AuditLog.Entry(peer: "engine", action: "AUTO_ROLLBACK", module: rolledBack.to.sourcePath,
+                                 sha256Before: rolledBack.from.sha256, sha256After: rolledBack.to.sha256, result: "ok",
+                                 reason: "\(fault)", heldMicroseconds: rolledBack.heldMicroseconds))
+        }
         var event = ">FAULT \(fault.causeName) in \(fault.export) module=\(fault.moduleName)@\(fault.moduleVersion)"
         if let rolledBack {
             event += "; rolled back to \(rolledBack.to.name)@\(rolledBack.to.version) after "
@@ -119,11 +126,25 @@ final class AdminConsole {
 
     // MARK: - Commands
 
-    /// The reply, or nil when `later` will be called with it.
+    /// The reply, or nil when `later` will be called with it. Every action
+    /// goes to the audit log: swaps from `record`, the rest from here.
     func execute(_ command: AdminCommand, for session: AdminSession, later: @escaping (String) -> Void) -> String? {
+        let reply = run(command, for: session, later: later)
+        if let reply, reply != "", !command.isSwap || reply.hasPrefix("-ERR AUTH_REQUIRED") {
+            let ok = reply.hasPrefix("+")
+            audit(AuditLog.Entry(peer: session.connection.peer, action: command.verb,
+                                 result: ok ? "ok" : "refused", reason: ok ? "" : String(reply.dropFirst(5))))
+        }
+        return reply
+    }
+
+    private func audit(_ entry: AuditLog.Entry) { settings.auditLog?.record(entry) }
+
+    private func run(_ command: AdminCommand, for session: AdminSession, later: @escaping (String) -> Void) -> String? {
         guard session.authenticated || command.allowedBeforeAuth else {
             return logged(command, "-ERR AUTH_REQUIRED send AUTH token first")
         }
+        let peer = session.connection.peer
         switch command {
         case .empty: return "-ERR EMPTY empty request, try HELP"
         case .auth(let token): return authenticate(token, session)
@@ -142,7 +163,7 @@ final class AdminConsole {
             } catch {
                 outcome = .failure(error)
             }
-            return record("ROLLBACK", outcome)
+            return record("ROLLBACK", outcome, peer: peer, path: engine.host.previousModule?.sourcePath ?? "")
         case .reload(let argument):
             let path = argument ?? settings.defaultModulePath
             let action = "RELOAD \(AdminConsole.oneLine(path))"
@@ -150,9 +171,11 @@ final class AdminConsole {
             do throws(SwapError) {
                 confined = try confine(path)
             } catch {
-                return record(action, .failure(error))
+                return record(action, .failure(error), peer: peer, path: path)
             }
-            engine.host.reload(path: confined) { [unowned(unsafe) self] outcome in later(record(action, outcome)) }
+            engine.host.reload(path: confined) { [unowned(unsafe) self] outcome in
+                later(record(action, outcome, peer: peer, path: confined))
+            }
             return nil
         }
     }
@@ -179,8 +202,22 @@ final class AdminConsole {
         return "-ERR AUTH_FAILED wrong token"
     }
 
-    /// Logs a swap's outcome, counts it and words the operator's reply.
-    func record(_ action: String, _ outcome: Result<SwapOutcome, SwapError>) -> String {
+    /// Logs a swap's outcome, counts it, writes its audit line and words the
+    /// operator's reply. `peer` is who asked (`watch` for --watch).
+    func record(_ action: String, _ outcome: Result<SwapOutcome, SwapError>, peer: String, path: String) -> String {
+        let verb = String(action.prefix { $0 != " " })
+        let before = engine.host.module.sha256
+        switch outcome {
+        case .success(.swapped(let report)):
+            audit(AuditLog.Entry(peer: peer, action: verb, module: report.to.sourcePath, sha256Before: report.from.sha256,
+                                 sha256After: report.to.sha256, result: "ok", heldMicroseconds: report.heldMicroseconds))
+        case .success(.unchanged(let module)):
+            audit(AuditLog.Entry(peer: peer, action: verb, module: path, sha256Before: module.sha256,
+                                 sha256After: module.sha256, result: "unchanged"))
+        case .failure(let error):
+            audit(AuditLog.Entry(peer: peer, action: verb, module: path, sha256Before: before, sha256After: before,
+                                 result: "refused", reason: AdminConsole.oneLine("\(error)")))
+        }
         switch outcome {
         case .success(.swapped(let report)):
             if action == "ROLLBACK" { counters.rollbacks += 1 } else { counters.reloads += 1 }
@@ -236,6 +273,7 @@ final class AdminConsole {
             "idle_closes=\(counters.idleCloses)", "admin_connections=\(sessions.count)",
             "admin_evicted=\(self.counters.evicted)", "admin_timeouts=\(self.counters.timedOut)",
             "log_dropped=\(settings.logSink?.droppedLines ?? 0)",
+            "audit_dropped=\(settings.auditLog?.droppedLines ?? 0)",
             "faults=\(host.faultCounters.faults)", "timeouts=\(host.faultCounters.timeouts)",
             "auto_rollbacks=\(host.faultCounters.autoRollbacks)",
         ]

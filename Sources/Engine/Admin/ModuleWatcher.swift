@@ -78,7 +78,7 @@ final class ModuleWatcher {
                 // Refused for good: wait for a build with other content.
                 if let sha = engine.host.lastLoadSHA256 { lastSeenSHA256 = sha }
             }
-            _ = engine.admin.record("WATCH \(path)", outcome)
+            _ = engine.admin.record("WATCH \(path)", outcome, peer: "watch", path: path)
         }
     }
 

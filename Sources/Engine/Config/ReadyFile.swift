@@ -15,7 +15,7 @@ enum ReadyFile {
     }
 
     static func json(pid: Int32, game: Endpoint, admin: Endpoint) -> String {
-        func endpoint(_ e: Endpoint) -> String { "{\"host\":\"\(escaped(e.host))\",\"port\":\(e.port)}" }
+        func endpoint(_ e: Endpoint) -> String { "{\"host\":\(JSON.string(e.host)),\"port\":\(e.port)}" }
         return "{\"pid\":\(pid),\"game\":\(endpoint(game)),\"admin\":\(endpoint(admin))}\n"
     }
 
@@ -36,18 +36,5 @@ enum ReadyFile {
             return "\(path): \(String(cString: strerror(errno)))"
         }
         return nil
-    }
-
-    private static func escaped(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
     }
 }

@@ -66,6 +66,9 @@ final class Connection {
     private var shutdownRequest: UnsafeMutablePointer<uv_shutdown_t>?
     /// Position in the transport's registry of live connections.
     var registryIndex = -1
+    /// The peer's address (`127.0.0.1:50312`), for audit lines; `local` for
+    /// an adopted socket that has none.
+    var peer = "local"
 
     /// Takes over an initialised `stream` (not yet accepted).
     init(transport: Transport, stream: UnsafeMutablePointer<uv_tcp_t>, role: ListenerRole) {

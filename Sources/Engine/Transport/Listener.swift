@@ -73,7 +73,24 @@ final class Listener {
         }
         // Replies are small and latency matters more than packet count.
         uv_tcp_nodelay(client, 1)
+        if role == .admin { connection.peer = Listener.peerAddress(client) }
         transport.accepted(connection)
+    }
+
+    /// `host:port` of the other end (admin connections only: audit lines).
+    static func peerAddress(_ client: UnsafeMutablePointer<uv_tcp_t>) -> String {
+        var storage = sockaddr_storage()
+        var length = Int32(MemoryLayout<sockaddr_storage>.size)
+        guard withSocketAddress(&storage, { uv_tcp_getpeername(client, $0, &length) }) == 0 else { return "unknown" }
+        var text = [CChar](repeating: 0, count: 64)
+        let family = Int32(storage.ss_family)
+        _ = withSocketAddress(&storage) { address in
+            family == AF_INET6
+                ? UnsafeRawPointer(address).withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { uv_ip6_name($0, &text, text.count) }
+                : UnsafeRawPointer(address).withMemoryRebound(to: sockaddr_in.self, capacity: 1) { uv_ip4_name($0, &text, text.count) }
+        }
+        let host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return family == AF_INET6 ? "[\(host)]:\(UVKit.port(of: storage))" : "\(host):\(UVKit.port(of: storage))"
     }
 
     /// Stops accepting. The handle is freed in its close callback.
