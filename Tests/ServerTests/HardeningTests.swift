@@ -89,13 +89,7 @@ import Testing
 
     @Test func aClientThatDoesNotReadIsCutOffAndOthersAreNot() throws {
         let server = try TestServer(arguments: ["--max-output-bytes", "65536", "--rate-limit", "0"])
-        let talker = try server.connect()
-        let deaf = try server.connect(receiveBuffer: 4096)
-        _ = try talker.call("LOGIN talker")
-        _ = try deaf.call("LOGIN deaf")
-        _ = try talker.call("JOIN hall")
-        _ = try deaf.call("JOIN hall")
-        _ = try talker.event()
+        let (talker, deaf) = try talkerAndDeaf(server)
         let text = String(repeating: "x", count: 3000)
         var cutOff = false
         for round in 0..<4000 {
@@ -108,6 +102,7 @@ import Testing
         #expect(cutOff)
         #expect(try talker.call("PING") == "+PONG")
         #expect(try status(server).contains("output_overflows=1"))
+        withExtendedLifetime(deaf) {}  // it was cut off by the server, not by closing
     }
 
     /// Shutdown waits at most its 2-second grace for output to drain: a
@@ -115,13 +110,7 @@ import Testing
     /// kernel buffers hold), cannot keep the server from exiting.
     @Test func aClientThatNeverReadsCannotHoldUpShutdown() throws {
         let server = try TestServer(arguments: ["--max-output-bytes", "\(64 << 20)", "--rate-limit", "0"])
-        let talker = try server.connect()
-        let deaf = try server.connect(receiveBuffer: 4096)
-        _ = try talker.call("LOGIN talker")
-        _ = try deaf.call("LOGIN deaf")
-        _ = try talker.call("JOIN hall")
-        _ = try deaf.call("JOIN hall")
-        _ = try talker.event()
+        let (talker, deaf) = try talkerAndDeaf(server)
         // About 9 MB for deaf (the loopback send buffer grows to 4 MiB at
         // most), written in batches; every +OK means its line was queued.
         let say = Array("SAY \(String(repeating: "x", count: 3000))\n".utf8)
@@ -247,4 +236,18 @@ import Testing
         #expect(try other.call("HOOK") == "+HOOK runs=1 read=0 reply=-9")
         #expect(try other.call("PING") == "+PONG")
     }
+
+}
+
+/// talker and deaf in room hall; deaf's receive buffer is small and it
+/// never reads, so what talker says piles up in the server for it.
+func talkerAndDeaf(_ server: TestServer) throws -> (talker: LineClient, deaf: LineClient) {
+    let talker = try server.connect()
+    let deaf = try server.connect(receiveBuffer: 4096)
+    _ = try talker.call("LOGIN talker")
+    _ = try deaf.call("LOGIN deaf")
+    _ = try talker.call("JOIN hall")
+    _ = try deaf.call("JOIN hall")
+    _ = try talker.event()
+    return (talker, deaf)
 }

@@ -90,7 +90,7 @@ final class LogicHost {
     private var faultPolicy: FaultPolicy
     /// Where a trampoline describes a fault: one record, reused (it is a
     /// few hundred bytes; clearing one per request would cost a memset).
-    private let faultRecord: UnsafeMutablePointer<fg_fault>
+    private let faultBuffer: UnsafeMutablePointer<fg_fault>
 
     init(world: World, loader: ModuleLoader, module: LoadedModule, loop: UnsafeMutablePointer<uv_loop_t>,
          logger: Logger, faultPolicy: FaultPolicy = FaultPolicy(maxFaults: 3, windowSeconds: 60)) throws(SchemaError)
@@ -107,8 +107,8 @@ final class LogicHost {
         loadTimer = .allocateHandle()
         uv_timer_init(loop, loadTimer)
         uv_unref(loadTimer.handle)
-        faultRecord = .allocate(capacity: 1)
-        faultRecord.initialize(to: fg_fault())
+        faultBuffer = .allocate(capacity: 1)
+        faultBuffer.initialize(to: fg_fault())
         table.initialize(to: StateTable.make(host: UVContext.pointer(to: self)))
         loadTimer.context = UVContext.pointer(to: self)
     }
@@ -120,7 +120,7 @@ final class LogicHost {
 
     deinit {
         table.deallocate()
-        faultRecord.deallocate()
+        faultBuffer.deallocate()
     }
 
     /// Arms fault containment on the calling (loop) thread: faults and hangs
@@ -162,7 +162,7 @@ final class LogicHost {
         var status: Int32 = GAME_OK
         let started = measureNextCall ? uv_hrtime() : 0
         world.beginJournal()
-        let outcome = fg_call_handle(module.handle, &message, table, &status, faultRecord)
+        let outcome = fg_call_handle(module.handle, &message, table, &status, faultBuffer)
         if measureNextCall {
             // The first call into a freshly swapped image is the slow one.
             measureNextCall = false
@@ -200,7 +200,7 @@ final class LogicHost {
         // only those this call asked for. The session closes either way.
         let closesBefore = pendingCloses.count
         world.beginJournal()
-        let outcome = fg_call_session_closed(hook, session.raw, table, faultRecord)
+        let outcome = fg_call_session_closed(hook, session.raw, table, faultBuffer)
         if outcome == FG_OK {
             world.commitJournal()
         } else {
@@ -243,7 +243,7 @@ final class LogicHost {
 
     /// The guard's record of the last fault, in engine terms.
     private func faultRecord(_ outcome: Int32, export: String, of module: LoadedModule) -> FaultRecord {
-        let fault = faultRecord.pointee
+        let fault = faultBuffer.pointee
         var frames: [String] = []
         withUnsafeBytes(of: fault.frames) { raw in
             let pointers = raw.bindMemory(to: UnsafeMutableRawPointer?.self)
@@ -445,12 +445,12 @@ final class LogicHost {
             if migrate, let hook = candidate.migrate {
                 let context = MigrationContext(world: world, oldStore: saved.store,
                                                oldFields: saved.module.fields, oldBindings: saved.bindings)
-                migrated = try context.run(hook, table: table, from: saved.module.version, fault: faultRecord)
+                migrated = try context.run(hook, table: table, from: saved.module.version, fault: faultBuffer)
             }
             if let hook = candidate.load {
                 var status: Int32 = GAME_OK
                 let outcome = Array(saved.module.version.utf8).withUnsafeBufferPointer {
-                    fg_call_load(hook, table, $0.baseAddress, $0.count, &status, faultRecord)
+                    fg_call_load(hook, table, $0.baseAddress, $0.count, &status, faultBuffer)
                 }
                 if outcome != FG_OK { throw .faulted(faultRecord(outcome, export: "hotswap_load", of: candidate)) }
                 if status != GAME_OK { throw .loadHookFailed(status: status) }
