@@ -13,6 +13,8 @@
 //   GameLogic  the default game, a `.dynamic` library loaded by the engine
 //   FaultGuard C trampolines, signal handlers and watchdog that contain a
 //              crash or a hang in module code (see its header)
+//   UpgradeSupport  the few Linux calls an engine upgrade needs that Swift's
+//              Glibc module does not show (memfd, close_range, build id)
 import PackageDescription
 
 /// Swift logic modules are built without run-time exclusivity tracking: the
@@ -67,10 +69,12 @@ let package = Package(
         .target(name: "UVKit", dependencies: ["CLibUV"]),
         // Fault containment: the C trampolines around every module call (see fault_guard.h).
         .target(name: "FaultGuard", dependencies: ["GameABI"]),
+        // Engine upgrades: memfd, close_range, environ and the build id (see its header).
+        .target(name: "UpgradeSupport"),
         .target(
             name: "HotswapEngine",
             dependencies: [
-                "CLibUV", "UVKit", "GameABI", "Protocol", "FaultGuard",
+                "CLibUV", "UVKit", "GameABI", "Protocol", "FaultGuard", "UpgradeSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),

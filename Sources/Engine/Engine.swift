@@ -34,6 +34,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     let host: LogicHost
     let transport: Transport
     private(set) var admin: AdminConsole!
+    private(set) var upgrader: Upgrader!
     var counters = EngineCounters()
     /// `--max-connections`, lowered to what the open-file limit allows.
     let maxConnections: Int
@@ -49,7 +50,9 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     private var watcher: ModuleWatcher?
     private(set) var shuttingDown = false
     private var finished = false
-    private let startedNanoseconds = uv_hrtime()
+    /// When this process's first engine started (an upgrade carries it
+    /// over, so uptime counts from there).
+    var startedNanoseconds = uv_hrtime()
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, limits: Limits, maxConnections: Int, admin settings: AdminSettings,
          logger: Logger, loader: ModuleLoader, module: LoadedModule) throws(SchemaError)
@@ -70,6 +73,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
                               logger: logger)
         sweepTimer = .allocateHandle()
         admin = AdminConsole(engine: self, settings: settings)
+        upgrader = Upgrader(engine: self)
         host.delegate = self
         transport.delegate = self
         uv_timer_init(loop, sweepTimer)
@@ -196,23 +200,38 @@ final class Engine: TransportDelegate, LogicHostDelegate {
 
     private func installSignalHandlers() {
         signal(SIGPIPE, SIG_IGN)
-        // A parent may hand us a mask that blocks these (test runners and
-        // some supervisors do); blocked, they would never reach libuv.
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGINT)
-        sigaddset(&set, SIGTERM)
-        sigprocmask(SIG_UNBLOCK, &set, nil)
-        for number in [SIGINT, SIGTERM] {
+        for number in [SIGINT, SIGTERM, SIGUSR2] {
             let handle = UnsafeMutablePointer<uv_signal_t>.allocateHandle()
             uv_signal_init(loop, handle)
             handle.context = UVContext.pointer(to: self)
             uv_signal_start(handle, { handle, signal in
                 let engine = UVContext.object(handle!.pointee.data, as: Engine.self)
-                engine.logger.notice("signal \(signal): shutting down")
-                engine.shutdown()
+                if signal == SIGUSR2 {
+                    engine.upgradeBySignal()
+                } else {
+                    engine.logger.notice("signal \(signal): shutting down")
+                    engine.shutdown()
+                }
             }, number)
             signals.append(handle)
+        }
+        // Unblocked only now that libuv handles them: a parent may hand us a
+        // mask that blocks them (test runners and some supervisors do), and
+        // the engine before an upgrade blocks them across its exec; one that
+        // arrived meanwhile is pending and is delivered here, to libuv.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for number in [SIGINT, SIGTERM, SIGUSR2] { sigaddset(&set, number) }
+        sigprocmask(SIG_UNBLOCK, &set, nil)
+    }
+
+    /// SIGUSR2, as nginx operators expect: upgrade to the build installed
+    /// at this engine's own path. Nobody waits for a reply; the log (and,
+    /// on success, the next engine's log) tells.
+    private func upgradeBySignal() {
+        logger.notice("signal SIGUSR2: upgrading to the engine at \(admin.settings.upgrade.enginePath)")
+        upgrader.upgrade(path: nil) { [unowned(unsafe) self] refusal in
+            _ = admin.recordUpgradeRefused(refusal.description, path: admin.settings.upgrade.enginePath, peer: "signal")
         }
     }
 
@@ -222,6 +241,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         guard !shuttingDown else { return }
         shuttingDown = true
         host.stopped = true
+        upgrader.cancel()
         transport.stopping = true
         transport.closeListeners()
         watcher?.stop()

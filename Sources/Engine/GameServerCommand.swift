@@ -4,6 +4,14 @@ import Glibc
 import Logging
 import Protocol
 
+/// Why the server does not start (logged as it is raised). A resumed
+/// engine that hits one falls back to the previous engine instead.
+struct StartRefused: Error, CustomStringConvertible {
+    let reason: String
+    init(_ reason: String) { self.reason = reason }
+    var description: String { reason }
+}
+
 /// `gameserver`: starts the engine with a logic module and serves the game.
 package struct GameServerCommand: ParsableCommand {
     package static let configuration = CommandConfiguration(
@@ -22,7 +30,7 @@ package struct GameServerCommand: ParsableCommand {
     @Option(help: "Address of the admin port. A non-loopback address needs --admin-token.")
     var adminHost = "127.0.0.1"
 
-    @Option(help: "Admin port (STATUS, RELOAD, ROLLBACK, MODULES); 0 picks a free port.", transform: within(0...65535))
+    @Option(help: "Admin port (STATUS, RELOAD, ROLLBACK, MODULES, UPGRADE); 0 picks a free port.", transform: within(0...65535))
     var adminPort = 7778
 
     @Option(help: "Token admin clients must send with AUTH (or set GAMESERVER_ADMIN_TOKEN).")
@@ -43,6 +51,18 @@ package struct GameServerCommand: ParsableCommand {
     @OptionGroup(title: "Limits")
     var limits: Limits
 
+    @Option(help: "Directory other engine builds may be run from by UPGRADE (default: this executable's directory).")
+    var enginesDir: String?
+
+    @Flag(help: "Print this engine's version and handoff format, and exit (what UPGRADE asks a candidate).")
+    var checkUpgrade = false
+
+    @Option(help: .hidden)
+    var resume: Int32?
+
+    @Option(help: .hidden)
+    var resumeFailed: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -56,7 +76,41 @@ package struct GameServerCommand: ParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
+    /// Parses and runs; an engine resumed by an upgrade that cannot start
+    /// (its arguments do not parse, the handoff is in another format, a
+    /// module no longer loads) hands everything back to the previous engine
+    /// instead of exiting: the players keep their connections either way.
+    package static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let handoff = Resume.isFallback(arguments) ? nil : Resume.descriptor(in: arguments)
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch let refused as StartRefused {
+            if let handoff {
+                let problem = Resume.fallBack(memfd: handoff, reason: refused.reason)
+                GameServerCommand.say("cannot fall back: \(problem)")
+            }
+            Glibc.exit(2)
+        } catch {
+            if let handoff {
+                let problem = Resume.fallBack(memfd: handoff, reason: "the arguments do not parse: "
+                                              + fullMessage(for: error).split(separator: "\n").joined(separator: " "))
+                GameServerCommand.say("cannot fall back: \(problem)")
+            }
+            exit(withError: error)
+        }
+    }
+
     package func run() throws {
+        if checkUpgrade {
+            // Before anything else: a check must not touch ports or files.
+            print(EngineIdentity.checkLine)
+            return
+        }
+        // Read once now: it takes the dynamic linker's lock, which a module
+        // load on a worker holds later.
+        _ = EngineIdentity.version
         let level = Logger.Level(rawValue: logLevel) ?? .info
         // Lines reach stderr from a writer thread: a reader that stops
         // reading makes the server drop lines, never wait. At exit, the last
@@ -69,50 +123,60 @@ package struct GameServerCommand: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "gameserver")
+        func refuse(_ reason: String) -> StartRefused {
+            logger.critical("refusing to start: \(reason)")
+            return StartRefused(reason)
+        }
 
-        let modulePath = module ?? GameServerCommand.defaultModulePath()
+        let resumed: ResumedState?
+        do throws(StartRefused) {
+            resumed = try resume.map { fd throws(StartRefused) in try Resume.open(memfd: fd, failedUpgrade: resumeFailed) }
+        } catch {
+            throw refuse("cannot resume: \(error.reason)")
+        }
+        let modulePath = resumed?.engine.paths.modulePath ?? module ?? GameServerCommand.defaultModulePath()
         let token = (adminToken ?? getenv("GAMESERVER_ADMIN_TOKEN").map { String(cString: $0) })
             .flatMap { $0.isEmpty ? nil : $0 }
-        if let token, token.utf8.count < 16 {
-            logger.critical("refusing to start: the admin token must be at least 16 bytes")
-            throw ExitCode(2)
-        }
+        if let token, token.utf8.count < 16 { throw refuse("the admin token must be at least 16 bytes") }
         if token == nil && !GameServerCommand.isLoopback(adminHost) {
-            logger.critical("refusing to start: the admin port on \(adminHost) is not loopback; set --admin-token or GAMESERVER_ADMIN_TOKEN")
-            throw ExitCode(2)
+            throw refuse("the admin port on \(adminHost) is not loopback; set --admin-token or GAMESERVER_ADMIN_TOKEN")
         }
         let loader: ModuleLoader
         do {
             loader = try ModuleLoader()
         } catch {
-            logger.critical("refusing to start: \(error)")
-            throw ExitCode(2)
+            throw refuse("\(error)")
         }
         defer { loader.removePrivateCopies() }
         let loaded: LoadedModule
+        var previous: LoadedModule?
         var settings: AdminSettings
         do {
-            loaded = try loader.load(path: modulePath)
-            let directory = modulesDir ?? String(modulePath.split(separator: "/", omittingEmptySubsequences: false)
-                .dropLast().joined(separator: "/"))
-            guard let real = realpath(directory.isEmpty ? "." : directory, nil) else {
-                logger.critical("refusing to start: modules directory \(directory) does not exist")
-                throw ExitCode(2)
+            if let resumed {
+                (loaded, previous) = try Resume.loadModules(resumed, loader: loader)
+            } else {
+                loaded = try loader.load(path: modulePath)
             }
-            defer { free(real) }
-            settings = AdminSettings(token: token.map { Array($0.utf8) }, modulesDirectory: String(cString: real),
+            settings = AdminSettings(token: token.map { Array($0.utf8) },
+                                     modulesDirectory: try resumed?.engine.paths.modulesDirectory ?? GameServerCommand.realDirectory(
+                                         modulesDir ?? GameServerCommand.directory(of: modulePath), "modules directory"),
                                      defaultModulePath: modulePath, logSink: logSink)
+            let enginePath = resumed?.enginePath ?? ProcessImage.executablePath() ?? ""
+            settings.upgrade = UpgradeSettings(
+                enginePath: enginePath,
+                enginesDirectory: try resumed?.engine.paths.enginesDirectory ?? GameServerCommand.realDirectory(
+                    enginesDir ?? GameServerCommand.directory(of: enginePath), "engines directory"),
+                arguments: resumed?.engine.arguments ?? Array(CommandLine.arguments.dropFirst()))
             if let auditLog {
                 switch AuditLog.open(path: auditLog) {
                 case .success(let log): settings.auditLog = log
-                case .failure(let error):
-                    logger.critical("refusing to start: \(error)")
-                    throw ExitCode(2)
+                case .failure(let error): throw StartRefused("\(error)")
                 }
             }
         } catch let error as ModuleLoadError {
-            logger.critical("refusing to start: \(error)")
-            throw ExitCode(2)
+            throw refuse("\(error)")
+        } catch let error as StartRefused {
+            throw refuse(error.reason)
         }
 
         let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
@@ -123,36 +187,45 @@ package struct GameServerCommand: ParsableCommand {
                                 maxConnections: GameServerCommand.connectionsAllowedByFileLimit(limits.maxConnections, logger),
                                 admin: settings, logger: logger, loader: loader, module: loaded)
         } catch {
-            logger.critical("refusing to start: module \(modulePath) has a bad schema: \(error)")
-            throw ExitCode(2)
+            throw refuse("module \(modulePath) has a bad schema: \(error)")
         }
-        if let problem = engine.installFaultGuard() {
-            logger.critical("refusing to start: \(problem)")
-            throw ExitCode(2)
-        }
-        logger.info("loaded module \(loaded.name) \(loaded.version) from \(modulePath)",
-                    metadata: ["protocol": "\(protocolBuildTag())"])
+        if let problem = engine.installFaultGuard() { throw refuse(problem) }
+        logger.info("loaded module \(loaded.name) \(loaded.version) from \(loaded.sourcePath)",
+                    metadata: ["protocol": "\(protocolBuildTag())", "engine": "\(EngineIdentity.version)"])
 
-        let gamePort: Int
-        let adminBoundPort: Int
-        do {
-            gamePort = try engine.listen(.game, host: host, port: port)
-            adminBoundPort = try engine.listen(.admin, host: adminHost, port: adminPort)
-        } catch {
-            logger.critical("refusing to start: \(error)")
-            throw ExitCode(2)
+        var game = ReadyFile.Endpoint(host: host, port: port)
+        var admin = ReadyFile.Endpoint(host: adminHost, port: adminPort)
+        if let resumed {
+            let summary: ResumeSummary
+            do throws(StartRefused) {
+                summary = try engine.resume(resumed, previous: previous)
+            } catch {
+                throw refuse(error.reason)
+            }
+            for listener in summary.listeners {
+                if listener.role == .game { game = .init(host: listener.host, port: listener.port) }
+                if listener.role == .admin { admin = .init(host: listener.host, port: listener.port) }
+            }
+        } else {
+            do {
+                game = .init(host: host, port: try engine.listen(.game, host: host, port: port))
+                admin = .init(host: adminHost, port: try engine.listen(.admin, host: adminHost, port: adminPort))
+            } catch {
+                throw refuse("\(error)")
+            }
         }
         if let readyFile {
-            let text = ReadyFile.json(pid: getpid(), game: .init(host: host, port: gamePort),
-                                      admin: .init(host: adminHost, port: adminBoundPort))
+            let text = ReadyFile.json(pid: getpid(), game: game, admin: admin, upgrades: engine.admin.counters.upgrades)
             if let problem = ReadyFile.write(text, to: readyFile) {
-                logger.critical("refusing to start: cannot write --ready-file \(problem)")
-                throw ExitCode(2)
+                // A resumed engine serves already: a ready file it cannot
+                // rewrite is no reason to give the players back.
+                if resumed == nil { throw refuse("cannot write --ready-file \(problem)") }
+                logger.error("cannot rewrite --ready-file \(problem)")
             }
         }
         if watch { engine.watchModule(path: modulePath) }
-        logger.notice("listening on \(host):\(gamePort)")
-        logger.notice("admin listening on \(adminHost):\(adminBoundPort)")
+        logger.notice("listening on \(game.host):\(game.port)")
+        logger.notice("admin listening on \(admin.host):\(admin.port)")
         engine.run()
         settings.auditLog?.flush(timeout: .seconds(2))
         if engine.host.loadStuck {
@@ -165,6 +238,25 @@ package struct GameServerCommand: ParsableCommand {
         }
         uv_loop_close(loop)
         logger.notice("stopped")
+    }
+
+    /// One line to stderr, directly: only where no loop or log runs.
+    static func say(_ line: String) {
+        _ = (line + "\n").withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
+    }
+
+    /// The real path of `directory`, or the refusal naming `what`.
+    static func realDirectory(_ directory: String, _ what: String) throws(StartRefused) -> String {
+        guard let real = realpath(directory.isEmpty ? "." : directory, nil) else {
+            throw StartRefused("\(what) \(directory) does not exist")
+        }
+        defer { free(real) }
+        return String(cString: real)
+    }
+
+    /// The directory part of a path ("" for a bare name).
+    static func directory(of path: String) -> String {
+        String(path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/"))
     }
 
     /// Raises the soft open-file limit to the hard one and keeps

@@ -54,6 +54,23 @@ public struct LineFramer: Sendable {
     /// Bytes of an unfinished line currently held.
     public var bufferedByteCount: Int { partial.count }
 
+    /// The unfinished line held so far: what an engine upgrade hands to the
+    /// next engine, so a line half-sent before it is one request after it.
+    public var bufferedBytes: [UInt8] { partial }
+
+    /// Starts from an unfinished line another framer held (`bufferedBytes`).
+    /// Returns false, keeping nothing, for bytes that framer could not have
+    /// held under this limit: a LF, or more than the limit allows.
+    public mutating func restore(buffered: [UInt8]) -> Bool {
+        guard partial.isEmpty, !failed, !buffered.contains(UInt8(ascii: "\n")) else { return false }
+        // The same bound as `keep`: one byte over only for the CR of a CRLF.
+        let fits = buffered.count <= maxLineLength
+            || (buffered.count == maxLineLength + 1 && buffered.last == UInt8(ascii: "\r"))
+        guard fits else { return false }
+        partial = buffered
+        return true
+    }
+
     /// Frames `chunk`, calling `onLine` for each complete line in order.
     ///
     /// The buffer given to `onLine` is valid only during that call. Return

@@ -96,6 +96,24 @@ public struct StreamWriter: ~Copyable {
         return .writing
     }
 
+    /// Every byte accepted and not yet taken by the kernel, in order: the
+    /// last `stillQueued` bytes of the write in flight (what libuv reports
+    /// as the stream's write queue size: it holds only this writer's one
+    /// request), then what is pending. An engine upgrade hands these to the
+    /// next engine, which writes them once: none lost, none twice.
+    public func unsentBytes(stillQueued: Int) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(pending.count + (writing ? stillQueued : 0))
+        if writing, stillQueued > 0, let base = inFlight.base {
+            let tail = min(stillQueued, inFlight.count)
+            bytes.append(contentsOf: UnsafeBufferPointer(start: base + (inFlight.count - tail), count: tail))
+        }
+        if let base = pending.base, pending.count > 0 {
+            bytes.append(contentsOf: UnsafeBufferPointer(start: base, count: pending.count))
+        }
+        return bytes
+    }
+
     /// From the write callback: the in-flight bytes are done with.
     public mutating func writeCompleted(keeping retained: Int) {
         writing = false

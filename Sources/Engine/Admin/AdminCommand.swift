@@ -4,7 +4,8 @@ import Protocol
 /// so it is unit-tested and fuzzed on its own.
 ///
 ///     AUTH token        STATUS        RELOAD [path]
-///     ROLLBACK          MODULES       PING       HELP       QUIT
+///     ROLLBACK          MODULES       UPGRADE [path]
+///     PING              HELP          QUIT
 package enum AdminCommand: Equatable, Sendable {
     /// Nothing but blanks.
     case empty
@@ -17,6 +18,8 @@ package enum AdminCommand: Equatable, Sendable {
     case rollback
     /// A bare `RELOAD` (nil) reloads the configured module path.
     case reload(path: String?)
+    /// A bare `UPGRADE` (nil) runs the engine build at the server's own path.
+    case upgrade(path: String?)
     case unknown
 
     package init(line: UnsafeRawBufferPointer) {
@@ -40,6 +43,8 @@ package enum AdminCommand: Equatable, Sendable {
             self = .rollback
         } else if request.verbIs("RELOAD") {
             self = .reload(path: request.arguments.isEmpty ? nil : String(decoding: request.arguments, as: UTF8.self))
+        } else if request.verbIs("UPGRADE") {
+            self = .upgrade(path: request.arguments.isEmpty ? nil : String(decoding: request.arguments, as: UTF8.self))
         } else {
             self = .unknown
         }
@@ -73,6 +78,7 @@ package enum AdminCommand: Equatable, Sendable {
         case .modules: "MODULES"
         case .rollback: "ROLLBACK"
         case .reload: "RELOAD"
+        case .upgrade: "UPGRADE"
         case .unknown: "UNKNOWN"
         }
     }

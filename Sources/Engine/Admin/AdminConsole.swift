@@ -14,6 +14,8 @@ struct AdminSettings: Sendable {
     var logSink: LogSink? = nil
     /// `--audit-log`: every admin action as a JSON line (nil: off).
     var auditLog: AuditLog? = nil
+    /// Where `UPGRADE` may take engines from, and what they are started with.
+    var upgrade = UpgradeSettings()
 }
 
 /// Counters of admin actions, for STATUS.
@@ -26,6 +28,13 @@ struct AdminCounters {
     var timedOut = 0
     var lastReloadWallSeconds: Int?
     var lastHeldMicroseconds: UInt64?
+    /// Engine upgrades this process went through, and those refused.
+    var upgrades = 0
+    var upgradesRefused = 0
+    var lastUpgradeHeldMicroseconds: UInt64?
+    /// Log and audit lines earlier engines of this process dropped.
+    var logDroppedBefore = 0
+    var auditDroppedBefore = 0
 }
 
 /// The operator's console on the admin port: same line grammar as the game
@@ -152,7 +161,7 @@ final class AdminConsole {
         case .quit:
             session.connection.closeAfterFlush()
             return "+BYE"
-        case .help: return "+HELP AUTH token | STATUS | RELOAD [path] | ROLLBACK | MODULES | PING | QUIT"
+        case .help: return "+HELP AUTH token | STATUS | RELOAD [path] | ROLLBACK | MODULES | UPGRADE [path] | PING | QUIT"
         case .status: return logged(command, status())
         case .modules: return logged(command, modulesLine())
         case .unknown: return logged(command, "-ERR UNKNOWN_COMMAND unknown admin command, try HELP")
@@ -164,6 +173,11 @@ final class AdminConsole {
                 outcome = .failure(error)
             }
             return record("ROLLBACK", outcome, peer: peer, path: engine.host.previousModule?.sourcePath ?? "")
+        case .upgrade(let path):
+            engine.upgrader.upgrade(path: path) { [unowned(unsafe) self] refusal in
+                later(recordUpgradeRefused(refusal.description, path: path ?? settings.upgrade.enginePath, peer: peer))
+            }
+            return nil
         case .reload(let argument):
             let path = argument ?? settings.defaultModulePath
             let action = "RELOAD \(AdminConsole.oneLine(path))"
@@ -272,10 +286,12 @@ final class AdminConsole {
             "rate_limited=\(counters.rateLimited)", "rate_limit_closes=\(counters.rateLimitCloses)",
             "idle_closes=\(counters.idleCloses)", "admin_connections=\(sessions.count)",
             "admin_evicted=\(self.counters.evicted)", "admin_timeouts=\(self.counters.timedOut)",
-            "log_dropped=\(settings.logSink?.droppedLines ?? 0)",
-            "audit_dropped=\(settings.auditLog?.droppedLines ?? 0)",
+            "log_dropped=\((settings.logSink?.droppedLines ?? 0) + self.counters.logDroppedBefore)",
+            "audit_dropped=\((settings.auditLog?.droppedLines ?? 0) + self.counters.auditDroppedBefore)",
             "faults=\(host.faultCounters.faults)", "timeouts=\(host.faultCounters.timeouts)",
             "auto_rollbacks=\(host.faultCounters.autoRollbacks)",
+            "engine=\(EngineIdentity.version)", "upgrades=\(self.counters.upgrades)",
+            "upgrades_refused=\(self.counters.upgradesRefused)", "pid=\(getpid())",
         ]
         if let fault = host.faultCounters.last {
             fields.append("last_fault=\(fault.causeName):\(fault.moduleName)@\(fault.moduleVersion):\(fault.export)")
@@ -283,6 +299,7 @@ final class AdminConsole {
         if let last = self.counters.lastReloadWallSeconds { fields.append("last_reload=\(AdminConsole.iso8601(last))") }
         if let held = self.counters.lastHeldMicroseconds { fields.append("last_held_us=\(held)") }
         if let first = host.firstCallNanoseconds { fields.append("first_call_ns=\(first)") }
+        if let held = self.counters.lastUpgradeHeldMicroseconds { fields.append("last_upgrade_held_us=\(held)") }
         return "+STATUS " + fields.map(AdminConsole.oneLine).joined(separator: " ")
     }
 
@@ -294,6 +311,44 @@ final class AdminConsole {
         }
         return "+MODULES " + entries.joined(separator: " ")
     }
+
+    // MARK: - Engine upgrades
+
+    /// A refused upgrade: counted, logged, audited; returns the reply.
+    func recordUpgradeRefused(_ reason: String, path: String, peer: String) -> String {
+        counters.upgradesRefused += 1
+        logger.warning("admin: UPGRADE \(path) refused: \(reason)")
+        audit(AuditLog.Entry(peer: peer, action: "UPGRADE", module: path, result: "refused",
+                             reason: AdminConsole.oneLine(reason)))
+        return "-ERR UPGRADE_FAILED \(AdminConsole.oneLine(reason))"
+    }
+
+    /// An upgrade this engine completed (it is the new engine): counted,
+    /// audited; returns the reply for whoever asked.
+    func recordUpgrade(from version: String, path: String, heldMicroseconds: UInt64, sessions: Int) -> String {
+        counters.upgrades += 1
+        counters.lastUpgradeHeldMicroseconds = heldMicroseconds
+        let summary = "engine \(version) -> \(EngineIdentity.version)"
+        audit(AuditLog.Entry(peer: "engine", action: "UPGRADE", module: path, result: "ok", reason: summary,
+                             heldMicroseconds: heldMicroseconds))
+        return "+OK \(summary) held_ms=\((heldMicroseconds + 500) / 1000) sessions=\(sessions)"
+    }
+
+    /// Gives the upgrade's reply to the session that asked (restored
+    /// waiting for it), which then runs what it sent behind it.
+    func answerWaiting(_ reply: String) {
+        for session in sessions where session.waiting { session.answer(AdminConsole.oneLine(reply)) }
+    }
+
+    /// An admin session the previous engine served (an upgrade).
+    func adopt(_ session: AdminSession) {
+        session.slot = sessions.count
+        sessions.append(session)
+        session.connection.handler = session
+    }
+
+    /// The counters the previous engine had.
+    func adopt(counters restored: AdminCounters) { counters = restored }
 
     /// Keeps a reply on one line whatever a dlerror or path contains.
     static func oneLine(_ text: String) -> String {

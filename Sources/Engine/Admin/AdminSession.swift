@@ -6,8 +6,8 @@ import Protocol
 /// within `--admin-auth-timeout`, an idle one is closed after
 /// `--admin-idle-timeout`, so silent connections cannot hold the slots.
 final class AdminSession: ConnectionHandler {
-    /// What waits behind a pending RELOAD.
-    private enum Backlog {
+    /// What waits behind a pending RELOAD (or UPGRADE).
+    enum Backlog {
         case line([UInt8])
         /// The line after the queued ones was over the limit: answer, close.
         case lineTooLong
@@ -15,16 +15,17 @@ final class AdminSession: ConnectionHandler {
 
     unowned(unsafe) let console: AdminConsole
     unowned(unsafe) let connection: Connection
-    private var framer: LineFramer
+    // `private(set)`: an engine upgrade reads them (AdminSession+Handoff.swift).
+    private(set) var framer: LineFramer
     /// Has sent the right token (or none is needed).
     private(set) var authenticated: Bool
-    private var failedAuths = 0
+    private(set) var failedAuths = 0
     /// A command is waiting for a background reload: later lines wait in
     /// the backlog so replies keep the order of requests.
     private(set) var waiting = false
-    private var backlog: [Backlog] = []
+    private(set) var backlog: [Backlog] = []
     /// The operator half-closed while waiting: close once answered.
-    private var closeWhenAnswered = false
+    private(set) var closeWhenAnswered = false
     /// Loop time (ms) of the last complete line.
     private(set) var lastRequest: UInt64
     /// Loop time (ms) of the connection: the auth deadline counts from it,
@@ -40,6 +41,35 @@ final class AdminSession: ConnectionHandler {
         self.authenticated = authenticated
         self.lastRequest = now
         self.openedAt = now
+    }
+
+    /// The session a previous engine served on this connection (an
+    /// upgrade), as it was. `waiting` is set for the one that asked for the
+    /// upgrade: its reply comes from this engine (`answer`), then what
+    /// waited behind it runs.
+    init(console: AdminConsole, connection: Connection, framer: LineFramer, authenticated: Bool, failedAuths: Int,
+         openedAt: UInt64, lastRequest: UInt64, waiting: Bool, backlog: [Backlog], closeWhenAnswered: Bool)
+    {
+        self.console = console
+        self.connection = connection
+        self.framer = framer
+        self.authenticated = authenticated
+        self.failedAuths = failedAuths
+        self.openedAt = openedAt
+        self.lastRequest = lastRequest
+        self.waiting = waiting
+        self.backlog = backlog
+        self.closeWhenAnswered = closeWhenAnswered
+    }
+
+    /// The reply to the command this session waits on, given by whoever
+    /// finished it (the next engine, for an UPGRADE); then the lines that
+    /// waited behind it run.
+    func answer(_ reply: String) {
+        guard waiting else { return }
+        send(reply)
+        waiting = false
+        drainBacklog()
     }
 
     // MARK: - ConnectionHandler

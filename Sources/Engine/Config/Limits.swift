@@ -73,6 +73,11 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Admin lines that may wait behind a running reload.", transform: within(1...10_000))
     var maxAdminBacklog = 64
 
+    // Engine upgrades
+    @Option(help: "Milliseconds a candidate engine may take to answer --check-upgrade before UPGRADE is refused.",
+            transform: within(100...600_000))
+    var upgradeCheckTimeout = 5000
+
     init() {}
 
     /// Every limit at its default.

@@ -7,16 +7,23 @@ import Glibc
 ///     {"pid":4242,"game":{"host":"127.0.0.1","port":40001},"admin":{"host":"127.0.0.1","port":40002}}
 ///
 /// It is written to a temporary name and renamed, so a reader never sees
-/// half of it. Written once at start-up, before the loop serves anyone.
+/// half of it. Written at start-up, before the loop serves anyone, and
+/// again by every engine an upgrade resumes (same pid and ports; `engine`
+/// and `upgrades` say which engine serves now):
+///
+///     {"pid":4242,"game":{...},"admin":{...},"engine":"1.1.0+eaaee0c814a3","upgrades":1}
 enum ReadyFile {
     struct Endpoint {
         let host: String
         let port: Int
     }
 
-    static func json(pid: Int32, game: Endpoint, admin: Endpoint) -> String {
+    static func json(pid: Int32, game: Endpoint, admin: Endpoint, engine: String = EngineIdentity.version,
+                     upgrades: Int = 0) -> String
+    {
         func endpoint(_ e: Endpoint) -> String { "{\"host\":\(JSON.string(e.host)),\"port\":\(e.port)}" }
-        return "{\"pid\":\(pid),\"game\":\(endpoint(game)),\"admin\":\(endpoint(admin))}\n"
+        return "{\"pid\":\(pid),\"game\":\(endpoint(game)),\"admin\":\(endpoint(admin)),"
+            + "\"engine\":\(JSON.string(engine)),\"upgrades\":\(upgrades)}\n"
     }
 
     /// Writes `text` to `path` atomically; returns the error text on failure.

@@ -54,8 +54,9 @@ struct FaultRecord: Sendable, CustomStringConvertible {
 struct FaultPolicy {
     let maxFaults: Int
     let windowMilliseconds: UInt64
-    /// Loop times of the recent faults of each version.
-    private var recent: [String: [UInt64]] = [:]
+    /// Loop times of the recent faults of each version (readable for an
+    /// engine upgrade, which hands them over as ages).
+    private(set) var recent: [String: [UInt64]] = [:]
 
     init(maxFaults: Int, windowSeconds: Int) {
         self.maxFaults = maxFaults
@@ -72,4 +73,10 @@ struct FaultPolicy {
 
     /// Forgets a version's faults (after it was rolled back).
     mutating func forget(sha256: String) { recent[sha256] = nil }
+
+    /// Takes over another engine's recent faults (an upgrade): each
+    /// version's faults as ages in milliseconds, made loop times again.
+    mutating func restore(ages: [String: [UInt64]], now: UInt64) {
+        recent = ages.mapValues { $0.map { now.minus(age: $0) } }
+    }
 }

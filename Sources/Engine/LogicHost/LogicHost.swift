@@ -45,8 +45,9 @@ final class LogicHost {
     @exclusivity(unchecked) private(set) var bindings: [FieldBinding]
     /// The module that served before the last swap, kept for ROLLBACK.
     private(set) var previousModule: LoadedModule?
-    /// Every module swapped in, oldest first (all still mapped).
-    private(set) var history: [LoadedModule]
+    /// Every module swapped in, oldest first (all still mapped, except those
+    /// from before an engine upgrade: only the current and previous are).
+    private(set) var history: [ModuleHistoryEntry]
     private(set) var phase = Phase.serving
     /// The table every module call gets; `engine` points back here.
     let table: UnsafeMutablePointer<game_state_table>
@@ -80,14 +81,14 @@ final class LogicHost {
     /// guard once it is neither current nor previous).
     private var lastRefused: LoadedModule?
     /// Versions (by SHA-256) the fault policy took out: never put back by it.
-    private var condemned: Set<String> = []
+    private(set) var condemned: Set<String> = []
     /// The SHA-256 of the file the last load copied (loaded or refused), so
     /// `--watch` can skip a file it has already acted on.
     private(set) var lastLoadSHA256: String?
 
     /// Faults contained so far, and when a version has faulted too often.
     private(set) var faultCounters = FaultCounters()
-    private var faultPolicy: FaultPolicy
+    private(set) var faultPolicy: FaultPolicy
     /// Where a trampoline describes a fault: one record, reused (it is a
     /// few hundred bytes; clearing one per request would cost a memset).
     private let faultBuffer: UnsafeMutablePointer<fg_fault>
@@ -102,7 +103,7 @@ final class LogicHost {
         self.logger = logger
         self.faultPolicy = faultPolicy
         self.bindings = try world.bind(module.fields)
-        self.history = [module]
+        self.history = [ModuleHistoryEntry(module)]
         table = .allocate(capacity: 1)
         loadTimer = .allocateHandle()
         uv_timer_init(loop, loadTimer)
@@ -136,10 +137,10 @@ final class LogicHost {
     /// current and the previous one, as those are the ones that can run.
     private func identifyModuleToGuard() {
         fg_set_module(module.name, module.version, module.sha256)
-        for entry in history + [lastRefused].compactMap({ $0 })
+        for entry in history + [lastRefused].compactMap({ $0.map(ModuleHistoryEntry.init) })
             where entry.imagePath != module.imagePath && entry.imagePath != previousModule?.imagePath
         {
-            fg_unregister_module_image(unsafeBitCast(entry.handle, to: UnsafeRawPointer.self))
+            if let handle = entry.handle { fg_unregister_module_image(unsafeBitCast(handle, to: UnsafeRawPointer.self)) }
         }
         _ = fg_register_module_image(unsafeBitCast(module.handle, to: UnsafeRawPointer.self))
         if let previousModule { _ = fg_register_module_image(unsafeBitCast(previousModule.handle, to: UnsafeRawPointer.self)) }
@@ -391,13 +392,39 @@ final class LogicHost {
             do throws(SwapError) {
                 let report = try swap(to: candidate, migrate: true, loadNanoseconds: result.nanoseconds)
                 previousModule = report.from
-                history.append(candidate)
+                history.append(ModuleHistoryEntry(candidate))
                 identifyModuleToGuard()
                 done(.success(.swapped(report)))
             } catch {
                 done(.failure(error))
             }
         }
+    }
+
+    // MARK: - Engine upgrade (LogicHost+Handoff.swift)
+
+    /// Takes over what the previous engine's host held: the previous module
+    /// (mapped again from its private copy, so ROLLBACK works), the history,
+    /// fault counters, condemned versions and recent faults. World's store
+    /// was replaced by the handed-over one, so the current module binds
+    /// again: to the same columns, found by name and type. Throws, having
+    /// changed nothing the caller keeps, when it cannot bind.
+    func adopt(_ handoff: LogicHandoff, previous: LoadedModule?) throws(SchemaError) {
+        bindings = try world.bind(module.fields)
+        previousModule = previous
+        history = handoff.history.map { item in
+            switch item.role {
+            case .current: ModuleHistoryEntry(module)
+            case .previous: previous.map(ModuleHistoryEntry.init) ?? item.entry
+            case .unmapped: item.entry
+            }
+        }
+        faultCounters = handoff.faultCounters
+        condemned = Set(handoff.condemned)
+        lastLoadSHA256 = handoff.lastLoadSHA256
+        firstCallNanoseconds = handoff.firstCallNanoseconds
+        faultPolicy.restore(ages: handoff.recentFaults, now: nowMilliseconds)
+        identifyModuleToGuard()
     }
 
     /// Swaps back to the module that served before the last swap. It is

@@ -12,7 +12,7 @@ import Glibc
 /// value made on a worker thread may be handed to the loop thread.
 struct LoadedModule: @unchecked Sendable {
     /// The path the operator named.
-    let sourcePath: String
+    var sourcePath: String
     /// The private copy that was actually `dlopen`ed.
     let imagePath: String
     let name: String
@@ -24,6 +24,51 @@ struct LoadedModule: @unchecked Sendable {
     let sessionClosed: hotswap_session_closed_fn?
     let migrate: hotswap_migrate_fn?
     let load: hotswap_load_fn?
+    /// The private copy, kept open (its name is gone): an engine upgrade
+    /// hands it to the next engine, which maps it again. Nil when it could
+    /// not be kept (the upgrade then says so).
+    let file: ModuleImageFile?
+}
+
+/// An open descriptor on a module's private copy, closed when no module
+/// value refers to it any more: only the current, previous and last
+/// refused modules hold one, so the number of open copies stays small.
+final class ModuleImageFile: @unchecked Sendable {
+    let descriptor: Int32
+
+    init(descriptor: Int32) { self.descriptor = descriptor }
+
+    deinit { close(descriptor) }
+}
+
+/// A module that was swapped in at some point, as `MODULES` lists it.
+/// History keeps no file open: only what it shows, and for the modules
+/// mapped in this process, the image (so the guard can be told which
+/// images stop being module code that may run).
+struct ModuleHistoryEntry: @unchecked Sendable {
+    let name: String
+    let version: String
+    let sha256: String
+    /// The private copy it was mapped from; nil for an entry from before an
+    /// engine upgrade that is no longer mapped.
+    let imagePath: String?
+    let handle: hotswap_handle_fn?
+
+    init(_ module: LoadedModule) {
+        name = module.name
+        version = module.version
+        sha256 = module.sha256
+        imagePath = module.imagePath
+        handle = module.handle
+    }
+
+    init(name: String, version: String, sha256: String) {
+        self.name = name
+        self.version = version
+        self.sha256 = sha256
+        imagePath = nil
+        handle = nil
+    }
 }
 
 /// Why a module was refused. The description is what the operator reads.
@@ -139,10 +184,11 @@ final class ModuleLoader {
         rmdir(privateDirectory)
     }
 
-    /// The next load of `path`, numbered so its private copy is unique.
-    func request(path: String, unlessSHA256: String? = nil) -> ModuleLoadRequest {
+    /// The next load of `path`, numbered so its private copy is unique and
+    /// named after `name` (default: the file's name).
+    func request(path: String, named name: String? = nil, unlessSHA256: String? = nil) -> ModuleLoadRequest {
         loads += 1
-        let base = path.split(separator: "/").last.map(String.init) ?? "module.so"
+        let base = name ?? path.split(separator: "/").last.map(String.init) ?? "module.so"
         return ModuleLoadRequest(path: path, imagePath: "\(privateDirectory)/\(loads)-\(base)", unlessSHA256: unlessSHA256)
     }
 
@@ -152,8 +198,8 @@ final class ModuleLoader {
     }
 
     /// Loads on the calling thread (start-up): request, perform, count.
-    func load(path: String) throws(ModuleLoadError) -> LoadedModule {
-        let result = request(path: path).perform()
+    func load(path: String, named name: String? = nil) throws(ModuleLoadError) -> LoadedModule {
+        let result = request(path: path, named: name).perform()
         finished(result)
         switch result.outcome {
         case .loaded(let module): return module
@@ -220,12 +266,15 @@ extension ModuleLoadRequest {
         if let problem = schema.problem ?? (status == GAME_OK ? nil : "hotswap_describe returned \(status)") {
             throw .describeFailed(path: path, reason: problem)
         }
+        // Opened before the deferred unlink: the descriptor keeps the copy.
+        let kept = open(imagePath, O_RDONLY | O_CLOEXEC)
         return .loaded(LoadedModule(
             sourcePath: path, imagePath: imagePath, name: schema.name, version: schema.version,
             fields: schema.fields, sha256: sha256, handle: handle,
             sessionClosed: resolveOptional(image, "hotswap_session_closed"),
             migrate: resolveOptional(image, "hotswap_migrate"),
-            load: resolveOptional(image, "hotswap_load")))
+            load: resolveOptional(image, "hotswap_load"),
+            file: kept >= 0 ? ModuleImageFile(descriptor: kept) : nil))
     }
 
     private func resolve<F>(_ image: UnsafeMutableRawPointer, _ symbol: String) throws(ModuleLoadError) -> F {

@@ -9,8 +9,9 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
     unowned(unsafe) let connection: Connection
     /// The session in World; stale once it is torn down.
     private(set) var id = GameID(raw: 0)
-    @exclusivity(unchecked) private var framer: LineFramer
-    @exclusivity(unchecked) private var limiter: RateLimiter
+    // `private(set)`: an upgrade reads them (PlayerSession+Handoff.swift).
+    @exclusivity(unchecked) private(set) var framer: LineFramer
+    @exclusivity(unchecked) private(set) var limiter: RateLimiter
     /// Loop time (ms) of the last request: the idle deadline counts from
     /// it. Bytes that do not finish a line do not count as a request.
     @exclusivity(unchecked) private(set) var lastRequest: UInt64
@@ -27,6 +28,21 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
 
     /// Attaches the session World opened for this connection.
     func attach(_ id: GameID) { self.id = id }
+
+    /// The session a previous engine served on this connection (an
+    /// upgrade): its id in the handed-over World, the unfinished line, its
+    /// bucket, when it last sent a request, and whether it logged in.
+    init(engine: Engine, connection: Connection, restoring id: GameID, framer: LineFramer, limiter: RateLimiter,
+         lastRequest: UInt64, identified: Bool)
+    {
+        self.engine = engine
+        self.connection = connection
+        self.id = id
+        self.framer = framer
+        self.limiter = limiter
+        self.lastRequest = lastRequest
+        self.identified = identified
+    }
 
     // MARK: - ConnectionHandler
 

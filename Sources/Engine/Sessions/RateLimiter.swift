@@ -2,14 +2,22 @@
 /// bursts up to `burst`. Integer arithmetic in thousandths of a token, fed
 /// by the loop's cached millisecond clock, so a check costs a few adds.
 struct RateLimiter {
-    private var milliTokens: Int64
-    private var lastRefill: UInt64
+    // Readable for an engine upgrade (PlayerSession+Handoff.swift).
+    private(set) var milliTokens: Int64
+    private(set) var lastRefill: UInt64
     /// Requests refused in a row; reset by the next admitted one.
     private(set) var strikes = 0
 
     init(now: UInt64, burst: Int) {
         milliTokens = Int64(burst) * 1000
         lastRefill = now
+    }
+
+    /// A bucket as another engine left it (an upgrade), within `burst`.
+    init(milliTokens: Int64, lastRefill: UInt64, strikes: Int, burst: Int) {
+        self.milliTokens = min(max(milliTokens, 0), Int64(burst) * 1000)
+        self.lastRefill = lastRefill
+        self.strikes = max(strikes, 0)
     }
 
     /// Takes a token if one is there. `rate` 0 disables the limit.

@@ -84,6 +84,28 @@ final class Connection {
     /// Bytes accepted but not yet taken by the kernel.
     var bufferedOutput: Int { writer.buffered }
 
+    // MARK: - Engine upgrade
+
+    /// The socket's descriptor (-1 once closed).
+    var fileDescriptor: Int32 {
+        var fd: uv_os_fd_t = -1
+        return uv_fileno(stream.handle, &fd) == 0 ? fd : -1
+    }
+
+    /// Output the kernel has not taken yet, in order (see
+    /// `StreamWriter.unsentBytes`): an upgrade hands it to the next engine.
+    var unsentOutput: [UInt8] {
+        writer.unsentBytes(stillQueued: writer.writing ? uv_stream_get_write_queue_size(stream.stream) : 0)
+    }
+
+    /// Queues bytes a previous engine accepted for this peer and did not
+    /// write, exactly as they were (terminators included).
+    func restoreOutput(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        bytes.withUnsafeBytes { writer.append($0) }
+        markForFlush()
+    }
+
     /// Starts (or resumes) reading.
     func startReading() throws(UVError) {
         try UVError.check(uv_read_start(stream.stream, Connection.onAlloc, Connection.onRead))

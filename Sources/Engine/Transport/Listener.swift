@@ -27,6 +27,10 @@ enum ListenError: Error, CustomStringConvertible {
 final class Listener {
     unowned(unsafe) let transport: Transport
     let role: ListenerRole
+    /// The address it was asked to bind (for the next engine's log and
+    /// ready file).
+    let host: String
+    let backlog: Int32
     private let handle: UnsafeMutablePointer<uv_tcp_t>
     private(set) var boundPort = 0
 
@@ -35,6 +39,8 @@ final class Listener {
     init(transport: Transport, role: ListenerRole, host: String, port: Int, backlog: Int32) throws(ListenError) {
         self.transport = transport
         self.role = role
+        self.host = host
+        self.backlog = backlog
         guard var address = socketAddress(host: host, port: port) else { throw .badAddress(host: host) }
         handle = .allocateHandle()
         uv_tcp_init(transport.loop, handle)
@@ -54,6 +60,37 @@ final class Listener {
         var length = Int32(MemoryLayout<sockaddr_storage>.size)
         _ = withSocketAddress(&storage) { uv_tcp_getsockname(handle, $0, &length) }
         boundPort = UVKit.port(of: storage)
+    }
+
+    /// Listens on a socket a previous engine bound and handed over (an
+    /// upgrade): nothing is bound again, so connection attempts that queued
+    /// in the kernel meanwhile are accepted here. On failure the handle is
+    /// left as it is, descriptor open: the engine then falls back to the
+    /// previous one, which needs the socket (closing the handle would
+    /// close it).
+    init(transport: Transport, role: ListenerRole, adopting fd: Int32, host: String, port: Int,
+         backlog: Int32) throws(ListenError)
+    {
+        self.transport = transport
+        self.role = role
+        self.host = host
+        self.backlog = backlog
+        boundPort = port
+        handle = .allocateHandle()
+        uv_tcp_init(transport.loop, handle)
+        handle.context = UVContext.pointer(to: self)
+        let opened = uv_tcp_open(handle, uv_os_sock_t(fd))
+        if opened != 0 { throw .listen(host: host, port: port, UVError(opened)) }
+        let listening = uv_listen(handle.stream, backlog) { server, status in
+            UVContext.object(server!.pointee.data, as: Listener.self).accept(status: status)
+        }
+        if listening != 0 { throw .listen(host: host, port: port, UVError(listening)) }
+    }
+
+    /// The listening socket's descriptor (-1 once closed).
+    var fileDescriptor: Int32 {
+        var fd: uv_os_fd_t = -1
+        return uv_fileno(handle.handle, &fd) == 0 ? fd : -1
     }
 
     private func accept(status: Int32) {

@@ -25,7 +25,8 @@ final class Transport {
     let lingerMilliseconds: UInt64
     unowned(unsafe) var delegate: (any TransportDelegate)?
 
-    private var listeners: [Listener] = []
+    /// Readable for an engine upgrade (Transport+Handoff.swift).
+    private(set) var listeners: [Listener] = []
     /// Every connection whose handle is not yet closed (players and admins).
     private(set) var connections: [Connection] = []
     @exclusivity(unchecked) private var flushList: [Connection] = []
@@ -69,6 +70,11 @@ final class Transport {
         let listener = try Listener(transport: self, role: role, host: host, port: port, backlog: backlog)
         listeners.append(listener)
         return listener.boundPort
+    }
+
+    /// Listens on a socket a previous engine bound (see `Listener`).
+    func adoptListener(_ fd: Int32, role: ListenerRole, host: String, port: Int, backlog: Int32) throws(ListenError) {
+        listeners.append(try Listener(transport: self, role: role, adopting: fd, host: host, port: port, backlog: backlog))
     }
 
     /// Takes over a connected stream socket `fd` as if a listener for `role`
@@ -146,8 +152,9 @@ final class Transport {
         flushList.append(connection)
     }
 
-    /// Once per loop turn, after all reads: one write per connection.
-    private func flushAll() {
+    /// Once per loop turn, after all reads: one write per connection (and
+    /// once more by an upgrade, before it hands over what is left).
+    func flushAll() {
         if busyPoll.maxWindow > 0 {
             // Whether the next poll may block: a turn had I/O to answer iff
             // someone was written to; shutting down stops spinning.
@@ -173,6 +180,9 @@ final class Transport {
         flushList.removeAll(keepingCapacity: true)
         if flushList.capacity > 65_536 { flushList = []; flushList.reserveCapacity(1024) }
     }
+
+    /// The count the previous engine had (an upgrade).
+    func adopt(outputOverflows restored: Int) { outputOverflows = restored }
 
     /// Closes the transport's own handles (after every connection closed).
     func close() {

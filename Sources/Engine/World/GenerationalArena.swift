@@ -6,17 +6,49 @@
 /// (last freed, first reused) so the arena's size follows the peak number of
 /// live entities, and the state store's columns, indexed by slot, with it.
 struct GenerationalArena<Element> {
-    private struct Slot {
+    /// One slot: its generation, and its entity while it is alive.
+    struct Slot {
         var generation: UInt32
         var value: Element?
     }
 
     let kind: EntityKind
-    private var slots: [Slot] = []
-    private var freeList: [UInt32] = []
+    // Readable for an engine upgrade, which hands the slots over as they
+    // are (World+Handoff.swift); only this file changes them.
+    private(set) var slots: [Slot] = []
+    /// Free slot indexes, the next to reuse last.
+    private(set) var freeList: [UInt32] = []
     private(set) var count = 0
 
     init(kind: EntityKind) { self.kind = kind }
+
+    /// The arena exactly as a previous engine left it (an engine upgrade):
+    /// every live id still resolves, every stale one stays stale, and slots
+    /// are reused in the same order. Throws when the slots and the free
+    /// list contradict each other (a free list must name exactly the empty
+    /// slots that are not retired, each once).
+    init(kind: EntityKind, slots: [Slot], freeList: [UInt32]) throws(HandoffError) {
+        var free = Set<UInt32>()
+        for index in freeList {
+            guard Int(index) < slots.count, slots[Int(index)].value == nil, slots[Int(index)].generation != 0,
+                free.insert(index).inserted
+            else { throw .invalid("\(kind) free list names slot \(index) wrongly") }
+        }
+        var live = 0
+        for (index, slot) in slots.enumerated() {
+            guard slot.generation & ~GameID.generationMask == 0 else { throw .invalid("\(kind) slot \(index) generation") }
+            if slot.value != nil {
+                guard slot.generation != 0 else { throw .invalid("\(kind) slot \(index) is live but retired") }
+                live += 1
+            } else if slot.generation != 0 && !free.contains(UInt32(index)) {
+                throw .invalid("\(kind) slot \(index) is empty but not free")
+            }
+        }
+        self.kind = kind
+        self.slots = slots
+        self.freeList = freeList
+        count = live
+    }
 
     /// Number of slots ever created: the row count the state store needs.
     var capacity: Int { slots.count }

@@ -21,7 +21,8 @@ import GameABI
 /// only if every step succeeds (copy-on-write copies just the columns the
 /// migration touches).
 struct StateStore {
-    private struct Column {
+    /// One field's values, a row per entity slot.
+    struct Column {
         var spec: FieldSpec
         var ints: [Int64] = []
         var strings: [[UInt8]] = []
@@ -29,14 +30,46 @@ struct StateStore {
         var index: [[UInt8]: Int]? = nil
     }
 
-    private struct Table {
+    /// One kind's columns, declared and hidden alike.
+    struct Table {
         var rows = 0
         var columns: [Column] = []
     }
 
-    private var tables: [Table] = Array(repeating: Table(), count: EntityKind.allCases.count + 1)
+    /// Indexed by `EntityKind.rawValue` (0 is unused). Readable for an
+    /// engine upgrade, which hands every column over (World+Handoff.swift);
+    /// only this file changes them.
+    private(set) var tables: [Table] = Array(repeating: Table(), count: EntityKind.allCases.count + 1)
 
     init() {}
+
+    /// A store exactly as a previous engine left it (an engine upgrade),
+    /// hidden columns included, so the modules bind to the same columns and
+    /// a rollback still finds dropped fields. The unique indexes are rebuilt
+    /// from the values. Throws when a table contradicts itself.
+    init(tables restored: [Table]) throws(HandoffError) {
+        guard restored.count == tables.count else { throw .invalid("the store has \(restored.count) tables") }
+        for (kind, table) in restored.enumerated() {
+            guard kind > 0 || (table.rows == 0 && table.columns.isEmpty) else { throw .invalid("store table 0 is used") }
+            for var column in table.columns {
+                let name = "\(column.spec.kind).\(column.spec.name)"
+                guard column.spec.kind.rawValue == UInt32(kind) else { throw .invalid("\(name) is in table \(kind)") }
+                let rows = column.spec.type == .int ? column.ints.count : column.strings.count
+                let other = column.spec.type == .int ? column.strings.count : column.ints.count
+                guard rows == table.rows, other == 0 else { throw .invalid("\(name) has \(rows) rows of \(table.rows)") }
+                guard !column.spec.unique || column.spec.type == .string else { throw .invalid("\(name) is unique but not a string") }
+                if column.spec.unique {
+                    var index: [[UInt8]: Int] = [:]
+                    for (row, value) in column.strings.enumerated() where value != column.spec.defaultString {
+                        guard index.updateValue(row, forKey: value) == nil else { throw .invalid("\(name) holds a value twice") }
+                    }
+                    column.index = index
+                }
+                tables[kind].columns.append(column)
+            }
+            tables[kind].rows = table.rows
+        }
+    }
 
     /// Resolves a module's declared fields against the store, adding the
     /// columns that do not exist yet. Nothing changes when it throws.

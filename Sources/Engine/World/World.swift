@@ -36,7 +36,8 @@ enum EngineError: Error, Equatable, Sendable {
 ///
 /// Single-threaded: it lives on the loop thread.
 final class World {
-    private struct SessionRecord {
+    /// A live session: where its output goes and which room it is in.
+    struct SessionRecord {
         let peer: any SessionPeer
         var room: GameID?
         /// Set as teardown starts: the module's hook then sees the session
@@ -45,7 +46,7 @@ final class World {
     }
 
     /// A room: its name (for `room_find`) and its members in join order.
-    private struct Room {
+    struct Room {
         var name: [UInt8]
         var members: [GameID]
     }
@@ -62,10 +63,12 @@ final class World {
     // pipelined load (BENCHMARKS.md). World is single-threaded and never
     // mutates one of them while iterating it (teardowns collect ids first),
     // which is what the checks guard against.
-    @exclusivity(unchecked) private var sessions = GenerationalArena<SessionRecord>(kind: .session)
-    @exclusivity(unchecked) private var rooms = GenerationalArena<Room>(kind: .room)
+    // `private(set)`: an engine upgrade reads them whole (World+Handoff.swift);
+    // only this file changes them.
+    @exclusivity(unchecked) private(set) var sessions = GenerationalArena<SessionRecord>(kind: .session)
+    @exclusivity(unchecked) private(set) var rooms = GenerationalArena<Room>(kind: .room)
     private var roomsByName: [[UInt8]: GameID] = [:]
-    @exclusivity(unchecked) private var store = StateStore()
+    @exclusivity(unchecked) private(set) var store = StateStore()
     /// Rooms that may have been left empty since the last sweep.
     private var roomsToCheck: [GameID] = []
 
@@ -389,4 +392,58 @@ final class World {
     /// Puts back a snapshot. Only valid while sessions and rooms are those
     /// of the snapshot (a reload refuses room and session changes).
     func restore(_ snapshot: StateStore) { store = snapshot }
+
+    // MARK: - Engine upgrade
+
+    /// Takes over the state a previous engine handed over (decoded by
+    /// World+Handoff.swift), into a world nothing has used yet. Checks what
+    /// World otherwise guarantees by construction, and throws, changing
+    /// nothing, when the state breaks it: every member of a room is a live
+    /// session that says it is in that room, and the reverse; room names
+    /// are unique; the store has a row per slot.
+    func restore(sessions restoredSessions: GenerationalArena<SessionRecord>, rooms restoredRooms: GenerationalArena<Room>,
+                 store restoredStore: StateStore) throws(HandoffError)
+    {
+        guard sessions.count == 0, rooms.count == 0 else { throw .invalid("the world is in use") }
+        var names: [[UInt8]: GameID] = [:]
+        var seated = 0
+        for (index, slot) in restoredRooms.slots.enumerated() {
+            guard let room = slot.value else { continue }
+            let id = restoredRooms.id(ofSlot: index)
+            guard names.updateValue(id, forKey: room.name) == nil else { throw .invalid("two rooms share a name") }
+            guard room.members.count <= limits.maxRoomMembers else { throw .invalid("\(id) is over --max-room-members") }
+            for member in room.members {
+                guard let record = restoredSessions[member], record.room == id else {
+                    throw .invalid("\(id) lists \(member), which is not in it")
+                }
+            }
+            seated += room.members.count
+        }
+        var inRooms = 0
+        for slot in restoredSessions.slots {
+            guard let record = slot.value else { continue }
+            guard !record.closing else { throw .invalid("a session was closing") }
+            if record.room != nil { inRooms += 1 }
+        }
+        // Each member is in its room's list at most once (counted): with the
+        // check above, the lists and the sessions' rooms agree exactly.
+        guard inRooms == seated, Set(restoredRooms.slots.compactMap(\.value).flatMap(\.members)).count == seated else {
+            throw .invalid("room lists and sessions' rooms disagree")
+        }
+        // Rows grow with the arenas (`ensureRows` at every insert) and never
+        // shrink: exactly one row per slot ever made.
+        guard restoredStore.tables[Int(EntityKind.session.rawValue)].rows == restoredSessions.capacity,
+            restoredStore.tables[Int(EntityKind.room.rawValue)].rows == restoredRooms.capacity,
+            restoredStore.tables[Int(EntityKind.global.rawValue)].rows == 1
+        else { throw .invalid("the store's rows do not match the slots") }
+        sessions = restoredSessions
+        rooms = restoredRooms
+        roomsByName = names
+        store = restoredStore
+        // An empty room cannot outlive a call; if one came over, the next
+        // sweep collects it as it would have here.
+        roomsToCheck = restoredRooms.slots.indices.compactMap { index in
+            restoredRooms.slots[index].value?.members.isEmpty == true ? restoredRooms.id(ofSlot: index) : nil
+        }
+    }
 }

@@ -1,0 +1,354 @@
+/// The bytes an engine leaves for the engine it `execve`s into: everything
+/// the next one needs to serve the next byte as if nothing had happened.
+/// Pure (no I/O): the upgrader writes the result to a memfd, the resumed
+/// engine reads it back; unit-tested on its own, truncated and garbage
+/// input included.
+///
+///     offset  size  field
+///          0     8  magic "HSHANDOF"
+///          8     4  format version of the body
+///         12     4  P, length of the fallback block
+///         16     P  fallback block (FallbackPlan), same layout in every format
+///       16+P     8  B, length of the body
+///       24+P     B  sections: tag (4), length (8), payload; each tag once
+///
+/// Integers are little-endian; byte strings and strings are a 4-byte
+/// length and the bytes; lists are a 4-byte count and the elements.
+///
+/// Why a fallback block outside the versioned body: an engine that cannot
+/// read the body (another format, a module that no longer loads) must still
+/// find the previous engine to hand the same memfd back to. So the block's
+/// layout never changes; a change would need a new magic.
+///
+/// Why sections: each part of the engine (transport, world, logic host)
+/// writes and reads its own, and a part added later (the durable players'
+/// database) adds a section without touching the others' layout.
+enum HandoffFormat {
+    /// The format of the body this build writes and reads. Any change to a
+    /// section's layout bumps it; the upgrade check refuses a candidate
+    /// that reads another one.
+    static let current: UInt32 = 1
+    static let magic: [UInt8] = Array("HSHANDOF".utf8)
+
+    /// The whole handoff: the fixed prefix, then the sections `body` writes.
+    static func encode(format: UInt32, fallback: FallbackPlan, body: (inout HandoffWriter) -> Void) -> [UInt8] {
+        var block = HandoffWriter()
+        fallback.encode(into: &block)
+        var sections = HandoffWriter(capacity: 1 << 16)
+        body(&sections)
+        var out = HandoffWriter(capacity: 24 + block.bytes.count + sections.bytes.count)
+        out.raw(magic)
+        out.u32(format)
+        out.u32(UInt32(block.bytes.count))
+        out.raw(block.bytes)
+        out.u64(UInt64(sections.bytes.count))
+        out.raw(sections.bytes)
+        return out.bytes
+    }
+
+    /// The prefix only: the body's format and the way back. Any engine can
+    /// read this much of any handoff with the right magic.
+    static func decodePrefix(_ bytes: [UInt8]) throws(HandoffError) -> (format: UInt32, fallback: FallbackPlan) {
+        let (format, fallback, _) = try readPrefix(bytes)
+        return (format, fallback)
+    }
+
+    /// The prefix, and a reader positioned at the body's length.
+    private static func readPrefix(_ bytes: [UInt8]) throws(HandoffError)
+        -> (format: UInt32, fallback: FallbackPlan, rest: HandoffReader)
+    {
+        var reader = HandoffReader(bytes)
+        guard bytes.count >= magic.count, Array(bytes[0..<magic.count]) == magic else { throw .badMagic }
+        try reader.skip(magic.count, "magic")
+        let format = try reader.u32("format version")
+        let length = Int(try reader.u32("fallback block length"))
+        var block = try reader.sub(length, "fallback block")
+        let fallback = try FallbackPlan(from: &block)
+        try block.finish("fallback block")
+        return (format, fallback, reader)
+    }
+
+    /// Every section of a handoff in `format` (anything else is refused:
+    /// this engine could not tell what it would be dropping).
+    static func decode(_ bytes: [UInt8], format expected: UInt32) throws(HandoffError) -> Handoff {
+        let (format, fallback, rest) = try readPrefix(bytes)
+        guard format == expected else { throw .formatMismatch(found: format, expected: expected) }
+        var reader = rest
+        let bodyLength = try reader.u64("body length")
+        guard bodyLength == UInt64(reader.remaining) else {
+            throw bodyLength > UInt64(reader.remaining) ? .truncated("body") : .invalid("bytes after the body")
+        }
+        var sections: [HandoffSection: HandoffReader] = [:]
+        while reader.remaining > 0 {
+            let tag = try reader.u32("section tag")
+            let length = try reader.u64("section length")
+            guard length <= UInt64(reader.remaining) else { throw .truncated("section \(tag)") }
+            let body = try reader.sub(Int(length), "section \(tag)")
+            guard let section = HandoffSection(rawValue: tag) else { throw .unknownSection(tag) }
+            guard sections[section] == nil else { throw .duplicateSection(tag) }
+            sections[section] = body
+        }
+        for section in HandoffSection.allCases where sections[section] == nil { throw .missingSection(section) }
+        return Handoff(fallback: fallback, sections: sections)
+    }
+}
+
+/// The parts of a handoff's body, each written by the part of the engine
+/// that owns the state (see the `+Handoff` files).
+enum HandoffSection: UInt32, CaseIterable, Sendable {
+    /// Engine: who wrote it, when the hold started, counters, arguments.
+    case engine = 1
+    /// Transport: listening sockets.
+    case listeners = 2
+    /// Transport and handlers: every connection, its bytes and its session.
+    case connections = 3
+    /// World: sessions, rooms, the state store with hidden columns.
+    case world = 4
+    /// LogicHost: current and previous module, history, fault counters.
+    case logic = 5
+}
+
+/// A decoded handoff: the fallback block and a reader per section.
+struct Handoff {
+    let fallback: FallbackPlan
+    let sections: [HandoffSection: HandoffReader]
+
+    /// A fresh reader over one section (present: `decode` checked).
+    func reader(_ section: HandoffSection) -> HandoffReader { sections[section]! }
+}
+
+/// How to give the state back to the engine that wrote it, if the new one
+/// cannot take it: exec the previous binary (kept open, its file may have
+/// been replaced by the install) with its own arguments and environment,
+/// and the same memfd. Its layout is fixed for every format version.
+struct FallbackPlan: Equatable, Sendable {
+    /// An O_RDONLY descriptor on the previous engine's executable.
+    var previousEngineFD: Int32
+    /// Where the previous engine was installed (its `UPGRADE` default).
+    var previousEnginePath: String
+    /// The previous engine's arguments, without its program name and
+    /// without `--resume`.
+    var arguments: [String]
+    /// The previous engine's environment (`NAME=value`).
+    var environment: [String]
+    /// Every descriptor handed over, the memfd included: they must stay
+    /// open across the fallback's exec too.
+    var passedFDs: [Int32]
+
+    func encode(into writer: inout HandoffWriter) {
+        writer.i32(previousEngineFD)
+        writer.string(previousEnginePath)
+        writer.strings(arguments)
+        writer.strings(environment)
+        writer.u32(UInt32(passedFDs.count))
+        for fd in passedFDs { writer.i32(fd) }
+    }
+
+    init(previousEngineFD: Int32, previousEnginePath: String, arguments: [String], environment: [String],
+         passedFDs: [Int32])
+    {
+        self.previousEngineFD = previousEngineFD
+        self.previousEnginePath = previousEnginePath
+        self.arguments = arguments
+        self.environment = environment
+        self.passedFDs = passedFDs
+    }
+
+    init(from reader: inout HandoffReader) throws(HandoffError) {
+        previousEngineFD = try reader.i32("previous engine descriptor")
+        previousEnginePath = try reader.string("previous engine path")
+        arguments = try reader.strings("arguments")
+        environment = try reader.strings("environment")
+        let count = try reader.count("passed descriptors", elementSize: 4)
+        passedFDs = []
+        passedFDs.reserveCapacity(count)
+        for _ in 0..<count { passedFDs.append(try reader.i32("passed descriptor")) }
+    }
+}
+
+/// Why a handoff cannot be read. Every malformed input ends here, never in
+/// a crash or an allocation sized by garbage.
+enum HandoffError: Error, Equatable, Sendable, CustomStringConvertible {
+    case badMagic
+    case truncated(String)
+    case formatMismatch(found: UInt32, expected: UInt32)
+    case unknownSection(UInt32)
+    case duplicateSection(UInt32)
+    case missingSection(HandoffSection)
+    /// A value that cannot be (a count past the end, a bad enum, a state
+    /// that breaks an invariant of the part reading it).
+    case invalid(String)
+
+    var description: String {
+        switch self {
+        case .badMagic: "not a handoff (bad magic)"
+        case .truncated(let what): "the handoff is truncated (in \(what))"
+        case .formatMismatch(let found, let expected):
+            "the handoff is in format \(found), this engine reads format \(expected)"
+        case .unknownSection(let tag): "the handoff has a section this engine does not know (\(tag))"
+        case .duplicateSection(let tag): "the handoff has section \(tag) twice"
+        case .missingSection(let section): "the handoff has no \(section) section"
+        case .invalid(let what): "the handoff is invalid: \(what)"
+        }
+    }
+}
+
+/// Appends little-endian values to a byte array.
+struct HandoffWriter {
+    private(set) var bytes: [UInt8] = []
+
+    init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
+
+    mutating func raw<C: Collection>(_ values: C) where C.Element == UInt8 { bytes.append(contentsOf: values) }
+    mutating func u8(_ value: UInt8) { bytes.append(value) }
+    mutating func bool(_ value: Bool) { bytes.append(value ? 1 : 0) }
+    mutating func u32(_ value: UInt32) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func i32(_ value: Int32) { u32(UInt32(bitPattern: value)) }
+    mutating func u64(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func i64(_ value: Int64) { u64(UInt64(bitPattern: value)) }
+    mutating func int(_ value: Int) { i64(Int64(value)) }
+
+    /// A length-prefixed byte string.
+    mutating func bytes<C: Collection>(_ values: C) where C.Element == UInt8 {
+        u32(UInt32(values.count))
+        bytes.append(contentsOf: values)
+    }
+
+    mutating func string(_ value: String) { bytes(Array(value.utf8)) }
+
+    mutating func strings(_ values: [String]) {
+        u32(UInt32(values.count))
+        for value in values { string(value) }
+    }
+
+    /// A byte string, or none (a flag byte first).
+    mutating func optionalString(_ value: String?) {
+        bool(value != nil)
+        if let value { string(value) }
+    }
+
+    mutating func optionalU64(_ value: UInt64?) {
+        bool(value != nil)
+        if let value { u64(value) }
+    }
+
+    /// One section: its tag, its length (filled in once `body` wrote it)
+    /// and its payload.
+    mutating func section(_ tag: HandoffSection, _ body: (inout HandoffWriter) -> Void) {
+        u32(tag.rawValue)
+        let lengthAt = bytes.count
+        u64(0)
+        let start = bytes.count
+        body(&self)
+        let length = UInt64(bytes.count - start).littleEndian
+        withUnsafeBytes(of: length) { raw in
+            for index in 0..<8 { bytes[lengthAt + index] = raw[index] }
+        }
+    }
+}
+
+/// Reads what `HandoffWriter` wrote, within a range of a shared array.
+/// Every read checks what is left first and names what it was reading, so
+/// a truncated or garbage handoff is refused with the place it broke.
+struct HandoffReader {
+    private let storage: [UInt8]
+    private var offset: Int
+    private let end: Int
+
+    init(_ bytes: [UInt8]) {
+        storage = bytes
+        offset = 0
+        end = bytes.count
+    }
+
+    private init(storage: [UInt8], range: Range<Int>) {
+        self.storage = storage
+        offset = range.lowerBound
+        end = range.upperBound
+    }
+
+    var remaining: Int { end - offset }
+
+    private mutating func take(_ count: Int, _ what: String) throws(HandoffError) -> Int {
+        guard count >= 0, count <= remaining else { throw .truncated(what) }
+        defer { offset += count }
+        return offset
+    }
+
+    mutating func skip(_ count: Int, _ what: String) throws(HandoffError) { _ = try take(count, what) }
+
+    /// A reader over the next `count` bytes, which this one skips.
+    mutating func sub(_ count: Int, _ what: String) throws(HandoffError) -> HandoffReader {
+        let start = try take(count, what)
+        return HandoffReader(storage: storage, range: start..<(start + count))
+    }
+
+    mutating func u8(_ what: String) throws(HandoffError) -> UInt8 { storage[try take(1, what)] }
+
+    mutating func bool(_ what: String) throws(HandoffError) -> Bool {
+        switch try u8(what) {
+        case 0: return false
+        case 1: return true
+        case let other: throw .invalid("\(what) is \(other), not a flag")
+        }
+    }
+
+    mutating func u32(_ what: String) throws(HandoffError) -> UInt32 {
+        let at = try take(4, what)
+        var value: UInt32 = 0
+        for index in 0..<4 { value |= UInt32(storage[at + index]) << (8 * index) }
+        return value
+    }
+
+    mutating func i32(_ what: String) throws(HandoffError) -> Int32 { Int32(bitPattern: try u32(what)) }
+
+    mutating func u64(_ what: String) throws(HandoffError) -> UInt64 {
+        let at = try take(8, what)
+        var value: UInt64 = 0
+        for index in 0..<8 { value |= UInt64(storage[at + index]) << (8 * index) }
+        return value
+    }
+
+    mutating func i64(_ what: String) throws(HandoffError) -> Int64 { Int64(bitPattern: try u64(what)) }
+
+    mutating func int(_ what: String) throws(HandoffError) -> Int { Int(try i64(what)) }
+
+    /// A non-negative count, refused when `count * elementSize` bytes could
+    /// not follow: garbage cannot make the reader reserve gigabytes.
+    mutating func count(_ what: String, elementSize: Int) throws(HandoffError) -> Int {
+        let count = Int(try u32(what))
+        guard count <= remaining / max(elementSize, 1) else { throw .truncated(what) }
+        return count
+    }
+
+    mutating func bytes(_ what: String) throws(HandoffError) -> [UInt8] {
+        let count = Int(try u32(what))
+        let at = try take(count, what)
+        return Array(storage[at..<(at + count)])
+    }
+
+    mutating func string(_ what: String) throws(HandoffError) -> String {
+        String(decoding: try bytes(what), as: UTF8.self)
+    }
+
+    mutating func strings(_ what: String) throws(HandoffError) -> [String] {
+        let count = try count(what, elementSize: 4)
+        var values: [String] = []
+        values.reserveCapacity(count)
+        for _ in 0..<count { values.append(try string(what)) }
+        return values
+    }
+
+    mutating func optionalString(_ what: String) throws(HandoffError) -> String? {
+        try bool(what) ? try string(what) : nil
+    }
+
+    mutating func optionalU64(_ what: String) throws(HandoffError) -> UInt64? {
+        try bool(what) ? try u64(what) : nil
+    }
+
+    /// Refuses bytes left over: a section read whole matches what was written.
+    func finish(_ what: String) throws(HandoffError) {
+        guard remaining == 0 else { throw .invalid("\(remaining) bytes left over in \(what)") }
+    }
+}

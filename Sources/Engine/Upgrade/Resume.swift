@@ -1,0 +1,160 @@
+import Glibc
+
+/// A handoff this engine was started to resume (`--resume FD`), decoded and
+/// not yet taken: nothing is restored until the modules are mapped again.
+struct ResumedState {
+    let memfd: Int32
+    let handoff: Handoff
+    let engine: EngineHandoff
+    let logic: LogicHandoff
+    /// Set when this engine is the previous build run again because the new
+    /// one could not restore (`--resume-failed REASON`): the reason.
+    let failedUpgrade: String?
+
+    /// This engine's own path from now on: the build it was exec'd from.
+    var enginePath: String { failedUpgrade == nil ? engine.enginePath : handoff.fallback.previousEnginePath }
+}
+
+/// The resumed engine's side of an upgrade: read the memfd, map the
+/// modules again from their private copies, and, when anything fails
+/// before the engine serves, give everything back to the previous engine.
+enum Resume {
+    /// Reads and decodes the handoff in `memfd`.
+    static func open(memfd: Int32, failedUpgrade: String?) throws(StartRefused) -> ResumedState {
+        let bytes = try read(memfd)
+        do throws(HandoffError) {
+            let handoff = try HandoffFormat.decode(bytes, format: EngineIdentity.handoffFormat)
+            var engineSection = handoff.reader(.engine)
+            var logicSection = handoff.reader(.logic)
+            return ResumedState(memfd: memfd, handoff: handoff, engine: try EngineHandoff(from: &engineSection),
+                                logic: try LogicHandoff(from: &logicSection), failedUpgrade: failedUpgrade)
+        } catch {
+            throw StartRefused("\(error)")
+        }
+    }
+
+    /// The whole memfd (it is memory: no device to wait on).
+    static func read(_ fd: Int32) throws(StartRefused) -> [UInt8] {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw StartRefused("--resume \(fd): \(String(cString: strerror(errno)))") }
+        let size = Int(info.st_size)
+        guard size >= 0, size <= 1 << 30 else { throw StartRefused("--resume \(fd): \(size) bytes is not a handoff") }
+        var bytes = [UInt8](repeating: 0, count: size)
+        var done = 0
+        while done < size {
+            let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
+            if got < 0 && errno == EINTR { continue }
+            guard got > 0 else { throw StartRefused("--resume \(fd): cannot read the handoff") }
+            done += got
+        }
+        return bytes
+    }
+
+    /// Maps the current and previous modules again from the private copies
+    /// the previous engine handed over, and checks they are the same bytes.
+    static func loadModules(_ state: ResumedState, loader: ModuleLoader) throws(StartRefused)
+        -> (current: LoadedModule, previous: LoadedModule?)
+    {
+        func load(_ module: LogicHandoff.Module) throws(StartRefused) -> LoadedModule {
+            let name = module.sourcePath.split(separator: "/").last.map(String.init) ?? "module.so"
+            var loaded: LoadedModule
+            do throws(ModuleLoadError) {
+                loaded = try loader.load(path: "/proc/self/fd/\(module.descriptor)", named: name)
+            } catch {
+                throw StartRefused("module \(module.name) \(module.version) no longer loads: \(error)")
+            }
+            guard loaded.sha256 == module.sha256 else {
+                throw StartRefused("the private copy of \(module.sourcePath) is not the module that served")
+            }
+            loaded.sourcePath = module.sourcePath
+            return loaded
+        }
+        let current = try load(state.logic.current)
+        return (current, try state.logic.previous.map(load))
+    }
+
+    /// Everything is restored: the previous engine's executable, the memfd
+    /// and the module copies' handed-over descriptors are no longer needed
+    /// (no fallback from here on; the modules were copied again).
+    static func commit(_ state: ResumedState) {
+        close(state.handoff.fallback.previousEngineFD)
+        close(state.logic.current.descriptor)
+        if let previous = state.logic.previous { close(previous.descriptor) }
+        close(state.memfd)
+    }
+
+    /// Gives the handoff back to the previous engine: execs its build (kept
+    /// open by descriptor) with its own arguments and environment, the same
+    /// memfd, and the reason, which it answers the operator with. Returns
+    /// only if that cannot be done, with why.
+    static func fallBack(memfd: Int32, reason: String) -> String {
+        let plan: FallbackPlan
+        do {
+            plan = try HandoffFormat.decodePrefix(try read(memfd)).fallback
+        } catch {
+            return "cannot read the handoff's fallback block: \(error)"
+        }
+        // Restoring never marks a handed-over descriptor close-on-exec,
+        // but nothing is left to chance here.
+        if let problem = ProcessImage.keepAcrossExec(plan.passedFDs) { return problem }
+        _ = ProcessImage.blockDeferredSignals()
+        let line = "resume failed: \(reason); handing everything back to the previous engine \(plan.previousEnginePath)\n"
+        _ = line.withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
+        return ProcessImage.exec(
+            path: "/proc/self/fd/\(plan.previousEngineFD)",
+            arguments: [plan.previousEnginePath] + plan.arguments + ["--resume", "\(memfd)", "--resume-failed", reason],
+            environment: plan.environment)
+    }
+
+    /// `--resume N` in raw arguments, before (or without) parsing them: a
+    /// resumed engine whose arguments do not parse must still fall back.
+    static func descriptor(in arguments: [String]) -> Int32? {
+        for (index, argument) in arguments.enumerated() {
+            if argument == "--resume", index + 1 < arguments.count { return Int32(arguments[index + 1]) }
+            if argument.hasPrefix("--resume=") { return Int32(argument.dropFirst("--resume=".count)) }
+        }
+        return nil
+    }
+
+    /// Whether this engine is already the fallback (it must not fall back again).
+    static func isFallback(_ arguments: [String]) -> Bool {
+        arguments.contains { $0 == "--resume-failed" || $0.hasPrefix("--resume-failed=") }
+    }
+}
+
+extension Engine {
+    /// Restores the handed-over state into this engine (see
+    /// `restoreHandoff`), answers whoever asked for the upgrade, and logs
+    /// what came over. After this the engine serves: no fallback any more.
+    func resume(_ state: ResumedState, previous: LoadedModule?) throws(StartRefused) -> ResumeSummary {
+        let summary: ResumeSummary
+        do {
+            summary = try restoreHandoff(state.handoff, engine: state.engine, logic: state.logic, previous: previous)
+        } catch {
+            throw StartRefused("cannot restore: \(error)")
+        }
+        Resume.commit(state)
+        let heldMicroseconds = (monotonicNanoseconds() - state.engine.holdStartedNanoseconds) / 1000
+        let heldMilliseconds = (heldMicroseconds + 500) / 1000
+        let restored = "\(summary.listeners.count) listeners, \(summary.players) players, \(summary.admins) admin, "
+            + "\(summary.closing) closing, \(world.roomCount) rooms, module \(host.module.name) \(host.module.version)"
+            + (host.previousModule.map { " (previous \($0.name) \($0.version))" } ?? "")
+        let reply: String
+        if let reason = state.failedUpgrade {
+            reply = admin.recordUpgradeRefused(
+                "the new engine could not restore (\(reason)); engine \(EngineIdentity.version) resumed held_ms=\(heldMilliseconds)",
+                path: state.engine.enginePath, peer: "engine")
+            logger.warning("upgrade: the previous engine \(EngineIdentity.version) resumed in \(heldMicroseconds) us: \(restored)")
+        } else {
+            reply = admin.recordUpgrade(from: state.engine.fromVersion, path: state.engine.enginePath,
+                                        heldMicroseconds: heldMicroseconds, sessions: world.sessionCount)
+            logger.notice("upgrade: engine \(state.engine.fromVersion) -> \(EngineIdentity.version) resumed in \(heldMicroseconds) us: \(restored)")
+        }
+        admin.answerWaiting(reply)
+        // The first bytes this engine serves, now: the reply and everything
+        // the previous engine left unsent. Left to the loop's flush they
+        // would wait for its first poll, which blocks until a timer fires.
+        transport.flushAll()
+        return summary
+    }
+}

@@ -1,0 +1,236 @@
+import CLibUV
+import Glibc
+import UpgradeSupport
+
+/// Where engine upgrades may come from, and what the next engine is
+/// started with. Part of `AdminSettings`.
+struct UpgradeSettings: Sendable {
+    /// The executable this engine runs as (its path at start, or the path
+    /// it was upgraded to): a bare `UPGRADE` runs the build installed there.
+    var enginePath = ""
+    /// Real path of the directory other engine builds may be run from.
+    var enginesDirectory = ""
+    /// The arguments the process was started with (no program name, no
+    /// `--resume`): every engine after it gets the same.
+    var arguments: [String] = []
+}
+
+/// Paths the first engine resolved at start, carried to every later one.
+struct UpgradePaths: Sendable {
+    var modulePath: String
+    var modulesDirectory: String
+    var enginesDirectory: String
+}
+
+/// `UPGRADE [path]` (and SIGUSR2): replaces the running engine with another
+/// build in the same process, players' connections and all state included.
+///
+///     resolve and confine the path       ── refuse: not found, outside --engines-dir
+///     candidate --check-upgrade ARGS     ── off the loop (UpgradeCheck); refuse on anything odd
+///     ─── hold: no byte served from here ───────────────────────────────────
+///     flush what can be written now
+///     every part writes its section      ── Engine+Handoff: listeners, connections,
+///                                           sessions, World, modules, counters
+///     memfd; close-on-exec off on exactly the descriptors handed over
+///     execve(candidate, ARGS --resume MEMFD)
+///     ─── the next engine (Resume) restores, answers, serves ────────────────
+///
+/// If the exec itself fails, nothing was stopped: this engine answers the
+/// refusal and goes on. If the next engine cannot restore, it execs this
+/// build again with the same memfd (FallbackPlan), which answers.
+final class Upgrader {
+    unowned(unsafe) let engine: Engine
+    private var check: UpgradeCheck?
+    private var done: ((UpgradeRefusal) -> Void)?
+
+    init(engine: Engine) { self.engine = engine }
+
+    var settings: UpgradeSettings { engine.admin.settings.upgrade }
+    var inProgress: Bool { check != nil }
+
+    /// Checks the engine at `path` (nil: this engine's own path) and, if it
+    /// passes, becomes it. `refused` is called on the loop with the reason
+    /// when it does not happen; when it does, this process is the next
+    /// engine, which answers whoever asked.
+    func upgrade(path: String?, refused: @escaping (UpgradeRefusal) -> Void) {
+        guard !engine.shuttingDown else { return refused(UpgradeRefusal("the server is shutting down")) }
+        guard check == nil else { return refused(UpgradeRefusal("another upgrade is in progress")) }
+        let candidate: String
+        let identity: FileIdentity
+        do throws(UpgradeRefusal) {
+            candidate = try resolve(path)
+            identity = try FileIdentity(path: candidate)
+        } catch {
+            return refused(error)
+        }
+        engine.logger.notice("upgrade: checking \(candidate)")
+        done = refused
+        let check = UpgradeCheck(loop: engine.loop, path: candidate, arguments: settings.arguments,
+                                 timeoutMilliseconds: engine.limits.upgradeCheckTimeout) { [unowned(unsafe) self] result in
+            self.check = nil
+            let refusal: UpgradeRefusal
+            switch result {
+            case .failure(let reason):
+                refusal = reason
+            case .success(let answer):
+                refusal = checked(answer, candidate: candidate, identity: identity)
+            }
+            let done = self.done
+            self.done = nil
+            done?(refusal)
+        }
+        self.check = check
+        check.start()
+    }
+
+    /// The server is stopping: a check in flight is abandoned (killed).
+    func cancel() {
+        check?.cancel()
+        check = nil
+        done = nil
+    }
+
+    /// Refuses what the check says is not a compatible engine, or hands
+    /// over (and returns only if that failed).
+    private func checked(_ answer: UpgradeCheck.Answer, candidate: String, identity: FileIdentity) -> UpgradeRefusal {
+        guard answer.format == EngineIdentity.handoffFormat else {
+            return UpgradeRefusal("\(candidate) (engine \(answer.version)) reads handoff format \(answer.format), "
+                                  + "this engine writes format \(EngineIdentity.handoffFormat)")
+        }
+        guard (try? FileIdentity(path: candidate)) == identity else {
+            return UpgradeRefusal("\(candidate) changed while it was being checked; run the upgrade again")
+        }
+        engine.logger.notice("upgrade: \(candidate) is engine \(answer.version), handoff format \(answer.format)")
+        return handOver(to: candidate, version: answer.version)
+    }
+
+    /// The path named (relative: in the engines directory), resolved, and
+    /// either this engine's own path or inside the engines directory.
+    private func resolve(_ path: String?) throws(UpgradeRefusal) -> String {
+        let named = path ?? settings.enginePath
+        guard !named.isEmpty else { throw UpgradeRefusal("this engine does not know its own path; name one") }
+        let full = named.hasPrefix("/") ? named : "\(settings.enginesDirectory)/\(named)"
+        guard let resolved = realpath(full, nil) else { throw UpgradeRefusal("engine not found: \(full)") }
+        defer { free(resolved) }
+        let real = String(cString: resolved)
+        if let own = realpath(settings.enginePath, nil) {
+            defer { free(own) }
+            if String(cString: own) == real { return real }
+        }
+        let directory = settings.enginesDirectory.hasSuffix("/") ? settings.enginesDirectory : settings.enginesDirectory + "/"
+        guard !settings.enginesDirectory.isEmpty, real.hasPrefix(directory) else {
+            throw UpgradeRefusal("engine path \(full) resolves to \(real), outside the engines directory "
+                                 + "\(settings.enginesDirectory.isEmpty ? "(none)" : settings.enginesDirectory)")
+        }
+        return real
+    }
+
+    // MARK: - Handing over
+
+    /// Serializes the engine into a memfd and execs `path` with it. Returns
+    /// only when that could not be done; the engine then serves on, as it
+    /// was (nothing was stopped: everything here runs in one loop callback).
+    private func handOver(to path: String, version: String) -> UpgradeRefusal {
+        guard !engine.shuttingDown else { return UpgradeRefusal("the server is shutting down") }
+        if let problem = engine.host.handoffProblem { return UpgradeRefusal(problem) }
+        // The last bytes this engine serves: whatever the kernel takes now.
+        // What it does not take goes over as each connection's unsent output.
+        engine.transport.flushAll()
+        let holdStarted = monotonicNanoseconds()
+
+        let memfd = hs_memfd_create("hotswap-handoff")
+        guard memfd >= 0 else { return UpgradeRefusal("memfd_create: \(String(cString: strerror(-memfd)))") }
+        // The running build, kept by descriptor: the install may have
+        // replaced its file, and the fallback must run this build.
+        let previousEngine = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
+        guard previousEngine >= 0 else {
+            close(memfd)
+            return UpgradeRefusal("cannot open /proc/self/exe: \(String(cString: strerror(errno)))")
+        }
+        let passed = [memfd, previousEngine] + engine.transport.handedOverDescriptors + engine.host.handedOverDescriptors
+        let section = engineSection(holdStarted: holdStarted, nextEnginePath: path)
+        let fallback = FallbackPlan(previousEngineFD: previousEngine, previousEnginePath: settings.enginePath,
+                                    arguments: settings.arguments, environment: ProcessImage.environment(),
+                                    passedFDs: passed)
+        let bytes = HandoffFormat.encode(format: EngineIdentity.handoffFormat, fallback: fallback) {
+            engine.encodeHandoff(into: &$0, engine: section)
+        }
+        if let problem = Upgrader.write(bytes, to: memfd) ?? ProcessImage.keepAcrossExec(passed) {
+            ProcessImage.closeOnExec(passed)
+            close(memfd)
+            close(previousEngine)
+            return UpgradeRefusal(problem)
+        }
+        let connections = engine.transport.connections.filter { $0.state != .closed }
+        let passing = "\(engine.transport.listeners.count) listeners, \(connections.count) connections "
+            + "(\(engine.world.sessionCount) players, \(engine.admin.connectionCount) admin), "
+            + "\(engine.host.handedOverDescriptors.count) module images, handoff \(bytes.count) bytes in fd \(memfd)"
+        engine.logger.notice("upgrade: exec \(path) (engine \(EngineIdentity.version) -> \(version)): passing \(passing)")
+        let mask = ProcessImage.blockDeferredSignals()
+        // A log reader that keeps up gets every line; a stalled one costs
+        // the lines still queued, never more than this wait.
+        engine.admin.settings.logSink?.flush(timeout: .milliseconds(100))
+        engine.admin.settings.auditLog?.flush(timeout: .milliseconds(100))
+        let reason = ProcessImage.exec(path: path, arguments: [path] + settings.arguments + ["--resume", "\(memfd)"],
+                                       environment: ProcessImage.environment())
+        // Still here: the exec failed, and this engine serves on.
+        ProcessImage.restoreSignalMask(mask)
+        ProcessImage.closeOnExec(passed)
+        close(memfd)
+        close(previousEngine)
+        return UpgradeRefusal(reason)
+    }
+
+    /// The engine's own section for the next engine.
+    private func engineSection(holdStarted: UInt64, nextEnginePath: String) -> EngineHandoff {
+        let adminSettings = engine.admin.settings
+        var counters = engine.admin.counters
+        counters.logDroppedBefore += adminSettings.logSink?.droppedLines ?? 0
+        counters.auditDroppedBefore += adminSettings.auditLog?.droppedLines ?? 0
+        return EngineHandoff(
+            fromVersion: EngineIdentity.version, holdStartedNanoseconds: holdStarted,
+            startedNanoseconds: engine.startedNanoseconds, enginePath: nextEnginePath,
+            paths: UpgradePaths(modulePath: adminSettings.defaultModulePath,
+                                modulesDirectory: adminSettings.modulesDirectory,
+                                enginesDirectory: settings.enginesDirectory),
+            arguments: settings.arguments, counters: engine.counters, admin: counters,
+            outputOverflows: engine.transport.outputOverflows)
+    }
+
+    /// Writes the handoff and rewinds; the reason on failure. A memfd is
+    /// memory: this never waits on a device.
+    private static func write(_ bytes: [UInt8], to fd: Int32) -> String? {
+        var done = 0
+        while done < bytes.count {
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return "writing the handoff: \(String(cString: strerror(errno)))" }
+            done += written
+        }
+        return lseek(fd, 0, SEEK_SET) == 0 ? nil : "rewinding the handoff: \(String(cString: strerror(errno)))"
+    }
+}
+
+/// Which file a path names, and its size and time: if any of these changes
+/// between the check and the exec, the file that would run is not the one
+/// that was checked.
+struct FileIdentity: Equatable {
+    let device: UInt64
+    let inode: UInt64
+    let size: Int64
+    let modified: Int64
+    let modifiedNanoseconds: Int
+
+    init(path: String) throws(UpgradeRefusal) {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw UpgradeRefusal("engine not found: \(path): \(String(cString: strerror(errno)))")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw UpgradeRefusal("\(path) is not a regular file") }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = Int64(info.st_mtim.tv_sec)
+        modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
+    }
+}

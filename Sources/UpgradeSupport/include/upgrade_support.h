@@ -1,0 +1,40 @@
+// What an engine upgrade needs from Linux and glibc that Swift's Glibc
+// module does not show (it is built without _GNU_SOURCE): memfd_create,
+// close_range, the process environment, and the main executable's GNU
+// build id. Each is a thin call; the policy is in Sources/Engine/Upgrade.
+#ifndef HOTSWAP_UPGRADE_SUPPORT_H
+#define HOTSWAP_UPGRADE_SUPPORT_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// An anonymous in-memory file (memfd_create with MFD_CLOEXEC): where the
+/// engine writes its state for the next one. Returns the descriptor, or
+/// -errno.
+int hs_memfd_create(const char *name);
+
+/// Marks every descriptor from `first` up close-on-exec, in one call
+/// (close_range with CLOSE_RANGE_CLOEXEC, Linux 5.11). The upgrade then
+/// clears the flag on exactly the descriptors it passes. Returns 0 or
+/// -errno (ENOSYS, EINVAL on older kernels: the caller falls back to
+/// trusting that every descriptor was opened with O_CLOEXEC).
+int hs_cloexec_from(unsigned int first);
+
+/// The process environment (`environ`), NULL-terminated.
+char *const *hs_environ(void);
+
+/// The GNU build id of the main executable (its NT_GNU_BUILD_ID note), as
+/// lowercase hex into `out` with a terminating NUL. Returns the number of
+/// hex digits written: 0 when the executable has no build id or `capacity`
+/// is too small. Takes the dynamic linker's lock (dl_iterate_phdr): call it
+/// at start-up, not while a module load may hold that lock.
+size_t hs_build_id(char *out, size_t capacity);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
