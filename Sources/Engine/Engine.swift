@@ -219,9 +219,10 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         // mask that blocks them (test runners and some supervisors do), and
         // the engine before an upgrade blocks them across its exec; one that
         // arrived meanwhile is pending and is delivered here, to libuv.
+        // SIGCHLD too: libuv learns that an upgrade's check exited from it.
         var set = sigset_t()
         sigemptyset(&set)
-        for number in [SIGINT, SIGTERM, SIGUSR2] { sigaddset(&set, number) }
+        for number in [SIGINT, SIGTERM, SIGUSR2, SIGCHLD] { sigaddset(&set, number) }
         sigprocmask(SIG_UNBLOCK, &set, nil)
     }
 

@@ -81,6 +81,8 @@ package struct GameServerCommand: ParsableCommand {
     /// module no longer loads) hands everything back to the previous engine
     /// instead of exiting: the players keep their connections either way.
     package static func main() {
+        // Before anything of ours is open (see `ProcessImage.keepAcrossExec`).
+        Resume.inheritedAtStart = ProcessImage.descriptorsKeptAcrossExec()
         let arguments = Array(CommandLine.arguments.dropFirst())
         let handoff = Resume.isFallback(arguments) ? nil : Resume.descriptor(in: arguments)
         do {
@@ -166,7 +168,11 @@ package struct GameServerCommand: ParsableCommand {
                 enginePath: enginePath,
                 enginesDirectory: try resumed?.engine.paths.enginesDirectory ?? GameServerCommand.realDirectory(
                     enginesDir ?? GameServerCommand.directory(of: enginePath), "engines directory"),
-                arguments: resumed?.engine.arguments ?? Array(CommandLine.arguments.dropFirst()))
+                arguments: resumed?.engine.arguments ?? Array(CommandLine.arguments.dropFirst()),
+                // What came open with the process, not from the engine before.
+                inheritedDescriptors: Resume.inheritedAtStart.filter {
+                    !(resumed?.handoff.fallback.passedFDs.contains($0) ?? false)
+                })
             if let auditLog {
                 switch AuditLog.open(path: auditLog) {
                 case .success(let log): settings.auditLog = log

@@ -31,6 +31,23 @@ import Testing
         #expect(wrongToken.output.contains("AUTH_FAILED"))
     }
 
+    @Test func gamectlUpgradesAndReportsARefusal() throws {
+        let builds = try EngineBuilds()
+        let next = try builds.engine("next")
+        let server = try TestServer(arguments: builds.serverArguments)
+        let player = try server.connect()
+        #expect(try player.call("LOGIN alice").hasPrefix("+WELCOME"))
+        let port = ["--port", "\(server.adminPort)"]
+        let upgrade = try gamectl(["upgrade", next] + port)
+        #expect(upgrade.status == 0, "\(upgrade.output)")
+        #expect(upgrade.output.contains(" -> next held_ms="))
+        #expect(upgrade.output.hasSuffix("sessions=1\n"))
+        let refused = try gamectl(["upgrade", "missing"] + port)
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("UPGRADE_FAILED engine not found"))
+        #expect(try player.call("PING") == "+PONG")
+    }
+
     @Test func watchReloadsANewBuildAndRetriesAHalfWrittenOne() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("watch-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -7,6 +7,7 @@ import Glibc
 ///     gamectl reload [path]
 ///     gamectl rollback
 ///     gamectl modules
+///     gamectl upgrade [path]
 ///
 /// It prints the server's reply and exits non-zero when the reply is an
 /// `-ERR` (or the server cannot be reached), so scripts can trust it.
@@ -15,7 +16,7 @@ struct GameCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gamectl",
         abstract: "Talk to a running gameserver's admin port.",
-        subcommands: [Status.self, Reload.self, Rollback.self, Modules.self])
+        subcommands: [Status.self, Reload.self, Rollback.self, Modules.self, Upgrade.self])
 
     struct Connection: ParsableArguments {
         @Option(help: "Admin host.") var host = "127.0.0.1"
@@ -59,6 +60,14 @@ struct GameCtl: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The modules loaded so far; * is current.")
         @OptionGroup var connection: Connection
         func run() throws { try connection.run("MODULES") }
+    }
+
+    struct Upgrade: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the running engine with another build, players and state kept (default: the build installed at the server's own path).")
+        @OptionGroup var connection: Connection
+        @Argument(help: "Engine executable, inside the server's engines directory.") var path: String?
+        func run() throws { try connection.run(path.map { "UPGRADE \($0)" } ?? "UPGRADE") }
     }
 }
 

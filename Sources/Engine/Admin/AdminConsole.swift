@@ -283,6 +283,7 @@ final class AdminConsole {
             "previous=\(host.previousModule.map { "\($0.name)@\($0.version)" } ?? "none")",
             "max_connections=\(engine.maxConnections)", "line_too_long=\(counters.lineTooLong)",
             "server_full=\(counters.serverFull)", "output_overflows=\(engine.transport.outputOverflows)",
+            "output_buffered=\(engine.transport.connections.reduce(0) { $0 + $1.bufferedOutput })",
             "rate_limited=\(counters.rateLimited)", "rate_limit_closes=\(counters.rateLimitCloses)",
             "idle_closes=\(counters.idleCloses)", "admin_connections=\(sessions.count)",
             "admin_evicted=\(self.counters.evicted)", "admin_timeouts=\(self.counters.timedOut)",

@@ -25,14 +25,25 @@ enum ProcessImage {
         return "execve \(path): \(String(cString: strerror(errno)))"
     }
 
-    /// Makes `fds` (and standard input, output and error) the only
-    /// descriptors that survive the exec: every other one from 3 up gets
-    /// close-on-exec in one call, then these lose it. Returns the reason if
-    /// one of them could not be kept.
-    static func keepAcrossExec(_ fds: [Int32]) -> String? {
-        // Descriptors are opened with O_CLOEXEC throughout (libuv, the
-        // loader, the logs); this also covers one inherited from a parent.
+    /// Makes `fds`, the descriptors the process inherited (`inherited`)
+    /// and standard input, output and error the only ones that survive the
+    /// exec: every other one from 3 up gets close-on-exec in one call, then
+    /// these lose it. Returns the reason if one of `fds` could not be kept.
+    ///
+    /// Why the inherited ones: whoever started the process may watch a
+    /// descriptor it handed over (a test runner's Foundation `Process`
+    /// takes the close of one as the child's exit and then waits for it;
+    /// a supervisor's socket): they survived the first exec and must
+    /// survive this one, as they were.
+    static func keepAcrossExec(_ fds: [Int32], inherited: [Int32] = []) -> String? {
+        // The engine opens everything with O_CLOEXEC (libuv, the loader, the
+        // logs); this also covers a descriptor a library opened without it.
         _ = hs_cloexec_from(3)
+        for fd in inherited {
+            // One the engine has closed since is simply gone.
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) }
+        }
         for fd in fds {
             let flags = fcntl(fd, F_GETFD)
             guard flags >= 0, fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) == 0 else {
@@ -40,6 +51,23 @@ enum ProcessImage {
             }
         }
         return nil
+    }
+
+    /// The descriptors from 3 up that are open without close-on-exec: at
+    /// start, those are what the process inherited (see `keepAcrossExec`).
+    static func descriptorsKeptAcrossExec() -> [Int32] {
+        guard let directory = opendir("/proc/self/fd") else { return [] }
+        defer { closedir(directory) }
+        var found: [Int32] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let fd = Int32(name), fd >= 3 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { found.append(fd) }
+        }
+        return found.sorted()
     }
 
     /// Puts close-on-exec back on `fds` (the exec failed; they are this

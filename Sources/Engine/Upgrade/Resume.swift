@@ -94,9 +94,9 @@ enum Resume {
         } catch {
             return "cannot read the handoff's fallback block: \(error)"
         }
-        // Restoring never marks a handed-over descriptor close-on-exec,
-        // but nothing is left to chance here.
-        if let problem = ProcessImage.keepAcrossExec(plan.passedFDs) { return problem }
+        // Restoring never marks a descriptor close-on-exec, the handed-over
+        // ones or those the process inherited; nothing is left to chance.
+        if let problem = ProcessImage.keepAcrossExec(plan.passedFDs, inherited: inheritedAtStart) { return problem }
         _ = ProcessImage.blockDeferredSignals()
         let line = "resume failed: \(reason); handing everything back to the previous engine \(plan.previousEnginePath)\n"
         _ = line.withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
@@ -105,6 +105,11 @@ enum Resume {
             arguments: [plan.previousEnginePath] + plan.arguments + ["--resume", "\(memfd)", "--resume-failed", reason],
             environment: plan.environment)
     }
+
+    /// Descriptors open without close-on-exec when this program started
+    /// (set first thing by `main`): what the process inherited, and, in a
+    /// resumed engine, what the previous one handed over.
+    nonisolated(unsafe) static var inheritedAtStart: [Int32] = []
 
     /// `--resume N` in raw arguments, before (or without) parsing them: a
     /// resumed engine whose arguments do not parse must still fall back.

@@ -13,6 +13,9 @@ struct UpgradeSettings: Sendable {
     /// The arguments the process was started with (no program name, no
     /// `--resume`): every engine after it gets the same.
     var arguments: [String] = []
+    /// Descriptors the process was started with, open and not
+    /// close-on-exec: every engine passes them on as they are.
+    var inheritedDescriptors: [Int32] = []
 }
 
 /// Paths the first engine resolved at start, carried to every later one.
@@ -155,7 +158,9 @@ final class Upgrader {
         let bytes = HandoffFormat.encode(format: EngineIdentity.handoffFormat, fallback: fallback) {
             engine.encodeHandoff(into: &$0, engine: section)
         }
-        if let problem = Upgrader.write(bytes, to: memfd) ?? ProcessImage.keepAcrossExec(passed) {
+        if let problem = Upgrader.write(bytes, to: memfd)
+            ?? ProcessImage.keepAcrossExec(passed, inherited: settings.inheritedDescriptors)
+        {
             ProcessImage.closeOnExec(passed)
             close(memfd)
             close(previousEngine)

@@ -158,7 +158,12 @@ final class LoadClient {
     private func handle(_ raw: UnsafeRawBufferPointer) {
         guard let first = raw.first else { return }
         if adminLines != nil {
-            driver.adminReply(String(decoding: raw, as: UTF8.self))
+            if first == UInt8(ascii: ">") { return }  // admin events (>FAULT)
+            if index == -2 {
+                driver.upgradeReply(String(decoding: raw, as: UTF8.self))
+            } else {
+                driver.adminReply(String(decoding: raw, as: UTF8.self))
+            }
             return
         }
         // A chat delivery: ours ">SAY ltN LT m s t", Redis's payload line "LT m s t".

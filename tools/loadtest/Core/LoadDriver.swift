@@ -24,6 +24,12 @@ public struct LoadConfig: Sendable {
     public var adminPort = 7778
     public var adminToken: String?
     public var reloadPath: String?
+    /// Send UPGRADE on the admin port after this many seconds, `upgrades`
+    /// times in a row (each once the previous one was answered, on the
+    /// same admin connection, which the new engine takes over too).
+    public var upgradeAt: Double?
+    public var upgradePath: String?
+    public var upgrades = 1
     public var quiet = false
 
     public init() {}
@@ -45,6 +51,14 @@ public struct LoadReport: Sendable {
     public var deliveryLatency = LatencyStats()
     public var reloadReply: String?
     public var reloadWindowMaxMicros: UInt64 = 0
+    /// Every UPGRADE reply, in order.
+    public var upgradeReplies: [String] = []
+    /// The longest time no reply at all arrived, from the first UPGRADE
+    /// sent to 100 ms after the last was answered: how long the game was
+    /// unavailable, seen from the clients.
+    public var upgradeGapMaxMicros: UInt64 = 0
+    /// The same outside upgrades, for comparison.
+    public var steadyGapMaxMicros: UInt64 = 0
 
     /// True when nothing was lost, duplicated, reordered, refused or dropped.
     public var clean: Bool {
@@ -73,6 +87,10 @@ public final class LoadDriver {
     var reloadSentAt: UInt64?
     var reloadDoneAt: UInt64?
     var admin: LoadClient?
+    var upgradeClient: LoadClient?
+    var upgradeStartedAt: UInt64?
+    var upgradeDoneAt: UInt64?
+    var lastReplyAt: UInt64 = 0
 
     enum Phase { case connecting, running, draining, done }
 
@@ -144,8 +162,13 @@ public final class LoadDriver {
             let t = elapsed
             if config.rate > 0 { for client in clients { client.pace(at: t) } }
             if let at = config.reloadAt, reloadSentAt == nil, t >= at { startReload() }
+            if let at = config.upgradeAt, upgradeStartedAt == nil, t >= at { startUpgrades() }
             if now - lastProgress >= 1_000_000_000 { progress() }
-            if t >= config.seconds || requestBudgetSpent {
+            // Every upgrade asked for is part of the run: it lasts until the
+            // last one is answered (a minute at most past --duration).
+            let upgradesPending = config.upgradeAt != nil && upgradeDoneAt == nil
+                && !(upgradeClient?.failed ?? false) && t < config.seconds + 60
+            if (t >= config.seconds || requestBudgetSpent) && !upgradesPending {
                 phase = .draining
                 drainStarted = now
                 deliveriesExpected = expectedDeliveries()  // senders have stopped
@@ -157,6 +180,7 @@ public final class LoadDriver {
             let outstanding = clients.reduce(0) { $0 + $1.ledger.outstanding }
             let settled = outstanding == 0 && tracker.delivered >= deliveriesExpected
                 && (reloadSentAt == nil || report.reloadReply != nil)
+                && (upgradeStartedAt == nil || upgradeDoneAt != nil)
             if settled || now - drainStarted > 3_000_000_000 { finish() }
         case .done:
             break
@@ -217,6 +241,16 @@ public final class LoadDriver {
     // MARK: Events from clients
 
     func recordReply(sentAt: UInt64, error: Bool) {
+        let now = now
+        if lastReplyAt != 0 && phase == .running {
+            let gap = (now - lastReplyAt) / 1000
+            if let started = upgradeStartedAt, now >= started, now <= (upgradeDoneAt.map { $0 + 100_000_000 } ?? .max) {
+                report.upgradeGapMaxMicros = max(report.upgradeGapMaxMicros, gap)
+            } else {
+                report.steadyGapMaxMicros = max(report.steadyGapMaxMicros, gap)
+            }
+        }
+        lastReplyAt = now
         let micros = (now - sentAt) / 1000
         report.latency.record(microseconds: micros)
         window.record(microseconds: micros)
@@ -257,6 +291,34 @@ public final class LoadDriver {
             + [config.reloadPath.map { "RELOAD \($0)" } ?? "RELOAD"]
         admin = client
         client.connect(&address)
+    }
+
+    // MARK: Upgrade
+
+    private func startUpgrades() {
+        upgradeStartedAt = now
+        var address = sockaddr_in()
+        uv_ip4_addr(config.host, Int32(config.adminPort), &address)
+        let client = LoadClient(driver: self, index: -2)
+        client.adminLines = (config.adminToken.map { ["AUTH \($0)"] } ?? []) + [upgradeLine]
+        upgradeClient = client
+        client.connect(&address)
+    }
+
+    private var upgradeLine: String { config.upgradePath.map { "UPGRADE \($0)" } ?? "UPGRADE" }
+    private var upgradeRepliesSeen = 0
+
+    /// Replies on the upgrade connection: AUTH's, then one per UPGRADE;
+    /// the next UPGRADE goes out once the previous one is answered.
+    func upgradeReply(_ line: String) {
+        upgradeRepliesSeen += 1
+        if config.adminToken != nil && upgradeRepliesSeen == 1 { return }
+        report.upgradeReplies.append(line)
+        if report.upgradeReplies.count < config.upgrades && line.hasPrefix("+OK") {
+            upgradeClient?.send(upgradeLine)
+        } else {
+            upgradeDoneAt = now
+        }
     }
 
     /// Replies on the admin connection: AUTH's (if a token was given),

@@ -16,6 +16,11 @@ public enum Summary {
         }
         lines.append("lost \(r.lost)  duplicated \(r.duplicated)  out of order \(r.outOfOrder)  "
                      + "unexpected \(r.unexpectedReplies)  dropped connections \(r.droppedConnections)")
+        if let last = r.upgradeReplies.last {
+            let ok = r.upgradeReplies.filter { $0.hasPrefix("+OK") }.count
+            lines.append("upgrades      \(ok) of \(config.upgrades) ok, last: \(last)")
+            lines.append("reply gap max \(r.upgradeGapMaxMicros) us across upgrades (\(r.steadyGapMaxMicros) us otherwise)")
+        }
         if let reload = r.reloadReply {
             lines.append("reload        \(reload)")
             lines.append("reload window max latency \(r.reloadWindowMaxMicros) us (run p99 \(r.latency.percentile(99)) us)")
@@ -36,7 +41,9 @@ public enum Summary {
         "delivery_latency_us": \(percentiles(r.deliveryLatency)), "lost": \(r.lost), "duplicated": \(r.duplicated), \
         "out_of_order": \(r.outOfOrder), "unexpected": \(r.unexpectedReplies), \
         "dropped_connections": \(r.droppedConnections), "reload": \(reload), \
-        "reload_window_max_us": \(r.reloadWindowMaxMicros)}
+        "reload_window_max_us": \(r.reloadWindowMaxMicros), \
+        "upgrades_ok": \(r.upgradeReplies.filter { $0.hasPrefix("+OK") }.count), \
+        "upgrade_gap_max_us": \(r.upgradeGapMaxMicros), "steady_gap_max_us": \(r.steadyGapMaxMicros)}
         """
     }
 }

@@ -11,6 +11,7 @@ extension LoadConfig.Target: ExpressibleByArgument {}
 ///     swift run -c release loadtest ping --clients 50 --pipeline 16 --duration 10
 ///     swift run -c release loadtest chat --rooms 10 --members 5 --rate 5000
 ///     swift run -c release loadtest ping --reload-at 3 --admin-port 7778
+///     swift run -c release loadtest ping --upgrade-at 3 --upgrades 20 --admin-port 7778
 ///     swift run -c release loadtest ping --target redis --port 6379
 @main
 struct LoadTestCommand: ParsableCommand {
@@ -33,6 +34,10 @@ struct LoadTestCommand: ParsableCommand {
     @Option var adminPort = 7778
     @Option(help: "Admin token (default: $GAMESERVER_ADMIN_TOKEN).") var adminToken: String?
     @Option(help: "Module path for RELOAD (default: the server's own).") var reloadPath: String?
+    @Option(help: "Send UPGRADE on the admin port after this many seconds.") var upgradeAt: Double?
+    @Option(help: "Engine path for UPGRADE (default: the server's own).") var upgradePath: String?
+    @Option(help: "UPGRADEs in a row (each after the previous reply); the run lasts until the last is answered.")
+    var upgrades = 1
     @Option(help: "Write the results as JSON to this file.") var json: String?
     @Flag(help: "No progress lines.") var quiet = false
 
@@ -55,6 +60,9 @@ struct LoadTestCommand: ParsableCommand {
         config.adminPort = adminPort
         config.adminToken = adminToken ?? ProcessInfo.processInfo.environment["GAMESERVER_ADMIN_TOKEN"]
         config.reloadPath = reloadPath
+        config.upgradeAt = upgradeAt
+        config.upgradePath = upgradePath
+        config.upgrades = max(upgrades, 1)
         config.quiet = quiet
 
         let report = LoadDriver(config: config).run()
@@ -62,7 +70,9 @@ struct LoadTestCommand: ParsableCommand {
         if let json {
             try Summary.json(report, config).write(toFile: json, atomically: true, encoding: .utf8)
         }
-        if !report.clean || (reloadAt != nil && report.reloadReply?.hasPrefix("+OK") != true) {
+        let upgradesFailed = upgradeAt != nil
+            && report.upgradeReplies.filter({ $0.hasPrefix("+OK") }).count != config.upgrades
+        if !report.clean || (reloadAt != nil && report.reloadReply?.hasPrefix("+OK") != true) || upgradesFailed {
             throw ExitCode(1)
         }
     }

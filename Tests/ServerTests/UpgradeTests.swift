@@ -1,0 +1,298 @@
+import Foundation
+import Testing
+
+/// Engine upgrades over real sockets: another build takes over the same
+/// process with its players, their state and their bytes in flight; a
+/// build that is refused, or cannot restore, changes nothing they can see.
+@Suite struct UpgradeTests {
+    @Test func playersKeepTheirConnectionsAndStateAcrossAnUpgrade() throws {
+        let builds = try EngineBuilds()
+        let next = try builds.engine("next")
+        let server = try TestServer(arguments: builds.serverArguments)
+        let (alice, bob) = try playedRoom(server, in: "lobby")
+        let before = try RoomSnapshot([alice, bob])
+        let status = try server.statusFields()
+        let admin = try server.connectAdmin()
+
+        let reply = try admin.call("UPGRADE \(next)")
+        let match = try #require(reply.wholeMatch(of: /\+OK engine (\S+) -> next held_ms=(\d+) sessions=2/), "\(reply)")
+        #expect(String(match.1) == status["engine"])
+        // The same sockets see the same game: names, room, positions, scores, board.
+        #expect(try RoomSnapshot([alice, bob]) == before)
+        let after = try server.statusFields()
+        #expect(after["engine"] == "next")
+        #expect(after["upgrades"] == "1")
+        #expect(after["pid"] == status["pid"] && after["pid"] == "\(server.process.processIdentifier)")
+        #expect(server.process.isRunning)
+        // The ready file names the engine that serves now (same pid, same ports).
+        let ready = try String(contentsOf: server.readyFile, encoding: .utf8)
+        #expect(ready.contains("\"engine\":\"next\",\"upgrades\":1"))
+        #expect(ready.contains("\"port\":\(server.port)"))
+        // The game goes on where it was: round 2 ends as round 3, scores count on.
+        let takes = try alice.clearRound(as: "alice", watchers: [bob])
+        #expect(takes.first?.score == 7)
+        #expect(takes.last?.newRound == 3)
+        // The unique name index came over too, and so did the login counter.
+        let carol = try server.connect()
+        #expect(try carol.call("LOGIN alice") == "-ERR NAME_TAKEN that name is in use")
+        #expect(try carol.call("LOGIN carol").hasPrefix("+WELCOME carol login 3"))
+        #expect(server.logContains("passing 2 listeners, 3 connections (2 players, 1 admin), 1 module images"))
+    }
+
+    @Test func requestsPipelinedAcrossAnUpgradeAreAllAnsweredInOrder() throws {
+        let builds = try EngineBuilds()
+        let next = try builds.engine("next")
+        let server = try TestServer(arguments: builds.serverArguments)
+        let (alice, bob) = try server.aliceAndBob()
+        let admin = try server.connectAdmin()
+        try admin.send("UPGRADE \(next)")
+        // A request every millisecond for 200 ms: the check and the hold
+        // (tens of milliseconds) fall among them. Nobody reads meanwhile.
+        for n in 1...200 {
+            try alice.send("SAY \(n)")
+            Thread.sleep(forTimeInterval: 0.001)
+        }
+        #expect(try admin.reply().hasPrefix("+OK engine"))
+        var replies: [String] = []
+        var seen: [String] = []
+        for _ in 1...200 {
+            replies.append(try alice.reply())
+            seen.append(try bob.event())
+        }
+        #expect(replies == Array(repeating: "+OK", count: 200))
+        #expect(seen == (1...200).map { ">SAY alice \($0)" })
+        #expect(try alice.noEventsPending() && bob.noEventsPending())
+    }
+
+    @Test func aLineHalfSentBeforeAnUpgradeIsOneRequestAfterIt() throws {
+        let server = try TestServer()
+        let (alice, bob) = try server.aliceAndBob()
+        // One write: once PING is answered, the engine has read the rest,
+        // an unfinished line, into its framer.
+        try alice.write(Array("PING\r\nSAY hel".utf8))
+        #expect(try alice.reply() == "+PONG")
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("UPGRADE").hasPrefix("+OK engine"))
+        try alice.write(Array("lo\r\n".utf8))
+        #expect(try alice.reply() == "+OK")
+        #expect(try bob.event() == ">SAY alice hello")
+    }
+
+    @Test func aClientThatIsNotReadingKeepsItsQueuedOutput() throws {
+        let server = try TestServer(arguments: ["--rate-limit", "0", "--max-output-bytes", "\(64 << 20)"])
+        let slow = try server.connect(receiveBuffer: 4096)
+        _ = try slow.call("LOGIN slow")
+        // 80,000 requests whose replies (about 8 MB) are more than the
+        // kernel's buffers take (a loopback send buffer grows to 4 MB): the
+        // rest waits in the engine, unsent, while the client reads nothing.
+        let group = Array("HELP\r\nHELP\r\nHELP\r\nPING\r\n".utf8)
+        let batch = (0..<1000).flatMap { _ in group }
+        for _ in 0..<20 { try slow.write(batch) }
+        #expect(try waitUntil(60) { Int(try server.statusFields()["output_buffered"] ?? "") ?? 0 > 2_000_000 })
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("UPGRADE").hasPrefix("+OK engine"))
+        // The new engine holds what the old one could not write yet.
+        #expect(Int(try server.statusFields()["output_buffered"] ?? "") ?? 0 > 1_000_000)
+        // Every reply comes, in order, none twice.
+        var wrong = 0
+        for _ in 0..<20_000 {
+            for _ in 0..<3 where try !slow.reply().hasPrefix("+HELP ") { wrong += 1 }
+            if try slow.reply() != "+PONG" { wrong += 1 }
+        }
+        #expect(wrong == 0)
+        #expect(try slow.call("PING") == "+PONG")
+        #expect(try slow.noEventsPending())
+    }
+
+    @Test func theAdminThatAskedIsAnsweredByTheNewEngineAndOthersStayLoggedIn() throws {
+        let token = "t0k-t0k-t0k-t0k-t0k"
+        let builds = try EngineBuilds()
+        let next = try builds.engine("next")
+        let server = try TestServer(arguments: builds.serverArguments + ["--admin-token", token])
+        let other = try server.connectAdmin()
+        #expect(try other.call("AUTH \(token)") == "+OK authenticated")
+        let asker = try server.connectAdmin()
+        #expect(try asker.call("AUTH \(token)") == "+OK authenticated")
+        // UPGRADE and what follows it in one write: the lines behind it wait,
+        // go over with the connection, and run after the reply, in order.
+        try asker.write(Array("UPGRADE \(next)\r\nSTATUS\r\nPI".utf8))
+        #expect(try asker.reply().hasPrefix("+OK engine "))
+        let status = statusFields(try asker.reply())
+        #expect(status["engine"] == "next")
+        #expect(status["upgrades"] == "1")
+        #expect(status["admin_connections"] == "2")
+        try asker.write(Array("NG\r\n".utf8))
+        #expect(try asker.reply() == "+PONG")
+        #expect(try other.call("MODULES").hasPrefix("+MODULES gems@1.0.0:"))
+        // A new connection still needs the token.
+        #expect(try server.connectAdmin().call("STATUS").hasPrefix("-ERR AUTH_REQUIRED"))
+    }
+
+    @Test func rollbackAfterAnUpgradeReturnsThePreviousModule() throws {
+        let server = try TestServer()
+        let (alice, bob) = try playedRoom(server)
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("RELOAD \(Products.library("GameLogicV2").path)").hasPrefix("+OK gems 1.0.0 -> gems 2.0.0"))
+        #expect(try bob.call("TITLE champion") == "+OK")
+        #expect(try admin.call("UPGRADE").hasPrefix("+OK engine"))
+        #expect(try alice.call("PING") == "+PONG v2")
+        #expect(try bob.call("WHOAMI").hasSuffix(" 1 champion"))
+        let status = try server.statusFields()
+        #expect(status["images"] == "2")
+        #expect(status["previous"] == "gems@1.0.0")
+        let modules = try admin.call("MODULES")
+        #expect(modules.hasPrefix("+MODULES gems@1.0.0:") && modules.hasSuffix("*") && modules.contains(" gems@2.0.0:"))
+
+        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 2.0.0 -> gems 1.0.0"))
+        #expect(try alice.call("PING") == "+PONG")
+        #expect(try alice.call("SCORE") == "+SCORE alice:6 bob:1")
+        // v2's own field came over hidden, with its value.
+        #expect(try admin.call("RELOAD \(Products.library("GameLogicV2").path)").hasPrefix("+OK gems 1.0.0 -> gems 2.0.0"))
+        #expect(try bob.call("WHOAMI").hasSuffix(" 1 champion"))
+    }
+
+    @Test func twentyUpgradesInARowUnderLoadLoseNothing() throws {
+        let builds = try EngineBuilds()
+        let next = try builds.engine("next")
+        let server = try TestServer(arguments: builds.serverArguments + ["--rate-limit", "0"])
+        // Chat: every message must reach every other member of its room
+        // once and in order; every request must be answered.
+        let run = try runTool("loadtest", [
+            "chat", "--port", "\(server.port)", "--rooms", "2", "--members", "3", "--duration", "0.5",
+            "--upgrade-at", "0.2", "--upgrades", "20", "--upgrade-path", next, "--admin-port", "\(server.adminPort)",
+            "--quiet",
+        ])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.contains("lost 0  duplicated 0  out of order 0  unexpected 0  dropped connections 0"))
+        #expect(run.output.contains("upgrades      20 of 20 ok"))
+        #expect(try server.statusFields()["upgrades"] == "20")
+    }
+
+    @Test func refusedCandidatesLeaveTheEngineServingUntouched() throws {
+        let builds = try EngineBuilds()
+        let outside = try EngineBuilds()
+        let server = try TestServer(arguments: builds.serverArguments + ["--upgrade-check-timeout", "300"])
+        let (alice, bob) = try playedRoom(server)
+        let before = try RoomSnapshot([alice, bob])
+        let status = try server.statusFields()
+        let admin = try server.connectAdmin()
+        let cases: [(String, String)] = [
+            (try builds.script("wrong-format", "echo 'hotswap-engine other handoff 999'"),
+             "(engine other) reads handoff format 999, this engine writes format 1"),
+            (try builds.script("says-hello", "echo hello"), "printed 'hello', not 'hotswap-engine VERSION handoff N'"),
+            (try builds.script("crashes", "kill -SEGV $$"), "died from SIGSEGV"),
+            (try builds.script("fails", "echo 'no such option' >&2; exit 3"), "exited with status 3: no such option"),
+            (try builds.script("hangs", "exec sleep 30"), "did not finish within 300 ms"),
+            (try builds.nonExecutableCopy(), "is not executable (permission denied)"),
+            (try outside.engine("outside"), "outside the engines directory \(builds.directory.path)"),
+            (builds.directory.appendingPathComponent("missing").path, "engine not found"),
+        ]
+        for (path, reason) in cases {
+            let reply = try admin.call("UPGRADE \(path)")
+            #expect(reply.hasPrefix("-ERR UPGRADE_FAILED "), "\(path)")
+            #expect(reply.contains(reason), "\(reply)")
+            #expect(try alice.call("PING") == "+PONG")
+            #expect(try RoomSnapshot([alice, bob]) == before, "after \(path)")
+        }
+        let after = try server.statusFields()
+        for key in ["engine", "pid"] { #expect(after[key] == status[key], "\(key)") }
+        #expect(after["upgrades"] == "0")
+        #expect(after["upgrades_refused"] == "\(cases.count)")
+    }
+
+    @Test func anEngineThatCannotRestoreHandsEverythingBackToThePreviousOne() throws {
+        let builds = try EngineBuilds()
+        let liar = try builds.engineThatCannotRestore()
+        let next = try builds.engine("next")
+        let server = try TestServer(arguments: builds.serverArguments)
+        let (alice, bob) = try playedRoom(server)
+        let before = try RoomSnapshot([alice, bob])
+        let version = try #require(try server.statusFields()["engine"])
+        let admin = try server.connectAdmin()
+
+        let reply = try admin.call("UPGRADE \(liar)")
+        #expect(reply.hasPrefix("-ERR UPGRADE_FAILED the new engine could not restore ("), "\(reply)")
+        #expect(reply.contains("the handoff is in format 1, this engine reads format 99"), "\(reply)")
+        #expect(reply.contains("engine \(version) resumed held_ms="), "\(reply)")
+        #expect(try RoomSnapshot([alice, bob]) == before)
+        let status = try server.statusFields()
+        #expect(status["engine"] == version)
+        #expect(status["upgrades"] == "0")
+        #expect(status["upgrades_refused"] == "1")
+        #expect(status["pid"] == "\(server.process.processIdentifier)")
+        #expect(server.logContains("handing everything back to the previous engine"))
+        // The engine that came back can still be upgraded, for real.
+        #expect(try admin.call("UPGRADE \(next)").hasPrefix("+OK engine \(version) -> next"))
+        #expect(try RoomSnapshot([alice, bob]) == before)
+    }
+
+    @Test func anUpgradeShedsTheImagesReloadsLeftMapped() throws {
+        let server = try TestServer()
+        let player = try server.connect()
+        _ = try player.call("LOGIN alice")
+        let builds = try [paddedCopy(of: "GameLogic", padding: 1), paddedCopy(of: "GameLogic", padding: 2)]
+        defer { for build in builds { try? FileManager.default.removeItem(at: build) } }
+        let admin = try server.connectAdmin()
+        let start = try server.residentKiB
+        for index in 0..<100 {
+            let reply = try admin.call("RELOAD \(builds[index % 2].path)")
+            guard reply.hasPrefix("+OK gems") else { throw TestFailure("reload \(index): \(reply)") }
+        }
+        let reloaded = try server.residentKiB
+        #expect(try server.statusFields()["images"] == "101")
+        #expect(try admin.call("UPGRADE").hasPrefix("+OK engine"))
+        let upgraded = try server.residentKiB
+        #expect(try server.statusFields()["images"] == "2")
+        // 100 reloads cost megabytes (their images stay mapped); the new
+        // process maps two, and is back near where the first one started.
+        #expect(reloaded - start > 4_000, "start \(start) KiB, after reloads \(reloaded) KiB")
+        #expect(upgraded < start + (reloaded - start) / 4, "start \(start), reloads \(reloaded), upgrade \(upgraded) KiB")
+        #expect(try player.call("PING") == "+PONG")
+    }
+
+    @Test func sigtermRightAfterAnUpgradeShutsDownCleanly() throws {
+        let server = try TestServer()
+        let (alice, bob) = try server.aliceAndBob()
+        #expect(try server.connectAdmin().call("UPGRADE").hasPrefix("+OK engine"))
+        kill(server.process.processIdentifier, SIGTERM)
+        try expectShutdown(server, alice, bob)
+    }
+
+    /// SIGTERM while an upgrade is under way: during the check it refuses
+    /// the upgrade; across the exec it waits, blocked, for the next engine.
+    /// Either way the server shuts down cleanly.
+    @Test(arguments: [0.0, 0.01, 0.03]) func sigtermDuringAnUpgradeShutsDownCleanly(delay: Double) throws {
+        let server = try TestServer()
+        let (alice, bob) = try server.aliceAndBob()
+        let admin = try server.connectAdmin()
+        try admin.send("UPGRADE")
+        Thread.sleep(forTimeInterval: delay)
+        kill(server.process.processIdentifier, SIGTERM)
+        try expectShutdown(server, alice, bob)
+        withExtendedLifetime(admin) {}
+    }
+
+    /// Both players hear >SHUTDOWN first, then at most the other's
+    /// departure, then the end; the process exits with status 0.
+    private func expectShutdown(_ server: TestServer, _ alice: LineClient, _ bob: LineClient) throws {
+        for (client, other) in [(alice, "bob"), (bob, "alice")] {
+            #expect(try client.readLine() == ">SHUTDOWN the server is shutting down", "\(server.log)")
+            var rest: [String] = []
+            while let line = try client.readLine() { rest.append(line) }
+            #expect(rest.isEmpty || rest == [">LEAVE \(other)"], "\(rest)")
+        }
+        #expect(server.waitForExit() == 0)
+        #expect(server.process.terminationReason == .exit)
+        #expect(server.logContains("notice gameserver: [HotswapEngine] stopped"))
+    }
+
+    @Test func sigusr2UpgradesToTheServersOwnPath() throws {
+        let server = try TestServer()
+        let (alice, bob) = try server.aliceAndBob()
+        kill(server.process.processIdentifier, SIGUSR2)
+        #expect(try waitUntil { try server.statusFields()["upgrades"] == "1" })
+        #expect(try alice.call("SAY after") == "+OK")
+        #expect(try bob.event() == ">SAY alice after")
+        #expect(server.logContains("signal SIGUSR2: upgrading to the engine at \(Products.server.resolvingSymlinksInPath().path)"))
+    }
+}
