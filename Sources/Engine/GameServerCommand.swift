@@ -81,9 +81,11 @@ package struct GameServerCommand: ParsableCommand {
     /// module no longer loads) hands everything back to the previous engine
     /// instead of exiting: the players keep their connections either way.
     package static func main() {
-        // Before anything of ours is open (see `ProcessImage.keepAcrossExec`).
-        Resume.inheritedAtStart = ProcessImage.descriptorsKeptAcrossExec()
+        Resume.programStartedNanoseconds = monotonicNanoseconds()
         let arguments = Array(CommandLine.arguments.dropFirst())
+        // Before anything of ours is open (see `ProcessImage.keepAcrossExec`);
+        // a resumed engine has the list from the handoff instead.
+        if Resume.descriptor(in: arguments) == nil { Resume.inheritedAtStart = ProcessImage.descriptorsKeptAcrossExec() }
         let handoff = Resume.isFallback(arguments) ? nil : Resume.descriptor(in: arguments)
         do {
             var command = try parseAsRoot(arguments)
@@ -169,10 +171,7 @@ package struct GameServerCommand: ParsableCommand {
                 enginesDirectory: try resumed?.engine.paths.enginesDirectory ?? GameServerCommand.realDirectory(
                     enginesDir ?? GameServerCommand.directory(of: enginePath), "engines directory"),
                 arguments: resumed?.engine.arguments ?? Array(CommandLine.arguments.dropFirst()),
-                // What came open with the process, not from the engine before.
-                inheritedDescriptors: Resume.inheritedAtStart.filter {
-                    !(resumed?.handoff.fallback.passedFDs.contains($0) ?? false)
-                })
+                inheritedDescriptors: resumed?.engine.inheritedDescriptors ?? Resume.inheritedAtStart)
             if let auditLog {
                 switch AuditLog.open(path: auditLog) {
                 case .success(let log): settings.auditLog = log

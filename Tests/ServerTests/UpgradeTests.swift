@@ -128,6 +128,36 @@ import Testing
         #expect(try server.connectAdmin().call("STATUS").hasPrefix("-ERR AUTH_REQUIRED"))
     }
 
+    /// `echo UPGRADE | nc`: the operator half-closes at once; the new
+    /// engine answers, then ends the connection.
+    @Test func anOperatorWhoHalfClosedGetsTheReplyThenTheEnd() throws {
+        let server = try TestServer()
+        let admin = try server.connectAdmin()
+        try admin.send("UPGRADE")
+        admin.halfClose()
+        #expect(try admin.readLine()?.hasPrefix("+OK engine") == true)
+        #expect(try admin.closedByServer())
+        #expect(try server.statusFields()["upgrades"] == "1")
+    }
+
+    /// A load stuck on the reload's worker (its constructor never returns)
+    /// refuses every later reload; the worker ends with the old program, so
+    /// after an upgrade modules load again.
+    @Test func anUpgradeClearsALoadStuckOnItsWorker() throws {
+        let server = try TestServer(arguments: ["--load-timeout", "500"])
+        let player = try server.connect()
+        #expect(try player.call("LOGIN alice").hasPrefix("+WELCOME"))
+        let admin = try server.connectAdmin()
+        let v2 = Products.library("GameLogicV2").path
+        #expect(try admin.call("RELOAD \(Products.library("HangingDescribeModule").path)").hasPrefix(
+            "-ERR RELOAD_FAILED the load did not finish within 500 ms"))
+        #expect(try admin.call("RELOAD \(v2)").hasPrefix("-ERR RELOAD_FAILED a previous load is stuck"))
+        #expect(try admin.call("UPGRADE").hasPrefix("+OK engine"))
+        #expect(try admin.call("RELOAD \(v2)").hasPrefix("+OK gems 1.0.0 -> gems 2.0.0"))
+        #expect(try player.call("PING") == "+PONG v2")
+        #expect(server.stop() == 0)
+    }
+
     @Test func rollbackAfterAnUpgradeReturnsThePreviousModule() throws {
         let server = try TestServer()
         let (alice, bob) = try playedRoom(server)

@@ -16,7 +16,9 @@ import Glibc
 extension LogicHost {
     /// Why this host cannot be handed over now, or nil.
     var handoffProblem: String? {
-        if reloading { return "a reload is in progress" }
+        // A load stuck on its worker (--load-timeout) is no reason: the
+        // worker ends with this program, which is the only cure for it.
+        if reloading && !loadStuck { return "a reload is in progress" }
         if module.file == nil { return "the current module's private copy is not open" }
         if let previousModule, previousModule.file == nil { return "the previous module's private copy is not open" }
         return nil

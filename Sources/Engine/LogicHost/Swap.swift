@@ -62,7 +62,7 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
         case .loadTimedOut(let ms):
             "the load did not finish within \(ms) ms (a constructor or hotswap_describe that does not return?); nothing changed"
         case .loadStuck:
-            "a previous load is stuck on its worker thread (it did not finish after timing out); restart the server to load again"
+            "a previous load is stuck on its worker thread (it did not finish after timing out); UPGRADE or restart the server to load again"
         case .shuttingDown: "the server is shutting down"
         case .cannotQueue(let error): "cannot queue the load: \(error)"
         }

@@ -19,6 +19,11 @@ struct EngineHandoff {
     var paths: UpgradePaths
     /// The arguments the first engine was started with.
     var arguments: [String]
+    /// Descriptors the process was started with (see `UpgradeSettings`).
+    var inheritedDescriptors: [Int32]
+    /// Descriptors handed over only to be closed, off the loop: the old
+    /// engine's epoll instance (see `Engine.closeOffTheLoop`).
+    var retiredDescriptors: [Int32]
     var counters: EngineCounters
     var admin: AdminCounters
     var outputOverflows: Int
@@ -32,6 +37,10 @@ struct EngineHandoff {
         writer.string(paths.modulesDirectory)
         writer.string(paths.enginesDirectory)
         writer.strings(arguments)
+        writer.u32(UInt32(inheritedDescriptors.count))
+        for fd in inheritedDescriptors { writer.i32(fd) }
+        writer.u32(UInt32(retiredDescriptors.count))
+        for fd in retiredDescriptors { writer.i32(fd) }
         for value in [counters.lineTooLong, counters.serverFull, counters.rateLimited, counters.rateLimitCloses,
                       counters.idleCloses]
         {
@@ -49,8 +58,11 @@ struct EngineHandoff {
     }
 
     init(fromVersion: String, holdStartedNanoseconds: UInt64, startedNanoseconds: UInt64, enginePath: String,
-         paths: UpgradePaths, arguments: [String], counters: EngineCounters, admin: AdminCounters, outputOverflows: Int)
+         paths: UpgradePaths, arguments: [String], inheritedDescriptors: [Int32] = [], retiredDescriptors: [Int32] = [],
+         counters: EngineCounters, admin: AdminCounters, outputOverflows: Int)
     {
+        self.inheritedDescriptors = inheritedDescriptors
+        self.retiredDescriptors = retiredDescriptors
         self.fromVersion = fromVersion
         self.holdStartedNanoseconds = holdStartedNanoseconds
         self.startedNanoseconds = startedNanoseconds
@@ -71,6 +83,8 @@ struct EngineHandoff {
                              modulesDirectory: try reader.string("modules directory"),
                              enginesDirectory: try reader.string("engines directory"))
         arguments = try reader.strings("arguments")
+        inheritedDescriptors = try EngineHandoff.descriptors(&reader, "inherited descriptors")
+        retiredDescriptors = try EngineHandoff.descriptors(&reader, "retired descriptors")
         counters = EngineCounters(lineTooLong: try reader.int("counter"), serverFull: try reader.int("counter"),
                                   rateLimited: try reader.int("counter"), rateLimitCloses: try reader.int("counter"),
                                   idleCloses: try reader.int("counter"))
@@ -90,6 +104,13 @@ struct EngineHandoff {
         admin.lastUpgradeHeldMicroseconds = try reader.optionalU64("last upgrade held")
         outputOverflows = try reader.int("output overflows")
         try reader.finish("engine section")
+    }
+
+    private static func descriptors(_ reader: inout HandoffReader, _ what: String) throws(HandoffError) -> [Int32] {
+        let count = try reader.count(what, elementSize: 4)
+        var fds: [Int32] = []
+        for _ in 0..<count { fds.append(try reader.i32(what)) }
+        return fds
     }
 }
 
@@ -149,6 +170,7 @@ extension Engine {
         summary.listeners = try transport.restoreListeners(from: &listeners)
         let now = now
         var peers: [GameID: PlayerSession] = [:]
+        peers.reserveCapacity(handoff.reader(.connections).remaining / 40)
         var connections = handoff.reader(.connections)
         _ = try transport.restoreConnections(from: &connections) { connection, closing, reader in
             guard let kind = HandlerRecord(rawValue: try reader.u8("handler kind")) else {

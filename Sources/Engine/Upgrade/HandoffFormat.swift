@@ -23,18 +23,22 @@
 /// Why sections: each part of the engine (transport, world, logic host)
 /// writes and reads its own, and a part added later (the durable players'
 /// database) adds a section without touching the others' layout.
-enum HandoffFormat {
+package enum HandoffFormat {
     /// The format of the body this build writes and reads. Any change to a
     /// section's layout bumps it; the upgrade check refuses a candidate
     /// that reads another one.
-    static let current: UInt32 = 1
-    static let magic: [UInt8] = Array("HSHANDOF".utf8)
+    package static let current: UInt32 = 1
+    package static let magic: [UInt8] = Array("HSHANDOF".utf8)
 
     /// The whole handoff: the fixed prefix, then the sections `body` writes.
-    static func encode(format: UInt32, fallback: FallbackPlan, body: (inout HandoffWriter) -> Void) -> [UInt8] {
+    /// `capacity` is a guess of the body's size (growing a buffer of
+    /// megabytes by doubling copies it several times, inside the hold).
+    package static func encode(format: UInt32, fallback: FallbackPlan, capacity: Int = 1 << 16,
+                               body: (inout HandoffWriter) -> Void) -> [UInt8]
+    {
         var block = HandoffWriter()
         fallback.encode(into: &block)
-        var sections = HandoffWriter(capacity: 1 << 16)
+        var sections = HandoffWriter(capacity: capacity)
         body(&sections)
         var out = HandoffWriter(capacity: 24 + block.bytes.count + sections.bytes.count)
         out.raw(magic)
@@ -48,7 +52,7 @@ enum HandoffFormat {
 
     /// The prefix only: the body's format and the way back. Any engine can
     /// read this much of any handoff with the right magic.
-    static func decodePrefix(_ bytes: [UInt8]) throws(HandoffError) -> (format: UInt32, fallback: FallbackPlan) {
+    package static func decodePrefix(_ bytes: [UInt8]) throws(HandoffError) -> (format: UInt32, fallback: FallbackPlan) {
         let (format, fallback, _) = try readPrefix(bytes)
         return (format, fallback)
     }
@@ -70,7 +74,7 @@ enum HandoffFormat {
 
     /// Every section of a handoff in `format` (anything else is refused:
     /// this engine could not tell what it would be dropping).
-    static func decode(_ bytes: [UInt8], format expected: UInt32) throws(HandoffError) -> Handoff {
+    package static func decode(_ bytes: [UInt8], format expected: UInt32) throws(HandoffError) -> Handoff {
         let (format, fallback, rest) = try readPrefix(bytes)
         guard format == expected else { throw .formatMismatch(found: format, expected: expected) }
         var reader = rest
@@ -95,7 +99,7 @@ enum HandoffFormat {
 
 /// The parts of a handoff's body, each written by the part of the engine
 /// that owns the state (see the `+Handoff` files).
-enum HandoffSection: UInt32, CaseIterable, Sendable {
+package enum HandoffSection: UInt32, CaseIterable, Sendable {
     /// Engine: who wrote it, when the hold started, counters, arguments.
     case engine = 1
     /// Transport: listening sockets.
@@ -109,9 +113,9 @@ enum HandoffSection: UInt32, CaseIterable, Sendable {
 }
 
 /// A decoded handoff: the fallback block and a reader per section.
-struct Handoff {
-    let fallback: FallbackPlan
-    let sections: [HandoffSection: HandoffReader]
+package struct Handoff {
+    package let fallback: FallbackPlan
+    package let sections: [HandoffSection: HandoffReader]
 
     /// A fresh reader over one section (present: `decode` checked).
     func reader(_ section: HandoffSection) -> HandoffReader { sections[section]! }
@@ -121,7 +125,7 @@ struct Handoff {
 /// cannot take it: exec the previous binary (kept open, its file may have
 /// been replaced by the install) with its own arguments and environment,
 /// and the same memfd. Its layout is fixed for every format version.
-struct FallbackPlan: Equatable, Sendable {
+package struct FallbackPlan: Equatable, Sendable {
     /// An O_RDONLY descriptor on the previous engine's executable.
     var previousEngineFD: Int32
     /// Where the previous engine was installed (its `UPGRADE` default).
@@ -135,7 +139,7 @@ struct FallbackPlan: Equatable, Sendable {
     /// open across the fallback's exec too.
     var passedFDs: [Int32]
 
-    func encode(into writer: inout HandoffWriter) {
+    package func encode(into writer: inout HandoffWriter) {
         writer.i32(previousEngineFD)
         writer.string(previousEnginePath)
         writer.strings(arguments)
@@ -168,7 +172,7 @@ struct FallbackPlan: Equatable, Sendable {
 
 /// Why a handoff cannot be read. Every malformed input ends here, never in
 /// a crash or an allocation sized by garbage.
-enum HandoffError: Error, Equatable, Sendable, CustomStringConvertible {
+package enum HandoffError: Error, Equatable, Sendable, CustomStringConvertible {
     case badMagic
     case truncated(String)
     case formatMismatch(found: UInt32, expected: UInt32)
@@ -179,7 +183,7 @@ enum HandoffError: Error, Equatable, Sendable, CustomStringConvertible {
     /// that breaks an invariant of the part reading it).
     case invalid(String)
 
-    var description: String {
+    package var description: String {
         switch self {
         case .badMagic: "not a handoff (bad magic)"
         case .truncated(let what): "the handoff is truncated (in \(what))"
@@ -194,10 +198,10 @@ enum HandoffError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 /// Appends little-endian values to a byte array.
-struct HandoffWriter {
-    private(set) var bytes: [UInt8] = []
+package struct HandoffWriter {
+    package private(set) var bytes: [UInt8] = []
 
-    init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
+    package init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
 
     mutating func raw<C: Collection>(_ values: C) where C.Element == UInt8 { bytes.append(contentsOf: values) }
     mutating func u8(_ value: UInt8) { bytes.append(value) }
@@ -214,7 +218,12 @@ struct HandoffWriter {
         bytes.append(contentsOf: values)
     }
 
-    mutating func string(_ value: String) { bytes(Array(value.utf8)) }
+    /// A string's UTF-8, length-prefixed (no intermediate array: a handoff
+    /// of 10,000 connections writes tens of thousands of them).
+    mutating func string(_ value: String) {
+        u32(UInt32(value.utf8.count))
+        bytes.append(contentsOf: value.utf8)
+    }
 
     mutating func strings(_ values: [String]) {
         u32(UInt32(values.count))
@@ -250,7 +259,7 @@ struct HandoffWriter {
 /// Reads what `HandoffWriter` wrote, within a range of a shared array.
 /// Every read checks what is left first and names what it was reading, so
 /// a truncated or garbage handoff is refused with the place it broke.
-struct HandoffReader {
+package struct HandoffReader {
     private let storage: [UInt8]
     private var offset: Int
     private let end: Int
@@ -267,7 +276,7 @@ struct HandoffReader {
         end = range.upperBound
     }
 
-    var remaining: Int { end - offset }
+    package var remaining: Int { end - offset }
 
     private mutating func take(_ count: Int, _ what: String) throws(HandoffError) -> Int {
         guard count >= 0, count <= remaining else { throw .truncated(what) }

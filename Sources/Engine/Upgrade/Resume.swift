@@ -1,3 +1,4 @@
+import CLibUV
 import Glibc
 
 /// A handoff this engine was started to resume (`--resume FD`), decoded and
@@ -94,9 +95,10 @@ enum Resume {
         } catch {
             return "cannot read the handoff's fallback block: \(error)"
         }
-        // Restoring never marks a descriptor close-on-exec, the handed-over
-        // ones or those the process inherited; nothing is left to chance.
-        if let problem = ProcessImage.keepAcrossExec(plan.passedFDs, inherited: inheritedAtStart) { return problem }
+        // Restoring marks no descriptor close-on-exec, neither the handed-over
+        // ones nor those the process inherited (which therefore pass on as
+        // they are); nothing is left to chance for the handed-over ones.
+        if let problem = ProcessImage.clearCloseOnExec(plan.passedFDs) { return problem }
         _ = ProcessImage.blockDeferredSignals()
         let line = "resume failed: \(reason); handing everything back to the previous engine \(plan.previousEnginePath)\n"
         _ = line.withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
@@ -106,10 +108,13 @@ enum Resume {
             environment: plan.environment)
     }
 
-    /// Descriptors open without close-on-exec when this program started
-    /// (set first thing by `main`): what the process inherited, and, in a
-    /// resumed engine, what the previous one handed over.
+    /// Descriptors open without close-on-exec when the process started (set
+    /// first thing by `main` in a first engine; a resumed one gets the list
+    /// from the handoff, as a scan would see the handed-over sockets too).
     nonisolated(unsafe) static var inheritedAtStart: [Int32] = []
+    /// CLOCK_MONOTONIC when this program started (set first thing by
+    /// `main`): splits a hold into the exec and start-up, and the restore.
+    nonisolated(unsafe) static var programStartedNanoseconds: UInt64 = 0
 
     /// `--resume N` in raw arguments, before (or without) parsing them: a
     /// resumed engine whose arguments do not parse must still fall back.
@@ -139,8 +144,13 @@ extension Engine {
             throw StartRefused("cannot restore: \(error)")
         }
         Resume.commit(state)
-        let heldMicroseconds = (monotonicNanoseconds() - state.engine.holdStartedNanoseconds) / 1000
+        let now = monotonicNanoseconds()
+        let heldMicroseconds = (now - state.engine.holdStartedNanoseconds) / 1000
         let heldMilliseconds = (heldMicroseconds + 500) / 1000
+        let started = Resume.programStartedNanoseconds
+        let split = started > state.engine.holdStartedNanoseconds
+            ? " (until this program started \((started - state.engine.holdStartedNanoseconds) / 1000) us, "
+                + "then restoring \((now - started) / 1000) us)" : ""
         let restored = "\(summary.listeners.count) listeners, \(summary.players) players, \(summary.admins) admin, "
             + "\(summary.closing) closing, \(world.roomCount) rooms, module \(host.module.name) \(host.module.version)"
             + (host.previousModule.map { " (previous \($0.name) \($0.version))" } ?? "")
@@ -149,17 +159,46 @@ extension Engine {
             reply = admin.recordUpgradeRefused(
                 "the new engine could not restore (\(reason)); engine \(EngineIdentity.version) resumed held_ms=\(heldMilliseconds)",
                 path: state.engine.enginePath, peer: "engine")
-            logger.warning("upgrade: the previous engine \(EngineIdentity.version) resumed in \(heldMicroseconds) us: \(restored)")
+            logger.warning("upgrade: the previous engine \(EngineIdentity.version) resumed in \(heldMicroseconds) us\(split): \(restored)")
         } else {
             reply = admin.recordUpgrade(from: state.engine.fromVersion, path: state.engine.enginePath,
                                         heldMicroseconds: heldMicroseconds, sessions: world.sessionCount)
-            logger.notice("upgrade: engine \(state.engine.fromVersion) -> \(EngineIdentity.version) resumed in \(heldMicroseconds) us: \(restored)")
+            logger.notice("upgrade: engine \(state.engine.fromVersion) -> \(EngineIdentity.version) resumed in \(heldMicroseconds) us\(split): \(restored)")
         }
         admin.answerWaiting(reply)
         // The first bytes this engine serves, now: the reply and everything
         // the previous engine left unsent. Left to the loop's flush they
         // would wait for its first poll, which blocks until a timer fires.
         transport.flushAll()
+        closeOffTheLoop(state.engine.retiredDescriptors)
         return summary
     }
+
+    /// Closes descriptors whose close takes long on a libuv worker: the
+    /// previous engine's epoll instance, which watched every socket (closing
+    /// one that watches 10,000 takes about 8 ms, inside the hold if the
+    /// exec did it). Nothing waits for it.
+    func closeOffTheLoop(_ fds: [Int32]) {
+        guard !fds.isEmpty else { return }
+        let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
+        work.pointee.data = UnsafeMutableRawPointer(Unmanaged.passRetained(RetiredDescriptors(fds)).toOpaque())
+        let status = uv_queue_work(loop, work, { work in
+            let retired = Unmanaged<RetiredDescriptors>.fromOpaque(work!.pointee.data!).takeUnretainedValue()
+            for fd in retired.fds { close(fd) }
+        }, { work, _ in
+            Unmanaged<RetiredDescriptors>.fromOpaque(work!.pointee.data!).release()
+            work!.deallocate()
+        })
+        if status != 0 {
+            Unmanaged<RetiredDescriptors>.fromOpaque(work.pointee.data!).release()
+            work.deallocate()
+            for fd in fds { close(fd) }
+        }
+    }
+}
+
+/// Descriptors a worker closes (`closeOffTheLoop`); only it touches them.
+private final class RetiredDescriptors: @unchecked Sendable {
+    let fds: [Int32]
+    init(_ fds: [Int32]) { self.fds = fds }
 }

@@ -1,13 +1,16 @@
 // libFuzzer target for the engine's parsers of untrusted bytes: ELFCheck
-// (a module file) and the admin command parser (an admin line).
+// (a module file), the admin command parser (an admin line) and the
+// upgrade handoff (a memfd another engine wrote: corrupt, truncated or of
+// another format, it must be refused, never trusted or trapped on).
 //
 //   swift build --product EngineFuzzer --scratch-path .build-fuzz \
 //       -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
 //   .build-fuzz/debug/EngineFuzzer -max_total_time=60 Tests/Fuzz/engine-corpus
 //
 // Without FUZZING it builds as a corpus replayer (`EngineFuzzer FILE...`).
-// Byte 0 picks the target (even: ELFCheck, odd: admin parser). Each answer
-// is checked against a reference, so the fuzzer finds wrong answers too.
+// Byte 0 picks the target (0 mod 3: ELFCheck, 1: admin parser, 2: handoff).
+// Each answer is checked against a reference, so the fuzzer finds wrong
+// answers too.
 import FuzzDriver
 import Glibc
 import HotswapEngine
@@ -16,10 +19,10 @@ import HotswapEngine
 public func fuzzEngineInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     guard size > 0, let data else { return 0 }
     let body = UnsafeRawBufferPointer(start: data + 1, count: size - 1)
-    if data[0] % 2 == 0 {
-        checkELF(body)
-    } else {
-        checkAdmin(body)
+    switch data[0] % 3 {
+    case 0: checkELF(body)
+    case 1: checkAdmin(body)
+    default: checkHandoff(body)
     }
     return 0
 }
@@ -65,9 +68,28 @@ func checkAdmin(_ line: UnsafeRawBufferPointer) {
     case "MODULES": .modules
     case "ROLLBACK": .rollback
     case "RELOAD": .reload(path: rest.isEmpty ? nil : String(decoding: rest, as: UTF8.self))
+    case "UPGRADE": .upgrade(path: rest.isEmpty ? nil : String(decoding: rest, as: UTF8.self))
     default: .unknown
     }
     precondition(parsed == expected, "admin parser differs from the reference")
+}
+
+/// The handoff decoder must refuse what it cannot read, and what it
+/// accepts must hold together: the prefix decodes alone to the same
+/// fallback, every section is there, and the sections and their headers
+/// account for every byte of the body.
+func checkHandoff(_ bytes: UnsafeRawBufferPointer) {
+    let input = Array(bytes)
+    guard let handoff = try? HandoffFormat.decode(input, format: HandoffFormat.current) else { return }
+    guard let prefix = try? HandoffFormat.decodePrefix(input) else {
+        preconditionFailure("accepted a handoff whose prefix alone is refused")
+    }
+    precondition(prefix.format == HandoffFormat.current && prefix.fallback == handoff.fallback, "prefix differs")
+    precondition(handoff.sections.count == HandoffSection.allCases.count, "accepted a handoff missing a section")
+    var block = HandoffWriter()
+    handoff.fallback.encode(into: &block)
+    let body = handoff.sections.values.reduce(0) { $0 + 12 + $1.remaining }
+    precondition(16 + block.bytes.count + 8 + body == input.count, "sections do not account for the bytes")
 }
 
 @main

@@ -106,6 +106,33 @@ import Testing
         }
     }
 
+    @Test func theEngineSectionComesBackWholeAndRefusesEveryTruncation() throws {
+        var admin = AdminCounters()
+        admin.reloads = 3
+        admin.upgrades = 2
+        admin.lastUpgradeHeldMicroseconds = 8_500
+        admin.lastReloadWallSeconds = 1_790_000_000
+        let section = EngineHandoff(
+            fromVersion: "1.1.0+abc", holdStartedNanoseconds: 42, startedNanoseconds: 7, enginePath: "/srv/gs",
+            paths: UpgradePaths(modulePath: "/srv/m.so", modulesDirectory: "/srv", enginesDirectory: "/srv/engines"),
+            arguments: ["--port", "0"], counters: EngineCounters(lineTooLong: 1, serverFull: 2, rateLimited: 3,
+                                                                 rateLimitCloses: 4, idleCloses: 5),
+            admin: admin, outputOverflows: 6)
+        var writer = HandoffWriter()
+        section.encode(into: &writer)
+        var reader = HandoffReader(writer.bytes)
+        let back = try EngineHandoff(from: &reader)
+        #expect(back.fromVersion == "1.1.0+abc" && back.enginePath == "/srv/gs" && back.arguments == ["--port", "0"])
+        #expect(back.paths.enginesDirectory == "/srv/engines" && back.holdStartedNanoseconds == 42)
+        #expect(back.counters.idleCloses == 5 && back.outputOverflows == 6)
+        #expect(back.admin.reloads == 3 && back.admin.upgrades == 2 && back.admin.lastUpgradeHeldMicroseconds == 8_500)
+        #expect(back.admin.lastReloadWallSeconds == 1_790_000_000 && back.admin.lastHeldMicroseconds == nil)
+        for length in 0..<writer.bytes.count {
+            var truncated = HandoffReader(Array(writer.bytes[..<length]))
+            #expect(throws: HandoffError.self) { try EngineHandoff(from: &truncated) }
+        }
+    }
+
     @Test func theCheckLineIsExactlyOneShape() {
         #expect(EngineIdentity.parseCheckLine("hotswap-engine 1.1.0+ab handoff 1\n")! == ("1.1.0+ab", 1))
         #expect(EngineIdentity.parseCheckLine(EngineIdentity.checkLine)! == (EngineIdentity.version, EngineIdentity.handoffFormat))
