@@ -16,7 +16,11 @@ reports, as medians over the K upgrades (and the worst):
     longest in as long a steady stretch: what a player sees;
   - the UPGRADE round trip (the candidate's check included, during which
     the game is served);
-  - resident memory before and after.
+  - resident memory before and after; with --reloads N, N reloads first
+    (alternating two copies of the release module that differ in a padding
+    byte: each is a real swap whose image stays mapped), and the memory
+    at start, after them and after the first upgrade, which maps only the
+    current and previous images again.
 Then it runs `loadtest ping --upgrade-at` (--lt-clients connections,
 pipelined) while the N sessions stay connected, with --lt-upgrades
 upgrades in a row, and prints its accounting: lost, duplicated,
@@ -24,6 +28,7 @@ out-of-order replies, dropped connections, and the longest gap between
 replies across the upgrades. Only loopback traffic; stops what it started.
 """
 import argparse
+import os
 import re
 import resource
 import socket
@@ -84,6 +89,7 @@ def main() -> None:
     parser.add_argument("--lt-clients", type=int, default=50)
     parser.add_argument("--lt-pipeline", type=int, default=8)
     parser.add_argument("--lt-upgrades", type=int, default=10)
+    parser.add_argument("--reloads", type=int, default=0)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -103,11 +109,38 @@ def main() -> None:
         admin = socket.create_connection(("127.0.0.1", admin_port))
         time.sleep(1.0)
         before = rss_kib(server.pid)
+        if args.reloads:
+            builds = []
+            for padding in (1, 2):
+                path = f".build/release/upgrade-bench-{padding}-libGameLogic.so"
+                with open(".build/release/libGameLogic.so", "rb") as source, open(path, "wb") as copy:
+                    copy.write(source.read() + b"\0" * padding)
+                builds.append(path)
+            try:
+                for index in range(args.reloads):
+                    reply = call(admin, f"RELOAD {os.path.abspath(builds[index % 2])}")
+                    if not reply.startswith("+OK gems"):
+                        raise SystemExit(f"reload refused: {reply}")
+            finally:
+                for path in builds:
+                    os.remove(path)
+            time.sleep(0.5)
+            reloaded = rss_kib(server.pid)
+            images = re.search(r" images=(\d+)", call(admin, "STATUS")).group(1)
+            if not call(admin, "UPGRADE").startswith("+OK engine"):
+                raise SystemExit("upgrade refused")
+            time.sleep(0.5)
+            upgraded = rss_kib(server.pid)
+            images_after = re.search(r" images=(\d+)", call(admin, "STATUS")).group(1)
+            print(f"RSS at start {before} KiB, after {args.reloads} reloads {reloaded} KiB (images={images}), "
+                  f"after an upgrade {upgraded} KiB (images={images_after})")
+            before = upgraded
 
         held, written, startup, restore, probe_worst, steady_worst, round_trips = [], [], [], [], [], [], []
         pattern = re.compile(r"written in (\d+) us")
         split = re.compile(r"resumed in (\d+) us \(until this program started (\d+) us, then restoring (\d+) us\)")
-        for number in range(1, args.upgrades + 1):
+        first = 2 if args.reloads else 1
+        for number in range(first, first + args.upgrades):
             # A steady stretch as long as an upgrade takes, for comparison.
             calm = time.perf_counter()
             time.sleep(0.3)
