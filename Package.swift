@@ -41,6 +41,7 @@ let package = Package(
         .library(name: "FailingLoadModule", type: .dynamic, targets: ["FailingLoadModule"]),
         .library(name: "BadCallsModule", type: .dynamic, targets: ["BadCallsModule"]),
         .library(name: "HookProbeModule", type: .dynamic, targets: ["HookProbeModule"]),
+        .library(name: "PlayerFieldsModule", type: .dynamic, targets: ["PlayerFieldsModule"]),
         // Fault-guard fixtures: modules that crash or hang on request.
         .library(name: "FaultyModule", type: .dynamic, targets: ["FaultyModule"]),
         .library(name: "FaultySwiftModule", type: .dynamic, targets: ["FaultySwiftModule"]),
@@ -54,6 +55,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -74,6 +76,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Sources/Engine"
         ),
@@ -95,6 +98,7 @@ let package = Package(
         .target(name: "FailingLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingLoadModule"),
         .target(name: "BadCallsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/BadCallsModule"),
         .target(name: "HookProbeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/HookProbeModule"),
+        .target(name: "PlayerFieldsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/PlayerFieldsModule"),
         .target(name: "FaultyModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyModule"),
         .target(name: "FaultySwiftModule", dependencies: ["GameABI", "LogicKit", "Protocol"],
                 path: "Tests/Fixtures/FaultySwiftModule", swiftSettings: moduleSettings),

@@ -14,7 +14,7 @@ meanwhile (a run with more than ~0.2 s of it was disturbed).
 A variant is NAME=EXTRA-GAMESERVER-ARGS, or NAME=cmd:COMMAND with {port} for
 another server; redis-server is always the last target. Needs a release
 build (swift build -c release) and redis-server/redis-benchmark."""
-import re, os, subprocess, sys, time, statistics, argparse, json
+import re, os, subprocess, sys, time, statistics, argparse, json, tempfile
 ap = argparse.ArgumentParser()
 ap.add_argument('--rounds', type=int, default=5)
 ap.add_argument('--P', type=int, default=16)
@@ -43,6 +43,7 @@ for v in (args.variant or ['ours=']):
         procs.append(p); targets.append((name, port, p.pid)); port += 1
         continue
     p = subprocess.Popen(pre + [args.server, '--port', str(port), '--admin-port', str(port + 100), '--rate-limit', '0',
+                                '--database', os.path.join(tempfile.mkdtemp(prefix='hotswap-bench-'), 'bench.sqlite'),
                           '--login-timeout', '0', '--idle-timeout', '0', '--log-level', 'warning'] + extra.split())
     procs.append(p); targets.append((name, port, p.pid)); port += 1
 p = subprocess.Popen(pre + ['redis-server', '--port', '6399', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],

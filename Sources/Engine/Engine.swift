@@ -34,6 +34,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     let host: LogicHost
     let transport: Transport
     private(set) var admin: AdminConsole!
+    /// Write-behind to the database; nil with `--database :memory:`.
+    private(set) var writeBehind: WriteBehind?
     var counters = EngineCounters()
     /// `--max-connections`, lowered to what the open-file limit allows.
     let maxConnections: Int
@@ -52,7 +54,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     private let startedNanoseconds = uv_hrtime()
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, limits: Limits, maxConnections: Int, admin settings: AdminSettings,
-         logger: Logger, loader: ModuleLoader, module: LoadedModule) throws(SchemaError)
+         logger: Logger, loader: ModuleLoader, module: LoadedModule,
+         storage: (any PlayerStorage)? = nil, stored: StoredSnapshot = StoredSnapshot()) throws(SchemaError)
     {
         self.loop = loop
         self.limits = limits
@@ -61,7 +64,11 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         rateLimit = limits.rateLimit
         rateBurst = limits.rateBurst
         rateStrikes = limits.rateStrikes
-        world = World(limits: World.Limits(maxRooms: limits.maxRooms, maxRoomMembers: limits.maxRoomMembers))
+        world = World(limits: World.Limits(maxRooms: limits.maxRooms, maxRoomMembers: limits.maxRoomMembers,
+                                           maxPlayers: limits.maxPlayers))
+        // What the database holds goes in before the module binds its
+        // schema, so its fields find their stored columns and values.
+        world.loadStored(stored)
         host = try LogicHost(world: world, loader: loader, module: module, loop: loop, logger: logger,
                              faultPolicy: FaultPolicy(maxFaults: limits.maxFaults, windowSeconds: limits.faultWindow))
         host.loadTimeoutMilliseconds = limits.loadTimeout
@@ -72,6 +79,11 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         admin = AdminConsole(engine: self, settings: settings)
         host.delegate = self
         transport.delegate = self
+        if let storage {
+            writeBehind = WriteBehind(storage: storage, world: world, loop: loop, logger: logger,
+                                      intervalMilliseconds: limits.flushInterval,
+                                      storedColumns: (stored.globalColumns.count, stored.playerColumns.count))
+        }
         uv_timer_init(loop, sweepTimer)
         sweepTimer.context = UVContext.pointer(to: self)
         uv_timer_start(sweepTimer, { timer in
@@ -257,6 +269,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         // never completes): stop the loop instead of waiting for it.
         if host.loadStuck { uv_stop(loop) }
         sweepTimer.closeAndFree()
+        writeBehind?.close()
         for handle in signals { handle.closeAndFree() }
         shutdownTimer?.closeAndFree()
     }

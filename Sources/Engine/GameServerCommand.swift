@@ -40,6 +40,9 @@ package struct GameServerCommand: ParsableCommand {
     @Option(help: "Append every admin action to this file as one JSON line (default: off).")
     var auditLog: String?
 
+    @Option(help: "SQLite file where players and global fields persist (WAL mode; back it up with sqlite3 .backup while running); :memory: keeps nothing.")
+    var database = "hotswap.sqlite"
+
     @OptionGroup(title: "Limits")
     var limits: Limits
 
@@ -115,13 +118,35 @@ package struct GameServerCommand: ParsableCommand {
             throw ExitCode(2)
         }
 
+        // The database: opened, locked (one server per file) and read whole
+        // before the module binds; any refusal names the file and the reason.
+        var storage: SQLiteStorage?
+        var stored = StoredSnapshot()
+        if database != ":memory:" {
+            do {
+                let started = uv_hrtime()
+                let opened = try SQLiteStorage.open(path: database)
+                storage = opened
+                stored = try opened.loadAll()
+                logger.notice("database \(database): \(stored.players.count) players, \(stored.playerColumns.count) player and \(stored.globalColumns.count) global columns, read in \((uv_hrtime() - started) / 1_000_000) ms")
+            } catch {
+                storage?.close()
+                logger.critical("refusing to start: \(error)")
+                throw ExitCode(2)
+            }
+        } else {
+            logger.notice("database :memory:: players and globals are not persisted")
+        }
+        defer { storage?.close() }
+
         let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
         uv_loop_init(loop)
         let engine: Engine
         do {
             engine = try Engine(loop: loop, limits: limits,
                                 maxConnections: GameServerCommand.connectionsAllowedByFileLimit(limits.maxConnections, logger),
-                                admin: settings, logger: logger, loader: loader, module: loaded)
+                                admin: settings, logger: logger, loader: loader, module: loaded,
+                                storage: storage, stored: stored)
         } catch {
             logger.critical("refusing to start: module \(modulePath) has a bad schema: \(error)")
             throw ExitCode(2)
@@ -154,6 +179,15 @@ package struct GameServerCommand: ParsableCommand {
         logger.notice("listening on \(host):\(gamePort)")
         logger.notice("admin listening on \(adminHost):\(adminBoundPort)")
         engine.run()
+        // The loop has stopped: what is still dirty is written now.
+        if let writeBehind = engine.writeBehind {
+            switch writeBehind.flushAll() {
+            case .success(let count):
+                logger.notice("database \(database): final flush wrote \(count) records")
+            case .failure(let error):
+                logger.critical("database \(database): final flush failed, \(engine.world.dirtyCount) players' latest changes are lost: \(error)")
+            }
+        }
         settings.auditLog?.flush(timeout: .seconds(2))
         if engine.host.loadStuck {
             // A worker is stuck inside the dynamic linker (a module's

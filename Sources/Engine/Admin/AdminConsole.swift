@@ -276,7 +276,19 @@ final class AdminConsole {
             "audit_dropped=\(settings.auditLog?.droppedLines ?? 0)",
             "faults=\(host.faultCounters.faults)", "timeouts=\(host.faultCounters.timeouts)",
             "auto_rollbacks=\(host.faultCounters.autoRollbacks)",
+            "players_stored=\(engine.world.playerCount)", "dirty=\(engine.world.dirtyCount)",
         ]
+        if let persistence = engine.writeBehind {
+            fields += [
+                "database=\(persistence.storage.location)", "flushes=\(persistence.flushes)",
+                "records_flushed=\(persistence.recordsWritten)", "last_flush_records=\(persistence.lastBatchRecords)",
+                "last_flush_ms=\(AdminConsole.milliseconds(persistence.lastFlushMilliseconds))",
+                "db_errors=\(persistence.errors)",
+            ]
+            if let error = persistence.lastError { fields.append("last_db_error=\(error.replacingOccurrences(of: " ", with: "_"))") }
+        } else {
+            fields += ["database=:memory:", "db_errors=0"]
+        }
         if let fault = host.faultCounters.last {
             fields.append("last_fault=\(fault.causeName):\(fault.moduleName)@\(fault.moduleVersion):\(fault.export)")
         }
@@ -296,6 +308,13 @@ final class AdminConsole {
     }
 
     /// Keeps a reply on one line whatever a dlerror or path contains.
+    /// Milliseconds with two decimals ("0.42").
+    static func milliseconds(_ value: Double) -> String {
+        let hundredths = Int((value * 100).rounded())
+        let fraction = hundredths % 100
+        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+
     static func oneLine(_ text: String) -> String {
         String(text.map { $0.isNewline || $0.asciiValue.map { $0 < 0x20 } == true ? " " : $0 })
     }

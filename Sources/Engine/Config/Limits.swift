@@ -47,6 +47,14 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Most rooms at once.", transform: within(1...1_000_000))
     var maxRooms = 10_000
 
+    // Durable players (--database)
+    @Option(help: "Milliseconds between write-behind flushes of changed players and globals to the database.",
+            transform: within(10...60_000))
+    var flushInterval = 200
+    @Option(help: "Most stored players (all are kept in memory, about 200 bytes each); a new one past it gets GAME_ERR_LIMIT.",
+            transform: within(1...100_000_000))
+    var maxPlayers = 1_000_000
+
     // Fault containment (module code)
     @Option(help: "Milliseconds a module call may run before it is interrupted (-ERR TIMEOUT); 0 turns it off.",
             transform: within(0...60_000))

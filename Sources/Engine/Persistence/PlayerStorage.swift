@@ -1,0 +1,24 @@
+/// Where persistent fields (global and player) live between runs.
+///
+/// One small protocol so that another backend (PostgreSQL, for several
+/// servers sharing players) can slot in beside `SQLiteStorage`. The engine
+/// calls `loadAll` once at start, on the loop's thread before it serves,
+/// and `write` from one worker thread at a time (never two at once), plus
+/// once more at shutdown after the loop has stopped.
+protocol PlayerStorage: AnyObject, Sendable {
+    /// Where the data is, for the operator (STATUS, logs).
+    var location: String { get }
+    /// Every column and row the storage holds.
+    func loadAll() throws(StorageError) -> StoredSnapshot
+    /// Writes a batch in one transaction: all of it or, on error, none.
+    func write(_ batch: PersistBatch) throws(StorageError)
+    /// Releases the storage (and its one-server lock).
+    func close()
+}
+
+/// Why storage could not be opened, read or written, in the operator's
+/// words (the database's own message included).
+struct StorageError: Error, CustomStringConvertible, Equatable {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
