@@ -283,6 +283,7 @@ final class AdminConsole {
                 "database=\(persistence.storage.location)", "flushes=\(persistence.flushes)",
                 "records_flushed=\(persistence.recordsWritten)", "last_flush_records=\(persistence.lastBatchRecords)",
                 "last_flush_ms=\(AdminConsole.milliseconds(persistence.lastFlushMilliseconds))",
+                "last_flush_held_us=\(persistence.lastHeldMicroseconds)",
                 "db_errors=\(persistence.errors)",
             ]
             if let error = persistence.lastError { fields.append("last_db_error=\(error.replacingOccurrences(of: " ", with: "_"))") }

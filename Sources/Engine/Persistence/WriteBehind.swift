@@ -41,6 +41,9 @@ final class WriteBehind {
     private(set) var errors = 0
     private(set) var lastFlushMilliseconds = 0.0
     private(set) var lastBatchRecords = 0
+    /// Microseconds the loop spent copying the last batch out of World (the
+    /// only part of a flush the game waits for).
+    private(set) var lastHeldMicroseconds: UInt64 = 0
     private(set) var lastError: String?
 
     init(storage: any PlayerStorage, world: World, loop: UnsafeMutablePointer<uv_loop_t>, logger: Logger,
@@ -73,7 +76,9 @@ final class WriteBehind {
         guard !inFlight, !closed else { return }
         let full = schemaChanged
         guard full || world.dirtyCount > 0 || world.globalDirty else { return }
+        let copyStarted = uv_hrtime()
         let batch = world.takeDirty(everything: full)
+        lastHeldMicroseconds = (uv_hrtime() - copyStarted) / 1000
         let task = FlushTask(batch: batch, storage: storage, owner: self)
         let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
         work.pointee.data = UVContext.retainedPointer(to: task)
