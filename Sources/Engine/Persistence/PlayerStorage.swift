@@ -3,8 +3,11 @@
 /// One small protocol so that another backend (PostgreSQL, for several
 /// servers sharing players) can slot in beside `SQLiteStorage`. The engine
 /// calls `loadAll` once at start, on the loop's thread before it serves,
-/// and `write` from one worker thread at a time (never two at once), plus
-/// once more at shutdown after the loop has stopped.
+/// and `write` from a worker thread, one batch at a time, plus at shutdown
+/// from the main thread once the loop has stopped. Only then may a write
+/// overlap one still on a worker (a loop stopped by a stuck module load):
+/// an implementation must apply overlapping writes one after the other, in
+/// the order they began (GRDB's `DatabaseQueue` does).
 protocol PlayerStorage: AnyObject, Sendable {
     /// Where the data is, for the operator (STATUS, logs).
     var location: String { get }

@@ -31,7 +31,8 @@ final class WriteBehind {
     /// The persistent column counts the database has seen (a batch with
     /// more is a schema change: it carries every row).
     private var persistedColumns: (global: Int, player: Int)
-    private var inFlight = false
+    /// The batch on the worker, if any.
+    private var inFlight: PersistBatch?
     private var closed = false
     private var lastErrorLoggedAt: UInt64 = 0
 
@@ -73,7 +74,7 @@ final class WriteBehind {
 
     /// One interval: hands the dirty records to the worker.
     func tick() {
-        guard !inFlight, !closed else { return }
+        guard inFlight == nil, !closed else { return }
         let full = schemaChanged
         guard full || world.dirtyCount > 0 || world.globalDirty else { return }
         let copyStarted = uv_hrtime()
@@ -82,7 +83,7 @@ final class WriteBehind {
         let task = FlushTask(batch: batch, storage: storage, owner: self)
         let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
         work.pointee.data = UVContext.retainedPointer(to: task)
-        inFlight = true
+        inFlight = batch
         let status = uv_queue_work(loop, work, { work in
             // Worker thread: only the task's Sendable batch and the storage.
             let task = UVContext.object(work!.pointee.data, as: FlushTask.self)
@@ -95,7 +96,7 @@ final class WriteBehind {
         if status != 0 {
             _ = UVContext.release(work.pointee.data!, as: FlushTask.self)
             work.deallocate()
-            inFlight = false
+            inFlight = nil
             task.result = .failure(StorageError("cannot queue a flush: \(UVError(status))"))
             finished(task)
         }
@@ -103,7 +104,7 @@ final class WriteBehind {
 
     /// Loop thread: the worker is done with `task`.
     private func finished(_ task: FlushTask) {
-        inFlight = false
+        inFlight = nil
         record(task.batch, task.result ?? .failure(StorageError("flush did not run")))
     }
 
@@ -136,6 +137,11 @@ final class WriteBehind {
     /// a few times, then reported: its records are lost with the process.
     @discardableResult
     func flushAll(attempts: Int = 3) -> Result<Int, StorageError> {
+        // A flush still on the worker (the loop was stopped, not run dry:
+        // a stuck module load) may yet fail: write its records again. The
+        // storage runs one write at a time, so this one lands after it,
+        // with values as new or newer.
+        if let pending = inFlight { world.markUnwritten(pending) }
         var written = 0
         var lastFailure: StorageError?
         for attempt in 0..<attempts {
