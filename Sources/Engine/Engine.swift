@@ -80,9 +80,12 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         host.delegate = self
         transport.delegate = self
         if let storage {
+            let host = host
             writeBehind = WriteBehind(storage: storage, world: world, loop: loop, logger: logger,
-                                      intervalMilliseconds: limits.flushInterval,
-                                      storedColumns: (stored.globalColumns.count, stored.playerColumns.count))
+                                      intervalMilliseconds: limits.flushInterval, stored: stored,
+                                      declaredFields: { host.module.fields.filter { $0.kind.isPersistent } })
+        } else {
+            world.tracksDirty = false
         }
         uv_timer_init(loop, sweepTimer)
         sweepTimer.context = UVContext.pointer(to: self)

@@ -128,7 +128,10 @@ package struct GameServerCommand: ParsableCommand {
                 let opened = try SQLiteStorage.open(path: database)
                 storage = opened
                 stored = try opened.loadAll()
-                logger.notice("database \(database): \(stored.players.count) players, \(stored.playerColumns.count) player and \(stored.globalColumns.count) global columns, read in \((uv_hrtime() - started) / 1_000_000) ms")
+                logger.notice("database \(opened.location): \(stored.players.count) players\(stored.global == nil ? "" : " and the global row"), \(stored.playerColumns.count) player and \(stored.globalColumns.count) global columns, read in \((uv_hrtime() - started) / 1_000_000) ms")
+                if let problem = StartupSchemaCheck.problem(module: loaded, stored: stored, database: opened.location) {
+                    throw StorageError(problem)
+                }
             } catch {
                 storage?.close()
                 logger.critical("refusing to start: \(error)")
@@ -147,6 +150,8 @@ package struct GameServerCommand: ParsableCommand {
                                 maxConnections: GameServerCommand.connectionsAllowedByFileLimit(limits.maxConnections, logger),
                                 admin: settings, logger: logger, loader: loader, module: loaded,
                                 storage: storage, stored: stored)
+            // The engine has what it needs; the copy need not live on.
+            stored = StoredSnapshot()
         } catch {
             logger.critical("refusing to start: module \(modulePath) has a bad schema: \(error)")
             throw ExitCode(2)
@@ -183,9 +188,9 @@ package struct GameServerCommand: ParsableCommand {
         if let writeBehind = engine.writeBehind {
             switch writeBehind.flushAll() {
             case .success(let count):
-                logger.notice("database \(database): final flush wrote \(count) records")
+                logger.notice("database \(writeBehind.storage.location): final flush wrote \(count) records")
             case .failure(let error):
-                logger.critical("database \(database): final flush failed, \(engine.world.dirtyCount) players' latest changes are lost: \(error)")
+                logger.critical("database \(writeBehind.storage.location): final flush failed, \(engine.world.dirtyCount) players' latest changes are lost: \(error)")
             }
         }
         settings.auditLog?.flush(timeout: .seconds(2))

@@ -73,11 +73,14 @@ struct Game {
             guard status == GAME_OK else { return (status, 0) }
             return host.attachPlayer(session, key: key)
         }
-        switch attached.status {
-        case GAME_OK: break
-        case GAME_ERR_EXISTS: return fail("NAME_TAKEN", "that name is in use")
-        case GAME_ERR_LIMIT: return fail("PLAYER_LIMIT", "the server stores no more new players")
-        default: return attached.status
+        if attached.status != GAME_OK {
+            // The name stays free for whoever tries it next.
+            host.setString(session, Field.nameKey.rawValue, UnsafeRawBufferPointer(start: nil, count: 0))
+            switch attached.status {
+            case GAME_ERR_EXISTS: return fail("NAME_TAKEN", "that name is in use")
+            case GAME_ERR_LIMIT: return fail("PLAYER_LIMIT", "the server stores no more new players")
+            default: return attached.status
+            }
         }
         let status = host.setString(session, Field.name.rawValue, name)
         guard status == GAME_OK else { return status }

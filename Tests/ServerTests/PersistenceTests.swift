@@ -71,16 +71,19 @@ import Testing
         #expect(try server.statusFields()["players_stored"] == "2")
     }
 
-    /// SIGTERM flushes what is dirty before exit: no need to wait for an
-    /// interval (here a minute, so only the final flush can have written).
-    @Test func sigtermWritesEverythingWithoutWaiting() throws {
+    /// SIGTERM and SIGINT flush what is dirty before exit: no need to wait
+    /// for an interval (here a minute, so only the final flush can have
+    /// written).
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aStopSignalWritesEverythingWithoutWaiting(signal: Int32) throws {
         let scratch = try Scratch()
         let arguments = ["--database", scratch.database.path, "--flush-interval", "60000"]
         do {
             let server = try TestServer(arguments: arguments)
             let (alice, bob) = try playedRoom(server)
             _ = try alice.collectGem(as: "alice", watchers: [bob])
-            #expect(server.stop() == 0)
+            kill(server.process.processIdentifier, signal)
+            #expect(server.waitForExit() == 0)
             #expect(server.log.contains("final flush wrote"))
         }
         #expect(try Self.sql(scratch.database.path, "SELECT \"score:int\" FROM players WHERE key = 'alice'") == "7")
@@ -156,6 +159,58 @@ import Testing
         try Self.waitForFlush(server)
         #expect(try Self.sql(database, "SELECT key, \"score:string\", \"score:int\" FROM players ORDER BY key")
             == "alice|6 gems|6\nbob|1 gems|1\ncarol|0 gems|0")
+    }
+
+    /// A migration runs on a reload, never at start: a start whose module
+    /// declares a stored field with another type than the module that last
+    /// served the file is refused with what to do, and doing it works.
+    @Test func aStartThatWouldRetypeAStoredFieldIsRefusedAndAReloadMigrates() throws {
+        let scratch = try Scratch()
+        let database = scratch.database.path
+        let arguments = ["--database", database, "--flush-interval", "50"]
+        do {
+            let server = try TestServer(arguments: arguments)
+            _ = try playedRoom(server)
+            #expect(server.stop() == 0)
+        }
+        let (status, log) = try runServerExpectingExit(["--database", database, "--module", Self.module("GameLogicV3")])
+        #expect(status == 2)
+        #expect(log.contains("holds player.score as int"))
+        #expect(log.contains("start with the module that wrote the database, then RELOAD this one"))
+        // The file is untouched, and the advice works.
+        #expect(try Self.sql(database, "SELECT key, \"score:int\" FROM players ORDER BY key") == "alice|6\nbob|1")
+        let server = try TestServer(arguments: arguments)
+        #expect(try server.connectAdmin().call("RELOAD \(Self.module("GameLogicV3"))").hasSuffix(" migrated=3"))
+        try Self.waitForFlush(server)
+        #expect(try Self.sql(database, "SELECT key, \"score:string\" FROM players ORDER BY key") == "alice|6 gems\nbob|1 gems")
+        #expect(try Self.sql(database, "SELECT name || ':' || type FROM fields WHERE declared = 1 AND kind = 'player'")
+            == "score:string")
+    }
+
+    /// Past --max-players a new player is refused, and the name it asked
+    /// for stays free.
+    @Test func thePlayerLimitRefusesNewPlayersAndLeavesTheNameFree() throws {
+        let server = try TestServer(arguments: ["--max-players", "1"])
+        let alice = try server.connect()
+        _ = try alice.call("LOGIN alice")
+        let bob = try server.connect()
+        #expect(try bob.call("LOGIN bob").hasPrefix("-ERR PLAYER_LIMIT"))
+        #expect(try server.connect().call("LOGIN bob").hasPrefix("-ERR PLAYER_LIMIT"))
+        #expect(try alice.call("QUIT") == "+BYE")
+        #expect(try bob.call("LOGIN alice").hasPrefix("+WELCOME alice"))
+    }
+
+    /// `--database :memory:` keeps nothing and tracks nothing.
+    @Test func memoryModeKeepsNothing() throws {
+        let server = try TestServer(arguments: ["--database", ":memory:"])
+        _ = try playedRoom(server)
+        let status = try server.statusFields()
+        #expect(status["database"] == ":memory:")
+        #expect(status["dirty"] == "0")
+        #expect(status["players_stored"] == "2")
+        #expect(server.stop() == 0)
+        let next = try TestServer(arguments: ["--database", ":memory:"])
+        #expect(try next.connect().call("LOGIN alice") == "+WELCOME alice login 1 score 0")
     }
 
     @Test func aSecondServerOnTheSameDatabaseRefusesToStart() throws {

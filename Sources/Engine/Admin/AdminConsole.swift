@@ -286,9 +286,14 @@ final class AdminConsole {
                 "last_flush_held_us=\(persistence.lastHeldMicroseconds)",
                 "db_errors=\(persistence.errors)",
             ]
-            if let error = persistence.lastError { fields.append("last_db_error=\(error.replacingOccurrences(of: " ", with: "_"))") }
+            if let error = persistence.lastError {
+                // One token: no spaces, and no '=' to split on.
+                fields.append("last_db_error=" + String(error.map { $0 == " " || $0 == "=" ? "_" : $0 }))
+            }
         } else {
-            fields += ["database=:memory:", "db_errors=0"]
+            // The same fields, for scripts that read them whatever the mode.
+            fields += ["database=:memory:", "flushes=0", "records_flushed=0", "last_flush_records=0",
+                       "last_flush_ms=0.00", "last_flush_held_us=0", "db_errors=0"]
         }
         if let fault = host.faultCounters.last {
             fields.append("last_fault=\(fault.causeName):\(fault.moduleName)@\(fault.moduleVersion):\(fault.export)")
@@ -308,7 +313,6 @@ final class AdminConsole {
         return "+MODULES " + entries.joined(separator: " ")
     }
 
-    /// Keeps a reply on one line whatever a dlerror or path contains.
     /// Milliseconds with two decimals ("0.42").
     static func milliseconds(_ value: Double) -> String {
         let hundredths = Int((value * 100).rounded())
@@ -316,6 +320,7 @@ final class AdminConsole {
         return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
     }
 
+    /// Keeps a reply on one line whatever a dlerror or path contains.
     static func oneLine(_ text: String) -> String {
         String(text.map { $0.isNewline || $0.asciiValue.map { $0 < 0x20 } == true ? " " : $0 })
     }

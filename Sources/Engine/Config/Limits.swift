@@ -51,7 +51,7 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Milliseconds between write-behind flushes of changed players and globals to the database.",
             transform: within(10...60_000))
     var flushInterval = 200
-    @Option(help: "Most stored players (all are kept in memory, about 200 bytes each); a new one past it gets GAME_ERR_LIMIT.",
+    @Option(help: "Most stored players (all are kept in memory, about 250 bytes each); a new one past it gets GAME_ERR_LIMIT.",
             transform: within(1...100_000_000))
     var maxPlayers = 1_000_000
 

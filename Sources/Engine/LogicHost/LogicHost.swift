@@ -445,7 +445,10 @@ final class LogicHost {
             if migrate, let hook = candidate.migrate {
                 let context = MigrationContext(world: world, oldStore: saved.store,
                                                oldFields: saved.module.fields, oldBindings: saved.bindings)
-                migrated = try context.run(hook, table: table, from: saved.module.version, fault: faultBuffer)
+                // Stored players only for a module that has player fields
+                // (an ABI 1.1 module cannot, and would not expect kind 4).
+                migrated = try context.run(hook, table: table, from: saved.module.version,
+                                           players: candidate.fields.contains { $0.kind == .player }, fault: faultBuffer)
             }
             if let hook = candidate.load {
                 var status: Int32 = GAME_OK

@@ -23,5 +23,13 @@ protocol PlayerStorage: AnyObject, Sendable {
 /// words (the database's own message included).
 struct StorageError: Error, CustomStringConvertible, Equatable {
     var description: String
-    init(_ description: String) { self.description = description }
+    /// Whether trying again may succeed by itself (a full disk, a busy or
+    /// briefly unavailable file), as opposed to a write the file refuses
+    /// whatever the moment (a schema it cannot take, a corrupt page).
+    var isTransient: Bool
+
+    init(_ description: String, transient: Bool = false) {
+        self.description = description
+        isTransient = transient
+    }
 }

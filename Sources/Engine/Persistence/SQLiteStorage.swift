@@ -7,7 +7,7 @@ import GRDB
 ///
 ///     players (key TEXT PRIMARY KEY, "score:int" INTEGER, ...)
 ///     globals (id INTEGER PRIMARY KEY CHECK (id = 1), "logins:int" INTEGER, ...)
-///     fields  (kind, name, type, is_unique, default_value, added_ms)
+///     fields  (kind, name, type, is_unique, default_value, added_ms, declared)
 ///
 /// A field is a column named `name:type`, so a field a module retypes gets
 /// a new column beside the old one and a dropped field keeps its column
@@ -51,7 +51,13 @@ final class SQLiteStorage: PlayerStorage {
             }
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             try queue.write { db in try prepareLayout(db, path: path) }
-            return SQLiteStorage(location: path, queue: queue, lock: lock)
+            // The operator sees the file's full path, not one relative to a
+            // working directory they may not know.
+            let location = realpath(path, nil).map { real in
+                defer { free(real) }
+                return String(cString: real)
+            } ?? path
+            return SQLiteStorage(location: location, queue: queue, lock: lock)
         } catch let error as StorageError {
             lock.release()
             throw error
@@ -83,6 +89,7 @@ final class SQLiteStorage: PlayerStorage {
                 CREATE TABLE fields (
                     kind TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
                     is_unique INTEGER NOT NULL, default_value, added_ms INTEGER NOT NULL,
+                    declared INTEGER NOT NULL DEFAULT 0,
                     PRIMARY KEY (kind, name, type));
                 PRAGMA application_id = \(applicationID);
                 PRAGMA user_version = \(layoutVersion);
@@ -98,6 +105,8 @@ final class SQLiteStorage: PlayerStorage {
                 var snapshot = StoredSnapshot()
                 snapshot.globalColumns = try SQLiteStorage.columns(db, kind: .global)
                 snapshot.playerColumns = try SQLiteStorage.columns(db, kind: .player)
+                snapshot.declared = try SQLiteStorage.columns(db, kind: .global, declaredOnly: true)
+                    + SQLiteStorage.columns(db, kind: .player, declaredOnly: true)
                 let globalNames = snapshot.globalColumns.map(SQLiteStorage.columnName).map(SQLiteStorage.quoted)
                 if let row = try Row.fetchOne(db, sql: "SELECT \((["id"] + globalNames).joined(separator: ", ")) FROM globals WHERE id = 1") {
                     snapshot.global = StoredRecord(key: [], values: (0..<globalNames.count).map {
@@ -121,14 +130,18 @@ final class SQLiteStorage: PlayerStorage {
         }
     }
 
-    /// The columns the file holds for a kind, in the order they were added.
-    private static func columns(_ db: Database, kind: EntityKind) throws -> [FieldSpec] {
-        try Row.fetchAll(db, sql: "SELECT name, type, is_unique, default_value FROM fields WHERE kind = ? ORDER BY rowid",
+    /// The columns the file holds for a kind, in the order they were added
+    /// (or only those the last serving module declared). A row edited into
+    /// nonsense by hand is skipped, never trusted.
+    private static func columns(_ db: Database, kind: EntityKind, declaredOnly: Bool = false) throws -> [FieldSpec] {
+        try Row.fetchAll(db, sql: "SELECT name, type, is_unique, default_value FROM fields WHERE kind = ?"
+                            + (declaredOnly ? " AND declared = 1" : "") + " ORDER BY rowid",
                          arguments: [kind.description]).compactMap { row -> FieldSpec? in
-            let typeName: String = row[1]
-            guard let type: FieldType = typeName == "int" ? .int : typeName == "string" ? .string : nil else { return nil }
+            guard let name = row[0] as String?, let typeName = row[1] as String?,
+                let type: FieldType = typeName == "int" ? .int : typeName == "string" ? .string : nil
+            else { return nil }
             let defaultValue = value(row[3] as DatabaseValue)
-            var spec = FieldSpec(kind: kind, name: row[0], type: type, unique: (row[2] as Int64) != 0,
+            var spec = FieldSpec(kind: kind, name: name, type: type, unique: (row[2] as Int64? ?? 0) != 0,
                                  defaultInt: 0, defaultString: [])
             switch defaultValue {
             case .int(let v)?: spec.defaultInt = v
@@ -154,11 +167,32 @@ final class SQLiteStorage: PlayerStorage {
                     try SQLiteStorage.upsert(db, table: "players", keyColumn: "key", columns: batch.playerColumns,
                                              records: batch.players, key: { String(decoding: $0.key, as: UTF8.self) })
                 }
+                if let declared = batch.declared {
+                    try db.execute(sql: "UPDATE fields SET declared = 0 WHERE declared != 0")
+                    for spec in declared {
+                        try db.execute(sql: "UPDATE fields SET declared = 1 WHERE kind = ? AND name = ? AND type = ?",
+                                       arguments: [spec.kind.description, spec.name, spec.type.description])
+                    }
+                }
             }
         } catch let error as StorageError {
             throw error
         } catch {
-            throw StorageError("flush to \(location) failed: \(SQLiteStorage.describe(error))")
+            throw StorageError("flush to \(location) failed: \(SQLiteStorage.describe(error))",
+                               transient: SQLiteStorage.isTransient(error))
+        }
+    }
+
+    /// Errors that may go away by themselves: a full disk, an I/O error, a
+    /// file busy or locked by a reader, memory.
+    static func isTransient(_ error: any Error) -> Bool {
+        guard let error = error as? DatabaseError else { return false }
+        switch error.resultCode {
+        case .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_NOMEM, .SQLITE_CANTOPEN,
+             .SQLITE_PROTOCOL:
+            return true
+        default:
+            return false
         }
     }
 
@@ -215,13 +249,15 @@ final class SQLiteStorage: PlayerStorage {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
-    /// Strings are TEXT when they are UTF-8 (what the `sqlite3` shell shows
-    /// and queries best), BLOB otherwise: the bytes come back unchanged.
+    /// Strings are TEXT when they are UTF-8 without NUL (what the `sqlite3`
+    /// shell shows and queries best), BLOB otherwise: the bytes come back
+    /// unchanged. (GRDB binds and reads TEXT as C strings, which a NUL
+    /// would cut short.)
     static func databaseValue(_ value: StoredValue) -> DatabaseValue {
         switch value {
         case .int(let v): return v.databaseValue
         case .string(let bytes):
-            if let text = String(validating: bytes, as: UTF8.self) { return text.databaseValue }
+            if !bytes.contains(0), let text = String(validating: bytes, as: UTF8.self) { return text.databaseValue }
             return Data(bytes).databaseValue
         }
     }
@@ -230,7 +266,7 @@ final class SQLiteStorage: PlayerStorage {
         switch value.storage {
         case .null: return nil
         case .int64(let v): return .int(v)
-        case .double(let v): return .int(Int64(v))
+        case .double(let v): return Int64(exactly: v).map { .int($0) }
         case .string(let s): return .string(Array(s.utf8))
         case .blob(let d): return .string([UInt8](d))
         }
@@ -242,7 +278,7 @@ final class SQLiteStorage: PlayerStorage {
         switch value {
         case .int(let v): return String(v)
         case .string(let bytes):
-            if let text = String(validating: bytes, as: UTF8.self) {
+            if !bytes.contains(0), let text = String(validating: bytes, as: UTF8.self) {
                 return "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
             }
             return "X'" + bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() + "'"

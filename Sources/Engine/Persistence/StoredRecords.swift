@@ -23,22 +23,27 @@ struct StoredSnapshot: Sendable {
     var global: StoredRecord?
     var playerColumns: [FieldSpec] = []
     var players: [StoredRecord] = []
+    /// The persistent fields the module serving at the last flush declared.
+    var declared: [FieldSpec] = []
 }
 
 /// The rows that changed since the last flush, with the columns they are
-/// laid out in; written in one transaction. A batch whose column set grew
-/// (a reload added or retyped a field) carries every row, so that the new
-/// column and all its values land in the same transaction: the file never
-/// holds a migrated column with only some of its values.
+/// laid out in; written in one transaction. After a reload that added or
+/// retyped a field, the new columns are created in the same transaction as
+/// the rows its migration wrote (all of them: each write marks its row
+/// dirty), so the file never holds a migrated column with only some of
+/// its values.
 struct PersistBatch: Sendable {
     var globalColumns: [FieldSpec]
     var playerColumns: [FieldSpec]
     /// The global row, when it changed.
     var global: StoredRecord?
     var players: [StoredRecord]
-    /// Every row is here (see above).
-    var isFull: Bool
+    /// The persistent fields the serving module declares, when they changed
+    /// since the last batch (recorded so that a restart knows which of a
+    /// name's columns was serving: see `StartupSchemaCheck`).
+    var declared: [FieldSpec]? = nil
 
-    var isEmpty: Bool { global == nil && players.isEmpty }
+    var isEmpty: Bool { global == nil && players.isEmpty && declared == nil }
     var recordCount: Int { players.count + (global == nil ? 0 : 1) }
 }

@@ -1,4 +1,5 @@
 import CLibUV
+import Dispatch
 import Glibc
 import Logging
 import UVKit
@@ -10,13 +11,15 @@ import UVKit
 ///
 /// - One flush at a time: while one is on the worker, ticks do nothing and
 ///   changes keep accumulating (a record changed twice is written once).
-/// - A failed flush (a full disk) puts its records back to dirty, counts
-///   the error (`db_errors=`), logs the reason (at most every 10 s) and is
-///   retried on the next tick, with the newest values. The game goes on.
-/// - A batch that follows a schema change carries every row (see
-///   `PersistBatch`), so a migrated column lands whole or not at all.
+/// - A failed flush puts its records back to dirty, counts the error
+///   (`db_errors=`), logs the reason (at most every 10 s; a failure that
+///   retrying cannot fix, such as SQL the file refuses, is logged as such)
+///   and is retried on the next tick with the newest values. The game goes
+///   on.
+/// - A reload that adds columns, or changes what the serving module
+///   declares, gets a flush even when no row changed, so the file follows.
 /// - `flushAll` writes what is left, synchronously, once the loop has
-///   stopped (shutdown, upgrade): then nobody is waiting on the loop.
+///   stopped (shutdown): then nobody is waiting on the loop.
 ///
 /// What a `kill -9` can lose: the changes of the last interval (and of a
 /// flush in progress), never the file's consistency.
@@ -27,14 +30,18 @@ final class WriteBehind {
     private let logger: Logger
     private let timer: UnsafeMutablePointer<uv_timer_t>
     let intervalMilliseconds: Int
+    /// The serving module's persistent fields (from LogicHost).
+    private let declaredFields: () -> [FieldSpec]
 
-    /// The persistent column counts the database has seen (a batch with
-    /// more is a schema change: it carries every row).
+    /// What the file has seen: the persistent column counts and the
+    /// serving module's persistent fields.
     private var persistedColumns: (global: Int, player: Int)
-    /// The batch on the worker, if any.
-    private var inFlight: PersistBatch?
+    private var persistedDeclared: [FieldSpec]
+    /// The flush on the worker, if any.
+    private var inFlight: FlushTask?
     private var closed = false
     private var lastErrorLoggedAt: UInt64 = 0
+    private var lastErrorTransient = true
 
     // For STATUS.
     private(set) var flushes = 0
@@ -48,14 +55,16 @@ final class WriteBehind {
     private(set) var lastError: String?
 
     init(storage: any PlayerStorage, world: World, loop: UnsafeMutablePointer<uv_loop_t>, logger: Logger,
-         intervalMilliseconds: Int, storedColumns: (global: Int, player: Int))
+         intervalMilliseconds: Int, stored: StoredSnapshot, declaredFields: @escaping () -> [FieldSpec])
     {
         self.storage = storage
         self.world = world
         self.loop = loop
         self.logger = logger
         self.intervalMilliseconds = intervalMilliseconds
-        persistedColumns = storedColumns
+        self.declaredFields = declaredFields
+        persistedColumns = (stored.globalColumns.count, stored.playerColumns.count)
+        persistedDeclared = stored.declared
         timer = .allocateHandle()
         uv_timer_init(loop, timer)
         timer.context = UVContext.pointer(to: self)
@@ -66,28 +75,33 @@ final class WriteBehind {
         uv_unref(timer.handle)
     }
 
-    /// Whether the next batch must carry every row.
-    private var schemaChanged: Bool {
-        let now = world.persistentColumnCounts
-        return now.global != persistedColumns.global || now.player != persistedColumns.player
+    /// The next batch, or nil when the file is up to date.
+    private func nextBatch() -> PersistBatch? {
+        let columns = world.persistentColumnCounts
+        let declared = declaredFields()
+        // Same fields by kind, name and type (defaults and flags aside).
+        let declaredChanged = declared.count != persistedDeclared.count
+            || zip(declared, persistedDeclared).contains { $0.kind != $1.kind || $0.name != $1.name || $0.type != $1.type }
+        let schemaChanged = columns.global != persistedColumns.global || columns.player != persistedColumns.player
+        guard schemaChanged || declaredChanged || world.dirtyCount > 0 || world.globalDirty else { return nil }
+        var batch = world.takeDirty()
+        if declaredChanged { batch.declared = declared }
+        return batch
     }
 
     /// One interval: hands the dirty records to the worker.
     func tick() {
         guard inFlight == nil, !closed else { return }
-        let full = schemaChanged
-        guard full || world.dirtyCount > 0 || world.globalDirty else { return }
         let copyStarted = uv_hrtime()
-        let batch = world.takeDirty(everything: full)
+        guard let batch = nextBatch() else { return }
         lastHeldMicroseconds = (uv_hrtime() - copyStarted) / 1000
         let task = FlushTask(batch: batch, storage: storage, owner: self)
         let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
         work.pointee.data = UVContext.retainedPointer(to: task)
-        inFlight = batch
+        inFlight = task
         let status = uv_queue_work(loop, work, { work in
             // Worker thread: only the task's Sendable batch and the storage.
-            let task = UVContext.object(work!.pointee.data, as: FlushTask.self)
-            task.run()
+            UVContext.object(work!.pointee.data, as: FlushTask.self).run()
         }, { work, _ in
             let task = UVContext.release(work!.pointee.data!, as: FlushTask.self)
             work!.deallocate()
@@ -97,21 +111,21 @@ final class WriteBehind {
             _ = UVContext.release(work.pointee.data!, as: FlushTask.self)
             work.deallocate()
             inFlight = nil
-            task.result = .failure(StorageError("cannot queue a flush: \(UVError(status))"))
-            finished(task)
+            record(batch, .failure(StorageError("cannot queue a flush: \(UVError(status))", transient: true)))
         }
     }
 
     /// Loop thread: the worker is done with `task`.
     private func finished(_ task: FlushTask) {
         inFlight = nil
-        record(task.batch, task.result ?? .failure(StorageError("flush did not run")))
+        record(task.batch, task.result ?? .failure(StorageError("flush did not run", transient: true)))
     }
 
     private func record(_ batch: PersistBatch, _ result: Result<Double, StorageError>) {
         switch result {
         case .success(let milliseconds):
             persistedColumns = (batch.globalColumns.count, batch.playerColumns.count)
+            if let declared = batch.declared { persistedDeclared = declared }
             flushes += 1
             recordsWritten += batch.recordCount
             lastBatchRecords = batch.recordCount
@@ -125,29 +139,39 @@ final class WriteBehind {
             errors += 1
             lastError = error.description
             let now = uv_now(loop)
-            if lastErrorLoggedAt == 0 || now - lastErrorLoggedAt >= 10_000 {
+            let kindChanged = error.isTransient != lastErrorTransient
+            lastErrorTransient = error.isTransient
+            if kindChanged || lastErrorLoggedAt == 0 || now - lastErrorLoggedAt >= 10_000 {
                 lastErrorLoggedAt = now
-                logger.error("\(error.description); \(world.dirtyCount) records stay dirty in memory and are retried every \(intervalMilliseconds) ms")
+                if error.isTransient {
+                    logger.error("\(error.description); \(world.dirtyCount) records stay dirty in memory and are retried every \(intervalMilliseconds) ms")
+                } else {
+                    logger.critical("\(error.description); not a transient error (retrying will not help until its cause is fixed): \(world.dirtyCount) records stay dirty in memory and are retried every \(intervalMilliseconds) ms")
+                }
             }
         }
     }
 
-    /// Writes everything still dirty, synchronously; for shutdown and the
-    /// engine upgrade, once the loop no longer serves. A failure is retried
-    /// a few times, then reported: its records are lost with the process.
+    /// Writes everything still dirty, synchronously; for shutdown, once the
+    /// loop no longer serves. A failure is retried a few times, then
+    /// reported: its records are lost with the process.
     @discardableResult
     func flushAll(attempts: Int = 3) -> Result<Int, StorageError> {
         // A flush still on the worker (the loop was stopped, not run dry:
-        // a stuck module load) may yet fail: write its records again. The
-        // storage runs one write at a time, so this one lands after it,
-        // with values as new or newer.
-        if let pending = inFlight { world.markUnwritten(pending) }
+        // a stuck module load): let it finish first, then write its records
+        // again if it failed, so nothing older lands after the last write.
+        if let pending = inFlight {
+            if pending.done.wait(timeout: .now() + .seconds(30)) == .success {
+                inFlight = nil
+                record(pending.batch, pending.result ?? .failure(StorageError("flush did not run", transient: true)))
+            } else {
+                world.markUnwritten(pending.batch)
+            }
+        }
         var written = 0
         var lastFailure: StorageError?
         for attempt in 0..<attempts {
-            let full = schemaChanged
-            guard full || world.dirtyCount > 0 || world.globalDirty else { return .success(written) }
-            let batch = world.takeDirty(everything: full)
+            guard let batch = nextBatch() else { return .success(written) }
             let result = FlushTask.write(batch, to: storage)
             record(batch, result)
             switch result {
@@ -176,8 +200,10 @@ private final class FlushTask: @unchecked Sendable {
     let storage: any PlayerStorage
     let owner: WriteBehind
     /// Written by the worker, read on the loop after `uv_queue_work`'s
-    /// completion callback (which orders the two).
+    /// completion callback (which orders the two), or after `done`.
     var result: Result<Double, StorageError>?
+    /// Signalled when the worker is done (for `flushAll` at shutdown).
+    let done = DispatchSemaphore(value: 0)
 
     init(batch: PersistBatch, storage: any PlayerStorage, owner: WriteBehind) {
         self.batch = batch
@@ -185,7 +211,10 @@ private final class FlushTask: @unchecked Sendable {
         self.owner = owner
     }
 
-    func run() { result = FlushTask.write(batch, to: storage) }
+    func run() {
+        result = FlushTask.write(batch, to: storage)
+        done.signal()
+    }
 
     /// Writes and times one batch.
     static func write(_ batch: PersistBatch, to storage: any PlayerStorage) -> Result<Double, StorageError> {

@@ -200,9 +200,6 @@ struct StateStore {
         tables[Int(kind.rawValue)].columns.map(\.spec)
     }
 
-    /// How many rows a kind's table has.
-    func rowCount(_ kind: EntityKind) -> Int { tables[Int(kind.rawValue)].rows }
-
     /// One stored value, for a flush.
     func storedValue(_ kind: EntityKind, column: Int, row: Int) -> StoredValue {
         let c = tables[Int(kind.rawValue)].columns[column]

@@ -91,6 +91,9 @@ final class World {
     @exclusivity(unchecked) private var dirtySlots: [Int] = []
     private(set) var dirtyCount = 0
     private(set) var globalDirty = false
+    /// Whether anything writes dirty rows out (off with `--database
+    /// :memory:`: nothing would ever clear them).
+    var tracksDirty = true
     /// Rooms that may have been left empty since the last sweep.
     private var roomsToCheck: [GameID] = []
 
@@ -289,7 +292,11 @@ final class World {
     /// the declared defaults when there is none: `.exists` when another live
     /// session holds it or this one already holds a player.
     func attachPlayer(_ session: GameID, key: UnsafeRawBufferPointer) throws(EngineError) -> GameID {
-        guard key.count >= 1, key.count <= Int(GAME_MAX_PLAYER_KEY), Bytes.isValidUTF8(key) else { throw .badArgument }
+        // UTF-8 without NUL: a key is TEXT in the database, where a NUL
+        // would end it early (two keys would then name one row).
+        guard key.count >= 1, key.count <= Int(GAME_MAX_PLAYER_KEY), Bytes.isValidUTF8(key), !key.contains(0) else {
+            throw .badArgument
+        }
         guard let sessionSlot = sessions.slotIndex(of: session) else { throw .badSession }
         if sessions[slot: sessionSlot].player != nil { throw .exists }
         let keyBytes = [UInt8](key)
@@ -362,6 +369,7 @@ final class World {
 
     @inline(__always)
     private func markDirty(_ kind: EntityKind, row: Int) {
+        guard tracksDirty else { return }
         if kind == .global {
             globalDirty = true
         } else if !playerDirty[row] {
@@ -405,15 +413,15 @@ final class World {
         (store.columnSpecs(.global).count, store.columnSpecs(.player).count)
     }
 
-    /// Copies out the rows that changed since the last call (or, with
-    /// `everything`, every row) and marks them clean: the loop hands the
-    /// batch to the database worker and goes on.
-    func takeDirty(everything: Bool = false) -> PersistBatch {
+    /// Copies out the rows that changed since the last call and marks them
+    /// clean: the loop hands the batch to the database worker and goes on.
+    /// (A reload's migration writes every row it changes, so those are all
+    /// here, in the same batch as the new columns.)
+    func takeDirty() -> PersistBatch {
         let globalColumns = store.columnSpecs(.global)
         let playerColumns = store.columnSpecs(.player)
-        var batch = PersistBatch(globalColumns: globalColumns, playerColumns: playerColumns,
-                                 global: nil, players: [], isFull: everything)
-        if globalDirty || everything {
+        var batch = PersistBatch(globalColumns: globalColumns, playerColumns: playerColumns, global: nil, players: [])
+        if globalDirty {
             batch.global = StoredRecord(key: [], values: globalColumns.indices.map {
                 store.storedValue(.global, column: $0, row: 0)
             })
@@ -424,16 +432,10 @@ final class World {
                 store.storedValue(.player, column: $0, row: slot)
             })
         }
-        if everything {
-            batch.players.reserveCapacity(players.count)
-            players.forEachID { batch.players.append(record(Int($0.index))) }
-            for slot in dirtySlots where slot < playerDirty.count { playerDirty[slot] = false }
-        } else {
-            batch.players.reserveCapacity(dirtyCount)
-            for slot in dirtySlots where slot < playerDirty.count && playerDirty[slot] {
-                playerDirty[slot] = false
-                if players.liveID(ofSlot: slot) != nil { batch.players.append(record(slot)) }
-            }
+        batch.players.reserveCapacity(dirtyCount)
+        for slot in dirtySlots where slot < playerDirty.count && playerDirty[slot] {
+            playerDirty[slot] = false
+            if players.liveID(ofSlot: slot) != nil { batch.players.append(record(slot)) }
         }
         dirtySlots.removeAll(keepingCapacity: dirtySlots.capacity <= 65_536)
         dirtyCount = 0

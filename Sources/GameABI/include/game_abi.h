@@ -47,7 +47,9 @@
  * Reload (see docs/ARCHITECTURE.md): the engine maps the new module, reads
  * its schema, binds it to a staged copy of the store (fields matched by
  * name and type; new ones get their default; dropped ones are kept hidden
- * for a rollback), calls hotswap_migrate once per live entity, then
+ * for a rollback), calls hotswap_migrate once per live entity (the global
+ * entity, every session and room, and, for a module that declares player
+ * fields, every stored player, online or not), then
  * hotswap_load; only if every step returned GAME_OK does the new module
  * replace the old one, between two messages. Otherwise nothing changed.
  */
@@ -106,7 +108,9 @@ typedef uint64_t game_id;
 /* ABI 1.2: a durable player record, keyed by a stable key the module
  * chooses (the default game: the lower-cased login name). Player fields and
  * global fields are persisted by the engine (write-behind to its database);
- * session and room fields live only as long as their entity. */
+ * session and room fields live only as long as their entity. A player's id
+ * is valid for the life of the process only (ids are handed out again at
+ * start): to refer to a player in a persistent field, store its key. */
 #define GAME_KIND_PLAYER 4
 
 /* The one global entity: kind 1, generation 1, slot 0. */
@@ -134,7 +138,7 @@ typedef uint64_t game_id;
 #define GAME_MAX_MODULE_NAME 64     /* bytes in a module's name or version   */
 #define GAME_MAX_ROOM_NAME 64       /* bytes in a room name                  */
 #define GAME_MAX_OUTPUT_LINE 65536  /* bytes in one reply or pushed line     */
-#define GAME_MAX_PLAYER_KEY 64      /* bytes in a player key (valid UTF-8)   */
+#define GAME_MAX_PLAYER_KEY 64      /* bytes in a player key (UTF-8, no NUL) */
 
 typedef struct game_describer game_describer;
 
@@ -257,12 +261,15 @@ struct game_state_table {
     /* ---- ABI 1.2 ---- (check t->size before calling) */
 
     /* Binds the player stored under `key` (1..GAME_MAX_PLAYER_KEY bytes of
-     * UTF-8) to the session, creating the record with the declared defaults
+     * UTF-8, no NUL) to the session, creating the record with the declared defaults
      * if it does not exist, and stores its id in *out_player. A player is
      * attached to at most one live session: GAME_ERR_EXISTS when another
      * session holds it, or when this session already holds a player (detach
-     * first). The record outlives the session: it is detached, not deleted,
-     * when the session closes, and its fields persist. */
+     * first); GAME_ERR_LIMIT past the engine's --max-players; GAME_ERR_STATE
+     * during migrate and load hooks (as for every change of who is where).
+     * The record outlives the session: it is detached, not deleted, when
+     * the session closes (after hotswap_session_closed), and its fields
+     * persist. */
     int32_t (*player_attach)(const game_state_table *t, game_id session,
                              const uint8_t *key, size_t length, game_id *out_player);
     /* *out_player = the session's player, or 0 when none is attached. */
@@ -270,7 +277,8 @@ struct game_state_table {
     /* Unbinds the session's player (the record stays); GAME_ERR_NOT_FOUND
      * when none is attached. */
     int32_t (*player_detach)(const game_state_table *t, game_id session);
-    /* The player's key, copied out like get_string. */
+    /* The player's key, copied out like get_string; GAME_ERR_BAD_PLAYER for
+     * an id that is not a stored player's. */
     int32_t (*player_key)(const game_state_table *t, game_id player,
                           uint8_t *buffer, size_t capacity, size_t *out_length);
 };
