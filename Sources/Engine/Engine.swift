@@ -34,6 +34,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     let host: LogicHost
     let transport: Transport
     private(set) var admin: AdminConsole!
+    /// `--metrics-port` (nil when not given).
+    private(set) var metrics: MetricsServer?
     var counters = EngineCounters()
     /// `--max-connections`, lowered to what the open-file limit allows.
     let maxConnections: Int
@@ -48,6 +50,9 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     private var shutdownTimer: UnsafeMutablePointer<uv_timer_t>?
     private var watcher: ModuleWatcher?
     private(set) var shuttingDown = false
+    /// The loop is serving (`run` was called): every port is bound and a
+    /// module is loaded.
+    private(set) var running = false
     private var finished = false
     private let startedNanoseconds = uv_hrtime()
 
@@ -90,6 +95,20 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         try transport.listen(role, host: host, port: port, backlog: role == .game ? 511 : 64)
     }
 
+    /// Turns metrics on and binds the metrics port; returns the port bound.
+    /// Only from here on are module calls sampled for the duration
+    /// histogram: without the port nothing is timed.
+    func startMetrics(host: String, port: Int) throws(ListenError) -> Int {
+        let server = metrics ?? MetricsServer(engine: self)
+        metrics = server
+        self.host.sampler = CallSampler(interval: limits.metricsSampleEvery,
+                                        histogram: server.exposition.requestDuration)
+        return try listen(.metrics, host: host, port: port)
+    }
+
+    /// What `/readyz` reports: serving, and not shutting down.
+    var ready: Bool { running && !shuttingDown }
+
     /// Arms fault containment on this (the loop's) thread; the reason when
     /// it cannot be.
     func installFaultGuard() -> String? {
@@ -100,6 +119,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     /// Runs until shutdown completes.
     func run() {
         installSignalHandlers()
+        running = true
         uv_run(loop, UV_RUN_DEFAULT)
     }
 
@@ -107,6 +127,9 @@ final class Engine: TransportDelegate, LogicHostDelegate {
 
     func accepted(_ connection: Connection) {
         switch connection.role {
+        case .metrics:
+            guard let metrics else { return connection.abort() }
+            metrics.accept(connection)
         case .admin:
             if shuttingDown {
                 connection.enqueue(line: Replies.serverFull)
@@ -133,8 +156,12 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     }
 
     func connectionClosed(_ connection: Connection) {
-        if shuttingDown && transport.connections.isEmpty { finishShutdown() }
+        if shuttingDown && onlyMetricsLeft { finishShutdown() }
     }
+
+    /// Shutdown waits for players and operators, not for scrapers: the
+    /// metrics port keeps answering (`/readyz` 503) until they are gone.
+    private var onlyMetricsLeft: Bool { transport.connections.count == transport.connectionCount(.metrics) }
 
     /// One request from a player: to the module, then what it asked for.
     @inline(__always)
@@ -223,7 +250,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         shuttingDown = true
         host.stopped = true
         transport.stopping = true
-        transport.closeListeners()
+        transport.closeListeners(except: .metrics)
+        metrics?.shutdown()
         watcher?.stop()
         watcher = nil
         // Everyone hears of the shutdown before anyone hears of a departure.
@@ -231,7 +259,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         for id in ids { try? world.send(to: id, Replies.shutdown) }
         for id in ids { tearDown(id) }
         for connection in transport.connections where connection.role == .admin { connection.closeAfterFlush() }
-        if transport.connections.isEmpty {
+        if onlyMetricsLeft {
             finishShutdown()
             return
         }
@@ -249,7 +277,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         // Runs once (a connection's close callback can reach it again).
         guard !finished else { return }
         finished = true
-        // Connections still draining after the grace period are cut off.
+        // Connections still draining after the grace period are cut off,
+        // and so are scrapers.
         transport.abortAll()
         transport.close()
         host.close()
