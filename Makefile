@@ -7,11 +7,17 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build release module run dev test test-asan fuzz ci clean
 
-# libuv1-dev for the engine's event loop; pkg-config so SwiftPM finds it.
+# libuv1-dev for the engine's event loop; pkg-config so SwiftPM finds it;
+# prometheus for promtool, which the tests use to check /metrics (and
+# tools/prom-scrape.sh for a real scrape).
 deps:
 	@if ! pkg-config --exists libuv 2>/dev/null; then \
 		echo "installing libuv1-dev (apt-get)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libuv1-dev pkg-config; \
+	fi
+	@if ! command -v promtool >/dev/null 2>&1; then \
+		echo "installing prometheus for promtool (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; \
 	fi
 
 build: deps
