@@ -22,6 +22,7 @@ struct EngineCounters {
 /// - `LogicHost` holds the modules and makes every call into them.
 /// - `Transport` holds the sockets and moves bytes.
 /// - `PlayerSession` and `AdminSession` give a connection's bytes meaning.
+/// - `MetricsServer` (with `--metrics-port`) answers HTTP from the same loop.
 ///
 /// The engine itself owns what spans them: a session's life from accept to
 /// teardown, the deadline sweep, signals and shutdown. Everything runs on

@@ -105,6 +105,30 @@ import Testing
         #expect(try client.get("/healthz").status == 200)
     }
 
+    /// `/healthz` is answered by the loop itself: while a module call holds
+    /// the loop (a hang, until --call-timeout interrupts it) no answer
+    /// comes, so a health checker with a shorter timeout sees the server as
+    /// unhealthy; once the loop turns again it is answered.
+    @Test func healthzIsNotAnsweredWhileTheLoopIsStuck() throws {
+        let server = try server(["--module", Products.library("FaultyModule").path, "--call-timeout", "2000"])
+        let player = try server.connect()
+        #expect(try player.call("LOGIN stuck") == "+OK")
+        let checker = try server.connectMetrics()
+        #expect(try checker.get("/healthz").status == 200)
+
+        // The hang is read before (or in the same loop turn as) the health
+        // check, whose answer would be written at the end of that turn.
+        try player.send("FAULT loop")
+        let asked = Date()
+        try checker.send(HTTPClient.request("/healthz"))
+        #expect(!checker.hasInput(within: 1), "answered while the loop was stuck")
+        #expect(try player.reply().hasPrefix("-ERR TIMEOUT"))
+        let health = try checker.readResponse()
+        #expect(health.status == 200)
+        #expect(Date().timeIntervalSince(asked) > 1)
+        #expect(try server.scrape()["hotswap_faults_total{cause=\"timeout\"}"] == 1)
+    }
+
     /// `/readyz` answers 503 from the moment a shutdown starts until the
     /// process is gone; here a player who never closes holds the shutdown
     /// open (--linger-ms and --shutdown-grace-ms), and the metrics port

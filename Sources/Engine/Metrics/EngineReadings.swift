@@ -69,7 +69,7 @@ struct EngineReading: Sendable {
         .counter("hotswap_auto_rollbacks_total", "Versions rolled back by the fault policy (--max-faults within --fault-window).") {
             $0.engine.host.faultCounters.autoRollbacks
         },
-        .gauge("hotswap_last_reload_timestamp_seconds", "When the last swap (reload or rollback) happened, seconds since the epoch; 0: never.") {
+        .gauge("hotswap_last_reload_timestamp_seconds", "When the last reload or operator rollback swapped, seconds since the epoch; 0: never.") {
             $0.engine.admin.counters.lastReloadWallSeconds ?? 0
         },
         .gauge("hotswap_reload_stuck", "1 while a module load that timed out (--load-timeout) has not returned: reloads are refused.") {
