@@ -59,6 +59,8 @@ def start(*flags: str, wrapper: tuple = (), server: str = SERVER, timeout: float
         if os.path.exists(ready):
             with open(ready) as handle:
                 info = json.load(handle)
+            # The whole ready file (the metrics port, with --metrics-port).
+            process.ready = info
             return process, info["game"]["port"], info["admin"]["port"]
         if process.poll() is not None:
             break

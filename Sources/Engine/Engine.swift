@@ -22,6 +22,7 @@ struct EngineCounters {
 /// - `LogicHost` holds the modules and makes every call into them.
 /// - `Transport` holds the sockets and moves bytes.
 /// - `PlayerSession` and `AdminSession` give a connection's bytes meaning.
+/// - `MetricsServer` (with `--metrics-port`) answers HTTP from the same loop.
 ///
 /// The engine itself owns what spans them: a session's life from accept to
 /// teardown, the deadline sweep, signals and shutdown. Everything runs on
@@ -36,6 +37,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     private(set) var admin: AdminConsole!
     /// Write-behind to the database; nil with `--database :memory:`.
     private(set) var writeBehind: WriteBehind?
+    /// `--metrics-port` (nil when not given).
+    private(set) var metrics: MetricsServer?
     var counters = EngineCounters()
     /// `--max-connections`, lowered to what the open-file limit allows.
     let maxConnections: Int
@@ -50,6 +53,9 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     private var shutdownTimer: UnsafeMutablePointer<uv_timer_t>?
     private var watcher: ModuleWatcher?
     private(set) var shuttingDown = false
+    /// The loop is serving (`run` was called): every port is bound and a
+    /// module is loaded.
+    private(set) var running = false
     private var finished = false
     private let startedNanoseconds = uv_hrtime()
 
@@ -105,6 +111,20 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         try transport.listen(role, host: host, port: port, backlog: role == .game ? 511 : 64)
     }
 
+    /// Turns metrics on and binds the metrics port; returns the port bound.
+    /// Only from here on are module calls sampled for the duration
+    /// histogram: without the port nothing is timed.
+    func startMetrics(host: String, port: Int) throws(ListenError) -> Int {
+        let server = metrics ?? MetricsServer(engine: self)
+        metrics = server
+        self.host.sampler = CallSampler(interval: limits.metricsSampleEvery,
+                                        histogram: server.exposition.requestDuration)
+        return try listen(.metrics, host: host, port: port)
+    }
+
+    /// What `/readyz` reports: serving, and not shutting down.
+    var ready: Bool { running && !shuttingDown }
+
     /// Arms fault containment on this (the loop's) thread; the reason when
     /// it cannot be.
     func installFaultGuard() -> String? {
@@ -115,6 +135,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     /// Runs until shutdown completes.
     func run() {
         installSignalHandlers()
+        running = true
         uv_run(loop, UV_RUN_DEFAULT)
     }
 
@@ -122,6 +143,9 @@ final class Engine: TransportDelegate, LogicHostDelegate {
 
     func accepted(_ connection: Connection) {
         switch connection.role {
+        case .metrics:
+            guard let metrics else { return connection.abort() }
+            metrics.accept(connection)
         case .admin:
             if shuttingDown {
                 connection.enqueue(line: Replies.serverFull)
@@ -148,8 +172,12 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     }
 
     func connectionClosed(_ connection: Connection) {
-        if shuttingDown && transport.connections.isEmpty { finishShutdown() }
+        if shuttingDown && onlyMetricsLeft { finishShutdown() }
     }
+
+    /// Shutdown waits for players and operators, not for scrapers: the
+    /// metrics port keeps answering (`/readyz` 503) until they are gone.
+    private var onlyMetricsLeft: Bool { transport.connections.count == transport.connectionCount(.metrics) }
 
     /// One request from a player: to the module, then what it asked for.
     @inline(__always)
@@ -238,7 +266,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         shuttingDown = true
         host.stopped = true
         transport.stopping = true
-        transport.closeListeners()
+        transport.closeListeners(except: .metrics)
+        metrics?.shutdown()
         watcher?.stop()
         watcher = nil
         // Everyone hears of the shutdown before anyone hears of a departure.
@@ -246,7 +275,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         for id in ids { try? world.send(to: id, Replies.shutdown) }
         for id in ids { tearDown(id) }
         for connection in transport.connections where connection.role == .admin { connection.closeAfterFlush() }
-        if transport.connections.isEmpty {
+        if onlyMetricsLeft {
             finishShutdown()
             return
         }
@@ -264,7 +293,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         // Runs once (a connection's close callback can reach it again).
         guard !finished else { return }
         finished = true
-        // Connections still draining after the grace period are cut off.
+        // Connections still draining after the grace period are cut off,
+        // and so are scrapers.
         transport.abortAll()
         transport.close()
         host.close()

@@ -25,6 +25,10 @@ package struct GameServerCommand: ParsableCommand {
     @Option(help: "Admin port (STATUS, RELOAD, ROLLBACK, MODULES); 0 picks a free port.", transform: within(0...65535))
     var adminPort = 7778
 
+    @Option(help: "Serve Prometheus metrics and health checks over HTTP on this port of --admin-host (GET /metrics, /healthz, /readyz); 0 picks a free port. Off when not given.",
+            transform: within(0...65535))
+    var metricsPort: Int?
+
     @Option(help: "Token admin clients must send with AUTH (or set GAMESERVER_ADMIN_TOKEN).")
     var adminToken: String?
 
@@ -165,16 +169,21 @@ package struct GameServerCommand: ParsableCommand {
 
         let gamePort: Int
         let adminBoundPort: Int
+        var metricsBoundPort: Int?
         do {
             gamePort = try engine.listen(.game, host: host, port: port)
             adminBoundPort = try engine.listen(.admin, host: adminHost, port: adminPort)
+            // The metrics port shares the admin host: what is exposed there
+            // (module, SHA-256, counters) is for operators.
+            if let metricsPort { metricsBoundPort = try engine.startMetrics(host: adminHost, port: metricsPort) }
         } catch {
             logger.critical("refusing to start: \(error)")
             throw ExitCode(2)
         }
         if let readyFile {
             let text = ReadyFile.json(pid: getpid(), game: .init(host: host, port: gamePort),
-                                      admin: .init(host: adminHost, port: adminBoundPort))
+                                      admin: .init(host: adminHost, port: adminBoundPort),
+                                      metrics: metricsBoundPort.map { .init(host: adminHost, port: $0) })
             if let problem = ReadyFile.write(text, to: readyFile) {
                 logger.critical("refusing to start: cannot write --ready-file \(problem)")
                 throw ExitCode(2)
@@ -183,6 +192,7 @@ package struct GameServerCommand: ParsableCommand {
         if watch { engine.watchModule(path: modulePath) }
         logger.notice("listening on \(host):\(gamePort)")
         logger.notice("admin listening on \(adminHost):\(adminBoundPort)")
+        if let metricsBoundPort { logger.notice("metrics listening on http://\(adminHost):\(metricsBoundPort)/metrics") }
         engine.run()
         // The loop has stopped: what is still dirty is written now.
         if let writeBehind = engine.writeBehind {

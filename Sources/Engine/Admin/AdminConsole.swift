@@ -112,6 +112,7 @@ final class AdminConsole {
     /// (`>FAULT ...`, `>ROLLBACK ...`), between replies, like game events.
     func faulted(_ fault: FaultRecord, rolledBack: SwapReport?) {
         if let rolledBack {
+            engine.metrics?.swapped(rolledBack)
             audit(AuditLog.Entry(peer: "engine", action: "AUTO_ROLLBACK", module: rolledBack.to.sourcePath,
                                  sha256Before: rolledBack.from.sha256, sha256After: rolledBack.to.sha256, result: "ok",
                                  reason: "\(fault)", heldMicroseconds: rolledBack.heldMicroseconds))
@@ -221,6 +222,7 @@ final class AdminConsole {
         switch outcome {
         case .success(.swapped(let report)):
             if action == "ROLLBACK" { counters.rollbacks += 1 } else { counters.reloads += 1 }
+            engine.metrics?.swapped(report)
             counters.lastReloadWallSeconds = time(nil)
             counters.lastHeldMicroseconds = report.heldMicroseconds
             let summary = "\(report.from.name) \(report.from.version) -> \(report.to.name) \(report.to.version) "

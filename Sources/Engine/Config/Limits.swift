@@ -81,6 +81,22 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Admin lines that may wait behind a running reload.", transform: within(1...10_000))
     var maxAdminBacklog = 64
 
+    // Metrics port (--metrics-port)
+    @Option(help: "HTTP connections to the metrics port at once; more are answered 503 and closed.",
+            transform: within(1...1024))
+    var maxMetricsConnections = 8
+    @Option(help: "Bytes of one HTTP request head on the metrics port; more is answered 400 and closed.",
+            transform: within(256...65_536))
+    var maxMetricsRequestBytes = 8192
+    @Option(help: "Seconds a metrics client may take to send a whole request head once it started one (slow clients are answered 408 and closed).",
+            transform: within(1...300))
+    var metricsHeaderTimeout = 5
+    @Option(help: "Seconds a kept-alive metrics connection may stay idle between requests.", transform: within(1...3600))
+    var metricsIdleTimeout = 60
+    @Option(help: "Time one module call in every N for hotswap_request_duration_seconds (1: every call, ~40 ns each; see BENCHMARKS.md 'Metrics').",
+            transform: within(1...1_000_000))
+    var metricsSampleEvery = 64
+
     init() {}
 
     /// Every limit at its default.

@@ -6,6 +6,8 @@ import Glibc
 ///
 ///     {"pid":4242,"game":{"host":"127.0.0.1","port":40001},"admin":{"host":"127.0.0.1","port":40002}}
 ///
+/// With `--metrics-port`, a `"metrics":{"host":…,"port":…}` member follows.
+///
 /// It is written to a temporary name and renamed, so a reader never sees
 /// half of it. Written once at start-up, before the loop serves anyone.
 enum ReadyFile {
@@ -14,9 +16,10 @@ enum ReadyFile {
         let port: Int
     }
 
-    static func json(pid: Int32, game: Endpoint, admin: Endpoint) -> String {
+    static func json(pid: Int32, game: Endpoint, admin: Endpoint, metrics: Endpoint? = nil) -> String {
         func endpoint(_ e: Endpoint) -> String { "{\"host\":\(JSON.string(e.host)),\"port\":\(e.port)}" }
-        return "{\"pid\":\(pid),\"game\":\(endpoint(game)),\"admin\":\(endpoint(admin))}\n"
+        let metricsMember = metrics.map { ",\"metrics\":\(endpoint($0))" } ?? ""
+        return "{\"pid\":\(pid),\"game\":\(endpoint(game)),\"admin\":\(endpoint(admin))\(metricsMember)}\n"
     }
 
     /// Writes `text` to `path` atomically; returns the error text on failure.

@@ -58,6 +58,12 @@ final class LogicHost {
     /// Sessions whose close was asked during a module call.
     private var pendingCloses: [GameID] = []
 
+    /// Requests handed to a module (`hotswap_requests_total`): a plain
+    /// counter, read when metrics are scraped (BENCHMARKS.md, "Metrics").
+    @exclusivity(unchecked) private(set) var requestCount = 0
+    /// Which calls are timed for `hotswap_request_duration_seconds`.
+    @exclusivity(unchecked) var sampler = CallSampler.off
+
     /// Set by a swap: the next handle call is timed (the first call into a
     /// new image pays for the Swift runtime's emptied caches).
     private var measureNextCall = false
@@ -160,13 +166,20 @@ final class LogicHost {
         let bytes = (line.baseAddress ?? UnsafeRawPointer(table)).assumingMemoryBound(to: UInt8.self)
         var message = game_message(session: session.raw, line: bytes, length: line.count)
         var status: Int32 = GAME_OK
-        let started = measureNextCall ? uv_hrtime() : 0
+        requestCount &+= 1
+        let sampled = sampler.due()
+        let timed = sampled || measureNextCall
+        let started = timed ? uv_hrtime() : 0
         world.beginJournal()
         let outcome = fg_call_handle(module.handle, &message, table, &status, faultBuffer)
-        if measureNextCall {
-            // The first call into a freshly swapped image is the slow one.
-            measureNextCall = false
-            firstCallNanoseconds = uv_hrtime() - started
+        if timed {
+            let elapsed = uv_hrtime() - started
+            if sampled { sampler.record(nanoseconds: elapsed) }
+            if measureNextCall {
+                // The first call into a freshly swapped image is the slow one.
+                measureNextCall = false
+                firstCallNanoseconds = elapsed
+            }
         }
         if outcome == FG_OK {
             world.commitJournal()

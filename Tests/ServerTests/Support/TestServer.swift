@@ -32,6 +32,8 @@ final class TestServer: @unchecked Sendable {
     private var logText = ""
     private(set) var port = 0
     private(set) var adminPort = 0
+    /// The metrics port (`--metrics-port`); 0 when the server has none.
+    private(set) var metricsPort = 0
 
     /// Where the server writes its bound ports (`--ready-file`).
     let readyFile = FileManager.default.temporaryDirectory
@@ -80,6 +82,7 @@ final class TestServer: @unchecked Sendable {
             {
                 port = ready.game.port
                 adminPort = ready.admin.port
+                metricsPort = ready.metrics?.port ?? 0
                 if !keepReadingLog { errors.fileHandleForReading.readabilityHandler = nil }
                 return
             }
@@ -99,6 +102,7 @@ final class TestServer: @unchecked Sendable {
         let pid: Int32
         let game: Endpoint
         let admin: Endpoint
+        let metrics: Endpoint?
     }
 
     var log: String { lock.withLock { logText } }
@@ -118,6 +122,10 @@ final class TestServer: @unchecked Sendable {
     }
 
     func connectAdmin() throws -> LineClient { try LineClient(port: adminPort) }
+
+    func connectMetrics(timeout: TimeInterval = 10) throws -> HTTPClient {
+        try HTTPClient(port: metricsPort, timeout: timeout)
+    }
 
     /// alice and bob, logged in and together in `room`; alice has already
     /// seen bob's `>JOIN`, so both start with no pending events.
