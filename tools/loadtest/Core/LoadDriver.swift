@@ -251,6 +251,7 @@ public final class LoadDriver {
         if !config.quiet {
             print("t=\(Int(elapsed.rounded()))s rate=\(Int(Double(windowCount) / interval))/s "
                   + "p50=\(window.percentile(50))us p99=\(window.percentile(99))us")
+            fflush(nil)  // stdout to a pipe is block-buffered: progress must show as it happens
         }
         window.reset()
         windowCount = 0
