@@ -98,8 +98,10 @@ def run_once(label, port, pid, probe_name, tool_words):
     out = f'/tmp/play-bench-{os.getpid()}.json'
     probe = Probe(port, probe_name)
     probe.start()
-    # Not --quiet: the first progress line (t=1s) starts the direct client.
+    # Not --quiet: the first progress line after the warm-up starts the direct client.
     words = [w for w in shlex.split(args.loadtest) if w != '--quiet']
+    warmup = float(words[words.index('--warmup') + 1]) if '--warmup' in words else 0
+    start_line = f't={int(warmup) + 1}s '
     tool = subprocess.Popen(tool_words + words + ['--port', str(port), '--json', out],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines, window = [], []
@@ -112,7 +114,7 @@ def run_once(label, port, pid, probe_name, tool_words):
         timer.start()
     for line in tool.stdout:
         lines.append(line)
-        if line.startswith('t=1s') and not timer:
+        if line.startswith(start_line) and not timer:
             start_window()
     tool.wait()
     if timer:

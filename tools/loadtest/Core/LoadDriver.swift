@@ -14,6 +14,10 @@ public struct LoadConfig: Sendable {
     /// Connections for ping and play (chat has rooms x members).
     public var clients = 50
     public var seconds = 10.0
+    /// Seconds of load before `seconds` of measuring: requests are sent as
+    /// scheduled, their latencies not recorded (10,000 fresh connections
+    /// answer slower for about half a second, docs/BENCHMARKS.md).
+    public var warmup = 0.0
     /// Stop after this many requests in all (instead of after `seconds`).
     public var requests: Int?
     public var pipeline = 1
@@ -44,9 +48,12 @@ public struct LoadConfig: Sendable {
 
 /// Everything a run measured.
 public struct LoadReport: Sendable {
+    /// The measured phase (after the warm-up).
     public var seconds = 0.0
     public var sent = 0
     public var replies = 0
+    /// Replies to requests due in the measured phase (the latencies recorded).
+    public var measuredReplies = 0
     public var errors = 0
     /// Error replies by code (`-ERR ROOM_FULL ...` counts under ROOM_FULL).
     public var errorsByCode: [String: Int] = [:]
@@ -112,6 +119,9 @@ public final class LoadDriver {
     private var nextDue: (time: UInt64, client: Int)?
     private var pacer: Pacer?
     private var cpuAtStart = (tool: 0.0, server: 0.0)
+    /// Requests due from here on are measured (`startedAt` + warm-up).
+    private var measureFrom: UInt64 = 0
+    private var measuring = false
 
     enum Phase { case connecting, running, draining, done }
 
@@ -183,14 +193,15 @@ public final class LoadDriver {
             }
         case .running:
             let t = elapsed
+            if !measuring && now >= measureFrom { startMeasuring() }
             if let at = config.reloadAt, reloadSentAt == nil, t >= at { startReload() }
             if now - lastProgress >= 1_000_000_000 { progress() }
-            if t >= config.seconds || requestBudgetSpent {
+            if t >= config.warmup + config.seconds || requestBudgetSpent {
                 phase = .draining
                 pacer?.disarm()
                 drainStarted = now
                 deliveriesExpected = expectedDeliveries()  // senders have stopped
-                report.seconds = t
+                report.seconds = Double(now - measureFrom) / 1e9
                 report.toolCPUSeconds = LoadDriver.toolCPU() - cpuAtStart.tool
                 if let pid = config.serverPID { report.serverCPUSeconds = LoadDriver.processCPU(pid) - cpuAtStart.server }
             }
@@ -213,7 +224,8 @@ public final class LoadDriver {
         phase = .running
         startedAt = now
         lastProgress = startedAt
-        cpuAtStart = (LoadDriver.toolCPU(), config.serverPID.map(LoadDriver.processCPU) ?? 0)
+        measureFrom = startedAt + UInt64(config.warmup * 1e9)
+        if config.warmup == 0 { startMeasuring() }
         if config.rate > 0, !publishers.isEmpty {
             var arrivals = ArrivalSchedule(kind: config.arrivals, rate: config.rate, clients: publishers.count,
                                            seed: config.seed)
@@ -226,6 +238,11 @@ public final class LoadDriver {
         }
     }
 
+    private func startMeasuring() {
+        measuring = true
+        cpuAtStart = (LoadDriver.toolCPU(), config.serverPID.map(LoadDriver.processCPU) ?? 0)
+    }
+
     /// Open loop: sends every request whose time has come, then sets the
     /// pacer for the next. A tool that fell behind catches up at once (the
     /// requests still count from their due times), in slices of 10,000 so
@@ -235,7 +252,7 @@ public final class LoadDriver {
         let current = now
         var sent = 0
         while next.time <= current && sent < 10_000 && !requestBudgetSpent {
-            report.sendLag.record(microseconds: (current - next.time) / 1000)
+            if next.time >= measureFrom { report.sendLag.record(microseconds: (current - next.time) / 1000) }
             publishers[next.client].request(scheduled: next.time)
             let arrival = schedule!.next()
             next = (startedAt + arrival.offset, arrival.client)
@@ -272,7 +289,7 @@ public final class LoadDriver {
             report.outOfOrder = tracker.outOfOrder
         }
         // Handles are closed, not freed: the process ends right after.
-        if report.seconds == 0 { report.seconds = elapsed }
+        if report.seconds == 0 { report.seconds = max(Double(now - measureFrom) / 1e9, 0) }
         pacer?.close()
         uv_walk(loop, { handle, _ in
             if uv_is_closing(handle) == 0 { uv_close(handle, nil) }
@@ -337,21 +354,24 @@ public final class LoadDriver {
 
     func recordReply(sentAt: UInt64, errorCode: String?) {
         let micros = (now - sentAt) / 1000
-        report.latency.record(microseconds: micros)
         window.record(microseconds: micros)
         windowCount += 1
         if let errorCode {
             report.errors += 1
             report.errorsByCode[errorCode, default: 0] += 1
         }
+        guard sentAt >= measureFrom else { return }  // warm-up
+        report.latency.record(microseconds: micros)
+        report.measuredReplies += 1
         noteWindow(micros)
     }
 
     func recordDelivery(sender: Int, receiver: Int, sequence: UInt64, sentAt: UInt64) {
         let micros = (now > sentAt ? now - sentAt : 0) / 1000
+        tracker.record(sender: sender * 100_000 + receiver, sequence: sequence)
+        guard sentAt >= measureFrom else { return }  // warm-up
         report.deliveries += 1
         report.deliveryLatency.record(microseconds: micros)
-        tracker.record(sender: sender * 100_000 + receiver, sequence: sequence)
         noteWindow(micros)
     }
 

@@ -8,7 +8,8 @@ public enum Summary {
             "requests      \(r.sent)",
             "replies       \(r.replies)",
             "errors        \(r.errors)" + byCode(r.errorsByCode),
-            "throughput    \(Int(Double(r.replies) / seconds)) replies/s",
+            "throughput    \(Int(Double(r.measuredReplies) / seconds)) replies/s"
+                + (config.warmup > 0 ? " (after \(config.warmup) s of warm-up, not measured)" : ""),
             "latency (us)  " + r.latency.summary.map { "\($0.label) \($0.micros)" }.joined(separator: "  "),
         ]
         if config.rate > 0 {
@@ -22,7 +23,7 @@ public enum Summary {
         }
         var cpu = "cpu           loadtest \(cores(r.toolCPUSeconds, seconds)) cores"
         if let server = r.serverCPUSeconds {
-            cpu += ", server \(cores(server, seconds)) cores (\(microsPerRequest(server, r.replies)) us/request)"
+            cpu += ", server \(cores(server, seconds)) cores (\(microsPerRequest(server, r.measuredReplies)) us/request)"
         }
         lines.append(cpu)
         if !r.setupRefusals.isEmpty {
@@ -51,7 +52,7 @@ public enum Summary {
         "arrivals": "\(config.rate > 0 ? config.arrivals.rawValue : "closed")", \
         "seconds": \(r.seconds), "requests": \(r.sent), "replies": \(r.replies), "errors": \(r.errors), \
         "errors_by_code": \(counts(r.errorsByCode)), "setup_refusals": \(counts(r.setupRefusals)), \
-        "throughput": \(Double(r.replies) / max(r.seconds, 0.001)), "latency_us": \(percentiles(r.latency)), \
+        "warmup": \(config.warmup), "throughput": \(Double(r.measuredReplies) / max(r.seconds, 0.001)), "latency_us": \(percentiles(r.latency)), \
         "send_lag_us": \(percentiles(r.sendLag)), \
         "loadtest_cpu_seconds": \(r.toolCPUSeconds), "server_cpu_seconds": \(r.serverCPUSeconds.map { "\($0)" } ?? "null"), \
         "deliveries": \(r.deliveries), "deliveries_per_second": \(Double(r.deliveries) / max(r.seconds, 0.001)), \

@@ -26,6 +26,7 @@ struct LoadTestCommand: ParsableCommand {
     @Option var port = 7777
     @Option(help: "Connections (ping, play; default 50, or --rooms x --members for play).") var clients: Int?
     @Option(help: "Seconds to measure.") var duration = 10.0
+    @Option(help: "Seconds of load before measuring (sent, not recorded).") var warmup = 0.0
     @Option(help: "Stop after this many requests in all (overrides --duration).") var requests: Int?
     @Option(help: "Requests in flight per connection (closed loop).") var pipeline = 1
     @Option(help: "Total requests per second, open loop; 0 = closed loop.") var rate = 0.0
@@ -72,6 +73,7 @@ struct LoadTestCommand: ParsableCommand {
         // that stops answering.
         config.seconds = requests == nil ? duration : 3600
         config.requests = requests
+        config.warmup = max(warmup, 0)
         config.pipeline = max(pipeline, 1)
         config.rate = rate
         config.arrivals = arrivals
