@@ -70,6 +70,7 @@ final class LoadClient {
         let rc = withUnsafePointer(to: &address) {
             uv_tcp_connect(connectRequest, tcp, UnsafeRawPointer($0).assumingMemoryBound(to: sockaddr.self)) { request, status in
                 let client = LoadClient.from(request!.pointee.data)
+                if client.index >= 0 { client.driver.connectFinished() }
                 if status < 0 {
                     client.failed = true
                     return
@@ -89,7 +90,10 @@ final class LoadClient {
                 client.setUp()
             }
         }
-        if rc < 0 { failed = true }
+        if rc < 0 {
+            failed = true
+            if index >= 0 { driver.connectFinished() }
+        }
     }
 
     /// Scenario set-up before the measured phase (login, join, subscribe).

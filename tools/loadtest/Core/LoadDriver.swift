@@ -133,13 +133,9 @@ public final class LoadDriver {
 
     /// Runs the whole test and returns what it measured.
     public func run() -> LoadReport {
-        var address = sockaddr_in()
         uv_ip4_addr(config.host, Int32(config.port), &address)
-        for index in 0..<config.connections {
-            let client = LoadClient(driver: self, index: index)
-            clients.append(client)
-            client.connect(&address)
-        }
+        for index in 0..<config.connections { clients.append(LoadClient(driver: self, index: index)) }
+        connectMore()
         publishers = clients.filter(\.isPublisher)
         let check = UnsafeMutablePointer<uv_check_t>.allocate(capacity: 1)
         uv_check_init(loop, check)
@@ -154,6 +150,33 @@ public final class LoadDriver {
         uv_timer_start(ticker, { timer in LoadDriver.from(timer!.pointee.data).tick() }, 1, 1)
         uv_run(loop, UV_RUN_DEFAULT)
         return report
+    }
+
+    private var address = sockaddr_in()
+    private var connectsStarted = 0
+    private var connectsFinished = 0
+    /// Connects in flight at most: 10,000 at once overflow the server's
+    /// listen backlog, and the dropped SYNs come back only after the
+    /// kernel's 1 s and 3 s retransmission timers.
+    private static let connectWindow = 256
+
+    private var connecting = false
+
+    private func connectMore() {
+        // A connect that fails at once finishes inside this loop: no recursion.
+        guard !connecting else { return }
+        connecting = true
+        while connectsStarted < clients.count && connectsStarted - connectsFinished < LoadDriver.connectWindow {
+            connectsStarted += 1
+            clients[connectsStarted - 1].connect(&address)
+        }
+        connecting = false
+    }
+
+    /// A client's connect ended (either way): start the next.
+    func connectFinished() {
+        connectsFinished += 1
+        connectMore()
     }
 
     static func from(_ pointer: UnsafeMutableRawPointer?) -> LoadDriver {
