@@ -6,7 +6,7 @@ truth the tool's numbers are checked against), then the medians.
 Per run: the tool's throughput and latency percentiles (open loop: from the
 due time) and its own send lag; the direct client's round trips (MOVE in a
 room of its own, one at a time every 5 ms, from the tool's first progress
-line to its end); the server's CPU over that window (utime+stime from
+line to the one a second before its end); the server's CPU over that window (utime+stime from
 /proc/PID/stat), and the tool's. Every round runs every (variant, tool) pair
 once, in order, after waiting for a quiet machine.
 
@@ -100,27 +100,39 @@ def run_once(label, port, pid, probe_name, tool_words):
     probe.start()
     # Not --quiet: the first progress line after the warm-up starts the direct client.
     words = [w for w in shlex.split(args.loadtest) if w != '--quiet']
-    warmup = float(words[words.index('--warmup') + 1]) if '--warmup' in words else 0
-    start_line = f't={int(warmup) + 1}s '
+    every = words + tool_words[1:]
+    warmup = float(every[every.index('--warmup') + 1]) if '--warmup' in every else 0
+    duration = float(every[every.index('--duration') + 1]) if '--duration' in every else 10
+    # From a second into the measured phase to a second before its end: the
+    # tool's 10,000 connections closing at once (every LEAVE told to its
+    # room) is not the load being measured.
+    start_line, stop_line = f't={int(warmup) + 1}s ', f't={int(warmup + duration) - 1}s '
     tool = subprocess.Popen(tool_words + words + ['--port', str(port), '--json', out],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines, window = [], []
+    lines, window, end = [], [], []
 
     def start_window():
         if not window:
             window.append((time.time(), cpu_seconds(pid))); probe.go.set()
-    timer = threading.Timer(args.probe_after, start_window) if args.probe_after else None
-    if timer:
+
+    def end_window():
+        if window and not end:
+            end.append((time.time(), cpu_seconds(pid))); probe.stop.set()
+    timers = [threading.Timer(args.probe_after, start_window),
+              threading.Timer(args.probe_after + duration - 2, end_window)] if args.probe_after else []
+    for timer in timers:
         timer.start()
     for line in tool.stdout:
         lines.append(line)
-        if line.startswith(start_line) and not timer:
+        if line.startswith(start_line) and not timers:
             start_window()
+        if line.startswith(stop_line) and not timers:
+            end_window()
     tool.wait()
-    if timer:
+    for timer in timers:
         timer.cancel()
-    window = window[0] if window else None
-    end = (time.time(), cpu_seconds(pid))
+    end_window()
+    window, end = (window[0], end[0]) if window else (None, None)
     probe.stop.set(); probe.go.set(); probe.join()
     report = json.load(open(out)); os.unlink(out)
     result = dict(

@@ -164,7 +164,9 @@ public final class LoadDriver {
 
     private func connectMore() {
         // A connect that fails at once finishes inside this loop: no recursion.
-        guard !connecting else { return }
+        // After the end, the handles are closing: closing one cancels its
+        // connect, whose callback lands here and must not start another.
+        guard !connecting, phase != .done else { return }
         connecting = true
         while connectsStarted < clients.count && connectsStarted - connectsFinished < LoadDriver.connectWindow {
             connectsStarted += 1
