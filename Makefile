@@ -7,11 +7,19 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build release module run dev test test-asan fuzz ci clean
 
-# libuv1-dev for the engine's event loop; pkg-config so SwiftPM finds it.
+# libuv1-dev for the engine's event loop, libsqlite3-dev for the database
+# (GRDB links the system SQLite), sqlite3 for the shell the tests and the
+# backup procedure use; pkg-config so SwiftPM finds them; prometheus for
+# promtool, which the tests use to check /metrics (and tools/prom-scrape.sh
+# for a real scrape).
 deps:
-	@if ! pkg-config --exists libuv 2>/dev/null; then \
-		echo "installing libuv1-dev (apt-get)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libuv1-dev pkg-config; \
+	@if ! pkg-config --exists libuv sqlite3 2>/dev/null || ! command -v sqlite3 >/dev/null; then \
+		echo "installing libuv1-dev libsqlite3-dev sqlite3 (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libuv1-dev libsqlite3-dev sqlite3 pkg-config; \
+	fi
+	@if ! command -v promtool >/dev/null 2>&1; then \
+		echo "installing prometheus for promtool (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; \
 	fi
 
 build: deps

@@ -32,6 +32,7 @@ let package = Package(
         .executable(name: "ProtocolFuzzer", targets: ["ProtocolFuzzer"]),
         .executable(name: "EngineFuzzer", targets: ["EngineFuzzer"]),
         .executable(name: "loadtest", targets: ["loadtest"]),
+        .executable(name: "metrics-cost", targets: ["metrics-cost"]),
         .library(name: "GameLogic", type: .dynamic, targets: ["GameLogic"]),
         // Test fixtures: logic modules the tests load into a real server.
         .library(name: "GameLogicV2", type: .dynamic, targets: ["GameLogicV2"]),
@@ -43,6 +44,7 @@ let package = Package(
         .library(name: "FailingLoadModule", type: .dynamic, targets: ["FailingLoadModule"]),
         .library(name: "BadCallsModule", type: .dynamic, targets: ["BadCallsModule"]),
         .library(name: "HookProbeModule", type: .dynamic, targets: ["HookProbeModule"]),
+        .library(name: "PlayerFieldsModule", type: .dynamic, targets: ["PlayerFieldsModule"]),
         // Fault-guard fixtures: modules that crash or hang on request.
         .library(name: "FaultyModule", type: .dynamic, targets: ["FaultyModule"]),
         .library(name: "FaultySwiftModule", type: .dynamic, targets: ["FaultySwiftModule"]),
@@ -56,6 +58,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // Metric families and the Prometheus text format (--metrics-port); see Sources/Engine/Metrics.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -78,6 +84,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Sources/Engine"
         ),
@@ -99,6 +107,7 @@ let package = Package(
         .target(name: "FailingLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FailingLoadModule"),
         .target(name: "BadCallsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/BadCallsModule"),
         .target(name: "HookProbeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/HookProbeModule"),
+        .target(name: "PlayerFieldsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/PlayerFieldsModule"),
         .target(name: "FaultyModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyModule"),
         .target(name: "FaultySwiftModule", dependencies: ["GameABI", "LogicKit", "Protocol"],
                 path: "Tests/Fixtures/FaultySwiftModule", swiftSettings: moduleSettings),
@@ -122,6 +131,15 @@ let package = Package(
             path: "tools/loadtest/Main"
         ),
         .testTarget(name: "LoadTestTests", dependencies: ["LoadTestCore"]),
+        // What a metric costs per request, library against plain counters (docs/BENCHMARKS.md).
+        .executableTarget(
+            name: "metrics-cost",
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "tools/metrics-cost"
+        ),
         // The fuzzer's checks, shared by the fuzzer and the corpus replay in ProtocolTests.
         .target(name: "ProtocolChecks", dependencies: ["Protocol"], path: "Tests/Fuzz/ProtocolChecks"),
         .target(name: "FuzzDriver", path: "Tests/Fuzz/FuzzDriver"),

@@ -13,8 +13,16 @@ meanwhile (a run with more than ~0.2 s of it was disturbed).
 
 A variant is NAME=EXTRA-GAMESERVER-ARGS, or NAME=cmd:COMMAND with {port} for
 another server; redis-server is always the last target. Needs a release
-build (swift build -c release) and redis-server/redis-benchmark."""
-import re, os, subprocess, sys, time, statistics, argparse, json
+build (swift build -c release) and redis-server/redis-benchmark.
+
+With --scrape-every S, every variant started with `--metrics-port PORT` is
+scraped (GET /metrics) every S seconds for the whole run, as Prometheus
+would, so its server CPU per request includes rendering the exposition:
+
+    python3 tools/bench-rounds.py --P 16 --scrape-every 1 --variant "off=" \
+        --variant "on=--metrics-port 7990" --variant "every=--metrics-port 7991 --metrics-sample-every 1"
+"""
+import re, os, subprocess, sys, time, statistics, argparse, json, tempfile, threading, urllib.request
 ap = argparse.ArgumentParser()
 ap.add_argument('--rounds', type=int, default=5)
 ap.add_argument('--P', type=int, default=16)
@@ -23,6 +31,7 @@ ap.add_argument('--c', type=int, default=50)
 ap.add_argument('--server', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '.build', 'release', 'gameserver'))
 ap.add_argument('--variant', action='append', default=[], help='name=extra server args')
 ap.add_argument('--nice', type=int, default=0)
+ap.add_argument('--scrape-every', type=float, default=0, help='seconds between scrapes of --metrics-port variants')
 args = ap.parse_args()
 TCK = os.sysconf('SC_CLK_TCK')
 def busy():
@@ -43,12 +52,28 @@ for v in (args.variant or ['ours=']):
         procs.append(p); targets.append((name, port, p.pid)); port += 1
         continue
     p = subprocess.Popen(pre + [args.server, '--port', str(port), '--admin-port', str(port + 100), '--rate-limit', '0',
+                                '--database', os.path.join(tempfile.mkdtemp(prefix='hotswap-bench-'), 'bench.sqlite'),
                           '--login-timeout', '0', '--idle-timeout', '0', '--log-level', 'warning'] + extra.split())
     procs.append(p); targets.append((name, port, p.pid)); port += 1
 p = subprocess.Popen(pre + ['redis-server', '--port', '6399', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
                      stdout=subprocess.DEVNULL)
 procs.append(p); targets.append(('redis', 6399, p.pid))
 time.sleep(1.0)
+scrapes = {}
+stop_scraping = threading.Event()
+def scrape(url):
+    while not stop_scraping.wait(args.scrape_every):
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            scrapes[url] = scrapes.get(url, 0) + 1
+        except OSError:
+            pass
+if args.scrape_every > 0:
+    for v in args.variant:
+        words = v.split('=', 1)[1].split()
+        if '--metrics-port' in words:
+            url = f"http://127.0.0.1:{words[words.index('--metrics-port') + 1]}/metrics"
+            threading.Thread(target=scrape, args=(url,), daemon=True).start()
 res = {t[0]: [] for t in targets}
 try:
     for r in range(args.rounds):
@@ -70,9 +95,12 @@ try:
             res[name].append(d)
             print(f"{r} {name:6} rps={rps:10.0f} srv={d['srv']:.3f}us/req (u {su:.2f} s {ss:.2f}) cli={d['cli']:.3f}us/req (s {ru.ru_stime:.2f}) srv_vcsw={d['srv_vcsw']} other={other:.2f}s", flush=True)
 finally:
+    stop_scraping.set()
     for p in procs: p.terminate()
     for p in procs: p.wait()
 med = lambda name, k: statistics.median(x[k] for x in res[name])
 print(f"MEDIANS of {args.rounds} alternating rounds, -P {args.P} -c {args.c} -n {args.n}:")
 for name, _, _ in targets:
     print(f"  {name:6} rps={med(name,'rps'):10.0f} ({med(name,'rps')/med('redis','rps'):.3f}x redis)  srv_cpu={med(name,'srv'):.3f}us/req  cli_cpu={med(name,'cli'):.3f}us/req  srv_vcsw={med(name,'srv_vcsw'):.0f}  other={med(name,'other'):.2f}s")
+for url, count in sorted(scrapes.items()):
+    print(f"  {count} scrapes of {url}")

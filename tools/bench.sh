@@ -38,7 +38,7 @@ redis-server --port $REDIS_PORT --save "" --appendonly no --maxclients 20000 --l
 pids+=($!)
 redis_pid=$!
 .build/release/gameserver --port $GAME_PORT --admin-port $ADMIN_PORT --rate-limit 0 \
-    --login-timeout 0 --idle-timeout 0 --max-connections 20000 --log-level warning ${SERVER_ARGS:-} &
+    --database "$(mktemp -d)/bench.sqlite" --login-timeout 0 --idle-timeout 0 --max-connections 20000 --log-level warning ${SERVER_ARGS:-} &
 pids+=($!)
 game_pid=$!
 sleep 1

@@ -39,7 +39,11 @@ def start(*flags: str, wrapper: tuple = (), server: str = SERVER, timeout: float
     """Starts the server (optionally under `wrapper`, e.g. valgrind) on free
     ports; returns (process, game port, admin port). `process.log_tail` holds
     the last 1,000 log lines."""
-    ready = os.path.join(tempfile.mkdtemp(prefix="hotswap-"), "ready.json")
+    scratch = tempfile.mkdtemp(prefix="hotswap-")
+    ready = os.path.join(scratch, "ready.json")
+    # A fresh database per run (not hotswap.sqlite in the working directory).
+    if "--database" not in flags:
+        flags = (*flags, "--database", os.path.join(scratch, "hotswap.sqlite"))
     process = subprocess.Popen([*wrapper, server, "--port", "0", "--admin-port", "0", "--ready-file", ready, *flags],
                                stderr=subprocess.PIPE, text=True)
     process.log_tail = collections.deque(maxlen=1000)
@@ -55,6 +59,8 @@ def start(*flags: str, wrapper: tuple = (), server: str = SERVER, timeout: float
         if os.path.exists(ready):
             with open(ready) as handle:
                 info = json.load(handle)
+            # The whole ready file (the metrics port, with --metrics-port).
+            process.ready = info
             return process, info["game"]["port"], info["admin"]["port"]
         if process.poll() is not None:
             break

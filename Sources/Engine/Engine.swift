@@ -22,6 +22,7 @@ struct EngineCounters {
 /// - `LogicHost` holds the modules and makes every call into them.
 /// - `Transport` holds the sockets and moves bytes.
 /// - `PlayerSession` and `AdminSession` give a connection's bytes meaning.
+/// - `MetricsServer` (with `--metrics-port`) answers HTTP from the same loop.
 ///
 /// The engine itself owns what spans them: a session's life from accept to
 /// teardown, the deadline sweep, signals and shutdown. Everything runs on
@@ -35,6 +36,10 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     let transport: Transport
     private(set) var admin: AdminConsole!
     private(set) var upgrader: Upgrader!
+    /// Write-behind to the database; nil with `--database :memory:`.
+    private(set) var writeBehind: WriteBehind?
+    /// `--metrics-port` (nil when not given).
+    private(set) var metrics: MetricsServer?
     var counters = EngineCounters()
     /// `--max-connections`, lowered to what the open-file limit allows.
     let maxConnections: Int
@@ -49,13 +54,17 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     private var shutdownTimer: UnsafeMutablePointer<uv_timer_t>?
     private var watcher: ModuleWatcher?
     private(set) var shuttingDown = false
+    /// The loop is serving (`run` was called): every port is bound and a
+    /// module is loaded.
+    private(set) var running = false
     private var finished = false
     /// When this process's first engine started (an upgrade carries it
     /// over, so uptime counts from there).
     var startedNanoseconds = uv_hrtime()
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, limits: Limits, maxConnections: Int, admin settings: AdminSettings,
-         logger: Logger, loader: ModuleLoader, module: LoadedModule) throws(SchemaError)
+         logger: Logger, loader: ModuleLoader, module: LoadedModule,
+         storage: (any PlayerStorage)? = nil, stored: StoredSnapshot = StoredSnapshot()) throws(SchemaError)
     {
         self.loop = loop
         self.limits = limits
@@ -64,7 +73,11 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         rateLimit = limits.rateLimit
         rateBurst = limits.rateBurst
         rateStrikes = limits.rateStrikes
-        world = World(limits: World.Limits(maxRooms: limits.maxRooms, maxRoomMembers: limits.maxRoomMembers))
+        world = World(limits: World.Limits(maxRooms: limits.maxRooms, maxRoomMembers: limits.maxRoomMembers,
+                                           maxPlayers: limits.maxPlayers))
+        // What the database holds goes in before the module binds its
+        // schema, so its fields find their stored columns and values.
+        world.loadStored(stored)
         host = try LogicHost(world: world, loader: loader, module: module, loop: loop, logger: logger,
                              faultPolicy: FaultPolicy(maxFaults: limits.maxFaults, windowSeconds: limits.faultWindow))
         host.loadTimeoutMilliseconds = limits.loadTimeout
@@ -76,6 +89,14 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         upgrader = Upgrader(engine: self)
         host.delegate = self
         transport.delegate = self
+        if let storage {
+            let host = host
+            writeBehind = WriteBehind(storage: storage, world: world, loop: loop, logger: logger,
+                                      intervalMilliseconds: limits.flushInterval, stored: stored,
+                                      declaredFields: { host.module.fields.filter { $0.kind.isPersistent } })
+        } else {
+            world.tracksDirty = false
+        }
         uv_timer_init(loop, sweepTimer)
         sweepTimer.context = UVContext.pointer(to: self)
         uv_timer_start(sweepTimer, { timer in
@@ -94,6 +115,26 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         try transport.listen(role, host: host, port: port, backlog: role == .game ? 511 : 64)
     }
 
+    /// Turns metrics on and binds the metrics port; returns the port bound.
+    /// Only from here on are module calls sampled for the duration
+    /// histogram: without the port nothing is timed.
+    func startMetrics(host: String, port: Int) throws(ListenError) -> Int {
+        enableMetrics()
+        return try listen(.metrics, host: host, port: port)
+    }
+
+    /// Turns metrics on without binding: an engine resumed by an upgrade
+    /// takes over the port the previous one bound.
+    func enableMetrics() {
+        let server = metrics ?? MetricsServer(engine: self)
+        metrics = server
+        self.host.sampler = CallSampler(interval: limits.metricsSampleEvery,
+                                        histogram: server.exposition.requestDuration)
+    }
+
+    /// What `/readyz` reports: serving, and not shutting down.
+    var ready: Bool { running && !shuttingDown }
+
     /// Arms fault containment on this (the loop's) thread; the reason when
     /// it cannot be.
     func installFaultGuard() -> String? {
@@ -104,6 +145,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     /// Runs until shutdown completes.
     func run() {
         installSignalHandlers()
+        running = true
         uv_run(loop, UV_RUN_DEFAULT)
     }
 
@@ -111,6 +153,9 @@ final class Engine: TransportDelegate, LogicHostDelegate {
 
     func accepted(_ connection: Connection) {
         switch connection.role {
+        case .metrics:
+            guard let metrics else { return connection.abort() }
+            metrics.accept(connection)
         case .admin:
             if shuttingDown {
                 connection.enqueue(line: Replies.serverFull)
@@ -137,8 +182,12 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     }
 
     func connectionClosed(_ connection: Connection) {
-        if shuttingDown && transport.connections.isEmpty { finishShutdown() }
+        if shuttingDown && onlyMetricsLeft { finishShutdown() }
     }
+
+    /// Shutdown waits for players and operators, not for scrapers: the
+    /// metrics port keeps answering (`/readyz` 503) until they are gone.
+    private var onlyMetricsLeft: Bool { transport.connections.count == transport.connectionCount(.metrics) }
 
     /// One request from a player: to the module, then what it asked for.
     @inline(__always)
@@ -244,7 +293,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         host.stopped = true
         upgrader.cancel()
         transport.stopping = true
-        transport.closeListeners()
+        transport.closeListeners(except: .metrics)
+        metrics?.shutdown()
         watcher?.stop()
         watcher = nil
         // Everyone hears of the shutdown before anyone hears of a departure.
@@ -252,7 +302,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         for id in ids { try? world.send(to: id, Replies.shutdown) }
         for id in ids { tearDown(id) }
         for connection in transport.connections where connection.role == .admin { connection.closeAfterFlush() }
-        if transport.connections.isEmpty {
+        if onlyMetricsLeft {
             finishShutdown()
             return
         }
@@ -270,7 +320,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         // Runs once (a connection's close callback can reach it again).
         guard !finished else { return }
         finished = true
-        // Connections still draining after the grace period are cut off.
+        // Connections still draining after the grace period are cut off,
+        // and so are scrapers.
         transport.abortAll()
         transport.close()
         host.close()
@@ -278,6 +329,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         // never completes): stop the loop instead of waiting for it.
         if host.loadStuck { uv_stop(loop) }
         sweepTimer.closeAndFree()
+        writeBehind?.close()
         for handle in signals { handle.closeAndFree() }
         shutdownTimer?.closeAndFree()
     }

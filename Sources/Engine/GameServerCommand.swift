@@ -33,6 +33,10 @@ package struct GameServerCommand: ParsableCommand {
     @Option(help: "Admin port (STATUS, RELOAD, ROLLBACK, MODULES, UPGRADE); 0 picks a free port.", transform: within(0...65535))
     var adminPort = 7778
 
+    @Option(help: "Serve Prometheus metrics and health checks over HTTP on this port of --admin-host (GET /metrics, /healthz, /readyz); 0 picks a free port. Off when not given.",
+            transform: within(0...65535))
+    var metricsPort: Int?
+
     @Option(help: "Token admin clients must send with AUTH (or set GAMESERVER_ADMIN_TOKEN).")
     var adminToken: String?
 
@@ -47,6 +51,9 @@ package struct GameServerCommand: ParsableCommand {
 
     @Option(help: "Append every admin action to this file as one JSON line (default: off).")
     var auditLog: String?
+
+    @Option(help: "SQLite file where players and global fields persist (WAL mode; back it up with sqlite3 .backup while running); :memory: keeps nothing.")
+    var database = "hotswap.sqlite"
 
     @OptionGroup(title: "Limits")
     var limits: Limits
@@ -184,13 +191,51 @@ package struct GameServerCommand: ParsableCommand {
             throw refuse(error.reason)
         }
 
+        // The database: opened, locked (one server per file) and read whole
+        // before the module binds; any refusal names the file and the reason.
+        // An engine resumed by an upgrade opens it again on the lock it was
+        // handed and reads nothing: its players came over in the handoff.
+        var storage: SQLiteStorage?
+        var stored = StoredSnapshot()
+        // Until a resumed engine serves, the lock belongs to the previous
+        // engine it may fall back to: never released on the way out.
+        var serving = false
+        if database != ":memory:" {
+            do {
+                if let resumed {
+                    guard let lock = resumed.database?.lockDescriptors.first else {
+                        throw StorageError("the previous engine handed over no database lock")
+                    }
+                    storage = try SQLiteStorage.open(path: database, adopting: DatabaseLock(descriptor: lock))
+                } else {
+                    let started = uv_hrtime()
+                    let opened = try SQLiteStorage.open(path: database)
+                    storage = opened
+                    stored = try opened.loadAll()
+                    logger.notice("database \(opened.location): \(stored.players.count) players\(stored.global == nil ? "" : " and the global row"), \(stored.playerColumns.count) player and \(stored.globalColumns.count) global columns, read in \((uv_hrtime() - started) / 1_000_000) ms")
+                    if let problem = StartupSchemaCheck.problem(module: loaded, stored: stored, database: opened.location) {
+                        throw StorageError(problem)
+                    }
+                }
+            } catch {
+                if resumed == nil { storage?.close() }
+                throw refuse("\(error)")
+            }
+        } else {
+            logger.notice("database :memory:: players and globals are not persisted")
+        }
+        defer { if resumed == nil || serving { storage?.close() } }
+
         let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
         uv_loop_init(loop)
         let engine: Engine
         do {
             engine = try Engine(loop: loop, limits: limits,
                                 maxConnections: GameServerCommand.connectionsAllowedByFileLimit(limits.maxConnections, logger),
-                                admin: settings, logger: logger, loader: loader, module: loaded)
+                                admin: settings, logger: logger, loader: loader, module: loaded,
+                                storage: storage, stored: stored)
+            // The engine has what it needs; the copy need not live on.
+            stored = StoredSnapshot()
         } catch {
             throw refuse("module \(modulePath) has a bad schema: \(error)")
         }
@@ -200,27 +245,42 @@ package struct GameServerCommand: ParsableCommand {
 
         var game = ReadyFile.Endpoint(host: host, port: port)
         var admin = ReadyFile.Endpoint(host: adminHost, port: adminPort)
+        var metricsEndpoint: ReadyFile.Endpoint?
         if let resumed {
+            // Every port came over bound; what answers on the metrics port is
+            // made here.
+            if metricsPort != nil { engine.enableMetrics() }
             let summary: ResumeSummary
             do throws(StartRefused) {
                 summary = try engine.resume(resumed, previous: previous)
             } catch {
                 throw refuse(error.reason)
             }
+            serving = true
             for listener in summary.listeners {
-                if listener.role == .game { game = .init(host: listener.host, port: listener.port) }
-                if listener.role == .admin { admin = .init(host: listener.host, port: listener.port) }
+                let endpoint = ReadyFile.Endpoint(host: listener.host, port: listener.port)
+                switch listener.role {
+                case .game: game = endpoint
+                case .admin: admin = endpoint
+                case .metrics: metricsEndpoint = endpoint
+                }
             }
         } else {
             do {
                 game = .init(host: host, port: try engine.listen(.game, host: host, port: port))
                 admin = .init(host: adminHost, port: try engine.listen(.admin, host: adminHost, port: adminPort))
+                // The metrics port shares the admin host: what is exposed there
+                // (module, SHA-256, counters) is for operators.
+                if let metricsPort {
+                    metricsEndpoint = .init(host: adminHost, port: try engine.startMetrics(host: adminHost, port: metricsPort))
+                }
             } catch {
                 throw refuse("\(error)")
             }
         }
         if let readyFile {
-            let text = ReadyFile.json(pid: getpid(), game: game, admin: admin, upgrades: engine.admin.counters.upgrades)
+            let text = ReadyFile.json(pid: getpid(), game: game, admin: admin, metrics: metricsEndpoint,
+                                      upgrades: engine.admin.counters.upgrades)
             if let problem = ReadyFile.write(text, to: readyFile) {
                 // A resumed engine serves already: a ready file it cannot
                 // rewrite is no reason to give the players back.
@@ -231,7 +291,17 @@ package struct GameServerCommand: ParsableCommand {
         if watch { engine.watchModule(path: modulePath) }
         logger.notice("listening on \(game.host):\(game.port)")
         logger.notice("admin listening on \(admin.host):\(admin.port)")
+        if let metricsEndpoint { logger.notice("metrics listening on http://\(metricsEndpoint.host):\(metricsEndpoint.port)/metrics") }
         engine.run()
+        // The loop has stopped: what is still dirty is written now.
+        if let writeBehind = engine.writeBehind {
+            switch writeBehind.flushAll() {
+            case .success(let count):
+                logger.notice("database \(writeBehind.storage.location): final flush wrote \(count) records")
+            case .failure(let error):
+                logger.critical("database \(writeBehind.storage.location): final flush failed, \(engine.world.dirtyCount) players' latest changes are lost: \(error)")
+            }
+        }
         settings.auditLog?.flush(timeout: .seconds(2))
         if engine.host.loadStuck {
             // A worker is stuck inside the dynamic linker (a module's

@@ -10,6 +10,7 @@ enum Field: Int32, CaseIterable {
     case nameKey
     case x
     case y
+    // player (durable: kept by the engine across logouts and restarts)
     case score
     // room
     case gems
@@ -23,7 +24,7 @@ enum Field: Int32, CaseIterable {
         case .nameKey: .string(GAME_KIND_SESSION, "name_key", unique: true)
         case .x: .int(GAME_KIND_SESSION, "x")
         case .y: .int(GAME_KIND_SESSION, "y")
-        case .score: .int(GAME_KIND_SESSION, "score")
+        case .score: .int(GAME_KIND_PLAYER, "score")
         case .gems: .int(GAME_KIND_ROOM, "gems")
         case .round: .int(GAME_KIND_ROOM, "round")
         case .logins: .int(GAME_KIND_GLOBAL, "logins")

@@ -50,7 +50,7 @@ struct Game {
     }
 
     func help() -> Int32 {
-        host.reply("+HELP PING | LOGIN name | ROOMS | JOIN room | LEAVE | WHO | SAY text | MOVE N|S|E|W (or UP|DOWN|RIGHT|LEFT) | LOOK | SCORE | QUIT")
+        host.reply("+HELP PING | LOGIN name | ROOMS | JOIN room | LEAVE | WHO | SAY text | MOVE N|S|E|W (or UP|DOWN|RIGHT|LEFT) | LOOK | SCORE | QUIT -- your score is saved under your name across logins and restarts")
     }
 
     func login(_ request: Request) -> Int32 {
@@ -60,16 +60,28 @@ struct Game {
             return fail("BAD_NAME", "a name is 1 to 16 letters, digits, _ or -")
         }
         if isLoggedIn { return fail("ALREADY_LOGGED_IN", "you are already logged in") }
-        // Names are unique ignoring case: the engine indexes the lower-cased key.
-        let taken = withScratch(Game.maxNameLength) { key in
+        // Names are unique ignoring case: the engine indexes the lower-cased
+        // key among live sessions, and the same key names the durable player
+        // record (score), which the engine keeps across logouts and restarts.
+        let attached = withScratch(Game.maxNameLength) { scratch -> (status: Int32, player: game_id) in
             for index in 0..<name.count {
                 let byte = name[index]
-                key[index] = (byte >= 0x41 && byte <= 0x5A) ? byte + 0x20 : byte
+                scratch[index] = (byte >= 0x41 && byte <= 0x5A) ? byte + 0x20 : byte
             }
-            let status = host.setString(session, Field.nameKey.rawValue, UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(key)[0..<name.count]))
-            return status == GAME_ERR_EXISTS
+            let key = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[0..<name.count])
+            let status = host.setString(session, Field.nameKey.rawValue, key)
+            guard status == GAME_OK else { return (status, 0) }
+            return host.attachPlayer(session, key: key)
         }
-        if taken { return fail("NAME_TAKEN", "that name is in use") }
+        if attached.status != GAME_OK {
+            // The name stays free for whoever tries it next.
+            host.setString(session, Field.nameKey.rawValue, UnsafeRawBufferPointer(start: nil, count: 0))
+            switch attached.status {
+            case GAME_ERR_EXISTS: return fail("NAME_TAKEN", "that name is in use")
+            case GAME_ERR_LIMIT: return fail("PLAYER_LIMIT", "the server stores no more new players")
+            default: return attached.status
+            }
+        }
         let status = host.setString(session, Field.name.rawValue, name)
         guard status == GAME_OK else { return status }
         host.identified(session)
@@ -81,6 +93,8 @@ struct Game {
             line.append(raw: name)
             line.append(" login ")
             line.append(logins)
+            line.append(" score ")
+            line.append(host.int(attached.player, Field.score.rawValue) ?? 0)
             return host.reply(line)
         }
     }
@@ -246,10 +260,11 @@ struct Game {
 
         let gems = host.int(room, Field.gems.rawValue) ?? 0
         let found = gems & Grid.bit(nx, ny) != 0
-        var score = host.int(session, Field.score.rawValue) ?? 0
+        let player = host.player(of: session) ?? 0
+        var score = host.int(player, Field.score.rawValue) ?? 0
         if found {
             score += 1
-            host.setInt(session, Field.score.rawValue, score)
+            host.setInt(player, Field.score.rawValue, score)
             host.setInt(room, Field.gems.rawValue, gems & ~Grid.bit(nx, ny))
         }
         // "x y" and, with a gem, "score n": the tail of the reply and the event.
@@ -382,7 +397,7 @@ struct Game {
     func appendScore(of member: game_id, to line: inout LineWriter) {
         appendName(of: member, to: &line)
         line.append(":")
-        line.append(host.int(member, Field.score.rawValue) ?? 0)
+        line.append(host.player(of: member).flatMap { host.int($0, Field.score.rawValue) } ?? 0)
     }
 
     /// `+HEADER item item ...` over the room's members, in join order.

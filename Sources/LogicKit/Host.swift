@@ -147,6 +147,38 @@ public struct Host {
         return table.pointee.session_identified(table, session)
     }
 
+    // MARK: Players (ABI 1.2)
+
+    /// Whether the engine offers durable players (ABI 1.2 or later).
+    public var hasPlayers: Bool {
+        Int(table.pointee.size) >= MemoryLayout<game_state_table>.offset(of: \.player_key)! + MemoryLayout<Int>.size
+    }
+
+    /// Binds the player stored under `key` to `session` (creating it with
+    /// the declared defaults); GAME_ERR_EXISTS when another session holds
+    /// it or this session already holds one.
+    public func attachPlayer(_ session: game_id, key: UnsafeRawBufferPointer) -> (status: Int32, player: game_id) {
+        guard hasPlayers else { return (GAME_ERR_STATE, 0) }
+        var player: game_id = 0
+        let status = table.pointee.player_attach(
+            table, session, key.baseAddress?.assumingMemoryBound(to: UInt8.self), key.count, &player)
+        return (status, player)
+    }
+
+    /// The player attached to `session`, or nil.
+    public func player(of session: game_id) -> game_id? {
+        guard hasPlayers else { return nil }
+        var player: game_id = 0
+        guard table.pointee.player_of(table, session, &player) == GAME_OK, player != 0 else { return nil }
+        return player
+    }
+
+    @discardableResult
+    public func detachPlayer(_ session: game_id) -> Int32 {
+        guard hasPlayers else { return GAME_ERR_STATE }
+        return table.pointee.player_detach(table, session)
+    }
+
     public func log(_ level: Int32, _ message: StaticString) {
         table.pointee.log(table, level, message.utf8Start, message.utf8CodeUnitCount)
     }

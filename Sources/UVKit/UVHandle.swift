@@ -21,6 +21,7 @@ extension uv_fs_event_t: UVHandleType {}
 extension uv_async_t: UVHandleType {}
 extension uv_idle_t: UVHandleType {}
 extension uv_process_t: UVHandleType {}
+extension uv_poll_t: UVHandleType {}
 
 extension UnsafeMutablePointer where Pointee: UVHandleType {
     /// Allocates an uninitialised handle; `closeAndFree` releases it.

@@ -37,6 +37,29 @@ import Testing
         #expect(Int(deliveries)! > 0)
     }
 
+    @Test func refusedConnectsEndTheRunAndAreCounted() throws {
+        // A port that is bound but not listening refuses every connect. More
+        // clients than the tool connects at once: the run ends on the first
+        // refusals, and closing the rest cancels their connects, which must
+        // not start new ones on closing handles (libuv aborts on that).
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let run = try loadtest(["play", "--port", "\(port)", "--clients", "600", "--duration", "1", "--quiet"])
+        #expect(run.status == 1, "\(run.output)")
+        #expect(run.output.contains(/dropped connections [1-9]/), "\(run.output)")
+    }
+
     @Test func aDroppedServerIsReportedAsAFailure() throws {
         let server = try TestServer(arguments: ["--rate-limit", "0", "--max-connections", "2"])
         // Four clients where only two are let in: the tool must say so and fail.

@@ -55,7 +55,7 @@ import Testing
         let admin = try server.connectAdmin()
         let reply = try admin.call("RELOAD \(Self.module("GameLogicV3"))")
         #expect(reply.hasPrefix("+OK gems 1.0.0 -> gems 3.0.0"))
-        #expect(reply.hasSuffix("migrated=4"))  // the global entity, two sessions, one room
+        #expect(reply.hasSuffix("migrated=6"))  // the global entity, two sessions, one room, two players
         // Not the field's default ("0 gems"): each player's own score, converted.
         #expect(try alice.call("SCORE") == "+SCORE alice 6 gems")
         #expect(try bob.call("SCORE") == "+SCORE bob 1 gems")
@@ -76,7 +76,7 @@ import Testing
             (junk.path, "cannot load module"),
             (Self.module("NoHandleModule"), "does not export hotswap_handle"),
             (Self.module("WrongABIModule"), "was built for ABI 2.0, this engine speaks ABI 1."),
-            (Self.module("RetypeWithoutMigrateModule"), "field session.score is int in the store but string"),
+            (Self.module("RetypeWithoutMigrateModule"), "field player.score is int in the store but string"),
             (Self.module("FailingMigrateModule"), "hotswap_migrate failed"),
             (Self.module("FailingLoadModule"), "hotswap_load failed"),
             (Products.directory.appendingPathComponent("missing.so").path, "module not found"),
@@ -229,7 +229,7 @@ import Testing
         // The same v3 file again is no swap at all (and ROLLBACK still means v1).
         #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK unchanged gems 3.0.0"))
         let back = try admin.call("RELOAD \(Self.module("GameLogic"))")
-        #expect(back.hasPrefix("-ERR RELOAD_FAILED field session.score is string in the store but int"))
+        #expect(back.hasPrefix("-ERR RELOAD_FAILED field player.score is string in the store but int"))
         #expect(try alice.call("PING") == "+PONG v3")
         // ROLLBACK can: the retyped field returns to its value from before
         // the upgrade, an int again, with everything else v1 stored.
@@ -426,7 +426,7 @@ import Testing
         let admin = try server.connectAdmin()
         let reply = try admin.call("RELOAD \(Self.module("HookProbeModule"))")
         #expect(reply.hasPrefix("+OK gems 1.0.0 -> probe 1.0 "))
-        #expect(reply.hasSuffix(" migrated=4"))
+        #expect(reply.hasSuffix(" migrated=6"))
         // reply, send, broadcast, leave, close and create: each refused.
         let refused = "-9,-9,-9,-9,-9,-9"
         #expect(try alice.call("PROBE") == "+PROBE from=1.0.0 logins=102 load=\(refused) migrate=\(refused) score=6")
@@ -441,6 +441,6 @@ import Testing
         // there: the login counter went from 2 to 102.
         #expect(try admin.call("ROLLBACK").hasPrefix("+OK probe 1.0 -> gems 1.0.0"))
         #expect(try RoomSnapshot([alice, bob]) == before)
-        #expect(try server.connect().call("LOGIN carol") == "+WELCOME carol login 103")
+        #expect(try server.connect().call("LOGIN carol") == "+WELCOME carol login 103 score 0")
     }
 }

@@ -256,6 +256,53 @@ import Testing
         #expect(try RoomSnapshot([alice, bob]) == before)
     }
 
+    /// Durable players go over in memory, dirty rows included: nothing is
+    /// written in the hold, the one-server lock stays held throughout, and
+    /// the new engine writes what the old one had not.
+    @Test func durablePlayersAndTheDatabaseLockGoOverWithTheEngine() throws {
+        let scratch = try PersistenceTests.Scratch()
+        let database = scratch.database.path
+        // A flush a minute away: only the final flush, by the new engine, can write.
+        let server = try TestServer(arguments: ["--database", database, "--flush-interval", "60000"])
+        let (alice, bob) = try playedRoom(server)
+        let before = try server.statusFields()
+        #expect(before["players_stored"] == "2" && before["dirty"] == "2")
+        #expect(try PersistenceTests.sql(database, "SELECT count(*) FROM players") == "0")
+        #expect(try server.connectAdmin().call("UPGRADE").hasPrefix("+OK engine"))
+        let after = try server.statusFields()
+        #expect(after["players_stored"] == "2" && after["dirty"] == "2" && after["flushes"] == before["flushes"])
+        #expect(try PersistenceTests.sql(database, "SELECT count(*) FROM players") == "0")
+        // Another server is refused the file: the lock went over held.
+        let second = try runServerExpectingExit(["--database", database])
+        #expect(second.status == 2)
+        #expect(second.log.contains("is in use by another server"), "\(second.log)")
+        #expect(try alice.call("SCORE") == "+SCORE alice:6 bob:1")
+        #expect(server.stop() == 0)
+        #expect(server.logContains("final flush wrote 3 records"))
+        #expect(try PersistenceTests.sql(database, "SELECT key, \"score:int\" FROM players ORDER BY key") == "alice|6\nbob|1")
+        withExtendedLifetime(bob) {}
+    }
+
+    /// The metrics port goes over like the others: the same port answers
+    /// the new engine's metrics, whose counters go on from the old one's; a
+    /// kept-alive scrape connection is closed once its answers are out.
+    @Test func theMetricsPortAnswersAcrossAnUpgrade() throws {
+        let server = try TestServer(arguments: ["--metrics-port", "0"])
+        let (alice, bob) = try server.aliceAndBob()
+        for _ in 0..<5 { #expect(try alice.call("PING") == "+PONG") }
+        let kept = try server.connectMetrics()
+        #expect(try kept.get("/healthz").status == 200)
+        let before = try server.scrape()
+        #expect(try server.connectAdmin().call("UPGRADE").hasPrefix("+OK engine"))
+        let after = try server.scrape()
+        #expect(after["hotswap_upgrades_total{result=\"ok\"}"] == 1)
+        #expect(after["hotswap_sessions"] == 2)
+        #expect((after["hotswap_requests_total"] ?? 0) >= (before["hotswap_requests_total"] ?? 1))
+        #expect(try kept.closedByServer())
+        #expect(try server.connectMetrics().get("/readyz", close: true).status == 200)
+        withExtendedLifetime(bob) {}
+    }
+
     @Test func anUpgradeShedsTheImagesReloadsLeftMapped() throws {
         let server = try TestServer()
         let player = try server.connect()

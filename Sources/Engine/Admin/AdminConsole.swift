@@ -121,6 +121,7 @@ final class AdminConsole {
     /// (`>FAULT ...`, `>ROLLBACK ...`), between replies, like game events.
     func faulted(_ fault: FaultRecord, rolledBack: SwapReport?) {
         if let rolledBack {
+            engine.metrics?.swapped(rolledBack)
             audit(AuditLog.Entry(peer: "engine", action: "AUTO_ROLLBACK", module: rolledBack.to.sourcePath,
                                  sha256Before: rolledBack.from.sha256, sha256After: rolledBack.to.sha256, result: "ok",
                                  reason: "\(fault)", heldMicroseconds: rolledBack.heldMicroseconds))
@@ -235,6 +236,7 @@ final class AdminConsole {
         switch outcome {
         case .success(.swapped(let report)):
             if action == "ROLLBACK" { counters.rollbacks += 1 } else { counters.reloads += 1 }
+            engine.metrics?.swapped(report)
             counters.lastReloadWallSeconds = time(nil)
             counters.lastHeldMicroseconds = report.heldMicroseconds
             let summary = "\(report.from.name) \(report.from.version) -> \(report.to.name) \(report.to.version) "
@@ -291,9 +293,27 @@ final class AdminConsole {
             "audit_dropped=\((settings.auditLog?.droppedLines ?? 0) + self.counters.auditDroppedBefore)",
             "faults=\(host.faultCounters.faults)", "timeouts=\(host.faultCounters.timeouts)",
             "auto_rollbacks=\(host.faultCounters.autoRollbacks)",
+            "players_stored=\(engine.world.playerCount)", "dirty=\(engine.world.dirtyCount)",
             "engine=\(EngineIdentity.version)", "upgrades=\(self.counters.upgrades)",
             "upgrades_refused=\(self.counters.upgradesRefused)", "pid=\(getpid())",
         ]
+        if let persistence = engine.writeBehind {
+            fields += [
+                "database=\(persistence.storage.location)", "flushes=\(persistence.flushes)",
+                "records_flushed=\(persistence.recordsWritten)", "last_flush_records=\(persistence.lastBatchRecords)",
+                "last_flush_ms=\(AdminConsole.milliseconds(persistence.lastFlushMilliseconds))",
+                "last_flush_held_us=\(persistence.lastHeldMicroseconds)",
+                "db_errors=\(persistence.errors)",
+            ]
+            if let error = persistence.lastError {
+                // One token: no spaces, and no '=' to split on.
+                fields.append("last_db_error=" + String(error.map { $0 == " " || $0 == "=" ? "_" : $0 }))
+            }
+        } else {
+            // The same fields, for scripts that read them whatever the mode.
+            fields += ["database=:memory:", "flushes=0", "records_flushed=0", "last_flush_records=0",
+                       "last_flush_ms=0.00", "last_flush_held_us=0", "db_errors=0"]
+        }
         if let fault = host.faultCounters.last {
             fields.append("last_fault=\(fault.causeName):\(fault.moduleName)@\(fault.moduleVersion):\(fault.export)")
         }
@@ -350,6 +370,13 @@ final class AdminConsole {
 
     /// The counters the previous engine had.
     func adopt(counters restored: AdminCounters) { counters = restored }
+
+    /// Milliseconds with two decimals ("0.42").
+    static func milliseconds(_ value: Double) -> String {
+        let hundredths = Int((value * 100).rounded())
+        let fraction = hundredths % 100
+        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
 
     /// Keeps a reply on one line whatever a dlerror or path contains.
     static func oneLine(_ text: String) -> String {

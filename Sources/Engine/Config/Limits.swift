@@ -47,6 +47,14 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Most rooms at once.", transform: within(1...1_000_000))
     var maxRooms = 10_000
 
+    // Durable players (--database)
+    @Option(help: "Milliseconds between write-behind flushes of changed players and globals to the database.",
+            transform: within(10...60_000))
+    var flushInterval = 200
+    @Option(help: "Most stored players (all are kept in memory, about 250 bytes each); a new one past it gets GAME_ERR_LIMIT.",
+            transform: within(1...100_000_000))
+    var maxPlayers = 1_000_000
+
     // Fault containment (module code)
     @Option(help: "Milliseconds a module call may run before it is interrupted (-ERR TIMEOUT); 0 turns it off.",
             transform: within(0...60_000))
@@ -72,6 +80,22 @@ struct Limits: ParsableArguments, Sendable {
     var maxFailedAuths = 3
     @Option(help: "Admin lines that may wait behind a running reload.", transform: within(1...10_000))
     var maxAdminBacklog = 64
+
+    // Metrics port (--metrics-port)
+    @Option(help: "HTTP connections to the metrics port at once; more are answered 503 and closed.",
+            transform: within(1...1024))
+    var maxMetricsConnections = 8
+    @Option(help: "Bytes of one HTTP request head on the metrics port; more is answered 400 and closed.",
+            transform: within(256...65_536))
+    var maxMetricsRequestBytes = 8192
+    @Option(help: "Seconds a metrics client may take to send a whole request head once it started one (slow clients are answered 408 and closed).",
+            transform: within(1...300))
+    var metricsHeaderTimeout = 5
+    @Option(help: "Seconds a kept-alive metrics connection may stay idle between requests.", transform: within(1...3600))
+    var metricsIdleTimeout = 60
+    @Option(help: "Time one module call in every N for hotswap_request_duration_seconds (1: every call, ~40 ns each; see BENCHMARKS.md 'Metrics').",
+            transform: within(1...1_000_000))
+    var metricsSampleEvery = 64
 
     // Engine upgrades
     @Option(help: "Milliseconds a candidate engine may take to answer --check-upgrade before UPGRADE is refused.",

@@ -6,6 +6,8 @@ import Glibc
 ///
 ///     {"pid":4242,"game":{"host":"127.0.0.1","port":40001},"admin":{"host":"127.0.0.1","port":40002}}
 ///
+/// With `--metrics-port`, a `"metrics":{"host":…,"port":…}` member follows.
+///
 /// It is written to a temporary name and renamed, so a reader never sees
 /// half of it. Written at start-up, before the loop serves anyone, and
 /// again by every engine an upgrade resumes (same pid and ports; `engine`
@@ -18,11 +20,12 @@ enum ReadyFile {
         let port: Int
     }
 
-    static func json(pid: Int32, game: Endpoint, admin: Endpoint, engine: String = EngineIdentity.version,
-                     upgrades: Int = 0) -> String
+    static func json(pid: Int32, game: Endpoint, admin: Endpoint, metrics: Endpoint? = nil,
+                     engine: String = EngineIdentity.version, upgrades: Int = 0) -> String
     {
         func endpoint(_ e: Endpoint) -> String { "{\"host\":\(JSON.string(e.host)),\"port\":\(e.port)}" }
-        return "{\"pid\":\(pid),\"game\":\(endpoint(game)),\"admin\":\(endpoint(admin)),"
+        let metricsMember = metrics.map { ",\"metrics\":\(endpoint($0))" } ?? ""
+        return "{\"pid\":\(pid),\"game\":\(endpoint(game)),\"admin\":\(endpoint(admin))\(metricsMember),"
             + "\"engine\":\(JSON.string(engine)),\"upgrades\":\(upgrades)}\n"
     }
 

@@ -6,7 +6,7 @@ import Glibc
 ///     previous module   flag, then the same
 ///     history           per entry: name, version, SHA-256, role (current, previous, other)
 ///     faults            counts, the last fault, condemned versions, recent faults (ages)
-///     last load SHA-256, first call time
+///     last load SHA-256, first call time, requests handled
 ///
 /// Only the current and previous modules go over as images: the next
 /// engine maps them again from their private copies (by descriptor: their
@@ -52,6 +52,7 @@ extension LogicHost {
         writer.strings(condemned.sorted())
         writer.optionalString(lastLoadSHA256)
         writer.optionalU64(firstCallNanoseconds)
+        writer.int(requestCount)
         let now = nowMilliseconds
         writer.u32(UInt32(faultPolicy.recent.count))
         for (sha256, times) in faultPolicy.recent.sorted(by: { $0.key < $1.key }) {
@@ -97,6 +98,8 @@ struct LogicHandoff {
     var condemned: [String] = []
     var lastLoadSHA256: String?
     var firstCallNanoseconds: UInt64?
+    /// Player requests handed to modules so far (`hotswap_requests_total`).
+    var requestCount = 0
     var recentFaults: [String: [UInt64]] = [:]
 
     init(from reader: inout HandoffReader) throws(HandoffError) {
@@ -119,6 +122,7 @@ struct LogicHandoff {
         condemned = try reader.strings("condemned")
         lastLoadSHA256 = try reader.optionalString("last load sha256")
         firstCallNanoseconds = try reader.optionalU64("first call")
+        requestCount = try reader.int("requests")
         let versions = try reader.count("recent faults", elementSize: 8)
         for _ in 0..<versions {
             let sha256 = try reader.string("recent fault version")

@@ -59,6 +59,12 @@ final class LogicHost {
     /// Sessions whose close was asked during a module call.
     private var pendingCloses: [GameID] = []
 
+    /// Requests handed to a module (`hotswap_requests_total`): a plain
+    /// counter, read when metrics are scraped (BENCHMARKS.md, "Metrics").
+    @exclusivity(unchecked) private(set) var requestCount = 0
+    /// Which calls are timed for `hotswap_request_duration_seconds`.
+    @exclusivity(unchecked) var sampler = CallSampler.off
+
     /// Set by a swap: the next handle call is timed (the first call into a
     /// new image pays for the Swift runtime's emptied caches).
     private var measureNextCall = false
@@ -161,13 +167,20 @@ final class LogicHost {
         let bytes = (line.baseAddress ?? UnsafeRawPointer(table)).assumingMemoryBound(to: UInt8.self)
         var message = game_message(session: session.raw, line: bytes, length: line.count)
         var status: Int32 = GAME_OK
-        let started = measureNextCall ? uv_hrtime() : 0
+        requestCount &+= 1
+        let sampled = sampler.due()
+        let timed = sampled || measureNextCall
+        let started = timed ? uv_hrtime() : 0
         world.beginJournal()
         let outcome = fg_call_handle(module.handle, &message, table, &status, faultBuffer)
-        if measureNextCall {
-            // The first call into a freshly swapped image is the slow one.
-            measureNextCall = false
-            firstCallNanoseconds = uv_hrtime() - started
+        if timed {
+            let elapsed = uv_hrtime() - started
+            if sampled { sampler.record(nanoseconds: elapsed) }
+            if measureNextCall {
+                // The first call into a freshly swapped image is the slow one.
+                measureNextCall = false
+                firstCallNanoseconds = elapsed
+            }
         }
         if outcome == FG_OK {
             world.commitJournal()
@@ -423,6 +436,7 @@ final class LogicHost {
         condemned = Set(handoff.condemned)
         lastLoadSHA256 = handoff.lastLoadSHA256
         firstCallNanoseconds = handoff.firstCallNanoseconds
+        requestCount = handoff.requestCount
         faultPolicy.restore(ages: handoff.recentFaults, now: nowMilliseconds)
         identifyModuleToGuard()
     }
@@ -472,7 +486,10 @@ final class LogicHost {
             if migrate, let hook = candidate.migrate {
                 let context = MigrationContext(world: world, oldStore: saved.store,
                                                oldFields: saved.module.fields, oldBindings: saved.bindings)
-                migrated = try context.run(hook, table: table, from: saved.module.version, fault: faultBuffer)
+                // Stored players only for a module that has player fields
+                // (an ABI 1.1 module cannot, and would not expect kind 4).
+                migrated = try context.run(hook, table: table, from: saved.module.version,
+                                           players: candidate.fields.contains { $0.kind == .player }, fault: faultBuffer)
             }
             if let hook = candidate.load {
                 var status: Int32 = GAME_OK

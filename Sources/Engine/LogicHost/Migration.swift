@@ -18,14 +18,17 @@ final class MigrationContext {
         self.oldBindings = oldBindings
     }
 
-    /// Calls `hook` for the global entity, every session and every room;
+    /// Calls `hook` for the global entity, every session, every room and,
+    /// with `players`, every stored player (online or not: all are in
+    /// memory, and a field is never left in its old type for anyone);
     /// returns how many entities it migrated.
     func run(_ hook: hotswap_migrate_fn, table: UnsafePointer<game_state_table>, from version: String,
-             fault: UnsafeMutablePointer<fg_fault>) throws(SwapError) -> Int
+             players: Bool, fault: UnsafeMutablePointer<fg_fault>) throws(SwapError) -> Int
     {
         var ids: [GameID] = [GameID.global]
         ids += world.sessionIDs()
         world.forEachRoom { ids.append($0) }
+        if players { world.forEachPlayer { ids.append($0) } }
         var versionBytes = Array(version.utf8)
         return try versionBytes.withUnsafeMutableBufferPointer { version throws(SwapError) -> Int in
             var migration = game_migration(
@@ -86,7 +89,7 @@ final class MigrationContext {
         } else {
             throw .badField
         }
-        // Sessions and rooms are the same during a reload: rows match.
+        // Sessions, rooms and players are the same during a reload: rows match.
         return (binding, try world.row(of: id, for: binding, type: type))
     }
 }

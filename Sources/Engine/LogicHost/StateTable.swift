@@ -169,6 +169,35 @@ enum StateTable {
             },
             session_identified: { t, session in
                 StateTable.status { () throws(EngineError) in try StateTable.hostOf(t).identified(GameID(raw: session)) }
+            },
+            player_attach: { t, session, key, length, out in
+                StateTable.status(touching: { probe(key, min(length, Int(GAME_MAX_PLAYER_KEY))); probe(out) }) { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    try host.checkServing()
+                    guard let out, let key, length >= 1, length <= Int(GAME_MAX_PLAYER_KEY) else { throw .badArgument }
+                    out.pointee = 0
+                    out.pointee = try host.world.attachPlayer(
+                        GameID(raw: session), key: UnsafeRawBufferPointer(start: key, count: length)).raw
+                }
+            },
+            player_of: { t, session, out in
+                StateTable.status(touching: { probe(out) }) { () throws(EngineError) in
+                    guard let out else { throw .badArgument }
+                    out.pointee = try StateTable.hostOf(t).world.player(of: GameID(raw: session))?.raw ?? 0
+                }
+            },
+            player_detach: { t, session in
+                StateTable.status { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    try host.checkServing()
+                    try host.world.detachPlayer(GameID(raw: session))
+                }
+            },
+            player_key: { t, player, buffer, capacity, length in
+                StateTable.status(touching: { probe(buffer, min(capacity, Int(GAME_MAX_PLAYER_KEY))); probe(length) }) { () throws(EngineError) in
+                    guard let length, capacity >= 0, buffer != nil || capacity == 0 else { throw .badArgument }
+                    try StateTable.hostOf(t).world.withKey(of: GameID(raw: player)) { StateTable.copyOut($0, buffer, capacity, length) }
+                }
             })
     }
 
@@ -290,6 +319,7 @@ extension EngineError {
         switch self {
         case .badSession: GAME_ERR_BAD_SESSION
         case .badRoom: GAME_ERR_BAD_ROOM
+        case .badPlayer: GAME_ERR_BAD_PLAYER
         case .badField: GAME_ERR_BAD_FIELD
         case .badType: GAME_ERR_BAD_TYPE
         case .badArgument: GAME_ERR_BAD_ARGUMENT

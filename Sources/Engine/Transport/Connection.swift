@@ -132,6 +132,18 @@ final class Connection {
         markForFlush()
     }
 
+    /// Queues bytes as they are (no terminator): HTTP responses. The same
+    /// output limit applies as for lines.
+    func enqueue(bytes: UnsafeRawBufferPointer) {
+        guard state == .open || state == .draining, !overOutputLimit else { return }
+        if writer.buffered + bytes.count > transport.maxOutputBytes {
+            overOutputLimit = true
+        } else {
+            writer.append(bytes)
+        }
+        markForFlush()
+    }
+
     private func markForFlush() {
         if !queuedForFlush {
             queuedForFlush = true

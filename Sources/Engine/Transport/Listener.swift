@@ -2,9 +2,20 @@ import CLibUV
 import UVKit
 
 /// What a listening port serves.
-enum ListenerRole: String, Sendable {
+enum ListenerRole: String, Sendable, CaseIterable {
     case game
     case admin
+    /// `--metrics-port`: HTTP for Prometheus and health checks.
+    case metrics
+
+    /// Position in per-role tables (the transport's connection counts).
+    var index: Int {
+        switch self {
+        case .game: 0
+        case .admin: 1
+        case .metrics: 2
+        }
+    }
 }
 
 /// Why a port could not be opened.

@@ -27,8 +27,14 @@ final class Transport {
 
     /// Readable for an engine upgrade (Transport+Handoff.swift).
     private(set) var listeners: [Listener] = []
-    /// Every connection whose handle is not yet closed (players and admins).
+    /// Every connection whose handle is not yet closed (players, admins,
+    /// metrics scrapers).
     private(set) var connections: [Connection] = []
+    /// How many of `connections` each role has (by `ListenerRole.index`).
+    private var roleCounts = [Int](repeating: 0, count: ListenerRole.allCases.count)
+    /// Loop turns so far (counted where output is flushed, once per turn):
+    /// what happened in one turn can be told from the next.
+    @exclusivity(unchecked) private(set) var turns: UInt64 = 0
     @exclusivity(unchecked) private var flushList: [Connection] = []
     private let readBuffer: UnsafeMutableRawPointer
     static let readBufferSize = 64 * 1024
@@ -96,17 +102,22 @@ final class Transport {
         return connection
     }
 
-    /// Stops accepting on every port.
-    func closeListeners() {
-        for listener in listeners { listener.close() }
-        listeners.removeAll()
+    /// Stops accepting on every port, or on every port but `kept`'s (at
+    /// shutdown the metrics port answers `/readyz` 503 until the end).
+    func closeListeners(except kept: ListenerRole? = nil) {
+        for listener in listeners where listener.role != kept { listener.close() }
+        listeners.removeAll { $0.role != kept }
     }
+
+    /// Connections of `role` whose handle is not yet closed.
+    func connectionCount(_ role: ListenerRole) -> Int { roleCounts[role.index] }
 
     // MARK: - The registry
 
     func register(_ connection: Connection) {
         connection.registryIndex = connections.count
         connections.append(connection)
+        roleCounts[connection.role.index] += 1
     }
 
     func accepted(_ connection: Connection) {
@@ -123,6 +134,7 @@ final class Transport {
                 connections[index] = last
                 last.registryIndex = index
             }
+            roleCounts[connection.role.index] -= 1
         }
         connection.registryIndex = -1
         delegate?.connectionClosed(connection)
@@ -155,6 +167,7 @@ final class Transport {
     /// Once per loop turn, after all reads: one write per connection (and
     /// once more by an upgrade, before it hands over what is left).
     func flushAll() {
+        turns &+= 1
         if busyPoll.maxWindow > 0 {
             // Whether the next poll may block: a turn had I/O to answer iff
             // someone was written to; shutting down stops spinning.

@@ -156,15 +156,23 @@ extension Engine {
         }
         writer.section(.world) { world.encodeHandoff(into: &$0) }
         writer.section(.logic) { host.encodeHandoff(into: &$0) }
+        writer.section(.database) { WriteBehindHandoff.encode(writeBehind.map(WriteBehindHandoff.init), into: &$0) }
     }
+
+    /// The descriptors the sections name besides the sockets and module
+    /// copies: the database's one-server lock.
+    var handedOverStorageDescriptors: [Int32] { writeBehind?.storage.handedOverDescriptors ?? [] }
 
     /// Takes over the handed-over state into this fresh engine (its module
     /// loaded from the handed-over copy, `previous` likewise). Throws with
     /// the reason, leaving every handed-over descriptor open, when the
     /// state cannot be taken: the caller then falls back.
     func restoreHandoff(_ handoff: Handoff, engine section: EngineHandoff, logic: LogicHandoff,
-                        previous: LoadedModule?) throws -> ResumeSummary
+                        database: WriteBehindHandoff?, previous: LoadedModule?) throws -> ResumeSummary
     {
+        guard (database != nil) == (writeBehind != nil) else {
+            throw HandoffError.invalid("the previous engine \(database == nil ? "had no" : "had a") database, this one \(writeBehind == nil ? "has none" : "has one")")
+        }
         var summary = ResumeSummary()
         var listeners = handoff.reader(.listeners)
         summary.listeners = try transport.restoreListeners(from: &listeners)
@@ -200,6 +208,7 @@ extension Engine {
             throw HandoffError.invalid("\(peers.count) player connections for \(world.sessionCount) sessions")
         }
         try host.adopt(logic, previous: previous)
+        if let database { writeBehind?.adopt(database) }
         counters = section.counters
         admin.adopt(counters: section.admin)
         transport.adopt(outputOverflows: section.outputOverflows)

@@ -110,6 +110,8 @@ package enum HandoffSection: UInt32, CaseIterable, Sendable {
     case world = 4
     /// LogicHost: current and previous module, history, fault counters.
     case logic = 5
+    /// WriteBehind: the database lock, what the file has seen, counters.
+    case database = 6
 }
 
 /// A decoded handoff: the fallback block and a reader per section.

@@ -8,6 +8,8 @@ struct ResumedState {
     let handoff: Handoff
     let engine: EngineHandoff
     let logic: LogicHandoff
+    /// The database's write-behind state (nil with `--database :memory:`).
+    let database: WriteBehindHandoff?
     /// Set when this engine is the previous build run again because the new
     /// one could not restore (`--resume-failed REASON`): the reason.
     let failedUpgrade: String?
@@ -27,8 +29,10 @@ enum Resume {
             let handoff = try HandoffFormat.decode(bytes, format: EngineIdentity.handoffFormat)
             var engineSection = handoff.reader(.engine)
             var logicSection = handoff.reader(.logic)
+            var databaseSection = handoff.reader(.database)
             return ResumedState(memfd: memfd, handoff: handoff, engine: try EngineHandoff(from: &engineSection),
-                                logic: try LogicHandoff(from: &logicSection), failedUpgrade: failedUpgrade)
+                                logic: try LogicHandoff(from: &logicSection),
+                                database: try WriteBehindHandoff.decode(from: &databaseSection), failedUpgrade: failedUpgrade)
         } catch {
             throw StartRefused("\(error)")
         }
@@ -139,7 +143,8 @@ extension Engine {
     func resume(_ state: ResumedState, previous: LoadedModule?) throws(StartRefused) -> ResumeSummary {
         let summary: ResumeSummary
         do {
-            summary = try restoreHandoff(state.handoff, engine: state.engine, logic: state.logic, previous: previous)
+            summary = try restoreHandoff(state.handoff, engine: state.engine, logic: state.logic, database: state.database,
+                                         previous: previous)
         } catch {
             throw StartRefused("cannot restore: \(error)")
         }

@@ -44,12 +44,14 @@ struct UpgradePaths: Sendable {
 final class Upgrader {
     unowned(unsafe) let engine: Engine
     private var check: UpgradeCheck?
+    /// From the check until the exec (or the refusal).
+    private var busy = false
     private var done: ((UpgradeRefusal) -> Void)?
 
     init(engine: Engine) { self.engine = engine }
 
     var settings: UpgradeSettings { engine.admin.settings.upgrade }
-    var inProgress: Bool { check != nil }
+    var inProgress: Bool { busy }
 
     /// Checks the engine at `path` (nil: this engine's own path) and, if it
     /// passes, becomes it. `refused` is called on the loop with the reason
@@ -57,7 +59,7 @@ final class Upgrader {
     /// engine, which answers whoever asked.
     func upgrade(path: String?, refused: @escaping (UpgradeRefusal) -> Void) {
         guard !engine.shuttingDown else { return refused(UpgradeRefusal("the server is shutting down")) }
-        guard check == nil else { return refused(UpgradeRefusal("another upgrade is in progress")) }
+        guard !busy else { return refused(UpgradeRefusal("another upgrade is in progress")) }
         let candidate: String
         let identity: FileIdentity
         do throws(UpgradeRefusal) {
@@ -67,20 +69,30 @@ final class Upgrader {
             return refused(error)
         }
         engine.logger.notice("upgrade: checking \(candidate)")
+        busy = true
         done = refused
         let check = UpgradeCheck(loop: engine.loop, path: candidate, arguments: settings.arguments,
                                  timeoutMilliseconds: engine.limits.upgradeCheckTimeout) { [unowned(unsafe) self] result in
             self.check = nil
-            let refusal: UpgradeRefusal
             switch result {
             case .failure(let reason):
-                refusal = reason
+                finish(reason)
             case .success(let answer):
-                refusal = checked(answer, candidate: candidate, identity: identity)
+                if let refusal = refusal(answer, candidate: candidate, identity: identity) { return finish(refusal) }
+                engine.logger.notice("upgrade: \(candidate) is engine \(answer.version), handoff format \(answer.format)")
+                // A flush on the database worker finishes first (the exec
+                // must not cut a write short; the loop serves meanwhile), and
+                // none starts after it: what is dirty goes to the next engine.
+                let writeBehind = engine.writeBehind
+                writeBehind?.paused = true
+                let proceed = { [unowned(unsafe) self] in
+                    let refusal = handOver(to: candidate, version: answer.version)
+                    // Still here: this engine serves on, and flushes again.
+                    writeBehind?.paused = false
+                    finish(refusal)
+                }
+                if let writeBehind { writeBehind.afterFlushInFlight(proceed) } else { proceed() }
             }
-            let done = self.done
-            self.done = nil
-            done?(refusal)
         }
         self.check = check
         check.start()
@@ -89,16 +101,21 @@ final class Upgrader {
     /// The server is stopping: a check in flight is abandoned (killed) and
     /// whoever asked is told, before the admin connections close.
     func cancel() {
-        let done = self.done
-        self.done = nil
         check?.cancel()
         check = nil
-        done?(UpgradeRefusal("the server is shutting down"))
+        finish(UpgradeRefusal("the server is shutting down"))
     }
 
-    /// Refuses what the check says is not a compatible engine, or hands
-    /// over (and returns only if that failed).
-    private func checked(_ answer: UpgradeCheck.Answer, candidate: String, identity: FileIdentity) -> UpgradeRefusal {
+    /// The upgrade is over without an exec: tell whoever asked, once.
+    private func finish(_ refusal: UpgradeRefusal) {
+        busy = false
+        let done = self.done
+        self.done = nil
+        done?(refusal)
+    }
+
+    /// Why what the check says is not a compatible engine, or nil.
+    private func refusal(_ answer: UpgradeCheck.Answer, candidate: String, identity: FileIdentity) -> UpgradeRefusal? {
         guard answer.format == EngineIdentity.handoffFormat else {
             return UpgradeRefusal("\(candidate) (engine \(answer.version)) reads handoff format \(answer.format), "
                                   + "this engine writes format \(EngineIdentity.handoffFormat)")
@@ -106,8 +123,7 @@ final class Upgrader {
         guard (try? FileIdentity(path: candidate)) == identity else {
             return UpgradeRefusal("\(candidate) changed while it was being checked; run the upgrade again")
         }
-        engine.logger.notice("upgrade: \(candidate) is engine \(answer.version), handoff format \(answer.format)")
-        return handOver(to: candidate, version: answer.version)
+        return nil
     }
 
     /// The path named (relative: in the engines directory), resolved, and
@@ -158,7 +174,7 @@ final class Upgrader {
         // goes over instead, and the next engine closes it off its loop.
         let retired = uv_backend_fd(engine.loop)
         let passed = [memfd, previousEngine] + (retired >= 0 ? [retired] : []) + engine.transport.handedOverDescriptors
-            + engine.host.handedOverDescriptors
+            + engine.host.handedOverDescriptors + engine.handedOverStorageDescriptors
         var section = engineSection(holdStarted: holdStarted, nextEnginePath: path)
         section.retiredDescriptors = retired >= 0 ? [retired] : []
         let fallback = FallbackPlan(previousEngineFD: previousEngine, previousEnginePath: settings.enginePath,

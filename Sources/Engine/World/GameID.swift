@@ -30,12 +30,18 @@ enum EntityKind: UInt32, CaseIterable, Sendable, CustomStringConvertible {
     case global = 1
     case session = 2
     case room = 3
+    /// A durable player record (ABI 1.2), persisted with the global entity.
+    case player = 4
+
+    /// Whether the kind's fields are written to the database.
+    var isPersistent: Bool { self == .global || self == .player }
 
     var description: String {
         switch self {
         case .global: "global"
         case .session: "session"
         case .room: "room"
+        case .player: "player"
         }
     }
 }

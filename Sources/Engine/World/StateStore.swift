@@ -224,4 +224,54 @@ struct StateStore {
         }) else { return nil }
         return FieldBinding(kind: kind, type: type, column: column)
     }
+
+    // MARK: - Persistence (see Persistence/)
+
+    /// Every column of a kind, hidden ones included, in column order: the
+    /// shape the database mirrors.
+    func columnSpecs(_ kind: EntityKind) -> [FieldSpec] {
+        tables[Int(kind.rawValue)].columns.map(\.spec)
+    }
+
+    /// One stored value, for a flush.
+    func storedValue(_ kind: EntityKind, column: Int, row: Int) -> StoredValue {
+        let c = tables[Int(kind.rawValue)].columns[column]
+        switch c.spec.type {
+        case .int: return .int(c.ints[row])
+        case .string: return .string(c.strings[row])
+        }
+    }
+
+    /// Adds a column read back from the database before any module binds
+    /// (it may be hidden: a field an earlier module declared). Returns its
+    /// index; an existing (name, type) column is reused.
+    mutating func addStoredColumn(_ spec: FieldSpec) -> Int {
+        let k = Int(spec.kind.rawValue)
+        if let existing = tables[k].columns.firstIndex(where: { $0.spec.name == spec.name && $0.spec.type == spec.type }) {
+            return existing
+        }
+        var fresh = Column(spec: spec)
+        if spec.unique { fresh.index = [:] }
+        switch spec.type {
+        case .int: fresh.ints = Array(repeating: spec.defaultInt, count: tables[k].rows)
+        case .string: fresh.strings = Array(repeating: spec.defaultString, count: tables[k].rows)
+        }
+        tables[k].columns.append(fresh)
+        return tables[k].columns.count - 1
+    }
+
+    /// Puts a value read from the database into a row; a value of the wrong
+    /// type (a file edited by hand) is ignored and the row keeps its default.
+    mutating func setStoredValue(_ kind: EntityKind, column: Int, row: Int, _ value: StoredValue) {
+        let k = Int(kind.rawValue)
+        switch (tables[k].columns[column].spec.type, value) {
+        case (.int, .int(let v)):
+            tables[k].columns[column].ints[row] = v
+        case (.string, .string(let bytes)):
+            var replaced: [UInt8] = []
+            _ = setString(FieldBinding(kind: kind, type: .string, column: column), row: row, bytes, replaced: &replaced)
+        default:
+            break
+        }
+    }
 }

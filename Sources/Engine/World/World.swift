@@ -1,3 +1,6 @@
+import GameABI
+import Protocol
+
 /// Where a session's output goes: a player's connection in the server, a
 /// recorder in tests. World never sees sockets.
 protocol SessionPeer: AnyObject {
@@ -19,14 +22,15 @@ protocol SessionPeer: AnyObject {
 /// Why the engine refused what a module asked of it. The state table maps
 /// these to `GAME_ERR_*` codes, and only there.
 enum EngineError: Error, Equatable, Sendable {
-    case badSession, badRoom, badField, badType, badArgument
+    case badSession, badRoom, badPlayer, badField, badType, badArgument
     case notFound, exists, limit
     /// Not allowed now: output during a migration, a second reply, ...
     case notNow
 }
 
 /// Every piece of game state the engine owns, and the only code that
-/// changes it: sessions, rooms and their names, and the state store.
+/// changes it: sessions, rooms and their names, durable players, and the
+/// state store.
 ///
 /// Every mutation of game state is a method here (field writes, the unique
 /// index, room create/join/leave/destroy, session open/close), so that there
@@ -40,6 +44,8 @@ final class World {
     struct SessionRecord {
         let peer: any SessionPeer
         var room: GameID?
+        /// The durable player the logic attached (ABI 1.2), if any.
+        var player: GameID?
         /// Set as teardown starts: the module's hook then sees the session
         /// still alive, and a close asked for from the hook is not run twice.
         var closing = false
@@ -51,10 +57,20 @@ final class World {
         var members: [GameID]
     }
 
+    /// A durable player: its key and the session holding it, if any.
+    /// Every stored player is in memory (loaded at start, like redis's
+    /// dataset): attaching one is a dictionary lookup, and a reload's
+    /// migration reaches offline players like live ones (docs/PERSISTENCE.md).
+    struct PlayerRecord {
+        let key: [UInt8]
+        var session: GameID?
+    }
+
     /// The limits World enforces on what modules ask for.
     struct Limits {
         var maxRooms: Int
         var maxRoomMembers: Int
+        var maxPlayers: Int = 1_000_000
     }
 
     let limits: Limits
@@ -69,6 +85,18 @@ final class World {
     @exclusivity(unchecked) private(set) var rooms = GenerationalArena<Room>(kind: .room)
     private var roomsByName: [[UInt8]: GameID] = [:]
     @exclusivity(unchecked) private(set) var store = StateStore()
+    @exclusivity(unchecked) private(set) var players = GenerationalArena<PlayerRecord>(kind: .player)
+    private var playersByKey: [[UInt8]: GameID] = [:]
+    /// Write-behind bookkeeping: which player rows changed since they were
+    /// last handed to the database (a flag per slot, and the slots in the
+    /// order they became dirty), and whether the global row did.
+    @exclusivity(unchecked) private(set) var playerDirty: [Bool] = []
+    @exclusivity(unchecked) private(set) var dirtySlots: [Int] = []
+    private(set) var dirtyCount = 0
+    private(set) var globalDirty = false
+    /// Whether anything writes dirty rows out (off with `--database
+    /// :memory:`: nothing would ever clear them).
+    var tracksDirty = true
     /// Rooms that may have been left empty since the last sweep.
     private var roomsToCheck: [GameID] = []
 
@@ -81,6 +109,8 @@ final class World {
         case left(session: GameID, room: GameID, position: Int)
         case output(any SessionPeer, mark: Int)
         case identified(any SessionPeer, was: Bool)
+        case attached(session: GameID, player: GameID, created: Bool)
+        case detached(session: GameID, player: GameID)
     }
     /// The undo journal of the module call in progress (see `beginJournal`).
     /// Its storage is kept between calls: no allocation per message.
@@ -130,6 +160,9 @@ final class World {
         _ = try? leaveRoom(id)
         destroyRoomsLeftEmpty()
         guard let slot = sessions.slotIndex(of: id) else { return nil }
+        if let player = sessions[slot: slot].player, let playerSlot = players.slotIndex(of: player) {
+            players[slot: playerSlot].session = nil
+        }
         let record = sessions.remove(id)
         store.resetRow(.session, slot)
         return record?.peer
@@ -254,6 +287,173 @@ final class World {
         }
     }
 
+    // MARK: - Players (ABI 1.2)
+
+    var playerCount: Int { players.count }
+
+    /// Binds the player stored under `key` to `session`, creating it with
+    /// the declared defaults when there is none: `.exists` when another live
+    /// session holds it or this one already holds a player.
+    func attachPlayer(_ session: GameID, key: UnsafeRawBufferPointer) throws(EngineError) -> GameID {
+        // UTF-8 without NUL: a key is TEXT in the database, where a NUL
+        // would end it early (two keys would then name one row).
+        guard key.count >= 1, key.count <= Int(GAME_MAX_PLAYER_KEY), Bytes.isValidUTF8(key), !key.contains(0) else {
+            throw .badArgument
+        }
+        guard let sessionSlot = sessions.slotIndex(of: session) else { throw .badSession }
+        if sessions[slot: sessionSlot].player != nil { throw .exists }
+        let keyBytes = [UInt8](key)
+        let player: GameID
+        var created = false
+        if let existing = playersByKey[keyBytes], let slot = players.slotIndex(of: existing) {
+            if players[slot: slot].session != nil { throw .exists }
+            players[slot: slot].session = session
+            player = existing
+        } else {
+            guard players.count < limits.maxPlayers else { throw .limit }
+            player = insertPlayer(key: keyBytes)
+            players[slot: Int(player.index)].session = session
+            created = true
+        }
+        sessions[slot: sessionSlot].player = player
+        if journaling { journal.append(.attached(session: session, player: player, created: created)) }
+        return player
+    }
+
+    /// The player attached to `session`, or nil.
+    func player(of session: GameID) throws(EngineError) -> GameID? {
+        guard let slot = sessions.slotIndex(of: session) else { throw .badSession }
+        return sessions[slot: slot].player
+    }
+
+    /// Unbinds the session's player; the record stays.
+    func detachPlayer(_ session: GameID) throws(EngineError) {
+        guard let slot = sessions.slotIndex(of: session) else { throw .badSession }
+        guard let player = sessions[slot: slot].player else { throw .notFound }
+        sessions[slot: slot].player = nil
+        if let playerSlot = players.slotIndex(of: player) { players[slot: playerSlot].session = nil }
+        if journaling { journal.append(.detached(session: session, player: player)) }
+    }
+
+    /// Lends the player's key to `body`.
+    func withKey<R>(of player: GameID, _ body: (UnsafeRawBufferPointer) -> R) throws(EngineError) -> R {
+        guard let slot = players.slotIndex(of: player) else { throw .badPlayer }
+        return players[slot: slot].key.withUnsafeBytes(body)
+    }
+
+    /// The id of the player stored under `key`, attached or not.
+    func player(withKey key: [UInt8]) -> GameID? { playersByKey[key] }
+
+    /// Ids of every stored player (a reload migrates them all, online or not).
+    func forEachPlayer(_ body: (GameID) -> Void) { players.forEachID(body) }
+
+    /// A new record with the declared defaults, dirty so that it is written.
+    private func insertPlayer(key: [UInt8]) -> GameID {
+        let id = players.insert(PlayerRecord(key: key, session: nil))
+        playersByKey[key] = id
+        store.ensureRows(.player, players.capacity)
+        if playerDirty.count < players.capacity {
+            playerDirty.append(contentsOf: repeatElement(false, count: players.capacity - playerDirty.count))
+        }
+        markDirty(.player, row: Int(id.index))
+        return id
+    }
+
+    /// Undoes `insertPlayer` (the call that created it faulted): the
+    /// record never existed, so nothing is written.
+    private func removePlayer(_ id: GameID, slot: Int) {
+        if let record = players.remove(id) { playersByKey[record.key] = nil }
+        store.resetRow(.player, slot)
+        if playerDirty[slot] {
+            playerDirty[slot] = false
+            dirtyCount -= 1
+        }
+    }
+
+    @inline(__always)
+    private func markDirty(_ kind: EntityKind, row: Int) {
+        guard tracksDirty else { return }
+        if kind == .global {
+            globalDirty = true
+        } else if !playerDirty[row] {
+            playerDirty[row] = true
+            dirtySlots.append(row)
+            dirtyCount += 1
+        }
+    }
+
+    // MARK: - Persistence (see Persistence/WriteBehind.swift)
+
+    /// Puts what the database holds into the world, before any module binds
+    /// its schema: the columns first (a module then finds its fields by name
+    /// and type, and fields no module declares stay hidden for a rollback),
+    /// then the global row and every player. Nothing is dirty afterwards.
+    func loadStored(_ snapshot: StoredSnapshot) {
+        let globalColumns = snapshot.globalColumns.map { store.addStoredColumn($0) }
+        if let global = snapshot.global {
+            for (index, value) in global.values.enumerated() where index < globalColumns.count {
+                if let value { store.setStoredValue(.global, column: globalColumns[index], row: 0, value) }
+            }
+        }
+        let playerColumns = snapshot.playerColumns.map { store.addStoredColumn($0) }
+        for record in snapshot.players where playersByKey[record.key] == nil {
+            let id = players.insert(PlayerRecord(key: record.key, session: nil))
+            playersByKey[record.key] = id
+            store.ensureRows(.player, players.capacity)
+            for (index, value) in record.values.enumerated() where index < playerColumns.count {
+                if let value { store.setStoredValue(.player, column: playerColumns[index], row: Int(id.index), value) }
+            }
+        }
+        playerDirty = Array(repeating: false, count: players.capacity)
+        dirtySlots.removeAll()
+        dirtyCount = 0
+        globalDirty = false
+    }
+
+    /// The persistent columns as they are now (their count tells a flush
+    /// whether a reload added one since the database last saw them).
+    var persistentColumnCounts: (global: Int, player: Int) {
+        (store.columnSpecs(.global).count, store.columnSpecs(.player).count)
+    }
+
+    /// Copies out the rows that changed since the last call and marks them
+    /// clean: the loop hands the batch to the database worker and goes on.
+    /// (A reload's migration writes every row it changes, so those are all
+    /// here, in the same batch as the new columns.)
+    func takeDirty() -> PersistBatch {
+        let globalColumns = store.columnSpecs(.global)
+        let playerColumns = store.columnSpecs(.player)
+        var batch = PersistBatch(globalColumns: globalColumns, playerColumns: playerColumns, global: nil, players: [])
+        if globalDirty {
+            batch.global = StoredRecord(key: [], values: globalColumns.indices.map {
+                store.storedValue(.global, column: $0, row: 0)
+            })
+            globalDirty = false
+        }
+        func record(_ slot: Int) -> StoredRecord {
+            StoredRecord(key: players[slot: slot].key, values: playerColumns.indices.map {
+                store.storedValue(.player, column: $0, row: slot)
+            })
+        }
+        batch.players.reserveCapacity(dirtyCount)
+        for slot in dirtySlots where slot < playerDirty.count && playerDirty[slot] {
+            playerDirty[slot] = false
+            if players.liveID(ofSlot: slot) != nil { batch.players.append(record(slot)) }
+        }
+        dirtySlots.removeAll(keepingCapacity: dirtySlots.capacity <= 65_536)
+        dirtyCount = 0
+        return batch
+    }
+
+    /// A batch the database refused (a full disk, say): its rows are dirty
+    /// again, so the next flush retries them with their newest values.
+    func markUnwritten(_ batch: PersistBatch) {
+        if batch.global != nil { globalDirty = true }
+        for record in batch.players {
+            if let id = playersByKey[record.key], let slot = players.slotIndex(of: id) { markDirty(.player, row: slot) }
+        }
+    }
+
     // MARK: - Fields
 
     /// The store row of `entity` for a field bound to `binding`: the entity
@@ -273,6 +473,9 @@ final class World {
         case .room:
             guard let row = rooms.slotIndex(of: entity) else { throw .badRoom }
             return row
+        case .player:
+            guard let row = players.slotIndex(of: entity) else { throw .badPlayer }
+            return row
         }
     }
 
@@ -281,6 +484,7 @@ final class World {
     func setInt(_ field: FieldBinding, row: Int, _ value: Int64) {
         if journaling { journal.append(.int(field, row: row, old: store.int(field, row: row))) }
         store.setInt(field, row: row, value)
+        if field.kind.isPersistent { markDirty(field.kind, row: row) }
     }
 
     func withString<R>(_ field: FieldBinding, row: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
@@ -292,6 +496,7 @@ final class World {
         var replaced: [UInt8] = []
         guard store.setString(field, row: row, [UInt8](bytes), replaced: &replaced) else { throw .exists }
         if journaling { journal.append(.string(field, row: row, old: replaced)) }
+        if field.kind.isPersistent { markDirty(field.kind, row: row) }
     }
 
     /// The live entity holding `bytes` in a unique string field.
@@ -309,6 +514,7 @@ final class World {
         case .global: return GameID.global
         case .session: return row < sessions.capacity ? sessions.liveID(ofSlot: row) : nil
         case .room: return row < rooms.capacity ? rooms.liveID(ofSlot: row) : nil
+        case .player: return row < players.capacity ? players.liveID(ofSlot: row) : nil
         }
     }
 
@@ -368,6 +574,15 @@ final class World {
                 peer.rollBackOutput(to: mark)
             case .identified(let peer, let was):
                 peer.setIdentified(was)
+            case .attached(let session, let player, let created):
+                if let slot = sessions.slotIndex(of: session) { sessions[slot: slot].player = nil }
+                if let slot = players.slotIndex(of: player) {
+                    players[slot: slot].session = nil
+                    if created { removePlayer(player, slot: slot) }
+                }
+            case .detached(let session, let player):
+                if let slot = sessions.slotIndex(of: session) { sessions[slot: slot].player = player }
+                if let slot = players.slotIndex(of: player) { players[slot: slot].session = session }
             }
         }
         if roomsToCheck.count > roomsToCheckMark { roomsToCheck.removeSubrange(roomsToCheckMark...) }
@@ -395,16 +610,26 @@ final class World {
 
     // MARK: - Engine upgrade
 
+    /// The write-behind bookkeeping an upgrade hands over with the players:
+    /// which rows changed since the database last took them.
+    struct DirtyState {
+        var playerDirty: [Bool]
+        var dirtySlots: [Int]
+        var globalDirty: Bool
+    }
+
     /// Takes over the state a previous engine handed over (decoded by
     /// World+Handoff.swift), into a world nothing has used yet. Checks what
     /// World otherwise guarantees by construction, and throws, changing
     /// nothing, when the state breaks it: every member of a room is a live
     /// session that says it is in that room, and the reverse; room names
-    /// are unique; the store has a row per slot.
+    /// and player keys are unique; a session's player says it is held by
+    /// that session, and the reverse; the store has a row per slot.
     func restore(sessions restoredSessions: GenerationalArena<SessionRecord>, rooms restoredRooms: GenerationalArena<Room>,
+                 players restoredPlayers: GenerationalArena<PlayerRecord>, dirty: DirtyState,
                  store restoredStore: StateStore) throws(HandoffError)
     {
-        guard sessions.count == 0, rooms.count == 0 else { throw .invalid("the world is in use") }
+        guard sessions.count == 0, rooms.count == 0, players.count == 0 else { throw .invalid("the world is in use") }
         var names: [[UInt8]: GameID] = [:]
         var seated = 0
         for (index, slot) in restoredRooms.slots.enumerated() {
@@ -419,26 +644,59 @@ final class World {
             }
             seated += room.members.count
         }
+        var keys: [[UInt8]: GameID] = [:]
+        keys.reserveCapacity(restoredPlayers.count)
+        var held = 0
+        for (index, slot) in restoredPlayers.slots.enumerated() {
+            guard let player = slot.value else { continue }
+            let id = restoredPlayers.id(ofSlot: index)
+            guard !player.key.isEmpty, keys.updateValue(id, forKey: player.key) == nil else {
+                throw .invalid("two players share a key, or one has none")
+            }
+            if let session = player.session {
+                guard restoredSessions[session]?.player == id else { throw .invalid("\(id) is held by \(session), which does not hold it") }
+                held += 1
+            }
+        }
         var inRooms = 0
+        var holding = 0
         for slot in restoredSessions.slots {
             guard let record = slot.value else { continue }
             guard !record.closing else { throw .invalid("a session was closing") }
             if record.room != nil { inRooms += 1 }
+            if record.player != nil { holding += 1 }
         }
         // Each member is in its room's list at most once (counted): with the
-        // check above, the lists and the sessions' rooms agree exactly.
+        // check above, the lists and the sessions' rooms agree exactly. The
+        // same count ties sessions and their players together.
         guard inRooms == seated, Set(restoredRooms.slots.compactMap(\.value).flatMap(\.members)).count == seated else {
             throw .invalid("room lists and sessions' rooms disagree")
         }
+        guard holding == held else { throw .invalid("sessions' players and players' sessions disagree") }
         // Rows grow with the arenas (`ensureRows` at every insert) and never
         // shrink: exactly one row per slot ever made.
         guard restoredStore.tables[Int(EntityKind.session.rawValue)].rows == restoredSessions.capacity,
             restoredStore.tables[Int(EntityKind.room.rawValue)].rows == restoredRooms.capacity,
+            restoredStore.tables[Int(EntityKind.player.rawValue)].rows == restoredPlayers.capacity,
             restoredStore.tables[Int(EntityKind.global.rawValue)].rows == 1
         else { throw .invalid("the store's rows do not match the slots") }
+        // Every dirty row is listed for the next flush (the list may also
+        // name rows already taken: a flush skips those).
+        guard dirty.playerDirty.count == restoredPlayers.capacity,
+            dirty.dirtySlots.allSatisfy({ $0 >= 0 && $0 < restoredPlayers.capacity })
+        else { throw .invalid("the dirty rows do not match the players") }
+        let listed = Set(dirty.dirtySlots)
+        let dirtyRows = dirty.playerDirty.indices.filter { dirty.playerDirty[$0] }
+        guard dirtyRows.allSatisfy(listed.contains) else { throw .invalid("a dirty row is not listed for the flush") }
         sessions = restoredSessions
         rooms = restoredRooms
         roomsByName = names
+        players = restoredPlayers
+        playersByKey = keys
+        playerDirty = dirty.playerDirty
+        dirtySlots = dirty.dirtySlots
+        dirtyCount = dirtyRows.count
+        globalDirty = dirty.globalDirty
         store = restoredStore
         // An empty room cannot outlive a call; if one came over, the next
         // sweep collects it as it would have here.

@@ -26,8 +26,8 @@
  *   - Module-level constants (tables, strings) are fine; mutable globals are
  *     not: they would be lost on every reload.
  *   - All ids passed to and returned by the table are generational: an id
- *     kept after its entity went away is refused with GAME_ERR_BAD_SESSION
- *     or GAME_ERR_BAD_ROOM, never dereferenced.
+ *     kept after its entity went away is refused with GAME_ERR_BAD_SESSION,
+ *     GAME_ERR_BAD_ROOM or GAME_ERR_BAD_PLAYER, never dereferenced.
  *   - Strings are UTF-8 byte ranges (pointer + length), not NUL-terminated.
  *     The engine copies everything it keeps; the module may pass stack
  *     buffers.
@@ -47,7 +47,9 @@
  * Reload (see docs/ARCHITECTURE.md): the engine maps the new module, reads
  * its schema, binds it to a staged copy of the store (fields matched by
  * name and type; new ones get their default; dropped ones are kept hidden
- * for a rollback), calls hotswap_migrate once per live entity, then
+ * for a rollback), calls hotswap_migrate once per live entity (the global
+ * entity, every session and room, and, for a module that declares player
+ * fields, every stored player, online or not), then
  * hotswap_load; only if every step returned GAME_OK does the new module
  * replace the old one, between two messages. Otherwise nothing changed.
  */
@@ -64,9 +66,9 @@ extern "C" {
 /* ---- Versions ---------------------------------------------------------- */
 
 #define GAME_ABI_MAJOR 1
-#define GAME_ABI_MINOR 1
+#define GAME_ABI_MINOR 2
 /* GAME_ABI_MAJOR << 16 | GAME_ABI_MINOR, spelled out so Swift imports it. */
-#define GAME_ABI_VERSION 0x00010001
+#define GAME_ABI_VERSION 0x00010002
 
 /* ---- Status codes: every table call returns one ------------------------ */
 
@@ -82,6 +84,7 @@ extern "C" {
 #define GAME_ERR_LIMIT (-8)         /* an engine limit was reached            */
 #define GAME_ERR_STATE (-9)         /* call not allowed now (reply outside a
                                        request, second reply, ...)           */
+#define GAME_ERR_BAD_PLAYER (-10)   /* unknown player id (ABI 1.2)            */
 
 /* ---- Entity ids -------------------------------------------------------- */
 
@@ -102,6 +105,13 @@ typedef uint64_t game_id;
 #define GAME_KIND_GLOBAL 1
 #define GAME_KIND_SESSION 2
 #define GAME_KIND_ROOM 3
+/* ABI 1.2: a durable player record, keyed by a stable key the module
+ * chooses (the default game: the lower-cased login name). Player fields and
+ * global fields are persisted by the engine (write-behind to its database);
+ * session and room fields live only as long as their entity. A player's id
+ * is valid for the life of the process only (ids are handed out again at
+ * start): to refer to a player in a persistent field, store its key. */
+#define GAME_KIND_PLAYER 4
 
 /* The one global entity: kind 1, generation 1, slot 0. */
 #define GAME_GLOBAL_ID 0x0100000100000000ULL
@@ -128,6 +138,7 @@ typedef uint64_t game_id;
 #define GAME_MAX_MODULE_NAME 64     /* bytes in a module's name or version   */
 #define GAME_MAX_ROOM_NAME 64       /* bytes in a room name                  */
 #define GAME_MAX_OUTPUT_LINE 65536  /* bytes in one reply or pushed line     */
+#define GAME_MAX_PLAYER_KEY 64      /* bytes in a player key (UTF-8, no NUL) */
 
 typedef struct game_describer game_describer;
 
@@ -246,6 +257,30 @@ struct game_state_table {
     /* The session has identified itself (logged in): the engine moves it
      * from the short login timeout to the regular idle timeout. */
     int32_t (*session_identified)(const game_state_table *t, game_id session);
+
+    /* ---- ABI 1.2 ---- (check t->size before calling) */
+
+    /* Binds the player stored under `key` (1..GAME_MAX_PLAYER_KEY bytes of
+     * UTF-8, no NUL) to the session, creating the record with the declared defaults
+     * if it does not exist, and stores its id in *out_player. A player is
+     * attached to at most one live session: GAME_ERR_EXISTS when another
+     * session holds it, or when this session already holds a player (detach
+     * first); GAME_ERR_LIMIT past the engine's --max-players; GAME_ERR_STATE
+     * during migrate and load hooks (as for every change of who is where).
+     * The record outlives the session: it is detached, not deleted, when
+     * the session closes (after hotswap_session_closed), and its fields
+     * persist. */
+    int32_t (*player_attach)(const game_state_table *t, game_id session,
+                             const uint8_t *key, size_t length, game_id *out_player);
+    /* *out_player = the session's player, or 0 when none is attached. */
+    int32_t (*player_of)(const game_state_table *t, game_id session, game_id *out_player);
+    /* Unbinds the session's player (the record stays); GAME_ERR_NOT_FOUND
+     * when none is attached. */
+    int32_t (*player_detach)(const game_state_table *t, game_id session);
+    /* The player's key, copied out like get_string; GAME_ERR_BAD_PLAYER for
+     * an id that is not a stored player's. */
+    int32_t (*player_key)(const game_state_table *t, game_id player,
+                          uint8_t *buffer, size_t capacity, size_t *out_length);
 };
 
 /* ---- Migration ----------------------------------------------------------- */
@@ -293,6 +328,8 @@ _Static_assert(offsetof(game_state_table, abi_version) == 4, "then the version")
 _Static_assert(offsetof(game_describer, abi_version) == 4, "describer: size, version");
 _Static_assert(offsetof(game_migration, abi_version) == 4, "migration: size, version");
 _Static_assert(GAME_ABI_VERSION == ((GAME_ABI_MAJOR << 16) | GAME_ABI_MINOR), "version parts agree");
+_Static_assert(offsetof(game_state_table, player_attach) > offsetof(game_state_table, session_identified),
+               "1.2 members come after 1.1's");
 #endif
 
 #ifdef __cplusplus

@@ -9,7 +9,7 @@ uint32_t hotswap_abi_version(void) { return GAME_ABI_VERSION; }
 int32_t hotswap_describe(const game_describer *d) {
     static const char name[] = "faulty-migrate", version[] = "1.0.0";
     if (d->module(d, (const uint8_t *)name, sizeof name - 1, (const uint8_t *)version, sizeof version - 1)) return -1;
-    if (d->field(d, GAME_KIND_SESSION, GAME_TYPE_INT, GAME_FIELD_MIGRATED, (const uint8_t *)"score", 5, 0, 0, 0) != 0)
+    if (d->field(d, GAME_KIND_PLAYER, GAME_TYPE_INT, GAME_FIELD_MIGRATED, (const uint8_t *)"score", 5, 0, 0, 0) != 0)
         return -1;
     return GAME_OK;
 }

@@ -14,7 +14,7 @@ enum Field: Int32, CaseIterable {
         case .nameKey: .string(GAME_KIND_SESSION, "name_key", unique: true)
         case .x: .int(GAME_KIND_SESSION, "x")
         case .y: .int(GAME_KIND_SESSION, "y")
-        case .score: .int(GAME_KIND_SESSION, "score")
+        case .score: .int(GAME_KIND_PLAYER, "score")
         case .gems: .int(GAME_KIND_ROOM, "gems")
         case .round: .int(GAME_KIND_ROOM, "round")
         case .title: .string(GAME_KIND_SESSION, "title", default: "rookie")
@@ -68,10 +68,12 @@ public func hotswapHandle(_ message: UnsafePointer<game_message>?, _ table: Unsa
                     reply.append("-")
                 }
             }
-            for field in [Field.x, .y, .score] {
+            for field in [Field.x, .y] {
                 reply.space()
                 reply.append(host.int(session, field.rawValue) ?? -1)
             }
+            reply.space()
+            reply.append(host.player(of: session).flatMap { host.int($0, Field.score.rawValue) } ?? -1)
             reply.space()
             withScratch(64) { scratch in
                 reply.append(raw: host.string(session, Field.title.rawValue, into: scratch) ?? UnsafeRawBufferPointer(start: nil, count: 0))

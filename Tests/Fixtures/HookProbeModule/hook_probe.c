@@ -23,7 +23,7 @@ int32_t hotswap_describe(const game_describer *d) {
     static const char name[] = "probe", version[] = "1.0";
     if (d->module(d, (const uint8_t *)name, sizeof name - 1, (const uint8_t *)version, sizeof version - 1)) return GAME_ERR_STATE;
     if (field(d, GAME_KIND_SESSION, GAME_TYPE_STRING, "name", F_NAME)) return GAME_ERR_STATE;
-    if (field(d, GAME_KIND_SESSION, GAME_TYPE_INT, "score", F_SCORE)) return GAME_ERR_STATE;
+    if (field(d, GAME_KIND_PLAYER, GAME_TYPE_INT, "score", F_SCORE)) return GAME_ERR_STATE;
     if (field(d, GAME_KIND_SESSION, GAME_TYPE_STRING, "migrate_codes", F_MIGRATE_CODES)) return GAME_ERR_STATE;
     if (field(d, GAME_KIND_GLOBAL, GAME_TYPE_INT, "logins", F_LOGINS)) return GAME_ERR_STATE;
     if (field(d, GAME_KIND_GLOBAL, GAME_TYPE_STRING, "load_codes", F_LOAD_CODES)) return GAME_ERR_STATE;
@@ -83,7 +83,9 @@ int32_t hotswap_handle(const game_message *m, const game_state_table *t) {
         size_t migrate_length = text(t, m->session, F_MIGRATE_CODES, migrate, sizeof migrate);
         int64_t logins = -1, score = -1;
         t->get_int(t, GAME_GLOBAL_ID, F_LOGINS, &logins);
-        t->get_int(t, m->session, F_SCORE, &score);
+        game_id player = 0;
+        t->player_of(t, m->session, &player);
+        t->get_int(t, player, F_SCORE, &score);
         int length = snprintf(line, sizeof line, "+PROBE from=%.*s logins=%lld load=%.*s migrate=%.*s score=%lld",
                               (int)from_length, from, (long long)logins, (int)load_length, load,
                               (int)migrate_length, migrate, (long long)score);

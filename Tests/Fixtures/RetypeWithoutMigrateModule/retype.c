@@ -1,4 +1,4 @@
-// Test fixture: retypes the default game's session field "score" from int
+// Test fixture: retypes the default game's player field "score" from int
 // to string without declaring a migration. The engine must refuse it.
 #include "game_abi.h"
 
@@ -8,7 +8,7 @@ int32_t hotswap_describe(const game_describer *d) {
     static const char name[] = "retype-no-migrate", version[] = "9.0", score[] = "score";
     int32_t status = d->module(d, (const uint8_t *)name, sizeof name - 1, (const uint8_t *)version, sizeof version - 1);
     if (status != GAME_OK) return status;
-    status = d->field(d, GAME_KIND_SESSION, GAME_TYPE_STRING, 0, (const uint8_t *)score, sizeof score - 1, 0, 0, 0);
+    status = d->field(d, GAME_KIND_PLAYER, GAME_TYPE_STRING, 0, (const uint8_t *)score, sizeof score - 1, 0, 0, 0);
     return status < 0 ? status : GAME_OK;
 }
 

@@ -93,14 +93,14 @@ final class EmbeddedClient {
         client.send("NG\r\nLOGIN al")
         client.send("ice\r\nPING\r\n")
         #expect(client.line() == "+PONG")
-        #expect(client.line() == "+WELCOME alice login 1")
+        #expect(client.line() == "+WELCOME alice login 1 score 0")
         #expect(client.line() == "+PONG")
     }
 
     @Test func aLineOverTheLimitIsRefusedAndTheSessionEnds() throws {
         let embedded = try EmbeddedEngine(["--max-line-length", "32"])
         let client = try embedded.connect()
-        #expect(client.call("LOGIN alice") == "+WELCOME alice login 1")
+        #expect(client.call("LOGIN alice") == "+WELCOME alice login 1 score 0")
         client.send(String(repeating: "x", count: 64) + "\r\n")
         #expect(client.line()?.hasPrefix("-ERR LINE_TOO_LONG") == true)
         #expect(client.line() == nil)

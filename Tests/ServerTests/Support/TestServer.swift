@@ -32,21 +32,37 @@ final class TestServer: @unchecked Sendable {
     private var logText = ""
     private(set) var port = 0
     private(set) var adminPort = 0
+    /// The metrics port (`--metrics-port`); 0 when the server has none.
+    private(set) var metricsPort = 0
 
     /// Where the server writes its bound ports (`--ready-file`).
     let readyFile = FileManager.default.temporaryDirectory
         .appendingPathComponent("hotswap-ready-\(UUID().uuidString).json")
 
+    /// The server's own temporary database, unless the test named one
+    /// with `--database` (removed with the server).
+    private(set) var ownDatabase: URL?
+
     /// Starts the server and waits for its ready file, which names the bound
-    /// ports. `shell`, if given, runs first in the same shell (for example
+    /// ports. Each server gets a fresh temporary database unless
+    /// `arguments` names one with `--database`. `shell`, if given, runs first in the same shell (for example
     /// `ulimit -n 80`). `keepReadingLog: false` stops reading stderr once the
     /// server is ready, as a supervisor that stops reading would: the pipe
     /// stays open and fills up (`log` then holds the start-up lines only).
-    init(arguments: [String] = [], shell: String? = nil, keepReadingLog: Bool = true) throws {
-        let full = ["--port", "0", "--admin-port", "0", "--ready-file", readyFile.path] + arguments
+    /// `launcher` runs the shell (and so the server) under another program,
+    /// such as `unshare -m` for a private mount namespace; it must exec.
+    init(arguments: [String] = [], shell: String? = nil, launcher: [String] = [], keepReadingLog: Bool = true) throws {
+        var full = ["--port", "0", "--admin-port", "0", "--ready-file", readyFile.path] + arguments
+        if !arguments.contains("--database") {
+            let database = FileManager.default.temporaryDirectory
+                .appendingPathComponent("hotswap-db-\(UUID().uuidString).sqlite")
+            ownDatabase = database
+            full += ["--database", database.path]
+        }
         if let shell {
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "\(shell) && exec \"$0\" \"$@\"", Products.server.path] + full
+            let script = ["/bin/sh", "-c", "\(shell) && exec \"$0\" \"$@\"", Products.server.path] + full
+            process.executableURL = URL(fileURLWithPath: launcher.first ?? script[0])
+            process.arguments = Array((launcher.isEmpty ? Array(script.dropFirst()) : Array(launcher.dropFirst()) + script))
         } else {
             process.executableURL = Products.server
             process.arguments = full
@@ -66,6 +82,7 @@ final class TestServer: @unchecked Sendable {
             {
                 port = ready.game.port
                 adminPort = ready.admin.port
+                metricsPort = ready.metrics?.port ?? 0
                 if !keepReadingLog { errors.fileHandleForReading.readabilityHandler = nil }
                 return
             }
@@ -85,6 +102,7 @@ final class TestServer: @unchecked Sendable {
         let pid: Int32
         let game: Endpoint
         let admin: Endpoint
+        let metrics: Endpoint?
     }
 
     var log: String { lock.withLock { logText } }
@@ -104,6 +122,10 @@ final class TestServer: @unchecked Sendable {
     }
 
     func connectAdmin() throws -> LineClient { try LineClient(port: adminPort) }
+
+    func connectMetrics(timeout: TimeInterval = 10) throws -> HTTPClient {
+        try HTTPClient(port: metricsPort, timeout: timeout)
+    }
 
     /// alice and bob, logged in and together in `room`; alice has already
     /// seen bob's `>JOIN`, so both start with no pending events.
@@ -138,6 +160,7 @@ final class TestServer: @unchecked Sendable {
     deinit {
         stop()
         try? FileManager.default.removeItem(at: readyFile)
+        if let ownDatabase { removeDatabase(ownDatabase) }
     }
 }
 
@@ -162,6 +185,7 @@ func runServerExpectingExit(_ arguments: [String]) throws -> (status: Int32, log
     let process = Process()
     process.executableURL = Products.server
     process.arguments = ["--port", "0", "--admin-port", "0"] + arguments
+        + (arguments.contains("--database") ? [] : ["--database", ":memory:"])
     let errors = Pipe()
     process.standardError = errors
     process.standardOutput = FileHandle.nullDevice
@@ -169,6 +193,13 @@ func runServerExpectingExit(_ arguments: [String]) throws -> (status: Int32, log
     let data = errors.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// Removes an SQLite database and its WAL and shared-memory files.
+func removeDatabase(_ url: URL) {
+    for suffix in ["", "-wal", "-shm"] {
+        try? FileManager.default.removeItem(atPath: url.path + suffix)
+    }
 }
 
 struct TestFailure: Error, CustomStringConvertible {

@@ -17,7 +17,12 @@ final class LoadClient {
     var writer = StreamWriter(context: nil)
     var queued = false
     var ready = false
-    var failed = false
+    /// Its LOGIN or JOIN was refused.
+    var refused = false
+    /// The connection broke, or its set-up was refused (the driver counts).
+    var failed = false {
+        didSet { if failed && !oldValue && index >= 0 { driver.failedCount += 1 } }
+    }
     var setupRepliesLeft = 0
     /// Chat: the member this connection speaks for, and its next sequence.
     var member = 0
@@ -25,6 +30,8 @@ final class LoadClient {
     var isSubscriber = true
     var sequence: UInt64 = 0
     var step = 0
+    /// Play: where this player is on the board (from its JOIN reply).
+    var walk = PlayWalk()
     var adminLines: [String]?
 
     init(driver: LoadDriver, index: Int) {
@@ -45,11 +52,14 @@ final class LoadClient {
             } else {
                 member = index
             }
+        } else if config.scenario == .play {
+            member = index
         }
     }
 
     var stream: UnsafeMutablePointer<uv_stream_t> { tcp.stream }
 
+    /// Chat and play: clients fill rooms of `members` in index order.
     var room: Int { member / max(driver.config.members, 1) }
 
     static func from(_ pointer: UnsafeMutableRawPointer?) -> LoadClient {
@@ -60,6 +70,7 @@ final class LoadClient {
         let rc = withUnsafePointer(to: &address) {
             uv_tcp_connect(connectRequest, tcp, UnsafeRawPointer($0).assumingMemoryBound(to: sockaddr.self)) { request, status in
                 let client = LoadClient.from(request!.pointee.data)
+                if client.index >= 0 { client.driver.connectFinished() }
                 if status < 0 {
                     client.failed = true
                     return
@@ -79,7 +90,10 @@ final class LoadClient {
                 client.setUp()
             }
         }
-        if rc < 0 { failed = true }
+        if rc < 0 {
+            failed = true
+            if index >= 0 { driver.connectFinished() }
+        }
     }
 
     /// Scenario set-up before the measured phase (login, join, subscribe).
@@ -96,7 +110,7 @@ final class LoadClient {
             setupRepliesLeft = 2
         case (.play, _):
             send("LOGIN lt\(index)")
-            send("JOIN ltplay\(index % 16)")
+            send("JOIN ltplay\(room)")
             setupRepliesLeft = 2
         case (.chat, .redis) where isSubscriber:
             send("SUBSCRIBE ltroom\(room)")
@@ -104,7 +118,12 @@ final class LoadClient {
         default:
             break
         }
-        ready = setupRepliesLeft == 0
+        if setupRepliesLeft == 0 { becomeReady() }
+    }
+
+    private func becomeReady() {
+        ready = true
+        if index >= 0 { driver.clientReady() }
     }
 
     /// The measured phase starts: fill the pipeline (closed loop).
@@ -113,34 +132,27 @@ final class LoadClient {
         for _ in 0..<driver.config.pipeline where !driver.requestBudgetSpent { request(scheduled: driver.now) }
     }
 
-    /// Open loop: send what is due by now at this client's share of the rate.
-    func pace(at elapsed: Double) {
-        guard isPublisher, !driver.requestBudgetSpent else { return }
-        let publishers = driver.config.scenario == .chat ? driver.config.rooms * driver.config.members : driver.clients.count
-        let perClient = driver.config.rate / Double(max(publishers, 1))
-        let due = Int(elapsed * perClient) - ledger.sent
-        guard due > 0 else { return }
-        let base = driver.startedAt
-        for _ in 0..<due where !driver.requestBudgetSpent {
-            let scheduled = base + UInt64(Double(ledger.sent + 1) / perClient * 1e9)
-            request(scheduled: scheduled)
-        }
-    }
-
-    private static let playCommands = ["MOVE N", "LOOK", "MOVE E", "SAY hello", "MOVE S", "WHO", "MOVE W", "SCORE"]
-
-    /// One request of the scenario, timed from `scheduled`.
+    /// One request of the scenario, timed from `scheduled` (its due time in
+    /// the open loop; now in the closed loop).
     func request(scheduled: UInt64) {
         let config = driver.config
         switch config.scenario {
         case .ping:
-            send("PING")
+            send("PING" as StaticString)
         case .play:
-            send(LoadClient.playCommands[step % LoadClient.playCommands.count])
+            // The play mix: half moves (each heard by the room), a look, a
+            // chat line (heard by the room), the member list and the scores.
+            switch step % 8 {
+            case 0, 2, 4, 6: send(walk.next())
+            case 1: send("LOOK" as StaticString)
+            case 3: send("SAY hello" as StaticString)
+            case 5: send("WHO" as StaticString)
+            default: send("SCORE" as StaticString)
+            }
             step += 1
         case .chat:
             sequence += 1
-            let payload = "LT \(member) \(sequence) \(driver.now)"
+            let payload = "LT \(member) \(sequence) \(scheduled)"
             // Redis inline commands split on spaces unless quoted.
             send(config.target == .redis ? "PUBLISH ltroom\(room) \"\(payload)\"" : "SAY \(payload)")
         }
@@ -167,7 +179,7 @@ final class LoadClient {
             return
         }
         // A chat delivery: ours ">SAY ltN LT m s t", Redis's payload line "LT m s t".
-        if let marker = LoadClient.deliveryStart(raw) {
+        if driver.config.scenario == .chat, let marker = LoadClient.deliveryStart(raw) {
             let fields = String(decoding: UnsafeRawBufferPointer(rebasing: raw[marker...]), as: UTF8.self).split(separator: " ")
             if fields.count == 4, let sender = Int(fields[1]), let sequence = UInt64(fields[2]), let sentAt = UInt64(fields[3]),
                driver.phase != .connecting
@@ -180,15 +192,33 @@ final class LoadClient {
         guard isReply else { return }  // events, RESP array headers
         if setupRepliesLeft > 0 {
             setupRepliesLeft -= 1
-            if setupRepliesLeft == 0 { ready = true }
+            if first == UInt8(ascii: "-") {
+                // A refused LOGIN or JOIN: the run cannot be what was asked.
+                driver.recordSetupRefusal(LoadClient.errorCode(raw))
+                refused = true
+                failed = true
+                return
+            }
+            if driver.config.scenario == .play, let spawn = PlayWalk.spawn(inJoinReply: raw) {
+                walk = PlayWalk(x: spawn.x, y: spawn.y)
+            }
+            if setupRepliesLeft == 0 { becomeReady() }
             return
         }
         if !isPublisher { return }  // a subscriber's confirmations
         guard let sentAt = ledger.reply() else { return }
-        driver.recordReply(sentAt: sentAt, error: first == UInt8(ascii: "-"))
+        driver.recordReply(sentAt: sentAt, errorCode: first == UInt8(ascii: "-") ? LoadClient.errorCode(raw) : nil)
         if driver.phase == .running && driver.config.rate == 0 && !driver.requestBudgetSpent {
             request(scheduled: driver.now)
         }
+    }
+
+    /// `-ERR ROOM_FULL that room is full` -> ROOM_FULL; Redis's `-WRONGTYPE ...`
+    /// -> WRONGTYPE.
+    static func errorCode(_ line: UnsafeRawBufferPointer) -> String {
+        var words = line.dropFirst().split(separator: 0x20, maxSplits: 2)
+        if words.first?.elementsEqual("ERR".utf8) == true && words.count > 1 { words.removeFirst() }
+        return words.first.map { String(decoding: $0, as: UTF8.self) } ?? "?"
     }
 
     private static func deliveryStart(_ line: UnsafeRawBufferPointer) -> Int? {
@@ -211,6 +241,15 @@ final class LoadClient {
     func send(_ line: String) {
         var line = line
         line.withUTF8 { writer.append(line: UnsafeRawBufferPointer($0)) }
+        queue()
+    }
+
+    func send(_ line: StaticString) {
+        writer.append(line: UnsafeRawBufferPointer(start: line.utf8Start, count: line.utf8CodeUnitCount))
+        queue()
+    }
+
+    private func queue() {
         if !queued {
             queued = true
             driver.markDirty(self)

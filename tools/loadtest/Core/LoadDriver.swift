@@ -11,13 +11,23 @@ public struct LoadConfig: Sendable {
     public var target = Target.hotswap
     public var host = "127.0.0.1"
     public var port = 7777
+    /// Connections for ping and play (chat has rooms x members).
     public var clients = 50
     public var seconds = 10.0
+    /// Seconds of load before `seconds` of measuring: requests are sent as
+    /// scheduled, their latencies not recorded (10,000 fresh connections
+    /// answer slower for about half a second, docs/BENCHMARKS.md).
+    public var warmup = 0.0
     /// Stop after this many requests in all (instead of after `seconds`).
     public var requests: Int?
     public var pipeline = 1
     /// Total requests per second across all clients; 0 = closed loop.
     public var rate = 0.0
+    /// How open-loop requests are spread in time (see `ArrivalSchedule`).
+    public var arrivals = ArrivalSchedule.Kind.poisson
+    public var seed: UInt64 = 1
+    /// Chat: rooms of `members` each. Play: players per room (`clients` in
+    /// rooms of `members`, the last one smaller).
     public var rooms = 10
     public var members = 5
     public var reloadAt: Double?
@@ -30,25 +40,46 @@ public struct LoadConfig: Sendable {
     public var upgradeAt: Double?
     public var upgradePath: String?
     public var upgrades = 1
+    /// The server's process id: its CPU over the measured phase is reported.
+    public var serverPID: Int32?
     public var quiet = false
 
     public init() {}
+
+    /// Connections the run opens.
+    public var connections: Int {
+        scenario == .chat ? rooms * members * (target == .redis ? 2 : 1) : clients
+    }
 }
 
 /// Everything a run measured.
 public struct LoadReport: Sendable {
+    /// The measured phase (after the warm-up).
     public var seconds = 0.0
     public var sent = 0
     public var replies = 0
+    /// Replies to requests due in the measured phase (the latencies recorded).
+    public var measuredReplies = 0
     public var errors = 0
+    /// Error replies by code (`-ERR ROOM_FULL ...` counts under ROOM_FULL).
+    public var errorsByCode: [String: Int] = [:]
     public var deliveries = 0
     public var lost = 0
     public var duplicated = 0
     public var outOfOrder = 0
     public var unexpectedReplies = 0
     public var droppedConnections = 0
+    /// LOGIN or JOIN refused during set-up, by code (the run stops: it
+    /// cannot have the shape asked for, e.g. rooms over --max-room-members).
+    public var setupRefusals: [String: Int] = [:]
     public var latency = LatencyStats()
     public var deliveryLatency = LatencyStats()
+    /// Open loop: how late the tool queued each request after its due time.
+    /// Large values mean the tool, not the server, was behind.
+    public var sendLag = LatencyStats()
+    /// CPU seconds (user + system) over the measured phase.
+    public var toolCPUSeconds = 0.0
+    public var serverCPUSeconds: Double?
     public var reloadReply: String?
     public var reloadWindowMaxMicros: UInt64 = 0
     /// Every UPGRADE reply, in order.
@@ -63,19 +94,25 @@ public struct LoadReport: Sendable {
     /// True when nothing was lost, duplicated, reordered, refused or dropped.
     public var clean: Bool {
         lost == 0 && duplicated == 0 && outOfOrder == 0 && unexpectedReplies == 0 && droppedConnections == 0
-            && errors == 0
+            && errors == 0 && setupRefusals.isEmpty
     }
 }
 
 /// Drives many connections from one libuv loop. Each connection's writes
 /// are batched per loop turn; replies are framed with the server's own
-/// `LineFramer`. With `rate` set, requests are scheduled at fixed times and
-/// latency counts from the scheduled time, so a slow server cannot hide its
-/// stalls by slowing the client down (no coordinated omission).
+/// `LineFramer`.
+///
+/// Open loop (`rate` set): an `ArrivalSchedule` says when each request is
+/// due and which client sends it; a `Pacer` wakes the loop at that moment,
+/// and latency counts from the due time, so a slow server cannot hide its
+/// stalls by slowing the client down (no coordinated omission). The tool's
+/// own lateness is measured apart (`sendLag`).
 public final class LoadDriver {
     let config: LoadConfig
     let loop: UnsafeMutablePointer<uv_loop_t>
     var clients: [LoadClient] = []
+    /// The clients that send requests (on Redis chat, half are subscribers).
+    private var publishers: [LoadClient] = []
     var report = LoadReport()
     var tracker = SequenceTracker()
     var window = LatencyStats()
@@ -91,6 +128,18 @@ public final class LoadDriver {
     var upgradeStartedAt: UInt64?
     var upgradeDoneAt: UInt64?
     var lastReplyAt: UInt64 = 0
+    /// Clients done with set-up; the run starts when all are.
+    var readyCount = 0
+    /// Clients that broke or were refused; the run ends when one does.
+    var failedCount = 0
+    private var schedule: ArrivalSchedule?
+    /// The next open-loop request: its due time (`uv_hrtime`) and sender.
+    private var nextDue: (time: UInt64, client: Int)?
+    private var pacer: Pacer?
+    private var cpuAtStart = (tool: 0.0, server: 0.0)
+    /// Requests due from here on are measured (`startedAt` + warm-up).
+    private var measureFrom: UInt64 = 0
+    private var measuring = false
 
     enum Phase { case connecting, running, draining, done }
 
@@ -102,25 +151,52 @@ public final class LoadDriver {
 
     /// Runs the whole test and returns what it measured.
     public func run() -> LoadReport {
-        var address = sockaddr_in()
         uv_ip4_addr(config.host, Int32(config.port), &address)
-        let connections = config.scenario == .chat
-            ? config.rooms * config.members * (config.target == .redis ? 2 : 1) : config.clients
-        for index in 0..<connections {
-            let client = LoadClient(driver: self, index: index)
-            clients.append(client)
-            client.connect(&address)
-        }
+        for index in 0..<config.connections { clients.append(LoadClient(driver: self, index: index)) }
+        connectMore()
+        publishers = clients.filter(\.isPublisher)
         let check = UnsafeMutablePointer<uv_check_t>.allocate(capacity: 1)
         uv_check_init(loop, check)
         check.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         uv_check_start(check) { handle in LoadDriver.from(handle!.pointee.data).flush() }
+        if config.rate > 0 {
+            pacer = Pacer(loop: loop) { [unowned self] in sendDue() }
+        }
         let ticker = UnsafeMutablePointer<uv_timer_t>.allocate(capacity: 1)
         uv_timer_init(loop, ticker)
         ticker.pointee.data = check.pointee.data
         uv_timer_start(ticker, { timer in LoadDriver.from(timer!.pointee.data).tick() }, 1, 1)
         uv_run(loop, UV_RUN_DEFAULT)
         return report
+    }
+
+    private var address = sockaddr_in()
+    private var connectsStarted = 0
+    private var connectsFinished = 0
+    /// Connects in flight at most: 10,000 at once overflow the server's
+    /// listen backlog, and the dropped SYNs come back only after the
+    /// kernel's 1 s and 3 s retransmission timers.
+    private static let connectWindow = 256
+
+    private var connecting = false
+
+    private func connectMore() {
+        // A connect that fails at once finishes inside this loop: no recursion.
+        // After the end, the handles are closing: closing one cancels its
+        // connect, whose callback lands here and must not start another.
+        guard !connecting, phase != .done else { return }
+        connecting = true
+        while connectsStarted < clients.count && connectsStarted - connectsFinished < LoadDriver.connectWindow {
+            connectsStarted += 1
+            clients[connectsStarted - 1].connect(&address)
+        }
+        connecting = false
+    }
+
+    /// A client's connect ended (either way): start the next.
+    func connectFinished() {
+        connectsFinished += 1
+        connectMore()
     }
 
     static func from(_ pointer: UnsafeMutableRawPointer?) -> LoadDriver {
@@ -143,40 +219,46 @@ public final class LoadDriver {
     private var connectStarted: UInt64 = 0
     private var deliveriesExpected = 0
     private var drainStarted: UInt64 = 0
+    private var lastDrainCheck: UInt64 = 0
 
-    /// Every millisecond: start when all are set up, pace open-loop
-    /// senders, print progress, stop, drain, finish.
+    /// Every millisecond: start when all are set up, print progress, stop,
+    /// drain, finish. (Open-loop sends are the pacer's, to the microsecond.)
     func tick() {
         switch phase {
         case .connecting:
             if connectStarted == 0 { connectStarted = now }
-            if clients.allSatisfy(\.ready) {
-                phase = .running
-                startedAt = now
-                lastProgress = startedAt
-                for client in clients { client.begin() }
-            } else if clients.contains(where: \.failed) || now - connectStarted > 10_000_000_000 {
+            // Ten seconds, and one more per thousand connections to set up.
+            let patience = UInt64(10 + clients.count / 1000) * 1_000_000_000
+            if readyCount == clients.count {
+                start()
+            } else if failedCount > 0 || now - connectStarted > patience {
                 finish()  // counts the failed connections
             }
         case .running:
             let t = elapsed
-            if config.rate > 0 { for client in clients { client.pace(at: t) } }
+            if !measuring && now >= measureFrom { startMeasuring() }
             if let at = config.reloadAt, reloadSentAt == nil, t >= at { startReload() }
             if let at = config.upgradeAt, upgradeStartedAt == nil, t >= at { startUpgrades() }
             if now - lastProgress >= 1_000_000_000 { progress() }
             // Every upgrade asked for is part of the run: it lasts until the
             // last one is answered (a minute at most past --duration).
             let upgradesPending = config.upgradeAt != nil && upgradeDoneAt == nil
-                && !(upgradeClient?.failed ?? false) && t < config.seconds + 60
-            if (t >= config.seconds || requestBudgetSpent) && !upgradesPending {
+                && !(upgradeClient?.failed ?? false) && t < config.warmup + config.seconds + 60
+            if (t >= config.warmup + config.seconds || requestBudgetSpent) && !upgradesPending {
                 phase = .draining
+                pacer?.disarm()
                 drainStarted = now
                 deliveriesExpected = expectedDeliveries()  // senders have stopped
-                report.seconds = t
+                report.seconds = Double(now - measureFrom) / 1e9
+                report.toolCPUSeconds = LoadDriver.toolCPU() - cpuAtStart.tool
+                if let pid = config.serverPID { report.serverCPUSeconds = LoadDriver.processCPU(pid) - cpuAtStart.server }
             }
         case .draining:
             // Done when every request is answered, every chat message has
-            // reached every receiver, and a RELOAD sent has its reply.
+            // reached every receiver, and a RELOAD sent has its reply
+            // (looked at every 10 ms: it walks every client).
+            guard now - lastDrainCheck >= 10_000_000 else { return }
+            lastDrainCheck = now
             let outstanding = clients.reduce(0) { $0 + $1.ledger.outstanding }
             let settled = outstanding == 0 && tracker.delivered >= deliveriesExpected
                 && (reloadSentAt == nil || report.reloadReply != nil)
@@ -187,12 +269,55 @@ public final class LoadDriver {
         }
     }
 
+    private func start() {
+        phase = .running
+        startedAt = now
+        lastProgress = startedAt
+        measureFrom = startedAt + UInt64(config.warmup * 1e9)
+        if config.warmup == 0 { startMeasuring() }
+        if config.rate > 0, !publishers.isEmpty {
+            var arrivals = ArrivalSchedule(kind: config.arrivals, rate: config.rate, clients: publishers.count,
+                                           seed: config.seed)
+            let first = arrivals.next()
+            schedule = arrivals
+            nextDue = (startedAt + first.offset, first.client)
+            pacer?.arm(at: startedAt + first.offset)
+        } else {
+            for client in clients { client.begin() }
+        }
+    }
+
+    private func startMeasuring() {
+        measuring = true
+        cpuAtStart = (LoadDriver.toolCPU(), config.serverPID.map(LoadDriver.processCPU) ?? 0)
+    }
+
+    /// Open loop: sends every request whose time has come, then sets the
+    /// pacer for the next. A tool that fell behind catches up at once (the
+    /// requests still count from their due times), in slices of 10,000 so
+    /// replies are read in between.
+    private func sendDue() {
+        guard phase == .running, var next = nextDue, schedule != nil else { return }
+        let current = now
+        var sent = 0
+        while next.time <= current && sent < 10_000 && !requestBudgetSpent {
+            if next.time >= measureFrom { report.sendLag.record(microseconds: (current - next.time) / 1000) }
+            publishers[next.client].request(scheduled: next.time)
+            let arrival = schedule!.next()
+            next = (startedAt + arrival.offset, arrival.client)
+            sent += 1
+        }
+        nextDue = next
+        if !requestBudgetSpent { pacer?.arm(at: sent == 10_000 ? current : next.time) }
+    }
+
     private func progress() {
         let interval = Double(now - lastProgress) / 1e9
         lastProgress = now
         if !config.quiet {
             print("t=\(Int(elapsed.rounded()))s rate=\(Int(Double(windowCount) / interval))/s "
                   + "p50=\(window.percentile(50))us p99=\(window.percentile(99))us")
+            fflush(nil)  // stdout to a pipe is block-buffered: progress must show as it happens
         }
         window.reset()
         windowCount = 0
@@ -205,7 +330,7 @@ public final class LoadDriver {
             report.replies += client.ledger.replies
             report.unexpectedReplies += client.ledger.unexpected
             report.lost += client.ledger.lost
-            if client.failed { report.droppedConnections += 1 }
+            if client.failed && !client.refused { report.droppedConnections += 1 }
         }
         if config.scenario == .chat {
             report.lost += tracker.lost(sent: expectedStreams())
@@ -213,7 +338,8 @@ public final class LoadDriver {
             report.outOfOrder = tracker.outOfOrder
         }
         // Handles are closed, not freed: the process ends right after.
-        if report.seconds == 0 { report.seconds = elapsed }
+        if report.seconds == 0 { report.seconds = max(Double(now - measureFrom) / 1e9, 0) }
+        pacer?.close()
         uv_walk(loop, { handle, _ in
             if uv_is_closing(handle) == 0 { uv_close(handle, nil) }
         }, nil)
@@ -238,32 +364,73 @@ public final class LoadDriver {
         expectedStreams().values.reduce(0) { $0 + Int($1) }
     }
 
+    // MARK: CPU
+
+    /// This process's user + system CPU seconds so far.
+    static func toolCPU() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+
+    /// Another process's user + system CPU seconds, from /proc/PID/stat
+    /// (fields 14 and 15, in clock ticks); 0 when it cannot be read.
+    static func processCPU(_ pid: Int32) -> Double {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 1024)
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return 0 }
+        // The command name may hold spaces: fields are counted after ")".
+        let text = String(decoding: bytes[0..<count], as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return 0 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     // MARK: Events from clients
 
-    func recordReply(sentAt: UInt64, error: Bool) {
+    func clientReady() {
+        readyCount += 1
+    }
+
+    func recordSetupRefusal(_ code: String) {
+        report.setupRefusals[code, default: 0] += 1
+    }
+
+    func recordReply(sentAt: UInt64, errorCode: String?) {
         let now = now
         if lastReplyAt != 0 && phase == .running {
             let gap = (now - lastReplyAt) / 1000
             if let started = upgradeStartedAt, now >= started, now <= (upgradeDoneAt.map { $0 + 100_000_000 } ?? .max) {
                 report.upgradeGapMaxMicros = max(report.upgradeGapMaxMicros, gap)
-            } else {
+            } else if sentAt >= measureFrom {
                 report.steadyGapMaxMicros = max(report.steadyGapMaxMicros, gap)
             }
         }
         lastReplyAt = now
         let micros = (now - sentAt) / 1000
-        report.latency.record(microseconds: micros)
         window.record(microseconds: micros)
         windowCount += 1
-        if error { report.errors += 1 }
+        if let errorCode {
+            report.errors += 1
+            report.errorsByCode[errorCode, default: 0] += 1
+        }
+        guard sentAt >= measureFrom else { return }  // warm-up
+        report.latency.record(microseconds: micros)
+        report.measuredReplies += 1
         noteWindow(micros)
     }
 
     func recordDelivery(sender: Int, receiver: Int, sequence: UInt64, sentAt: UInt64) {
         let micros = (now > sentAt ? now - sentAt : 0) / 1000
+        tracker.record(sender: sender * 100_000 + receiver, sequence: sequence)
+        guard sentAt >= measureFrom else { return }  // warm-up
         report.deliveries += 1
         report.deliveryLatency.record(microseconds: micros)
-        tracker.record(sender: sender * 100_000 + receiver, sequence: sequence)
         noteWindow(micros)
     }
 

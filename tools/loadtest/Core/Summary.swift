@@ -4,15 +4,30 @@ public enum Summary {
         let seconds = max(r.seconds, 0.001)
         var lines = [
             "scenario      \(config.scenario.rawValue) on \(config.target.rawValue) \(config.host):\(config.port)",
+            "load          \(shape(config))",
             "requests      \(r.sent)",
             "replies       \(r.replies)",
-            "errors        \(r.errors)",
-            "throughput    \(Int(Double(r.replies) / seconds)) replies/s",
+            "errors        \(r.errors)" + byCode(r.errorsByCode),
+            "throughput    \(Int(Double(r.measuredReplies) / seconds)) replies/s"
+                + (config.warmup > 0 ? " (after \(config.warmup) s of warm-up, not measured)" : ""),
             "latency (us)  " + r.latency.summary.map { "\($0.label) \($0.micros)" }.joined(separator: "  "),
         ]
+        if config.rate > 0 {
+            // Latency counts from the due time; this is how much of it was the tool's.
+            lines.append("send lag (us) " + r.sendLag.summary.map { "\($0.label) \($0.micros)" }.joined(separator: "  ")
+                         + "  (due -> queued by the tool)")
+        }
         if config.scenario == .chat {
             lines.append("deliveries    \(r.deliveries) (\(Int(Double(r.deliveries) / seconds))/s)")
             lines.append("delivery (us) " + r.deliveryLatency.summary.map { "\($0.label) \($0.micros)" }.joined(separator: "  "))
+        }
+        var cpu = "cpu           loadtest \(cores(r.toolCPUSeconds, seconds)) cores"
+        if let server = r.serverCPUSeconds {
+            cpu += ", server \(cores(server, seconds)) cores (\(microsPerRequest(server, r.measuredReplies)) us/request)"
+        }
+        lines.append(cpu)
+        if !r.setupRefusals.isEmpty {
+            lines.append("set-up refused \(r.setupRefusals.values.reduce(0, +))" + byCode(r.setupRefusals))
         }
         lines.append("lost \(r.lost)  duplicated \(r.duplicated)  out of order \(r.outOfOrder)  "
                      + "unexpected \(r.unexpectedReplies)  dropped connections \(r.droppedConnections)")
@@ -32,11 +47,19 @@ public enum Summary {
         func percentiles(_ stats: LatencyStats) -> String {
             "{" + stats.summary.map { "\"\($0.label)\": \($0.micros)" }.joined(separator: ", ") + "}"
         }
-        let reload = r.reloadReply.map { "\"" + String($0.map { $0 == "\"" ? "'" : $0 }) + "\"" } ?? "null"
+        func counts(_ codes: [String: Int]) -> String {
+            "{" + codes.sorted { $0.key < $1.key }.map { "\"\(quoted($0.key))\": \($0.value)" }.joined(separator: ", ") + "}"
+        }
+        let reload = r.reloadReply.map { "\"" + quoted($0) + "\"" } ?? "null"
         return """
         {"scenario": "\(config.scenario.rawValue)", "target": "\(config.target.rawValue)", \
+        "connections": \(config.connections), "rate": \(config.rate), \
+        "arrivals": "\(config.rate > 0 ? config.arrivals.rawValue : "closed")", \
         "seconds": \(r.seconds), "requests": \(r.sent), "replies": \(r.replies), "errors": \(r.errors), \
-        "throughput": \(Double(r.replies) / max(r.seconds, 0.001)), "latency_us": \(percentiles(r.latency)), \
+        "errors_by_code": \(counts(r.errorsByCode)), "setup_refusals": \(counts(r.setupRefusals)), \
+        "warmup": \(config.warmup), "throughput": \(Double(r.measuredReplies) / max(r.seconds, 0.001)), "latency_us": \(percentiles(r.latency)), \
+        "send_lag_us": \(percentiles(r.sendLag)), \
+        "loadtest_cpu_seconds": \(r.toolCPUSeconds), "server_cpu_seconds": \(r.serverCPUSeconds.map { "\($0)" } ?? "null"), \
         "deliveries": \(r.deliveries), "deliveries_per_second": \(Double(r.deliveries) / max(r.seconds, 0.001)), \
         "delivery_latency_us": \(percentiles(r.deliveryLatency)), "lost": \(r.lost), "duplicated": \(r.duplicated), \
         "out_of_order": \(r.outOfOrder), "unexpected": \(r.unexpectedReplies), \
@@ -46,4 +69,35 @@ public enum Summary {
         "upgrade_gap_max_us": \(r.upgradeGapMaxMicros), "steady_gap_max_us": \(r.steadyGapMaxMicros)}
         """
     }
+
+    /// `play: 10000 clients in 625 rooms of 16, open loop poisson 100000/s`.
+    static func shape(_ config: LoadConfig) -> String {
+        let members = max(config.members, 1)
+        var text: String
+        switch config.scenario {
+        case .ping: text = "\(config.clients) clients"
+        case .chat: text = "\(config.rooms) rooms of \(members)"
+        case .play: text = "\(config.clients) clients in \((config.clients + members - 1) / members) rooms of \(members)"
+        }
+        if config.rate > 0 {
+            text += ", open loop, \(config.arrivals.rawValue) arrivals at \(Int(config.rate))/s"
+        } else {
+            text += ", closed loop, \(config.pipeline) in flight per client"
+        }
+        return text
+    }
+
+    static func byCode(_ codes: [String: Int]) -> String {
+        codes.isEmpty ? "" : " (" + codes.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"
+    }
+
+    static func cores(_ cpu: Double, _ seconds: Double) -> String {
+        String(Double(Int(cpu / seconds * 100)) / 100)
+    }
+
+    static func microsPerRequest(_ cpu: Double, _ requests: Int) -> String {
+        String(Double(Int(cpu * 1e7 / Double(max(requests, 1)))) / 10)
+    }
+
+    static func quoted(_ text: String) -> String { String(text.map { $0 == "\"" || $0 == "\\" ? "'" : $0 }) }
 }

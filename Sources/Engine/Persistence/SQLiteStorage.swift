@@ -1,0 +1,306 @@
+import Foundation
+import GRDB
+
+/// The default storage: one SQLite file in WAL mode, through GRDB.
+///
+/// Layout 1 (docs/PERSISTENCE.md; readable with the `sqlite3` shell):
+///
+///     players (key TEXT PRIMARY KEY, "score:int" INTEGER, ...)
+///     globals (id INTEGER PRIMARY KEY CHECK (id = 1), "logins:int" INTEGER, ...)
+///     fields  (kind, name, type, is_unique, default_value, added_ms, declared)
+///
+/// A field is a column named `name:type`, so a field a module retypes gets
+/// a new column beside the old one and a dropped field keeps its column
+/// (hidden until a rollback declares it again). `PRAGMA application_id`
+/// marks the file as ours and `PRAGMA user_version` holds the layout: a
+/// file from another program, or from a newer server, is refused.
+///
+/// Durability: WAL with `synchronous=NORMAL`. A commit survives the
+/// process being killed at any point; only a power loss may roll back the
+/// last commits (SQLite's documented guarantee), and the file is never
+/// left corrupt. Readers (a backup, the `sqlite3` shell) never block the
+/// writer, nor it them.
+final class SQLiteStorage: PlayerStorage {
+    static let layoutVersion = 1
+    /// "HSWP" in `PRAGMA application_id`.
+    static let applicationID: Int32 = 0x4853_5750
+
+    let location: String
+    private let queue: DatabaseQueue
+    private let lock: DatabaseLock
+
+    private init(location: String, queue: DatabaseQueue, lock: DatabaseLock) {
+        self.location = location
+        self.queue = queue
+        self.lock = lock
+    }
+
+    /// Opens (or creates) the database at `path`, takes the one-server lock
+    /// and checks the layout; every refusal names the file and the reason.
+    ///
+    /// An engine resumed by an upgrade passes the lock the previous engine
+    /// held (`adopting`, its descriptor handed over): locking the file again
+    /// on a new descriptor would conflict with that very lock. On a refusal
+    /// that lock is left as it is, held: the engine falls back to the
+    /// previous one, which still needs it.
+    static func open(path: String, adopting adopted: DatabaseLock? = nil) throws(StorageError) -> SQLiteStorage {
+        let lock: DatabaseLock
+        if let adopted { lock = adopted } else { lock = try DatabaseLock.acquire(path: path) }
+        func giveUp() { if adopted == nil { lock.release() } }
+        do {
+            var configuration = Configuration()
+            configuration.label = "hotswap.database"
+            configuration.journalMode = .wal
+            // A reader (a backup) holding the file briefly must not fail a
+            // flush; the worker may wait, the loop never does.
+            configuration.busyMode = .timeout(5)
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            try queue.write { db in try prepareLayout(db, path: path) }
+            // The operator sees the file's full path, not one relative to a
+            // working directory they may not know.
+            let location = realpath(path, nil).map { real in
+                defer { free(real) }
+                return String(cString: real)
+            } ?? path
+            return SQLiteStorage(location: location, queue: queue, lock: lock)
+        } catch let error as StorageError {
+            giveUp()
+            throw error
+        } catch {
+            giveUp()
+            throw StorageError("database \(path): \(describe(error))")
+        }
+    }
+
+    /// The one-server lock's descriptor: an engine upgrade hands it over.
+    var handedOverDescriptors: [Int32] { [lock.descriptor] }
+
+    /// Creates the tables in a new file; refuses a file that is not ours or
+    /// was written by a newer layout.
+    private static func prepareLayout(_ db: Database, path: String) throws {
+        let application = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        if application != 0 && application != applicationID {
+            throw StorageError("database \(path) belongs to another application (application_id \(application)); not a Hotswap database")
+        }
+        if version > layoutVersion {
+            throw StorageError("database \(path) has layout \(version), newer than this server knows (\(layoutVersion)); upgrade the server")
+        }
+        if application == 0 {
+            let tables = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0
+            if tables > 0 {
+                throw StorageError("database \(path) holds tables of another program; not a Hotswap database")
+            }
+            try db.execute(sql: """
+                CREATE TABLE players (key TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
+                CREATE TABLE globals (id INTEGER PRIMARY KEY CHECK (id = 1));
+                CREATE TABLE fields (
+                    kind TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
+                    is_unique INTEGER NOT NULL, default_value, added_ms INTEGER NOT NULL,
+                    declared INTEGER NOT NULL DEFAULT 0,
+                    PRIMARY KEY (kind, name, type));
+                PRAGMA application_id = \(applicationID);
+                PRAGMA user_version = \(layoutVersion);
+                """)
+        }
+    }
+
+    // MARK: - Reading (once, at start)
+
+    func loadAll() throws(StorageError) -> StoredSnapshot {
+        do {
+            return try queue.read { db in
+                var snapshot = StoredSnapshot()
+                snapshot.globalColumns = try SQLiteStorage.columns(db, kind: .global)
+                snapshot.playerColumns = try SQLiteStorage.columns(db, kind: .player)
+                snapshot.declared = try SQLiteStorage.columns(db, kind: .global, declaredOnly: true)
+                    + SQLiteStorage.columns(db, kind: .player, declaredOnly: true)
+                let globalNames = snapshot.globalColumns.map(SQLiteStorage.columnName).map(SQLiteStorage.quoted)
+                if let row = try Row.fetchOne(db, sql: "SELECT \((["id"] + globalNames).joined(separator: ", ")) FROM globals WHERE id = 1") {
+                    snapshot.global = StoredRecord(key: [], values: (0..<globalNames.count).map {
+                        SQLiteStorage.value(row[$0 + 1] as DatabaseValue)
+                    })
+                }
+                let playerNames = snapshot.playerColumns.map(SQLiteStorage.columnName).map(SQLiteStorage.quoted)
+                let rows = try Row.fetchCursor(db, sql: "SELECT \((["key"] + playerNames).joined(separator: ", ")) FROM players")
+                while let row = try rows.next() {
+                    guard case .string(let key) = (row[0] as DatabaseValue).storage else { continue }
+                    snapshot.players.append(StoredRecord(key: Array(key.utf8), values: (0..<playerNames.count).map {
+                        SQLiteStorage.value(row[$0 + 1] as DatabaseValue)
+                    }))
+                }
+                return snapshot
+            }
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError("cannot read database \(location): \(SQLiteStorage.describe(error))")
+        }
+    }
+
+    /// The columns the file holds for a kind, in the order they were added
+    /// (or only those the last serving module declared). A row edited into
+    /// nonsense by hand is skipped, never trusted.
+    private static func columns(_ db: Database, kind: EntityKind, declaredOnly: Bool = false) throws -> [FieldSpec] {
+        try Row.fetchAll(db, sql: "SELECT name, type, is_unique, default_value FROM fields WHERE kind = ?"
+                            + (declaredOnly ? " AND declared = 1" : "") + " ORDER BY rowid",
+                         arguments: [kind.description]).compactMap { row -> FieldSpec? in
+            guard let name = row[0] as String?, let typeName = row[1] as String?,
+                let type: FieldType = typeName == "int" ? .int : typeName == "string" ? .string : nil
+            else { return nil }
+            let defaultValue = value(row[3] as DatabaseValue)
+            var spec = FieldSpec(kind: kind, name: name, type: type, unique: (row[2] as Int64? ?? 0) != 0,
+                                 defaultInt: 0, defaultString: [])
+            switch defaultValue {
+            case .int(let v)?: spec.defaultInt = v
+            case .string(let bytes)?: spec.defaultString = bytes
+            case nil: break
+            }
+            return spec
+        }
+    }
+
+    // MARK: - Writing (a worker thread)
+
+    func write(_ batch: PersistBatch) throws(StorageError) {
+        do {
+            try queue.write { db in
+                try SQLiteStorage.ensureColumns(db, table: "globals", kind: .global, batch.globalColumns)
+                try SQLiteStorage.ensureColumns(db, table: "players", kind: .player, batch.playerColumns)
+                if let global = batch.global {
+                    try SQLiteStorage.upsert(db, table: "globals", keyColumn: "id", columns: batch.globalColumns,
+                                             records: [global], key: { _ in 1 })
+                }
+                if !batch.players.isEmpty {
+                    try SQLiteStorage.upsert(db, table: "players", keyColumn: "key", columns: batch.playerColumns,
+                                             records: batch.players, key: { String(decoding: $0.key, as: UTF8.self) })
+                }
+                if let declared = batch.declared {
+                    try db.execute(sql: "UPDATE fields SET declared = 0 WHERE declared != 0")
+                    for spec in declared {
+                        try db.execute(sql: "UPDATE fields SET declared = 1 WHERE kind = ? AND name = ? AND type = ?",
+                                       arguments: [spec.kind.description, spec.name, spec.type.description])
+                    }
+                }
+            }
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError("flush to \(location) failed: \(SQLiteStorage.describe(error))",
+                               transient: SQLiteStorage.isTransient(error))
+        }
+    }
+
+    /// Errors that may go away by themselves: a full disk, an I/O error, a
+    /// file busy or locked by a reader, memory.
+    static func isTransient(_ error: any Error) -> Bool {
+        guard let error = error as? DatabaseError else { return false }
+        switch error.resultCode {
+        case .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_NOMEM, .SQLITE_CANTOPEN,
+             .SQLITE_PROTOCOL:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Adds the columns a batch has that the file does not: a new field
+    /// gets its default for every stored row (the column's DEFAULT).
+    private static func ensureColumns(_ db: Database, table: String, kind: EntityKind, _ columns: [FieldSpec]) throws {
+        let known = Set(try String.fetchAll(db, sql: "SELECT name || ':' || type FROM fields WHERE kind = ?",
+                                            arguments: [kind.description]))
+        for spec in columns where !known.contains(columnName(spec)) {
+            let sqlType = spec.type == .int ? "INTEGER" : "TEXT"
+            let defaultValue: StoredValue = spec.type == .int ? .int(spec.defaultInt) : .string(spec.defaultString)
+            try db.execute(sql: "ALTER TABLE \(table) ADD COLUMN \(quoted(columnName(spec))) \(sqlType) DEFAULT \(literal(defaultValue))")
+            try db.execute(sql: "INSERT INTO fields (kind, name, type, is_unique, default_value, added_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [kind.description, spec.name, spec.type.description, spec.unique ? 1 : 0,
+                                       databaseValue(defaultValue), Int64(Date().timeIntervalSince1970 * 1000)])
+        }
+    }
+
+    /// INSERT ... ON CONFLICT DO UPDATE, one prepared statement per batch.
+    private static func upsert(_ db: Database, table: String, keyColumn: String, columns: [FieldSpec],
+                               records: [StoredRecord], key: (StoredRecord) -> any DatabaseValueConvertible) throws
+    {
+        let names = columns.map(columnName).map(quoted)
+        let placeholders = Array(repeating: "?", count: names.count + 1).joined(separator: ", ")
+        let updates = names.isEmpty
+            ? "NOTHING"
+            : "UPDATE SET " + names.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO \(table) (\(([keyColumn] + names).joined(separator: ", "))) VALUES (\(placeholders))
+            ON CONFLICT(\(keyColumn)) DO \(updates)
+            """)
+        var arguments: [DatabaseValue] = []
+        arguments.reserveCapacity(names.count + 1)
+        for record in records {
+            arguments.removeAll(keepingCapacity: true)
+            arguments.append(key(record).databaseValue)
+            for index in columns.indices {
+                arguments.append(index < record.values.count ? record.values[index].map(databaseValue) ?? .null : .null)
+            }
+            try statement.execute(arguments: StatementArguments(arguments))
+        }
+    }
+
+    func close() {
+        try? queue.close()
+        lock.release()
+    }
+
+    // MARK: - Values
+
+    static func columnName(_ spec: FieldSpec) -> String { "\(spec.name):\(spec.type)" }
+
+    static func quoted(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// Strings are TEXT when they are UTF-8 without NUL (what the `sqlite3`
+    /// shell shows and queries best), BLOB otherwise: the bytes come back
+    /// unchanged. (GRDB binds and reads TEXT as C strings, which a NUL
+    /// would cut short.)
+    static func databaseValue(_ value: StoredValue) -> DatabaseValue {
+        switch value {
+        case .int(let v): return v.databaseValue
+        case .string(let bytes):
+            if !bytes.contains(0), let text = String(validating: bytes, as: UTF8.self) { return text.databaseValue }
+            return Data(bytes).databaseValue
+        }
+    }
+
+    static func value(_ value: DatabaseValue) -> StoredValue? {
+        switch value.storage {
+        case .null: return nil
+        case .int64(let v): return .int(v)
+        case .double(let v): return Int64(exactly: v).map { .int($0) }
+        case .string(let s): return .string(Array(s.utf8))
+        case .blob(let d): return .string([UInt8](d))
+        }
+    }
+
+    /// A default as an SQL literal for ALTER TABLE (which takes no bound
+    /// parameters).
+    static func literal(_ value: StoredValue) -> String {
+        switch value {
+        case .int(let v): return String(v)
+        case .string(let bytes):
+            if !bytes.contains(0), let text = String(validating: bytes, as: UTF8.self) {
+                return "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
+            }
+            return "X'" + bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() + "'"
+        }
+    }
+
+    /// GRDB's error, reduced to SQLite's message.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError {
+            return error.message ?? "\(error.resultCode)"
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,49 @@
+/// What crosses between the loop and the database worker: plain values,
+/// copied out of the state store, so the worker never touches `World`.
+
+/// One field's value as the database holds it.
+enum StoredValue: Sendable, Hashable {
+    case int(Int64)
+    case string([UInt8])
+}
+
+/// One row of a persistent kind: the player's key (empty for the global
+/// row) and a value per column, in the store's column order. `nil` (a
+/// NULL in the file) means "the column's default".
+struct StoredRecord: Sendable, Equatable {
+    var key: [UInt8]
+    var values: [StoredValue?]
+}
+
+/// Everything the database holds, read once at start, before any module
+/// binds its schema: every column (hidden ones too, so a rollback finds
+/// them) and every row.
+struct StoredSnapshot: Sendable {
+    var globalColumns: [FieldSpec] = []
+    var global: StoredRecord?
+    var playerColumns: [FieldSpec] = []
+    var players: [StoredRecord] = []
+    /// The persistent fields the module serving at the last flush declared.
+    var declared: [FieldSpec] = []
+}
+
+/// The rows that changed since the last flush, with the columns they are
+/// laid out in; written in one transaction. After a reload that added or
+/// retyped a field, the new columns are created in the same transaction as
+/// the rows its migration wrote (all of them: each write marks its row
+/// dirty), so the file never holds a migrated column with only some of
+/// its values.
+struct PersistBatch: Sendable {
+    var globalColumns: [FieldSpec]
+    var playerColumns: [FieldSpec]
+    /// The global row, when it changed.
+    var global: StoredRecord?
+    var players: [StoredRecord]
+    /// The persistent fields the serving module declares, when they changed
+    /// since the last batch (recorded so that a restart knows which of a
+    /// name's columns was serving: see `StartupSchemaCheck`).
+    var declared: [FieldSpec]? = nil
+
+    var isEmpty: Bool { global == nil && players.isEmpty && declared == nil }
+    var recordCount: Int { players.count + (global == nil ? 0 : 1) }
+}

@@ -1,0 +1,259 @@
+import CLibUV
+import Dispatch
+import Glibc
+import Logging
+import UVKit
+
+/// Write-behind for persistent fields: a write only marks its record dirty
+/// (in `World`); every `--flush-interval` milliseconds the dirty records are
+/// copied out on the loop and written in one transaction on a libuv worker
+/// thread. The loop never waits for the disk.
+///
+/// - One flush at a time: while one is on the worker, ticks do nothing and
+///   changes keep accumulating (a record changed twice is written once).
+/// - A failed flush puts its records back to dirty, counts the error
+///   (`db_errors=`), logs the reason (at most every 10 s; a failure that
+///   retrying cannot fix, such as SQL the file refuses, is logged as such)
+///   and is retried on the next tick with the newest values. The game goes
+///   on.
+/// - A reload that adds columns, or changes what the serving module
+///   declares, gets a flush even when no row changed, so the file follows.
+/// - `flushAll` writes what is left, synchronously, once the loop has
+///   stopped (shutdown): then nobody is waiting on the loop.
+///
+/// What a `kill -9` can lose: the changes of the last interval (and of a
+/// flush in progress), never the file's consistency.
+final class WriteBehind {
+    let storage: any PlayerStorage
+    private let world: World
+    private let loop: UnsafeMutablePointer<uv_loop_t>
+    private let logger: Logger
+    private let timer: UnsafeMutablePointer<uv_timer_t>
+    let intervalMilliseconds: Int
+    /// The serving module's persistent fields (from LogicHost).
+    private let declaredFields: () -> [FieldSpec]
+
+    /// What the file has seen: the persistent column counts and the
+    /// serving module's persistent fields.
+    private(set) var persistedColumns: (global: Int, player: Int)
+    private(set) var persistedDeclared: [FieldSpec]
+    /// The flush on the worker, if any.
+    private var inFlight: FlushTask?
+    /// Run once the flush on the worker is done (an engine upgrade waits
+    /// for it: its exec must not cut a write short).
+    private var whenDone: [() -> Void] = []
+    /// No flush starts while set (an upgrade is handing over: what is dirty
+    /// goes to the next engine, which writes it).
+    var paused = false
+    private var closed = false
+    private var lastErrorLoggedAt: UInt64 = 0
+    private var lastErrorTransient = true
+
+    // For STATUS. (`private(set)`: an upgrade reads them, WriteBehind+Handoff.swift.)
+    private(set) var flushes = 0
+    private(set) var recordsWritten = 0
+    private(set) var errors = 0
+    private(set) var lastFlushMilliseconds = 0.0
+    private(set) var lastBatchRecords = 0
+    /// Microseconds the loop spent copying the last batch out of World (the
+    /// only part of a flush the game waits for).
+    private(set) var lastHeldMicroseconds: UInt64 = 0
+    private(set) var lastError: String?
+
+    init(storage: any PlayerStorage, world: World, loop: UnsafeMutablePointer<uv_loop_t>, logger: Logger,
+         intervalMilliseconds: Int, stored: StoredSnapshot, declaredFields: @escaping () -> [FieldSpec])
+    {
+        self.storage = storage
+        self.world = world
+        self.loop = loop
+        self.logger = logger
+        self.intervalMilliseconds = intervalMilliseconds
+        self.declaredFields = declaredFields
+        persistedColumns = (stored.globalColumns.count, stored.playerColumns.count)
+        persistedDeclared = stored.declared
+        timer = .allocateHandle()
+        uv_timer_init(loop, timer)
+        timer.context = UVContext.pointer(to: self)
+        uv_timer_start(timer, { timer in
+            UVContext.object(timer!.pointee.data, as: WriteBehind.self).tick()
+        }, UInt64(intervalMilliseconds), UInt64(intervalMilliseconds))
+        // Flushing alone must not keep the loop alive at shutdown.
+        uv_unref(timer.handle)
+    }
+
+    /// The next batch, or nil when the file is up to date.
+    private func nextBatch() -> PersistBatch? {
+        let columns = world.persistentColumnCounts
+        let declared = declaredFields()
+        // Same fields by kind, name and type (defaults and flags aside).
+        let declaredChanged = declared.count != persistedDeclared.count
+            || zip(declared, persistedDeclared).contains { $0.kind != $1.kind || $0.name != $1.name || $0.type != $1.type }
+        let schemaChanged = columns.global != persistedColumns.global || columns.player != persistedColumns.player
+        guard schemaChanged || declaredChanged || world.dirtyCount > 0 || world.globalDirty else { return nil }
+        var batch = world.takeDirty()
+        if declaredChanged { batch.declared = declared }
+        return batch
+    }
+
+    /// One interval: hands the dirty records to the worker.
+    func tick() {
+        guard inFlight == nil, !closed, !paused else { return }
+        let copyStarted = uv_hrtime()
+        guard let batch = nextBatch() else { return }
+        lastHeldMicroseconds = (uv_hrtime() - copyStarted) / 1000
+        let task = FlushTask(batch: batch, storage: storage, owner: self)
+        let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
+        work.pointee.data = UVContext.retainedPointer(to: task)
+        inFlight = task
+        let status = uv_queue_work(loop, work, { work in
+            // Worker thread: only the task's Sendable batch and the storage.
+            UVContext.object(work!.pointee.data, as: FlushTask.self).run()
+        }, { work, _ in
+            let task = UVContext.release(work!.pointee.data!, as: FlushTask.self)
+            work!.deallocate()
+            task.owner.finished(task)
+        })
+        if status != 0 {
+            _ = UVContext.release(work.pointee.data!, as: FlushTask.self)
+            work.deallocate()
+            inFlight = nil
+            record(batch, .failure(StorageError("cannot queue a flush: \(UVError(status))", transient: true)))
+        }
+    }
+
+    /// Loop thread: the worker is done with `task`.
+    private func finished(_ task: FlushTask) {
+        inFlight = nil
+        record(task.batch, task.result ?? .failure(StorageError("flush did not run", transient: true)))
+        let waiting = whenDone
+        whenDone.removeAll()
+        for body in waiting { body() }
+    }
+
+    /// Runs `body` now if no flush is on the worker, else once it is done.
+    func afterFlushInFlight(_ body: @escaping () -> Void) {
+        if inFlight == nil { body() } else { whenDone.append(body) }
+    }
+
+    // MARK: - Engine upgrade (WriteBehind+Handoff.swift)
+
+    /// What the previous engine's write-behind knew: what the file has
+    /// seen, and the counters STATUS shows.
+    func adopt(_ state: WriteBehindHandoff) {
+        persistedColumns = (state.globalColumns, state.playerColumns)
+        persistedDeclared = state.declared
+        flushes = state.flushes
+        recordsWritten = state.recordsWritten
+        errors = state.errors
+        lastFlushMilliseconds = state.lastFlushMilliseconds
+        lastBatchRecords = state.lastBatchRecords
+        lastHeldMicroseconds = state.lastHeldMicroseconds
+        lastError = state.lastError
+    }
+
+    private func record(_ batch: PersistBatch, _ result: Result<Double, StorageError>) {
+        switch result {
+        case .success(let milliseconds):
+            persistedColumns = (batch.globalColumns.count, batch.playerColumns.count)
+            if let declared = batch.declared { persistedDeclared = declared }
+            flushes += 1
+            recordsWritten += batch.recordCount
+            lastBatchRecords = batch.recordCount
+            lastFlushMilliseconds = milliseconds
+            if lastError != nil {
+                logger.notice("database writes work again: \(storage.location)")
+                lastError = nil
+            }
+        case .failure(let error):
+            world.markUnwritten(batch)
+            errors += 1
+            lastError = error.description
+            let now = uv_now(loop)
+            let kindChanged = error.isTransient != lastErrorTransient
+            lastErrorTransient = error.isTransient
+            if kindChanged || lastErrorLoggedAt == 0 || now - lastErrorLoggedAt >= 10_000 {
+                lastErrorLoggedAt = now
+                if error.isTransient {
+                    logger.error("\(error.description); \(world.dirtyCount) records stay dirty in memory and are retried every \(intervalMilliseconds) ms")
+                } else {
+                    logger.critical("\(error.description); not a transient error (retrying will not help until its cause is fixed): \(world.dirtyCount) records stay dirty in memory and are retried every \(intervalMilliseconds) ms")
+                }
+            }
+        }
+    }
+
+    /// Writes everything still dirty, synchronously; for shutdown, once the
+    /// loop no longer serves. A failure is retried a few times, then
+    /// reported: its records are lost with the process.
+    @discardableResult
+    func flushAll(attempts: Int = 3) -> Result<Int, StorageError> {
+        // A flush still on the worker (the loop was stopped, not run dry:
+        // a stuck module load): let it finish first, then write its records
+        // again if it failed, so nothing older lands after the last write.
+        if let pending = inFlight {
+            if pending.done.wait(timeout: .now() + .seconds(30)) == .success {
+                inFlight = nil
+                record(pending.batch, pending.result ?? .failure(StorageError("flush did not run", transient: true)))
+            } else {
+                world.markUnwritten(pending.batch)
+            }
+        }
+        var written = 0
+        var lastFailure: StorageError?
+        for attempt in 0..<attempts {
+            guard let batch = nextBatch() else { return .success(written) }
+            let result = FlushTask.write(batch, to: storage)
+            record(batch, result)
+            switch result {
+            case .success: written += batch.recordCount
+            case .failure(let error):
+                lastFailure = error
+                if attempt + 1 < attempts { usleep(100_000) }
+            }
+        }
+        if let lastFailure, world.dirtyCount > 0 || world.globalDirty { return .failure(lastFailure) }
+        return .success(written)
+    }
+
+    /// Stops the timer (shutdown).
+    func close() {
+        guard !closed else { return }
+        closed = true
+        timer.closeAndFree()
+    }
+}
+
+/// One flush on its way through the worker: the batch goes over, the
+/// result comes back; neither side touches the other's state meanwhile.
+private final class FlushTask: @unchecked Sendable {
+    let batch: PersistBatch
+    let storage: any PlayerStorage
+    let owner: WriteBehind
+    /// Written by the worker, read on the loop after `uv_queue_work`'s
+    /// completion callback (which orders the two), or after `done`.
+    var result: Result<Double, StorageError>?
+    /// Signalled when the worker is done (for `flushAll` at shutdown).
+    let done = DispatchSemaphore(value: 0)
+
+    init(batch: PersistBatch, storage: any PlayerStorage, owner: WriteBehind) {
+        self.batch = batch
+        self.storage = storage
+        self.owner = owner
+    }
+
+    func run() {
+        result = FlushTask.write(batch, to: storage)
+        done.signal()
+    }
+
+    /// Writes and times one batch.
+    static func write(_ batch: PersistBatch, to storage: any PlayerStorage) -> Result<Double, StorageError> {
+        let start = uv_hrtime()
+        do {
+            try storage.write(batch)
+            return .success(Double(uv_hrtime() - start) / 1_000_000)
+        } catch {
+            return .failure(error)
+        }
+    }
+}
