@@ -119,6 +119,9 @@ struct ResumeSummary {
     var listeners: [(role: ListenerRole, host: String, port: Int)] = []
     var players = 0
     var admins = 0
+    /// Metrics connections: closed once their queued answers are out.
+    var scrapers = 0
+    /// Connections that were closing already.
     var closing = 0
 }
 
@@ -186,6 +189,8 @@ extension Engine {
             }
             guard !closing || kind == .none else { throw HandoffError.invalid("a closing connection has a session") }
             switch kind {
+            case .none where connection.role == .metrics:
+                summary.scrapers += 1
             case .none:
                 summary.closing += 1
             case .player:

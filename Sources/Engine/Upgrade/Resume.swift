@@ -157,7 +157,9 @@ extension Engine {
             ? " (until this program started \((started - state.engine.holdStartedNanoseconds) / 1000) us, "
                 + "then restoring \((now - started) / 1000) us)" : ""
         let restored = "\(summary.listeners.count) listeners, \(summary.players) players, \(summary.admins) admin, "
-            + "\(summary.closing) closing, \(world.roomCount) rooms, module \(host.module.name) \(host.module.version)"
+            + "\(summary.closing) closing, \(summary.scrapers) metrics (closed once answered), \(world.roomCount) rooms, "
+            + "\(world.playerCount) stored players (\(world.dirtyCount) not written yet), "
+            + "module \(host.module.name) \(host.module.version)"
             + (host.previousModule.map { " (previous \($0.name) \($0.version))" } ?? "")
         let reply: String
         if let reason = state.failedUpgrade {
