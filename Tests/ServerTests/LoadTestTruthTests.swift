@@ -17,7 +17,11 @@ import Testing
         // The direct client plays alone in its own room: no fan-out to wait for.
         let direct = try server.connect()
         _ = try direct.call("LOGIN direct")
-        #expect(try direct.call("JOIN directroom").hasPrefix("+JOINED"))
+        // +JOINED directroom at x y players 1: step east and back, or west
+        // and back from the east edge.
+        let joined = try direct.call("JOIN directroom").split(separator: " ")
+        let x = try #require(joined.count > 3 ? Int(joined[3]) : nil, "\(joined)")
+        let steps = x < 7 ? ["MOVE E", "MOVE W"] : ["MOVE W", "MOVE E"]
 
         let json = FileManager.default.temporaryDirectory.appendingPathComponent("lt-truth-\(UUID()).json")
         defer { try? FileManager.default.removeItem(at: json) }
@@ -30,7 +34,7 @@ import Testing
         var step = 0
         while tool.isRunning {
             let started = DispatchTime.now().uptimeNanoseconds
-            let reply = try direct.call(step % 2 == 0 ? "MOVE E" : "MOVE W")
+            let reply = try direct.call(steps[step % 2])
             directMicros.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
             #expect(reply.hasPrefix("+MOVED"), "\(reply)")
             step += 1
