@@ -15,7 +15,8 @@ once, in order, after waiting for a quiet machine.
         --variant "default=" --variant "spin=--busy-poll 50"
 
 A variant is NAME=EXTRA-GAMESERVER-ARGS (leading KEY=VALUE words go into the
-server's environment). A tool is NAME=LOADTEST-BINARY [EXTRA-ARGS]; the
+server's environment; a word @PATH runs another gameserver binary, e.g. a
+copy of the one before a change, kept beside libGameLogic.so). A tool is NAME=LOADTEST-BINARY [EXTRA-ARGS]; the
 default is the release build. Run it under the shared lock, it is a
 benchmark: flock -o /tmp/hotswap-build.lock python3 tools/play-bench.py ...
 Needs a release build (swift build -c release)."""
@@ -164,7 +165,9 @@ try:
         env = dict(os.environ)
         while words and re.match(r'^[A-Z_][A-Z0-9_]*=', words[0]):
             key, value = words.pop(0).split('=', 1); env[key] = value
-        server = subprocess.Popen([args.server, '--port', str(port), '--admin-port', str(port + 100),
+        binary = next((w[1:] for w in words if w.startswith('@')), args.server)
+        words = [w for w in words if not w.startswith('@')]
+        server = subprocess.Popen([binary, '--port', str(port), '--admin-port', str(port + 100),
                                    '--max-connections', '19000', '--login-timeout', '0', '--idle-timeout', '0',
                                    '--log-level', 'error'] + words, env=env)
         servers.append(server); variants.append((name, port, server.pid)); port += 1

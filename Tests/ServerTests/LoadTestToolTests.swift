@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 
 /// The load-test tool against a real server, briefly: it must drive the

@@ -17,12 +17,11 @@ import Testing
         // The direct client plays alone in its own room: no fan-out to wait for.
         let direct = try server.connect()
         _ = try direct.call("LOGIN direct")
-        let joined = try direct.call("JOIN directroom")
-        #expect(joined.hasPrefix("+JOINED"))
-        // Step back and forth along x, away from the edge it starts next to
-        // ("+JOINED room at x y ..."): every MOVE then lands on the board.
-        let startX = joined.split(separator: " ").dropFirst(3).first.flatMap { Int($0) } ?? 0
-        let (there, back) = startX < 7 ? ("MOVE E", "MOVE W") : ("MOVE W", "MOVE E")
+        // +JOINED directroom at x y players 1: step east and back, or west
+        // and back from the east edge.
+        let joined = try direct.call("JOIN directroom").split(separator: " ")
+        let x = try #require(joined.count > 3 ? Int(joined[3]) : nil, "\(joined)")
+        let steps = x < 7 ? ["MOVE E", "MOVE W"] : ["MOVE W", "MOVE E"]
 
         let json = FileManager.default.temporaryDirectory.appendingPathComponent("lt-truth-\(UUID()).json")
         defer { try? FileManager.default.removeItem(at: json) }
@@ -35,10 +34,9 @@ import Testing
         var step = 0
         while tool.isRunning {
             let started = DispatchTime.now().uptimeNanoseconds
-            let reply = try direct.call(step % 2 == 0 ? there : back)
+            let reply = try direct.call(steps[step % 2])
             directMicros.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
-            // (+GEM when a step lands on a gem: the first time only.)
-            #expect(reply.hasPrefix("+MOVED") || reply.hasPrefix("+GEM"), "\(reply)")
+            #expect(reply.hasPrefix("+MOVED") || reply.hasPrefix("+GEM"), "\(reply)")  // a gem, sometimes
             step += 1
             Thread.sleep(forTimeInterval: 0.005)
         }

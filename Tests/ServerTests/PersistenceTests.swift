@@ -323,17 +323,3 @@ import Testing
         #expect(count.trimmingCharacters(in: .whitespacesAndNewlines) == "\(players.count + 1)")
     }
 }
-
-/// Runs a program to completion; its exit status and combined output.
-func runProgram(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}

@@ -59,6 +59,9 @@ final class Connection {
     @exclusivity(unchecked) private(set) var state = State.open
     /// Set while the connection sits in the transport's flush list.
     @exclusivity(unchecked) var queuedForFlush = false
+    /// Output answering this connection's own request was queued this turn:
+    /// the transport writes it before connections only told something.
+    @exclusivity(unchecked) var repliedThisTurn = false
     /// Set when queued output passed the limit: nothing more is queued and
     /// the transport cuts the connection off at the next flush.
     private(set) var overOutputLimit = false
@@ -129,6 +132,7 @@ final class Connection {
         } else {
             writer.append(line: line)
         }
+        if transport.requester === self { repliedThisTurn = true }
         markForFlush()
     }
 
@@ -247,7 +251,9 @@ final class Connection {
     private static let onRead: uv_read_cb = { stream, nread, _ in
         let connection = from(stream!.pointee.data)
         if nread > 0 {
+            connection.transport.requester = connection
             connection.handler?.received(connection.transport.readBytes(count: nread))
+            connection.transport.requester = nil
         } else if nread < 0 {
             // UV_EOF: a clean half-close; pending replies still go out.
             // Anything else: the socket is broken, nothing more can be sent.

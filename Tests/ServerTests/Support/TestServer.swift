@@ -167,8 +167,13 @@ final class TestServer: @unchecked Sendable {
 /// Runs one of the package's executables (gamectl, loadtest) to completion
 /// and returns its exit status and everything it printed.
 func runTool(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    try runProgram(Products.directory.appendingPathComponent(name).path, arguments)
+}
+
+/// Runs a program to completion; its exit status and combined output.
+func runProgram(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
     let process = Process()
-    process.executableURL = Products.directory.appendingPathComponent(name)
+    process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     let output = Pipe()
     process.standardOutput = output

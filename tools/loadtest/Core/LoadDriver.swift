@@ -2,102 +2,6 @@ import CLibUV
 import Glibc
 import Protocol
 
-/// What to run, as the command line said.
-public struct LoadConfig: Sendable {
-    public enum Scenario: String, Sendable, CaseIterable { case ping, chat, play }
-    public enum Target: String, Sendable, CaseIterable { case hotswap, redis }
-
-    public var scenario = Scenario.ping
-    public var target = Target.hotswap
-    public var host = "127.0.0.1"
-    public var port = 7777
-    /// Connections for ping and play (chat has rooms x members).
-    public var clients = 50
-    public var seconds = 10.0
-    /// Seconds of load before `seconds` of measuring: requests are sent as
-    /// scheduled, their latencies not recorded (10,000 fresh connections
-    /// answer slower for about half a second, docs/BENCHMARKS.md).
-    public var warmup = 0.0
-    /// Stop after this many requests in all (instead of after `seconds`).
-    public var requests: Int?
-    public var pipeline = 1
-    /// Total requests per second across all clients; 0 = closed loop.
-    public var rate = 0.0
-    /// How open-loop requests are spread in time (see `ArrivalSchedule`).
-    public var arrivals = ArrivalSchedule.Kind.poisson
-    public var seed: UInt64 = 1
-    /// Chat: rooms of `members` each. Play: players per room (`clients` in
-    /// rooms of `members`, the last one smaller).
-    public var rooms = 10
-    public var members = 5
-    public var reloadAt: Double?
-    public var adminPort = 7778
-    public var adminToken: String?
-    public var reloadPath: String?
-    /// Send UPGRADE on the admin port after this many seconds, `upgrades`
-    /// times in a row (each once the previous one was answered, on the
-    /// same admin connection, which the new engine takes over too).
-    public var upgradeAt: Double?
-    public var upgradePath: String?
-    public var upgrades = 1
-    /// The server's process id: its CPU over the measured phase is reported.
-    public var serverPID: Int32?
-    public var quiet = false
-
-    public init() {}
-
-    /// Connections the run opens.
-    public var connections: Int {
-        scenario == .chat ? rooms * members * (target == .redis ? 2 : 1) : clients
-    }
-}
-
-/// Everything a run measured.
-public struct LoadReport: Sendable {
-    /// The measured phase (after the warm-up).
-    public var seconds = 0.0
-    public var sent = 0
-    public var replies = 0
-    /// Replies to requests due in the measured phase (the latencies recorded).
-    public var measuredReplies = 0
-    public var errors = 0
-    /// Error replies by code (`-ERR ROOM_FULL ...` counts under ROOM_FULL).
-    public var errorsByCode: [String: Int] = [:]
-    public var deliveries = 0
-    public var lost = 0
-    public var duplicated = 0
-    public var outOfOrder = 0
-    public var unexpectedReplies = 0
-    public var droppedConnections = 0
-    /// LOGIN or JOIN refused during set-up, by code (the run stops: it
-    /// cannot have the shape asked for, e.g. rooms over --max-room-members).
-    public var setupRefusals: [String: Int] = [:]
-    public var latency = LatencyStats()
-    public var deliveryLatency = LatencyStats()
-    /// Open loop: how late the tool queued each request after its due time.
-    /// Large values mean the tool, not the server, was behind.
-    public var sendLag = LatencyStats()
-    /// CPU seconds (user + system) over the measured phase.
-    public var toolCPUSeconds = 0.0
-    public var serverCPUSeconds: Double?
-    public var reloadReply: String?
-    public var reloadWindowMaxMicros: UInt64 = 0
-    /// Every UPGRADE reply, in order.
-    public var upgradeReplies: [String] = []
-    /// The longest time no reply at all arrived, from the first UPGRADE
-    /// sent to 100 ms after the last was answered: how long the game was
-    /// unavailable, seen from the clients.
-    public var upgradeGapMaxMicros: UInt64 = 0
-    /// The same outside upgrades, for comparison.
-    public var steadyGapMaxMicros: UInt64 = 0
-
-    /// True when nothing was lost, duplicated, reordered, refused or dropped.
-    public var clean: Bool {
-        lost == 0 && duplicated == 0 && outOfOrder == 0 && unexpectedReplies == 0 && droppedConnections == 0
-            && errors == 0 && setupRefusals.isEmpty
-    }
-}
-
 /// Drives many connections from one libuv loop. Each connection's writes
 /// are batched per loop turn; replies are framed with the server's own
 /// `LineFramer`.
@@ -250,8 +154,8 @@ public final class LoadDriver {
                 drainStarted = now
                 deliveriesExpected = expectedDeliveries()  // senders have stopped
                 report.seconds = Double(now - measureFrom) / 1e9
-                report.toolCPUSeconds = LoadDriver.toolCPU() - cpuAtStart.tool
-                if let pid = config.serverPID { report.serverCPUSeconds = LoadDriver.processCPU(pid) - cpuAtStart.server }
+                report.toolCPUSeconds = CPUTime.ofThisProcess() - cpuAtStart.tool
+                if let pid = config.serverPID { report.serverCPUSeconds = CPUTime.ofProcess(pid) - cpuAtStart.server }
             }
         case .draining:
             // Done when every request is answered, every chat message has
@@ -289,7 +193,7 @@ public final class LoadDriver {
 
     private func startMeasuring() {
         measuring = true
-        cpuAtStart = (LoadDriver.toolCPU(), config.serverPID.map(LoadDriver.processCPU) ?? 0)
+        cpuAtStart = (CPUTime.ofThisProcess(), config.serverPID.map(CPUTime.ofProcess) ?? 0)
     }
 
     /// Open loop: sends every request whose time has come, then sets the
@@ -362,33 +266,6 @@ public final class LoadDriver {
 
     private func expectedDeliveries() -> Int {
         expectedStreams().values.reduce(0) { $0 + Int($1) }
-    }
-
-    // MARK: CPU
-
-    /// This process's user + system CPU seconds so far.
-    static func toolCPU() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    }
-
-    /// Another process's user + system CPU seconds, from /proc/PID/stat
-    /// (fields 14 and 15, in clock ticks); 0 when it cannot be read.
-    static func processCPU(_ pid: Int32) -> Double {
-        let fd = open("/proc/\(pid)/stat", O_RDONLY)
-        guard fd >= 0 else { return 0 }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 1024)
-        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return 0 }
-        // The command name may hold spaces: fields are counted after ")".
-        let text = String(decoding: bytes[0..<count], as: UTF8.self)
-        guard let close = text.lastIndex(of: ")") else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     // MARK: Events from clients

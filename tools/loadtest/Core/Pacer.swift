@@ -10,7 +10,8 @@ import UVKit
 /// time cached once per turn, so a request due at t is sent somewhere in
 /// [t, t + 2 ms). The tool counts latency from the due time (as it must,
 /// to avoid coordinated omission), so that lateness was reported as the
-/// server's: 1.7 ms median against a server answering in 50 µs. A timerfd
+/// server's: 1.7 ms median at 200 requests/s, where a blocking client
+/// measured 32 µs (docs/BENCHMARKS.md, "The load tool's latency"). A timerfd
 /// fires when the kernel's hrtimer does, and `uv_hrtime` reads the same
 /// clock (CLOCK_MONOTONIC), so due times and readings agree.
 final class Pacer {
