@@ -254,7 +254,8 @@ static const char *call_name(int32_t kind) {
     }
 }
 
-static void write_report(int signal, const siginfo_t *info, const void *context, const char *why) {
+static void write_report(int signal, const siginfo_t *info, const void *context, const char *why,
+                         int hooked) {
     out o = {.length = 0};
     fg__thread_hot *h = &fg__hot;
     fg__thread_cold *c = &fg__cold;
@@ -324,26 +325,41 @@ static void write_report(int signal, const siginfo_t *info, const void *context,
     }
     out_flush(&o);
     if (n > start) backtrace_symbols_fd(frames + start, n - start, 2);
-    out_str(&o, "hotswap: ==== end of report: the process dies with ");
-    out_str(&o, fg_signal_name(signal));
-    out_str(&o, " ====\n");
+    if (hooked) {
+        out_str(&o, "hotswap: ==== end of report: the fatal hook takes over ====\n");
+    } else {
+        out_str(&o, "hotswap: ==== end of report: the process dies with ");
+        out_str(&o, fg_signal_name(signal));
+        out_str(&o, " ====\n");
+    }
     out_flush(&o);
 }
 
-/* Reports once, restores the default action, and dies of the signal. */
+static fg_fatal_hook g_fatal_hook; /* atomic */
+
+void fg_set_fatal_hook(fg_fatal_hook hook) { STORE(&g_fatal_hook, hook); }
+
+/* Reports once, gives the fatal hook its chance, restores the default
+ * action, and dies of the signal. */
 __attribute__((noreturn)) static void die(int signal, const siginfo_t *info, const void *context,
                                           const char *why) {
     static int reporting;
+    fg_fatal_hook hook = LOAD(&g_fatal_hook);
     if (__atomic_exchange_n(&reporting, 1, __ATOMIC_SEQ_CST) == 0) {
-        /* If the report itself hangs (say, a lock held by the crashed code),
-         * SIGALRM's default action still ends the process. */
-        struct sigaction alarm_default;
-        memset(&alarm_default, 0, sizeof alarm_default);
-        alarm_default.sa_handler = SIG_DFL;
-        sigaction(SIGALRM, &alarm_default, NULL);
-        alarm(10);
-        write_report(signal, info, context, why);
+        if (hook) {
+            hook(signal, 0);
+        } else {
+            /* If the report itself hangs (say, a lock held by the crashed
+             * code), SIGALRM's default action still ends the process. */
+            struct sigaction alarm_default;
+            memset(&alarm_default, 0, sizeof alarm_default);
+            alarm_default.sa_handler = SIG_DFL;
+            sigaction(SIGALRM, &alarm_default, NULL);
+            alarm(10);
+        }
+        write_report(signal, info, context, why, hook != NULL);
     }
+    if (hook) hook(signal, 1);
     struct sigaction fallback;
     memset(&fallback, 0, sizeof fallback);
     fallback.sa_handler = SIG_DFL;

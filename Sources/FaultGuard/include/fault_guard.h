@@ -198,6 +198,24 @@ void fg_set_call_timeout_ms(uint32_t ms);
 int fg_timeout_signal(void);
 
 /*
+ * A last chance before a fault in engine code kills the process (see
+ * "A fault in ENGINE code" above). While a hook is set, the handler calls
+ * it twice on the faulting thread: hook(signal, 0) before the crash report
+ * (the report then does not arm its own 10 s SIGALRM limit: the hook owns
+ * SIGALRM and its own deadline), and hook(signal, 1) after it. The hook may
+ * not return (it may execve); if it returns, the process dies with the
+ * signal as without one. A second thread faulting meanwhile calls
+ * hook(signal, 1) too, without a report. The hook runs in a signal handler:
+ * async-signal-safe code only. NULL removes it. Any thread, any time.
+ *
+ * What uses it: an engine resumed by an upgrade, until it serves, hands the
+ * whole handoff back to the previous engine instead of dying
+ * (Sources/UpgradeSupport/include/restore_guard.h).
+ */
+typedef void (*fg_fatal_hook)(int signal, int after_report);
+void fg_set_fatal_hook(fg_fatal_hook hook);
+
+/*
  * Module identity for crash reports: NUL-terminated strings, each copied
  * (cut to FG_MAX_IDENTITY bytes) into static buffers; NULL stores "". The
  * engine calls it when the module it is about to call changes: after a
