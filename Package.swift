@@ -13,8 +13,10 @@
 //   GameLogic  the default game, a `.dynamic` library loaded by the engine
 //   FaultGuard C trampolines, signal handlers and watchdog that contain a
 //              crash or a hang in module code (see its header)
-//   UpgradeSupport  the few Linux calls an engine upgrade needs that Swift's
-//              Glibc module does not show (memfd, close_range, build id)
+//   UpgradeSupport  what an engine upgrade needs in C: the Linux calls
+//              Swift's Glibc module does not show (memfd, close_range, build
+//              id), signal handlers that lose nothing across the exec, and
+//              the restore guard (a crash or hang before serving hands back)
 import PackageDescription
 
 /// Swift logic modules are built without run-time exclusivity tracking: the
@@ -75,8 +77,10 @@ let package = Package(
         .target(name: "UVKit", dependencies: ["CLibUV"]),
         // Fault containment: the C trampolines around every module call (see fault_guard.h).
         .target(name: "FaultGuard", dependencies: ["GameABI"]),
-        // Engine upgrades: memfd, close_range, environ and the build id (see its header).
-        .target(name: "UpgradeSupport"),
+        // Engine upgrades: memfd, close_range, environ and the build id; the
+        // engine's own stop/upgrade signal handlers; the restore guard (see
+        // their headers).
+        .target(name: "UpgradeSupport", dependencies: ["CLibUV"]),
         .target(
             name: "HotswapEngine",
             dependencies: [

@@ -2,6 +2,9 @@
 // module does not show (it is built without _GNU_SOURCE): memfd_create,
 // close_range, the process environment, and the main executable's GNU
 // build id. Each is a thin call; the policy is in Sources/Engine/Upgrade.
+// The target's other headers: engine_signals.h (the stop and upgrade
+// signals, none lost across the exec) and restore_guard.h (a crash or hang
+// of a resumed engine hands everything back).
 #ifndef HOTSWAP_UPGRADE_SUPPORT_H
 #define HOTSWAP_UPGRADE_SUPPORT_H
 
@@ -19,8 +22,9 @@ int hs_memfd_create(const char *name);
 /// Marks every descriptor from `first` up close-on-exec, in one call
 /// (close_range with CLOSE_RANGE_CLOEXEC, Linux 5.11). The upgrade then
 /// clears the flag on exactly the descriptors it passes. Returns 0 or
-/// -errno (ENOSYS, EINVAL on older kernels: the caller falls back to
-/// trusting that every descriptor was opened with O_CLOEXEC).
+/// -errno (ENOSYS, EINVAL on older kernels: the caller then marks each
+/// descriptor listed in /proc/self/fd, and refuses the upgrade if it
+/// cannot).
 int hs_cloexec_from(unsigned int first);
 
 /// The process environment (`environ`), NULL-terminated.
