@@ -158,18 +158,28 @@ struct ModuleLoadResult: Sendable {
 /// counts the images); the work of a load is `ModuleLoadRequest.perform`,
 /// which shares nothing and runs on a worker.
 final class ModuleLoader {
-    let privateDirectory: String
+    /// Where the copies go (`hotswap-modules-XXXXXX` in the temporary root):
+    /// one per process image. An engine upgrade removes it before the exec
+    /// (the next program makes its own) and makes a new one if the exec
+    /// failed.
+    private(set) var privateDirectory: String
+    private let temporaryRoot: String
     private var loads = 0
     /// Images mapped into the process (and never unmapped).
     private(set) var imagesMapped = 0
 
     /// Creates the private directory the copies go to.
     init(temporaryRoot: String = ModuleLoader.defaultTemporaryRoot()) throws(ModuleLoadError) {
-        var template = Array("\(temporaryRoot)/hotswap-modules-XXXXXX".utf8CString)
+        self.temporaryRoot = temporaryRoot
+        privateDirectory = try ModuleLoader.makeDirectory(in: temporaryRoot)
+    }
+
+    private static func makeDirectory(in root: String) throws(ModuleLoadError) -> String {
+        var template = Array("\(root)/hotswap-modules-XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw .copyFailed(path: temporaryRoot, reason: "mkdtemp: \(String(cString: strerror(errno)))")
+            throw .copyFailed(path: root, reason: "mkdtemp: \(String(cString: strerror(errno)))")
         }
-        privateDirectory = String(cString: made)
+        return String(cString: made)
     }
 
     static func defaultTemporaryRoot() -> String {
@@ -177,11 +187,27 @@ final class ModuleLoader {
         return "/tmp"
     }
 
-    /// Removes the private directory (the mapped images stay valid: on
-    /// Linux a mapping keeps its file alive after unlink, and every copy is
-    /// unlinked right after its `dlopen`).
+    /// Removes the private directory and anything still in it (the mapped
+    /// images stay valid: on Linux a mapping keeps its file alive after
+    /// unlink, and every copy is unlinked right after its `dlopen`; only a
+    /// load stuck on its worker can have left one).
     func removePrivateCopies() {
+        if let directory = opendir(privateDirectory) {
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                if name != "." && name != ".." { unlink("\(privateDirectory)/\(name)") }
+            }
+            closedir(directory)
+        }
         rmdir(privateDirectory)
+    }
+
+    /// A new private directory, after `removePrivateCopies` (an upgrade
+    /// whose exec failed goes on loading modules).
+    func recreatePrivateDirectory() throws(ModuleLoadError) {
+        privateDirectory = try ModuleLoader.makeDirectory(in: temporaryRoot)
     }
 
     /// The next load of `path`, numbered so its private copy is unique and
