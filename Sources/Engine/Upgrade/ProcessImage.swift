@@ -5,11 +5,14 @@ import UpgradeSupport
 /// systemd, containers and supervisors keep seeing one long-lived process,
 /// and so do the descriptors that are not close-on-exec.
 enum ProcessImage {
-    /// The signals that end or upgrade the server. They are blocked across
-    /// the exec: one that arrives meanwhile stays pending, and the next
-    /// engine takes it once its own handlers are in place (a signal's
+    /// The signals that end or upgrade the server. Blocked first thing in
+    /// `main` (every thread made later inherits the mask: a worker thread
+    /// never takes one) and unblocked on the loop thread only once the
+    /// engine's handlers are in place; blocked on it again across an
+    /// upgrade's exec: one that arrives meanwhile stays pending, and the
+    /// next engine takes it once its own handlers are in place (a signal's
     /// handler resets to the default at exec, which for these would kill
-    /// the process with every player's connection).
+    /// the process with every player's connection). See engine_signals.h.
     static let deferredSignals: [Int32] = [SIGTERM, SIGINT, SIGUSR2]
 
     /// Runs `path` in place of this program. Returns only if that failed,
@@ -38,10 +41,39 @@ enum ProcessImage {
     static func keepAcrossExec(_ fds: [Int32], inherited: [Int32]) -> String? {
         // The engine opens everything with O_CLOEXEC (libuv, the loader, the
         // logs); this also covers a descriptor a library opened without it.
-        _ = hs_cloexec_from(3)
+        // close_range(CLOSE_RANGE_CLOEXEC) is Linux 5.11: before that, one
+        // fcntl per open descriptor. Neither working refuses the upgrade: a
+        // descriptor the next engine does not know of would stay open in it
+        // for good (a database file's, a client socket's).
+        let status = hs_cloexec_from(3)
+        if status != 0, let problem = markCloseOnExec(from: 3) {
+            return "cannot mark descriptors close-on-exec (close_range: \(String(cString: strerror(-status))); \(problem))"
+        }
         // One they closed since is simply gone.
         for fd in inherited { _ = fcntl(fd, F_SETFD, 0) }
         return clearCloseOnExec(fds)
+    }
+
+    /// Sets close-on-exec on every open descriptor from `first` up, one
+    /// `fcntl` each, listed from /proc/self/fd (where close_range cannot).
+    /// The reason when the list cannot be read or a descriptor refuses.
+    static func markCloseOnExec(from first: Int32) -> String? {
+        guard let directory = opendir("/proc/self/fd") else {
+            return "cannot list /proc/self/fd: \(String(cString: strerror(errno)))"
+        }
+        defer { closedir(directory) }
+        let own = dirfd(directory)
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let fd = Int32(name), fd >= first, fd != own else { continue }
+            // EBADF: closed since it was listed (another thread's).
+            if fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 && errno != EBADF {
+                return "descriptor \(fd): \(String(cString: strerror(errno)))"
+            }
+        }
+        return nil
     }
 
     /// Clears close-on-exec on `fds` (FD_CLOEXEC is the only descriptor
