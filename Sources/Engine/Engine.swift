@@ -2,6 +2,7 @@ import CLibUV
 import Glibc
 import Logging
 import UVKit
+import UpgradeSupport
 
 /// Counters of what the engine did to clients, for STATUS.
 struct EngineCounters {
@@ -50,7 +51,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     let rateStrikes: Int
 
     private let sweepTimer: UnsafeMutablePointer<uv_timer_t>
-    private var signals: [UnsafeMutablePointer<uv_signal_t>] = []
+    /// Woken by the engine's signal handler (engine_signals.h).
+    private var signalWake: UnsafeMutablePointer<uv_async_t>?
     private var shutdownTimer: UnsafeMutablePointer<uv_timer_t>?
     private var watcher: ModuleWatcher?
     private(set) var shuttingDown = false
@@ -247,32 +249,43 @@ final class Engine: TransportDelegate, LogicHostDelegate {
 
     // MARK: - Shutdown
 
+    /// SIGINT and SIGTERM shut down, SIGUSR2 upgrades. The handlers are the
+    /// engine's own (engine_signals.h: a flag and a wake-up, so an upgrade
+    /// can see one that arrived during its callback), not libuv's (whose
+    /// pipe would lose it in the exec).
     private func installSignalHandlers() {
         signal(SIGPIPE, SIG_IGN)
-        for number in [SIGINT, SIGTERM, SIGUSR2] {
-            let handle = UnsafeMutablePointer<uv_signal_t>.allocateHandle()
-            uv_signal_init(loop, handle)
-            handle.context = UVContext.pointer(to: self)
-            uv_signal_start(handle, { handle, signal in
-                let engine = UVContext.object(handle!.pointee.data, as: Engine.self)
-                if signal == SIGUSR2 {
-                    engine.upgradeBySignal()
-                } else {
-                    engine.logger.notice("signal \(signal): shutting down")
-                    engine.shutdown()
-                }
-            }, number)
-            signals.append(handle)
+        let wake = UnsafeMutablePointer<uv_async_t>.allocateHandle()
+        uv_async_init(loop, wake) { wake in
+            let engine = UVContext.object(wake!.pointee.data, as: Engine.self)
+            for number in [SIGINT, SIGTERM] where hs_signal_take(number) != 0 {
+                engine.logger.notice("signal \(number): shutting down")
+                engine.shutdown()
+            }
+            if hs_signal_take(SIGUSR2) != 0 { engine.upgradeBySignal() }
         }
-        // Unblocked only now that libuv handles them: a parent may hand us a
-        // mask that blocks them (test runners and some supervisors do), and
-        // the engine before an upgrade blocks them across its exec; one that
-        // arrived meanwhile is pending and is delivered here, to libuv.
-        // SIGCHLD too: libuv learns that an upgrade's check exited from it.
+        wake.context = UVContext.pointer(to: self)
+        // The wake-up alone must not keep the loop alive at shutdown.
+        uv_unref(wake.handle)
+        signalWake = wake
+        let status = ProcessImage.deferredSignals.withUnsafeBufferPointer {
+            hs_signals_install($0.baseAddress, Int32($0.count), wake)
+        }
+        if status != 0 { logger.error("cannot install the signal handlers: \(String(cString: strerror(-status)))") }
+        // libuv's worker threads are made by the first uv_queue_work, on the
+        // thread that calls it, with that thread's mask: made now, while the
+        // loop thread still blocks these signals, none of them ever takes
+        // one (main blocked them before any thread existed).
+        let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
+        if uv_queue_work(loop, work, { _ in }, { work, _ in work?.deallocate() }) != 0 { work.deallocate() }
+        // Unblocked only now, on this thread only: one that arrived at
+        // start, or during the exec of an upgrade, was pending and is
+        // delivered here. SIGCHLD too: libuv learns from it that an
+        // upgrade's check exited (a parent may hand us a mask that blocks it).
         var set = sigset_t()
         sigemptyset(&set)
-        for number in [SIGINT, SIGTERM, SIGUSR2, SIGCHLD] { sigaddset(&set, number) }
-        sigprocmask(SIG_UNBLOCK, &set, nil)
+        for number in ProcessImage.deferredSignals + [SIGCHLD] { sigaddset(&set, number) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     /// SIGUSR2, as nginx operators expect: upgrade to the build installed
@@ -330,7 +343,11 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         if host.loadStuck { uv_stop(loop) }
         sweepTimer.closeAndFree()
         writeBehind?.close()
-        for handle in signals { handle.closeAndFree() }
+        // Caught from here on, and ignored: a second SIGTERM does not kill
+        // a server that is writing its last records.
+        hs_signals_detach()
+        signalWake?.closeAndFree()
+        signalWake = nil
         shutdownTimer?.closeAndFree()
     }
 }

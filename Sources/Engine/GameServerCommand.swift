@@ -16,7 +16,8 @@ struct StartRefused: Error, CustomStringConvertible {
 package struct GameServerCommand: ParsableCommand {
     package static let configuration = CommandConfiguration(
         commandName: "gameserver",
-        abstract: "A multiplayer line-protocol game server whose game logic can be replaced live.")
+        abstract: "A multiplayer line-protocol game server whose game logic can be replaced live.",
+        version: EngineIdentity.versionLine)
 
     @Option(help: "Address to listen on (IPv4 or IPv6).")
     var host = "127.0.0.1"
@@ -61,7 +62,7 @@ package struct GameServerCommand: ParsableCommand {
     @Option(help: "Directory other engine builds may be run from by UPGRADE (default: this executable's directory).")
     var enginesDir: String?
 
-    @Flag(help: "Print this engine's version and handoff format, and exit (what UPGRADE asks a candidate).")
+    @Flag(help: "Print this engine's version and the handoff formats it reads, and exit (what UPGRADE asks a candidate).")
     var checkUpgrade = false
 
     @Option(help: .hidden)
@@ -89,24 +90,36 @@ package struct GameServerCommand: ParsableCommand {
     /// instead of exiting: the players keep their connections either way.
     package static func main() {
         Resume.programStartedNanoseconds = monotonicNanoseconds()
+        // Before any thread exists, so every thread inherits it: SIGTERM,
+        // SIGINT and SIGUSR2 wait, pending, until the engine's handlers are
+        // in place, and only the loop thread ever unblocks them (a signal
+        // taken by a worker thread during an upgrade's exec would be lost).
+        // One that arrives at start, or across an upgrade, is delivered then.
+        _ = ProcessImage.blockDeferredSignals()
+        // Read once and removed: the candidate's check and the next engine
+        // must not inherit this engine's name or test knobs.
+        EngineIdentity.detachEnvironment()
         let arguments = Array(CommandLine.arguments.dropFirst())
         // Before anything of ours is open (see `ProcessImage.keepAcrossExec`);
         // a resumed engine has the list from the handoff instead.
         if Resume.descriptor(in: arguments) == nil { Resume.inheritedAtStart = ProcessImage.descriptorsKeptAcrossExec() }
         let handoff = Resume.isFallback(arguments) ? nil : Resume.descriptor(in: arguments)
+        if let handoff, let problem = RestoreGuard.arm(memfd: handoff, timeoutMilliseconds: Resume.restoreTimeout(in: arguments)) {
+            GameServerCommand.say("restoring without a guard against crashes and hangs: \(problem)")
+        }
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch let refused as StartRefused {
             if let handoff {
-                let problem = Resume.fallBack(memfd: handoff, reason: refused.reason)
+                let problem = Resume.fallBack(memfd: handoff, reason: "the new engine could not restore (\(refused.reason))")
                 GameServerCommand.say("cannot fall back: \(problem)")
             }
             Glibc.exit(2)
         } catch {
             if let handoff {
-                let problem = Resume.fallBack(memfd: handoff, reason: "the arguments do not parse: "
-                                              + fullMessage(for: error).split(separator: "\n").joined(separator: " "))
+                let problem = Resume.fallBack(memfd: handoff, reason: "the new engine could not restore (the arguments do not parse: "
+                                              + fullMessage(for: error).split(separator: "\n").joined(separator: " ") + ")")
                 GameServerCommand.say("cannot fall back: \(problem)")
             }
             exit(withError: error)
@@ -119,9 +132,6 @@ package struct GameServerCommand: ParsableCommand {
             print(EngineIdentity.checkLine)
             return
         }
-        // Read once now: it takes the dynamic linker's lock, which a module
-        // load on a worker holds later.
-        _ = EngineIdentity.version
         let level = Logger.Level(rawValue: logLevel) ?? .info
         // Lines reach stderr from a writer thread: a reader that stops
         // reading makes the server drop lines, never wait. At exit, the last
@@ -159,6 +169,7 @@ package struct GameServerCommand: ParsableCommand {
             throw refuse("\(error)")
         }
         defer { loader.removePrivateCopies() }
+        RestoreGuard.removeOnHandBack(loader.privateDirectory)
         let loaded: LoadedModule
         var previous: LoadedModule?
         var settings: AdminSettings

@@ -31,7 +31,13 @@ struct AdminCounters {
     /// Engine upgrades this process went through, and those refused.
     var upgrades = 0
     var upgradesRefused = 0
+    /// The last upgrade's hold: from the old engine's last write to the
+    /// new one having restored everything (its reply queued, its first
+    /// bytes written right after).
     var lastUpgradeHeldMicroseconds: UInt64?
+    /// From the same start to the new loop's first poll returning: every
+    /// socket registered with the new epoll instance, input read from here.
+    var lastUpgradeFirstPollMicroseconds: UInt64?
     /// Log and audit lines earlier engines of this process dropped.
     var logDroppedBefore = 0
     var auditDroppedBefore = 0
@@ -321,6 +327,7 @@ final class AdminConsole {
         if let held = self.counters.lastHeldMicroseconds { fields.append("last_held_us=\(held)") }
         if let first = host.firstCallNanoseconds { fields.append("first_call_ns=\(first)") }
         if let held = self.counters.lastUpgradeHeldMicroseconds { fields.append("last_upgrade_held_us=\(held)") }
+        if let poll = self.counters.lastUpgradeFirstPollMicroseconds { fields.append("last_upgrade_first_poll_us=\(poll)") }
         return "+STATUS " + fields.map(AdminConsole.oneLine).joined(separator: " ")
     }
 
@@ -354,6 +361,9 @@ final class AdminConsole {
                              heldMicroseconds: heldMicroseconds))
         return "+OK \(summary) held_ms=\((heldMicroseconds + 500) / 1000) sessions=\(sessions)"
     }
+
+    /// The new loop's first poll after an upgrade this engine completed.
+    func recordFirstPoll(microseconds: UInt64) { counters.lastUpgradeFirstPollMicroseconds = microseconds }
 
     /// Gives the upgrade's reply to the session that asked (restored
     /// waiting for it), which then runs what it sent behind it.

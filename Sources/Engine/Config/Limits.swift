@@ -101,6 +101,12 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Milliseconds a candidate engine may take to answer --check-upgrade before UPGRADE is refused.",
             transform: within(100...600_000))
     var upgradeCheckTimeout = 5000
+    @Option(help: "Milliseconds an engine resumed by UPGRADE may take to restore before it hands everything back to the previous engine.",
+            transform: within(Limits.upgradeRestoreTimeoutRange))
+    var upgradeRestoreTimeout = 10_000
+    /// Also read from the raw arguments before they are parsed (the restore
+    /// guard is armed first thing: `Resume.restoreTimeout(in:)`).
+    static let upgradeRestoreTimeoutRange = 100...600_000
 
     init() {}
 

@@ -42,6 +42,8 @@ struct FaultRecord: Sendable, CustomStringConvertible {
         case SIGTRAP: "SIGTRAP"
         case SIGFPE: "SIGFPE"
         case SIGABRT: "SIGABRT"
+        case SIGTERM: "SIGTERM"
+        case SIGINT: "SIGINT"
         default: "signal \(number)"
         }
     }

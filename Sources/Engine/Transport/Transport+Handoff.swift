@@ -9,6 +9,9 @@ import UVKit
 ///                   unsent output, then its handler's record (written and
 ///                   read by the engine: the transport moves bytes only)
 ///
+/// Every descriptor is checked before it is taken (`HandedOverDescriptors`:
+/// passed by the old engine, once, a socket).
+///
 /// A connection's unsent output is everything it accepted that the kernel
 /// has not taken, in order, including the tail of a write libuv was still
 /// doing (`Connection.unsentOutput`): the next engine writes it once. A
@@ -28,7 +31,9 @@ extension Transport {
 
     /// Listens again on the handed-over sockets; returns each one's role,
     /// host and port.
-    func restoreListeners(from reader: inout HandoffReader) throws -> [(role: ListenerRole, host: String, port: Int)] {
+    func restoreListeners(from reader: inout HandoffReader, descriptors: inout HandedOverDescriptors) throws
+        -> [(role: ListenerRole, host: String, port: Int)]
+    {
         let count = try reader.count("listeners", elementSize: 16)
         var restored: [(role: ListenerRole, host: String, port: Int)] = []
         for _ in 0..<count {
@@ -39,6 +44,7 @@ extension Transport {
             let host = try reader.string("listener host")
             let port = Int(try reader.u32("listener port"))
             let backlog = try reader.i32("listener backlog")
+            try descriptors.takeSocket(fd, "a listener")
             try adoptListener(fd, role: role, host: host, port: port, backlog: backlog)
             restored.append((role, host, port))
         }
@@ -68,7 +74,7 @@ extension Transport {
     ///
     /// Nothing here reads or writes a socket, and a failure leaves every
     /// descriptor open: the engine can still fall back to the previous one.
-    func restoreConnections(from reader: inout HandoffReader,
+    func restoreConnections(from reader: inout HandoffReader, descriptors: inout HandedOverDescriptors,
                             handler: (Connection, _ closing: Bool, inout HandoffReader) throws -> Void) throws -> [Connection]
     {
         let count = try reader.count("connections", elementSize: 18)
@@ -82,6 +88,7 @@ extension Transport {
             let closing = try reader.bool("connection closing")
             let peer = try reader.string("connection peer")
             let output = try reader.bytes("unsent output")
+            try descriptors.takeSocket(fd, "a connection")
             let connection = try adoptHandedOver(fd, as: role)
             connection.peer = peer
             connection.restoreOutput(output)

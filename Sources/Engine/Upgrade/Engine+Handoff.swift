@@ -55,6 +55,8 @@ struct EngineHandoff {
         writer.optionalU64(admin.lastHeldMicroseconds)
         writer.optionalU64(admin.lastUpgradeHeldMicroseconds)
         writer.int(outputOverflows)
+        // Format 2.
+        writer.optionalU64(admin.lastUpgradeFirstPollMicroseconds)
     }
 
     init(fromVersion: String, holdStartedNanoseconds: UInt64, startedNanoseconds: UInt64, enginePath: String,
@@ -74,7 +76,9 @@ struct EngineHandoff {
         self.outputOverflows = outputOverflows
     }
 
-    init(from reader: inout HandoffReader) throws(HandoffError) {
+    /// Reads the section as an engine writing `format` wrote it (format 1
+    /// has no first-poll time).
+    init(from reader: inout HandoffReader, format: UInt32) throws(HandoffError) {
         fromVersion = try reader.string("engine version")
         holdStartedNanoseconds = try reader.u64("hold start")
         startedNanoseconds = try reader.u64("engine start")
@@ -103,6 +107,7 @@ struct EngineHandoff {
         admin.lastHeldMicroseconds = try reader.optionalU64("last held")
         admin.lastUpgradeHeldMicroseconds = try reader.optionalU64("last upgrade held")
         outputOverflows = try reader.int("output overflows")
+        if format >= 2 { admin.lastUpgradeFirstPollMicroseconds = try reader.optionalU64("last upgrade first poll") }
         try reader.finish("engine section")
     }
 
@@ -177,13 +182,14 @@ extension Engine {
             throw HandoffError.invalid("the previous engine \(database == nil ? "had no" : "had a") database, this one \(writeBehind == nil ? "has none" : "has one")")
         }
         var summary = ResumeSummary()
+        var descriptors = HandedOverDescriptors(passed: handoff.fallback.passedFDs)
         var listeners = handoff.reader(.listeners)
-        summary.listeners = try transport.restoreListeners(from: &listeners)
+        summary.listeners = try transport.restoreListeners(from: &listeners, descriptors: &descriptors)
         let now = now
         var peers: [GameID: PlayerSession] = [:]
         peers.reserveCapacity(handoff.reader(.connections).remaining / 40)
         var connections = handoff.reader(.connections)
-        _ = try transport.restoreConnections(from: &connections) { connection, closing, reader in
+        _ = try transport.restoreConnections(from: &connections, descriptors: &descriptors) { connection, closing, reader in
             guard let kind = HandlerRecord(rawValue: try reader.u8("handler kind")) else {
                 throw HandoffError.invalid("handler kind")
             }
@@ -206,6 +212,14 @@ extension Engine {
                 admin.adopt(try AdminSession.restoreHandoff(from: &reader, console: admin, connection: connection, now: now))
                 summary.admins += 1
             }
+        }
+        switch EngineIdentity.restoreFault {
+        // The fault-injection knob (EngineIdentity), half-way through the
+        // restore: the fault guard is armed, its report runs, then the
+        // restore guard hands back; or nothing returns, and its timer does.
+        case .abort: abort()
+        case .hang: while monotonicNanoseconds() > 0 {}
+        case .segv, nil: break
         }
         var worldSection = handoff.reader(.world)
         try world.restoreHandoff(from: &worldSection) { peers[$0] }

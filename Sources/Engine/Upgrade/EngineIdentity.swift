@@ -5,19 +5,77 @@ import UpgradeSupport
 /// (`+OK engine A -> B`), in STATUS, and in the one line a candidate prints
 /// for `--check-upgrade`:
 ///
-///     hotswap-engine 1.1.0+eaaee0c814a3 handoff 1
+///     hotswap-engine 1.1.0+eaaee0c814a3 handoff 1-1
 ///
 /// The version is the release plus the first 12 hex digits of the
 /// executable's GNU build id, so two builds of one release differ (the
 /// linker derives the id from the contents: an identical rebuild keeps it).
+/// `handoff A-B` is the range of handoff formats the engine reads (a single
+/// `N`, as engines before ranges printed it, means N-N); the running engine
+/// refuses a candidate whose range does not hold the format it writes.
 enum EngineIdentity {
     static let release = "1.1.0"
 
-    /// `HOTSWAP_ENGINE_VERSION`, when set, names the engine instead: an
-    /// operator may tag a build, and tests tell two copies of one build
-    /// apart by it (a wrapper script that sets it and execs the server).
+    /// The environment variables that name or shape an engine. Each is read
+    /// once at start and removed from the environment (`detachEnvironment`):
+    /// a candidate's check, and the next engine of an upgrade, must not
+    /// inherit this engine's name or test knobs. Only the fallback (this
+    /// build run again with this environment, see `fallbackEnvironment`)
+    /// gets them back.
+    ///
+    /// - `HOTSWAP_ENGINE_VERSION`: names the engine instead of the build id
+    ///   (an operator's tag; tests tell two copies of one build apart by it).
+    /// - `HOTSWAP_TEST_HANDOFF_FORMAT=N`: writes and reads format N only (a
+    ///   real build that disagrees with the engine before it: the only way
+    ///   to reach the fallback with a binary that passed its check).
+    /// - `HOTSWAP_TEST_HANDOFF_LIMIT=BYTES`: a lower handoff size limit, for
+    ///   writing and reading (the over-limit refusal and fallback, tested
+    ///   without a gigabyte).
+    /// - `HOTSWAP_TEST_RESTORE_FAULT=segv|abort|hang`: a fault-injection
+    ///   knob, read only by an engine resumed by an upgrade: it crashes
+    ///   (SIGSEGV before the fault guard is armed, abort() after) or hangs
+    ///   while restoring, so the restore guard's hand-back can be tested.
+    private struct Environment {
+        static let names = ["HOTSWAP_ENGINE_VERSION", "HOTSWAP_TEST_HANDOFF_FORMAT", "HOTSWAP_TEST_HANDOFF_LIMIT",
+                            "HOTSWAP_TEST_RESTORE_FAULT"]
+        /// Whether an entry goes back to the fallback (the fault knob does
+        /// not: the engine handed back to must not fault again).
+        static func keptForFallback(_ name: String) -> Bool { name != "HOTSWAP_TEST_RESTORE_FAULT" }
+
+        var values: [String: String] = [:]
+
+        static func read() -> Environment {
+            var environment = Environment()
+            for name in names {
+                if let value = getenv(name), value.pointee != 0 { environment.values[name] = String(cString: value) }
+            }
+            return environment
+        }
+    }
+
+    private static let environment = Environment.read()
+
+    /// Reads the variables above, then removes them from the process
+    /// environment. First thing in `main`, before any thread exists
+    /// (`unsetenv` is not thread-safe); tests in process never call it.
+    static func detachEnvironment() {
+        _ = environment
+        // Now, too: it takes the dynamic linker's lock (dl_iterate_phdr),
+        // which a module load on a worker may hold later.
+        _ = version
+        for name in Environment.names { unsetenv(name) }
+    }
+
+    /// The entries the fallback gets back (`NAME=value`), so the build run
+    /// again is named and shaped as it was.
+    static var fallbackEnvironment: [String] {
+        environment.values.filter { Environment.keptForFallback($0.key) }.sorted { $0.key < $1.key }
+            .map { "\($0.key)=\($0.value)" }
+    }
+
+    /// `HOTSWAP_ENGINE_VERSION`, or the release and build id.
     static let version: String = {
-        if let named = getenv("HOTSWAP_ENGINE_VERSION"), named.pointee != 0 { return String(cString: named) }
+        if let named = environment.values["HOTSWAP_ENGINE_VERSION"] { return named }
         var digits = [CChar](repeating: 0, count: 129)
         let count = hs_build_id(&digits, digits.count)
         guard count > 0 else { return release }
@@ -25,26 +83,42 @@ enum EngineIdentity {
         return "\(release)+\(hex)"
     }()
 
-    /// The handoff format this engine writes and reads. Tests may set
-    /// `HOTSWAP_TEST_HANDOFF_FORMAT` to make a real build disagree with the
-    /// engine before it (the only way to reach the fallback path with a
-    /// binary that passed its check); nothing else reads it.
-    static let handoffFormat: UInt32 = {
-        if let forced = getenv("HOTSWAP_TEST_HANDOFF_FORMAT"), let value = UInt32(String(cString: forced)) { return value }
-        return HandoffFormat.current
-    }()
+    private static let forcedFormat: UInt32? = environment.values["HOTSWAP_TEST_HANDOFF_FORMAT"].flatMap { UInt32($0) }
+
+    /// The handoff format this engine writes.
+    static let handoffFormat: UInt32 = forcedFormat ?? HandoffFormat.current
+
+    /// The handoff formats this engine reads.
+    static let readableFormats: ClosedRange<UInt32> = forcedFormat.map { $0...$0 } ?? HandoffFormat.readable
+
+    /// The largest handoff this engine writes or reads.
+    static let handoffLimit: Int = environment.values["HOTSWAP_TEST_HANDOFF_LIMIT"].flatMap { Int($0) }
+        .map { min(max($0, 0), HandoffFormat.maxBytes) } ?? HandoffFormat.maxBytes
+
+    /// What the restore fault knob asks for, if anything.
+    enum RestoreFault: String {
+        case segv, abort, hang
+    }
+
+    static let restoreFault: RestoreFault? = environment.values["HOTSWAP_TEST_RESTORE_FAULT"].flatMap(RestoreFault.init)
 
     /// The line `--check-upgrade` prints.
-    static var checkLine: String { "hotswap-engine \(version) handoff \(handoffFormat)" }
+    static var checkLine: String { "hotswap-engine \(version) handoff \(HandoffFormat.describe(readableFormats))" }
 
-    /// What a candidate said for `--check-upgrade`: its version and format,
-    /// or nil when its output's first line is not exactly that line's shape.
-    static func parseCheckLine(_ output: String) -> (version: String, format: UInt32)? {
+    /// What `--version` prints.
+    static var versionLine: String {
+        "gameserver \(version): reads handoff formats \(HandoffFormat.describe(readableFormats)), writes \(handoffFormat)"
+    }
+
+    /// What a candidate said for `--check-upgrade`: its version and the
+    /// formats it reads, or nil when its output's first line is not exactly
+    /// that line's shape.
+    static func parseCheckLine(_ output: String) -> (version: String, formats: ClosedRange<UInt32>)? {
         let line = output.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         let words = line.split(separator: " ", omittingEmptySubsequences: false)
         guard words.count == 4, words[0] == "hotswap-engine", !words[1].isEmpty, words[2] == "handoff",
-            let format = UInt32(words[3])
+            let formats = HandoffFormat.parseRange(words[3])
         else { return nil }
-        return (String(words[1]), format)
+        return (String(words[1]), formats)
     }
 }

@@ -24,11 +24,28 @@
 /// writes and reads its own, and a part added later (the durable players'
 /// database) adds a section without touching the others' layout.
 package enum HandoffFormat {
-    /// The format of the body this build writes and reads. Any change to a
-    /// section's layout bumps it; the upgrade check refuses a candidate
-    /// that reads another one.
-    package static let current: UInt32 = 1
+    /// The format of the body this build writes. Any change to a section's
+    /// layout bumps it.
+    ///
+    /// - 1: the first.
+    /// - 2: the engine section ends with the last upgrade's first-poll time.
+    package static let current: UInt32 = 2
+    /// The formats this build reads: `current`, and older ones it still
+    /// knows how to read (a section reader branches on `Handoff.format`).
+    /// An engine prints the range for `--check-upgrade` and `--version`; the
+    /// running engine refuses, before any exec, a candidate whose range
+    /// does not hold the format it writes. Raising the lower bound drops
+    /// upgrades from builds that write older formats.
+    package static let readable: ClosedRange<UInt32> = 1...2
+    /// The largest handoff an engine writes or reads (1 GiB; about 140 bytes
+    /// per player plus unsent output, so millions of players fit). One
+    /// limit for both sides: a handoff the writer accepted is never refused
+    /// by the reader for its size, and the writer refuses, before the exec,
+    /// one that is larger.
+    package static let maxBytes = 1 << 30
     package static let magic: [UInt8] = Array("HSHANDOF".utf8)
+    /// Bytes before the fallback block: magic, format, the block's length.
+    package static let prefixHeaderBytes = 16
 
     /// The whole handoff: the fixed prefix, then the sections `body` writes.
     /// `capacity` is a guess of the body's size (growing a buffer of
@@ -72,11 +89,11 @@ package enum HandoffFormat {
         return (format, fallback, reader)
     }
 
-    /// Every section of a handoff in `format` (anything else is refused:
-    /// this engine could not tell what it would be dropping).
-    package static func decode(_ bytes: [UInt8], format expected: UInt32) throws(HandoffError) -> Handoff {
+    /// Every section of a handoff in a format of `readable` (anything else
+    /// is refused: this engine could not tell what it would be dropping).
+    package static func decode(_ bytes: [UInt8], readable: ClosedRange<UInt32>) throws(HandoffError) -> Handoff {
         let (format, fallback, rest) = try readPrefix(bytes)
-        guard format == expected else { throw .formatMismatch(found: format, expected: expected) }
+        guard readable.contains(format) else { throw .formatMismatch(found: format, readable: readable) }
         var reader = rest
         let bodyLength = try reader.u64("body length")
         guard bodyLength == UInt64(reader.remaining) else {
@@ -93,7 +110,23 @@ package enum HandoffFormat {
             sections[section] = body
         }
         for section in HandoffSection.allCases where sections[section] == nil { throw .missingSection(section) }
-        return Handoff(fallback: fallback, sections: sections)
+        return Handoff(format: format, fallback: fallback, sections: sections)
+    }
+}
+
+extension HandoffFormat {
+    /// "1-3" (or "1" for a range of one).
+    package static func describe(_ formats: ClosedRange<UInt32>) -> String {
+        formats.count == 1 ? "\(formats.lowerBound)" : "\(formats.lowerBound)-\(formats.upperBound)"
+    }
+
+    /// "N" or "A-B", as `describe` writes it; nil for anything else.
+    package static func parseRange(_ text: Substring) -> ClosedRange<UInt32>? {
+        let bounds = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let low = bounds.first.flatMap({ UInt32($0) }) else { return nil }
+        guard bounds.count == 2 else { return low...low }
+        guard let high = UInt32(bounds[1]), low <= high else { return nil }
+        return low...high
     }
 }
 
@@ -116,6 +149,9 @@ package enum HandoffSection: UInt32, CaseIterable, Sendable {
 
 /// A decoded handoff: the fallback block and a reader per section.
 package struct Handoff {
+    /// The body's format (within the reader's range): what a section reader
+    /// branches on once there is more than one.
+    package let format: UInt32
     package let fallback: FallbackPlan
     package let sections: [HandoffSection: HandoffReader]
 
@@ -177,7 +213,7 @@ package struct FallbackPlan: Equatable, Sendable {
 package enum HandoffError: Error, Equatable, Sendable, CustomStringConvertible {
     case badMagic
     case truncated(String)
-    case formatMismatch(found: UInt32, expected: UInt32)
+    case formatMismatch(found: UInt32, readable: ClosedRange<UInt32>)
     case unknownSection(UInt32)
     case duplicateSection(UInt32)
     case missingSection(HandoffSection)
@@ -189,8 +225,8 @@ package enum HandoffError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .badMagic: "not a handoff (bad magic)"
         case .truncated(let what): "the handoff is truncated (in \(what))"
-        case .formatMismatch(let found, let expected):
-            "the handoff is in format \(found), this engine reads format \(expected)"
+        case .formatMismatch(let found, let readable):
+            "the handoff is in format \(found), this engine reads formats \(HandoffFormat.describe(readable))"
         case .unknownSection(let tag): "the handoff has a section this engine does not know (\(tag))"
         case .duplicateSection(let tag): "the handoff has section \(tag) twice"
         case .missingSection(let section): "the handoff has no \(section) section"

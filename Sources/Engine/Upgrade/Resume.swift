@@ -25,34 +25,76 @@ enum Resume {
     /// Reads and decodes the handoff in `memfd`.
     static func open(memfd: Int32, failedUpgrade: String?) throws(StartRefused) -> ResumedState {
         let bytes = try read(memfd)
+        if failedUpgrade == nil && EngineIdentity.restoreFault == .segv {
+            // The fault-injection knob (EngineIdentity): a real SIGSEGV
+            // before the fault guard is armed, caught by the restore guard.
+            UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
+        }
         do throws(HandoffError) {
-            let handoff = try HandoffFormat.decode(bytes, format: EngineIdentity.handoffFormat)
+            let handoff = try HandoffFormat.decode(bytes, readable: EngineIdentity.readableFormats)
             var engineSection = handoff.reader(.engine)
             var logicSection = handoff.reader(.logic)
             var databaseSection = handoff.reader(.database)
-            return ResumedState(memfd: memfd, handoff: handoff, engine: try EngineHandoff(from: &engineSection),
-                                logic: try LogicHandoff(from: &logicSection),
-                                database: try WriteBehindHandoff.decode(from: &databaseSection), failedUpgrade: failedUpgrade)
+            let state = ResumedState(
+                memfd: memfd, handoff: handoff, engine: try EngineHandoff(from: &engineSection, format: handoff.format),
+                logic: try LogicHandoff(from: &logicSection),
+                database: try WriteBehindHandoff.decode(from: &databaseSection), failedUpgrade: failedUpgrade)
+            // Every descriptor that is not a socket; the sockets are checked
+            // as the transport takes them (Engine.restoreHandoff).
+            var descriptors = HandedOverDescriptors(passed: handoff.fallback.passedFDs)
+            try descriptors.take(memfd, "--resume")
+            try descriptors.take(handoff.fallback.previousEngineFD, "the previous engine")
+            try descriptors.take(state.logic.current.descriptor, "the current module")
+            if let previous = state.logic.previous { try descriptors.take(previous.descriptor, "the previous module") }
+            for fd in state.database?.lockDescriptors ?? [] { try descriptors.take(fd, "the database lock") }
+            for fd in state.engine.retiredDescriptors { try descriptors.take(fd, "the old loop") }
+            return state
         } catch {
             throw StartRefused("\(error)")
         }
     }
 
-    /// The whole memfd (it is memory: no device to wait on).
+    /// The whole memfd (it is memory: no device to wait on), up to the
+    /// handoff size limit the writer kept to.
     static func read(_ fd: Int32) throws(StartRefused) -> [UInt8] {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw StartRefused("--resume \(fd): \(String(cString: strerror(errno)))") }
         let size = Int(info.st_size)
-        guard size >= 0, size <= 1 << 30 else { throw StartRefused("--resume \(fd): \(size) bytes is not a handoff") }
-        var bytes = [UInt8](repeating: 0, count: size)
+        let limit = EngineIdentity.handoffLimit
+        guard size >= 0, size <= limit else {
+            throw StartRefused("the handoff is \(size) bytes, over the limit of \(limit) bytes this engine reads")
+        }
+        return try read(fd, count: size)
+    }
+
+    /// The first `count` bytes of `fd` (fewer only if it is shorter).
+    private static func read(_ fd: Int32, count: Int) throws(StartRefused) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
         var done = 0
-        while done < size {
-            let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
+        while done < count {
+            let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(done)) }
             if got < 0 && errno == EINTR { continue }
-            guard got > 0 else { throw StartRefused("--resume \(fd): cannot read the handoff") }
+            guard got >= 0 else { throw StartRefused("--resume \(fd): cannot read the handoff: \(String(cString: strerror(errno)))") }
+            if got == 0 { return Array(bytes[..<done]) }
             done += got
         }
         return bytes
+    }
+
+    /// Only the handoff's fallback block: whatever the body's size or
+    /// format, the way back can be read (the fallback never fails because
+    /// the handoff is large).
+    static func readFallbackPlan(_ fd: Int32) throws(StartRefused) -> FallbackPlan {
+        let header = try read(fd, count: HandoffFormat.prefixHeaderBytes)
+        guard header.count == HandoffFormat.prefixHeaderBytes else { throw StartRefused("--resume \(fd): not a handoff") }
+        let blockLength = Int(header[12]) | Int(header[13]) << 8 | Int(header[14]) << 16 | Int(header[15]) << 24
+        guard blockLength <= HandoffFormat.maxBytes else { throw StartRefused("--resume \(fd): not a handoff") }
+        let prefix = try read(fd, count: HandoffFormat.prefixHeaderBytes + blockLength)
+        do throws(HandoffError) {
+            return try HandoffFormat.decodePrefix(prefix).fallback
+        } catch {
+            throw StartRefused("\(error)")
+        }
     }
 
     /// Maps the current and previous modules again from the private copies
@@ -82,6 +124,8 @@ enum Resume {
     /// and the module copies' handed-over descriptors are no longer needed
     /// (no fallback from here on; the modules were copied again).
     static func commit(_ state: ResumedState) {
+        // First: a crash or hang from here is the new engine's own.
+        RestoreGuard.disarm()
         close(state.handoff.fallback.previousEngineFD)
         close(state.logic.current.descriptor)
         if let previous = state.logic.previous { close(previous.descriptor) }
@@ -90,12 +134,15 @@ enum Resume {
 
     /// Gives the handoff back to the previous engine: execs its build (kept
     /// open by descriptor) with its own arguments and environment, the same
-    /// memfd, and the reason, which it answers the operator with. Returns
-    /// only if that cannot be done, with why.
+    /// memfd, and the reason (a whole sentence: "the new engine could not
+    /// restore (...)"), which it answers the operator with. Returns only if
+    /// that cannot be done, with why.
     static func fallBack(memfd: Int32, reason: String) -> String {
+        // The guard's timer must not fire into this exec (nor survive it).
+        RestoreGuard.disarm()
         let plan: FallbackPlan
         do {
-            plan = try HandoffFormat.decodePrefix(try read(memfd)).fallback
+            plan = try readFallbackPlan(memfd)
         } catch {
             return "cannot read the handoff's fallback block: \(error)"
         }
@@ -104,7 +151,7 @@ enum Resume {
         // they are); nothing is left to chance for the handed-over ones.
         if let problem = ProcessImage.clearCloseOnExec(plan.passedFDs) { return problem }
         _ = ProcessImage.blockDeferredSignals()
-        let line = "resume failed: \(reason); handing everything back to the previous engine \(plan.previousEnginePath)\n"
+        let line = "hotswap: \(reason); handing everything back to the previous engine \(plan.previousEnginePath)\n"
         _ = line.withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
         return ProcessImage.exec(
             path: "/proc/self/fd/\(plan.previousEngineFD)",
@@ -128,6 +175,19 @@ enum Resume {
             if argument.hasPrefix("--resume=") { return Int32(argument.dropFirst("--resume=".count)) }
         }
         return nil
+    }
+
+    /// `--upgrade-restore-timeout` in raw arguments (the restore guard is
+    /// armed before they are parsed); its default when absent or out of
+    /// bounds (parsing then refuses them, and the engine falls back).
+    static func restoreTimeout(in arguments: [String]) -> Int {
+        var named: String?
+        for (index, argument) in arguments.enumerated() {
+            if argument == "--upgrade-restore-timeout", index + 1 < arguments.count { named = arguments[index + 1] }
+            if argument.hasPrefix("--upgrade-restore-timeout=") { named = String(argument.dropFirst("--upgrade-restore-timeout=".count)) }
+        }
+        if let value = named.flatMap({ Int($0) }), Limits.upgradeRestoreTimeoutRange.contains(value) { return value }
+        return Limits.defaults.upgradeRestoreTimeout
     }
 
     /// Whether this engine is already the fallback (it must not fall back again).
@@ -164,7 +224,7 @@ extension Engine {
         let reply: String
         if let reason = state.failedUpgrade {
             reply = admin.recordUpgradeRefused(
-                "the new engine could not restore (\(reason)); engine \(EngineIdentity.version) resumed held_ms=\(heldMilliseconds)",
+                "\(reason); engine \(EngineIdentity.version) resumed held_ms=\(heldMilliseconds)",
                 path: state.engine.enginePath, peer: "engine")
             logger.warning("upgrade: the previous engine \(EngineIdentity.version) resumed in \(heldMicroseconds) us\(split): \(restored)")
         } else {
@@ -178,7 +238,48 @@ extension Engine {
         // would wait for its first poll, which blocks until a timer fires.
         transport.flushAll()
         closeOffTheLoop(state.engine.retiredDescriptors)
+        if state.failedUpgrade == nil { measureFirstPoll(holdStarted: state.engine.holdStartedNanoseconds) }
         return summary
+    }
+
+    /// `held_ms` ends when this engine has restored everything and queued
+    /// its first bytes; a player waits a little longer: the loop's first
+    /// poll registers every socket with the new epoll instance before it
+    /// reads anything (10–20 ms at 10,000). This records when that first
+    /// poll returned (`last_upgrade_first_poll_us` in STATUS, and the log):
+    /// an idle handle makes the poll not block, a check handle runs right
+    /// after it.
+    private func measureFirstPoll(holdStarted: UInt64) {
+        final class FirstPoll {
+            let idle: UnsafeMutablePointer<uv_idle_t> = .allocateHandle()
+            let check: UnsafeMutablePointer<uv_check_t> = .allocateHandle()
+            let holdStarted: UInt64
+            unowned(unsafe) let engine: Engine
+            init(engine: Engine, holdStarted: UInt64) {
+                self.engine = engine
+                self.holdStarted = holdStarted
+            }
+        }
+        let probe = Unmanaged.passRetained(FirstPoll(engine: self, holdStarted: holdStarted))
+        let context = probe.toOpaque()
+        let state = probe.takeUnretainedValue()
+        uv_idle_init(loop, state.idle)
+        uv_check_init(loop, state.check)
+        state.idle.pointee.data = context
+        state.check.pointee.data = context
+        uv_idle_start(state.idle) { _ in }
+        uv_check_start(state.check) { check in
+            let probe = Unmanaged<FirstPoll>.fromOpaque(check!.pointee.data!)
+            let state = probe.takeUnretainedValue()
+            let micros = (monotonicNanoseconds() - state.holdStarted) / 1000
+            state.engine.admin.recordFirstPoll(microseconds: micros)
+            state.engine.logger.notice("upgrade: the new loop's first poll returned \(micros) us after the hold started")
+            uv_idle_stop(state.idle)
+            uv_check_stop(state.check)
+            state.idle.closeAndFree()
+            state.check.closeAndFree()
+            probe.release()
+        }
     }
 
     /// Closes descriptors whose close takes long on a libuv worker: the

@@ -7,7 +7,7 @@ import UVKit
 /// must print, without ever blocking the loop: `uv_spawn`, its stdout and
 /// stderr read through libuv pipes, and a timer.
 ///
-///     candidate --check-upgrade ARGS   ──▶  "hotswap-engine 1.1.0+eaae… handoff 1", exit 0
+///     candidate --check-upgrade ARGS   ──▶  "hotswap-engine 1.1.0+eaae… handoff 1-1", exit 0
 ///
 /// Anything else is a refusal with the reason: it cannot be spawned (not
 /// found, not executable), it exits non-zero or dies from a signal, prints
@@ -17,7 +17,8 @@ final class UpgradeCheck {
     /// What the candidate said it is.
     struct Answer: Equatable {
         let version: String
-        let format: UInt32
+        /// The handoff formats it reads.
+        let formats: ClosedRange<UInt32>
     }
 
     private let loop: UnsafeMutablePointer<uv_loop_t>
@@ -171,9 +172,9 @@ final class UpgradeCheck {
         guard let answer = EngineIdentity.parseCheckLine(printed) else {
             let first = UpgradeCheck.firstLine(stdoutBytes) ?? ""
             return .failure(UpgradeRefusal(
-                "the check of \(path) printed '\(first)', not 'hotswap-engine VERSION handoff N'"))
+                "the check of \(path) printed '\(first)', not 'hotswap-engine VERSION handoff A-B'"))
         }
-        return .success(Answer(version: answer.version, format: answer.format))
+        return .success(Answer(version: answer.version, formats: answer.formats))
     }
 
     private static func firstLine(_ bytes: [UInt8]) -> String? {

@@ -29,18 +29,22 @@ struct UpgradePaths: Sendable {
 /// build in the same process, players' connections and all state included.
 ///
 ///     resolve and confine the path       ── refuse: not found, outside --engines-dir
-///     candidate --check-upgrade ARGS     ── off the loop (UpgradeCheck); refuse on anything odd
+///     candidate --check-upgrade ARGS     ── off the loop (UpgradeCheck); refuse on anything
+///                                           odd, or formats A-B that do not hold ours
 ///     ─── hold: no byte served from here ───────────────────────────────────
-///     flush what can be written now
+///     flush what can be written now; block SIGTERM/INT/USR2 on the loop thread
 ///     every part writes its section      ── Engine+Handoff: listeners, connections,
 ///                                           sessions, World, modules, counters
+///     over HandoffFormat.maxBytes, or a stop signal caught ── refuse, nothing changed
 ///     memfd; close-on-exec off on exactly the descriptors handed over
+///     remove this program's module directory
 ///     execve(candidate, ARGS --resume MEMFD)
 ///     ─── the next engine (Resume) restores, answers, serves ────────────────
 ///
 /// If the exec itself fails, nothing was stopped: this engine answers the
-/// refusal and goes on. If the next engine cannot restore, it execs this
-/// build again with the same memfd (FallbackPlan), which answers.
+/// refusal and goes on. If the next engine cannot restore, crashes or hangs
+/// before it serves (RestoreGuard), it execs this build again with the
+/// same memfd (FallbackPlan), which answers.
 final class Upgrader {
     unowned(unsafe) let engine: Engine
     private var check: UpgradeCheck?
@@ -79,7 +83,7 @@ final class Upgrader {
                 finish(reason)
             case .success(let answer):
                 if let refusal = refusal(answer, candidate: candidate, identity: identity) { return finish(refusal) }
-                engine.logger.notice("upgrade: \(candidate) is engine \(answer.version), handoff format \(answer.format)")
+                engine.logger.notice("upgrade: \(candidate) is engine \(answer.version), reads handoff formats \(HandoffFormat.describe(answer.formats))")
                 // A flush on the database worker finishes first (the exec
                 // must not cut a write short; the loop serves meanwhile), and
                 // none starts after it: what is dirty goes to the next engine.
@@ -116,9 +120,9 @@ final class Upgrader {
 
     /// Why what the check says is not a compatible engine, or nil.
     private func refusal(_ answer: UpgradeCheck.Answer, candidate: String, identity: FileIdentity) -> UpgradeRefusal? {
-        guard answer.format == EngineIdentity.handoffFormat else {
-            return UpgradeRefusal("\(candidate) (engine \(answer.version)) reads handoff format \(answer.format), "
-                                  + "this engine writes format \(EngineIdentity.handoffFormat)")
+        guard answer.formats.contains(EngineIdentity.handoffFormat) else {
+            return UpgradeRefusal("the new engine \(candidate) (engine \(answer.version)) reads handoff formats "
+                                  + "\(HandoffFormat.describe(answer.formats)), this one writes \(EngineIdentity.handoffFormat)")
         }
         guard (try? FileIdentity(path: candidate)) == identity else {
             return UpgradeRefusal("\(candidate) changed while it was being checked; run the upgrade again")
@@ -159,6 +163,12 @@ final class Upgrader {
         // What it does not take goes over as each connection's unsent output.
         engine.transport.flushAll()
         let holdStarted = monotonicNanoseconds()
+        // From here a SIGTERM, SIGINT or SIGUSR2 stays pending (every other
+        // thread blocks them from start, see engine_signals.h): across the
+        // exec, for the next engine's handlers, or back to this engine's if
+        // the upgrade is refused below.
+        let mask = ProcessImage.blockDeferredSignals()
+        defer { ProcessImage.restoreSignalMask(mask) }
 
         let memfd = hs_memfd_create("hotswap-handoff")
         guard memfd >= 0 else { return UpgradeRefusal("memfd_create: \(String(cString: strerror(-memfd)))") }
@@ -177,8 +187,12 @@ final class Upgrader {
             + engine.host.handedOverDescriptors + engine.handedOverStorageDescriptors
         var section = engineSection(holdStarted: holdStarted, nextEnginePath: path)
         section.retiredDescriptors = retired >= 0 ? [retired] : []
+        // The fallback runs this build again: with the variables that name
+        // and shape it, which this process no longer has in its environment
+        // (EngineIdentity.detachEnvironment).
         let fallback = FallbackPlan(previousEngineFD: previousEngine, previousEnginePath: settings.enginePath,
-                                    arguments: settings.arguments, environment: ProcessImage.environment(),
+                                    arguments: settings.arguments,
+                                    environment: ProcessImage.environment() + EngineIdentity.fallbackEnvironment,
                                     passedFDs: passed)
         // About 140 bytes per player (connection, session, fields), plus
         // what is unsent.
@@ -186,13 +200,27 @@ final class Upgrader {
         let bytes = HandoffFormat.encode(format: EngineIdentity.handoffFormat, fallback: fallback, capacity: estimate) {
             engine.encodeHandoff(into: &$0, engine: section)
         }
-        if let problem = Upgrader.write(bytes, to: memfd)
-            ?? ProcessImage.keepAcrossExec(passed, inherited: settings.inheritedDescriptors)
-        {
+        func refuse(_ problem: String) -> UpgradeRefusal {
             ProcessImage.closeOnExec(passed)
             close(memfd)
             close(previousEngine)
             return UpgradeRefusal(problem)
+        }
+        // Refused here, not by the next engine: one it cannot read would
+        // have to hand everything back (HandoffFormat.maxBytes).
+        let limit = EngineIdentity.handoffLimit
+        guard bytes.count <= limit else {
+            return refuse("handoff is \(bytes.count) bytes, over the limit of \(limit) bytes an engine reads; nothing was changed")
+        }
+        // A SIGTERM or SIGINT that came in during this callback was caught,
+        // not yet acted on: the loop shuts down on its next turn instead.
+        if let signal = [SIGTERM, SIGINT].first(where: { hs_signal_seen($0) != 0 }) {
+            return refuse("the server is shutting down (\(FaultRecord.signalName(signal)) arrived)")
+        }
+        if let problem = Upgrader.write(bytes, to: memfd)
+            ?? ProcessImage.keepAcrossExec(passed, inherited: settings.inheritedDescriptors)
+        {
+            return refuse(problem)
         }
         let connections = engine.transport.connections.filter { $0.state != .closed }
         let written = (monotonicNanoseconds() - holdStarted) / 1000
@@ -201,7 +229,10 @@ final class Upgrader {
             + "\(engine.host.handedOverDescriptors.count) module images, handoff \(bytes.count) bytes in fd \(memfd) "
             + "written in \(written) us"
         engine.logger.notice("upgrade: exec \(path) (engine \(EngineIdentity.version) -> \(version)): passing \(passing)")
-        let mask = ProcessImage.blockDeferredSignals()
+        // This program's private directory goes now: the next one makes its
+        // own, and nobody would remove this one after the exec.
+        let loader = engine.host.loader
+        loader.removePrivateCopies()
         // A log reader that keeps up gets every line; a stalled one costs
         // the lines still queued, never more than this wait.
         engine.admin.settings.logSink?.flush(timeout: .milliseconds(100))
@@ -209,11 +240,12 @@ final class Upgrader {
         let reason = ProcessImage.exec(path: path, arguments: [path] + settings.arguments + ["--resume", "\(memfd)"],
                                        environment: ProcessImage.environment())
         // Still here: the exec failed, and this engine serves on.
-        ProcessImage.restoreSignalMask(mask)
-        ProcessImage.closeOnExec(passed)
-        close(memfd)
-        close(previousEngine)
-        return UpgradeRefusal(reason)
+        do {
+            try loader.recreatePrivateDirectory()
+        } catch {
+            engine.logger.error("upgrade: \(error); reloads will fail until a restart")
+        }
+        return refuse(reason)
     }
 
     /// The engine's own section for the next engine.

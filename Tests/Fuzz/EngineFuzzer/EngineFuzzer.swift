@@ -80,11 +80,12 @@ func checkAdmin(_ line: UnsafeRawBufferPointer) {
 /// account for every byte of the body.
 func checkHandoff(_ bytes: UnsafeRawBufferPointer) {
     let input = Array(bytes)
-    guard let handoff = try? HandoffFormat.decode(input, format: HandoffFormat.current) else { return }
+    guard let handoff = try? HandoffFormat.decode(input, readable: HandoffFormat.readable) else { return }
     guard let prefix = try? HandoffFormat.decodePrefix(input) else {
         preconditionFailure("accepted a handoff whose prefix alone is refused")
     }
-    precondition(prefix.format == HandoffFormat.current && prefix.fallback == handoff.fallback, "prefix differs")
+    precondition(HandoffFormat.readable.contains(handoff.format), "accepted a format it does not read")
+    precondition(prefix.format == handoff.format && prefix.fallback == handoff.fallback, "prefix differs")
     precondition(handoff.sections.count == HandoffSection.allCases.count, "accepted a handoff missing a section")
     var block = HandoffWriter()
     handoff.fallback.encode(into: &block)

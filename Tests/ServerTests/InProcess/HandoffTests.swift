@@ -1,5 +1,7 @@
+import Glibc
 import Protocol
 import Testing
+import UpgradeSupport
 @testable import HotswapEngine
 
 /// The handoff format in process: what one engine writes, the next reads
@@ -25,7 +27,7 @@ import Testing
     }
 
     @Test func everySectionAndTheFallbackComeBackAsWritten() throws {
-        let handoff = try HandoffFormat.decode(sample(), format: HandoffFormat.current)
+        let handoff = try HandoffFormat.decode(sample(), readable: HandoffFormat.readable)
         #expect(handoff.fallback == plan)
         for section in HandoffSection.allCases {
             var reader = handoff.reader(section)
@@ -41,20 +43,20 @@ import Testing
         let bytes = sample()
         for length in 0..<bytes.count {
             #expect(throws: HandoffError.self, "\(length) bytes") {
-                try HandoffFormat.decode(Array(bytes[..<length]), format: HandoffFormat.current)
+                try HandoffFormat.decode(Array(bytes[..<length]), readable: HandoffFormat.readable)
             }
         }
-        #expect(throws: HandoffError.badMagic) { try HandoffFormat.decode([], format: HandoffFormat.current) }
+        #expect(throws: HandoffError.badMagic) { try HandoffFormat.decode([], readable: HandoffFormat.readable) }
     }
 
     @Test func garbageIsRefusedWithoutAllocatingWhatItClaims() throws {
         var random = SystemRandomNumberGenerator()
         for _ in 0..<200 {
             let garbage = (0..<Int.random(in: 0..<512, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
-            #expect(throws: HandoffError.self) { try HandoffFormat.decode(garbage, format: HandoffFormat.current) }
+            #expect(throws: HandoffError.self) { try HandoffFormat.decode(garbage, readable: HandoffFormat.readable) }
             // The magic, then garbage: refused too.
             #expect(throws: HandoffError.self) {
-                try HandoffFormat.decode(HandoffFormat.magic + garbage, format: HandoffFormat.current)
+                try HandoffFormat.decode(HandoffFormat.magic + garbage, readable: HandoffFormat.readable)
             }
         }
         // A list that claims four billion entries in a few bytes.
@@ -66,12 +68,42 @@ import Testing
 
     @Test func anotherFormatIsRefusedButItsFallbackCanStillBeRead() throws {
         let bytes = sample(format: 7)
-        #expect(throws: HandoffError.formatMismatch(found: 7, expected: HandoffFormat.current)) {
-            try HandoffFormat.decode(bytes, format: HandoffFormat.current)
+        #expect(throws: HandoffError.formatMismatch(found: 7, readable: HandoffFormat.readable)) {
+            try HandoffFormat.decode(bytes, readable: HandoffFormat.readable)
         }
         let prefix = try HandoffFormat.decodePrefix(bytes)
         #expect(prefix.format == 7)
         #expect(prefix.fallback == plan)
+    }
+
+    /// A reader takes every format of its range, and says which one it got
+    /// (what a section reader branches on); the range's ends are inclusive.
+    @Test func everyFormatOfTheReadableRangeIsAcceptedAndNamed() throws {
+        for format: UInt32 in [3, 4, 5] {
+            #expect(try HandoffFormat.decode(sample(format: format), readable: 3...5).format == format)
+        }
+        for format: UInt32 in [2, 6] {
+            #expect(throws: HandoffError.formatMismatch(found: format, readable: 3...5)) {
+                try HandoffFormat.decode(sample(format: format), readable: 3...5)
+            }
+        }
+        #expect(HandoffFormat.readable.contains(HandoffFormat.current))
+        #expect("\(HandoffError.formatMismatch(found: 9, readable: 1...2))" == "the handoff is in format 9, this engine reads formats 1-2")
+    }
+
+    /// The writer's limit is the reader's: what one engine may write, any
+    /// engine reads, and the fallback needs only the block in front.
+    @Test func theSizeLimitIsOneForWriterAndReaderAndTheFallbackReadsOnlyItsBlock() throws {
+        #expect(EngineIdentity.handoffLimit == HandoffFormat.maxBytes)
+        let bytes = sample()
+        let memfd = hs_memfd_create("handoff-test")
+        #expect(memfd >= 0)
+        defer { close(memfd) }
+        // Only the prefix: the body is cut off, as if it were too large to read.
+        let prefixLength = 16 + Int(bytes[12]) + Int(bytes[13]) << 8
+        _ = bytes.withUnsafeBytes { write(memfd, $0.baseAddress!, prefixLength + 3) }
+        #expect(try Resume.readFallbackPlan(memfd) == plan)
+        #expect(throws: StartRefused.self) { try Resume.open(memfd: memfd, failedUpgrade: nil) }
     }
 
     @Test func sectionsMustBeKnownPresentOnceAndAlone() throws {
@@ -95,14 +127,14 @@ import Testing
             return out.bytes
         }
         let all = HandoffSection.allCases.map(\.rawValue)
-        #expect(try HandoffFormat.decode(handoff(all), format: HandoffFormat.current).sections.count == all.count)
-        #expect(throws: HandoffError.unknownSection(99)) { try HandoffFormat.decode(handoff(all + [99]), format: 1) }
-        #expect(throws: HandoffError.duplicateSection(3)) { try HandoffFormat.decode(handoff(all + [3]), format: 1) }
+        #expect(try HandoffFormat.decode(handoff(all), readable: HandoffFormat.readable).sections.count == all.count)
+        #expect(throws: HandoffError.unknownSection(99)) { try HandoffFormat.decode(handoff(all + [99]), readable: HandoffFormat.readable) }
+        #expect(throws: HandoffError.duplicateSection(3)) { try HandoffFormat.decode(handoff(all + [3]), readable: HandoffFormat.readable) }
         #expect(throws: HandoffError.missingSection(.world)) {
-            try HandoffFormat.decode(handoff(all.filter { $0 != 4 }), format: 1)
+            try HandoffFormat.decode(handoff(all.filter { $0 != 4 }), readable: HandoffFormat.readable)
         }
         #expect(throws: HandoffError.invalid("bytes after the body")) {
-            try HandoffFormat.decode(handoff(all, trailing: [0]), format: 1)
+            try HandoffFormat.decode(handoff(all, trailing: [0]), readable: HandoffFormat.readable)
         }
     }
 
@@ -121,7 +153,7 @@ import Testing
         var writer = HandoffWriter()
         section.encode(into: &writer)
         var reader = HandoffReader(writer.bytes)
-        let back = try EngineHandoff(from: &reader)
+        let back = try EngineHandoff(from: &reader, format: HandoffFormat.current)
         #expect(back.fromVersion == "1.1.0+abc" && back.enginePath == "/srv/gs" && back.arguments == ["--port", "0"])
         #expect(back.paths.enginesDirectory == "/srv/engines" && back.holdStartedNanoseconds == 42)
         #expect(back.counters.idleCloses == 5 && back.outputOverflows == 6)
@@ -129,15 +161,27 @@ import Testing
         #expect(back.admin.lastReloadWallSeconds == 1_790_000_000 && back.admin.lastHeldMicroseconds == nil)
         for length in 0..<writer.bytes.count {
             var truncated = HandoffReader(Array(writer.bytes[..<length]))
-            #expect(throws: HandoffError.self) { try EngineHandoff(from: &truncated) }
+            #expect(throws: HandoffError.self) { try EngineHandoff(from: &truncated, format: HandoffFormat.current) }
         }
+        // Format 1 had no first-poll time: a section written by such an
+        // engine (the same bytes without the last field) still reads.
+        var formatOne = HandoffWriter()
+        section.encode(into: &formatOne)
+        var oldReader = HandoffReader(Array(formatOne.bytes.dropLast(1)))
+        let old = try EngineHandoff(from: &oldReader, format: 1)
+        #expect(old.admin.lastUpgradeFirstPollMicroseconds == nil && old.outputOverflows == 6)
+        var newReader = HandoffReader(Array(formatOne.bytes.dropLast(1)))
+        #expect(throws: HandoffError.self) { try EngineHandoff(from: &newReader, format: 2) }
     }
 
     @Test func theCheckLineIsExactlyOneShape() {
-        #expect(EngineIdentity.parseCheckLine("hotswap-engine 1.1.0+ab handoff 1\n")! == ("1.1.0+ab", 1))
-        #expect(EngineIdentity.parseCheckLine(EngineIdentity.checkLine)! == (EngineIdentity.version, EngineIdentity.handoffFormat))
+        // One number (as engines before ranges printed it) is a range of one.
+        #expect(EngineIdentity.parseCheckLine("hotswap-engine 1.1.0+ab handoff 1\n")! == ("1.1.0+ab", 1...1))
+        #expect(EngineIdentity.parseCheckLine("hotswap-engine 1.1.0+ab handoff 2-5\n")! == ("1.1.0+ab", 2...5))
+        #expect(EngineIdentity.parseCheckLine(EngineIdentity.checkLine)! == (EngineIdentity.version, EngineIdentity.readableFormats))
         for wrong in ["", "hello", "hotswap-engine 1 handoff", "hotswap-engine 1 handoff x", "hotswap-engine  handoff 1",
-                      "hotswap-engine 1 handoff 1 extra", "engine 1 handoff 1"]
+                      "hotswap-engine 1 handoff 1 extra", "engine 1 handoff 1", "hotswap-engine 1 handoff 3-2",
+                      "hotswap-engine 1 handoff 1-", "hotswap-engine 1 handoff -1", "hotswap-engine 1 handoff 1-2-3"]
         {
             #expect(EngineIdentity.parseCheckLine(wrong) == nil, "\(wrong)")
         }

@@ -35,12 +35,12 @@ final class EngineBuilds {
         try script(name ?? "engine-\(version)", "HOTSWAP_ENGINE_VERSION='\(version)' exec '\(Products.server.path)' \"$@\"")
     }
 
-    /// A script that passes the check as a format-1 engine, then runs the
+    /// A script that passes the check claiming to read formats 1-99, then runs the
     /// real server reading another handoff format: it cannot restore and
     /// must hand everything back to the engine before it.
     func engineThatCannotRestore() throws -> String {
         try script("engine-cannot-restore", """
-            if [ "$1" = --check-upgrade ]; then echo "hotswap-engine liar handoff 1"; exit 0; fi
+            if [ "$1" = --check-upgrade ]; then echo "hotswap-engine liar handoff 1-99"; exit 0; fi
             HOTSWAP_ENGINE_VERSION=liar HOTSWAP_TEST_HANDOFF_FORMAT=99 exec '\(Products.server.path)' "$@"
             """)
     }

@@ -51,7 +51,11 @@ final class TestServer: @unchecked Sendable {
     /// stays open and fills up (`log` then holds the start-up lines only).
     /// `launcher` runs the shell (and so the server) under another program,
     /// such as `unshare -m` for a private mount namespace; it must exec.
-    init(arguments: [String] = [], shell: String? = nil, launcher: [String] = [], keepReadingLog: Bool = true) throws {
+    /// `whileStarting` runs once the process is launched, before waiting
+    /// for the ready file (a test that signals a server still starting).
+    init(arguments: [String] = [], shell: String? = nil, launcher: [String] = [], keepReadingLog: Bool = true,
+         whileStarting: ((Process) throws -> Void)? = nil) throws
+    {
         var full = ["--port", "0", "--admin-port", "0", "--ready-file", readyFile.path] + arguments
         if !arguments.contains("--database") {
             let database = FileManager.default.temporaryDirectory
@@ -75,6 +79,7 @@ final class TestServer: @unchecked Sendable {
             self.lock.withLock { self.logText += String(decoding: data, as: UTF8.self) }
         }
         try process.run()
+        try whileStarting?(process)
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             if let data = FileManager.default.contents(atPath: readyFile.path),
