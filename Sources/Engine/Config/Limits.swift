@@ -103,10 +103,12 @@ struct Limits: ParsableArguments, Sendable {
     var upgradeCheckTimeout = 5000
     @Option(help: "Milliseconds an engine resumed by UPGRADE may take to restore before it hands everything back to the previous engine.",
             transform: within(Limits.upgradeRestoreTimeoutRange))
-    var upgradeRestoreTimeout = 10_000
+    var upgradeRestoreTimeout = Limits.defaultUpgradeRestoreTimeout
     /// Also read from the raw arguments before they are parsed (the restore
-    /// guard is armed first thing: `Resume.restoreTimeout(in:)`).
+    /// guard is armed first thing: `Resume.restoreTimeout(in:)`, which must
+    /// not parse every limit for it: that costs milliseconds in the hold).
     static let upgradeRestoreTimeoutRange = 100...600_000
+    static let defaultUpgradeRestoreTimeout = 10_000
 
     init() {}
 

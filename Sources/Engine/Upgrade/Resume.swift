@@ -187,7 +187,7 @@ enum Resume {
             if argument.hasPrefix("--upgrade-restore-timeout=") { named = String(argument.dropFirst("--upgrade-restore-timeout=".count)) }
         }
         if let value = named.flatMap({ Int($0) }), Limits.upgradeRestoreTimeoutRange.contains(value) { return value }
-        return Limits.defaults.upgradeRestoreTimeout
+        return Limits.defaultUpgradeRestoreTimeout
     }
 
     /// Whether this engine is already the fallback (it must not fall back again).
