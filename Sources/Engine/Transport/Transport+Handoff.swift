@@ -10,7 +10,8 @@ import UVKit
 ///                   read by the engine: the transport moves bytes only)
 ///
 /// Every descriptor is checked before it is taken (`HandedOverDescriptors`:
-/// passed by the old engine, once, a socket).
+/// passed by the old engine, not one of the engine's own, once; that each
+/// is a stream socket, `SocketCheck` makes sure before the engine commits).
 ///
 /// A connection's unsent output is everything it accepted that the kernel
 /// has not taken, in order, including the tail of a write libuv was still
@@ -44,7 +45,7 @@ extension Transport {
             let host = try reader.string("listener host")
             let port = Int(try reader.u32("listener port"))
             let backlog = try reader.i32("listener backlog")
-            try descriptors.takeSocket(fd, "a listener")
+            try descriptors.take(fd, "a listener")
             try adoptListener(fd, role: role, host: host, port: port, backlog: backlog)
             restored.append((role, host, port))
         }
@@ -88,7 +89,7 @@ extension Transport {
             let closing = try reader.bool("connection closing")
             let peer = try reader.string("connection peer")
             let output = try reader.bytes("unsent output")
-            try descriptors.takeSocket(fd, "a connection")
+            try descriptors.take(fd, "a connection")
             let connection = try adoptHandedOver(fd, as: role)
             connection.peer = peer
             connection.restoreOutput(output)

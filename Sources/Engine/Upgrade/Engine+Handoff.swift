@@ -175,14 +175,16 @@ extension Engine {
     /// loaded from the handed-over copy, `previous` likewise). Throws with
     /// the reason, leaving every handed-over descriptor open, when the
     /// state cannot be taken: the caller then falls back.
+    /// `sockets`: the passed descriptors that are not the engine's own (each
+    /// listener and connection must name one of them, once).
     func restoreHandoff(_ handoff: Handoff, engine section: EngineHandoff, logic: LogicHandoff,
-                        database: WriteBehindHandoff?, previous: LoadedModule?) throws -> ResumeSummary
+                        database: WriteBehindHandoff?, sockets: [Int32], previous: LoadedModule?) throws -> ResumeSummary
     {
         guard (database != nil) == (writeBehind != nil) else {
             throw HandoffError.invalid("the previous engine \(database == nil ? "had no" : "had a") database, this one \(writeBehind == nil ? "has none" : "has one")")
         }
         var summary = ResumeSummary()
-        var descriptors = HandedOverDescriptors(passed: handoff.fallback.passedFDs)
+        var descriptors = HandedOverDescriptors(passed: sockets)
         var listeners = handoff.reader(.listeners)
         summary.listeners = try transport.restoreListeners(from: &listeners, descriptors: &descriptors)
         let now = now

@@ -3,19 +3,18 @@ import Glibc
 /// The descriptors a handoff's sections name, checked as the resumed
 /// engine takes each one: it must be one the previous engine listed as
 /// passed (the fallback block's `passedFDs`: the only ones it kept open
-/// across the exec), taken once, and a socket where a socket is expected.
+/// across the exec), and taken once. Those left once the engine's own
+/// (the memfd, the previous build, module copies, the database lock, the
+/// old loop) are taken are the sockets: `SocketCheck` makes sure they are.
 ///
 /// Why: a section that names a descriptor the old engine did not pass (a
 /// bug, or a handoff of another build that got past the format check)
 /// would have the new engine adopt whatever happens to be open under that
-/// number, its own SQLite file or log pipe, as a player's connection. One
-/// `fstat` per socket: 0.25 µs each on the 2-core machine of
-/// docs/BENCHMARKS.md, 2.5 ms at 10,000 sessions, inside the hold (a loop
-/// of fstat over 10,000 socketpair ends, measured alone).
+/// number, its own SQLite file or log pipe, as a player's connection.
 struct HandedOverDescriptors {
     /// Per descriptor number: 0 not passed, 1 passed, 2 taken. An array,
-    /// not a set: 10,000 lookups and inserts into a hashed set cost the
-    /// hold about as much as the fstat calls.
+    /// not a set: 10,000 lookups and inserts into a hashed set would cost
+    /// the hold about a millisecond.
     private var state: [UInt8]
 
     init(passed: [Int32]) {
@@ -23,7 +22,7 @@ struct HandedOverDescriptors {
         for fd in passed where fd >= 0 { state[Int(fd)] = 1 }
     }
 
-    /// Takes `fd` for `what`: passed, not taken before, open.
+    /// Takes `fd` for `what`: passed, not taken before.
     mutating func take(_ fd: Int32, _ what: String) throws(HandoffError) {
         guard fd >= 0, Int(fd) < state.count, state[Int(fd)] != 0 else {
             throw .invalid("\(what) names descriptor \(fd), which was not passed")
@@ -32,13 +31,75 @@ struct HandedOverDescriptors {
         state[Int(fd)] = 2
     }
 
-    /// Takes `fd` for `what`, which must be a socket.
-    mutating func takeSocket(_ fd: Int32, _ what: String) throws(HandoffError) {
-        try take(fd, what)
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw .invalid("\(what) descriptor \(fd): \(String(cString: strerror(errno)))")
+    /// The descriptors passed and not taken, in order.
+    var untaken: [Int32] {
+        state.indices.filter { state[$0] == 1 }.map { Int32($0) }
+    }
+}
+
+/// Checks that every descriptor of `fds` is a stream socket, on a thread of
+/// its own, while the resumed engine goes on restoring; the engine waits
+/// for the verdict before it commits (nothing is read from or written to a
+/// socket before that, so one that is not a socket costs nothing but the
+/// refusal).
+///
+/// Why a thread: one `getsockopt` (or `fstat`) per socket, on sockets the
+/// new program has not touched yet, took 5.5–6.5 ms at 10,000 sessions,
+/// inside the hold (docs/BENCHMARKS.md, "Engine upgrade"); overlapped with
+/// the rest of the restore (World, modules, the database, taking the
+/// sockets over), it costs the hold nearly nothing when a core is free.
+final class SocketCheck: @unchecked Sendable {
+    let fds: [Int32]
+    /// Written by the checking thread, read after joining it.
+    private var problem: String?
+    private var thread = pthread_t()
+    private var running = false
+
+    init(fds: [Int32]) {
+        self.fds = fds
+        guard !fds.isEmpty else { return }
+        // No signal for it: SIGALRM (the restore guard's timer) and the
+        // stop signals belong to the engine's threads.
+        var all = sigset_t()
+        sigfillset(&all)
+        var previous = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &all, &previous)
+        let started = pthread_create(&thread, nil, { context in
+            Unmanaged<SocketCheck>.fromOpaque(context!).takeRetainedValue().check()
+            return nil
+        }, Unmanaged.passRetained(self).toOpaque())
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
+        if started == 0 {
+            running = true
+        } else {
+            Unmanaged.passUnretained(self).release()
+            check()  // no thread: here, then
         }
-        guard info.st_mode & S_IFMT == S_IFSOCK else { throw .invalid("\(what) descriptor \(fd) is not a socket") }
+    }
+
+    private func check() {
+        for fd in fds {
+            var type: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
+                problem = errno == ENOTSOCK ? "descriptor \(fd) is not a socket"
+                    : "descriptor \(fd): \(String(cString: strerror(errno)))"
+                return
+            }
+            guard type == Int32(SOCK_STREAM.rawValue) else {
+                problem = "descriptor \(fd) is not a stream socket"
+                return
+            }
+        }
+    }
+
+    /// Waits for the check; the first descriptor that is not a stream
+    /// socket, or nil.
+    func wait() -> String? {
+        if running {
+            pthread_join(thread, nil)
+            running = false
+        }
+        return problem
     }
 }

@@ -13,6 +13,9 @@ struct ResumedState {
     /// Set when this engine is the previous build run again because the new
     /// one could not restore (`--resume-failed REASON`): the reason.
     let failedUpgrade: String?
+    /// The descriptors that must be sockets (every passed one that is not
+    /// the engine's own), being checked meanwhile.
+    let sockets: SocketCheck
 
     /// This engine's own path from now on: the build it was exec'd from.
     var enginePath: String { failedUpgrade == nil ? engine.enginePath : handoff.fallback.previousEnginePath }
@@ -35,20 +38,21 @@ enum Resume {
             var engineSection = handoff.reader(.engine)
             var logicSection = handoff.reader(.logic)
             var databaseSection = handoff.reader(.database)
-            let state = ResumedState(
-                memfd: memfd, handoff: handoff, engine: try EngineHandoff(from: &engineSection, format: handoff.format),
-                logic: try LogicHandoff(from: &logicSection),
-                database: try WriteBehindHandoff.decode(from: &databaseSection), failedUpgrade: failedUpgrade)
-            // Every descriptor that is not a socket; the sockets are checked
-            // as the transport takes them (Engine.restoreHandoff).
+            let engine = try EngineHandoff(from: &engineSection, format: handoff.format)
+            let logic = try LogicHandoff(from: &logicSection)
+            let database = try WriteBehindHandoff.decode(from: &databaseSection)
+            // Every descriptor that is not a socket; what is left are the
+            // sockets, checked on a thread while the restore goes on, and
+            // taken by the transport (Engine.restoreHandoff).
             var descriptors = HandedOverDescriptors(passed: handoff.fallback.passedFDs)
             try descriptors.take(memfd, "--resume")
             try descriptors.take(handoff.fallback.previousEngineFD, "the previous engine")
-            try descriptors.take(state.logic.current.descriptor, "the current module")
-            if let previous = state.logic.previous { try descriptors.take(previous.descriptor, "the previous module") }
-            for fd in state.database?.lockDescriptors ?? [] { try descriptors.take(fd, "the database lock") }
-            for fd in state.engine.retiredDescriptors { try descriptors.take(fd, "the old loop") }
-            return state
+            try descriptors.take(logic.current.descriptor, "the current module")
+            if let previous = logic.previous { try descriptors.take(previous.descriptor, "the previous module") }
+            for fd in database?.lockDescriptors ?? [] { try descriptors.take(fd, "the database lock") }
+            for fd in engine.retiredDescriptors { try descriptors.take(fd, "the old loop") }
+            return ResumedState(memfd: memfd, handoff: handoff, engine: engine, logic: logic, database: database,
+                                failedUpgrade: failedUpgrade, sockets: SocketCheck(fds: descriptors.untaken))
         } catch {
             throw StartRefused("\(error)")
         }
@@ -204,10 +208,11 @@ extension Engine {
         let summary: ResumeSummary
         do {
             summary = try restoreHandoff(state.handoff, engine: state.engine, logic: state.logic, database: state.database,
-                                         previous: previous)
+                                         sockets: state.sockets.fds, previous: previous)
         } catch {
             throw StartRefused("cannot restore: \(error)")
         }
+        if let problem = state.sockets.wait() { throw StartRefused("cannot restore: a handed-over \(problem)") }
         Resume.commit(state)
         let now = monotonicNanoseconds()
         let heldMicroseconds = (now - state.engine.holdStartedNanoseconds) / 1000

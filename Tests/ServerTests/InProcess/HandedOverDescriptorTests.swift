@@ -3,30 +3,38 @@ import Testing
 @testable import HotswapEngine
 
 /// The descriptor rules of an upgrade, in process: what the new engine
-/// takes must have been passed, once, and be a socket where one is meant;
-/// what the old engine keeps from the next program is marked close-on-exec
-/// even where close_range is missing.
+/// takes must have been passed, and be taken once; the passed ones left
+/// once the engine took its own must all be stream sockets; what the old
+/// engine keeps from the next program is marked close-on-exec even where
+/// close_range is missing.
 @Suite struct HandedOverDescriptorTests {
-    @Test func onlyPassedDescriptorsAreTakenOnceAndSocketsMustBeSockets() throws {
-        var pair: [Int32] = [0, 0]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
-        var pipeEnds: [Int32] = [0, 0]
-        #expect(pipe(&pipeEnds) == 0)
-        defer { for fd in pair + pipeEnds { close(fd) } }
+    @Test func onlyPassedDescriptorsAreTakenOnce() throws {
+        var descriptors = HandedOverDescriptors(passed: [7, 3, 12])
+        try descriptors.take(12, "the database lock")
+        #expect(throws: HandoffError.invalid("a connection names descriptor 12 a second time")) {
+            try descriptors.take(12, "a connection")
+        }
+        for fd: Int32 in [4, 13, -1] {
+            #expect(throws: HandoffError.invalid("a listener names descriptor \(fd), which was not passed")) {
+                try descriptors.take(fd, "a listener")
+            }
+        }
+        #expect(descriptors.untaken == [3, 7])
+    }
 
-        var descriptors = HandedOverDescriptors(passed: [pair[0], pipeEnds[0]])
-        try descriptors.takeSocket(pair[0], "a connection")
-        #expect(throws: HandoffError.invalid("a connection names descriptor \(pair[0]) a second time")) {
-            try descriptors.takeSocket(pair[0], "a connection")
-        }
-        #expect(throws: HandoffError.invalid("a listener names descriptor \(pair[1]), which was not passed")) {
-            try descriptors.takeSocket(pair[1], "a listener")
-        }
-        #expect(throws: HandoffError.invalid("a connection descriptor \(pipeEnds[0]) is not a socket")) {
-            try descriptors.takeSocket(pipeEnds[0], "a connection")
-        }
-        var others = HandedOverDescriptors(passed: [pipeEnds[0]])
-        try others.take(pipeEnds[0], "the database lock")
+    @Test func theSocketsLeftMustAllBeStreamSockets() throws {
+        var stream: [Int32] = [0, 0]
+        var datagram: [Int32] = [0, 0]
+        var pipeEnds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &stream) == 0)
+        #expect(socketpair(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0, &datagram) == 0)
+        #expect(pipe(&pipeEnds) == 0)
+        defer { for fd in stream + datagram + pipeEnds { close(fd) } }
+        #expect(SocketCheck(fds: stream).wait() == nil)
+        #expect(SocketCheck(fds: []).wait() == nil)
+        #expect(SocketCheck(fds: stream + [pipeEnds[0]]).wait() == "descriptor \(pipeEnds[0]) is not a socket")
+        #expect(SocketCheck(fds: [datagram[0]] + stream).wait() == "descriptor \(datagram[0]) is not a stream socket")
+        #expect(SocketCheck(fds: [9999]).wait() == "descriptor 9999: Bad file descriptor")
     }
 
     /// Where close_range(CLOSE_RANGE_CLOEXEC) fails (Linux before 5.11),
