@@ -9,9 +9,12 @@ sending PING in a closed loop on its own thread, then sends UPGRADE K times
 what installing a rebuilt engine and running `gamectl upgrade` does), and
 reports, as medians over the K upgrades (and the worst):
   - the hold the server measures (`last_upgrade_held_us`): from the last
-    byte the old engine wrote to the moment the new one writes its first,
-    split by the log into writing the handoff, exec and start-up of the new
-    program, and restoring;
+    byte the old engine wrote to the moment the new one has restored
+    everything and queues its first bytes, split by the log into writing
+    the handoff, exec and start-up of the new program, and restoring; and
+    until the new loop's first poll returned (`last_upgrade_first_poll_us`:
+    every socket registered with the new epoll instance, input read from
+    there), the server's closest measure of what a player sees;
   - the probe's longest PING round trip across each upgrade, against the
     longest in as long a steady stretch: what a player sees;
   - the UPGRADE round trip (the candidate's check included, during which
@@ -136,7 +139,7 @@ def main() -> None:
                   f"after an upgrade {upgraded} KiB (images={images_after})")
             before = upgraded
 
-        held, written, startup, restore, probe_worst, steady_worst, round_trips = [], [], [], [], [], [], []
+        held, first_poll, written, startup, restore, probe_worst, steady_worst, round_trips = [], [], [], [], [], [], [], []
         pattern = re.compile(r"written in (\d+) us")
         split = re.compile(r"resumed in (\d+) us \(until this program started (\d+) us, then restoring (\d+) us\)")
         first = 2 if args.reloads else 1
@@ -155,6 +158,9 @@ def main() -> None:
             probe_worst.append(probe.worst_between(began, time.perf_counter()))
             status = call(admin, "STATUS")
             held.append(int(re.search(r"last_upgrade_held_us=(\d+)", status).group(1)))
+            poll = re.search(r"last_upgrade_first_poll_us=(\d+)", status)
+            if poll:
+                first_poll.append(int(poll.group(1)))
             # The log arrives through a pipe and a thread: wait for this
             # upgrade's lines.
             deadline = time.monotonic() + 10
@@ -174,6 +180,9 @@ def main() -> None:
         print(f"  handoff written        p50 {median(written) / 1000:.2f} ms")
         print(f"  exec + start-up        p50 {median(startup) / 1000:.1f} ms")
         print(f"  restore                p50 {median(restore) / 1000:.1f} ms")
+        if first_poll:
+            print(f"until the first poll     p50 {median(first_poll) / 1000:.1f} ms   max {max(first_poll) / 1000:.1f} ms "
+                  f"(server: every socket registered, input read from here)")
         print(f"probe worst PING RTT     p50 {median(probe_worst) / 1000:.1f} ms across an upgrade, "
               f"{median(steady_worst) / 1000:.2f} ms in a steady 300 ms")
         print(f"UPGRADE round trip       p50 {median(round_trips):.1f} ms (check included)")
