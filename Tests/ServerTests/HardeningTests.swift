@@ -145,7 +145,7 @@ import Testing
 
     @Test func theOpenFileLimitCapsConnections() throws {
         let server = try TestServer(shell: "ulimit -n 80")
-        #expect(server.log.contains("--max-connections lowered from 10000 to 16"))
+        #expect(server.logContains("--max-connections lowered from 10000 to 16"))
         var clients: [LineClient] = []
         for _ in 0..<16 { clients.append(try server.connect()) }
         for client in clients { #expect(try client.call("PING") == "+PONG") }

@@ -84,7 +84,7 @@ import Testing
             _ = try alice.collectGem(as: "alice", watchers: [bob])
             kill(server.process.processIdentifier, signal)
             #expect(server.waitForExit() == 0)
-            #expect(server.log.contains("final flush wrote"))
+            #expect(server.logContains("final flush wrote"))
         }
         #expect(try Self.sql(scratch.database.path, "SELECT \"score:int\" FROM players WHERE key = 'alice'") == "7")
         let server = try TestServer(arguments: arguments)

@@ -302,7 +302,7 @@ import Testing
             throw TestFailure("\(variant) is missing: `make test` builds it")
         }
         let server = try TestServer(arguments: ["--modules-dir", Products.packageRoot.path])
-        #expect(server.log.contains("protocol=base"))
+        #expect(server.logContains("protocol=base"))
         let player = try server.connect()
         let admin = try server.connectAdmin()
         #expect(try admin.call("RELOAD \(Self.module("GameLogicV2"))").hasPrefix("+OK"))
