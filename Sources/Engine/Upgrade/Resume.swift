@@ -242,7 +242,15 @@ extension Engine {
         // the previous engine left unsent. Left to the loop's flush they
         // would wait for its first poll, which blocks until a timer fires.
         transport.flushAll()
-        closeOffTheLoop(state.engine.retiredDescriptors)
+        // Restoring left every handed-over descriptor inheritable (the exec
+        // needed that); those this engine keeps get close-on-exec back, or
+        // every later child (the next upgrade's check, anything a candidate
+        // spawns) would hold the players' sockets, the listeners and the
+        // database lock. Not those the process inherited at start: they pass
+        // on as they came.
+        let inherited = Set(upgrader.settings.inheritedDescriptors)
+        let kept = (state.sockets.fds + (state.database?.lockDescriptors ?? [])).filter { !inherited.contains($0) }
+        settleOffTheLoop(closing: state.engine.retiredDescriptors, closeOnExec: kept)
         if state.failedUpgrade == nil { measureFirstPoll(holdStarted: state.engine.holdStartedNanoseconds) }
         return summary
     }
@@ -287,31 +295,58 @@ extension Engine {
         }
     }
 
-    /// Closes descriptors whose close takes long on a libuv worker: the
-    /// previous engine's epoll instance, which watched every socket (closing
-    /// one that watches 10,000 takes about 8 ms, inside the hold if the
-    /// exec did it). Nothing waits for it.
-    func closeOffTheLoop(_ fds: [Int32]) {
-        guard !fds.isEmpty else { return }
+    /// On a libuv worker: closes the previous engine's epoll instance,
+    /// which watched every socket (closing one that watches 10,000 takes
+    /// about 8 ms, inside the hold if the exec did it), and sets
+    /// close-on-exec on `closeOnExec` again (one `fcntl` each: about 1.5 ms
+    /// at 10,000, which the hold need not wait for either). Until the
+    /// worker is done the upgrader starts no check (`Upgrader.settling`):
+    /// the check's child would inherit the descriptors not yet marked.
+    func settleOffTheLoop(closing fds: [Int32], closeOnExec: [Int32]) {
+        guard !fds.isEmpty || !closeOnExec.isEmpty else { return }
+        upgrader.settling = true
+        let settle = SettlingDescriptors(engine: self, closing: fds, closeOnExec: closeOnExec)
         let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
-        work.pointee.data = UnsafeMutableRawPointer(Unmanaged.passRetained(RetiredDescriptors(fds)).toOpaque())
+        work.pointee.data = UnsafeMutableRawPointer(Unmanaged.passRetained(settle).toOpaque())
         let status = uv_queue_work(loop, work, { work in
-            let retired = Unmanaged<RetiredDescriptors>.fromOpaque(work!.pointee.data!).takeUnretainedValue()
-            for fd in retired.fds { close(fd) }
+            Unmanaged<SettlingDescriptors>.fromOpaque(work!.pointee.data!).takeUnretainedValue().run()
         }, { work, _ in
-            Unmanaged<RetiredDescriptors>.fromOpaque(work!.pointee.data!).release()
+            let settle = Unmanaged<SettlingDescriptors>.fromOpaque(work!.pointee.data!).takeRetainedValue()
             work!.deallocate()
+            settle.finished()
         })
         if status != 0 {
-            Unmanaged<RetiredDescriptors>.fromOpaque(work.pointee.data!).release()
+            Unmanaged<SettlingDescriptors>.fromOpaque(work.pointee.data!).release()
             work.deallocate()
-            for fd in fds { close(fd) }
+            settle.run()
+            settle.finished()
         }
     }
 }
 
-/// Descriptors a worker closes (`closeOffTheLoop`); only it touches them.
-private final class RetiredDescriptors: @unchecked Sendable {
-    let fds: [Int32]
-    init(_ fds: [Int32]) { self.fds = fds }
+/// What a worker does after a resume (`settleOffTheLoop`): only it touches
+/// these lists; `finished` runs on the loop.
+private final class SettlingDescriptors: @unchecked Sendable {
+    unowned(unsafe) let engine: Engine
+    let closing: [Int32]
+    let closeOnExec: [Int32]
+    private var microseconds: UInt64 = 0
+
+    init(engine: Engine, closing: [Int32], closeOnExec: [Int32]) {
+        self.engine = engine
+        self.closing = closing
+        self.closeOnExec = closeOnExec
+    }
+
+    func run() {
+        let started = monotonicNanoseconds()
+        ProcessImage.closeOnExec(closeOnExec)
+        microseconds = (monotonicNanoseconds() - started) / 1000
+        for fd in closing { close(fd) }
+    }
+
+    func finished() {
+        engine.logger.info("upgrade: \(closeOnExec.count) handed-over descriptors close-on-exec again in \(microseconds) us (off the loop)")
+        engine.upgrader.settled()
+    }
 }

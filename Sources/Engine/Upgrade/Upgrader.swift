@@ -51,6 +51,14 @@ final class Upgrader {
     /// From the check until the exec (or the refusal).
     private var busy = false
     private var done: ((UpgradeRefusal) -> Void)?
+    /// Which upgrade is being asked for: a check waiting for `settled` is
+    /// started only if it is still the one asked for (not cancelled since).
+    private var generation = 0
+    /// Set while a worker marks the descriptors handed over by the last
+    /// upgrade close-on-exec again (`Engine.settleOffTheLoop`): a check
+    /// started meanwhile would inherit them all, so it waits.
+    var settling = false
+    private var afterSettled: [() -> Void] = []
 
     init(engine: Engine) { self.engine = engine }
 
@@ -75,6 +83,25 @@ final class Upgrader {
         engine.logger.notice("upgrade: checking \(candidate)")
         busy = true
         done = refused
+        generation += 1
+        let asked = generation
+        let start = { [unowned(unsafe) self] in
+            guard busy, generation == asked else { return }
+            startCheck(candidate: candidate, identity: identity)
+        }
+        if settling { afterSettled.append(start) } else { start() }
+    }
+
+    /// The worker marked the last upgrade's descriptors: a check may start.
+    func settled() {
+        settling = false
+        let waiting = afterSettled
+        afterSettled = []
+        for start in waiting { start() }
+    }
+
+    /// Runs the candidate's `--check-upgrade`; hands over if it passes.
+    private func startCheck(candidate: String, identity: FileIdentity) {
         let check = UpgradeCheck(loop: engine.loop, path: candidate, arguments: settings.arguments,
                                  timeoutMilliseconds: engine.limits.upgradeCheckTimeout) { [unowned(unsafe) self] result in
             self.check = nil
