@@ -83,6 +83,7 @@ import Testing
     /// previous engine comes back with the whole game.
     @Test(arguments: [("segv", "the new engine crashed while restoring (SIGSEGV)"),
                       ("abort", "the new engine crashed while restoring (SIGABRT)"),
+                      ("socket-check-segv", "the new engine crashed while restoring (SIGSEGV)"),
                       ("hang", "the new engine did not finish restoring within 1000 ms")])
     func aNewEngineThatCrashesOrHangsWhileRestoringHandsEverythingBack(fault: String, reason: String) throws {
         let builds = try EngineBuilds()

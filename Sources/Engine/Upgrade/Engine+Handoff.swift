@@ -221,7 +221,7 @@ extension Engine {
         // restore guard hands back; or nothing returns, and its timer does.
         case .abort: abort()
         case .hang: while monotonicNanoseconds() > 0 {}
-        case .segv, nil: break
+        case .segv, .socketCheckSegv, nil: break
         }
         var worldSection = handoff.reader(.world)
         try world.restoreHandoff(from: &worldSection) { peers[$0] }

@@ -96,8 +96,11 @@ enum EngineIdentity {
         .map { min(max($0, 0), HandoffFormat.maxBytes) } ?? HandoffFormat.maxBytes
 
     /// What the restore fault knob asks for, if anything.
+    /// (`socket-check-segv`: a SIGSEGV on the thread that checks the
+    /// handed-over sockets, which must hand back like one on the loop's.)
     enum RestoreFault: String {
         case segv, abort, hang
+        case socketCheckSegv = "socket-check-segv"
     }
 
     static let restoreFault: RestoreFault? = environment.values["HOTSWAP_TEST_RESTORE_FAULT"].flatMap(RestoreFault.init)

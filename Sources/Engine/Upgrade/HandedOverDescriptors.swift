@@ -55,15 +55,24 @@ final class SocketCheck: @unchecked Sendable {
     private var thread = pthread_t()
     private var running = false
 
-    init(fds: [Int32]) {
+    /// The fault-injection knob (EngineIdentity): a real SIGSEGV on the thread.
+    private let fault: Bool
+
+    init(fds: [Int32], fault: Bool = false) {
         self.fds = fds
+        self.fault = fault
         guard !fds.isEmpty else { return }
         // No signal for it: SIGALRM (the restore guard's timer) and the
-        // stop signals belong to the engine's threads.
-        var all = sigset_t()
-        sigfillset(&all)
+        // stop signals belong to the engine's threads. But not the
+        // synchronous faults: blocked, a fault on this thread kills the
+        // process outright (Linux resets the handler to the default), with
+        // every player's connection; unblocked, the restore guard's handler
+        // takes it here and hands everything back, as on any other thread.
+        var mask = sigset_t()
+        sigfillset(&mask)
+        for signal in SocketCheck.synchronousFaults { sigdelset(&mask, signal) }
         var previous = sigset_t()
-        pthread_sigmask(SIG_BLOCK, &all, &previous)
+        pthread_sigmask(SIG_BLOCK, &mask, &previous)
         let started = pthread_create(&thread, nil, { context in
             Unmanaged<SocketCheck>.fromOpaque(context!).takeRetainedValue().check()
             return nil
@@ -77,7 +86,11 @@ final class SocketCheck: @unchecked Sendable {
         }
     }
 
+    /// Raised by the thread's own instruction, never sent: never blocked.
+    static let synchronousFaults: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT, SIGSYS]
+
     private func check() {
+        if fault { UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1 }
         for fd in fds {
             var type: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)

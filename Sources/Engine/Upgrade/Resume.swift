@@ -52,7 +52,9 @@ enum Resume {
             for fd in database?.lockDescriptors ?? [] { try descriptors.take(fd, "the database lock") }
             for fd in engine.retiredDescriptors { try descriptors.take(fd, "the old loop") }
             return ResumedState(memfd: memfd, handoff: handoff, engine: engine, logic: logic, database: database,
-                                failedUpgrade: failedUpgrade, sockets: SocketCheck(fds: descriptors.untaken))
+                                failedUpgrade: failedUpgrade,
+                                sockets: SocketCheck(fds: descriptors.untaken,
+                                                     fault: failedUpgrade == nil && EngineIdentity.restoreFault == .socketCheckSegv))
         } catch {
             throw StartRefused("\(error)")
         }
