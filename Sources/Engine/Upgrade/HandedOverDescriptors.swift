@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 
 /// The descriptors a handoff's sections name, checked as the resumed
@@ -55,8 +56,11 @@ final class SocketCheck: @unchecked Sendable {
     private var thread = pthread_t()
     private var running = false
 
-    /// The fault-injection knob (EngineIdentity): a real SIGSEGV on the thread.
+    /// The fault-injection knob (EngineIdentity): a real SIGSEGV on the
+    /// thread, once `restoring` lets it (the engine is restoring then, its
+    /// private module directory known to the restore guard).
     private let fault: Bool
+    private let faultGate = DispatchSemaphore(value: 0)
 
     init(fds: [Int32], fault: Bool = false) {
         self.fds = fds
@@ -90,7 +94,10 @@ final class SocketCheck: @unchecked Sendable {
     static let synchronousFaults: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT, SIGSYS]
 
     private func check() {
-        if fault { UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1 }
+        if fault {
+            faultGate.wait()
+            UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
+        }
         for fd in fds {
             var type: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
@@ -104,6 +111,11 @@ final class SocketCheck: @unchecked Sendable {
                 return
             }
         }
+    }
+
+    /// The restore has begun (for the fault-injection knob only).
+    func restoring() {
+        if fault { faultGate.signal() }
     }
 
     /// Waits for the check; the first descriptor that is not a stream

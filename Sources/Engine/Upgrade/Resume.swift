@@ -208,6 +208,7 @@ extension Engine {
     /// what came over. After this the engine serves: no fallback any more.
     func resume(_ state: ResumedState, previous: LoadedModule?) throws(StartRefused) -> ResumeSummary {
         let summary: ResumeSummary
+        state.sockets.restoring()
         do {
             summary = try restoreHandoff(state.handoff, engine: state.engine, logic: state.logic, database: state.database,
                                          sockets: state.sockets.fds, previous: previous)
