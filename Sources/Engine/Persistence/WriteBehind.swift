@@ -42,8 +42,9 @@ final class WriteBehind {
     /// Run once the flush on the worker is done (an engine upgrade waits
     /// for it: its exec must not cut a write short).
     private var whenDone: [() -> Void] = []
-    /// No flush starts while set (an upgrade is handing over: what is dirty
-    /// goes to the next engine, which writes it).
+    /// No flush starts on a tick while set (an upgrade's final flush is
+    /// done and it is handing over: what is dirty goes to the next engine,
+    /// which writes it).
     var paused = false
     private var closed = false
     private var lastErrorLoggedAt: UInt64 = 0
@@ -97,9 +98,17 @@ final class WriteBehind {
 
     /// One interval: hands the dirty records to the worker.
     func tick() {
-        guard inFlight == nil, !closed, !paused else { return }
+        guard !paused else { return }
+        startFlush()
+    }
+
+    /// Hands the dirty records to the worker, paused or not; the task, or
+    /// nil when one is on the worker already or nothing is dirty.
+    @discardableResult
+    private func startFlush() -> FlushTask? {
+        guard inFlight == nil, !closed else { return nil }
         let copyStarted = uv_hrtime()
-        guard let batch = nextBatch() else { return }
+        guard let batch = nextBatch() else { return nil }
         lastHeldMicroseconds = (uv_hrtime() - copyStarted) / 1000
         let task = FlushTask(batch: batch, storage: storage, owner: self)
         let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
@@ -118,7 +127,9 @@ final class WriteBehind {
             work.deallocate()
             inFlight = nil
             record(batch, .failure(StorageError("cannot queue a flush: \(UVError(status))", transient: true)))
+            return nil
         }
+        return task
     }
 
     /// Loop thread: the worker is done with `task`.
@@ -133,6 +144,36 @@ final class WriteBehind {
     /// Runs `body` now if no flush is on the worker, else once it is done.
     func afterFlushInFlight(_ body: @escaping () -> Void) {
         if inFlight == nil { body() } else { whenDone.append(body) }
+    }
+
+    /// What an upgrade's final flush did.
+    enum FinalFlush {
+        case nothingDirty
+        case wrote(records: Int, milliseconds: Double)
+        /// Its records are dirty again: they go over in memory.
+        case failed(StorageError)
+    }
+
+    /// An engine upgrade's final flush, before its hold: waits for the
+    /// flush on the worker (the exec must not cut a write short), starts
+    /// one more of everything dirty now, pauses (no flush starts after it:
+    /// what is dirtied meanwhile goes to the next engine in memory, which
+    /// writes it), and calls `body` on the loop once it is done. The game
+    /// is served throughout: the disk is the worker's. A failed flush (a
+    /// full disk) stops nothing: its records are dirty again, and go over.
+    /// The caller sets `paused` back if the upgrade does not happen.
+    func finalFlush(then body: @escaping (FinalFlush) -> Void) {
+        paused = true
+        afterFlushInFlight { [unowned self] in
+            guard let task = startFlush() else { return body(.nothingDirty) }
+            afterFlushInFlight {
+                switch task.result {
+                case .success(let milliseconds): body(.wrote(records: task.batch.recordCount, milliseconds: milliseconds))
+                case .failure(let error): body(.failed(error))
+                case nil: body(.failed(StorageError("flush did not run", transient: true)))
+                }
+            }
+        }
     }
 
     // MARK: - Engine upgrade (WriteBehind+Handoff.swift)

@@ -31,8 +31,10 @@ struct UpgradePaths: Sendable {
 ///     resolve and confine the path       ── refuse: not found, outside --engines-dir
 ///     candidate --check-upgrade ARGS     ── off the loop (UpgradeCheck); refuse on anything
 ///                                           odd, or formats A-B that do not hold ours
+///     the final flush                    ── on the database worker, the game served
+///                                           (WriteBehind.finalFlush)
 ///     ─── hold: no byte served from here ───────────────────────────────────
-///     flush what can be written now; block SIGTERM/INT/USR2 on the loop thread
+///     flush what the sockets take now; block SIGTERM/INT/USR2 on the loop thread
 ///     every part writes its section      ── Engine+Handoff: listeners, connections,
 ///                                           sessions, World, modules, counters
 ///     over HandoffFormat.maxBytes, or a stop signal caught ── refuse, nothing changed
@@ -111,18 +113,31 @@ final class Upgrader {
             case .success(let answer):
                 if let refusal = refusal(answer, candidate: candidate, identity: identity) { return finish(refusal) }
                 engine.logger.notice("upgrade: \(candidate) is engine \(answer.version), reads handoff formats \(HandoffFormat.describe(answer.formats))")
-                // A flush on the database worker finishes first (the exec
-                // must not cut a write short; the loop serves meanwhile), and
-                // none starts after it: what is dirty goes to the next engine.
+                // The final flush, on the database worker, while the loop
+                // serves: a flush already there finishes (the exec must not
+                // cut a write short), then one more writes what is dirty now,
+                // and none starts after it: only what is dirtied during that
+                // one goes to the next engine in memory (as does all of it
+                // if the flush fails: its rows are dirty again).
                 let writeBehind = engine.writeBehind
-                writeBehind?.paused = true
                 let proceed = { [unowned(unsafe) self] in
                     let refusal = handOver(to: candidate, version: answer.version)
                     // Still here: this engine serves on, and flushes again.
                     writeBehind?.paused = false
                     finish(refusal)
                 }
-                if let writeBehind { writeBehind.afterFlushInFlight(proceed) } else { proceed() }
+                guard let writeBehind else { return proceed() }
+                writeBehind.finalFlush { [unowned(unsafe) self] outcome in
+                    switch outcome {
+                    case .nothingDirty:
+                        break
+                    case .wrote(let records, let milliseconds):
+                        engine.logger.notice("upgrade: the final flush wrote \(records) records in \(milliseconds) ms; \(engine.world.dirtyCount) changed since go over in memory")
+                    case .failed(let error):
+                        engine.logger.error("upgrade: the final flush failed (\(error.description)); \(engine.world.dirtyCount) dirty records go over in memory")
+                    }
+                    proceed()
+                }
             }
         }
         self.check = check

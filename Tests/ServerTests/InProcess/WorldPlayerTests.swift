@@ -118,4 +118,32 @@ import Testing
         let alice = try #require(world.player(withKey: Array("alice".utf8)))
         #expect(world.withString(titleBinding, row: Int(alice.index)) { String(decoding: $0, as: UTF8.self) } == "champion")
     }
+
+    /// What an upgrade's final flush did not write (changed during it, or
+    /// all of it when it failed) goes over dirty: the next engine writes it.
+    @Test func dirtyRecordsGoOverAnUpgradeDirty() throws {
+        let old = world()
+        let bindings = try old.bind([score, logins])
+        let peers = [RecordingPeer(), RecordingPeer()]
+        let a = old.openSession(peer: peers[0])
+        let b = old.openSession(peer: peers[1])
+        _ = try "alice".withBytes { try old.attachPlayer(a, key: $0) }
+        let bob = try "bob".withBytes { try old.attachPlayer(b, key: $0) }
+        _ = old.takeDirty()
+        old.setInt(bindings[0], row: Int(bob.index), 4)
+        old.setInt(bindings[1], row: 0, 9)
+        #expect(old.dirtyCount == 1 && old.globalDirty)
+
+        var writer = HandoffWriter()
+        old.encodeHandoff(into: &writer)
+        let new = world()
+        var reader = HandoffReader(writer.bytes)
+        let byID = [a: peers[0], b: peers[1]]
+        try new.restoreHandoff(from: &reader) { byID[$0] }
+        _ = try new.bind([score, logins])
+        #expect(new.dirtyCount == 1 && new.globalDirty)
+        let batch = new.takeDirty()
+        #expect(batch.players == [StoredRecord(key: Array("bob".utf8), values: [.int(4)])])
+        #expect(batch.global == StoredRecord(key: [], values: [.int(9)]))
+    }
 }
