@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measures what an engine upgrade costs, against a release gameserver on loopback.
 
-    swift build -c release && python3 tools/upgrade-bench.py [--sessions N] [--upgrades K]
+    swift build -c release && python3 tools/upgrade-bench.py [--sessions N] [--upgrades K] [--database FILE]
 
 It logs N sessions into rooms of 100, keeps one more player (the probe)
 sending PING in a closed loop on its own thread, then sends UPGRADE K times
@@ -93,12 +93,14 @@ def main() -> None:
     parser.add_argument("--lt-pipeline", type=int, default=8)
     parser.add_argument("--lt-upgrades", type=int, default=10)
     parser.add_argument("--reloads", type=int, default=0)
+    parser.add_argument("--database", help="a SQLite file for the server (default :memory:): the upgrade's final flush runs")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
+    database = ["--database", args.database] if args.database else []
     server, game_port, admin_port = start("--max-connections", str(args.sessions + 1000), "--rate-limit", "0",
-                                          "--login-timeout", "0", "--idle-timeout", "0")
+                                          "--login-timeout", "0", "--idle-timeout", "0", *database)
     try:
         players = []
         for index in range(args.sessions):
@@ -173,6 +175,9 @@ def main() -> None:
             restore.append(int(parts[2]))
         after = rss_kib(server.pid)
         probe.running = False
+        log = "".join(server.log_tail)
+        cloexec = [int(m) for m in re.findall(r"descriptors close-on-exec again in (\d+) us", log)][-args.upgrades:]
+        flushed = re.findall(r"the final flush wrote (\d+) records in ([\d.]+) ms", log)[-args.upgrades:]
         sessions = re.search(r" sessions=(\d+)", call(admin, "STATUS")).group(1)
 
         print(f"sessions {args.sessions} + probe (STATUS sessions={sessions}), {args.upgrades} upgrades, release build")
@@ -185,7 +190,12 @@ def main() -> None:
                   f"(server: every socket registered, input read from here)")
         print(f"probe worst PING RTT     p50 {median(probe_worst) / 1000:.1f} ms across an upgrade, "
               f"{median(steady_worst) / 1000:.2f} ms in a steady 300 ms")
-        print(f"UPGRADE round trip       p50 {median(round_trips):.1f} ms (check included)")
+        print(f"UPGRADE round trip       p50 {median(round_trips):.1f} ms (check and final flush included)")
+        if cloexec:
+            print(f"close-on-exec again      p50 {median(cloexec) / 1000:.2f} ms on a worker, after the hold")
+        if flushed:
+            print(f"final flush (database)   {len(flushed)} upgrades wrote {sum(int(n) for n, _ in flushed)} records, "
+                  f"p50 {median([float(t) for _, t in flushed]):.1f} ms, before the hold")
         print(f"RSS                      {before} -> {after} KiB")
 
         run = subprocess.run([".build/release/loadtest", "ping", "--port", str(game_port), "--admin-port",
