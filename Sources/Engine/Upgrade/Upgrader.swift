@@ -271,6 +271,14 @@ final class Upgrader {
             + "\(engine.host.handedOverDescriptors.count) module images, handoff \(bytes.count) bytes in fd \(memfd) "
             + "written in \(written) us"
         engine.logger.notice("upgrade: exec \(path) (engine \(EngineIdentity.version) -> \(version)): passing \(passing)")
+        // A SIGUSR2 caught during this callback (before the mask) asked for
+        // what is happening now; its flag dies with this program. One that
+        // arrives after the mask stays pending and upgrades again in the
+        // next engine; if the exec fails, this one's flag is still set and
+        // the loop acts on it.
+        if hs_signal_seen(SIGUSR2) != 0 {
+            engine.logger.notice("upgrade: a SIGUSR2 during an upgrade is ignored: this upgrade is the one it asked for")
+        }
         // This program's private directory goes now: the next one makes its
         // own, and nobody would remove this one after the exec.
         let loader = engine.host.loader
