@@ -23,6 +23,8 @@ final class AuditLog: Sendable {
     private init(sink: LogSink) { self.sink = sink }
 
     var droppedLines: Int { sink.droppedLines }
+    /// Lines not written yet (LogSink.queuedLines).
+    var queuedLines: Int { sink.queuedLines }
 
     /// One action. Empty strings stand for "not applicable".
     struct Entry {

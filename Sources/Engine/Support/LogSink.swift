@@ -46,6 +46,8 @@ final class LogSink: @unchecked Sendable {
     private var acceptedBytes: UInt64 = 0
     private var retiredBytes: UInt64 = 0
     private var dropped = 0
+    /// Lines of the batch the writer holds that are not out yet.
+    private var writingLines = 0
     private var stopping = false
     private var writerRunning = true
     private var joined = false
@@ -123,6 +125,15 @@ final class LogSink: @unchecked Sendable {
         return Int(acceptedBytes - retiredBytes)
     }
 
+    /// Lines accepted and not yet written or discarded: an engine upgrade
+    /// counts those still here after its bounded flush as dropped (they
+    /// die with the exec).
+    var queuedLines: Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return pendingEnds.count + writingLines
+    }
+
     /// Waits until every line accepted before this call is written (or
     /// discarded), or until `timeout` has passed; true if it got out.
     @discardableResult
@@ -175,6 +186,7 @@ final class LogSink: @unchecked Sendable {
             if pending.isEmpty { break }
             swap(&batch, &pending)
             swap(&ends, &pendingEnds)
+            writingLines = ends.count
             pthread_mutex_unlock(mutex)
             write(batch, lineEnds: ends)
             batch.removeAll(keepingCapacity: true)
@@ -191,11 +203,14 @@ final class LogSink: @unchecked Sendable {
     private func write(_ batch: [UInt8], lineEnds: [Int]) {
         batch.withUnsafeBytes { bytes in
             var offset = 0
+            var finished = 0  // lines of the batch wholly written
             while offset < bytes.count {
                 let written = Glibc.write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
                 if written > 0 {
                     offset += written
-                    retire(written, droppedLines: 0)
+                    let before = finished
+                    while finished < lineEnds.count && lineEnds[finished] <= offset { finished += 1 }
+                    retire(written, droppedLines: 0, finishedLines: finished - before)
                     continue
                 }
                 let error = written < 0 ? errno : EIO
@@ -213,16 +228,17 @@ final class LogSink: @unchecked Sendable {
                     if end <= offset { break }
                     unfinished += 1
                 }
-                retire(bytes.count - offset, droppedLines: unfinished)
+                retire(bytes.count - offset, droppedLines: unfinished, finishedLines: unfinished)
                 return
             }
         }
     }
 
-    private func retire(_ count: Int, droppedLines lines: Int) {
+    private func retire(_ count: Int, droppedLines lines: Int, finishedLines: Int) {
         pthread_mutex_lock(mutex)
         retiredBytes += UInt64(count)
         dropped += lines
+        writingLines -= finishedLines
         pthread_cond_broadcast(progressed)
         pthread_mutex_unlock(mutex)
     }

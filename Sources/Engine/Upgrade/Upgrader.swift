@@ -239,9 +239,12 @@ final class Upgrader {
         // About 140 bytes per player (connection, session, fields), plus
         // what is unsent.
         let estimate = (1 << 16) + passed.count * 192 + engine.transport.connections.reduce(0) { $0 + $1.bufferedOutput }
-        let bytes = HandoffFormat.encode(format: EngineIdentity.handoffFormat, fallback: fallback, capacity: estimate) {
-            engine.encodeHandoff(into: &$0, engine: section)
+        func encode() -> [UInt8] {
+            HandoffFormat.encode(format: EngineIdentity.handoffFormat, fallback: fallback, capacity: estimate) {
+                engine.encodeHandoff(into: &$0, engine: section)
+            }
         }
+        let bytes = encode()
         func refuse(_ problem: String) -> UpgradeRefusal {
             ProcessImage.closeOnExec(passed)
             close(memfd)
@@ -279,14 +282,31 @@ final class Upgrader {
         if hs_signal_seen(SIGUSR2) != 0 {
             engine.logger.notice("upgrade: a SIGUSR2 during an upgrade is ignored: this upgrade is the one it asked for")
         }
+        // A log reader that keeps up gets every line; a stalled one (a slow
+        // disk under the audit log) costs the lines still queued, never more
+        // than these waits (up to 2 x 100 ms of the hold).
+        let logSink = engine.admin.settings.logSink
+        let auditLog = engine.admin.settings.auditLog
+        logSink?.flush(timeout: .milliseconds(100))
+        auditLog?.flush(timeout: .milliseconds(100))
+        // Those die with the exec: counted as dropped (`log_dropped`,
+        // `audit_dropped` in the next engine), the handoff written again
+        // with the counts (only then: a reader that stalls).
+        let lost = (log: logSink?.queuedLines ?? 0, audit: auditLog?.queuedLines ?? 0)
+        if lost.log + lost.audit > 0 {
+            section.admin.logDroppedBefore += lost.log
+            section.admin.auditDroppedBefore += lost.audit
+            let counted = encode()
+            guard counted.count <= limit else {
+                return refuse("handoff is \(counted.count) bytes, over the limit of \(limit) bytes an engine reads; nothing was changed")
+            }
+            if ftruncate(memfd, 0) != 0 { return refuse("truncating the handoff: \(String(cString: strerror(errno)))") }
+            if let problem = Upgrader.write(counted, to: memfd) { return refuse(problem) }
+        }
         // This program's private directory goes now: the next one makes its
         // own, and nobody would remove this one after the exec.
         let loader = engine.host.loader
         loader.removePrivateCopies()
-        // A log reader that keeps up gets every line; a stalled one costs
-        // the lines still queued, never more than this wait.
-        engine.admin.settings.logSink?.flush(timeout: .milliseconds(100))
-        engine.admin.settings.auditLog?.flush(timeout: .milliseconds(100))
         let reason = ProcessImage.exec(path: path, arguments: [path] + settings.arguments + ["--resume", "\(memfd)"],
                                        environment: ProcessImage.environment())
         // Still here: the exec failed, and this engine serves on.
