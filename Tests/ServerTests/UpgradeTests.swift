@@ -256,6 +256,28 @@ import Testing
         #expect(after["upgrades_refused"] == "\(cases.count)")
     }
 
+    /// What runs is the file that was checked: one written to while it is
+    /// checked is refused (the exec itself runs the checked file by its
+    /// open descriptor, or a `#!` script by its path compared once more).
+    @Test func aCandidateThatChangesWhileItIsCheckedIsRefused() throws {
+        let builds = try EngineBuilds()
+        let server = try TestServer(arguments: builds.serverArguments)
+        let (alice, bob) = try playedRoom(server)
+        let before = try RoomSnapshot([alice, bob])
+        let shifty = try builds.script("engine-shifty", """
+            if [ "$1" = --check-upgrade ]; then echo '# changed' >> "$0"; fi
+            HOTSWAP_ENGINE_VERSION=shifty exec '\(Products.server.path)' "$@"
+            """)
+        let admin = try server.connectAdmin()
+        let reply = try admin.call("UPGRADE \(shifty)")
+        #expect(reply == "-ERR UPGRADE_FAILED \(shifty) changed while it was being checked; run the upgrade again", "\(reply)")
+        #expect(try RoomSnapshot([alice, bob]) == before)
+        // Unchanged since, it goes through (by its path: a script).
+        let next = try builds.engine("next")
+        #expect(try admin.call("UPGRADE \(next)").hasPrefix("+OK engine"))
+        #expect(try server.statusFields()["engine"] == "next")
+    }
+
     @Test func anEngineThatCannotRestoreHandsEverythingBackToThePreviousOne() throws {
         let builds = try EngineBuilds()
         let liar = try builds.engineThatCannotRestore()

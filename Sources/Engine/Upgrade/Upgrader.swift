@@ -61,6 +61,10 @@ final class Upgrader {
     /// started meanwhile would inherit them all, so it waits.
     var settling = false
     private var afterSettled: [() -> Void] = []
+    /// The candidate, open (close-on-exec) from before its check until the
+    /// exec or the refusal, and what it was then: the exec runs this very
+    /// file (`/proc/self/fd/N`), whatever is installed at its path by then.
+    private var candidateFile: (fd: Int32, identity: FileIdentity)?
 
     init(engine: Engine) { self.engine = engine }
 
@@ -76,15 +80,23 @@ final class Upgrader {
         guard !busy else { return refused(UpgradeRefusal("another upgrade is in progress")) }
         let candidate: String
         let identity: FileIdentity
+        let fd: Int32
         do throws(UpgradeRefusal) {
             candidate = try resolve(path)
             identity = try FileIdentity(path: candidate)
+            fd = open(candidate, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw UpgradeRefusal("cannot open \(candidate): \(String(cString: strerror(errno)))") }
+            guard (try? FileIdentity(descriptor: fd)) == identity else {
+                close(fd)
+                throw UpgradeRefusal("\(candidate) changed while it was being opened; run the upgrade again")
+            }
         } catch {
             return refused(error)
         }
         engine.logger.notice("upgrade: checking \(candidate)")
         busy = true
         done = refused
+        candidateFile = (fd, identity)
         generation += 1
         let asked = generation
         let start = { [unowned(unsafe) self] in
@@ -155,6 +167,8 @@ final class Upgrader {
     /// The upgrade is over without an exec: tell whoever asked, once.
     private func finish(_ refusal: UpgradeRefusal) {
         busy = false
+        if let file = candidateFile { close(file.fd) }
+        candidateFile = nil
         let done = self.done
         self.done = nil
         done?(refusal)
@@ -303,11 +317,16 @@ final class Upgrader {
             if ftruncate(memfd, 0) != 0 { return refuse("truncating the handoff: \(String(cString: strerror(errno)))") }
             if let problem = Upgrader.write(counted, to: memfd) { return refuse(problem) }
         }
+        let target: String
+        switch execTarget(path) {
+        case .success(let found): target = found
+        case .failure(let refusal): return refuse(refusal.description)
+        }
         // This program's private directory goes now: the next one makes its
         // own, and nobody would remove this one after the exec.
         let loader = engine.host.loader
         loader.removePrivateCopies()
-        let reason = ProcessImage.exec(path: path, arguments: [path] + settings.arguments + ["--resume", "\(memfd)"],
+        let reason = ProcessImage.exec(path: target, arguments: [path] + settings.arguments + ["--resume", "\(memfd)"],
                                        environment: ProcessImage.environment())
         // Still here: the exec failed, and this engine serves on.
         do {
@@ -316,6 +335,25 @@ final class Upgrader {
             engine.logger.error("upgrade: \(error); reloads will fail until a restart")
         }
         return refuse(reason)
+    }
+
+    /// What to exec: the checked file by its descriptor, if it is still
+    /// what was checked (not written to since). A `#!` script is exec'd by
+    /// its path instead, compared once more first: its interpreter opens
+    /// the script by the name it is given after the exec, when a
+    /// close-on-exec descriptor is gone (and an inheritable one would stay
+    /// open in the next engine for good).
+    private func execTarget(_ path: String) -> Result<String, UpgradeRefusal> {
+        guard let file = candidateFile, (try? FileIdentity(descriptor: file.fd)) == file.identity else {
+            return .failure(UpgradeRefusal("\(path) changed after it was checked; run the upgrade again"))
+        }
+        var magic: (UInt8, UInt8) = (0, 0)
+        let read = withUnsafeMutableBytes(of: &magic) { pread(file.fd, $0.baseAddress, 2, 0) }
+        guard read == 2, magic == (UInt8(ascii: "#"), UInt8(ascii: "!")) else { return .success("/proc/self/fd/\(file.fd)") }
+        guard (try? FileIdentity(path: path)) == file.identity else {
+            return .failure(UpgradeRefusal("\(path) changed after it was checked; run the upgrade again"))
+        }
+        return .success(path)
     }
 
     /// The engine's own section for the next engine.
@@ -365,6 +403,17 @@ struct FileIdentity: Equatable {
             throw UpgradeRefusal("engine not found: \(path): \(String(cString: strerror(errno)))")
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw UpgradeRefusal("\(path) is not a regular file") }
+        self.init(info)
+    }
+
+    /// The file open as `fd`.
+    init(descriptor fd: Int32) throws(UpgradeRefusal) {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw UpgradeRefusal("descriptor \(fd): \(String(cString: strerror(errno)))") }
+        self.init(info)
+    }
+
+    private init(_ info: stat) {
         device = UInt64(info.st_dev)
         inode = UInt64(info.st_ino)
         size = Int64(info.st_size)
