@@ -572,11 +572,17 @@ int fg_install(uint32_t call_timeout_ms) {
     g_loop_thread = pthread_self();
     STORE(&g_watched, &fg__hot);
 
-    /* The watchdog inherits a full signal mask: no signal meant for the
-     * process lands on it. Started once, even if fg_install is retried. */
+    /* The watchdog inherits a full signal mask but for the synchronous
+     * faults: no signal meant for the process lands on it, and a fault on it
+     * still reaches the crash handler (Linux kills a thread that faults with
+     * the fault's signal blocked, with no report). Started once, even if
+     * fg_install is retried. */
     if (!g_watchdog_started) {
         sigset_t all, old;
         sigfillset(&all);
+        sigdelset(&all, SIGSEGV); sigdelset(&all, SIGBUS); sigdelset(&all, SIGILL);
+        sigdelset(&all, SIGFPE); sigdelset(&all, SIGTRAP); sigdelset(&all, SIGABRT);
+        sigdelset(&all, SIGSYS);
         pthread_sigmask(SIG_BLOCK, &all, &old);
         pthread_attr_t thread_attributes;
         pthread_attr_init(&thread_attributes);

@@ -173,9 +173,11 @@ final class LogSink: @unchecked Sendable {
         // Signals go to the other threads: write(2) here is never cut short
         // by one, and a closed pipe raises SIGPIPE on this thread only, where
         // it stays blocked (write fails with EPIPE instead) even in a process
-        // that does not ignore it.
+        // that does not ignore it. The synchronous faults stay deliverable:
+        // blocked, a fault here would kill the process with no crash report.
         var all = sigset_t()
         sigfillset(&all)
+        for fault in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT, SIGSYS] { sigdelset(&all, fault) }
         pthread_sigmask(SIG_BLOCK, &all, nil)
 
         var batch: [UInt8] = []
