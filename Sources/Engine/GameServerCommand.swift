@@ -3,6 +3,7 @@ import CLibUV
 import Glibc
 import Logging
 import Protocol
+import UpgradeSupport
 
 /// Why the server does not start (logged as it is raised). A resumed
 /// engine that hits one falls back to the previous engine instead.
@@ -103,6 +104,13 @@ package struct GameServerCommand: ParsableCommand {
         // Before anything of ours is open (see `ProcessImage.keepAcrossExec`);
         // a resumed engine has the list from the handoff instead.
         if Resume.descriptor(in: arguments) == nil { Resume.inheritedAtStart = ProcessImage.descriptorsKeptAcrossExec() }
+        // An upgrade (and a fallback) execs the checked file through
+        // /proc/self/fd/N, which names the process "N": named again after
+        // its argv[0] (the path the first engine was started as), so
+        // `pgrep -x gameserver`, `pidof` and `ps -C` keep finding it.
+        if Resume.descriptor(in: arguments) != nil, let name = CommandLine.arguments.first {
+            _ = hs_set_process_name(name)
+        }
         let handoff = Resume.isFallback(arguments) ? nil : Resume.descriptor(in: arguments)
         if let handoff, let problem = RestoreGuard.arm(memfd: handoff, timeoutMilliseconds: Resume.restoreTimeout(in: arguments)) {
             GameServerCommand.say("restoring without a guard against crashes and hangs: \(problem)")

@@ -7,6 +7,7 @@
 #include <linux/close_range.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -69,4 +70,13 @@ size_t hs_build_id(char *out, size_t capacity) {
     if (capacity > 0) out[0] = 0;
     dl_iterate_phdr(find_build_id, &search);
     return search.written;
+}
+
+int hs_set_process_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    char cut[16];
+    strncpy(cut, name, sizeof cut - 1);
+    cut[sizeof cut - 1] = '\0';
+    return prctl(PR_SET_NAME, (unsigned long)cut, 0, 0, 0) == 0 ? 0 : -errno;
 }

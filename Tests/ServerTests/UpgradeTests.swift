@@ -287,6 +287,7 @@ import Testing
         let before = try RoomSnapshot([alice, bob])
         let version = try #require(try server.statusFields()["engine"])
         let admin = try server.connectAdmin()
+        let name = try processName(server)
 
         let reply = try admin.call("UPGRADE \(liar)")
         #expect(reply.hasPrefix("-ERR UPGRADE_FAILED the new engine could not restore ("), "\(reply)")
@@ -299,9 +300,17 @@ import Testing
         #expect(status["upgrades_refused"] == "1")
         #expect(status["pid"] == "\(server.process.processIdentifier)")
         #expect(server.logContains("handing everything back to the previous engine"))
+        // Exec'd by descriptor (/proc/self/fd/N), and still named as before.
+        #expect(try processName(server) == name)
         // The engine that came back can still be upgraded, for real.
         #expect(try admin.call("UPGRADE \(next)").hasPrefix("+OK engine \(version) -> next"))
         #expect(try RoomSnapshot([alice, bob]) == before)
+    }
+
+    /// What `ps -C`, `pgrep -x` and `pidof` match: /proc/PID/comm.
+    private func processName(_ server: TestServer) throws -> String {
+        try String(contentsOfFile: "/proc/\(server.process.processIdentifier)/comm", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Durable players are written by the final flush before the hold (the
@@ -317,7 +326,11 @@ import Testing
         let before = try server.statusFields()
         #expect(before["players_stored"] == "2" && before["dirty"] == "2")
         #expect(try PersistenceTests.sql(database, "SELECT count(*) FROM players") == "0")
+        #expect(try processName(server) == "gameserver")
         #expect(try server.connectAdmin().call("UPGRADE").hasPrefix("+OK engine"))
+        // The checked file was exec'd through /proc/self/fd/N: the process
+        // is still named after the program, not "N".
+        #expect(try processName(server) == "gameserver")
         // Written before the hold: in the file as soon as the upgrade is answered.
         #expect(try PersistenceTests.sql(database, "SELECT key, \"score:int\" FROM players ORDER BY key") == "alice|6\nbob|1")
         let after = try server.statusFields()
@@ -337,6 +350,49 @@ import Testing
         #expect(server.stop() == 0)
         #expect(server.logContains("final flush wrote 1 records"))
         #expect(try PersistenceTests.sql(database, "SELECT key, \"score:int\" FROM players ORDER BY key") == "alice|\(score)\nbob|1")
+        withExtendedLifetime(bob) {}
+    }
+
+    /// A database that stops taking writes (here another program holds its
+    /// write lock, so the final flush waits in SQLite's 5 s busy handler)
+    /// refuses the upgrade at --upgrade-check-timeout with the reason;
+    /// nothing changes, flushes go on, and the next upgrade goes through.
+    @Test func aFinalFlushThatDoesNotFinishRefusesTheUpgradeInTime() throws {
+        let scratch = try PersistenceTests.Scratch()
+        let database = scratch.database.path
+        let server = try TestServer(arguments: ["--database", database, "--flush-interval", "60000",
+                                                "--upgrade-check-timeout", "2000"])
+        let (alice, bob) = try playedRoom(server)
+        #expect(try server.statusFields()["dirty"] == "2")
+        let pid = try server.statusFields()["pid"]
+
+        // sqlite3 takes the write lock and says so; it keeps it until its input ends.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        holder.arguments = [database]
+        let input = Pipe(), output = Pipe()
+        holder.standardInput = input
+        holder.standardOutput = output
+        try holder.run()
+        defer { if holder.isRunning { holder.terminate() } }
+        input.fileHandleForWriting.write(Data("BEGIN EXCLUSIVE;\nSELECT 'locked';\n".utf8))
+        let said = output.fileHandleForReading.availableData
+        #expect(String(decoding: said, as: UTF8.self).contains("locked"))
+
+        let admin = try server.connectAdmin()
+        let reply = try admin.call("UPGRADE")
+        #expect(reply == "-ERR UPGRADE_FAILED the final database flush did not finish within 2000 ms "
+                + "(--upgrade-check-timeout); nothing was changed", "\(reply)")
+        let refused = try server.statusFields()
+        #expect(refused["upgrades"] == "0" && refused["upgrades_refused"] == "1" && refused["pid"] == pid)
+        #expect(try alice.call("SCORE") == "+SCORE alice:6 bob:1")
+
+        // The lock goes: the flush on the worker ends, the next upgrade works.
+        try input.fileHandleForWriting.close()
+        holder.waitUntilExit()
+        #expect(try admin.call("UPGRADE").hasPrefix("+OK engine"))
+        #expect(try server.statusFields()["upgrades"] == "1")
+        #expect(try PersistenceTests.sql(database, "SELECT key, \"score:int\" FROM players ORDER BY key") == "alice|6\nbob|1")
         withExtendedLifetime(bob) {}
     }
 

@@ -98,7 +98,7 @@ struct Limits: ParsableArguments, Sendable {
     var metricsSampleEvery = 64
 
     // Engine upgrades
-    @Option(help: "Milliseconds a candidate engine may take to answer --check-upgrade before UPGRADE is refused.",
+    @Option(help: "Milliseconds a candidate engine may take to answer --check-upgrade, and then the final database flush may take, before UPGRADE is refused.",
             transform: within(100...600_000))
     var upgradeCheckTimeout = 5000
     @Option(help: "Milliseconds an engine resumed by UPGRADE may take to restore before it hands everything back to the previous engine.",

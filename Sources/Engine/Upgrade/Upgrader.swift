@@ -1,6 +1,7 @@
 import CLibUV
 import Glibc
 import UpgradeSupport
+import UVKit
 
 /// Where engine upgrades may come from, and what the next engine is
 /// started with. Part of `AdminSettings`.
@@ -66,7 +67,17 @@ final class Upgrader {
     /// file (`/proc/self/fd/N`), whatever is installed at its path by then.
     private var candidateFile: (fd: Int32, identity: FileIdentity)?
 
+    /// Bounds the final flush (`--upgrade-check-timeout`): a database
+    /// worker that stalls (a disk that stopped answering) refuses the
+    /// upgrade, and flushes go on, instead of leaving the operator without
+    /// an answer and every later upgrade refused as "in progress". Made at
+    /// the first upgrade, closed at shutdown (`cancel`).
+    private var flushDeadline: UnsafeMutablePointer<uv_timer_t>?
+
     init(engine: Engine) { self.engine = engine }
+
+    /// O_PATH (Linux), which Glibc declares only under _GNU_SOURCE.
+    static let openPathOnly: Int32 = 0o10000000
 
     var settings: UpgradeSettings { engine.admin.settings.upgrade }
     var inProgress: Bool { busy }
@@ -84,7 +95,11 @@ final class Upgrader {
         do throws(UpgradeRefusal) {
             candidate = try resolve(path)
             identity = try FileIdentity(path: candidate)
-            fd = open(candidate, O_RDONLY | O_CLOEXEC)
+            // O_PATH when only execution is allowed (a build installed 0711
+            // by another user): enough to fstat it and exec it by descriptor.
+            var opened = open(candidate, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            if opened < 0 && errno == EACCES { opened = open(candidate, Upgrader.openPathOnly | O_CLOEXEC) }
+            fd = opened
             guard fd >= 0 else { throw UpgradeRefusal("cannot open \(candidate): \(String(cString: strerror(errno)))") }
             guard (try? FileIdentity(descriptor: fd)) == identity else {
                 close(fd)
@@ -139,7 +154,21 @@ final class Upgrader {
                     finish(refusal)
                 }
                 guard let writeBehind else { return proceed() }
+                let asked = generation
+                armFlushDeadline { [unowned(unsafe) self] in
+                    guard busy, generation == asked else { return }
+                    writeBehind.paused = false
+                    finish(UpgradeRefusal("the final database flush did not finish within "
+                                          + "\(engine.limits.upgradeCheckTimeout) ms (--upgrade-check-timeout); nothing was changed"))
+                }
                 writeBehind.finalFlush { [unowned(unsafe) self] outcome in
+                    if let flushDeadline { uv_timer_stop(flushDeadline) }
+                    // Refused meanwhile (the deadline, a shutdown): this flush
+                    // was an ordinary one, and flushes go on.
+                    guard busy, generation == asked else {
+                        if !busy { writeBehind.paused = false }
+                        return
+                    }
                     switch outcome {
                     case .nothingDirty:
                         break
@@ -162,7 +191,33 @@ final class Upgrader {
         check?.cancel()
         check = nil
         finish(UpgradeRefusal("the server is shutting down"))
+        flushDeadline?.closeAndFree()
+        flushDeadline = nil
+        flushDeadlineExpired = nil
     }
+
+    /// Starts the final flush's deadline; `expired` runs on the loop if it
+    /// passes before the flush is done.
+    private func armFlushDeadline(_ expired: @escaping () -> Void) {
+        let timer: UnsafeMutablePointer<uv_timer_t>
+        if let existing = flushDeadline {
+            timer = existing
+        } else {
+            timer = .allocateHandle()
+            uv_timer_init(engine.loop, timer)
+            uv_unref(timer.handle)
+            flushDeadline = timer
+        }
+        flushDeadlineExpired = expired
+        timer.context = UVContext.pointer(to: self)
+        uv_timer_start(timer, { timer in
+            let upgrader = UVContext.object(timer!.pointee.data, as: Upgrader.self)
+            let expired = upgrader.flushDeadlineExpired
+            upgrader.flushDeadlineExpired = nil
+            expired?()
+        }, UInt64(engine.limits.upgradeCheckTimeout), 0)
+    }
+    private var flushDeadlineExpired: (() -> Void)?
 
     /// The upgrade is over without an exec: tell whoever asked, once.
     private func finish(_ refusal: UpgradeRefusal) {

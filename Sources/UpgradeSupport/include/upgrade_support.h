@@ -27,6 +27,13 @@ int hs_memfd_create(const char *name);
 /// cannot).
 int hs_cloexec_from(unsigned int first);
 
+/// Names the calling thread (and, on the main thread, the process as
+/// `ps -C`, `pgrep -x`, `pidof` and `top` see it: /proc/PID/comm) after the
+/// last component of `path`, cut to 15 bytes (PR_SET_NAME). An engine that
+/// was exec'd through /proc/self/fd/N is otherwise named "N". Returns 0 or
+/// -errno.
+int hs_set_process_name(const char *path);
+
 /// The process environment (`environ`), NULL-terminated.
 char *const *hs_environ(void);
 
