@@ -356,12 +356,16 @@ final class Upgrader {
         // than these waits (up to 2 x 100 ms of the hold).
         let logSink = engine.admin.settings.logSink
         let auditLog = engine.admin.settings.auditLog
+        // (The handoff counted the drops up to here; the writers may drop
+        // more during these waits: a reader that closed its end.)
+        let droppedBefore = (log: logSink?.droppedLines ?? 0, audit: auditLog?.droppedLines ?? 0)
         logSink?.flush(timeout: .milliseconds(100))
         auditLog?.flush(timeout: .milliseconds(100))
         // Those die with the exec: counted as dropped (`log_dropped`,
         // `audit_dropped` in the next engine), the handoff written again
-        // with the counts (only then: a reader that stalls).
-        let lost = (log: logSink?.queuedLines ?? 0, audit: auditLog?.queuedLines ?? 0)
+        // with the counts (only then: a reader that stalls or went away).
+        let lost = (log: (logSink?.queuedLines ?? 0) + (logSink?.droppedLines ?? 0) - droppedBefore.log,
+                    audit: (auditLog?.queuedLines ?? 0) + (auditLog?.droppedLines ?? 0) - droppedBefore.audit)
         if lost.log + lost.audit > 0 {
             section.admin.logDroppedBefore += lost.log
             section.admin.auditDroppedBefore += lost.audit
