@@ -5,6 +5,7 @@ a pipe nobody reads would fill and stall whoever writes to it."""
 import collections
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import threading
@@ -67,6 +68,18 @@ def start(*flags: str, wrapper: tuple = (), server: str = SERVER, timeout: float
         time.sleep(0.02)
     process.kill()
     raise SystemExit("server did not start:\n" + "".join(process.log_tail))
+
+
+def call(sock: socket.socket, line: str) -> str:
+    """Sends one request line and returns its one-line reply."""
+    sock.sendall(line.encode() + b"\n")
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed")
+        data += chunk
+    return data.decode().strip()
 
 
 def rss_kib(pid: int) -> int:

@@ -40,18 +40,8 @@ import subprocess
 import threading
 import time
 
-from serverproc import rss_kib, start
+from serverproc import call, rss_kib, start
 
-
-def call(sock: socket.socket, line: str) -> str:
-    sock.sendall(line.encode() + b"\n")
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise RuntimeError("connection closed")
-        data += chunk
-    return data.decode().strip()
 
 
 class Probe(threading.Thread):
