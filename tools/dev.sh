@@ -12,7 +12,10 @@ swift build --product gameserver
 swift build --product GameLogic
 .build/debug/gameserver --watch "$@" &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
+# Ctrl-C (or a TERM) stops the server and ends the session: exit 0, not
+# the status of the interrupted sleep, so make does not report an error.
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -f "${stamp:-}"' EXIT
+trap 'exit 0' INT TERM
 
 stamp=$(mktemp)
 while kill -0 "$server" 2>/dev/null; do
