@@ -366,19 +366,7 @@ import Testing
         #expect(try server.statusFields()["dirty"] == "2")
         let pid = try server.statusFields()["pid"]
 
-        // sqlite3 takes the write lock and says so; it keeps it until its input ends.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        holder.arguments = [database]
-        let input = Pipe(), output = Pipe()
-        holder.standardInput = input
-        holder.standardOutput = output
-        try holder.run()
-        defer { if holder.isRunning { holder.terminate() } }
-        input.fileHandleForWriting.write(Data("BEGIN EXCLUSIVE;\nSELECT 'locked';\n".utf8))
-        let said = output.fileHandleForReading.availableData
-        #expect(String(decoding: said, as: UTF8.self).contains("locked"))
-
+        let lock = try SQLiteWriteLock(database)
         let admin = try server.connectAdmin()
         let reply = try admin.call("UPGRADE")
         #expect(reply == "-ERR UPGRADE_FAILED the final database flush did not finish within 2000 ms "
@@ -388,11 +376,65 @@ import Testing
         #expect(try alice.call("SCORE") == "+SCORE alice:6 bob:1")
 
         // The lock goes: the flush on the worker ends, the next upgrade works.
-        try input.fileHandleForWriting.close()
-        holder.waitUntilExit()
+        try lock.release()
         #expect(try admin.call("UPGRADE").hasPrefix("+OK engine"))
         #expect(try server.statusFields()["upgrades"] == "1")
         #expect(try PersistenceTests.sql(database, "SELECT key, \"score:int\" FROM players ORDER BY key") == "alice|6\nbob|1")
+        withExtendedLifetime(bob) {}
+    }
+
+    /// What runs is the file that was checked, also when it changes after
+    /// its check, while the final flush holds the upgrade (a flush waiting
+    /// for SQLite's write lock, which another program holds): a build
+    /// installed over the candidate's path meanwhile is not what runs (the
+    /// checked file is exec'd by its descriptor), and a script written to
+    /// meanwhile is refused at the exec.
+    @Test func theCheckedFileRunsEvenIfItsPathChangesBeforeTheExec() throws {
+        let scratch = try PersistenceTests.Scratch()
+        let database = scratch.database.path
+        let builds = try EngineBuilds()
+        let server = try TestServer(arguments: builds.serverArguments + ["--database", database, "--flush-interval", "60000",
+                                                                         "--upgrade-check-timeout", "20000"])
+        let (alice, bob) = try playedRoom(server)
+        let version = try #require(try server.statusFields()["engine"])
+        let admin = try server.connectAdmin()
+        var logins = 0
+        /// Dirty rows for the final flush to wait on: a new player (and the login counter).
+        func dirtyRows() throws {
+            logins += 1
+            let player = try server.connect()
+            #expect(try player.call("LOGIN late\(logins)").hasPrefix("+WELCOME"))
+        }
+
+        // A script written to after its check: refused at the exec.
+        let script = try builds.engine("edited")
+        try dirtyRows()
+        var lock = try SQLiteWriteLock(database)
+        try admin.send("UPGRADE \(script)")
+        #expect(server.logContains("upgrade: \(script) is engine edited", within: 20))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: script))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("# written after the check\n".utf8))
+        try handle.close()
+        try lock.release()
+        #expect(try admin.reply() == "-ERR UPGRADE_FAILED \(script) changed after it was checked; run the upgrade again")
+        #expect(try server.statusFields()["engine"] == version)
+
+        // A real build (a copy of the server, run by descriptor) replaced
+        // at its path by another engine after its check: the copy runs.
+        let copy = builds.directory.appendingPathComponent("gameserver-copy").path
+        try FileManager.default.copyItem(atPath: Products.server.path, toPath: copy)
+        let other = try builds.engine("other")
+        try dirtyRows()
+        lock = try SQLiteWriteLock(database)
+        try admin.send("UPGRADE \(copy)")
+        #expect(server.logContains("upgrade: \(copy) is engine \(version)", within: 20))
+        #expect(rename(other, copy) == 0)
+        try lock.release()
+        let reply = try admin.reply()
+        #expect(reply.hasPrefix("+OK engine \(version) -> \(version) "), "\(reply)")
+        #expect(try server.statusFields()["engine"] == version)
+        #expect(try alice.call("PING") == "+PONG")
         withExtendedLifetime(bob) {}
     }
 
@@ -472,4 +514,37 @@ func expectShutdown(_ server: TestServer, _ alice: LineClient, _ bob: LineClient
     #expect(server.process.terminationReason == .exit)
     #expect(server.logContains("final flush wrote"))
     #expect(server.logContains("notice gameserver: [HotswapEngine] stopped"))
+}
+
+/// Another program (sqlite3) holding a database's write lock, as a backup
+/// or a report might: the server's flushes wait in SQLite's busy handler
+/// until `release`.
+final class SQLiteWriteLock {
+    private let holder = Process()
+    private let input = Pipe()
+
+    init(_ database: String) throws {
+        let output = Pipe()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        holder.arguments = [database]
+        holder.standardInput = input
+        holder.standardOutput = output
+        try holder.run()
+        input.fileHandleForWriting.write(Data("BEGIN EXCLUSIVE;\nSELECT 'locked';\n".utf8))
+        // sqlite3 answers once it holds the lock.
+        let said = output.fileHandleForReading.availableData
+        guard String(decoding: said, as: UTF8.self).contains("locked") else {
+            holder.terminate()
+            throw TestFailure("sqlite3 did not take the write lock: \(String(decoding: said, as: UTF8.self))")
+        }
+    }
+
+    /// Ends sqlite3's input: it rolls back, lets the lock go and exits.
+    func release() throws {
+        guard holder.isRunning else { return }
+        try input.fileHandleForWriting.close()
+        holder.waitUntilExit()
+    }
+
+    deinit { if holder.isRunning { holder.terminate() } }
 }
