@@ -304,14 +304,15 @@ final class AdminConsole {
             "upgrades_refused=\(self.counters.upgradesRefused)", "pid=\(getpid())",
         ]
         if let persistence = engine.writeBehind {
+            let flushed = persistence.counters
             fields += [
-                "database=\(persistence.storage.location)", "flushes=\(persistence.flushes)",
-                "records_flushed=\(persistence.recordsWritten)", "last_flush_records=\(persistence.lastBatchRecords)",
-                "last_flush_ms=\(AdminConsole.milliseconds(persistence.lastFlushMilliseconds))",
-                "last_flush_held_us=\(persistence.lastHeldMicroseconds)",
-                "db_errors=\(persistence.errors)",
+                "database=\(persistence.storage.location)", "flushes=\(flushed.flushes)",
+                "records_flushed=\(flushed.recordsWritten)", "last_flush_records=\(flushed.lastBatchRecords)",
+                "last_flush_ms=\(AdminConsole.milliseconds(flushed.lastFlushMilliseconds))",
+                "last_flush_held_us=\(flushed.lastHeldMicroseconds)",
+                "db_errors=\(flushed.errors)",
             ]
-            if let error = persistence.lastError {
+            if let error = flushed.lastError {
                 // One token: no spaces, and no '=' to split on.
                 fields.append("last_db_error=" + String(error.map { $0 == " " || $0 == "=" ? "_" : $0 }))
             }

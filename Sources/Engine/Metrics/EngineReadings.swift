@@ -107,17 +107,17 @@ struct EngineReading: Sendable {
             $0.engine.world.dirtyCount
         },
         .counter("hotswap_db_flushes_total", "Write-behind flushes committed to the database.") {
-            $0.engine.writeBehind?.flushes ?? 0
+            $0.engine.writeBehind?.counters.flushes ?? 0
         },
         .counter("hotswap_db_records_written_total", "Player and global records written by flushes.") {
-            $0.engine.writeBehind?.recordsWritten ?? 0
+            $0.engine.writeBehind?.counters.recordsWritten ?? 0
         },
         .counter("hotswap_db_errors_total", "Flushes the database refused (a full disk, ...); their records stay dirty and are retried.") {
-            $0.engine.writeBehind?.errors ?? 0
+            $0.engine.writeBehind?.counters.errors ?? 0
         },
         EngineReading(kind: .gauge, name: "hotswap_db_last_flush_seconds", labels: [],
                       help: "How long the last flush took on its worker thread.") {
-            ($0.engine.writeBehind?.lastFlushMilliseconds ?? 0) / 1000
+            ($0.engine.writeBehind?.counters.lastFlushMilliseconds ?? 0) / 1000
         },
     ]
 

@@ -9,36 +9,17 @@
 ///
 /// The rows themselves are not here: every player and the global row go
 /// over in World's section, with which of them the file has not taken yet.
-/// No flush is on a worker when this is written (the upgrade waits for
-/// one to finish, and starts none), so the exec cuts no write short; the
-/// next engine writes what is dirty at its first flush. It opens the file
-/// again (a new SQLite connection) on the lock it was handed, and reads
-/// nothing from it.
+/// No flush is on a worker when this is written (the upgrade's final flush
+/// has finished, and none starts after it), so the exec cuts no write
+/// short; the next engine writes what is still dirty at its first flush. It
+/// opens the file again (a new SQLite connection) on the lock it was
+/// handed, and reads nothing from it.
 struct WriteBehindHandoff: Equatable {
     var lockDescriptors: [Int32]
     var globalColumns: Int
     var playerColumns: Int
     var declared: [FieldSpec]
-    var flushes: Int
-    var recordsWritten: Int
-    var errors: Int
-    var lastFlushMilliseconds: Double
-    var lastBatchRecords: Int
-    var lastHeldMicroseconds: UInt64
-    var lastError: String?
-
-    init(_ writeBehind: WriteBehind) {
-        lockDescriptors = writeBehind.storage.handedOverDescriptors
-        (globalColumns, playerColumns) = writeBehind.persistedColumns
-        declared = writeBehind.persistedDeclared
-        flushes = writeBehind.flushes
-        recordsWritten = writeBehind.recordsWritten
-        errors = writeBehind.errors
-        lastFlushMilliseconds = writeBehind.lastFlushMilliseconds
-        lastBatchRecords = writeBehind.lastBatchRecords
-        lastHeldMicroseconds = writeBehind.lastHeldMicroseconds
-        lastError = writeBehind.lastError
-    }
+    var counters: FlushCounters
 
     /// The section: `state` is nil without a database.
     static func encode(_ state: WriteBehindHandoff?, into writer: inout HandoffWriter) {
@@ -50,13 +31,14 @@ struct WriteBehindHandoff: Equatable {
         writer.int(state.playerColumns)
         writer.u32(UInt32(state.declared.count))
         for spec in state.declared { spec.encode(into: &writer) }
-        writer.int(state.flushes)
-        writer.int(state.recordsWritten)
-        writer.int(state.errors)
-        writer.u64(state.lastFlushMilliseconds.bitPattern)
-        writer.int(state.lastBatchRecords)
-        writer.u64(state.lastHeldMicroseconds)
-        writer.optionalString(state.lastError)
+        let counters = state.counters
+        writer.int(counters.flushes)
+        writer.int(counters.recordsWritten)
+        writer.int(counters.errors)
+        writer.u64(counters.lastFlushMilliseconds.bitPattern)
+        writer.int(counters.lastBatchRecords)
+        writer.u64(counters.lastHeldMicroseconds)
+        writer.optionalString(counters.lastError)
     }
 
     /// Reads the section; nil when the previous engine had no database.
@@ -73,30 +55,22 @@ struct WriteBehindHandoff: Equatable {
         let declaredCount = try reader.count("declared fields", elementSize: 30)
         var declared: [FieldSpec] = []
         for _ in 0..<declaredCount { declared.append(try FieldSpec(handoff: &reader)) }
-        let state = WriteBehindHandoff(
-            lockDescriptors: locks, globalColumns: globalColumns, playerColumns: playerColumns, declared: declared,
+        let counters = FlushCounters(
             flushes: try reader.int("flushes"), recordsWritten: try reader.int("records written"),
             errors: try reader.int("errors"), lastFlushMilliseconds: Double(bitPattern: try reader.u64("last flush")),
             lastBatchRecords: try reader.int("last batch"), lastHeldMicroseconds: try reader.u64("last held"),
             lastError: try reader.optionalString("last error"))
         try reader.finish("database section")
-        return state
+        return WriteBehindHandoff(lockDescriptors: locks, globalColumns: globalColumns, playerColumns: playerColumns,
+                                  declared: declared, counters: counters)
     }
+}
 
-    init(lockDescriptors: [Int32], globalColumns: Int, playerColumns: Int, declared: [FieldSpec], flushes: Int,
-         recordsWritten: Int, errors: Int, lastFlushMilliseconds: Double, lastBatchRecords: Int,
-         lastHeldMicroseconds: UInt64, lastError: String?)
-    {
-        self.lockDescriptors = lockDescriptors
-        self.globalColumns = globalColumns
-        self.playerColumns = playerColumns
-        self.declared = declared
-        self.flushes = flushes
-        self.recordsWritten = recordsWritten
-        self.errors = errors
-        self.lastFlushMilliseconds = lastFlushMilliseconds
-        self.lastBatchRecords = lastBatchRecords
-        self.lastHeldMicroseconds = lastHeldMicroseconds
-        self.lastError = lastError
+extension WriteBehindHandoff {
+    /// What `writeBehind` knows now.
+    init(_ writeBehind: WriteBehind) {
+        self.init(lockDescriptors: writeBehind.storage.handedOverDescriptors,
+                  globalColumns: writeBehind.persistedColumns.global, playerColumns: writeBehind.persistedColumns.player,
+                  declared: writeBehind.persistedDeclared, counters: writeBehind.counters)
     }
 }

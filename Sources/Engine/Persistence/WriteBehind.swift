@@ -50,16 +50,8 @@ final class WriteBehind {
     private var lastErrorLoggedAt: UInt64 = 0
     private var lastErrorTransient = true
 
-    // For STATUS. (`private(set)`: an upgrade reads them, WriteBehind+Handoff.swift.)
-    private(set) var flushes = 0
-    private(set) var recordsWritten = 0
-    private(set) var errors = 0
-    private(set) var lastFlushMilliseconds = 0.0
-    private(set) var lastBatchRecords = 0
-    /// Microseconds the loop spent copying the last batch out of World (the
-    /// only part of a flush the game waits for).
-    private(set) var lastHeldMicroseconds: UInt64 = 0
-    private(set) var lastError: String?
+    /// What STATUS and the metrics show; an upgrade carries it whole.
+    private(set) var counters = FlushCounters()
 
     init(storage: any PlayerStorage, world: World, loop: UnsafeMutablePointer<uv_loop_t>, logger: Logger,
          intervalMilliseconds: Int, stored: StoredSnapshot, declaredFields: @escaping () -> [FieldSpec])
@@ -109,7 +101,7 @@ final class WriteBehind {
         guard inFlight == nil, !closed else { return nil }
         let copyStarted = uv_hrtime()
         guard let batch = nextBatch() else { return nil }
-        lastHeldMicroseconds = (uv_hrtime() - copyStarted) / 1000
+        counters.lastHeldMicroseconds = (uv_hrtime() - copyStarted) / 1000
         let task = FlushTask(batch: batch, storage: storage, owner: self)
         let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
         work.pointee.data = UVContext.retainedPointer(to: task)
@@ -183,13 +175,7 @@ final class WriteBehind {
     func adopt(_ state: WriteBehindHandoff) {
         persistedColumns = (state.globalColumns, state.playerColumns)
         persistedDeclared = state.declared
-        flushes = state.flushes
-        recordsWritten = state.recordsWritten
-        errors = state.errors
-        lastFlushMilliseconds = state.lastFlushMilliseconds
-        lastBatchRecords = state.lastBatchRecords
-        lastHeldMicroseconds = state.lastHeldMicroseconds
-        lastError = state.lastError
+        counters = state.counters
     }
 
     private func record(_ batch: PersistBatch, _ result: Result<Double, StorageError>) {
@@ -197,18 +183,18 @@ final class WriteBehind {
         case .success(let milliseconds):
             persistedColumns = (batch.globalColumns.count, batch.playerColumns.count)
             if let declared = batch.declared { persistedDeclared = declared }
-            flushes += 1
-            recordsWritten += batch.recordCount
-            lastBatchRecords = batch.recordCount
-            lastFlushMilliseconds = milliseconds
-            if lastError != nil {
+            counters.flushes += 1
+            counters.recordsWritten += batch.recordCount
+            counters.lastBatchRecords = batch.recordCount
+            counters.lastFlushMilliseconds = milliseconds
+            if counters.lastError != nil {
                 logger.notice("database writes work again: \(storage.location)")
-                lastError = nil
+                counters.lastError = nil
             }
         case .failure(let error):
             world.markUnwritten(batch)
-            errors += 1
-            lastError = error.description
+            counters.errors += 1
+            counters.lastError = error.description
             let now = uv_now(loop)
             let kindChanged = error.isTransient != lastErrorTransient
             lastErrorTransient = error.isTransient
@@ -297,4 +283,17 @@ private final class FlushTask: @unchecked Sendable {
             return .failure(error)
         }
     }
+}
+
+/// A write-behind's counters, for STATUS and the metrics.
+struct FlushCounters: Equatable {
+    var flushes = 0
+    var recordsWritten = 0
+    var errors = 0
+    var lastFlushMilliseconds = 0.0
+    var lastBatchRecords = 0
+    /// Microseconds the loop spent copying the last batch out of World (the
+    /// only part of a flush the game waits for).
+    var lastHeldMicroseconds: UInt64 = 0
+    var lastError: String?
 }

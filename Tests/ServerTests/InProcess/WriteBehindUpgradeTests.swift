@@ -89,11 +89,11 @@ import Testing
         rig.pump { outcome != nil }
         if case .wrote(let records, _) = outcome { #expect(records == 1) } else { Issue.record("\(String(describing: outcome))") }
         #expect(rig.storage.written == [1, 2])
-        #expect(rig.writeBehind.flushes == 2)
+        #expect(rig.writeBehind.counters.flushes == 2)
         // Paused: 3 stays dirty, for the next engine.
         rig.writeBehind.tick()
         rig.turns()
-        #expect(rig.world.globalDirty && rig.writeBehind.flushes == 2)
+        #expect(rig.world.globalDirty && rig.writeBehind.counters.flushes == 2)
         // No flush in flight: the next one runs at once.
         var again = false
         rig.writeBehind.afterFlushInFlight { again = true }
@@ -114,7 +114,7 @@ import Testing
         } else {
             Issue.record("\(String(describing: outcome))")
         }
-        #expect(rig.world.globalDirty && rig.writeBehind.errors == 1 && rig.writeBehind.flushes == 0)
+        #expect(rig.world.globalDirty && rig.writeBehind.counters.errors == 1 && rig.writeBehind.counters.flushes == 0)
         rig.close()
     }
 
@@ -123,7 +123,7 @@ import Testing
         // The first flush writes the new column; then nothing is dirty.
         rig.storage.gate.signal()
         rig.writeBehind.tick()
-        rig.pump { rig.writeBehind.flushes == 1 }
+        rig.pump { rig.writeBehind.counters.flushes == 1 }
         var outcome: WriteBehind.FinalFlush?
         rig.writeBehind.finalFlush { outcome = $0 }
         if case .nothingDirty = outcome {} else { Issue.record("\(String(describing: outcome))") }
