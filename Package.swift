@@ -47,6 +47,7 @@ let package = Package(
         .library(name: "BadCallsModule", type: .dynamic, targets: ["BadCallsModule"]),
         .library(name: "HookProbeModule", type: .dynamic, targets: ["HookProbeModule"]),
         .library(name: "PlayerFieldsModule", type: .dynamic, targets: ["PlayerFieldsModule"]),
+        .library(name: "SlowRetypeModule", type: .dynamic, targets: ["SlowRetypeModule"]),
         // Fault-guard fixtures: modules that crash or hang on request.
         .library(name: "FaultyModule", type: .dynamic, targets: ["FaultyModule"]),
         .library(name: "FaultySwiftModule", type: .dynamic, targets: ["FaultySwiftModule"]),
@@ -112,6 +113,7 @@ let package = Package(
         .target(name: "BadCallsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/BadCallsModule"),
         .target(name: "HookProbeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/HookProbeModule"),
         .target(name: "PlayerFieldsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/PlayerFieldsModule"),
+        .target(name: "SlowRetypeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/SlowRetypeModule"),
         .target(name: "FaultyModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyModule"),
         .target(name: "FaultySwiftModule", dependencies: ["GameABI", "LogicKit", "Protocol"],
                 path: "Tests/Fixtures/FaultySwiftModule", swiftSettings: moduleSettings),

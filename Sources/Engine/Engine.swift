@@ -205,6 +205,10 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         admin.faulted(fault, rolledBack: rolledBack)
     }
 
+    func logicMigrating(_ candidate: LoadedModule, done: Int, of total: Int) {
+        admin.migrating(candidate, done: done, of: total)
+    }
+
     /// Ends a player's session and closes its connection (after its output
     /// is written when `flush`).
     func endSession(_ session: PlayerSession, flush: Bool) {
@@ -304,6 +308,9 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         guard !shuttingDown else { return }
         shuttingDown = true
         host.stopped = true
+        // The operator waiting on a reload's staged migration is answered
+        // before admin connections close.
+        host.cancelStagedMigration()
         upgrader.cancel()
         transport.stopping = true
         transport.closeListeners(except: .metrics)

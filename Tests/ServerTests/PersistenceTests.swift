@@ -154,11 +154,94 @@ import Testing
         let reply = try server.connectAdmin().call("RELOAD \(Self.module("GameLogicV3"))")
         // The global entity, alice's session, her room and three players.
         #expect(reply.hasPrefix("+OK gems 1.0.0 -> gems 3.0.0"))
-        #expect(reply.hasSuffix(" migrated=6"))
+        #expect(statusFields(reply)["migrated"] == "6")
         #expect(try alice.call("SCORE") == "+SCORE alice 6 gems")
         try Self.waitForFlush(server)
         #expect(try Self.sql(database, "SELECT key, \"score:string\", \"score:int\" FROM players ORDER BY key")
             == "alice|6 gems|6\nbob|1 gems|1\ncarol|0 gems|0")
+    }
+
+    /// Thousands of stored players: the file the tests below start from
+    /// (a player `seed` with score 0, and `p1`…`pN` with scores 1…N).
+    static func seedPlayers(_ database: String, _ count: Int) throws {
+        do {
+            let server = try TestServer(arguments: ["--database", database])
+            _ = try server.connect().call("LOGIN seed")
+            #expect(server.stop() == 0)
+        }
+        _ = try sql(database, """
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(count))
+            INSERT INTO players (key, "score:int") SELECT 'p' || i, i FROM n
+            """)
+    }
+
+    /// A retype with thousands of stored players migrates them between
+    /// messages before it commits: the game is served meanwhile (STATUS
+    /// says how far the migration got), a score won meanwhile is migrated
+    /// from its new value, a player created meanwhile is migrated too, and
+    /// the file then holds the new column whole.
+    @Test func aRetypeOfManyStoredPlayersMigratesThemBetweenMessages() throws {
+        let scratch = try Scratch()
+        let database = scratch.database.path
+        let stored = 4_000
+        try Self.seedPlayers(database, stored)
+        let server = try TestServer(arguments: ["--database", database, "--flush-interval", "50"])
+        let (alice, bob) = try playedRoom(server)
+        let admin = try server.connectAdmin()
+        // SlowRetypeModule spends 250 µs on each player: a second of slices.
+        try admin.send("RELOAD \(Self.module("SlowRetypeModule"))")
+        #expect(try waitUntil(10) { try server.statusFields()["migrating"] != nil })
+        let gem = try bob.collectGem(as: "bob", watchers: [alice])
+        #expect(gem.score == 2)
+        let carol = try server.connect()
+        #expect(try carol.call("LOGIN carol").hasPrefix("+WELCOME carol"))
+        let progress = try server.statusFields()["migrating"] ?? ""
+        // Still migrating after all that play: it was served between slices.
+        #expect(progress.hasPrefix("gems@3.1.0-slow:") && progress.hasSuffix("/\(stored + 3)"), "\(progress)")
+        let reply = try admin.reply()
+        #expect(reply.hasPrefix("+OK gems 1.0.0 -> gems 3.1.0-slow "), "\(reply)")
+        let fields = statusFields(reply)
+        #expect(fields["staged"] == "\(stored + 3)")  // seed, p1…pN, alice and bob
+        let remigrated = Int(fields["remigrated"] ?? "") ?? 0
+        #expect(remigrated >= 2)  // bob's gem, carol's arrival
+        // Only migrations in the swap itself could count themselves in the
+        // global field: in a slice, a write to anything but the player
+        // migrated is refused.
+        #expect(try alice.call("COUNT") == "+COUNT \(remigrated)")
+        #expect(Int(fields["slices"] ?? "") ?? 0 > 1)
+        #expect(Int(fields["slice_max_us"] ?? "") ?? .max < 500_000)
+        #expect(try bob.call("SCORE") == "+SCORE 2 gems")
+        #expect(try carol.call("SCORE") == "+SCORE 0 gems")
+        #expect(try alice.call("SCORE") == "+SCORE 6 gems")
+        #expect(try server.statusFields()["migrating"] == nil)
+        try Self.waitForFlush(server)
+        #expect(try Self.sql(database, "SELECT count(*) FROM players") == "\(stored + 4)")
+        #expect(try Self.sql(database, """
+            SELECT count(*) FROM players WHERE "score:string" = coalesce("score:int", 0) || ' gems'
+            """) == "\(stored + 4)")
+        #expect(try Self.sql(database, "SELECT \"score:string\" FROM players WHERE key IN ('p17', 'bob') ORDER BY key")
+            == "2 gems\n17 gems")
+    }
+
+    /// A server stopped while a reload migrates its stored players refuses
+    /// the reload and writes what the game changed; the file never holds
+    /// the new column.
+    @Test func aStopDuringAStagedMigrationRefusesTheReloadAndKeepsTheFile() throws {
+        let scratch = try Scratch()
+        let database = scratch.database.path
+        try Self.seedPlayers(database, 4_000)
+        let server = try TestServer(arguments: ["--database", database, "--flush-interval", "60000"])
+        let (alice, bob) = try playedRoom(server)
+        let admin = try server.connectAdmin()
+        try admin.send("RELOAD \(Self.module("SlowRetypeModule"))")
+        #expect(try waitUntil(10) { try server.statusFields()["migrating"] != nil })
+        _ = try bob.collectGem(as: "bob", watchers: [alice])
+        kill(server.process.processIdentifier, SIGTERM)
+        #expect(try admin.reply() == "-ERR RELOAD_FAILED the server is shutting down")
+        #expect(server.waitForExit() == 0)
+        #expect(try Self.sql(database, "SELECT count(*) FROM pragma_table_info('players') WHERE name = 'score:string'") == "0")
+        #expect(try Self.sql(database, "SELECT key, \"score:int\" FROM players WHERE key IN ('alice', 'bob', 'p17') ORDER BY key")
+            == "alice|6\nbob|2\np17|17")
     }
 
     /// A migration runs on a reload, never at start: a start whose module
@@ -180,7 +263,7 @@ import Testing
         // The file is untouched, and the advice works.
         #expect(try Self.sql(database, "SELECT key, \"score:int\" FROM players ORDER BY key") == "alice|6\nbob|1")
         let server = try TestServer(arguments: arguments)
-        #expect(try server.connectAdmin().call("RELOAD \(Self.module("GameLogicV3"))").hasSuffix(" migrated=3"))
+        #expect(statusFields(try server.connectAdmin().call("RELOAD \(Self.module("GameLogicV3"))"))["migrated"] == "3")
         try Self.waitForFlush(server)
         #expect(try Self.sql(database, "SELECT key, \"score:string\" FROM players ORDER BY key") == "alice|6 gems\nbob|1 gems")
         #expect(try Self.sql(database, "SELECT name || ':' || type FROM fields WHERE declared = 1 AND kind = 'player'")

@@ -55,7 +55,7 @@ import Testing
         let admin = try server.connectAdmin()
         let reply = try admin.call("RELOAD \(Self.module("GameLogicV3"))")
         #expect(reply.hasPrefix("+OK gems 1.0.0 -> gems 3.0.0"))
-        #expect(reply.hasSuffix("migrated=6"))  // the global entity, two sessions, one room, two players
+        #expect(statusFields(reply)["migrated"] == "6")  // the global entity, two sessions, one room, two players
         // Not the field's default ("0 gems"): each player's own score, converted.
         #expect(try alice.call("SCORE") == "+SCORE alice 6 gems")
         #expect(try bob.call("SCORE") == "+SCORE bob 1 gems")
@@ -426,7 +426,7 @@ import Testing
         let admin = try server.connectAdmin()
         let reply = try admin.call("RELOAD \(Self.module("HookProbeModule"))")
         #expect(reply.hasPrefix("+OK gems 1.0.0 -> probe 1.0 "))
-        #expect(reply.hasSuffix(" migrated=6"))
+        #expect(statusFields(reply)["migrated"] == "6")
         // reply, send, broadcast, leave, close and create: each refused.
         let refused = "-9,-9,-9,-9,-9,-9"
         #expect(try alice.call("PROBE") == "+PROBE from=1.0.0 logins=102 load=\(refused) migrate=\(refused) score=6")

@@ -140,6 +140,13 @@ final class AdminConsole {
         for session in sessions where session.authenticated { session.send(AdminConsole.oneLine(event)) }
     }
 
+    /// A reload's staged migration reaches every authenticated operator as
+    /// an event line, about once a second, until its reply.
+    func migrating(_ candidate: LoadedModule, done: Int, of total: Int) {
+        let event = ">MIGRATING \(candidate.name)@\(candidate.version) \(done)/\(total) stored players"
+        for session in sessions where session.authenticated { session.send(AdminConsole.oneLine(event)) }
+    }
+
     // MARK: - Commands
 
     /// The reply, or nil when `later` will be called with it. Every action
@@ -247,6 +254,10 @@ final class AdminConsole {
             counters.lastHeldMicroseconds = report.heldMicroseconds
             let summary = "\(report.from.name) \(report.from.version) -> \(report.to.name) \(report.to.version) "
                 + "held_us=\(report.heldMicroseconds) load_us=\(report.loadMicroseconds) migrated=\(report.migrated)"
+                + (report.staged.map {
+                    " staged=\($0.players) remigrated=\($0.remigrated.map(String.init) ?? "all") slices=\($0.slices)"
+                        + " slice_max_us=\($0.longestSliceMicroseconds) staged_ms=\($0.milliseconds)"
+                } ?? "")
             logger.notice("admin: \(action) done: \(summary)", metadata: ["sha256": "\(report.to.sha256)"])
             return "+OK \(summary)"
         case .success(.unchanged(let module)):
@@ -327,6 +338,10 @@ final class AdminConsole {
         if let last = self.counters.lastReloadWallSeconds { fields.append("last_reload=\(AdminConsole.iso8601(last))") }
         if let held = self.counters.lastHeldMicroseconds { fields.append("last_held_us=\(held)") }
         if let first = host.firstCallNanoseconds { fields.append("first_call_ns=\(first)") }
+        if let staged = host.staged {
+            // While a reload migrates the stored players between messages.
+            fields.append("migrating=\(staged.candidate.name)@\(staged.candidate.version):\(staged.next)/\(staged.players.count)")
+        }
         if let held = self.counters.lastUpgradeHeldMicroseconds { fields.append("last_upgrade_held_us=\(held)") }
         if let poll = self.counters.lastUpgradeFirstPollMicroseconds { fields.append("last_upgrade_first_poll_us=\(poll)") }
         return "+STATUS " + fields.map(AdminConsole.oneLine).joined(separator: " ")

@@ -11,6 +11,8 @@ protocol LogicHostDelegate: AnyObject {
     /// Module code faulted or hung and was contained; `rolledBack` is set
     /// when the fault policy swapped the version out.
     func logicFaulted(_ fault: FaultRecord, rolledBack: SwapReport?)
+    /// A reload's staged migration got this far (about once a second).
+    func logicMigrating(_ candidate: LoadedModule, done: Int, of total: Int)
 }
 
 /// Counters of contained faults, for STATUS.
@@ -37,7 +39,7 @@ final class LogicHost {
     let world: World
     let loader: ModuleLoader
     unowned(unsafe) var delegate: (any LogicHostDelegate)?
-    private let loop: UnsafeMutablePointer<uv_loop_t>
+    let loop: UnsafeMutablePointer<uv_loop_t>
     let logger: Logger
 
     @exclusivity(unchecked) private(set) var module: LoadedModule
@@ -69,8 +71,13 @@ final class LogicHost {
     /// new image pays for the Swift runtime's emptied caches).
     private var measureNextCall = false
     private(set) var firstCallNanoseconds: UInt64?
-    /// A background load is running (one at a time).
-    private(set) var reloading = false
+    /// A background load is running (one at a time), or its migration of
+    /// the stored players is staged.
+    var reloading = false
+    /// The staged migration in progress (StagedMigration.swift).
+    var staged: StagedMigration?
+    /// The one entity module code may write, during a staged slice (0: any).
+    @exclusivity(unchecked) var onlyWritable: UInt64 = 0
     /// The load that is running, while it may still time out.
     private var pendingReload: ReloadTask?
     /// A load timed out and its worker has not come back: no watchdog reaches
@@ -97,7 +104,7 @@ final class LogicHost {
     private(set) var faultPolicy: FaultPolicy
     /// Where a trampoline describes a fault: one record, reused (it is a
     /// few hundred bytes; clearing one per request would cost a memset).
-    private let faultBuffer: UnsafeMutablePointer<fg_fault>
+    let faultBuffer: UnsafeMutablePointer<fg_fault>
 
     init(world: World, loader: ModuleLoader, module: LoadedModule, loop: UnsafeMutablePointer<uv_loop_t>,
          logger: Logger, faultPolicy: FaultPolicy = FaultPolicy(maxFaults: 3, windowSeconds: 60)) throws(SchemaError)
@@ -122,6 +129,7 @@ final class LogicHost {
 
     /// Closes the host's own handle (at shutdown).
     func close() {
+        cancelStagedMigration()
         loadTimer.closeAndFree()
     }
 
@@ -315,6 +323,14 @@ final class LogicHost {
         try world.markIdentified(session)
     }
 
+    /// In a staged migration's slice a hook may write only the player it
+    /// migrates: a slice's writes elsewhere would land in a store whose
+    /// other rows are not kept (see StagedMigration.swift).
+    @inline(__always)
+    func checkWrite(_ entity: UInt64) throws(EngineError) {
+        if onlyWritable != 0 && onlyWritable != entity { throw .notNow }
+    }
+
     /// The binding of the current module's field `index`.
     @inline(__always)
     func binding(_ index: Int32) throws(EngineError) -> FieldBinding {
@@ -402,16 +418,68 @@ final class LogicHost {
         case .unchanged:
             done(.success(.unchanged(module)))
         case .loaded(let candidate):
-            do throws(SwapError) {
-                let report = try swap(to: candidate, migrate: true, loadNanoseconds: result.nanoseconds)
-                previousModule = report.from
-                history.append(ModuleHistoryEntry(candidate))
-                identifyModuleToGuard()
-                done(.success(.swapped(report)))
-            } catch {
-                done(.failure(error))
-            }
+            if stageMigration(of: candidate, loadNanoseconds: result.nanoseconds, done: done) { return }
+            commitReload(candidate, loadNanoseconds: result.nanoseconds, staged: nil, done: done)
         }
+    }
+
+    /// Swaps a loaded candidate in (migrating what `staged` left to do, or
+    /// everything) and tells `done`.
+    func commitReload(_ candidate: LoadedModule, loadNanoseconds: UInt64, staged: StagedMigration?,
+                      done: (Result<SwapOutcome, SwapError>) -> Void)
+    {
+        // Whatever happens, a staged migration's write noting ends here.
+        defer { world.endStaging() }
+        do throws(SwapError) {
+            let report = try swap(to: candidate, migrate: true, loadNanoseconds: loadNanoseconds, staged: staged)
+            previousModule = report.from
+            history.append(ModuleHistoryEntry(candidate))
+            identifyModuleToGuard()
+            done(.success(.swapped(report)))
+        } catch {
+            done(.failure(error))
+        }
+    }
+
+    /// Runs `body` (the candidate's hooks) as a swap does between its bind
+    /// and its commit: the table reads and writes `candidateBindings`, and
+    /// output, room changes and closes are refused. The serving module is
+    /// back when it returns or throws.
+    func asCandidate<R>(_ candidate: LoadedModule, bindings candidateBindings: [FieldBinding],
+                        _ body: () throws(SwapError) -> R) throws(SwapError) -> R
+    {
+        let saved = (bindings: bindings, module: module)
+        bindings = candidateBindings
+        module = candidate
+        phase = .migrating
+        fg_set_module(candidate.name, candidate.version, candidate.sha256)
+        // Its hooks are module code: a hang in them is interrupted where it is.
+        _ = fg_register_module_image(unsafeBitCast(candidate.handle, to: UnsafeRawPointer.self))
+        defer {
+            bindings = saved.bindings
+            module = saved.module
+            phase = .serving
+            identifyModuleToGuard()
+        }
+        return try body()
+    }
+
+    /// Records a reload the candidate's own hooks failed (the world is
+    /// already as it was): remembered for the guard, and a contained fault
+    /// counted and logged. Returns the error the operator is told.
+    func refused(_ candidate: LoadedModule, _ error: SwapError) -> SwapError {
+        var error = error
+        if case .migrateFaulted(let outcome, _) = error {
+            error = .faulted(faultRecord(outcome, export: "hotswap_migrate", of: candidate))
+        }
+        lastRefused = candidate
+        identifyModuleToGuard()
+        if case .faulted(let record) = error {
+            faultCounters.faults += 1
+            faultCounters.last = record
+            logger.error("contained: \(record); the reload is refused and nothing changed")
+        }
+        return error
     }
 
     // MARK: - Engine upgrade (LogicHost+Handoff.swift)
@@ -460,7 +528,7 @@ final class LogicHost {
     ///     migrate each entity (module code)          ── restore on error
     ///     hotswap_load (module code)                 ── restore on error
     ///     commit: module and bindings switch         ── between two messages
-    private func swap(to candidate: LoadedModule, migrate: Bool, loadNanoseconds: UInt64)
+    private func swap(to candidate: LoadedModule, migrate: Bool, loadNanoseconds: UInt64, staged: StagedMigration? = nil)
         throws(SwapError) -> SwapReport
     {
         let started = uv_hrtime()
@@ -468,57 +536,58 @@ final class LogicHost {
             throw .migrateMissing(field: field.name)
         }
         let saved = (store: world.snapshot(), bindings: bindings, module: module)
+        // After a staged migration the player table it wrote comes first,
+        // with the new columns, so the bind finds them (nothing is undone
+        // by hand if the swap fails: the saved store comes back whole).
+        var again: [GameID]?
+        if var store = staged?.takeStore() { again = world.adoptStagedPlayers(&store) }
+        let candidateBindings: [FieldBinding]
         do {
-            bindings = try world.bind(candidate.fields, live: module.fields, rollback: !migrate)
+            candidateBindings = try world.bind(candidate.fields, live: module.fields, rollback: !migrate)
         } catch {
+            world.restore(saved.store)
             throw .schema(error)
         }
-        // From here the table reads and writes the new columns; output and
-        // room changes are refused until the swap is decided.
-        module = candidate
-        phase = .migrating
-        defer { phase = .serving }
         var migrated = 0
-        fg_set_module(candidate.name, candidate.version, candidate.sha256)
-        // Its hooks are module code: a hang in them is interrupted where it is.
-        _ = fg_register_module_image(unsafeBitCast(candidate.handle, to: UnsafeRawPointer.self))
         do throws(SwapError) {
-            if migrate, let hook = candidate.migrate {
-                let context = MigrationContext(world: world, oldStore: saved.store,
-                                               oldFields: saved.module.fields, oldBindings: saved.bindings)
-                // Stored players only for a module that has player fields
-                // (an ABI 1.1 module cannot, and would not expect kind 4).
-                migrated = try context.run(hook, table: table, from: saved.module.version,
-                                           players: candidate.fields.contains { $0.kind == .player }, fault: faultBuffer)
-            }
-            if let hook = candidate.load {
-                var status: Int32 = GAME_OK
-                let outcome = Array(saved.module.version.utf8).withUnsafeBufferPointer {
-                    fg_call_load(hook, table, $0.baseAddress, $0.count, &status, faultBuffer)
+            try asCandidate(candidate, bindings: candidateBindings) { () throws(SwapError) in
+                if migrate, let hook = candidate.migrate {
+                    let context = MigrationContext(world: world, oldStore: saved.store,
+                                                   oldFields: saved.module.fields, oldBindings: saved.bindings)
+                    // Stored players only for a module that has player fields
+                    // (an ABI 1.1 module cannot, and would not expect kind 4);
+                    // after a staged migration, only those it must do again.
+                    var players: [GameID] = []
+                    if candidate.fields.contains(where: { $0.kind == .player }) {
+                        if let again { players = again } else { world.forEachPlayer { players.append($0) } }
+                    }
+                    let ids = context.entities(players: players)
+                    migrated = try context.run(hook, table: table, from: saved.module.version, ids: ids, fault: faultBuffer)
+                    // Every stored player was migrated once: in a slice, or now.
+                    if let again { migrated += world.playerCount - again.count }
                 }
-                if outcome != FG_OK { throw .faulted(faultRecord(outcome, export: "hotswap_load", of: candidate)) }
-                if status != GAME_OK { throw .loadHookFailed(status: status) }
+                if let hook = candidate.load {
+                    var status: Int32 = GAME_OK
+                    let outcome = Array(saved.module.version.utf8).withUnsafeBufferPointer {
+                        fg_call_load(hook, table, $0.baseAddress, $0.count, &status, faultBuffer)
+                    }
+                    if outcome != FG_OK { throw .faulted(faultRecord(outcome, export: "hotswap_load", of: candidate)) }
+                    if status != GAME_OK { throw .loadHookFailed(status: status) }
+                }
             }
         } catch {
-            var error = error
-            if case .migrateFaulted(let outcome, _) = error {
-                error = .faulted(faultRecord(outcome, export: "hotswap_migrate", of: candidate))
-            }
-            lastRefused = candidate
+            world.endStaging()
             world.restore(saved.store)
-            bindings = saved.bindings
-            module = saved.module
-            identifyModuleToGuard()
-            if case .faulted(let record) = error {
-                faultCounters.faults += 1
-                faultCounters.last = record
-                logger.error("contained: \(record); the reload is refused and nothing changed")
-            }
-            throw error
+            throw refused(candidate, error)
         }
+        // The commit: from the next message on, the candidate serves.
+        world.endStaging()
+        bindings = candidateBindings
+        module = candidate
         measureNextCall = true
         return SwapReport(from: saved.module, to: candidate, heldMicroseconds: (uv_hrtime() - started) / 1000,
-                          loadMicroseconds: loadNanoseconds / 1000, migrated: migrated)
+                          loadMicroseconds: loadNanoseconds / 1000, migrated: migrated,
+                          staged: staged.map { $0.progress(remigrated: again?.count) })
     }
 }
 

@@ -1,3 +1,4 @@
+import CLibUV
 import FaultGuard
 import GameABI
 import UVKit
@@ -18,17 +19,25 @@ final class MigrationContext {
         self.oldBindings = oldBindings
     }
 
-    /// Calls `hook` for the global entity, every session, every room and,
-    /// with `players`, every stored player (online or not: all are in
-    /// memory, and a field is never left in its old type for anyone);
-    /// returns how many entities it migrated.
-    func run(_ hook: hotswap_migrate_fn, table: UnsafePointer<game_state_table>, from version: String,
-             players: Bool, fault: UnsafeMutablePointer<fg_fault>) throws(SwapError) -> Int
-    {
+    /// The entities a reload migrates in its commit: the global entity,
+    /// every session, every room, then `players` (every stored player,
+    /// online or not, or those a staged migration must do again).
+    func entities(players: [GameID]) -> [GameID] {
         var ids: [GameID] = [GameID.global]
         ids += world.sessionIDs()
         world.forEachRoom { ids.append($0) }
-        if players { world.forEachPlayer { ids.append($0) } }
+        ids += players
+        return ids
+    }
+
+    /// Calls `hook` for `ids[start...]` in order, until all are done or,
+    /// with a `deadline` (`uv_hrtime` nanoseconds), until it passes (checked
+    /// every 16 entities); returns the index after the last one migrated.
+    /// `willMigrate` hears of each entity before its call.
+    func run(_ hook: hotswap_migrate_fn, table: UnsafePointer<game_state_table>, from version: String,
+             ids: [GameID], start: Int = 0, deadline: UInt64 = 0, willMigrate: (GameID) -> Void = { _ in },
+             fault: UnsafeMutablePointer<fg_fault>) throws(SwapError) -> Int
+    {
         var versionBytes = Array(version.utf8)
         return try versionBytes.withUnsafeMutableBufferPointer { version throws(SwapError) -> Int in
             var migration = game_migration(
@@ -55,13 +64,18 @@ final class MigrationContext {
                         context.oldStore.withString(binding, row: row) { StateTable.copyOut($0, buffer, capacity, outLength) }
                     }
                 })
-            for id in ids {
+            var next = start
+            while next < ids.count {
+                let id = ids[next]
+                willMigrate(id)
                 var status: Int32 = GAME_OK
                 let outcome = withExtendedLifetime(self) { fg_call_migrate(hook, &migration, id.raw, table, &status, fault) }
                 if outcome != FG_OK { throw .migrateFaulted(outcome: outcome, entity: id) }
                 if status != GAME_OK { throw .migrateFailed(entity: id, status: status) }
+                next += 1
+                if deadline != 0 && next & 15 == 0 && uv_hrtime() >= deadline { break }
             }
-            return ids.count
+            return next
         }
     }
 
@@ -89,7 +103,11 @@ final class MigrationContext {
         } else {
             throw .badField
         }
-        // Sessions, rooms and players are the same during a reload: rows match.
-        return (binding, try world.row(of: id, for: binding, type: type))
+        // Sessions, rooms and players are the same during a commit: rows
+        // match. A staged slice reads a store taken before it began, which
+        // has no row for an entity created since.
+        let row = try world.row(of: id, for: binding, type: type)
+        guard row < oldStore.rowCount(kind) else { throw .notFound }
+        return (binding, row)
     }
 }

@@ -114,6 +114,7 @@ enum StateTable {
             set_int: { t, entity, field, value in
                 StateTable.status { () throws(EngineError) in
                     let host = StateTable.hostOf(t)
+                    try host.checkWrite(entity)
                     let binding = try host.binding(field)
                     host.world.setInt(binding, row: try host.world.row(of: GameID(raw: entity), for: binding, type: .int), value)
                 }
@@ -131,6 +132,7 @@ enum StateTable {
                 StateTable.status(touching: { probe(bytes, min(length, Int(GAME_MAX_STRING))) }) { () throws(EngineError) in
                     let value = try StateTable.string(bytes, length)
                     let host = StateTable.hostOf(t)
+                    try host.checkWrite(entity)
                     let binding = try host.binding(field)
                     try host.world.setString(binding, row: try host.world.row(of: GameID(raw: entity), for: binding, type: .string), value)
                 }

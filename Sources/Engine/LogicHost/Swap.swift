@@ -12,6 +12,9 @@ struct SwapReport: Sendable {
     let loadMicroseconds: UInt64
     /// Entities passed through the module's `hotswap_migrate`.
     let migrated: Int
+    /// How the stored players were migrated between messages before the
+    /// commit, when they were (StagedMigration.swift).
+    var staged: StagedReport? = nil
 }
 
 /// What a reload did when it did not fail.

@@ -225,6 +225,51 @@ struct StateStore {
         return FieldBinding(kind: kind, type: type, column: column)
     }
 
+    // MARK: - Staged migration (LogicHost/StagedMigration.swift)
+
+    /// Rows in a kind's table.
+    func rowCount(_ kind: EntityKind) -> Int { tables[Int(kind.rawValue)].rows }
+
+    /// Whether a column of `kind` keeps a unique index. Such a table is not
+    /// merged row by row (two rows could end up holding one value), so its
+    /// migration is not staged.
+    func hasUniqueColumn(_ kind: EntityKind) -> Bool {
+        tables[Int(kind.rawValue)].columns.contains { $0.index != nil }
+    }
+
+    /// Takes `kind`'s table from `staged` (a copy of this store that a
+    /// migration wrote while the game went on), except for the rows in
+    /// `liveRows`, which the game changed meanwhile: those keep this
+    /// store's values in the first `liveColumns` columns and get the
+    /// defaults in the columns after them (the new ones), to be migrated
+    /// again. Both stores must have the same columns (the caller checks),
+    /// and `staged` no more rows than this one. Whole columns move, not
+    /// values: the cost is the rows in `liveRows`, not the table.
+    mutating func adoptTable(_ kind: EntityKind, from staged: inout StateStore, keeping liveRows: [Int], liveColumns: Int) {
+        let k = Int(kind.rawValue)
+        let live = tables[k]
+        tables[k] = staged.tables[k]
+        // Only this store holds the staged columns now: writing a row below
+        // does not copy a whole column.
+        staged = StateStore()
+        ensureRows(kind, live.rows)
+        for row in liveRows where row < live.rows {
+            for c in tables[k].columns.indices {
+                let spec = tables[k].columns[c].spec
+                // Compared first: a column neither side wrote is still
+                // shared with `live`, and writing an equal value would copy it.
+                switch spec.type {
+                case .int:
+                    let value = c < liveColumns ? live.columns[c].ints[row] : spec.defaultInt
+                    if tables[k].columns[c].ints[row] != value { tables[k].columns[c].ints[row] = value }
+                case .string:
+                    let value = c < liveColumns ? live.columns[c].strings[row] : spec.defaultString
+                    if tables[k].columns[c].strings[row] != value { tables[k].columns[c].strings[row] = value }
+                }
+            }
+        }
+    }
+
     // MARK: - Persistence (see Persistence/)
 
     /// Every column of a kind, hidden ones included, in column order: the

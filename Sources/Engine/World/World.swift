@@ -100,6 +100,22 @@ final class World {
     /// Rooms that may have been left empty since the last sweep.
     private var roomsToCheck: [GameID] = []
 
+    /// What player writes are noted for while a reload migrates the stored
+    /// players in slices between messages (LogicHost/StagedMigration.swift).
+    enum StagingWrites {
+        case off
+        /// The game is served: rows it changes are noted, to be migrated
+        /// again from their live values at the commit.
+        case watching
+        /// A slice runs on the staged store: the rows it writes are noted,
+        /// not dirty (the live world has not changed), and marked dirty at
+        /// the commit, when their values become the world's.
+        case slice
+    }
+    private(set) var staging = StagingWrites.off
+    private var stagingTouched: [Int] = []
+    private var stagingWritten: [Int] = []
+
     /// A change made during the module call in progress, holding what undoes it.
     private enum Change {
         case int(FieldBinding, row: Int, old: Int64)
@@ -356,6 +372,7 @@ final class World {
             playerDirty.append(contentsOf: repeatElement(false, count: players.capacity - playerDirty.count))
         }
         markDirty(.player, row: Int(id.index))
+        if staging == .watching { stagingTouched.append(Int(id.index)) }
         return id
     }
 
@@ -364,10 +381,25 @@ final class World {
     private func removePlayer(_ id: GameID, slot: Int) {
         if let record = players.remove(id) { playersByKey[record.key] = nil }
         store.resetRow(.player, slot)
+        if staging == .watching { stagingTouched.append(slot) }
         if playerDirty[slot] {
             playerDirty[slot] = false
             dirtyCount -= 1
         }
+    }
+
+    /// A write to a player or global field: dirty, or noted for a staged
+    /// migration (one comparison on the usual path).
+    @inline(__always)
+    private func persistentWrite(_ kind: EntityKind, row: Int) {
+        if staging != .off {
+            if staging == .slice {
+                if kind == .player { stagingWritten.append(row) }
+                return
+            }
+            if kind == .player { stagingTouched.append(row) }
+        }
+        markDirty(kind, row: row)
     }
 
     @inline(__always)
@@ -416,11 +448,13 @@ final class World {
         (store.columnSpecs(.global).count, store.columnSpecs(.player).count)
     }
 
-    /// Copies out the rows that changed since the last call and marks them
-    /// clean: the loop hands the batch to the database worker and goes on.
-    /// (A reload's migration writes every row it changes, so those are all
-    /// here, in the same batch as the new columns.)
-    func takeDirty() -> PersistBatch {
+    /// Copies out the rows that changed since the last call, at most
+    /// `limit` players (the longest dirty first), and marks them clean: the
+    /// loop hands the batch to the database worker and goes on. (A
+    /// reload's migration writes every row it changes, so those are all
+    /// dirty together, and a write-behind that takes them in several calls
+    /// writes them in one transaction.)
+    func takeDirty(limit: Int = .max) -> PersistBatch {
         let globalColumns = store.columnSpecs(.global)
         let playerColumns = store.columnSpecs(.player)
         var batch = PersistBatch(globalColumns: globalColumns, playerColumns: playerColumns, global: nil, players: [])
@@ -435,13 +469,21 @@ final class World {
                 store.storedValue(.player, column: $0, row: slot)
             })
         }
-        batch.players.reserveCapacity(dirtyCount)
-        for slot in dirtySlots where slot < playerDirty.count && playerDirty[slot] {
+        batch.players.reserveCapacity(min(dirtyCount, limit))
+        var consumed = 0
+        for slot in dirtySlots {
+            if batch.players.count == limit { break }
+            consumed += 1
+            guard slot < playerDirty.count && playerDirty[slot] else { continue }
             playerDirty[slot] = false
+            dirtyCount -= 1
             if players.liveID(ofSlot: slot) != nil { batch.players.append(record(slot)) }
         }
-        dirtySlots.removeAll(keepingCapacity: dirtySlots.capacity <= 65_536)
-        dirtyCount = 0
+        if consumed == dirtySlots.count {
+            dirtySlots.removeAll(keepingCapacity: dirtySlots.capacity <= 65_536)
+        } else {
+            dirtySlots.removeFirst(consumed)
+        }
         return batch
     }
 
@@ -484,7 +526,7 @@ final class World {
     func setInt(_ field: FieldBinding, row: Int, _ value: Int64) {
         if journaling { journal.append(.int(field, row: row, old: store.int(field, row: row))) }
         store.setInt(field, row: row, value)
-        if field.kind.isPersistent { markDirty(field.kind, row: row) }
+        if field.kind.isPersistent { persistentWrite(field.kind, row: row) }
     }
 
     func withString<R>(_ field: FieldBinding, row: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
@@ -496,7 +538,7 @@ final class World {
         var replaced: [UInt8] = []
         guard store.setString(field, row: row, [UInt8](bytes), replaced: &replaced) else { throw .exists }
         if journaling { journal.append(.string(field, row: row, old: replaced)) }
-        if field.kind.isPersistent { markDirty(field.kind, row: row) }
+        if field.kind.isPersistent { persistentWrite(field.kind, row: row) }
     }
 
     /// The live entity holding `bytes` in a unique string field.
@@ -607,6 +649,81 @@ final class World {
     /// Puts back a snapshot. Only valid while sessions and rooms are those
     /// of the snapshot (a reload refuses room and session changes).
     func restore(_ snapshot: StateStore) { store = snapshot }
+
+    // MARK: - Staged migration of stored players (LogicHost/StagedMigration.swift)
+
+    /// Starts noting the player rows the game changes (see `StagingWrites`).
+    func beginStaging() {
+        staging = .watching
+        stagingTouched.removeAll()
+        stagingWritten.removeAll()
+    }
+
+    /// Runs one slice of a staged migration with `staged` as the store
+    /// (moved in, so its columns are not copied when written, and moved back
+    /// out after), grown first to the arenas' rows so that module code
+    /// naming any live entity finds a row. The live store is untouched.
+    func withStagedStore<R, E: Error>(_ staged: inout StateStore, _ body: () throws(E) -> R) throws(E) -> R {
+        precondition(staging == .watching)
+        let live = store
+        store = staged
+        staged = StateStore()
+        store.ensureRows(.session, sessions.capacity)
+        store.ensureRows(.room, rooms.capacity)
+        store.ensureRows(.player, players.capacity)
+        staging = .slice
+        defer {
+            staging = .watching
+            staged = store
+            store = live
+        }
+        return try body()
+    }
+
+    /// Stops noting writes; called whatever became of the migration.
+    func endStaging() {
+        staging = .off
+        stagingTouched.removeAll()
+        stagingWritten.removeAll()
+    }
+
+    /// The commit of a staged migration, before the new schema is bound:
+    /// takes the player table the slices migrated (the new columns with
+    /// it, so the bind finds them), except the rows the game changed
+    /// meanwhile and those of players created since, which keep their live
+    /// values (and the new columns' defaults) and are returned, to be
+    /// migrated again now. The rows the slices wrote become dirty. Returns
+    /// nil, changing nothing, when the staged table no longer extends the
+    /// live one (another schema). Either way writes are no longer noted for
+    /// staging afterwards. The cost is the touched rows, and a flag per
+    /// stored player for the dirty marks.
+    func adoptStagedPlayers(_ staged: inout StateStore) -> [GameID]? {
+        precondition(staging == .watching)
+        defer { endStaging() }
+        let liveColumns = store.columnSpecs(.player)
+        let stagedRows = staged.rowCount(.player)
+        guard Array(staged.columnSpecs(.player).prefix(liveColumns.count)) == liveColumns,
+            stagedRows <= players.capacity
+        else { return nil }
+        var again = [Bool](repeating: false, count: players.capacity)
+        var keep: [Int] = []
+        for row in stagingTouched where row < again.count && !again[row] {
+            again[row] = true
+            keep.append(row)
+        }
+        for row in stagedRows..<players.capacity where !again[row] {
+            again[row] = true
+            keep.append(row)
+        }
+        store.adoptTable(.player, from: &staged, keeping: keep, liveColumns: liveColumns.count)
+        if tracksDirty {
+            dirtySlots.reserveCapacity(dirtySlots.count + stagingWritten.count)
+            for row in stagingWritten where row < again.count && !again[row] && players.liveID(ofSlot: row) != nil {
+                markDirty(.player, row: row)
+            }
+        }
+        return keep.compactMap { players.liveID(ofSlot: $0) }
+    }
 
     // MARK: - Engine upgrade
 

@@ -52,6 +52,15 @@
  * fields, every stored player, online or not), then
  * hotswap_load; only if every step returned GAME_OK does the new module
  * replace the old one, between two messages. Otherwise nothing changed.
+ *
+ * Stored players are migrated first, in slices of at most 2 ms between
+ * messages while the old module still serves (there may be a million of
+ * them); a player the game changes meanwhile is migrated again, from its
+ * new values, in the swap itself, with the global entity, sessions and
+ * rooms. So hotswap_migrate may be called more than once for a player,
+ * and while it migrates a stored player it may write only that player
+ * (other writes get GAME_ERR_STATE); reads of other entities see the
+ * values they had when the slices began.
  */
 #ifndef HOTSWAP_GAME_ABI_H
 #define HOTSWAP_GAME_ABI_H

@@ -32,6 +32,7 @@ import Logging
 
         private(set) var faults: [FaultRecord] = []
         func logicFaulted(_ fault: FaultRecord, rolledBack: SwapReport?) { faults.append(fault) }
+        func logicMigrating(_ candidate: LoadedModule, done: Int, of total: Int) {}
 
         func logicRequestedClose(_ session: GameID) {
             closeRequests.append(session)

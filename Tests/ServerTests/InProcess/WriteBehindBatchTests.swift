@@ -1,0 +1,126 @@
+import CLibUV
+import Dispatch
+import Glibc
+import Logging
+import Testing
+@testable import HotswapEngine
+
+/// Large flushes, in process: World hands dirty players out a limited
+/// number at a time, oldest first, and the write-behind copies a large
+/// batch out over several loop turns (the game is served between them)
+/// and writes it in one transaction; a record changed after it was copied
+/// goes in the next flush, and a reload that changes the columns meanwhile
+/// makes the batch start over in the new shape.
+@Suite struct WriteBehindBatchTests {
+    static let score = FieldSpec(kind: .player, name: "score", type: .int, unique: false, defaultInt: 0, defaultString: [])
+
+    /// A storage that keeps what each write carried.
+    final class RecordingStorage: PlayerStorage, @unchecked Sendable {
+        let location = "recording"
+        private let lock = DispatchSemaphore(value: 1)
+        private var batches: [PersistBatch] = []
+        func loadAll() throws(StorageError) -> StoredSnapshot { StoredSnapshot() }
+        func write(_ batch: PersistBatch) throws(StorageError) {
+            lock.wait()
+            batches.append(batch)
+            lock.signal()
+        }
+        func close() {}
+        var written: [PersistBatch] {
+            lock.wait()
+            defer { lock.signal() }
+            return batches
+        }
+    }
+
+    /// A world holding `count` stored players `p0`…, all dirty.
+    static func world(players count: Int) throws -> (World, FieldBinding) {
+        let world = World(limits: World.Limits(maxRooms: 1, maxRoomMembers: 1, maxPlayers: count))
+        var snapshot = StoredSnapshot()
+        snapshot.playerColumns = [score]
+        snapshot.players = (0..<count).map { StoredRecord(key: Array("p\($0)".utf8), values: [.int(Int64($0))]) }
+        world.loadStored(snapshot)
+        let binding = try world.bind([score])[0]
+        for row in 0..<count { world.setInt(binding, row: row, Int64(row) + 1) }
+        return (world, binding)
+    }
+
+    @Test func worldHandsOutDirtyPlayersOldestFirstALimitedNumberAtATime() throws {
+        let (world, binding) = try Self.world(players: 5)
+        var batch = world.takeDirty(limit: 2)
+        #expect(batch.players.map(\.key) == [Array("p0".utf8), Array("p1".utf8)])
+        #expect(world.dirtyCount == 3)
+        world.setInt(binding, row: 0, 100)  // taken, then changed again: last in line
+        batch = world.takeDirty(limit: 3)
+        #expect(batch.players.map(\.key) == ["p2", "p3", "p4"].map { Array($0.utf8) })
+        batch = world.takeDirty()
+        #expect(batch.players == [StoredRecord(key: Array("p0".utf8), values: [.int(100)])])
+        #expect(world.dirtyCount == 0 && world.takeDirty().players.isEmpty)
+    }
+
+    @Test func aLargeBatchIsCopiedOutOverSeveralTurnsAndWrittenOnce() throws {
+        let count = WriteBehind.copySliceRecords * 2 + 123
+        let (world, binding) = try Self.world(players: count)
+        let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
+        uv_loop_init(loop)
+        let storage = RecordingStorage()
+        let writeBehind = WriteBehind(storage: storage, world: world, loop: loop, logger: Logger(label: "test"),
+                                      intervalMilliseconds: 60_000, stored: StoredSnapshot(), declaredFields: { [Self.score] })
+        writeBehind.tick()
+        // Copied out: one slice so far, nothing on the worker yet.
+        #expect(world.dirtyCount == count - WriteBehind.copySliceRecords)
+        world.setInt(binding, row: 0, -1)  // already copied: goes in the next flush
+        uv_run(loop, UV_RUN_NOWAIT)
+        // A reload adds a player field while the batch is being copied:
+        // the batch starts over, in the new shape.
+        let title = FieldSpec(kind: .player, name: "title", type: .string, unique: false, defaultInt: 0,
+                              defaultString: Array("rookie".utf8))
+        _ = try world.bind([Self.score, title])
+        let deadline = uv_hrtime() + 10_000_000_000
+        while writeBehind.counters.flushes < 1 && uv_hrtime() < deadline {
+            uv_run(loop, UV_RUN_NOWAIT)
+            usleep(100)
+        }
+        let batches = storage.written
+        #expect(batches.count == 1)
+        #expect(batches.first?.players.count == count)
+        #expect(batches.first?.playerColumns.count == 2)
+        #expect(batches.first?.players.allSatisfy { $0.values.count == 2 } == true)
+        #expect(Set(batches.first?.players.map(\.key) ?? []).count == count)
+        #expect(writeBehind.counters.lastBatchRecords == count && world.dirtyCount == 0)
+        writeBehind.close()
+        for _ in 0..<100 { uv_run(loop, UV_RUN_NOWAIT) }
+        uv_loop_close(loop)
+        loop.deallocate()
+    }
+
+    @Test func aRecordChangedAfterItWasCopiedIsInTheNextFlush() throws {
+        let count = WriteBehind.copySliceRecords + 10
+        let (world, binding) = try Self.world(players: count)
+        let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
+        uv_loop_init(loop)
+        let storage = RecordingStorage()
+        let writeBehind = WriteBehind(storage: storage, world: world, loop: loop, logger: Logger(label: "test"),
+                                      intervalMilliseconds: 60_000, stored: StoredSnapshot(), declaredFields: { [Self.score] })
+        writeBehind.tick()
+        world.setInt(binding, row: 0, -1)
+        func pump(until flushes: Int) {
+            let deadline = uv_hrtime() + 10_000_000_000
+            while writeBehind.counters.flushes < flushes && uv_hrtime() < deadline {
+                uv_run(loop, UV_RUN_NOWAIT)
+                usleep(100)
+            }
+        }
+        pump(until: 1)
+        #expect(storage.written.first?.players.count == count)
+        #expect(storage.written.first?.players.first == StoredRecord(key: Array("p0".utf8), values: [.int(1)]))
+        #expect(world.dirtyCount == 1)
+        writeBehind.tick()
+        pump(until: 2)
+        #expect(storage.written.last?.players == [StoredRecord(key: Array("p0".utf8), values: [.int(-1)])])
+        writeBehind.close()
+        for _ in 0..<100 { uv_run(loop, UV_RUN_NOWAIT) }
+        uv_loop_close(loop)
+        loop.deallocate()
+    }
+}
