@@ -43,6 +43,10 @@ struct PersistBatch: Sendable {
     /// since the last batch (recorded so that a restart knows which of a
     /// name's columns was serving: see `StartupSchemaCheck`).
     var declared: [FieldSpec]? = nil
+    /// World's slot of each player record, in order: a failed batch is
+    /// made dirty again by slot, not by a hash lookup per key (a million
+    /// records, after a migration). Not written.
+    var slots: [Int] = []
 
     var isEmpty: Bool { global == nil && players.isEmpty && declared == nil }
     var recordCount: Int { players.count + (global == nil ? 0 : 1) }

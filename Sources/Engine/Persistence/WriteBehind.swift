@@ -52,9 +52,9 @@ final class WriteBehind {
     /// many more dirty records it takes, and its longest turn.
     private var collecting: (batch: PersistBatch, remaining: Int, longestTurn: UInt64)?
     private let collectIdle: UnsafeMutablePointer<uv_idle_t>
-    /// The last flush the worker finished (an upgrade's final flush reads
-    /// its result).
-    private var lastFinished: FlushTask?
+    /// How the last flush the worker finished went, and how many records
+    /// it carried (an upgrade's final flush reads it).
+    private var lastFinished: (records: Int, result: Result<Double, StorageError>?)?
     /// Run once the flush on the worker is done (an engine upgrade waits
     /// for it: its exec must not cut a write short).
     private var whenDone: [() -> Void] = []
@@ -125,6 +125,7 @@ final class WriteBehind {
         guard var batch = nextBatch(limit: Self.copySliceRecords) else { return false }
         if batch.players.count == Self.copySliceRecords && world.dirtyCount > 0 && target > batch.players.count {
             batch.players.reserveCapacity(target)
+            batch.slots.reserveCapacity(target)
             let took = uv_hrtime() - copyStarted
             // The rest on the next turns, between messages.
             collecting = (batch, target - batch.players.count, took)
@@ -164,6 +165,7 @@ final class WriteBehind {
         let more = world.takeDirty(limit: min(Self.copySliceRecords, current.remaining))
         if let global = more.global { current.batch.global = global }
         current.batch.players += more.players
+        current.batch.slots += more.slots
         current.remaining -= more.players.count
         current.longestTurn = max(current.longestTurn, uv_hrtime() - started)
         guard current.remaining <= 0 || more.players.isEmpty || world.dirtyCount == 0 else {
@@ -211,8 +213,8 @@ final class WriteBehind {
     /// Loop thread: the worker is done with `task`.
     private func finished(_ task: FlushTask) {
         inFlight = nil
-        lastFinished = task
-        record(task.batch, task.result ?? .failure(StorageError("flush did not run", transient: true)))
+        lastFinished = (task.records, task.result)
+        record(task.batch, records: task.records, task.result ?? .failure(StorageError("flush did not run", transient: true)))
         runWhenDone()
     }
 
@@ -251,7 +253,7 @@ final class WriteBehind {
             afterFlushInFlight { [unowned self] in
                 guard let task = lastFinished else { return body(.failed(StorageError("flush did not run", transient: true))) }
                 switch task.result {
-                case .success(let milliseconds): body(.wrote(records: task.batch.recordCount, milliseconds: milliseconds))
+                case .success(let milliseconds): body(.wrote(records: task.records, milliseconds: milliseconds))
                 case .failure(let error): body(.failed(error))
                 case nil: body(.failed(StorageError("flush did not run", transient: true)))
                 }
@@ -269,14 +271,16 @@ final class WriteBehind {
         counters = state.counters
     }
 
-    private func record(_ batch: PersistBatch, _ result: Result<Double, StorageError>) {
+    /// Counts a flush's outcome; a failed batch is dirty again. `records`
+    /// is counted apart: a written batch's records were freed on the worker.
+    private func record(_ batch: PersistBatch, records: Int, _ result: Result<Double, StorageError>) {
         switch result {
         case .success(let milliseconds):
             persistedColumns = (batch.globalColumns.count, batch.playerColumns.count)
             if let declared = batch.declared { persistedDeclared = declared }
             counters.flushes += 1
-            counters.recordsWritten += batch.recordCount
-            counters.lastBatchRecords = batch.recordCount
+            counters.recordsWritten += records
+            counters.lastBatchRecords = records
             counters.lastFlushMilliseconds = milliseconds
             if counters.lastError != nil {
                 logger.notice("database writes work again: \(storage.location)")
@@ -314,7 +318,8 @@ final class WriteBehind {
         if let pending = inFlight {
             if pending.done.wait(timeout: .now() + .seconds(30)) == .success {
                 inFlight = nil
-                record(pending.batch, pending.result ?? .failure(StorageError("flush did not run", transient: true)))
+                record(pending.batch, records: pending.records,
+                       pending.result ?? .failure(StorageError("flush did not run", transient: true)))
             } else {
                 world.markUnwritten(pending.batch)
             }
@@ -324,7 +329,7 @@ final class WriteBehind {
         for attempt in 0..<attempts {
             guard let batch = nextBatch() else { return .success(written) }
             let result = FlushTask.write(batch, to: storage)
-            record(batch, result)
+            record(batch, records: batch.recordCount, result)
             switch result {
             case .success: written += batch.recordCount
             case .failure(let error):
@@ -349,7 +354,11 @@ final class WriteBehind {
 /// One flush on its way through the worker: the batch goes over, the
 /// result comes back; neither side touches the other's state meanwhile.
 private final class FlushTask: @unchecked Sendable {
-    let batch: PersistBatch
+    /// What goes over. A written batch's records are freed on the worker
+    /// (a million of them, after a migration, would otherwise be freed on
+    /// the loop); a failed one keeps them, to be made dirty again.
+    private(set) var batch: PersistBatch
+    let records: Int
     let storage: any PlayerStorage
     let owner: WriteBehind
     /// Written by the worker, read on the loop after `uv_queue_work`'s
@@ -360,12 +369,17 @@ private final class FlushTask: @unchecked Sendable {
 
     init(batch: PersistBatch, storage: any PlayerStorage, owner: WriteBehind) {
         self.batch = batch
+        records = batch.recordCount
         self.storage = storage
         self.owner = owner
     }
 
     func run() {
         result = FlushTask.write(batch, to: storage)
+        if case .success = result {
+            batch.players = []
+            batch.slots = []
+        }
         done.signal()
     }
 

@@ -470,6 +470,7 @@ final class World {
             })
         }
         batch.players.reserveCapacity(min(dirtyCount, limit))
+        batch.slots.reserveCapacity(min(dirtyCount, limit))
         var consumed = 0
         for slot in dirtySlots {
             if batch.players.count == limit { break }
@@ -477,7 +478,10 @@ final class World {
             guard slot < playerDirty.count && playerDirty[slot] else { continue }
             playerDirty[slot] = false
             dirtyCount -= 1
-            if players.liveID(ofSlot: slot) != nil { batch.players.append(record(slot)) }
+            if players.liveID(ofSlot: slot) != nil {
+                batch.players.append(record(slot))
+                batch.slots.append(slot)
+            }
         }
         if consumed == dirtySlots.count {
             dirtySlots.removeAll(keepingCapacity: dirtySlots.capacity <= 65_536)
@@ -491,8 +495,15 @@ final class World {
     /// again, so the next flush retries them with their newest values.
     func markUnwritten(_ batch: PersistBatch) {
         if batch.global != nil { globalDirty = true }
-        for record in batch.players {
-            if let id = playersByKey[record.key], let slot = players.slotIndex(of: id) { markDirty(.player, row: slot) }
+        for (index, record) in batch.players.enumerated() {
+            // The slot it came from, if that still holds the same player.
+            if index < batch.slots.count, case let slot = batch.slots[index], slot < players.capacity,
+                players.liveID(ofSlot: slot) != nil, players[slot: slot].key == record.key
+            {
+                markDirty(.player, row: slot)
+            } else if let id = playersByKey[record.key], let slot = players.slotIndex(of: id) {
+                markDirty(.player, row: slot)
+            }
         }
     }
 

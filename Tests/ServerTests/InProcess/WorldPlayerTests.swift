@@ -96,6 +96,29 @@ import Testing
         #expect(Set(batch.players.map(\.values)) == [[.int(3)], [.int(5)]])
     }
 
+    /// A failed batch finds its players by the slot each record came from,
+    /// and only if the slot still holds that player: a record whose player
+    /// is gone (created by a call that faulted) marks nobody else dirty,
+    /// even the new player in its slot.
+    @Test func aFailedBatchMarksItsOwnPlayersDirtyAgainByTheirSlots() throws {
+        let world = world()
+        _ = try world.bind([score])
+        let a = world.openSession(peer: RecordingPeer())
+        let b = world.openSession(peer: RecordingPeer())
+        _ = try "alice".withBytes { try world.attachPlayer(a, key: $0) }
+        world.beginJournal()
+        let carol = try "carol".withBytes { try world.attachPlayer(b, key: $0) }
+        let batch = world.takeDirty()
+        #expect(batch.players.map(\.key) == [Array("alice".utf8), Array("carol".utf8)])
+        #expect(batch.slots.count == 2)
+        world.rollBackJournal()  // carol never existed
+        let dave = try "dave".withBytes { try world.attachPlayer(b, key: $0) }
+        #expect(dave.index == carol.index)  // her slot, reused
+        _ = world.takeDirty()
+        world.markUnwritten(batch)
+        #expect(world.takeDirty().players.map(\.key) == [Array("alice".utf8)])
+    }
+
     /// What the database holds goes in before a module binds: its fields
     /// find their values, the others stay hidden until declared again.
     @Test func storedColumnsAndRowsAreFoundByTheModuleThatBindsThem() throws {
