@@ -161,6 +161,24 @@ import Testing
             == "alice|6 gems|6\nbob|1 gems|1\ncarol|0 gems|0")
     }
 
+    /// SAVE writes what changed now, whatever the interval, and answers
+    /// once it is in the file; with nothing changed it writes nothing, and
+    /// with persistence off it says so.
+    @Test func saveWritesEverythingNowAndAnswersOnceItIsInTheFile() throws {
+        let scratch = try Scratch()
+        let database = scratch.database.path
+        let server = try TestServer(arguments: ["--database", database, "--flush-interval", "60000"])
+        _ = try playedRoom(server)
+        let admin = try server.connectAdmin()
+        let reply = try admin.call("SAVE")
+        #expect(reply.hasPrefix("+OK saved records=3 write_ms="), "\(reply)")  // alice, bob, the login counter
+        #expect(try Self.sql(database, "SELECT key, \"score:int\" FROM players ORDER BY key") == "alice|6\nbob|1")
+        #expect(try admin.call("SAVE") == "+OK saved records=0 write_ms=0.00")
+        #expect(try server.statusFields()["flushes"] == "1")
+        let memory = try TestServer(arguments: ["--database", ":memory:"])
+        #expect(try memory.connectAdmin().call("SAVE") == "-ERR SAVE_FAILED persistence is off (--database :memory:)")
+    }
+
     /// Thousands of stored players: the file the tests below start from
     /// (a player `seed` with score 0, and `p1`…`pN` with scores 1…N).
     static func seedPlayers(_ database: String, _ count: Int) throws {

@@ -8,6 +8,7 @@ import Glibc
 ///     gamectl rollback
 ///     gamectl modules
 ///     gamectl upgrade [path]
+///     gamectl save
 ///
 /// It prints the server's reply and exits non-zero when the reply is an
 /// `-ERR` (or the server cannot be reached), so scripts can trust it.
@@ -16,7 +17,7 @@ struct GameCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gamectl",
         abstract: "Talk to a running gameserver's admin port.",
-        subcommands: [Status.self, Reload.self, Rollback.self, Modules.self, Upgrade.self])
+        subcommands: [Status.self, Reload.self, Rollback.self, Modules.self, Upgrade.self, Save.self])
 
     struct Connection: ParsableArguments {
         @Option(help: "Admin host.") var host = "127.0.0.1"
@@ -68,6 +69,13 @@ struct GameCtl: ParsableCommand {
         @OptionGroup var connection: Connection
         @Argument(help: "Engine executable, inside the server's engines directory.") var path: String?
         func run() throws { try connection.run(path.map { "UPGRADE \($0)" } ?? "UPGRADE") }
+    }
+
+    struct Save: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write every changed player to the database now; answers once it is in the file.")
+        @OptionGroup var connection: Connection
+        func run() throws { try connection.run("SAVE") }
     }
 }
 

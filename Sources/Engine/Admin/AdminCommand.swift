@@ -5,7 +5,7 @@ import Protocol
 ///
 ///     AUTH token        STATUS        RELOAD [path]
 ///     ROLLBACK          MODULES       UPGRADE [path]
-///     PING              HELP          QUIT
+///     SAVE              PING          HELP          QUIT
 package enum AdminCommand: Equatable, Sendable {
     /// Nothing but blanks.
     case empty
@@ -20,6 +20,8 @@ package enum AdminCommand: Equatable, Sendable {
     case reload(path: String?)
     /// A bare `UPGRADE` (nil) runs the engine build at the server's own path.
     case upgrade(path: String?)
+    /// Write every changed player and global now, and answer once written.
+    case save
     case unknown
 
     package init(line: UnsafeRawBufferPointer) {
@@ -43,6 +45,8 @@ package enum AdminCommand: Equatable, Sendable {
             self = .rollback
         } else if request.verbIs("RELOAD") {
             self = .reload(path: request.arguments.isEmpty ? nil : String(decoding: request.arguments, as: UTF8.self))
+        } else if request.verbIs("SAVE") {
+            self = .save
         } else if request.verbIs("UPGRADE") {
             self = .upgrade(path: request.arguments.isEmpty ? nil : String(decoding: request.arguments, as: UTF8.self))
         } else {
@@ -79,6 +83,7 @@ package enum AdminCommand: Equatable, Sendable {
         case .rollback: "ROLLBACK"
         case .reload: "RELOAD"
         case .upgrade: "UPGRADE"
+        case .save: "SAVE"
         case .unknown: "UNKNOWN"
         }
     }

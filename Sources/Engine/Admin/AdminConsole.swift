@@ -175,7 +175,10 @@ final class AdminConsole {
         case .quit:
             session.connection.closeAfterFlush()
             return "+BYE"
-        case .help: return "+HELP AUTH token | STATUS | RELOAD [path] | ROLLBACK | MODULES | UPGRADE [path] | PING | QUIT"
+        case .help:
+            return "+HELP AUTH token | STATUS | RELOAD [path] | ROLLBACK | MODULES | UPGRADE [path] | SAVE | PING | QUIT"
+        case .save:
+            return save(peer: peer, later: later)
         case .status: return logged(command, status())
         case .modules: return logged(command, modulesLine())
         case .unknown: return logged(command, "-ERR UNKNOWN_COMMAND unknown admin command, try HELP")
@@ -206,6 +209,33 @@ final class AdminConsole {
             }
             return nil
         }
+    }
+
+    /// SAVE: writes every changed player and global now (the write-behind
+    /// would within `--flush-interval`), on the database worker, and
+    /// answers once it is in the file: before a backup or maintenance, an
+    /// operator knows the file holds everything up to the reply.
+    private func save(peer: String, later: @escaping (String) -> Void) -> String? {
+        guard let writeBehind = engine.writeBehind else {
+            return logged(.save, "-ERR SAVE_FAILED persistence is off (--database :memory:)")
+        }
+        guard !writeBehind.paused else {
+            return logged(.save, "-ERR SAVE_FAILED an engine upgrade is writing the database; try again after it")
+        }
+        writeBehind.flushNow { [unowned(unsafe) self] outcome in
+            let reply = switch outcome {
+            case .nothingDirty: "+OK saved records=0 write_ms=0.00"
+            case .wrote(let records, let milliseconds):
+                "+OK saved records=\(records) write_ms=\(AdminConsole.milliseconds(milliseconds))"
+            case .failed(let error): "-ERR SAVE_FAILED \(AdminConsole.oneLine(error.description)); the records stay dirty and are retried"
+            }
+            logger.notice("admin: SAVE -> \(reply)")
+            let ok = reply.hasPrefix("+")
+            audit(AuditLog.Entry(peer: peer, action: "SAVE", result: ok ? "ok" : "refused",
+                                 reason: ok ? "" : String(reply.dropFirst(5))))
+            later(reply)
+        }
+        return nil
     }
 
     /// Logs a command and its outcome's first word; returns the reply.
@@ -340,7 +370,7 @@ final class AdminConsole {
         if let first = host.firstCallNanoseconds { fields.append("first_call_ns=\(first)") }
         if let staged = host.staged {
             // While a reload migrates the stored players between messages.
-            fields.append("migrating=\(staged.candidate.name)@\(staged.candidate.version):\(staged.next)/\(staged.players.count)")
+            fields.append("migrating=\(staged.candidate.name)@\(staged.candidate.version):\(staged.migrated)/\(staged.total)")
         }
         if let held = self.counters.lastUpgradeHeldMicroseconds { fields.append("last_upgrade_held_us=\(held)") }
         if let poll = self.counters.lastUpgradeFirstPollMicroseconds { fields.append("last_upgrade_first_poll_us=\(poll)") }

@@ -30,12 +30,12 @@ final class MigrationContext {
         return ids
     }
 
-    /// Calls `hook` for `ids[start...]` in order, until all are done or,
-    /// with a `deadline` (`uv_hrtime` nanoseconds), until it passes (checked
-    /// every 16 entities); returns the index after the last one migrated.
+    /// Calls `hook` for `ids` in order, until all are done or, with a
+    /// `deadline` (`uv_hrtime` nanoseconds), until it passes (checked every
+    /// 16 entities); returns how many were migrated.
     /// `willMigrate` hears of each entity before its call.
     func run(_ hook: hotswap_migrate_fn, table: UnsafePointer<game_state_table>, from version: String,
-             ids: [GameID], start: Int = 0, deadline: UInt64 = 0, willMigrate: (GameID) -> Void = { _ in },
+             ids: [GameID], deadline: UInt64 = 0, willMigrate: (GameID) -> Void = { _ in },
              fault: UnsafeMutablePointer<fg_fault>) throws(SwapError) -> Int
     {
         var versionBytes = Array(version.utf8)
@@ -64,7 +64,7 @@ final class MigrationContext {
                         context.oldStore.withString(binding, row: row) { StateTable.copyOut($0, buffer, capacity, outLength) }
                     }
                 })
-            var next = start
+            var next = 0
             while next < ids.count {
                 let id = ids[next]
                 willMigrate(id)

@@ -14,8 +14,9 @@ struct StagedReport: Sendable {
     let slices: Int
     /// From the first slice to the last.
     let milliseconds: UInt64
-    /// The longest slice: the longest the game waited for the migration
-    /// before the commit.
+    /// The longest slice, or the setup before the first (binding the new
+    /// schema on the staged copy): the longest the game waited for the
+    /// migration before the commit.
     let longestSliceMicroseconds: UInt64
 }
 
@@ -64,20 +65,29 @@ final class StagedMigration {
     let context: MigrationContext
     let bindings: [FieldBinding]
     let fromVersion: String
-    /// Every stored player when the slices began.
-    let players: [GameID]
+    /// Stored players when the slices began: the slices go through the
+    /// player arena's slots below `endSlot` (slots past it hold players
+    /// created since, which the commit migrates).
+    let total: Int
+    private let endSlot: Int
+    private var nextSlot = 0
+    /// Players migrated so far.
+    private(set) var migrated = 0
+    /// The ids of the next few slots (reused: no allocation per slice).
+    private var chunk: [GameID] = []
+    private var chunkSlots: [Int] = []
     private var store: StateStore?
-    private(set) var next = 0
     private(set) var slices = 0
     private var started: UInt64 = 0
     private var lastSliceEnded: UInt64 = 0
-    private var longestSlice: UInt64 = 0
+    /// Starts as the setup's time (see `StagedReport`).
+    var longestSlice: UInt64 = 0
     private var lastProgress: UInt64 = 0
     let idle: UnsafeMutablePointer<uv_idle_t>
 
     init(candidate: LoadedModule, loadNanoseconds: UInt64, done: @escaping (Result<SwapOutcome, SwapError>) -> Void,
          hook: @escaping hotswap_migrate_fn, context: MigrationContext, store: StateStore, bindings: [FieldBinding],
-         fromVersion: String, players: [GameID], loop: UnsafeMutablePointer<uv_loop_t>)
+         fromVersion: String, total: Int, endSlot: Int, loop: UnsafeMutablePointer<uv_loop_t>)
     {
         self.candidate = candidate
         self.loadNanoseconds = loadNanoseconds
@@ -87,12 +97,18 @@ final class StagedMigration {
         self.store = store
         self.bindings = bindings
         self.fromVersion = fromVersion
-        self.players = players
+        self.total = total
+        self.endSlot = endSlot
+        chunk.reserveCapacity(Self.chunkSize)
+        chunkSlots.reserveCapacity(Self.chunkSize)
         idle = .allocateHandle()
         uv_idle_init(loop, idle)
     }
 
-    var finished: Bool { next == players.count }
+    var finished: Bool { nextSlot >= endSlot }
+
+    /// Ids gathered from the arena per call into the hook loop.
+    private static let chunkSize = 256
 
     /// The staged store, once: the commit takes it.
     func takeStore() -> StateStore? {
@@ -101,13 +117,14 @@ final class StagedMigration {
     }
 
     func progress(remigrated: Int?) -> StagedReport {
-        StagedReport(players: players.count, remigrated: remigrated, slices: slices,
+        StagedReport(players: migrated, remigrated: remigrated, slices: slices,
                      milliseconds: (lastSliceEnded - started) / 1_000_000,
                      longestSliceMicroseconds: longestSlice / 1000)
     }
 
-    /// One slice: migrates players from `next` until the deadline, on the
-    /// staged store. Returns whether operators should hear of the progress.
+    /// One slice: migrates players from the next slot on until the
+    /// deadline, on the staged store. Returns whether operators should hear
+    /// of the progress.
     fileprivate func slice(host: LogicHost) throws(SwapError) -> Bool {
         let begun = uv_hrtime()
         if slices == 0 { started = begun; lastProgress = begun }
@@ -121,11 +138,32 @@ final class StagedMigration {
         // its first write to each column copy the column.
         guard var staged = takeStore() else { return false }
         defer { store = staged }
-        try host.world.withStagedStore(&staged) { () throws(SwapError) in
+        let world = host.world
+        let deadline = begun + Self.sliceNanoseconds
+        try world.withStagedStore(&staged) { () throws(SwapError) in
             try host.asCandidate(candidate, bindings: bindings) { () throws(SwapError) in
-                next = try context.run(hook, table: host.table, from: fromVersion, ids: players, start: next,
-                                       deadline: begun + Self.sliceNanoseconds,
-                                       willMigrate: { host.onlyWritable = $0.raw }, fault: host.faultBuffer)
+                while nextSlot < endSlot {
+                    chunk.removeAll(keepingCapacity: true)
+                    chunkSlots.removeAll(keepingCapacity: true)
+                    var slot = nextSlot
+                    while chunk.count < Self.chunkSize && slot < endSlot {
+                        if let id = world.playerID(atSlot: slot) {
+                            chunk.append(id)
+                            chunkSlots.append(slot)
+                        }
+                        slot += 1
+                    }
+                    let count = try context.run(hook, table: host.table, from: fromVersion, ids: chunk,
+                                                   deadline: deadline, willMigrate: { host.onlyWritable = $0.raw },
+                                                   fault: host.faultBuffer)
+                    migrated += count
+                    if count < chunk.count {
+                        nextSlot = chunkSlots[count]
+                        break
+                    }
+                    nextSlot = slot
+                    if uv_hrtime() >= deadline { break }
+                }
             }
         }
         let now = uv_hrtime()
@@ -148,22 +186,22 @@ extension LogicHost {
         guard let hook = candidate.migrate, candidate.fields.contains(where: { $0.kind == .player }),
             world.playerCount > 0
         else { return false }
+        let setup = uv_hrtime()
         let old = world.snapshot()
         var store = old
         guard let stagedBindings = try? store.bind(candidate.fields, live: module.fields),
             !store.hasUniqueColumn(.player)
         else { return false }
-        var players: [GameID] = []
-        players.reserveCapacity(world.playerCount)
-        world.forEachPlayer { players.append($0) }
         let context = MigrationContext(world: world, oldStore: old, oldFields: module.fields, oldBindings: bindings)
         let migration = StagedMigration(candidate: candidate, loadNanoseconds: loadNanoseconds, done: done, hook: hook,
                                         context: context, store: store, bindings: stagedBindings,
-                                        fromVersion: module.version, players: players, loop: loop)
+                                        fromVersion: module.version, total: world.playerCount,
+                                        endSlot: world.playerSlots, loop: loop)
+        migration.longestSlice = uv_hrtime() - setup
         staged = migration
         reloading = true
         world.beginStaging()
-        logger.notice("reload: migrating \(players.count) stored players to \(candidate.name) \(candidate.version) between messages before the commit")
+        logger.notice("reload: migrating \(world.playerCount) stored players to \(candidate.name) \(candidate.version) between messages before the commit")
         migration.idle.context = UVContext.pointer(to: self)
         uv_idle_start(migration.idle) { idle in
             UVContext.object(idle!.pointee.data, as: LogicHost.self).runStagedSlice()
@@ -188,8 +226,8 @@ extension LogicHost {
         }
         do throws(SwapError) {
             if try migration.slice(host: self) {
-                logger.notice("reload: migrated \(migration.next) of \(migration.players.count) stored players")
-                delegate?.logicMigrating(migration.candidate, done: migration.next, of: migration.players.count)
+                logger.notice("reload: migrated \(migration.migrated) of \(migration.total) stored players")
+                delegate?.logicMigrating(migration.candidate, done: migration.migrated, of: migration.total)
             }
         } catch {
             endStagedMigration(.failure(refused(migration.candidate, error)))

@@ -230,7 +230,7 @@ final class WriteBehind {
         if inFlight == nil && collecting == nil { body() } else { whenDone.append(body) }
     }
 
-    /// What an upgrade's final flush did.
+    /// What a flush asked for (an upgrade's final flush, SAVE) did.
     enum FinalFlush {
         case nothingDirty
         case wrote(records: Int, milliseconds: Double)
@@ -248,6 +248,13 @@ final class WriteBehind {
     /// The caller sets `paused` back if the upgrade does not happen.
     func finalFlush(then body: @escaping (FinalFlush) -> Void) {
         paused = true
+        flushNow(then: body)
+    }
+
+    /// Writes what is dirty now, whatever the interval (the admin's SAVE,
+    /// and an upgrade's final flush): waits for a flush under way, starts
+    /// one more, and calls `body` on the loop once it is written or failed.
+    func flushNow(then body: @escaping (FinalFlush) -> Void) {
         afterFlushInFlight { [unowned self] in
             guard startFlush() else { return body(.nothingDirty) }
             afterFlushInFlight { [unowned self] in

@@ -69,6 +69,7 @@ func checkAdmin(_ line: UnsafeRawBufferPointer) {
     case "ROLLBACK": .rollback
     case "RELOAD": .reload(path: rest.isEmpty ? nil : String(decoding: rest, as: UTF8.self))
     case "UPGRADE": .upgrade(path: rest.isEmpty ? nil : String(decoding: rest, as: UTF8.self))
+    case "SAVE": .save
     default: .unknown
     }
     precondition(parsed == expected, "admin parser differs from the reference")

@@ -13,6 +13,7 @@ import Testing
         #expect(parse("AUTH  secret token ") == .auth(token: Array("secret token".utf8)))
         #expect(parse("   ") == .empty)
         #expect(parse("RELOADX") == .unknown)
+        #expect(parse(" Save ") == .save)
     }
 
     @Test func onlyAuthPingAndQuitRunBeforeAuthentication() {
