@@ -71,7 +71,12 @@ final class ModuleWatcher {
                 // again between the event and the worker's copy).
                 lastSeenSHA256 = report.to.sha256
             case .failure(.busy):
-                return retry(reason: "another reload is in progress")
+                // Another reload ends by itself (one that migrates a million
+                // stored players may take seconds): wait for it, however
+                // long, without spending retries meant for a file still
+                // being written.
+                engine.logger.info("watch: another reload is in progress; trying again when it is done")
+                return schedule(after: ModuleWatcher.retryMilliseconds)
             case .failure(.load(let error)) where error.isTransient:
                 return retry(reason: "\(error)")
             case .failure:

@@ -90,6 +90,11 @@ final class LogicHost {
     /// No more reloads (the server is stopping).
     var stopped = false
 
+    /// A load is on its worker (possibly inside `dlopen`), or one timed out
+    /// and its worker has not come back: not while a staged migration runs
+    /// (its load is done).
+    private var loaderMayHoldTheLinkerLock: Bool { (reloading && staged == nil) || loadStuck }
+
     /// The last candidate a swap refused (its image is unregistered from the
     /// guard once it is neither current nor previous).
     private var lastRefused: LoadedModule?
@@ -274,7 +279,7 @@ final class LogicHost {
                 // dladdr takes the dynamic linker's lock, which a load on
                 // the worker holds through dlopen: the loop must not wait
                 // for it, so while one runs the frames stay raw addresses.
-                if reloading {
+                if loaderMayHoldTheLinkerLock {
                     frames.append("0x" + String(UInt(bitPattern: pc), radix: 16))
                     continue
                 }
@@ -582,6 +587,7 @@ final class LogicHost {
         }
         // The commit: from the next message on, the candidate serves.
         world.endStaging()
+        world.noteSwap()
         bindings = candidateBindings
         module = candidate
         measureNextCall = true

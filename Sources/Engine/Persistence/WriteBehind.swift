@@ -50,7 +50,7 @@ final class WriteBehind {
     private var inFlight: FlushTask?
     /// A batch being copied out over several loop turns: what it has, how
     /// many more dirty records it takes, and its longest turn.
-    private var collecting: (batch: PersistBatch, remaining: Int, longestTurn: UInt64)?
+    private var collecting: (batch: PersistBatch, remaining: Int, longestTurn: UInt64, swaps: Int)?
     private let collectIdle: UnsafeMutablePointer<uv_idle_t>
     /// How the last flush the worker finished went, and how many records
     /// it carried (an upgrade's final flush reads it).
@@ -128,7 +128,7 @@ final class WriteBehind {
             batch.slots.reserveCapacity(target)
             let took = uv_hrtime() - copyStarted
             // The rest on the next turns, between messages.
-            collecting = (batch, target - batch.players.count, took)
+            collecting = (batch, target - batch.players.count, took, world.swaps)
             uv_idle_start(collectIdle) { idle in
                 UVContext.object(idle!.pointee.data, as: WriteBehind.self).collectMore()
             }
@@ -140,9 +140,10 @@ final class WriteBehind {
     }
 
     /// One more loop turn of copying a large batch out; queues it once it
-    /// holds every record that was dirty when it began. A reload that
-    /// changed the columns meanwhile makes it start over (its records are
-    /// dirty again): one batch has one shape.
+    /// holds every record that was dirty when it began. A swap committed
+    /// meanwhile makes it start over (its records are dirty again): one
+    /// batch has one shape, and no row from before a migration beside one
+    /// from after it.
     private func collectMore() {
         guard var current = collecting else {
             uv_idle_stop(collectIdle)
@@ -153,7 +154,8 @@ final class WriteBehind {
         collecting = nil
         let started = uv_hrtime()
         let columns = world.persistentColumnCounts
-        guard columns.global == current.batch.globalColumns.count, columns.player == current.batch.playerColumns.count
+        guard current.swaps == world.swaps, columns.global == current.batch.globalColumns.count,
+            columns.player == current.batch.playerColumns.count
         else {
             collecting = current
             abandonCollecting()

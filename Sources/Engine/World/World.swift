@@ -670,6 +670,15 @@ final class World {
 
     // MARK: - Staged migration of stored players (LogicHost/StagedMigration.swift)
 
+    /// Swaps committed so far. A swap may rewrite values without adding a
+    /// column (a migration of same-typed fields, a retype back onto a
+    /// hidden column): a flush copied out over several turns starts over
+    /// when this moves, so one batch never mixes rows from before and after.
+    private(set) var swaps = 0
+
+    /// A reload or rollback committed.
+    func noteSwap() { swaps &+= 1 }
+
     /// Starts noting the player rows the game changes (see `StagingWrites`).
     func beginStaging() {
         staging = .watching

@@ -53,14 +53,16 @@
  * hotswap_load; only if every step returned GAME_OK does the new module
  * replace the old one, between two messages. Otherwise nothing changed.
  *
- * Stored players are migrated first, in slices of at most 2 ms between
+ * Stored players are migrated first, in slices of about 2 ms between
  * messages while the old module still serves (there may be a million of
  * them); a player the game changes meanwhile is migrated again, from its
  * new values, in the swap itself, with the global entity, sessions and
  * rooms. So hotswap_migrate may be called more than once for a player,
  * and while it migrates a stored player it may write only that player
- * (other writes get GAME_ERR_STATE); reads of other entities see the
- * values they had when the slices began.
+ * (other writes get GAME_ERR_STATE). Players come before the global
+ * entity, sessions and rooms: a player's migration reads what other
+ * entities held before the reload through old_get_int/old_get_string,
+ * not through the table, where their new fields still hold defaults.
  */
 #ifndef HOTSWAP_GAME_ABI_H
 #define HOTSWAP_GAME_ABI_H

@@ -94,6 +94,36 @@ import Testing
         loop.deallocate()
     }
 
+    /// A swap that rewrites values without adding a column (a migration of
+    /// same-typed fields) while a batch is being copied out makes the batch
+    /// start over: it never holds rows from before the migration beside
+    /// rows from after it.
+    @Test func aSwapWhileABatchIsCopiedOutMakesItStartOver() throws {
+        let count = WriteBehind.copySliceRecords * 2
+        let (world, binding) = try Self.world(players: count)
+        let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
+        uv_loop_init(loop)
+        let storage = RecordingStorage()
+        let writeBehind = WriteBehind(storage: storage, world: world, loop: loop, logger: Logger(label: "test"),
+                                      intervalMilliseconds: 60_000, stored: StoredSnapshot(), declaredFields: { [Self.score] })
+        writeBehind.tick()
+        // What a reload's migration does in its commit: every value anew.
+        for row in 0..<count { world.setInt(binding, row: row, -Int64(row) - 1) }
+        world.noteSwap()
+        let deadline = uv_hrtime() + 10_000_000_000
+        while writeBehind.counters.flushes < 1 && uv_hrtime() < deadline {
+            uv_run(loop, UV_RUN_NOWAIT)
+            usleep(100)
+        }
+        let batch = storage.written.first
+        #expect(storage.written.count == 1 && batch?.players.count == count)
+        #expect(batch?.players.allSatisfy { if case .int(let value)? = $0.values.first { value < 0 } else { false } } == true)
+        writeBehind.close()
+        for _ in 0..<100 { uv_run(loop, UV_RUN_NOWAIT) }
+        uv_loop_close(loop)
+        loop.deallocate()
+    }
+
     @Test func aRecordChangedAfterItWasCopiedIsInTheNextFlush() throws {
         let count = WriteBehind.copySliceRecords + 10
         let (world, binding) = try Self.world(players: count)
