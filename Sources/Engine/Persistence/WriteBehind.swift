@@ -216,7 +216,8 @@ final class WriteBehind {
     private func finished(_ task: FlushTask) {
         inFlight = nil
         lastFinished = (task.records, task.result)
-        record(task.batch, records: task.records, task.result ?? .failure(StorageError("flush did not run", transient: true)))
+        record(task.batch, records: task.records, unwritten: task.unwritten,
+               task.result ?? .failure(StorageError("flush did not run", transient: true)))
         runWhenDone()
     }
 
@@ -282,7 +283,8 @@ final class WriteBehind {
 
     /// Counts a flush's outcome; a failed batch is dirty again. `records`
     /// is counted apart: a written batch's records were freed on the worker.
-    private func record(_ batch: PersistBatch, records: Int, _ result: Result<Double, StorageError>) {
+    private func record(_ batch: PersistBatch, records: Int, unwritten: UnwrittenRecords? = nil,
+                        _ result: Result<Double, StorageError>) {
         switch result {
         case .success(let milliseconds):
             persistedColumns = (batch.globalColumns.count, batch.playerColumns.count)
@@ -296,7 +298,7 @@ final class WriteBehind {
                 counters.lastError = nil
             }
         case .failure(let error):
-            world.markUnwritten(batch)
+            world.markUnwritten(unwritten ?? UnwrittenRecords(batch))
             counters.errors += 1
             counters.lastError = error.description
             let now = uv_now(loop)
@@ -327,10 +329,12 @@ final class WriteBehind {
         if let pending = inFlight {
             if pending.done.wait(timeout: .now() + .seconds(30)) == .success {
                 inFlight = nil
-                record(pending.batch, records: pending.records,
+                record(pending.batch, records: pending.records, unwritten: pending.unwritten,
                        pending.result ?? .failure(StorageError("flush did not run", transient: true)))
             } else {
-                world.markUnwritten(pending.batch)
+                // Still stuck in its write: its batch is read under the
+                // task's lock, which its worker takes to free the records.
+                pending.withBatch { world.markUnwritten($0) }
             }
         }
         var written = 0
@@ -363,10 +367,21 @@ final class WriteBehind {
 /// One flush on its way through the worker: the batch goes over, the
 /// result comes back; neither side touches the other's state meanwhile.
 private final class FlushTask: @unchecked Sendable {
-    /// What goes over. A written batch's records are freed on the worker
-    /// (a million of them, after a migration, would otherwise be freed on
-    /// the loop); a failed one keeps them, to be made dirty again.
+    /// What goes over. Its records are freed on the worker once written
+    /// (a million of them, after a migration, freed on the loop stalled the
+    /// game 80 ms); a failed batch leaves what makes it dirty again.
     private(set) var batch: PersistBatch
+    /// Set by the worker when the write failed.
+    private(set) var unwritten: UnwrittenRecords?
+    /// Guards `batch` while the worker empties it and a shutdown that gave
+    /// up waiting for the worker reads it (the only time both may run).
+    private let batchLock = DispatchSemaphore(value: 1)
+
+    func withBatch(_ body: (PersistBatch) -> Void) {
+        batchLock.wait()
+        defer { batchLock.signal() }
+        body(batch)
+    }
     let records: Int
     let storage: any PlayerStorage
     let owner: WriteBehind
@@ -385,10 +400,11 @@ private final class FlushTask: @unchecked Sendable {
 
     func run() {
         result = FlushTask.write(batch, to: storage)
-        if case .success = result {
-            batch.players = []
-            batch.slots = []
-        }
+        if case .failure = result { unwritten = UnwrittenRecords(batch) }
+        batchLock.wait()
+        batch.players = []
+        batch.slots = []
+        batchLock.signal()
         done.signal()
     }
 

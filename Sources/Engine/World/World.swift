@@ -500,15 +500,17 @@ final class World {
 
     /// A batch the database refused (a full disk, say): its rows are dirty
     /// again, so the next flush retries them with their newest values.
-    func markUnwritten(_ batch: PersistBatch) {
-        if batch.global != nil { globalDirty = true }
-        for (index, record) in batch.players.enumerated() {
+    func markUnwritten(_ batch: PersistBatch) { markUnwritten(UnwrittenRecords(batch)) }
+
+    func markUnwritten(_ unwritten: UnwrittenRecords) {
+        if unwritten.global { globalDirty = true }
+        for (index, key) in unwritten.keys.enumerated() {
             // The slot it came from, if that still holds the same player.
-            if index < batch.slots.count, case let slot = batch.slots[index], slot < players.capacity,
-                players.liveID(ofSlot: slot) != nil, players[slot: slot].key == record.key
+            if index < unwritten.slots.count, case let slot = unwritten.slots[index], slot < players.capacity,
+                players.liveID(ofSlot: slot) != nil, players[slot: slot].key == key
             {
                 markDirty(.player, row: slot)
-            } else if let id = playersByKey[record.key], let slot = players.slotIndex(of: id) {
+            } else if let id = playersByKey[key], let slot = players.slotIndex(of: id) {
                 markDirty(.player, row: slot)
             }
         }
