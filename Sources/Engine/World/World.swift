@@ -503,8 +503,15 @@ final class World {
     func markUnwritten(_ batch: PersistBatch) { markUnwritten(UnwrittenRecords(batch)) }
 
     func markUnwritten(_ unwritten: UnwrittenRecords) {
-        if unwritten.global { globalDirty = true }
-        for (index, key) in unwritten.keys.enumerated() {
+        markUnwritten(unwritten, from: 0, to: unwritten.keys.count)
+    }
+
+    /// The same for the players at `start..<end` of the batch (the global
+    /// row with the first part).
+    func markUnwritten(_ unwritten: UnwrittenRecords, from start: Int, to end: Int) {
+        if unwritten.global && start == 0 { globalDirty = true }
+        for index in start..<end {
+            let key = unwritten.keys[index]
             // The slot it came from, if that still holds the same player.
             if index < unwritten.slots.count, case let slot = unwritten.slots[index], slot < players.capacity,
                 players.liveID(ofSlot: slot) != nil, players[slot: slot].key == key

@@ -124,6 +124,54 @@ import Testing
         loop.deallocate()
     }
 
+    /// A storage whose every write fails (a full disk).
+    final class FullDiskStorage: PlayerStorage, @unchecked Sendable {
+        let location = "full"
+        func loadAll() throws(StorageError) -> StoredSnapshot { StoredSnapshot() }
+        func write(_ batch: PersistBatch) throws(StorageError) {
+            throw StorageError("database or disk is full", transient: true)
+        }
+        func close() {}
+    }
+
+    /// A large batch the disk refused is made dirty again over several
+    /// loop turns (no flush starts meanwhile), and at once for anyone who
+    /// waits on the write-behind (SAVE, an upgrade's final flush), so the
+    /// dirty state they see is whole; a record changed meanwhile is dirty
+    /// once.
+    @Test func aLargeFailedBatchIsMadeDirtyAgainOverSeveralTurns() throws {
+        let count = WriteBehind.remarkSliceRecords + 10_000
+        let (world, binding) = try Self.world(players: count)
+        let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
+        uv_loop_init(loop)
+        let writeBehind = WriteBehind(storage: FullDiskStorage(), world: world, loop: loop, logger: Logger(label: "test"),
+                                      intervalMilliseconds: 60_000, stored: StoredSnapshot(), declaredFields: { [Self.score] })
+        func pump(until done: () -> Bool) {
+            let deadline = uv_hrtime() + 10_000_000_000
+            while !done() && uv_hrtime() < deadline {
+                uv_run(loop, UV_RUN_NOWAIT)
+                if !done() { usleep(100) }
+            }
+        }
+        writeBehind.tick()
+        pump { writeBehind.counters.errors == 1 }
+        #expect(world.dirtyCount < count)
+        world.setInt(binding, row: count - 1, 42)
+        pump { world.dirtyCount == count }
+        #expect(world.dirtyCount == count)
+
+        // Again, and this time someone waits: the marks are whole for them.
+        writeBehind.tick()
+        pump { writeBehind.counters.errors == 2 }
+        var seen = -1
+        writeBehind.afterFlushInFlight { seen = world.dirtyCount }
+        #expect(seen == count)
+        writeBehind.close()
+        for _ in 0..<100 { uv_run(loop, UV_RUN_NOWAIT) }
+        uv_loop_close(loop)
+        loop.deallocate()
+    }
+
     @Test func aRecordChangedAfterItWasCopiedIsInTheNextFlush() throws {
         let count = WriteBehind.copySliceRecords + 10
         let (world, binding) = try Self.world(players: count)
