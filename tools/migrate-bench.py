@@ -3,7 +3,7 @@
 stored players, against release gameservers on loopback.
 
     swift build -c release && python3 tools/migrate-bench.py [--stored 100000] [--rounds 3] \
-        [--server NAME=PATH ...]
+        [--server NAME=PATH ...] [--hold-write-lock SECONDS]
 
 One database is seeded with `--stored` offline players (the sqlite3 shell,
 into the layout the server created). Each round, for each server in turn
@@ -20,10 +20,16 @@ RELOADs GameLogicV3, which turns every player's `score` into a string
     its time on the worker and the longest loop turn spent copying it out;
     and the probe's worst round trip from the RELOAD until that flush is
     written (the whole disruption).
+With --hold-write-lock, another connection holds SQLite's write lock for
+that long (past the server's 5 s busy timeout) from the RELOAD's reply on,
+so the first flush of the migrated rows fails and is retried: db_errors,
+and the worst round trip until the retry is written, show what a failed
+flush of that size costs the game.
 Medians of the rounds are printed per server. Needs sqlite3 on PATH.
 """
 import argparse
 import os
+import sqlite3
 import shutil
 import socket
 import statistics
@@ -74,7 +80,7 @@ class Probe(threading.Thread):
             self.samples.append((sent, time.monotonic() - sent))
 
 
-def one_round(server: str, seeded: str, scratch: str, stored: int) -> dict:
+def one_round(server: str, seeded: str, scratch: str, stored: int, hold_lock: float) -> dict:
     database = os.path.join(scratch, "round.sqlite")
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(database + suffix):
@@ -105,6 +111,12 @@ def one_round(server: str, seeded: str, scratch: str, stored: int) -> dict:
             reply = b""
         ended = time.monotonic()
         answer = final[0]
+        if hold_lock:
+            blocker = sqlite3.connect(database, timeout=30, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")
+            time.sleep(hold_lock)
+            blocker.execute("ROLLBACK")
+            blocker.close()
         if not answer.startswith("+OK"):
             raise SystemExit(f"{server}: {answer}")
         result = fields(answer)
@@ -124,6 +136,7 @@ def one_round(server: str, seeded: str, scratch: str, stored: int) -> dict:
         result["flush_records"] = status["last_flush_records"]
         result["flush_ms"] = status["last_flush_ms"]
         result["flush_held_us"] = status["last_flush_held_us"]
+        result["db_errors"] = status["db_errors"]
         during = [rtt for sent, rtt in probe.samples if sent + rtt >= began and sent <= ended]
         result["worst_ping_ms"] = max(during) * 1000 if during else 0
         result["pings_during"] = len(during)
@@ -137,6 +150,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stored", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--hold-write-lock", type=float, default=0, metavar="SECONDS",
+                        help="hold SQLite's write lock this long after the RELOAD (the flush fails, then is retried)")
     parser.add_argument("--server", action="append", default=[],
                         help="NAME=PATH of a gameserver build (default: this one)")
     args = parser.parse_args()
@@ -146,11 +161,11 @@ def main() -> None:
     seed(servers[0][1], seeded, args.stored)
     keys = ["held_us", "migrated", "staged", "remigrated", "slices", "slice_max_us", "staged_ms",
             "worst_ping_ms", "reload_ms", "pings_during", "flush_records", "flush_ms", "flush_held_us",
-            "worst_ping_to_flush_ms"]
+            "worst_ping_to_flush_ms", "db_errors"]
     results = {name: [] for name, _ in servers}
     for round_number in range(args.rounds):
         for name, path in servers:
-            result = one_round(path, seeded, scratch, args.stored)
+            result = one_round(path, seeded, scratch, args.stored, args.hold_write_lock)
             results[name].append(result)
             print(f"round {round_number + 1} {name}: " + " ".join(f"{k}={result[k]}" for k in keys if k in result),
                   flush=True)

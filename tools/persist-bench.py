@@ -6,6 +6,11 @@ its database on (a file in a temporary directory) and with
 
     swift build -c release && python3 tools/persist-bench.py [--clients 4000] [--seconds 10] [--rounds 5] [-- loadtest flags]
 
+Players walk with `--walk sweep` (over the whole board, row after row), so
+they keep taking gems and every few seconds each one's score changes: the
+database has real writes to do (the default square walk soon stops
+scoring). `--walk square` measures the other case.
+
 Per round: throughput (replies/s), p50/p99 latency, server CPU per reply
 (utime+stime from /proc over the run), and with the database on the flushes
 per second and records per flush (from STATUS before and after). Medians of
@@ -48,6 +53,7 @@ def one_round(database: str, args, extra: list) -> dict:
         before_status, before_cpu = status(admin_port), cpu_seconds(process.pid)
         subprocess.run([LOADTEST, "play", "--port", str(port), "--admin-port", str(admin_port),
                         "--clients", str(args.clients), "--duration", str(args.seconds), "--json", output, "--quiet",
+                        "--walk", args.walk,
                         *extra], check=False, stdout=subprocess.DEVNULL)  # game errors (BLOCKED) exit 1
         after_status, after_cpu = status(admin_port), cpu_seconds(process.pid)
         with open(output) as file:
@@ -75,6 +81,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--walk", default="sweep", choices=["sweep", "square"], help="how players walk (loadtest --walk)")
     parser.add_argument("extra", nargs="*", help="flags passed to loadtest (after --)")
     args = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix="hotswap-persist-")

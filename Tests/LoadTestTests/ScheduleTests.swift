@@ -88,6 +88,25 @@ import Testing
         }
     }
 
+    /// A sweep stays on the board and, from any start, covers all 64
+    /// cells within two passes, moving every time.
+    @Test func aSweepCoversTheWholeBoardFromAnyStart() {
+        for x in Int64(0)..<8 {
+            for y in Int64(0)..<8 {
+                var walk = PlayWalk(x: x, y: y, pattern: .sweep)
+                var seen: Set<Int64> = [y * 8 + x]
+                for _ in 0..<128 {
+                    let (px, py) = (walk.x, walk.y)
+                    _ = walk.next()
+                    #expect(PlayWalk.inside(walk.x, walk.y), "from \(x),\(y)")
+                    #expect(abs(walk.x - px) + abs(walk.y - py) == 1)
+                    seen.insert(walk.y * 8 + walk.x)
+                }
+                #expect(seen.count == 64, "from \(x),\(y)")
+            }
+        }
+    }
+
     @Test func aCornerTurnsAround() {
         var walk = PlayWalk(x: 0, y: 0)
         #expect(walk.next().description == "MOVE S")  // N would leave the board

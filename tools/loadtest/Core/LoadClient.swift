@@ -200,7 +200,7 @@ final class LoadClient {
                 return
             }
             if driver.config.scenario == .play, let spawn = PlayWalk.spawn(inJoinReply: raw) {
-                walk = PlayWalk(x: spawn.x, y: spawn.y)
+                walk = PlayWalk(x: spawn.x, y: spawn.y, pattern: driver.config.walk)
             }
             if setupRepliesLeft == 0 { becomeReady() }
             return

@@ -26,6 +26,8 @@ public struct LoadConfig: Sendable {
     /// rooms of `members`, the last one smaller).
     public var rooms = 10
     public var members = 5
+    /// Play: how each player walks (see `PlayWalk`).
+    public var walk = PlayWalk.Pattern.square
     public var reloadAt: Double?
     public var adminPort = 7778
     public var adminToken: String?

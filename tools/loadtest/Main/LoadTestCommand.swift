@@ -5,6 +5,7 @@ import LoadTestCore
 extension LoadConfig.Scenario: ExpressibleByArgument {}
 extension LoadConfig.Target: ExpressibleByArgument {}
 extension ArrivalSchedule.Kind: ExpressibleByArgument {}
+extension PlayWalk.Pattern: ExpressibleByArgument {}
 
 /// `loadtest`: how much one instance carries, and whether a reload under
 /// load loses anything.
@@ -36,6 +37,8 @@ struct LoadTestCommand: ParsableCommand {
     @Option(help: "Seed of the open-loop schedule.") var seed: UInt64 = 1
     @Option(help: "Rooms (chat, default 10; play: --clients is --rooms x --members).") var rooms: Int?
     @Option(help: "Members per room (chat, default 5; play, default 16).") var members: Int?
+    @Option(help: "Play: square (a loop over four cells: scores soon stop changing) or sweep (row after row over the whole board: gems are taken and scores change all the time).")
+    var walk = PlayWalk.Pattern.square
     @Option(help: "The server's process id: its CPU over the run is reported.") var serverPid: Int32?
     @Option(help: "Send RELOAD on the admin port after this many seconds.") var reloadAt: Double?
     @Option var adminPort = 7778
@@ -83,6 +86,7 @@ struct LoadTestCommand: ParsableCommand {
         config.rate = rate
         config.arrivals = arrivals
         config.seed = seed
+        config.walk = walk
         config.serverPID = serverPid
         config.reloadAt = reloadAt
         config.adminPort = adminPort
