@@ -45,6 +45,38 @@ import Testing
         return (world, binding)
     }
 
+    /// A loop and a write-behind over `world` and `storage`.
+    final class Rig {
+        let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
+        let writeBehind: WriteBehind
+
+        init(_ world: World, _ storage: any PlayerStorage) {
+            uv_loop_init(loop)
+            writeBehind = WriteBehind(storage: storage, world: world, loop: loop, logger: Logger(label: "test"),
+                                      intervalMilliseconds: 60_000, stored: StoredSnapshot(),
+                                      declaredFields: { [WriteBehindBatchTests.score] })
+        }
+
+        /// Runs the loop until `done`, at most 10 s (the worker is a thread
+        /// a loaded machine may be slow to run).
+        func pump(until done: () -> Bool) {
+            let deadline = uv_hrtime() + 10_000_000_000
+            while !done() && uv_hrtime() < deadline {
+                uv_run(loop, UV_RUN_NOWAIT)
+                if !done() { usleep(100) }
+            }
+        }
+
+        func pump(untilFlushes flushes: Int) { pump { writeBehind.counters.flushes >= flushes } }
+
+        func close() {
+            writeBehind.close()
+            for _ in 0..<100 { uv_run(loop, UV_RUN_NOWAIT) }
+            uv_loop_close(loop)
+            loop.deallocate()
+        }
+    }
+
     @Test func worldHandsOutDirtyPlayersOldestFirstALimitedNumberAtATime() throws {
         let (world, binding) = try Self.world(players: 5)
         var batch = world.takeDirty(limit: 2)
@@ -61,37 +93,27 @@ import Testing
     @Test func aLargeBatchIsCopiedOutOverSeveralTurnsAndWrittenOnce() throws {
         let count = WriteBehind.copySliceRecords * 2 + 123
         let (world, binding) = try Self.world(players: count)
-        let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
-        uv_loop_init(loop)
         let storage = RecordingStorage()
-        let writeBehind = WriteBehind(storage: storage, world: world, loop: loop, logger: Logger(label: "test"),
-                                      intervalMilliseconds: 60_000, stored: StoredSnapshot(), declaredFields: { [Self.score] })
-        writeBehind.tick()
+        let rig = Rig(world, storage)
+        rig.writeBehind.tick()
         // Copied out: one slice so far, nothing on the worker yet.
         #expect(world.dirtyCount == count - WriteBehind.copySliceRecords)
         world.setInt(binding, row: 0, -1)  // already copied: goes in the next flush
-        uv_run(loop, UV_RUN_NOWAIT)
+        uv_run(rig.loop, UV_RUN_NOWAIT)
         // A reload adds a player field while the batch is being copied:
         // the batch starts over, in the new shape.
         let title = FieldSpec(kind: .player, name: "title", type: .string, unique: false, defaultInt: 0,
                               defaultString: Array("rookie".utf8))
         _ = try world.bind([Self.score, title])
-        let deadline = uv_hrtime() + 10_000_000_000
-        while writeBehind.counters.flushes < 1 && uv_hrtime() < deadline {
-            uv_run(loop, UV_RUN_NOWAIT)
-            usleep(100)
-        }
+        rig.pump(untilFlushes: 1)
         let batches = storage.written
         #expect(batches.count == 1)
         #expect(batches.first?.players.count == count)
         #expect(batches.first?.playerColumns.count == 2)
         #expect(batches.first?.players.allSatisfy { $0.values.count == 2 } == true)
         #expect(Set(batches.first?.players.map(\.key) ?? []).count == count)
-        #expect(writeBehind.counters.lastBatchRecords == count && world.dirtyCount == 0)
-        writeBehind.close()
-        for _ in 0..<100 { uv_run(loop, UV_RUN_NOWAIT) }
-        uv_loop_close(loop)
-        loop.deallocate()
+        #expect(rig.writeBehind.counters.lastBatchRecords == count && world.dirtyCount == 0)
+        rig.close()
     }
 
     /// A swap that rewrites values without adding a column (a migration of
@@ -101,27 +123,17 @@ import Testing
     @Test func aSwapWhileABatchIsCopiedOutMakesItStartOver() throws {
         let count = WriteBehind.copySliceRecords * 2
         let (world, binding) = try Self.world(players: count)
-        let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
-        uv_loop_init(loop)
         let storage = RecordingStorage()
-        let writeBehind = WriteBehind(storage: storage, world: world, loop: loop, logger: Logger(label: "test"),
-                                      intervalMilliseconds: 60_000, stored: StoredSnapshot(), declaredFields: { [Self.score] })
-        writeBehind.tick()
+        let rig = Rig(world, storage)
+        rig.writeBehind.tick()
         // What a reload's migration does in its commit: every value anew.
         for row in 0..<count { world.setInt(binding, row: row, -Int64(row) - 1) }
         world.noteSwap()
-        let deadline = uv_hrtime() + 10_000_000_000
-        while writeBehind.counters.flushes < 1 && uv_hrtime() < deadline {
-            uv_run(loop, UV_RUN_NOWAIT)
-            usleep(100)
-        }
+        rig.pump(untilFlushes: 1)
         let batch = storage.written.first
         #expect(storage.written.count == 1 && batch?.players.count == count)
         #expect(batch?.players.allSatisfy { if case .int(let value)? = $0.values.first { value < 0 } else { false } } == true)
-        writeBehind.close()
-        for _ in 0..<100 { uv_run(loop, UV_RUN_NOWAIT) }
-        uv_loop_close(loop)
-        loop.deallocate()
+        rig.close()
     }
 
     /// A storage whose every write fails (a full disk).
@@ -142,63 +154,37 @@ import Testing
     @Test func aLargeFailedBatchIsMadeDirtyAgainOverSeveralTurns() throws {
         let count = WriteBehind.remarkSliceRecords + 10_000
         let (world, binding) = try Self.world(players: count)
-        let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
-        uv_loop_init(loop)
-        let writeBehind = WriteBehind(storage: FullDiskStorage(), world: world, loop: loop, logger: Logger(label: "test"),
-                                      intervalMilliseconds: 60_000, stored: StoredSnapshot(), declaredFields: { [Self.score] })
-        func pump(until done: () -> Bool) {
-            let deadline = uv_hrtime() + 10_000_000_000
-            while !done() && uv_hrtime() < deadline {
-                uv_run(loop, UV_RUN_NOWAIT)
-                if !done() { usleep(100) }
-            }
-        }
-        writeBehind.tick()
-        pump { writeBehind.counters.errors == 1 }
+        let rig = Rig(world, FullDiskStorage())
+        rig.writeBehind.tick()
+        rig.pump { rig.writeBehind.counters.errors == 1 }
         #expect(world.dirtyCount < count)
         world.setInt(binding, row: count - 1, 42)
-        pump { world.dirtyCount == count }
+        rig.pump { world.dirtyCount == count }
         #expect(world.dirtyCount == count)
 
         // Again, and this time someone waits: the marks are whole for them.
-        writeBehind.tick()
-        pump { writeBehind.counters.errors == 2 }
+        rig.writeBehind.tick()
+        rig.pump { rig.writeBehind.counters.errors == 2 }
         var seen = -1
-        writeBehind.afterFlushInFlight { seen = world.dirtyCount }
+        rig.writeBehind.afterFlushInFlight { seen = world.dirtyCount }
         #expect(seen == count)
-        writeBehind.close()
-        for _ in 0..<100 { uv_run(loop, UV_RUN_NOWAIT) }
-        uv_loop_close(loop)
-        loop.deallocate()
+        rig.close()
     }
 
     @Test func aRecordChangedAfterItWasCopiedIsInTheNextFlush() throws {
         let count = WriteBehind.copySliceRecords + 10
         let (world, binding) = try Self.world(players: count)
-        let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
-        uv_loop_init(loop)
         let storage = RecordingStorage()
-        let writeBehind = WriteBehind(storage: storage, world: world, loop: loop, logger: Logger(label: "test"),
-                                      intervalMilliseconds: 60_000, stored: StoredSnapshot(), declaredFields: { [Self.score] })
-        writeBehind.tick()
+        let rig = Rig(world, storage)
+        rig.writeBehind.tick()
         world.setInt(binding, row: 0, -1)
-        func pump(until flushes: Int) {
-            let deadline = uv_hrtime() + 10_000_000_000
-            while writeBehind.counters.flushes < flushes && uv_hrtime() < deadline {
-                uv_run(loop, UV_RUN_NOWAIT)
-                usleep(100)
-            }
-        }
-        pump(until: 1)
+        rig.pump(untilFlushes: 1)
         #expect(storage.written.first?.players.count == count)
         #expect(storage.written.first?.players.first == StoredRecord(key: Array("p0".utf8), values: [.int(1)]))
         #expect(world.dirtyCount == 1)
-        writeBehind.tick()
-        pump(until: 2)
+        rig.writeBehind.tick()
+        rig.pump(untilFlushes: 2)
         #expect(storage.written.last?.players == [StoredRecord(key: Array("p0".utf8), values: [.int(-1)])])
-        writeBehind.close()
-        for _ in 0..<100 { uv_run(loop, UV_RUN_NOWAIT) }
-        uv_loop_close(loop)
-        loop.deallocate()
+        rig.close()
     }
 }
