@@ -61,6 +61,13 @@ struct UnwrittenRecords: Sendable {
     var keys: [[UInt8]]
     var slots: [Int]
 
+    /// Nothing to make dirty again.
+    init() {
+        global = false
+        keys = []
+        slots = []
+    }
+
     init(_ batch: PersistBatch) {
         global = batch.global != nil
         keys = batch.players.map(\.key)

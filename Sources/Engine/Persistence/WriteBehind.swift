@@ -195,9 +195,11 @@ final class WriteBehind {
     }
 
     /// Makes a failed batch's players dirty again: at once when it is
-    /// small, else over the next loop turns.
+    /// small, else over the next loop turns. At once after `close` too: its
+    /// idle handle is closed (starting it again wrote into freed memory),
+    /// and the exit's `flushAll`, which comes next, writes what is dirty.
     private func remark(_ records: UnwrittenRecords) {
-        guard records.keys.count > Self.remarkSliceRecords else { return world.markUnwritten(records) }
+        guard !closed, records.keys.count > Self.remarkSliceRecords else { return world.markUnwritten(records) }
         remarking = (records, 0)
         startIdle()
     }
@@ -305,7 +307,12 @@ final class WriteBehind {
     /// one more, and calls `body` on the loop once it is written or failed.
     func flushNow(then body: @escaping (FinalFlush) -> Void) {
         afterFlushInFlight { [unowned self] in
-            guard startFlush() else { return body(.nothingDirty) }
+            // Another waiter on the same flush (a SAVE, an upgrade's final
+            // flush) may have started the next one just now: it holds what
+            // is dirty now, so this one waits for it too. (Answering
+            // "nothing dirty" here let an upgrade exec with those records
+            // on the worker, neither in the file nor dirty.)
+            guard inFlight != nil || collecting != nil || startFlush() else { return body(.nothingDirty) }
             afterFlushInFlight { [unowned self] in
                 guard let task = lastFinished else { return body(.failed(StorageError("flush did not run", transient: true))) }
                 switch task.result {
@@ -379,9 +386,9 @@ final class WriteBehind {
                 record(pending.batch, records: pending.records, unwritten: pending.unwritten,
                        pending.result ?? .failure(StorageError("flush did not run", transient: true)))
             } else {
-                // Still stuck in its write: its batch is read under the
-                // task's lock, which its worker takes to free the records.
-                pending.withBatch { world.markUnwritten($0) }
+                // Still stuck in its write (or finishing just now): what
+                // makes it dirty again is read under the task's lock.
+                world.markUnwritten(pending.unwrittenIfAbandoned())
             }
         }
         var written = 0
@@ -422,20 +429,27 @@ private final class FlushTask: @unchecked Sendable {
     private(set) var batch: PersistBatch
     /// Set by the worker when the write failed.
     private(set) var unwritten: UnwrittenRecords?
-    /// Guards `batch` while the worker empties it and a shutdown that gave
-    /// up waiting for the worker reads it (the only time both may run).
+    /// Guards `batch` and `unwritten` while the worker sets them and a
+    /// shutdown that gave up waiting for the worker reads them (the only
+    /// time both may run).
     private let batchLock = DispatchSemaphore(value: 1)
 
-    func withBatch(_ body: (PersistBatch) -> Void) {
+    /// For a shutdown that gave up on the worker: the records to make dirty
+    /// again, whether the write is still running (all of them), failed
+    /// (its `unwritten`) or has just succeeded (none).
+    func unwrittenIfAbandoned() -> UnwrittenRecords {
         batchLock.wait()
         defer { batchLock.signal() }
-        body(batch)
+        if let unwritten { return unwritten }
+        if case .success = result { return UnwrittenRecords() }
+        return UnwrittenRecords(batch)
     }
     let records: Int
     let storage: any PlayerStorage
     let owner: WriteBehind
-    /// Written by the worker, read on the loop after `uv_queue_work`'s
-    /// completion callback (which orders the two), or after `done`.
+    /// Written by the worker (under `batchLock`), read on the loop after
+    /// `uv_queue_work`'s completion callback (which orders the two), or
+    /// after `done`.
     var result: Result<Double, StorageError>?
     /// Signalled when the worker is done (for `flushAll` at shutdown).
     let done = DispatchSemaphore(value: 0)
@@ -448,9 +462,11 @@ private final class FlushTask: @unchecked Sendable {
     }
 
     func run() {
-        result = FlushTask.write(batch, to: storage)
-        if case .failure = result { unwritten = UnwrittenRecords(batch) }
+        let outcome = FlushTask.write(batch, to: storage)
+        let failed: UnwrittenRecords? = if case .failure = outcome { UnwrittenRecords(batch) } else { nil }
         batchLock.wait()
+        result = outcome
+        unwritten = failed
         batch.players = []
         batch.slots = []
         batchLock.signal()

@@ -187,4 +187,127 @@ import Testing
         #expect(storage.written.last?.players == [StoredRecord(key: Array("p0".utf8), values: [.int(-1)])])
         rig.close()
     }
+
+    /// A storage whose writes each wait until the test lets them go; the
+    /// writes numbered in `failing` (from 0) fail.
+    final class GatedStorage: PlayerStorage, @unchecked Sendable {
+        let location = "gated"
+        private let lock = DispatchSemaphore(value: 1)
+        private let gate = DispatchSemaphore(value: 0)
+        private var batches: [PersistBatch] = []
+        private var entered = 0
+        private let failing: Set<Int>
+        init(failing: Set<Int> = []) { self.failing = failing }
+        func loadAll() throws(StorageError) -> StoredSnapshot { StoredSnapshot() }
+        func write(_ batch: PersistBatch) throws(StorageError) {
+            lock.wait()
+            let index = entered
+            entered += 1
+            lock.signal()
+            gate.wait()
+            if failing.contains(index) { throw StorageError("database or disk is full", transient: true) }
+            lock.wait()
+            batches.append(batch)
+            lock.signal()
+        }
+        func close() {}
+        /// Lets one waiting (or the next) write go.
+        func release() { gate.signal() }
+        var started: Int {
+            lock.wait()
+            defer { lock.signal() }
+            return entered
+        }
+        var written: [PersistBatch] {
+            lock.wait()
+            defer { lock.signal() }
+            return batches
+        }
+    }
+
+    /// A SAVE and an upgrade's final flush that both wait on a flush on
+    /// the worker: the first starts the next flush, and the second waits
+    /// for that one too (it holds the second's changes) instead of being
+    /// told nothing is dirty while they are still on their way to the file
+    /// (the upgrade would exec with them, neither written nor dirty).
+    @Test func twoWaitersOnOneFlushBothWaitForTheNextOne() throws {
+        let (world, binding) = try Self.world(players: 3)
+        let storage = GatedStorage()
+        let rig = Rig(world, storage)
+        rig.writeBehind.tick()
+        rig.pump { storage.started == 1 }
+        world.setInt(binding, row: 1, 99)
+        var save: WriteBehind.FinalFlush?
+        var upgrade: WriteBehind.FinalFlush?
+        rig.writeBehind.flushNow { save = $0 }
+        rig.writeBehind.finalFlush { upgrade = $0 }
+        storage.release()
+        rig.pump { storage.started == 2 || upgrade != nil }
+        #expect(storage.started == 2)
+        // The second flush is on the worker, not in the file: nobody has
+        // been told anything yet.
+        #expect(save == nil && upgrade == nil, "answered before the write: \(String(describing: upgrade))")
+        storage.release()
+        rig.pump { save != nil && upgrade != nil }
+        for outcome in [save, upgrade] {
+            guard case .wrote(let records, _)? = outcome else {
+                Issue.record("expected the second flush's result, got \(String(describing: outcome))")
+                continue
+            }
+            #expect(records == 1)
+        }
+        #expect(storage.written.last?.players == [StoredRecord(key: Array("p1".utf8), values: [.int(99)])])
+        rig.close()
+    }
+
+    /// Shutdown while a large batch is on the worker and the write fails
+    /// after `close`: its records are dirty again at once (no loop turn is
+    /// left to remark them over, and the idle handle that would is closed),
+    /// so the exit's synchronous flush writes them.
+    @Test func aLargeBatchFailingAfterCloseIsDirtyAgainAtOnce() throws {
+        let count = WriteBehind.remarkSliceRecords + 10_000
+        let (world, _) = try Self.world(players: count)
+        let storage = GatedStorage(failing: [0])
+        let rig = Rig(world, storage)
+        rig.writeBehind.tick()
+        rig.pump { storage.started == 1 }
+        rig.writeBehind.close()  // what finishShutdown does; the loop then runs dry
+        storage.release()
+        rig.pump { rig.writeBehind.counters.errors == 1 }
+        let whole = world.dirtyCount == count
+        #expect(whole, "\(world.dirtyCount) of \(count) dirty after the failure")
+        for _ in 0..<10 { uv_run(rig.loop, UV_RUN_NOWAIT) }
+        let alive = uv_loop_alive(rig.loop) != 0
+        #expect(!alive, "a handle keeps the loop alive after close")
+        storage.release()
+        #expect(try rig.writeBehind.flushAll(attempts: 1).get() == count)
+        #expect(storage.written.last?.players.count == count && world.dirtyCount == 0)
+        // With the bug the closed idle handle was started again: leave the
+        // loop alone rather than run it over freed memory.
+        guard whole && !alive else { return }
+        rig.close()
+    }
+
+    /// The same when the loop was stopped with the flush still on the
+    /// worker (a stuck module load): `flushAll` waits for it, and its failed
+    /// records go in the exit's write, not to a remark that never runs.
+    @Test func aLargeBatchFailingAfterTheLoopStoppedIsWrittenByFlushAll() throws {
+        let count = WriteBehind.remarkSliceRecords + 10_000
+        let (world, _) = try Self.world(players: count)
+        let storage = GatedStorage(failing: [0])
+        let rig = Rig(world, storage)
+        rig.writeBehind.tick()
+        rig.pump { storage.started == 1 }
+        rig.writeBehind.close()
+        // The loop does not run again: the exit's flush waits for the
+        // worker itself.
+        storage.release()
+        storage.release()
+        let written = try rig.writeBehind.flushAll(attempts: 1).get()
+        #expect(written == count && world.dirtyCount == 0)
+        #expect(storage.written.last?.players.count == count)
+        #expect(rig.writeBehind.counters.errors == 1 && rig.writeBehind.counters.recordsWritten == count)
+        // The loop is left as the engine leaves it: never run again (its
+        // pending completion would count the failed flush a second time).
+    }
 }
