@@ -48,6 +48,7 @@ let package = Package(
         .library(name: "HookProbeModule", type: .dynamic, targets: ["HookProbeModule"]),
         .library(name: "PlayerFieldsModule", type: .dynamic, targets: ["PlayerFieldsModule"]),
         .library(name: "SlowRetypeModule", type: .dynamic, targets: ["SlowRetypeModule"]),
+        .library(name: "FaultyABIVersionModule", type: .dynamic, targets: ["FaultyABIVersionModule"]),
         // Fault-guard fixtures: modules that crash or hang on request.
         .library(name: "FaultyModule", type: .dynamic, targets: ["FaultyModule"]),
         .library(name: "FaultySwiftModule", type: .dynamic, targets: ["FaultySwiftModule"]),
@@ -114,6 +115,7 @@ let package = Package(
         .target(name: "HookProbeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/HookProbeModule"),
         .target(name: "PlayerFieldsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/PlayerFieldsModule"),
         .target(name: "SlowRetypeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/SlowRetypeModule"),
+        .target(name: "FaultyABIVersionModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyABIVersionModule"),
         .target(name: "FaultyModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyModule"),
         .target(name: "FaultySwiftModule", dependencies: ["GameABI", "LogicKit", "Protocol"],
                 path: "Tests/Fixtures/FaultySwiftModule", swiftSettings: moduleSettings),

@@ -245,6 +245,7 @@ static void out_escaped(out *o, const uint8_t *bytes, size_t length, size_t limi
 
 static const char *call_name(int32_t kind) {
     switch (kind) {
+    case FG_CALL_ABI_VERSION: return "hotswap_abi_version";
     case FG_CALL_DESCRIBE: return "hotswap_describe";
     case FG_CALL_HANDLE: return "hotswap_handle";
     case FG_CALL_SESSION_CLOSED: return "hotswap_session_closed";
@@ -733,6 +734,14 @@ static inline void call_ends(fg__thread_hot *h) {
     c->call_id = (ID);                                                    \
     if (sigsetjmp(c->env, 0) != 0) return recover(fault);                 \
     call_begins(h)
+
+int32_t fg_call_abi_version(hotswap_abi_version_fn fn, uint32_t *result, fg_fault *fault) {
+    GUARDED_CALL_PROLOGUE(FG_CALL_ABI_VERSION, NULL, 0);
+    uint32_t value = fn();
+    call_ends(h);
+    if (result) *result = value;
+    return FG_OK;
+}
 
 int32_t fg_call_describe(hotswap_describe_fn fn, const game_describer *d, int32_t *result,
                          fg_fault *fault) {

@@ -278,7 +278,14 @@ extension ModuleLoadRequest {
         mapped = true
 
         let abiVersionFn: hotswap_abi_version_fn = try resolve(image, "hotswap_abi_version")
-        let abi = abiVersionFn()
+        // Module code like describe: a crash in it refuses the reload.
+        var abi: UInt32 = 0
+        var abiFault = fg_fault()
+        let abiOutcome = fg_call_abi_version(abiVersionFn, &abi, &abiFault)
+        guard abiOutcome == FG_OK else {
+            let cause = abiOutcome == FG_TIMEOUT ? "timeout" : String(cString: fg_signal_name(abiFault.signal))
+            throw .describeFailed(path: path, reason: "hotswap_abi_version crashed (\(cause))")
+        }
         let engineABI = UInt32(GAME_ABI_VERSION)
         guard abi >> 16 == engineABI >> 16, abi & 0xFFFF <= engineABI & 0xFFFF else {
             throw .abiMismatch(path: path, module: abi, engine: engineABI)

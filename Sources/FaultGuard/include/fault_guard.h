@@ -86,6 +86,7 @@ extern "C" {
 #define FG_CALL_SESSION_CLOSED 3
 #define FG_CALL_MIGRATE 4
 #define FG_CALL_LOAD 5
+#define FG_CALL_ABI_VERSION 6
 
 /* ---- How a timed-out call was stopped (fg_fault.stop) ------------------- */
 
@@ -265,6 +266,7 @@ void fg_unregister_module_image(const void *address_in_image);
  *     by 3 GB (quadratic: each append copies the whole string).
  *   - Not async-signal-safe; never call from a handler.
  */
+int32_t fg_call_abi_version(hotswap_abi_version_fn fn, uint32_t *result, fg_fault *fault);
 int32_t fg_call_describe(hotswap_describe_fn fn, const game_describer *d,
                          int32_t *result, fg_fault *fault);
 int32_t fg_call_handle(hotswap_handle_fn fn, const game_message *m,
