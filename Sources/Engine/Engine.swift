@@ -205,6 +205,10 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         admin.faulted(fault, rolledBack: rolledBack)
     }
 
+    /// Players changed since the database last took them: dirty in World,
+    /// or in a failed batch that is being made dirty again.
+    var dirtyPlayers: Int { world.dirtyCount + (writeBehind?.unwrittenNotYetDirty ?? 0) }
+
     func logicMigrating(_ candidate: LoadedModule, done: Int, of total: Int) {
         admin.migrating(candidate, done: done, of: total)
     }

@@ -340,7 +340,7 @@ final class AdminConsole {
             "audit_dropped=\((settings.auditLog?.droppedLines ?? 0) + self.counters.auditDroppedBefore)",
             "faults=\(host.faultCounters.faults)", "timeouts=\(host.faultCounters.timeouts)",
             "auto_rollbacks=\(host.faultCounters.autoRollbacks)",
-            "players_stored=\(engine.world.playerCount)", "dirty=\(engine.world.dirtyCount)",
+            "players_stored=\(engine.world.playerCount)", "dirty=\(engine.dirtyPlayers)",
             "engine=\(EngineIdentity.version)", "upgrades=\(self.counters.upgrades)",
             "upgrades_refused=\(self.counters.upgradesRefused)", "pid=\(getpid())",
         ]

@@ -104,7 +104,7 @@ struct EngineReading: Sendable {
         // Durable players (docs/PERSISTENCE.md).
         .gauge("hotswap_players_stored", "Durable player records, all held in memory.") { $0.engine.world.playerCount },
         .gauge("hotswap_players_dirty", "Player records changed since they were last written to the database.") {
-            $0.engine.world.dirtyCount
+            $0.engine.dirtyPlayers
         },
         .counter("hotswap_db_flushes_total", "Write-behind flushes committed to the database.") {
             $0.engine.writeBehind?.counters.flushes ?? 0

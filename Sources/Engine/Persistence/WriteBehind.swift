@@ -58,6 +58,10 @@ final class WriteBehind {
     /// at once, so the dirty state they see is whole.
     private var remarking: (records: UnwrittenRecords, next: Int)?
     static let remarkSliceRecords = 50_000
+
+    /// Players a failed batch still has to make dirty again: not written,
+    /// so STATUS and the metrics count them as dirty.
+    var unwrittenNotYetDirty: Int { remarking.map { $0.records.keys.count - $0.next } ?? 0 }
     /// Runs the turns of `collecting` or `remarking` (never both: a batch
     /// is copied out only when no flush is on the worker or failing).
     private let collectIdle: UnsafeMutablePointer<uv_idle_t>
