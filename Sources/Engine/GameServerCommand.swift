@@ -318,7 +318,7 @@ package struct GameServerCommand: ParsableCommand {
             case .success(let count):
                 logger.notice("database \(writeBehind.storage.location): final flush wrote \(count) records")
             case .failure(let error):
-                logger.critical("database \(writeBehind.storage.location): final flush failed, \(engine.world.dirtyCount) players' latest changes are lost: \(error)")
+                logger.critical("database \(writeBehind.storage.location): final flush failed, \(engine.world.dirtyCount) players' latest changes and \(engine.world.deletedKeys.count) deletions are lost: \(error)")
             }
         }
         settings.auditLog?.flush(timeout: .seconds(2))

@@ -179,6 +179,39 @@ import Testing
         #expect(try memory.connectAdmin().call("SAVE") == "-ERR SAVE_FAILED persistence is off (--database :memory:)")
     }
 
+    /// FORGET deletes a stored player for good, for an erasure request:
+    /// refused while the player plays, gone from memory at once and from
+    /// the file at the next flush, across a restart; the name then starts
+    /// from nothing. The audit log names whom.
+    @Test func forgetDeletesAStoredPlayerForGood() throws {
+        let scratch = try Scratch()
+        let database = scratch.database.path
+        let audit = scratch.directory.appendingPathComponent("audit.jsonl").path
+        let arguments = ["--database", database, "--flush-interval", "60000", "--audit-log", audit]
+        do {
+            let server = try TestServer(arguments: arguments)
+            let (alice, _) = try playedRoom(server)
+            let admin = try server.connectAdmin()
+            #expect(try admin.call("FORGET alice").hasPrefix("-ERR FORGET_FAILED alice is playing"))
+            #expect(try admin.call("FORGET nobody") == "-ERR FORGET_FAILED no stored player has the key nobody")
+            #expect(try admin.call("SAVE").hasPrefix("+OK saved records=3 "))
+            #expect(try alice.call("QUIT") == "+BYE")
+            // Her session ends after its reply: FORGET succeeds once it has.
+            #expect(try waitUntil(10) { try admin.call("FORGET alice") == "+OK forgot alice" })
+            #expect(try server.statusFields()["players_stored"] == "1")
+            #expect(try admin.call("SAVE").hasPrefix("+OK saved records=1 "))
+            #expect(try Self.sql(database, "SELECT key FROM players ORDER BY key") == "bob")
+            #expect(server.stop() == 0)
+        }
+        let server = try TestServer(arguments: arguments)
+        #expect(try server.connect().call("LOGIN alice").hasSuffix(" score 0"))
+        #expect(try waitUntil(10) {
+            (try? String(contentsOfFile: audit, encoding: .utf8))?.contains(#""action":"FORGET","#) == true
+        })
+        let lines = try String(contentsOfFile: audit, encoding: .utf8).split(separator: "\n")
+        #expect(lines.contains { $0.contains(#""action":"FORGET""#) && $0.contains(#""result":"ok""#) && $0.contains(#""subject":"alice""#) })
+    }
+
     /// Thousands of stored players: the file the tests below start from
     /// (a player `seed` with score 0, and `p1`…`pN` with scores 1…N).
     static func seedPlayers(_ database: String, _ count: Int) throws {

@@ -9,6 +9,7 @@ import Glibc
 ///     gamectl modules
 ///     gamectl upgrade [path]
 ///     gamectl save
+///     gamectl forget KEY
 ///
 /// It prints the server's reply and exits non-zero when the reply is an
 /// `-ERR` (or the server cannot be reached), so scripts can trust it.
@@ -17,7 +18,7 @@ struct GameCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gamectl",
         abstract: "Talk to a running gameserver's admin port.",
-        subcommands: [Status.self, Reload.self, Rollback.self, Modules.self, Upgrade.self, Save.self])
+        subcommands: [Status.self, Reload.self, Rollback.self, Modules.self, Upgrade.self, Save.self, Forget.self])
 
     struct Connection: ParsableArguments {
         @Option(help: "Admin host.") var host = "127.0.0.1"
@@ -76,6 +77,14 @@ struct GameCtl: ParsableCommand {
             abstract: "Write every changed player to the database now; answers once it is in the file.")
         @OptionGroup var connection: Connection
         func run() throws { try connection.run("SAVE") }
+    }
+
+    struct Forget: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a stored player for good (an erasure request); `save` then waits until the file has it.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The player's key, exactly (the default game: the lower-cased login name).") var key: String
+        func run() throws { try connection.run("FORGET \(key)") }
     }
 }
 

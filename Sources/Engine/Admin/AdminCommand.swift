@@ -5,7 +5,7 @@ import Protocol
 ///
 ///     AUTH token        STATUS        RELOAD [path]
 ///     ROLLBACK          MODULES       UPGRADE [path]
-///     SAVE              PING          HELP          QUIT
+///     SAVE              FORGET key    PING          HELP          QUIT
 package enum AdminCommand: Equatable, Sendable {
     /// Nothing but blanks.
     case empty
@@ -22,6 +22,8 @@ package enum AdminCommand: Equatable, Sendable {
     case upgrade(path: String?)
     /// Write every changed player and global now, and answer once written.
     case save
+    /// Delete a stored player for good (an erasure request).
+    case forget(key: [UInt8])
     case unknown
 
     package init(line: UnsafeRawBufferPointer) {
@@ -47,6 +49,8 @@ package enum AdminCommand: Equatable, Sendable {
             self = .reload(path: request.arguments.isEmpty ? nil : String(decoding: request.arguments, as: UTF8.self))
         } else if request.verbIs("SAVE") {
             self = .save
+        } else if request.verbIs("FORGET") {
+            self = .forget(key: Array(request.arguments))
         } else if request.verbIs("UPGRADE") {
             self = .upgrade(path: request.arguments.isEmpty ? nil : String(decoding: request.arguments, as: UTF8.self))
         } else {
@@ -84,6 +88,7 @@ package enum AdminCommand: Equatable, Sendable {
         case .reload: "RELOAD"
         case .upgrade: "UPGRADE"
         case .save: "SAVE"
+        case .forget: "FORGET"
         case .unknown: "UNKNOWN"
         }
     }

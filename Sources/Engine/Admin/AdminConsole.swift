@@ -155,8 +155,11 @@ final class AdminConsole {
         let reply = run(command, for: session, later: later)
         if let reply, reply != "", !command.isSwap || reply.hasPrefix("-ERR AUTH_REQUIRED") {
             let ok = reply.hasPrefix("+")
+            var subject = ""
+            if case .forget(let key) = command { subject = String(decoding: key, as: UTF8.self) }
             audit(AuditLog.Entry(peer: session.connection.peer, action: command.verb,
-                                 result: ok ? "ok" : "refused", reason: ok ? "" : String(reply.dropFirst(5))))
+                                 result: ok ? "ok" : "refused", reason: ok ? "" : String(reply.dropFirst(5)),
+                                 subject: subject))
         }
         return reply
     }
@@ -176,9 +179,11 @@ final class AdminConsole {
             session.connection.closeAfterFlush()
             return "+BYE"
         case .help:
-            return "+HELP AUTH token | STATUS | RELOAD [path] | ROLLBACK | MODULES | UPGRADE [path] | SAVE | PING | QUIT"
+            return "+HELP AUTH token | STATUS | RELOAD [path] | ROLLBACK | MODULES | UPGRADE [path] | SAVE | FORGET key | PING | QUIT"
         case .save:
             return save(peer: peer, later: later)
+        case .forget(let key):
+            return forget(key)
         case .status: return logged(command, status())
         case .modules: return logged(command, modulesLine())
         case .unknown: return logged(command, "-ERR UNKNOWN_COMMAND unknown admin command, try HELP")
@@ -236,6 +241,38 @@ final class AdminConsole {
             later(reply)
         }
         return nil
+    }
+
+    /// FORGET key: deletes a stored player for good, for an erasure
+    /// request. The record leaves memory now and its row the database at
+    /// the next flush (SAVE to wait for it). Refused while a session holds
+    /// the player, while a reload migrates the stored players, and while an
+    /// upgrade writes the database. The key is the logic's (the default
+    /// game: the lower-cased login name), given exactly; it goes to the
+    /// audit log as the action's subject.
+    private func forget(_ key: [UInt8]) -> String {
+        let name = AdminConsole.oneLine(String(decoding: key, as: UTF8.self))
+        let reply: String
+        if key.isEmpty {
+            reply = "-ERR FORGET_FAILED give the player's key: FORGET key"
+        } else if engine.host.reloading {
+            reply = "-ERR FORGET_FAILED a reload is in progress; try again after it"
+        } else if engine.writeBehind?.paused == true {
+            reply = "-ERR FORGET_FAILED an engine upgrade is writing the database; try again after it"
+        } else {
+            do throws(EngineError) {
+                try engine.world.forgetPlayer(key: key)
+                reply = "+OK forgot \(name)"
+            } catch .notFound {
+                reply = "-ERR FORGET_FAILED no stored player has the key \(name)"
+            } catch .exists {
+                reply = "-ERR FORGET_FAILED \(name) is playing (a live session holds the player); try again once they have left"
+            } catch {
+                reply = "-ERR FORGET_FAILED \(error)"
+            }
+        }
+        logger.notice("admin: FORGET \(name) -> \(reply)")
+        return reply
     }
 
     /// Logs a command and its outcome's first word; returns the reply.

@@ -36,6 +36,9 @@ final class AuditLog: Sendable {
         var result: String
         var reason = ""
         var heldMicroseconds: UInt64?
+        /// What the action was about when it is not a module: the key of a
+        /// player forgotten.
+        var subject = ""
     }
 
     func record(_ entry: Entry) {
@@ -43,7 +46,9 @@ final class AuditLog: Sendable {
         line += "\"action\":\(JSON.string(entry.action)),\"module\":\(JSON.string(entry.module)),"
         line += "\"sha256_before\":\(JSON.string(entry.sha256Before)),\"sha256_after\":\(JSON.string(entry.sha256After)),"
         line += "\"result\":\(JSON.string(entry.result)),\"reason\":\(JSON.string(entry.reason)),"
-        line += "\"held_us\":\(entry.heldMicroseconds.map(String.init) ?? "null")}\n"
+        line += "\"held_us\":\(entry.heldMicroseconds.map(String.init) ?? "null")"
+        if !entry.subject.isEmpty { line += ",\"subject\":\(JSON.string(entry.subject))" }
+        line += "}\n"
         _ = sink.enqueue(line)
     }
 

@@ -170,6 +170,9 @@ final class SQLiteStorage: PlayerStorage {
             try queue.write { db in
                 try SQLiteStorage.ensureColumns(db, table: "globals", kind: .global, batch.globalColumns)
                 try SQLiteStorage.ensureColumns(db, table: "players", kind: .player, batch.playerColumns)
+                for key in batch.deleted {
+                    try db.execute(sql: "DELETE FROM players WHERE key = ?", arguments: [String(decoding: key, as: UTF8.self)])
+                }
                 if let global = batch.global {
                     try SQLiteStorage.upsert(db, table: "globals", keyColumn: "id", columns: batch.globalColumns,
                                              records: [global], key: { _ in 1 })

@@ -47,9 +47,13 @@ struct PersistBatch: Sendable {
     /// made dirty again by slot, not by a hash lookup per key (a million
     /// records, after a migration). Not written.
     var slots: [Int] = []
+    /// Keys of players an operator forgot (`FORGET`): their rows are
+    /// deleted, before the records above are written.
+    var deleted: [[UInt8]] = []
 
-    var isEmpty: Bool { global == nil && players.isEmpty && declared == nil }
-    var recordCount: Int { players.count + (global == nil ? 0 : 1) }
+    var isEmpty: Bool { global == nil && players.isEmpty && declared == nil && deleted.isEmpty }
+    /// Records written, deletions included.
+    var recordCount: Int { players.count + (global == nil ? 0 : 1) + deleted.count }
 }
 
 /// What makes a failed batch dirty again: which players it carried (their
@@ -60,17 +64,21 @@ struct UnwrittenRecords: Sendable {
     var global: Bool
     var keys: [[UInt8]]
     var slots: [Int]
+    /// Deletions to queue again.
+    var deleted: [[UInt8]]
 
     /// Nothing to make dirty again.
     init() {
         global = false
         keys = []
         slots = []
+        deleted = []
     }
 
     init(_ batch: PersistBatch) {
         global = batch.global != nil
         keys = batch.players.map(\.key)
         slots = batch.slots
+        deleted = batch.deleted
     }
 }

@@ -115,7 +115,8 @@ final class WriteBehind {
         let declaredChanged = declared.count != persistedDeclared.count
             || zip(declared, persistedDeclared).contains { $0.kind != $1.kind || $0.name != $1.name || $0.type != $1.type }
         let schemaChanged = columns.global != persistedColumns.global || columns.player != persistedColumns.player
-        guard schemaChanged || declaredChanged || world.dirtyCount > 0 || world.globalDirty else { return nil }
+        guard schemaChanged || declaredChanged || world.dirtyCount > 0 || world.globalDirty || !world.deletedKeys.isEmpty
+        else { return nil }
         var batch = world.takeDirty(limit: limit)
         if declaredChanged { batch.declared = declared }
         return batch
@@ -177,6 +178,17 @@ final class WriteBehind {
         }
         let more = world.takeDirty(limit: min(Self.copySliceRecords, current.remaining))
         if let global = more.global { current.batch.global = global }
+        if !more.deleted.isEmpty {
+            // Forgotten since their records were copied: the batch deletes
+            // them (before its writes) and must not write them back.
+            let gone = Set(more.deleted)
+            let keep = current.batch.players.indices.filter { !gone.contains(current.batch.players[$0].key) }
+            if keep.count < current.batch.players.count {
+                current.batch.slots = keep.map { current.batch.slots[$0] }
+                current.batch.players = keep.map { current.batch.players[$0] }
+            }
+            current.batch.deleted += more.deleted
+        }
         current.batch.players += more.players
         current.batch.slots += more.slots
         current.remaining -= more.players.count
@@ -408,7 +420,9 @@ final class WriteBehind {
                 if attempt + 1 < attempts { usleep(100_000) }
             }
         }
-        if let lastFailure, world.dirtyCount > 0 || world.globalDirty { return .failure(lastFailure) }
+        if let lastFailure, world.dirtyCount > 0 || world.globalDirty || !world.deletedKeys.isEmpty {
+            return .failure(lastFailure)
+        }
         return .success(written)
     }
 

@@ -177,6 +177,12 @@ final class Upgrader {
                     case .failed(let error):
                         engine.logger.error("upgrade: the final flush failed (\(error.description)); \(engine.world.dirtyCount) dirty records go over in memory")
                     }
+                    // Deletions (FORGET) do not go over in memory: a player
+                    // forgotten here but still in the file would come back.
+                    if !engine.world.deletedKeys.isEmpty {
+                        writeBehind.paused = false
+                        return finish(UpgradeRefusal("\(engine.world.deletedKeys.count) forgotten players are not deleted from the database yet (the final flush did not write them); nothing was changed"))
+                    }
                     proceed()
                 }
             }

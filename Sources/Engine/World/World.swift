@@ -97,6 +97,9 @@ final class World {
     /// Whether anything writes dirty rows out (off with `--database
     /// :memory:`: nothing would ever clear them).
     var tracksDirty = true
+    /// Keys of players forgotten (`FORGET`) and not yet deleted from the
+    /// database.
+    private(set) var deletedKeys: [[UInt8]] = []
     /// Rooms that may have been left empty since the last sweep.
     private var roomsToCheck: [GameID] = []
 
@@ -370,6 +373,18 @@ final class World {
     /// The player in `slot`, if it is live.
     func playerID(atSlot slot: Int) -> GameID? { slot < players.capacity ? players.liveID(ofSlot: slot) : nil }
 
+    /// Removes a stored player for good (an operator's `FORGET`, say for an
+    /// erasure request): the record leaves memory now and its row the
+    /// database at the next flush. `.notFound` when no player has the key,
+    /// `.exists` while a live session holds it. Outside any module call.
+    func forgetPlayer(key: [UInt8]) throws(EngineError) {
+        guard !journaling else { throw .notNow }
+        guard let id = playersByKey[key], let slot = players.slotIndex(of: id) else { throw .notFound }
+        guard players[slot: slot].session == nil else { throw .exists }
+        removePlayer(id, slot: slot)
+        if tracksDirty { deletedKeys.append(key) }
+    }
+
     /// A new record with the declared defaults, dirty so that it is written.
     private func insertPlayer(key: [UInt8]) -> GameID {
         let id = players.insert(PlayerRecord(key: key, session: nil))
@@ -465,6 +480,10 @@ final class World {
         let globalColumns = store.columnSpecs(.global)
         let playerColumns = store.columnSpecs(.player)
         var batch = PersistBatch(globalColumns: globalColumns, playerColumns: playerColumns, global: nil, players: [])
+        if !deletedKeys.isEmpty {
+            batch.deleted = deletedKeys
+            deletedKeys = []
+        }
         if globalDirty {
             batch.global = StoredRecord(key: [], values: globalColumns.indices.map {
                 store.storedValue(.global, column: $0, row: 0)
@@ -510,6 +529,9 @@ final class World {
     /// row with the first part).
     func markUnwritten(_ unwritten: UnwrittenRecords, from start: Int, to end: Int) {
         if unwritten.global && start == 0 { globalDirty = true }
+        // Deleted first (deletions precede writes in a batch): a player
+        // created again under the key since is written after it.
+        if start == 0 && !unwritten.deleted.isEmpty { deletedKeys = unwritten.deleted + deletedKeys }
         for index in start..<end {
             let key = unwritten.keys[index]
             // The slot it came from, if that still holds the same player.

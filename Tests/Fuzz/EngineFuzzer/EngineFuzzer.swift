@@ -70,6 +70,7 @@ func checkAdmin(_ line: UnsafeRawBufferPointer) {
     case "RELOAD": .reload(path: rest.isEmpty ? nil : String(decoding: rest, as: UTF8.self))
     case "UPGRADE": .upgrade(path: rest.isEmpty ? nil : String(decoding: rest, as: UTF8.self))
     case "SAVE": .save
+    case "FORGET": .forget(key: rest)
     default: .unknown
     }
     precondition(parsed == expected, "admin parser differs from the reference")

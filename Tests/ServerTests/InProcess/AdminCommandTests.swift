@@ -14,6 +14,7 @@ import Testing
         #expect(parse("   ") == .empty)
         #expect(parse("RELOADX") == .unknown)
         #expect(parse(" Save ") == .save)
+        #expect(parse("forget  Bob ") == .forget(key: Array("Bob".utf8)))
     }
 
     @Test func onlyAuthPingAndQuitRunBeforeAuthentication() {

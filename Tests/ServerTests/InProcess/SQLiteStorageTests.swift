@@ -39,6 +39,26 @@ import Testing
         #expect(Set(snapshot.declared.map(\.name)) == ["title", "score", "logins"])
     }
 
+    /// A forgotten player's row is deleted before the batch's records are
+    /// written: a player created again under the key in the same batch
+    /// stays, with the new values.
+    @Test func deletionsComeBeforeTheRecordsOfTheirBatch() throws {
+        let path = scratch()
+        defer { removeDatabase(URL(fileURLWithPath: path)) }
+        let score = FieldSpec(kind: .player, name: "score", type: .int, unique: false, defaultInt: 0, defaultString: [])
+        let storage = try SQLiteStorage.open(path: path)
+        defer { storage.close() }
+        try storage.write(PersistBatch(globalColumns: [], playerColumns: [score], global: nil, players: [
+            StoredRecord(key: Array("alice".utf8), values: [.int(6)]),
+            StoredRecord(key: Array("bob".utf8), values: [.int(1)]),
+        ]))
+        var batch = PersistBatch(globalColumns: [], playerColumns: [score], global: nil,
+                                 players: [StoredRecord(key: Array("alice".utf8), values: [.int(0)])])
+        batch.deleted = [Array("alice".utf8), Array("bob".utf8)]
+        try storage.write(batch)
+        #expect(try storage.loadAll().players == [StoredRecord(key: Array("alice".utf8), values: [.int(0)])])
+    }
+
     /// A value edited by hand into something the field cannot hold is
     /// ignored (the row keeps the default), never a crash at start.
     @Test func aHandEditedValueOutOfRangeIsIgnored() throws {

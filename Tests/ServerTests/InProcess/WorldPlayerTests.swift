@@ -119,6 +119,35 @@ import Testing
         #expect(world.takeDirty().players.map(\.key) == [Array("alice".utf8)])
     }
 
+    /// FORGET: a stored player leaves memory at once, its deletion goes
+    /// with the next batch (back in line if that batch fails, before the
+    /// rows written since), and a player attached to a live session or an
+    /// unknown key is refused.
+    @Test func aForgottenPlayerIsDeletedWithTheNextBatch() throws {
+        let world = world()
+        let binding = try world.bind([score])[0]
+        let a = world.openSession(peer: RecordingPeer())
+        let alice = try "alice".withBytes { try world.attachPlayer(a, key: $0) }
+        world.setInt(binding, row: Int(alice.index), 6)
+        #expect(throws: EngineError.exists) { try world.forgetPlayer(key: Array("alice".utf8)) }
+        #expect(throws: EngineError.notFound) { try world.forgetPlayer(key: Array("nobody".utf8)) }
+        world.closeSession(a)
+        try world.forgetPlayer(key: Array("alice".utf8))
+        #expect(world.playerCount == 0 && world.player(withKey: Array("alice".utf8)) == nil)
+        let failed = world.takeDirty()
+        #expect(failed.deleted == [Array("alice".utf8)] && failed.players.isEmpty)
+        // Created again, then the batch that deleted the old one failed:
+        // the deletion comes first again, the new record after it.
+        let b = world.openSession(peer: RecordingPeer())
+        let again = try "alice".withBytes { try world.attachPlayer(b, key: $0) }
+        #expect(world.int(binding, row: Int(again.index)) == 0)
+        world.markUnwritten(failed)
+        let next = world.takeDirty()
+        #expect(next.deleted == [Array("alice".utf8)])
+        #expect(next.players.map(\.key) == [Array("alice".utf8)])
+        #expect(world.takeDirty().isEmpty)
+    }
+
     /// What the database holds goes in before a module binds: its fields
     /// find their values, the others stay hidden until declared again.
     @Test func storedColumnsAndRowsAreFoundByTheModuleThatBindsThem() throws {

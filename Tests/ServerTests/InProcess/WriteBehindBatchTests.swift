@@ -136,6 +136,23 @@ import Testing
         rig.close()
     }
 
+    /// A player forgotten after its record was copied into a batch still
+    /// being copied out: the batch deletes it and does not write it back.
+    @Test func aPlayerForgottenWhileItsBatchIsCopiedOutIsDeletedNotWritten() throws {
+        let count = WriteBehind.copySliceRecords + 10
+        let (world, _) = try Self.world(players: count)
+        let storage = RecordingStorage()
+        let rig = Rig(world, storage)
+        rig.writeBehind.tick()  // p0 is in the first slice
+        try world.forgetPlayer(key: Array("p0".utf8))
+        rig.pump(untilFlushes: 1)
+        let batch = storage.written.first
+        #expect(storage.written.count == 1 && batch?.deleted == [Array("p0".utf8)])
+        #expect(batch?.players.count == count - 1 && batch?.slots.count == count - 1)
+        #expect(batch?.players.contains { $0.key == Array("p0".utf8) } == false)
+        rig.close()
+    }
+
     /// A storage whose every write fails (a full disk).
     final class FullDiskStorage: PlayerStorage, @unchecked Sendable {
         let location = "full"
