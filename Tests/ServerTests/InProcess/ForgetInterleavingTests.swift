@@ -51,11 +51,32 @@ import Testing
         return rows
     }
 
+    /// SplitMix64: the run's choices from one seed, so a failure names the
+    /// seed that replays them (`HOTSWAP_TEST_SEED`; the worker's timing
+    /// still varies).
+    struct SeededGenerator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static func seed() -> UInt64 {
+        if let text = getenv("HOTSWAP_TEST_SEED"), let seed = UInt64(String(cString: text)) { return seed }
+        return UInt64.random(in: 0..<UInt64.max)
+    }
+
     /// One random run over `fillers` stored players (enough of them make
     /// batches that are copied out, and made dirty again, over several
     /// loop turns); `shutdown` ends with close and flushAll instead of
     /// flushes on the loop.
     func run(fillers: Int, steps: Int, shutdown: Bool, touchAllOneIn: Int = 20) throws {
+        let seed = Self.seed()
+        var random = SeededGenerator(state: seed)
         let (world, binding) = try WriteBehindBatchTests.world(players: fillers)
         var initial: [[UInt8]: [StoredValue?]] = [:]
         for index in 0..<fillers { initial[Array("p\(index)".utf8)] = [.int(Int64(index))] }
@@ -64,8 +85,8 @@ import Testing
         let keys = (0..<4).map { Array("p\($0)".utf8) } + (0..<4).map { Array("k\($0)".utf8) }
         var sessions: [[UInt8]: GameID] = [:]
         for _ in 0..<steps {
-            let key = keys.randomElement()!
-            switch Int.random(in: 0..<12) {
+            let key = keys.randomElement(using: &random)!
+            switch Int.random(in: 0..<12, using: &random) {
             case 0, 1:
                 if sessions[key] == nil {
                     let session = world.openSession(peer: RecordingPeer())
@@ -78,7 +99,7 @@ import Testing
                 }
             case 2, 3:
                 if let session = sessions[key], let player = try world.player(of: session) {
-                    world.setInt(binding, row: Int(player.index), Int64.random(in: 1000..<100_000))
+                    world.setInt(binding, row: Int(player.index), Int64.random(in: 1000..<100_000, using: &random))
                 }
             case 4:
                 if let session = sessions.removeValue(forKey: key) { world.closeSession(session) }
@@ -87,16 +108,16 @@ import Testing
             case 6:
                 rig.writeBehind.tick()
             case 7:
-                storage.failing = Int.random(in: 0..<3) == 0
+                storage.failing = Int.random(in: 0..<3, using: &random) == 0
             case 8:
-                if Int.random(in: 0..<touchAllOneIn) == 0 {
+                if Int.random(in: 0..<touchAllOneIn, using: &random) == 0 {
                     world.forEachPlayer { world.setInt(binding, row: Int($0.index), world.int(binding, row: Int($0.index)) + 1) }
                 }
             case 9:
                 rig.writeBehind.flushNow { _ in }
             default:
                 uv_run(rig.loop, UV_RUN_NOWAIT)
-                if Int.random(in: 0..<4) == 0 { usleep(500) }
+                if Int.random(in: 0..<4, using: &random) == 0 { usleep(500) }
             }
         }
         storage.failing = false
@@ -117,13 +138,13 @@ import Testing
                 rig.writeBehind.flushNow { _ in done = true }
                 rig.pump { done }
             }
-            #expect(world.dirtyCount == 0 && world.deletedKeys.isEmpty)
+            #expect(world.dirtyCount == 0 && world.deletedKeys.isEmpty, "HOTSWAP_TEST_SEED=\(seed)")
             rig.close()
         }
         let file = storage.snapshot
         let live = Self.memory(world, binding)
         let wrong = Set(file.keys).union(live.keys).filter { file[$0] != live[$0] }
-        #expect(wrong.isEmpty, "file and memory differ for \(wrong.map { String(decoding: $0, as: UTF8.self) }.sorted())")
+        #expect(wrong.isEmpty, "file and memory differ for \(wrong.map { String(decoding: $0, as: UTF8.self) }.sorted()) (HOTSWAP_TEST_SEED=\(seed))")
     }
 
     @Test func smallBatches() throws {
@@ -139,6 +160,8 @@ import Testing
     }
 
     @Test func failedBatchesMadeDirtyAgainOverSeveralTurns() throws {
-        for _ in 0..<1 { try run(fillers: WriteBehind.remarkSliceRecords + 50, steps: 1000, shutdown: Bool.random(), touchAllOneIn: 1) }
+        for shutdown in [false, true] {
+            try run(fillers: WriteBehind.remarkSliceRecords + 50, steps: 1000, shutdown: shutdown, touchAllOneIn: 1)
+        }
     }
 }
