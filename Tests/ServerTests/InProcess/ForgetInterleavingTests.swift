@@ -51,20 +51,8 @@ import Testing
         return rows
     }
 
-    /// SplitMix64: the run's choices from one seed, so a failure names the
-    /// seed that replays them (`HOTSWAP_TEST_SEED`; the worker's timing
-    /// still varies).
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
+    /// The run's choices come from one seed, which a failure names
+    /// (`HOTSWAP_TEST_SEED` replays them; the worker's timing still varies).
     static func seed() -> UInt64 {
         if let text = getenv("HOTSWAP_TEST_SEED"), let seed = UInt64(String(cString: text)) { return seed }
         return UInt64.random(in: 0..<UInt64.max)
@@ -76,7 +64,7 @@ import Testing
     /// flushes on the loop.
     func run(fillers: Int, steps: Int, shutdown: Bool, touchAllOneIn: Int = 20) throws {
         let seed = Self.seed()
-        var random = SeededGenerator(state: seed)
+        var random = SplitMix(state: seed)
         let (world, binding) = try WriteBehindBatchTests.world(players: fillers)
         var initial: [[UInt8]: [StoredValue?]] = [:]
         for index in 0..<fillers { initial[Array("p\(index)".utf8)] = [.int(Int64(index))] }

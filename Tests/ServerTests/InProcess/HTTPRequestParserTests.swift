@@ -47,17 +47,6 @@ private func split(_ bytes: [UInt8], using generator: inout SplitMix) -> [[UInt8
 }
 
 /// A small deterministic generator (SplitMix64).
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 private func head(_ method: HTTPRequestHead.Method, _ target: HTTPRequestHead.Target, minor: Int = 1,
                   keepAlive: Bool = true) -> HTTPRequestHead
 {

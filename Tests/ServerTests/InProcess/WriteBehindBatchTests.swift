@@ -279,18 +279,26 @@ import Testing
         rig.close()
     }
 
+    /// More players than a failed batch makes dirty again in one turn, all
+    /// dirty, their batch on the worker held at the gate (its write will
+    /// fail), and the write-behind closed, as `finishShutdown` does.
+    static func largeFailingBatchOnTheWorkerThenClose() throws -> (World, GatedStorage, Rig, Int) {
+        let count = WriteBehind.remarkSliceRecords + 10_000
+        let (world, _) = try world(players: count)
+        let storage = GatedStorage(failing: [0])
+        let rig = Rig(world, storage)
+        rig.writeBehind.tick()
+        rig.pump { storage.started == 1 }
+        rig.writeBehind.close()
+        return (world, storage, rig, count)
+    }
+
     /// Shutdown while a large batch is on the worker and the write fails
     /// after `close`: its records are dirty again at once (no loop turn is
     /// left to remark them over, and the idle handle that would is closed),
     /// so the exit's synchronous flush writes them.
     @Test func aLargeBatchFailingAfterCloseIsDirtyAgainAtOnce() throws {
-        let count = WriteBehind.remarkSliceRecords + 10_000
-        let (world, _) = try Self.world(players: count)
-        let storage = GatedStorage(failing: [0])
-        let rig = Rig(world, storage)
-        rig.writeBehind.tick()
-        rig.pump { storage.started == 1 }
-        rig.writeBehind.close()  // what finishShutdown does; the loop then runs dry
+        let (world, storage, rig, count) = try Self.largeFailingBatchOnTheWorkerThenClose()
         storage.release()
         rig.pump { rig.writeBehind.counters.errors == 1 }
         let whole = world.dirtyCount == count
@@ -311,13 +319,7 @@ import Testing
     /// worker (a stuck module load): `flushAll` waits for it, and its failed
     /// records go in the exit's write, not to a remark that never runs.
     @Test func aLargeBatchFailingAfterTheLoopStoppedIsWrittenByFlushAll() throws {
-        let count = WriteBehind.remarkSliceRecords + 10_000
-        let (world, _) = try Self.world(players: count)
-        let storage = GatedStorage(failing: [0])
-        let rig = Rig(world, storage)
-        rig.writeBehind.tick()
-        rig.pump { storage.started == 1 }
-        rig.writeBehind.close()
+        let (world, storage, rig, count) = try Self.largeFailingBatchOnTheWorkerThenClose()
         // The loop does not run again: the exit's flush waits for the
         // worker itself.
         storage.release()
