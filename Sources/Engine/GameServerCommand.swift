@@ -1,5 +1,6 @@
 import ArgumentParser
 import CLibUV
+import FaultGuard
 import Glibc
 import Logging
 import Protocol
@@ -185,6 +186,14 @@ package struct GameServerCommand: ParsableCommand {
             if let resumed {
                 (loaded, previous) = try Resume.loadModules(resumed, loader: loader)
             } else {
+                // The load runs module code (hotswap_abi_version and
+                // hotswap_describe) on this thread: guarded as a reload's
+                // is, so a module that crashes or hangs there is refused with
+                // the reason instead of killing or freezing the start. Not
+                // when resuming an upgrade: the restore guard's crash
+                // handlers must stay until the commit.
+                let status = fg_install(UInt32(limits.callTimeout))
+                if status != 0 { throw StartRefused("cannot install the fault guard: \(String(cString: strerror(-status)))") }
                 loaded = try loader.load(path: modulePath)
             }
             settings = AdminSettings(token: token.map { Array($0.utf8) },

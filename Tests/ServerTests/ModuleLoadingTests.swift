@@ -18,6 +18,19 @@ import Testing
         #expect(!result.log.contains("listening on"))
     }
 
+    /// Module code the start-up load runs (hotswap_abi_version, then
+    /// hotswap_describe) is guarded as a reload's is: a crash or a hang
+    /// there refuses the start with the reason, not a crash or a start
+    /// frozen forever.
+    @Test(arguments: [("FaultyABIVersionModule", "hotswap_abi_version crashed (SIGILL)"),
+                      ("HangingDescribeModule", "hotswap_describe crashed (timeout)")])
+    func aModuleThatCrashesOrHangsAtStartIsRefusedWithTheReason(module: String, reason: String) throws {
+        let result = try runServerExpectingExit(["--module", Products.library(module).path])
+        #expect(result.status == 2)
+        #expect(result.log.contains(reason), "\(result.log)")
+        #expect(!result.log.contains("listening on"))
+    }
+
     @Test func fileThatIsNotALibraryIsRefused() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-module-\(UUID()).so")
         try Data("this is not an ELF file".utf8).write(to: path)
