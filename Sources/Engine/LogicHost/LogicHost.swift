@@ -581,12 +581,10 @@ final class LogicHost {
                 }
             }
         } catch {
-            world.endStaging()
             world.restore(saved.store)
             throw refused(candidate, error)
         }
         // The commit: from the next message on, the candidate serves.
-        world.endStaging()
         world.noteSwap()
         bindings = candidateBindings
         module = candidate

@@ -779,8 +779,8 @@ final class World {
             // No liveness check (a cache miss per player in the arena, 5 ms
             // at a million): the slices migrated players that existed when
             // they began, and only a player created since can be removed
-            // (its creating call undone), which `again` holds. A flush
-            // skips a dead slot anyway.
+            // (its creating call undone; FORGET is refused during a
+            // reload), which `again` holds. A flush skips a dead slot anyway.
             for row in stagingWritten where row < again.count && !again[row] {
                 markDirty(.player, row: row)
             }
