@@ -179,7 +179,22 @@ static void end_call_abnormally(fg__thread_hot *h, uint64_t seq) {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
-/* ---- Crash report (async-signal-safe: write(2) only) ------------------------ */
+/* ---- Crash report ------------------------------------------------------------
+ *
+ * What the handlers below really call, and how safe each is in a handler:
+ *   - write(2), on fd 2 only, through a fixed buffer: async-signal-safe.
+ *   - backtrace(3) (here and in capture_frames): NOT on POSIX's list. It is
+ *     safe enough in practice because fg_install calls it once first, so
+ *     libgcc_s is already loaded and the unwinder allocates nothing; it does
+ *     read the unwind tables, and a fault inside the unwinder itself is a
+ *     second fault while the guard signals are masked (install_handler's
+ *     sa_mask): the kernel then kills the process, it cannot hang.
+ *   - backtrace_symbols_fd(3): NOT async-signal-safe. It calls dladdr, which
+ *     takes the dynamic linker's lock: if the fault happened while that lock
+ *     was held (inside dlopen or dlsym), it would wait forever. That is why
+ *     the raw addresses are written first and flushed: the report has what
+ *     it needs before the one call that could block, which runs last.
+ * Nothing here allocates, takes a stdio lock or calls back into Swift. */
 
 typedef struct out {
     char buffer[512];

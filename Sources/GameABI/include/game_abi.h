@@ -32,6 +32,23 @@
  *     The engine copies everything it keeps; the module may pass stack
  *     buffers.
  *
+ * Building a module (the engine contains faults and hangs in module code by
+ * jumping out of the call, see docs/ADMIN.md "When game logic crashes or
+ * hangs"):
+ *   - Swift: build with `-enforce-exclusivity=unchecked` (SwiftPM:
+ *     `swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]`,
+ *     as Package.swift's `moduleSettings` does for every Swift module here).
+ *     With run-time exclusivity checks on, each dynamic access links a
+ *     record on the caller's stack into a per-thread list; a contained
+ *     fault abandons those frames without ending the access, and the
+ *     engine's next access on the loop thread walks into dead stack. A
+ *     module built without the flag may corrupt the engine after its first
+ *     contained fault.
+ *   - C: nothing special; `-fPIC -shared`, and no mutable globals.
+ *   - Any language: link it as a shared library (`.so`) for the engine's
+ *     architecture; ELF constructors run inside dlopen on the loader's
+ *     worker, where no guard reaches, so keep them trivial or absent.
+ *
  * Exports a module provides (plain C symbols, e.g. Swift's @_cdecl):
  *   uint32_t hotswap_abi_version(void);                               required
  *   int32_t  hotswap_describe(const game_describer *d);                required
