@@ -12,19 +12,17 @@ costs in mallocs (the target is 0). Only loopback traffic.
 Arguments are passed to the server (above: metrics on, every call timed).
 """
 import re
-import socket
+import subprocess
 import sys
 import time
 
-import subprocess
-
-from serverproc import SERVER, start
+from benchlib import MODULE, SERVER, arg_parser, connect, drain, start
 
 STRIPPED = "/tmp/gameserver-no-debuginfo"
 COMMANDS = ["PING", "LOOK", "SAY hello there", "MOVE N", "WHO", "SCORE", "ROOMS"]
 
 
-def allocations(command: str, batches: int) -> int:
+def allocations(command: str, batches: int, server_args: list) -> int:
     # valgrind 3.19 cannot read the DWARF 5 that clang writes for the
     # bundled BoringSSL, so it runs a copy without debug info.
     subprocess.run(["strip", "--strip-debug", "-o", STRIPPED, SERVER], check=True)
@@ -32,9 +30,9 @@ def allocations(command: str, batches: int) -> int:
     # longer than the run: both runs then do the same flushes (the final
     # one), and the difference is the hot path alone. A flush allocates per
     # batch, never per message.
-    proc, port, _ = start("--module", ".build/release/libGameLogic.so", "--flush-interval", "60000", *sys.argv[1:],
+    proc, port, _ = start("--module", MODULE, "--flush-interval", "60000", *server_args,
                           wrapper=("valgrind", "--tool=memcheck", "--leak-check=no"), server=STRIPPED)
-    players = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    players = [connect(port) for _ in range(2)]
     for index, player in enumerate(players):
         player.sendall(f"LOGIN p{index}\nJOIN r\n".encode())
         time.sleep(0.2)
@@ -45,20 +43,14 @@ def allocations(command: str, batches: int) -> int:
         received = b""
         while received.count(b"\n") < 100:
             received += players[0].recv(1 << 20)
-        players[1].setblocking(False)
-        try:
-            while players[1].recv(1 << 20):
-                pass
-        except BlockingIOError:
-            pass
-        players[1].setblocking(True)
+        drain(players[1])
     for player in players:
         player.close()
     time.sleep(0.3)
     proc.send_signal(2)
     proc.wait()
-    proc.drain_thread.join(10)
-    rest = "".join(proc.log_tail)
+    proc.log_tail.thread.join(10)
+    rest = proc.log_tail.text()
     match = re.search(r"total heap usage: ([\d,]+) allocs", rest)
     if not match:
         sys.exit("no valgrind summary:\n" + rest)
@@ -66,10 +58,12 @@ def allocations(command: str, batches: int) -> int:
 
 
 def main() -> None:
+    # Every argument but --help goes to the server.
+    _, server_args = arg_parser(__doc__, usage="%(prog)s [-h] [GAMESERVER-FLAG ...]", allow_abbrev=False).parse_known_args()
     print(f"{'request':<18} {'allocs/request':>15}")
     worst = 0.0
     for command in COMMANDS:
-        per_request = (allocations(command, 21) - allocations(command, 1)) / 2000
+        per_request = (allocations(command, 21, server_args) - allocations(command, 1, server_args)) / 2000
         worst = max(worst, per_request)
         print(f"{command:<18} {per_request:>15.3f}")
     sys.exit(0 if worst < 0.01 else 1)

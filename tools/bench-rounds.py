@@ -22,25 +22,20 @@ would, so its server CPU per request includes rendering the exposition:
     python3 tools/bench-rounds.py --P 16 --scrape-every 1 --variant "off=" \
         --variant "on=--metrics-port 7990" --variant "every=--metrics-port 7991 --metrics-sample-every 1"
 """
-import re, os, subprocess, sys, time, statistics, argparse, json, tempfile, threading, urllib.request
-ap = argparse.ArgumentParser()
+import os, subprocess, time, statistics, tempfile, threading, urllib.request
+from benchlib import ROOT, TICKS, arg_parser, busy_ticks, cpu_ticks, voluntary_switches, wait_quiet
+ap = arg_parser(__doc__)
 ap.add_argument('--rounds', type=int, default=5)
 ap.add_argument('--P', type=int, default=16)
 ap.add_argument('--n', type=int, default=2000000)
 ap.add_argument('--c', type=int, default=50)
-ap.add_argument('--server', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '.build', 'release', 'gameserver'))
+ap.add_argument('--server', default=os.path.join(ROOT, '.build', 'release', 'gameserver'))
 ap.add_argument('--variant', action='append', default=[], help='name=extra server args')
 ap.add_argument('--nice', type=int, default=0)
 ap.add_argument('--scrape-every', type=float, default=0, help='seconds between scrapes of --metrics-port variants')
 args = ap.parse_args()
-TCK = os.sysconf('SC_CLK_TCK')
-def busy():
-    f = [int(x) for x in open('/proc/stat').readline().split()[1:]]
-    return sum(f) - f[3] - f[4]
-def cpu(pid):
-    f = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
-    v = int(re.search(r'voluntary_ctxt_switches:\s+(\d+)', open(f'/proc/{pid}/status').read()).group(1))
-    return (int(f[11]), int(f[12]), v)
+def cpu(pid):  # (utime, stime, voluntary context switches)
+    return (*cpu_ticks(pid), voluntary_switches(pid))
 pre = ['nice', '-n', str(args.nice)] if args.nice else []
 targets = []
 procs = []
@@ -77,18 +72,16 @@ if args.scrape_every > 0:
 res = {t[0]: [] for t in targets}
 try:
     for r in range(args.rounds):
-        for _ in range(40):  # wait (at most 20 s) for a quiet machine: other sessions share it
-            b0 = busy(); time.sleep(0.5)
-            if (busy() - b0) / TCK < 0.1: break
+        wait_quiet()  # at most 20 s: other sessions share the machine
         for name, port, pid in targets:
-            s0 = cpu(pid); b0 = busy(); t0 = time.time()
+            s0 = cpu(pid); b0 = busy_ticks(); t0 = time.time()
             p = subprocess.Popen(pre + ['redis-benchmark', '-p', str(port), '-t', 'ping_inline', '-c', str(args.c), '-n', str(args.n),
                                   '-P', str(args.P), '-q', '--csv'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             _, status, ru = os.wait4(p.pid, 0)
             out = p.stdout.read(); el = time.time() - t0
-            s1 = cpu(pid); b1 = busy()
-            su, ss = (s1[0]-s0[0])/TCK, (s1[1]-s0[1])/TCK
-            other = (b1 - b0)/TCK - su - ss - ru.ru_utime - ru.ru_stime
+            s1 = cpu(pid); b1 = busy_ticks()
+            su, ss = (s1[0]-s0[0])/TICKS, (s1[1]-s0[1])/TICKS
+            other = (b1 - b0)/TICKS - su - ss - ru.ru_utime - ru.ru_stime
             rps = [float(l.split('"')[3]) for l in out.splitlines() if 'PING_INLINE' in l][0]
             d = dict(rps=rps, srv=(su+ss)*1e6/args.n, cli=(ru.ru_utime+ru.ru_stime)*1e6/args.n, cli_s=ru.ru_stime,
                      srv_vcsw=s1[2]-s0[2], other=other, el=el)

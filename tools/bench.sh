@@ -12,6 +12,8 @@
 # the requests. The client shares the machine, so a server that is cheaper
 # per request is not necessarily faster: see BENCHMARKS.md, "The -P 16 gap".
 set -euo pipefail
+case "${1:-}" in -h|--help) # the comment above is the usage
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then

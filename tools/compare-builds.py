@@ -12,49 +12,21 @@ rounds of throughput and of the server's CPU per request (utime + stime from
 /proc/PID/stat over the run), and each build's ratio to the first. Scenarios:
 loadtest ping with 50 clients at -P 16, and loadtest chat (20 rooms of 10,
 -P 4), whose throughput is deliveries per second."""
-import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(__file__))
-import socket  # noqa: E402
-import time  # noqa: E402
+from benchlib import LOADTEST, arg_parser, cpu_seconds, free_port, wait_for
 
-LOADTEST = ".build/release/loadtest"
-TICKS = os.sysconf("SC_CLK_TCK")
 SCENARIOS = {
     "ping -P16": (["ping", "--clients", "50", "--pipeline", "16"], "throughput", "requests"),
     "chat 20x10": (["chat", "--rooms", "20", "--members", "10", "--pipeline", "4"], "deliveries_per_second", "requests"),
 }
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(port: int) -> None:
-    for _ in range(600):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"no server on port {port}")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = arg_parser(__doc__)
     parser.add_argument("builds", nargs="+", help="name=path/to/gameserver")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4)

@@ -5,7 +5,11 @@
 # within a second the module is rebuilt, the server sees the new file and
 # swaps it in between two messages; connected players stay connected.
 # Polls file times (no inotify tools needed). Ctrl-C stops both.
+#
+#   tools/dev.sh [GAMESERVER-FLAG ...]   (or make dev ARGS="..."; the flags go to gameserver --watch)
 set -euo pipefail
+case "${1:-}" in -h|--help) # the comment above is the usage
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 
 swift build --product gameserver

@@ -9,11 +9,9 @@ player in, sends --faults faulting requests pipelined 100 at a time, and
 reports the time per contained fault (each is answered -ERR INTERNAL and
 undone) and the growth of the server's resident memory per fault: what the
 abandoned module frames held (a jump out of a frame releases nothing)."""
-import argparse
-import socket
 import time
 
-from serverproc import rss_kib, start
+from benchlib import RELEASE, arg_parser, connect, rss_kib, start, stop
 
 KINDS = (("FaultyModule", "null"), ("FaultySwiftModule", "fatal"), ("FaultySwiftModule", "index"))
 
@@ -32,15 +30,15 @@ def lines(sock, buffer, count):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = arg_parser(__doc__)
     parser.add_argument("--faults", type=int, default=10_000)
     args = parser.parse_args()
     print(f"{'module':<18} {'fault':<7} {'faults':>7} {'us/fault':>9} {'RSS before':>11} {'RSS after':>10} {'bytes/fault':>12}")
     for module, kind in KINDS:
         server, port, _ = start("--rate-limit", "0", "--log-level", "critical",
-                                "--module", f".build/release/lib{module}.so")
+                                "--module", f"{RELEASE}/lib{module}.so")
         try:
-            sock = socket.create_connection(("127.0.0.1", port))
+            sock = connect(port)
             buffer = [b""]
             sock.sendall(b"LOGIN bench\r\nJOIN r\r\nSET 5\r\n")
             lines(sock, buffer, 3)
@@ -62,8 +60,7 @@ def main() -> None:
             print(f"{module:<18} {kind:<7} {args.faults:>7} {elapsed * 1e6 / args.faults:>9.1f} {before:>8} KiB "
                   f"{after:>6} KiB {(after - before) * 1024 / args.faults:>12.1f}")
         finally:
-            server.terminate()
-            server.wait()
+            stop(server)
 
 
 if __name__ == "__main__":

@@ -6,15 +6,18 @@
 Prints "ready N" once all are connected (used by tools/bench.sh to measure
 memory per idle connection and to load a server with sessions).
 """
-import resource
-import socket
 import sys
 
-count, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+from benchlib import arg_parser, connect, raise_nofile
+
+parser = arg_parser(__doc__)
+parser.add_argument("count", type=int, help="connections to open")
+parser.add_argument("host")
+parser.add_argument("port", type=int)
+args = parser.parse_args()
+raise_nofile()
 held = []
-for _ in range(count):
-    held.append(socket.create_connection((host, port)))
+for _ in range(args.count):
+    held.append(connect(args.port, host=args.host))
 print(f"ready {len(held)}", flush=True)
 sys.stdin.read()

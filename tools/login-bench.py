@@ -14,38 +14,19 @@ reports:
     new one, then QUIT), p50/p99/max, and the same for PING as a floor.
 Medians of the rounds are printed per database. Needs sqlite3 on PATH.
 """
-import argparse
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-from serverproc import rss_kib, start
-
-
-def sql(database: str, script: str) -> str:
-    return subprocess.run(["sqlite3", database, script], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def seed(database: str, players: int) -> None:
-    """Lets the server create its layout and columns, then inserts players."""
-    process, _, _ = start("--database", database)
-    process.terminate()
-    process.wait(timeout=30)
-    if players:
-        sql(database, f"""
-            WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {players})
-            INSERT INTO players (key, "score:int") SELECT 'player' || i, i % 97 FROM n;""")
+from benchlib import arg_parser, connect, percentile, rss_kib, seed_players, start, stop
 
 
 class Client:
     def __init__(self, port: int):
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = connect(port, nodelay=True)
         self.file = self.sock.makefile("rb")
 
     def call(self, line: str) -> tuple:
@@ -53,11 +34,6 @@ class Client:
         self.sock.sendall(line.encode() + b"\r\n")
         reply = self.file.readline()
         return (time.perf_counter_ns() - started) / 1000, reply.decode().strip()
-
-
-def percentile(values: list, fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def round_trip(database: str, stored: int, logins: int) -> dict:
@@ -80,15 +56,14 @@ def round_trip(database: str, stored: int, logins: int) -> dict:
             client.call("QUIT")
             client.sock.close()
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process, 30)
     return {"start_ms": start_ms, "rss_mib": rss / 1024,
             "login_p50": percentile(login_us, 0.5), "login_p99": percentile(login_us, 0.99), "login_max": max(login_us),
             "ping_p50": percentile(ping_us, 0.5), "ping_p99": percentile(ping_us, 0.99)}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser(__doc__)
     parser.add_argument("--stored", type=int, default=100_000)
     parser.add_argument("--logins", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=5)
@@ -96,7 +71,7 @@ def main() -> None:
     scratch = tempfile.mkdtemp(prefix="hotswap-login-")
     databases = {0: os.path.join(scratch, "empty.sqlite"), args.stored: os.path.join(scratch, "stored.sqlite")}
     for count, path in databases.items():
-        seed(path, count)
+        seed_players(path, count)
     print(f"seeded {args.stored} players: {os.path.getsize(databases[args.stored]) / 1048576:.1f} MiB file")
     results = {count: [] for count in databases}
     for round_index in range(args.rounds):

@@ -27,38 +27,17 @@ and the worst round trip until the retry is written, show what a failed
 flush of that size costs the game.
 Medians of the rounds are printed per server. Needs sqlite3 on PATH.
 """
-import argparse
 import os
 import sqlite3
 import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
 
-from serverproc import call, start
+from benchlib import MODULE, RELEASE, SERVER, arg_parser, call, connect, fields, seed_players, start, stop
 
-MODULE = ".build/release/libGameLogic.so"
-V3 = ".build/release/libGameLogicV3.so"
-
-
-def sql(database: str, script: str) -> str:
-    return subprocess.run(["sqlite3", database, script], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def seed(server: str, database: str, players: int) -> None:
-    process, _, _ = start("--database", database, "--module", MODULE, server=server)
-    process.terminate()
-    process.wait(timeout=60)
-    sql(database, f"""
-        WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {players})
-        INSERT INTO players (key, "score:int") SELECT 'player' || i, i % 97 FROM n;""")
-
-
-def fields(line: str) -> dict:
-    return dict(word.split("=", 1) for word in line.split() if "=" in word)
+V3 = f"{RELEASE}/libGameLogicV3.so"
 
 
 class Probe(threading.Thread):
@@ -66,8 +45,7 @@ class Probe(threading.Thread):
 
     def __init__(self, port: int):
         super().__init__(daemon=True)
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = connect(port, nodelay=True)
         self.file = self.sock.makefile("rb")
         self.samples = []
         self.running = True
@@ -89,13 +67,13 @@ def one_round(server: str, seeded: str, scratch: str, stored: int, hold_lock: fl
     process, port, admin_port = start("--database", database, "--module", MODULE, "--max-connections", "100", "--max-players", str(stored + 100),
                                       server=server, timeout=300)
     try:
-        login = socket.create_connection(("127.0.0.1", port))
+        login = connect(port)
         call(login, "LOGIN probe")
         probe = Probe(port)
         call(probe.sock, "LOGIN probe2")
         probe.start()
         time.sleep(0.3)
-        admin = socket.create_connection(("127.0.0.1", admin_port))
+        admin = connect(admin_port)
         status = fields(call(admin, "STATUS"))
         flushes = int(status["flushes"])
         began = time.monotonic()
@@ -142,12 +120,11 @@ def one_round(server: str, seeded: str, scratch: str, stored: int, hold_lock: fl
         result["pings_during"] = len(during)
         return result
     finally:
-        process.terminate()
-        process.wait(timeout=120)
+        stop(process, 120)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = arg_parser(__doc__)
     parser.add_argument("--stored", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hold-write-lock", type=float, default=0, metavar="SECONDS",
@@ -155,10 +132,10 @@ def main() -> None:
     parser.add_argument("--server", action="append", default=[],
                         help="NAME=PATH of a gameserver build (default: this one)")
     args = parser.parse_args()
-    servers = [tuple(item.split("=", 1)) for item in args.server] or [("current", ".build/release/gameserver")]
+    servers = [tuple(item.split("=", 1)) for item in args.server] or [("current", SERVER)]
     scratch = tempfile.mkdtemp(prefix="hotswap-migrate-")
     seeded = os.path.join(scratch, "seeded.sqlite")
-    seed(servers[0][1], seeded, args.stored)
+    seed_players(seeded, args.stored, "--module", MODULE, server=servers[0][1], timeout=60)
     keys = ["held_us", "migrated", "staged", "remigrated", "slices", "slice_max_us", "staged_ms",
             "worst_ping_ms", "reload_ms", "pings_during", "flush_records", "flush_ms", "flush_held_us",
             "worst_ping_to_flush_ms", "db_errors"]

@@ -18,31 +18,18 @@ the rounds per mode and the throughput ratio are printed at the end. The
 load tool and the server share the machine: compare the two modes within
 one run, not with numbers from elsewhere.
 """
-import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 
-from serverproc import start
-
-LOADTEST = ".build/release/loadtest"
+from benchlib import LOADTEST, admin_status, arg_parser, cpu_seconds, fields, start, stop
 
 
 def status(admin_port: int) -> dict:
-    with socket.create_connection(("127.0.0.1", admin_port)) as sock:
-        sock.sendall(b"STATUS\r\n")
-        line = sock.makefile("rb").readline().decode()
-    return dict(word.split("=", 1) for word in line.split()[1:] if "=" in word)
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return fields(admin_status(admin_port))
 
 
 def one_round(database: str, args, extra: list) -> dict:
@@ -60,8 +47,7 @@ def one_round(database: str, args, extra: list) -> dict:
             report = json.load(file)
         os.unlink(output)
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        stop(process, 60)
     replies = max(report["replies"], 1)
     result = {"throughput": report["throughput"], "p50_us": report["latency_us"].get("p50", 0),
               "p99_us": report["latency_us"].get("p99", 0), "errors": report["errors"],
@@ -77,7 +63,7 @@ def one_round(database: str, args, extra: list) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser(__doc__)
     parser.add_argument("--clients", type=int, default=4000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=5)

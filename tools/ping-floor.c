@@ -19,6 +19,7 @@
 #include <time.h>
 static long long nowns(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec*1000000000LL+t.tv_nsec;}
 int main(int argc, char **argv) {
+    if (argc < 2) { fprintf(stderr, "usage: %s PORT [1: busy-poll 50 us]\n", argv[0]); return 2; }
     int port = atoi(argv[1]), spin = argc > 2 ? atoi(argv[2]) : 0;
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -27,7 +28,7 @@ int main(int argc, char **argv) {
     int ep = epoll_create1(0);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
-    static char in[16384], out[65536];
+    static char in[16384], out[16384 * 7];  // a "+PONG\r\n" for every byte of input at most
     struct epoll_event evs[1024];
     long long last = 0;
     for (;;) {

@@ -20,15 +20,16 @@ copy of the one before a change, kept beside libGameLogic.so). A tool is NAME=LO
 default is the release build. Run it under the shared lock, it is a
 benchmark: flock -o /tmp/hotswap-build.lock python3 tools/play-bench.py ...
 Needs a release build (swift build -c release)."""
-import argparse, json, os, re, resource, shlex, socket, statistics, subprocess, sys, threading, time
+import json, os, re, shlex, statistics, subprocess, sys, threading, time
 
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
-ap = argparse.ArgumentParser()
+from benchlib import ROOT, arg_parser, connect, cpu_seconds, percentile, raise_nofile, wait_quiet
+
+ap = arg_parser(__doc__)
 ap.add_argument('--rounds', type=int, default=3)
 ap.add_argument('--loadtest', required=True, help='loadtest arguments (not --port or --json)')
 ap.add_argument('--variant', action='append', default=[], help='NAME=[KEY=VALUE ...] extra server args')
 ap.add_argument('--tool', action='append', default=[], help='NAME=LOADTEST-BINARY [extra args]')
-ap.add_argument('--server', default=os.path.join(root, '.build', 'release', 'gameserver'))
+ap.add_argument('--server', default=os.path.join(ROOT, '.build', 'release', 'gameserver'))
 ap.add_argument('--probe-interval', type=float, default=0.005)
 ap.add_argument('--probe-room', help="the direct client's room (default: one of its own; ltplay3 is one of "
                 "loadtest play's, where its MOVEs fan out like the tool's)")
@@ -37,31 +38,7 @@ ap.add_argument('--probe-after', type=float, help='start the direct client this 
 args = ap.parse_args()
 
 # 10,000 connections need the hard limit (the children inherit it).
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-TCK = os.sysconf('SC_CLK_TCK')
-
-
-def busy():
-    f = [int(x) for x in open('/proc/stat').readline().split()[1:]]
-    return sum(f) - f[3] - f[4]
-
-
-def wait_quiet():
-    for _ in range(40):  # at most 20 s: other sessions share the machine
-        b0 = busy(); time.sleep(0.5)
-        if (busy() - b0) / TCK < 0.1:
-            return
-
-
-def cpu_seconds(pid):
-    fields = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TCK
-
-
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else 0
+raise_nofile()
 
 
 class Probe(threading.Thread):
@@ -70,8 +47,7 @@ class Probe(threading.Thread):
 
     def __init__(self, port, name):
         super().__init__(daemon=True)
-        self.sock = socket.create_connection(('127.0.0.1', port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = connect(port, nodelay=True)
         self.file = self.sock.makefile('rb')
         self.call(f'LOGIN {name}'); self.call(f'JOIN {args.probe_room or name}')
         self.go = threading.Event(); self.stop = threading.Event(); self.samples = []
@@ -139,8 +115,8 @@ def run_once(label, port, pid, probe_name, tool_words):
     result = dict(
         rps=report['throughput'], p50=report['latency_us']['p50'], p99=report['latency_us']['p99'],
         p999=report['latency_us']['p99.9'], lag99=report.get('send_lag_us', {}).get('p99', 0),
-        direct50=percentile(probe.samples, 50), direct99=percentile(probe.samples, 99),
-        direct999=percentile(probe.samples, 99.9), directmax=max(probe.samples or [0]),
+        direct50=percentile(probe.samples, 50 / 100), direct99=percentile(probe.samples, 99 / 100),
+        direct999=percentile(probe.samples, 99.9 / 100), directmax=max(probe.samples or [0]),
         srv=(end[1] - window[1]) / (end[0] - window[0]) if window else 0,
         cli=report.get('loadtest_cpu_seconds', 0) / max(report['seconds'], 1e-3), errors=report['errors'])
     print(f"{label:18} {result['rps']:8.0f}/s tool p50 {result['p50']:6} p99 {result['p99']:6} "
@@ -154,7 +130,7 @@ def run_once(label, port, pid, probe_name, tool_words):
 
 
 tools = []
-for spec in args.tool or ['new=' + os.path.join(root, '.build', 'release', 'loadtest')]:
+for spec in args.tool or ['new=' + os.path.join(ROOT, '.build', 'release', 'loadtest')]:
     name, command = spec.split('=', 1)
     tools.append((name, shlex.split(command)))
 variants, servers, port = [], [], 7901
@@ -175,7 +151,7 @@ try:
     pairs = [(variant, tool) for variant in variants for tool in tools]
     results = {(v[0], t[0]): [] for v, t in pairs}
     for round_index in range(args.rounds):
-        wait_quiet()
+        wait_quiet()  # at most 20 s: other sessions share the machine
         for (name, port, pid), (tool_name, tool_words) in pairs:
             label = f'{round_index} {name}/{tool_name}'
             probe_name = f'probe{round_index}x{len(results[(name, tool_name)])}{tool_name}'[:16]

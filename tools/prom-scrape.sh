@@ -7,6 +7,8 @@
 #
 #   tools/prom-scrape.sh            (SERVER=path/to/gameserver to use another build)
 set -euo pipefail
+case "${1:-}" in -h|--help) # the comment above is the usage
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 if ! command -v prometheus >/dev/null; then

@@ -15,50 +15,37 @@ unmapped), and reports:
     runtime's caches start empty for it).
 Only loopback traffic; stops the server it started.
 """
-import argparse
 import os
 import re
-import shutil
-import resource
-import socket
 import statistics
 import sys
 import time
 
-from serverproc import call, rss_kib, start
-
+from benchlib import RELEASE, arg_parser, call, connect, drain, padded_copy, raise_nofile, rss_kib, start, stop
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = arg_parser(__doc__)
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--reloads", type=int, default=100)
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_nofile()
 
     server, game_port, admin_port = start()
     ports = {"game": game_port, "admin": admin_port}
     try:
         players = []
         for index in range(args.sessions):
-            sock = socket.create_connection(("127.0.0.1", ports["game"]))
+            sock = connect(ports["game"])
             call(sock, f"LOGIN p{index}")
             call(sock, f"JOIN room{index % 100}")
             players.append(sock)
         probe = players[0]
-        while True:  # drain join events
-            probe.setblocking(False)
-            try:
-                if not probe.recv(1 << 20):
-                    break
-            except BlockingIOError:
-                break
-        probe.setblocking(True)
+        drain(probe)  # join events
         for sock in players[1:]:
             sock.setblocking(False)  # others never read; their events stay small
 
-        admin = socket.create_connection(("127.0.0.1", ports["admin"]))
+        admin = connect(ports["admin"])
         steady = []
         for _ in range(200):
             started = time.perf_counter()
@@ -66,13 +53,8 @@ def main() -> None:
             steady.append((time.perf_counter() - started) * 1e6)
         before = rss_kib(server.pid)
         held, after_swap = [], []
-        builds = []
-        for padding in (1, 2):
-            path = os.path.abspath(f".build/release/libGameLogic-rebuilt{padding}.so")
-            shutil.copyfile(".build/release/libGameLogic.so", path)
-            with open(path, "ab") as handle:
-                handle.write(b"\0" * padding)
-            builds.append(path)
+        builds = [padded_copy(os.path.abspath(f"{RELEASE}/libGameLogic-rebuilt{padding}.so"), padding)
+                  for padding in (1, 2)]
         for index in range(args.reloads):
             reply = call(admin, f"RELOAD {builds[index % 2]}")
             if not reply.startswith("+OK") or reply.startswith("+OK unchanged"):
@@ -95,8 +77,7 @@ def main() -> None:
         if first_call:
             print(f"first handle call, last swap {first_call.group(1)} ns (server-side)")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server, 10)
 
 
 if __name__ == "__main__":

@@ -16,15 +16,13 @@ well-behaved clients' latency percentiles and any error they saw, and the
 server's own counters. Exits non-zero if a well-behaved client lost a reply
 or a connection. Only loopback traffic; stops by itself.
 """
-import argparse
 import asyncio
 import random
 import re
-import resource
 import socket
 import time
 
-from serverproc import rss_kib, start
+from benchlib import admin_status, arg_parser, connect, percentile, raise_nofile, rss_kib, start, stop
 
 
 class Soak:
@@ -80,7 +78,7 @@ class Soak:
         self.count(kind)
         try:
             if kind == "reset":
-                sock = socket.create_connection(("127.0.0.1", self.port))
+                sock = connect(self.port)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 sock.setblocking(False)
                 try:
@@ -131,26 +129,14 @@ class Soak:
         await asyncio.gather(*tasks)
 
 
-def admin_status(port):
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"STATUS\n")
-        return sock.makefile().readline().strip()
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def main():
-    parser = argparse.ArgumentParser()
+    parser = arg_parser(__doc__)
     parser.add_argument("--seconds", type=int, default=120)
     parser.add_argument("--good", type=int, default=50)
     parser.add_argument("--idle", type=int, default=3000)
     parser.add_argument("--churn", type=int, default=400)
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_nofile()
 
     server, game_port, admin_port = start("--login-timeout", "10", "--max-output-bytes", "262144")
     ports = {"game": game_port, "admin": admin_port}
@@ -174,8 +160,7 @@ def main():
         print(f"server counters          {counters}")
         raise SystemExit(1 if soak.good_errors else 0)
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        stop(server, 15)
 
 
 if __name__ == "__main__":

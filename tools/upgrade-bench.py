@@ -30,18 +30,13 @@ upgrades in a row, and prints its accounting: lost, duplicated,
 out-of-order replies, dropped connections, and the longest gap between
 replies across the upgrades. Only loopback traffic; stops what it started.
 """
-import argparse
 import os
 import re
-import resource
-import socket
-import statistics
 import subprocess
 import threading
 import time
 
-from serverproc import call, rss_kib, start
-
+from benchlib import LOADTEST, RELEASE, arg_parser, call, connect, median, padded_copy, raise_nofile, rss_kib, start, stop
 
 
 class Probe(threading.Thread):
@@ -49,8 +44,7 @@ class Probe(threading.Thread):
 
     def __init__(self, port: int):
         super().__init__(daemon=True)
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = connect(port, nodelay=True)
         call(self.sock, "LOGIN probe")
         self.samples = []  # (finished at, round trip in us)
         self.lock = threading.Lock()
@@ -71,22 +65,17 @@ class Probe(threading.Thread):
         return max(window, default=0.0)
 
 
-def median(values):
-    return statistics.median(values) if values else 0
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = arg_parser(__doc__)
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--upgrades", type=int, default=20)
     parser.add_argument("--lt-clients", type=int, default=50)
     parser.add_argument("--lt-pipeline", type=int, default=8)
     parser.add_argument("--lt-upgrades", type=int, default=10)
     parser.add_argument("--reloads", type=int, default=0)
-    parser.add_argument("--database", help="a SQLite file for the server (default :memory:): the upgrade's final flush runs")
+    parser.add_argument("--database", help="a SQLite file for the server (default: a fresh file in a temporary directory): the upgrade's final flush runs")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_nofile()
 
     database = ["--database", args.database] if args.database else []
     server, game_port, admin_port = start("--max-connections", str(args.sessions + 1000), "--rate-limit", "0",
@@ -94,23 +83,18 @@ def main() -> None:
     try:
         players = []
         for index in range(args.sessions):
-            sock = socket.create_connection(("127.0.0.1", game_port))
+            sock = connect(game_port)
             call(sock, f"LOGIN p{index}")
             call(sock, f"JOIN room{index // 100}")
             sock.setblocking(False)  # they never read: their join events stay queued
             players.append(sock)
         probe = Probe(game_port)
         probe.start()
-        admin = socket.create_connection(("127.0.0.1", admin_port))
+        admin = connect(admin_port)
         time.sleep(1.0)
         before = rss_kib(server.pid)
         if args.reloads:
-            builds = []
-            for padding in (1, 2):
-                path = f".build/release/upgrade-bench-{padding}-libGameLogic.so"
-                with open(".build/release/libGameLogic.so", "rb") as source, open(path, "wb") as copy:
-                    copy.write(source.read() + b"\0" * padding)
-                builds.append(path)
+            builds = [padded_copy(f"{RELEASE}/upgrade-bench-{padding}-libGameLogic.so", padding) for padding in (1, 2)]
             try:
                 for index in range(args.reloads):
                     reply = call(admin, f"RELOAD {os.path.abspath(builds[index % 2])}")
@@ -156,16 +140,16 @@ def main() -> None:
             # The log arrives through a pipe and a thread: wait for this
             # upgrade's lines.
             deadline = time.monotonic() + 10
-            while len(split.findall("".join(server.log_tail))) < number and time.monotonic() < deadline:
+            while len(split.findall(server.log_tail.text())) < number and time.monotonic() < deadline:
                 time.sleep(0.01)
-            log = "".join(server.log_tail)
+            log = server.log_tail.text()
             written.append(int(pattern.findall(log)[-1]))
             parts = split.findall(log)[-1]
             startup.append(int(parts[1]) - written[-1])
             restore.append(int(parts[2]))
         after = rss_kib(server.pid)
         probe.running = False
-        log = "".join(server.log_tail)
+        log = server.log_tail.text()
         cloexec = [int(m) for m in re.findall(r"descriptors close-on-exec again in (\d+) us", log)][-args.upgrades:]
         flushed = re.findall(r"the final flush wrote (\d+) records in ([\d.]+) ms", log)[-args.upgrades:]
         sessions = re.search(r" sessions=(\d+)", call(admin, "STATUS")).group(1)
@@ -188,7 +172,7 @@ def main() -> None:
                   f"p50 {median([float(t) for _, t in flushed]):.1f} ms, before the hold")
         print(f"RSS                      {before} -> {after} KiB")
 
-        run = subprocess.run([".build/release/loadtest", "ping", "--port", str(game_port), "--admin-port",
+        run = subprocess.run([LOADTEST, "ping", "--port", str(game_port), "--admin-port",
                               str(admin_port), "--clients", str(args.lt_clients), "--pipeline", str(args.lt_pipeline),
                               "--duration", "3", "--upgrade-at", "1", "--upgrades", str(args.lt_upgrades), "--quiet"],
                              capture_output=True, text=True)
@@ -198,8 +182,7 @@ def main() -> None:
         for sock in players:
             sock.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server, 30)
 
 
 if __name__ == "__main__":
