@@ -5,7 +5,7 @@ SWIFT ?= swift
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release module run dev test test-asan fuzz ci clean
+.PHONY: deps build release module run dev test test-asan fuzz check-release ci clean
 
 # libuv1-dev for the engine's event loop, libsqlite3-dev for the database
 # (GRDB links the system SQLite), sqlite3 for the shell the tests and the
@@ -49,13 +49,13 @@ dev: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) build --product GameLogicV2 --scratch-path .build-variant -Xswiftc -DHOTSWAP_PROTOCOL_VARIANT
-	$(SWIFT) test --skip-build --disable-xctest
+	HOTSWAP_REQUIRE_PROMTOOL=1 $(SWIFT) test --skip-build --disable-xctest
 
 # The whole suite again under AddressSanitizer, in its own build folder.
 # Leak checking is off: a server that exits does not free what it owns.
 test-asan: deps
 	$(SWIFT) build --build-tests --scratch-path .build-asan -Xswiftc -sanitize=address
-	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --skip-build --scratch-path .build-asan --disable-xctest
+	HOTSWAP_REQUIRE_PROMTOOL=1 ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --skip-build --scratch-path .build-asan --disable-xctest
 
 # libFuzzer for FUZZ_SECONDS per target, from copies of the committed seed
 # corpora: ProtocolFuzzer (framer, tokenizer, writer) and EngineFuzzer
@@ -74,8 +74,21 @@ fuzz: deps
 	.build-fuzz/debug/EngineFuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 		-artifact_prefix=.build-fuzz/artifacts/ .build-fuzz/engine-corpus
 
+# The release engine carries no test knobs (Sources/Engine/Upgrade/
+# TestKnobs.swift, compiled into debug builds only): no environment variable
+# can make a production upgrade hang or crash. Fails if the release binary
+# names one, and if the debug build does not (a check that could not fail
+# would prove nothing). Run after `make test`, which builds the debug one.
+check-release: deps
+	$(SWIFT) build -c release --product gameserver
+	@if grep -a -o 'HOTSWAP_TEST_[A-Z_]*' .build/release/gameserver | sort -u | grep .; then \
+		echo "check-release: the release gameserver contains the test knobs above"; exit 1; fi
+	@grep -a -q HOTSWAP_TEST_RESTORE_FAULT .build/debug/gameserver || \
+		{ echo "check-release: the debug gameserver lacks HOTSWAP_TEST_RESTORE_FAULT: the check cannot see knobs"; exit 1; }
+	@echo "check-release: the release gameserver has no test knobs"
+
 # What CI runs: the README's test command, then fuzzing and ASan.
-ci: test fuzz test-asan
+ci: test check-release fuzz test-asan
 
 clean:
 	rm -rf .build .build-variant .build-fuzz .build-asan

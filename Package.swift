@@ -23,7 +23,8 @@ import PackageDescription
 /// runtime links each dynamic access into a per-thread list of records on
 /// the caller's stack, and a fault the engine contains abandons those frames
 /// without ending the access, which would leave the list pointing into dead
-/// stack for the engine's next access (docs/ADMIN.md, fault containment).
+/// stack for the engine's next access (docs/ADMIN.md, "When game logic
+/// crashes or hangs", "The module build rule"; game_abi.h says it too).
 let moduleSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
 
 let package = Package(
@@ -93,7 +94,11 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            path: "Sources/Engine"
+            path: "Sources/Engine",
+            // The upgrade tests' fault injection (TestKnobs.swift): debug
+            // (test) builds only; `make check-release` proves a release
+            // build has none.
+            swiftSettings: [.define("HOTSWAP_TEST_KNOBS", .when(configuration: .debug))]
         ),
         .executableTarget(name: "Server", dependencies: ["HotswapEngine"]),
         .executableTarget(

@@ -99,11 +99,11 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         } else {
             world.tracksDirty = false
         }
-        uv_timer_init(loop, sweepTimer)
+        uvMust(uv_timer_init(loop, sweepTimer), "uv_timer_init")
         sweepTimer.context = UVContext.pointer(to: self)
-        uv_timer_start(sweepTimer, { timer in
+        uvMust(uv_timer_start(sweepTimer, { timer in
             UVContext.object(timer!.pointee.data, as: Engine.self).sweep()
-        }, 1000, 1000)
+        }, 1000, 1000), "uv_timer_start")
         // The sweep alone must not keep the loop alive at shutdown.
         uv_unref(sweepTimer.handle)
     }
@@ -207,6 +207,12 @@ final class Engine: TransportDelegate, LogicHostDelegate {
 
     /// Players changed since the database last took them: dirty in World,
     /// or in a failed batch that is being made dirty again.
+    /// The state of each part's lifecycle, for STATUS
+    /// (`reload=idle flush=idle upgrade=idle`).
+    var lifecycles: [(name: String, state: String)] {
+        [("reload", host.reloadStateName), ("flush", writeBehind?.stateName ?? "off"), ("upgrade", upgrader.stateName)]
+    }
+
     var dirtyPlayers: Int { world.dirtyCount + (writeBehind?.unwrittenNotYetDirty ?? 0) }
 
     func logicMigrating(_ candidate: LoadedModule, done: Int, of total: Int) {
@@ -264,14 +270,14 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     private func installSignalHandlers() {
         signal(SIGPIPE, SIG_IGN)
         let wake = UnsafeMutablePointer<uv_async_t>.allocateHandle()
-        uv_async_init(loop, wake) { wake in
+        uvMust(uv_async_init(loop, wake) { wake in
             let engine = UVContext.object(wake!.pointee.data, as: Engine.self)
             for number in [SIGINT, SIGTERM] where hs_signal_take(number) != 0 {
                 engine.logger.notice("signal \(number): shutting down")
                 engine.shutdown()
             }
             if hs_signal_take(SIGUSR2) != 0 { engine.upgradeBySignal() }
-        }
+        }, "uv_async_init (signal wake-up)")
         wake.context = UVContext.pointer(to: self)
         // The wake-up alone must not keep the loop alive at shutdown.
         uv_unref(wake.handle)
@@ -284,8 +290,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         // thread that calls it, with that thread's mask: made now, while the
         // loop thread still blocks these signals, none of them ever takes
         // one (main blocked them before any thread existed).
-        let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
-        if uv_queue_work(loop, work, { _ in }, { work, _ in work?.deallocate() }) != 0 { work.deallocate() }
+        let primed = UVWork.submit(on: loop, 0, work: { _ in }, after: { _ in })
+        if primed != 0 { logger.error("uv_queue_work (starting libuv's worker threads): \(UVError(primed))") }
         // Unblocked only now, on this thread only: one that arrived at
         // start, or during the exec of an upgrade, was pending and is
         // delivered here. SIGCHLD too: libuv learns from it that an
@@ -311,10 +317,9 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     func shutdown() {
         guard !shuttingDown else { return }
         shuttingDown = true
-        host.stopped = true
-        // The operator waiting on a reload's staged migration is answered
-        // before admin connections close.
-        host.cancelStagedMigration()
+        // No reload starts from now on; the operator waiting on a reload's
+        // staged migration is answered before admin connections close.
+        host.stop()
         upgrader.cancel()
         transport.stopping = true
         transport.closeListeners(except: .metrics)
@@ -331,11 +336,11 @@ final class Engine: TransportDelegate, LogicHostDelegate {
             return
         }
         let timer = UnsafeMutablePointer<uv_timer_t>.allocateHandle()
-        uv_timer_init(loop, timer)
+        uvMust(uv_timer_init(loop, timer), "uv_timer_init")
         timer.context = UVContext.pointer(to: self)
-        uv_timer_start(timer, { timer in
+        uvMust(uv_timer_start(timer, { timer in
             UVContext.object(timer!.pointee.data, as: Engine.self).finishShutdown()
-        }, UInt64(limits.shutdownGraceMs), 0)
+        }, UInt64(limits.shutdownGraceMs), 0), "uv_timer_start")
         shutdownTimer = timer
     }
 

@@ -5,6 +5,7 @@ import Glibc
 import Logging
 import Protocol
 import UpgradeSupport
+import UVKit
 
 /// Why the server does not start (logged as it is raised). A resumed
 /// engine that hits one falls back to the previous engine instead.
@@ -255,7 +256,8 @@ package struct GameServerCommand: ParsableCommand {
         defer { if resumed == nil || serving { storage?.close() } }
 
         let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
-        uv_loop_init(loop)
+        let loopStatus = uv_loop_init(loop)
+        guard loopStatus == 0 else { throw refuse("uv_loop_init: \(UVError(loopStatus))") }
         let engine: Engine
         do {
             engine = try Engine(loop: loop, limits: limits,

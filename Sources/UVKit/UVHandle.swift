@@ -58,9 +58,14 @@ extension UnsafeMutablePointer where Pointee: UVStreamType {
     }
 }
 
-/// An object reachable from a libuv handle or request's `data` pointer,
-/// without retaining it: the owner guarantees the object outlives the
-/// handle (it closes the handle before it goes away).
+/// An object reachable from a C context pointer: a libuv handle or
+/// request's `data`, a thread's start argument, a module's describer.
+/// Every `Unmanaged` of the engine is here (nowhere else), so the two ways
+/// of holding an object from C are written once:
+/// - unretained (`pointer`, `object`): the owner guarantees the object
+///   outlives the context (it closes the handle before it goes away);
+/// - retained (`retainedPointer`, then exactly one `release`): the context
+///   keeps the object alive until it is done with it.
 public enum UVContext {
     @inlinable public static func pointer<T: AnyObject>(to object: T) -> UnsafeMutableRawPointer {
         Unmanaged.passUnretained(object).toOpaque()

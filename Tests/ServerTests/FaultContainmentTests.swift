@@ -159,8 +159,9 @@ import Testing
         #expect(try server.statusFields()["faults"] == "10000")
         #expect(try alice.call("GET") == "+VALUE 5")
         #expect(try pushed(bob) == [])
-        let rss = try procFile("/proc/\(pid)/status").split(separator: "\n")
-            .first { $0.hasPrefix("VmRSS:") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+        let rss = try #require(try procFile("/proc/\(pid)/status").split(separator: "\n")
+            .first { $0.hasPrefix("VmRSS:") }.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) },
+            "no VmRSS in /proc/\(pid)/status")
         #expect(rss < 1_000_000, "resident memory after 10,000 faults: \(rss) KiB")
     }
 }

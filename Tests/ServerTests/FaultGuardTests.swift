@@ -168,8 +168,8 @@ import Testing
         for name in ["soak-mixed", "soak-c", "soak-swift"] {
             let fields = run.fields(name)
             #expect(fields["contained"] == "10000" && fields["alive"] == "yes", "\(name): \(fields)")
-            let before = Int(fields["rss-before-kb"] ?? "") ?? 0
-            let after = Int(fields["rss-after-kb"] ?? "") ?? .max
+            let before = try #require(Int(fields["rss-before-kb"] ?? ""), "\(name): no rss-before-kb: \(fields)")
+            let after = try #require(Int(fields["rss-after-kb"] ?? ""), "\(name): no rss-after-kb: \(fields)")
             // Measured: 0 bytes per C fault, about 100 per Swift fault (values
             // in abandoned frames). 16 MB would be 1.6 KB per fault.
             #expect(after - before < 16 * 1024, "\(name): \(fields)")

@@ -356,61 +356,40 @@ final class AdminConsole {
         return real
     }
 
+    /// STATUS: the serving module, then every number of an `EngineSnapshot`
+    /// that has a STATUS name (`EngineReading.all`, the rows `/metrics`
+    /// renders too), then what only exists sometimes.
     private func status() -> String {
         let host = engine.host
         let module = host.module
-        let counters = engine.counters
+        let snapshot = EngineSnapshot(engine)
         var fields = [
-            "module=\(module.name)", "version=\(module.version)", "sha256=\(module.sha256)",
-            "path=\(module.sourcePath)", "sessions=\(engine.world.sessionCount)", "rooms=\(engine.world.roomCount)",
-            "connections=\(engine.transport.connections.count)", "uptime_s=\(engine.uptimeSeconds)",
-            "reloads=\(self.counters.reloads)", "unchanged=\(self.counters.unchanged)",
-            "rollbacks=\(self.counters.rollbacks)", "refused=\(self.counters.refused)", "images=\(host.imagesMapped)",
+            "module=\(module.name)", "version=\(module.version)", "sha256=\(module.sha256)", "path=\(module.sourcePath)",
             "previous=\(host.previousModule.map { "\($0.name)@\($0.version)" } ?? "none")",
-            "max_connections=\(engine.maxConnections)", "line_too_long=\(counters.lineTooLong)",
-            "server_full=\(counters.serverFull)", "output_overflows=\(engine.transport.outputOverflows)",
-            "output_buffered=\(engine.transport.connections.reduce(0) { $0 + $1.bufferedOutput })",
-            "rate_limited=\(counters.rateLimited)", "rate_limit_closes=\(counters.rateLimitCloses)",
-            "idle_closes=\(counters.idleCloses)", "admin_connections=\(sessions.count)",
-            "admin_evicted=\(self.counters.evicted)", "admin_timeouts=\(self.counters.timedOut)",
-            "log_dropped=\((settings.logSink?.droppedLines ?? 0) + self.counters.logDroppedBefore)",
-            "audit_dropped=\((settings.auditLog?.droppedLines ?? 0) + self.counters.auditDroppedBefore)",
-            "faults=\(host.faultCounters.faults)", "timeouts=\(host.faultCounters.timeouts)",
-            "auto_rollbacks=\(host.faultCounters.autoRollbacks)",
-            "players_stored=\(engine.world.playerCount)", "dirty=\(engine.dirtyPlayers)",
-            "engine=\(EngineIdentity.version)", "upgrades=\(self.counters.upgrades)",
-            "upgrades_refused=\(self.counters.upgradesRefused)", "pid=\(getpid())",
+            "engine=\(EngineIdentity.version)", "pid=\(getpid())",
+            "database=\(snapshot.databaseLocation ?? ":memory:")",
         ]
-        if let persistence = engine.writeBehind {
-            let flushed = persistence.counters
-            fields += [
-                "database=\(persistence.storage.location)", "flushes=\(flushed.flushes)",
-                "records_flushed=\(flushed.recordsWritten)", "last_flush_records=\(flushed.lastBatchRecords)",
-                "last_flush_ms=\(AdminConsole.milliseconds(flushed.lastFlushMilliseconds))",
-                "last_flush_held_us=\(flushed.lastHeldMicroseconds)",
-                "db_errors=\(flushed.errors)",
-            ]
-            if let error = flushed.lastError {
-                // One token: no spaces, and no '=' to split on.
-                fields.append("last_db_error=" + String(error.map { $0 == " " || $0 == "=" ? "_" : $0 }))
-            }
-        } else {
-            // The same fields, for scripts that read them whatever the mode.
-            fields += ["database=:memory:", "flushes=0", "records_flushed=0", "last_flush_records=0",
-                       "last_flush_ms=0.00", "last_flush_held_us=0", "db_errors=0"]
+        for reading in EngineReading.all {
+            guard let name = reading.status else { continue }
+            fields.append("\(name)=\(reading.statusValue(snapshot))")
         }
-        if let fault = host.faultCounters.last {
+        for (name, state) in snapshot.lifecycles { fields.append("\(name)=\(state)") }
+        if let error = snapshot.flush?.lastError {
+            // One token: no spaces, and no '=' to split on.
+            fields.append("last_db_error=" + String(error.map { $0 == " " || $0 == "=" ? "_" : $0 }))
+        }
+        if let fault = snapshot.faults.last {
             fields.append("last_fault=\(fault.causeName):\(fault.moduleName)@\(fault.moduleVersion):\(fault.export)")
         }
-        if let last = self.counters.lastReloadWallSeconds { fields.append("last_reload=\(AdminConsole.iso8601(last))") }
-        if let held = self.counters.lastHeldMicroseconds { fields.append("last_held_us=\(held)") }
+        if let last = snapshot.admin.lastReloadWallSeconds { fields.append("last_reload=\(AdminConsole.iso8601(last))") }
+        if let held = snapshot.admin.lastHeldMicroseconds { fields.append("last_held_us=\(held)") }
         if let first = host.firstCallNanoseconds { fields.append("first_call_ns=\(first)") }
         if let staged = host.staged {
             // While a reload migrates the stored players between messages.
             fields.append("migrating=\(staged.candidate.name)@\(staged.candidate.version):\(staged.migrated)/\(staged.total)")
         }
-        if let held = self.counters.lastUpgradeHeldMicroseconds { fields.append("last_upgrade_held_us=\(held)") }
-        if let poll = self.counters.lastUpgradeFirstPollMicroseconds { fields.append("last_upgrade_first_poll_us=\(poll)") }
+        if let held = snapshot.admin.lastUpgradeHeldMicroseconds { fields.append("last_upgrade_held_us=\(held)") }
+        if let poll = snapshot.admin.lastUpgradeFirstPollMicroseconds { fields.append("last_upgrade_first_poll_us=\(poll)") }
         return "+STATUS " + fields.map(AdminConsole.oneLine).joined(separator: " ")
     }
 

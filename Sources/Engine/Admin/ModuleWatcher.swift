@@ -32,8 +32,8 @@ final class ModuleWatcher {
         lastSeenSHA256 = engine.host.module.sha256
         event = .allocateHandle()
         timer = .allocateHandle()
-        uv_fs_event_init(engine.loop, event)
-        uv_timer_init(engine.loop, timer)
+        uvMust(uv_fs_event_init(engine.loop, event), "uv_fs_event_init")
+        uvMust(uv_timer_init(engine.loop, timer), "uv_timer_init")
         event.context = UVContext.pointer(to: self)
         timer.context = event.context
     }
@@ -54,9 +54,9 @@ final class ModuleWatcher {
     }
 
     private func schedule(after milliseconds: UInt64) {
-        uv_timer_start(timer, { timer in
+        uvMust(uv_timer_start(timer, { timer in
             UVContext.object(timer!.pointee.data, as: ModuleWatcher.self).fire()
-        }, milliseconds, 0)
+        }, milliseconds, 0), "uv_timer_start")
     }
 
     private func fire() {

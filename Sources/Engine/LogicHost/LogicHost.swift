@@ -42,6 +42,11 @@ final class LogicHost {
     let loop: UnsafeMutablePointer<uv_loop_t>
     let logger: Logger
 
+    // `@exclusivity(unchecked)` on the properties touched on every request
+    // or every loop turn: the class is used from the loop thread only, and
+    // Swift's dynamic exclusivity checks on them cost about 10% of a PING
+    // (BENCHMARKS.md, "Current build (exclusivity checks off on the hot
+    // properties)").
     @exclusivity(unchecked) private(set) var module: LoadedModule
     /// The store columns of the current module's fields, by declared index.
     @exclusivity(unchecked) private(set) var bindings: [FieldBinding]
@@ -71,29 +76,48 @@ final class LogicHost {
     /// new image pays for the Swift runtime's emptied caches).
     private var measureNextCall = false
     private(set) var firstCallNanoseconds: UInt64?
-    /// A background load is running (one at a time), or its migration of
-    /// the stored players is staged.
-    var reloading = false
-    /// The staged migration in progress (StagedMigration.swift).
-    var staged: StagedMigration?
+    /// Where a reload is (ReloadState.swift): changed only by `moveReload`.
+    private(set) var reload = Lifecycle(ReloadState.idle)
     /// The one entity module code may write, during a staged slice (0: any).
     @exclusivity(unchecked) var onlyWritable: UInt64 = 0
-    /// The load that is running, while it may still time out.
-    private var pendingReload: ReloadTask?
-    /// A load timed out and its worker has not come back: no watchdog reaches
-    /// a worker thread, so it may never. Reloads are refused, and shutdown
-    /// does not wait for it.
-    private(set) var loadStuck = false
     /// `--load-timeout`: how long a load may take on its worker.
     var loadTimeoutMilliseconds = 10_000
     private let loadTimer: UnsafeMutablePointer<uv_timer_t>
-    /// No more reloads (the server is stopping).
-    var stopped = false
 
-    /// A load is on its worker (possibly inside `dlopen`), or one timed out
-    /// and its worker has not come back: not while a staged migration runs
-    /// (its load is done).
-    private var loaderMayHoldTheLinkerLock: Bool { (reloading && staged == nil) || loadStuck }
+    /// A reload is in progress (loading, stuck, staging): other reloads,
+    /// rollbacks and FORGET are refused.
+    var reloading: Bool { reload.state.busy }
+    /// The staged migration in progress (StagedMigration.swift).
+    var staged: StagedMigration? {
+        if case .staging(let migration) = reload.state { return migration }
+        return nil
+    }
+    /// A load timed out and its worker has not come back: no watchdog
+    /// reaches a worker thread, so it may never. Reloads are refused, and
+    /// shutdown does not wait for it.
+    var loadStuck: Bool { reload.state.loadStuck }
+    /// No more reloads (the server is stopping).
+    var stopped: Bool {
+        if case .stopped = reload.state { return true }
+        return false
+    }
+    /// What STATUS shows as `reload=`.
+    var reloadStateName: String { reload.state.name }
+
+    func moveReload(to next: ReloadState) { reload.move(to: next, logger: logger) }
+
+    /// The server is stopping: no reload starts from now on; a staged
+    /// migration is abandoned (its operator is answered), a load on its
+    /// worker is answered when it returns.
+    func stop() {
+        switch reload.state {
+        case .idle: moveReload(to: .stopped(.none))
+        case .loading(let task): moveReload(to: .stopped(.running(task)))
+        case .stuck: moveReload(to: .stopped(.stuck))
+        case .staging: endStagedMigration(.failure(.shuttingDown), then: .stopped(.none))
+        case .stopped: break
+        }
+    }
 
     /// The last candidate a swap refused (its image is unregistered from the
     /// guard once it is neither current nor previous).
@@ -124,7 +148,7 @@ final class LogicHost {
         self.history = [ModuleHistoryEntry(module)]
         table = .allocate(capacity: 1)
         loadTimer = .allocateHandle()
-        uv_timer_init(loop, loadTimer)
+        uvMust(uv_timer_init(loop, loadTimer), "uv_timer_init")
         uv_unref(loadTimer.handle)
         faultBuffer = .allocate(capacity: 1)
         faultBuffer.initialize(to: fg_fault())
@@ -134,7 +158,7 @@ final class LogicHost {
 
     /// Closes the host's own handle (at shutdown).
     func close() {
-        cancelStagedMigration()
+        stop()
         loadTimer.closeAndFree()
     }
 
@@ -279,7 +303,7 @@ final class LogicHost {
                 // dladdr takes the dynamic linker's lock, which a load on
                 // the worker holds through dlopen: the loop must not wait
                 // for it, so while one runs the frames stay raw addresses.
-                if loaderMayHoldTheLinkerLock {
+                if reload.state.workerMayHoldTheLinkerLock {
                     frames.append("0x" + String(UInt(bitPattern: pc), radix: 16))
                     continue
                 }
@@ -354,76 +378,99 @@ final class LogicHost {
     /// takes about a millisecond, which would stall every player; only the
     /// bind, the migration and the commit need the loop.
     func reload(path: String, unlessSHA256: String? = nil, done: @escaping (Result<SwapOutcome, SwapError>) -> Void) {
-        guard !stopped else { return done(.failure(.shuttingDown)) }
-        guard !loadStuck else { return done(.failure(.loadStuck)) }
-        guard !reloading else { return done(.failure(.busy)) }
-        reloading = true
+        switch reload.state {
+        case .idle: break
+        case .stopped: return done(.failure(.shuttingDown))
+        case .stuck: return done(.failure(.loadStuck))
+        case .loading, .staging: return done(.failure(.busy))
+        }
         let job = ReloadJob(request: loader.request(path: path, unlessSHA256: unlessSHA256 ?? module.sha256))
-        let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
         let task = ReloadTask(job: job, host: self, done: done)
-        work.pointee.data = UVContext.retainedPointer(to: task)
-        let status = uv_queue_work(loop, work, { work in
+        let status = UVWork.submit(on: loop, job, work: { job in
             // Worker thread: only the job's Sendable request and result.
-            let task = UVContext.object(work!.pointee.data, as: ReloadTask.self)
-            task.job.result = task.job.request.perform()
-        }, { work, _ in
-            // Loop thread.
-            let task = UVContext.release(work!.pointee.data!, as: ReloadTask.self)
-            work!.deallocate()
+            job.result = job.request.perform()
+        }, after: { _ in
             task.host.finishReload(task)
         })
-        if status != 0 {
-            _ = UVContext.release(work.pointee.data!, as: ReloadTask.self)
-            work.deallocate()
-            reloading = false
-            done(.failure(.cannotQueue(UVError(status))))
-            return
-        }
+        if status != 0 { return done(.failure(.cannotQueue(UVError(status)))) }
+        moveReload(to: .loading(task))
         // No watchdog reaches a worker thread: a module constructor or
         // hotswap_describe that never returns would leave the operator
         // waiting forever. The timer answers instead.
-        pendingReload = task
-        uv_timer_start(loadTimer, { timer in
+        uvMust(uv_timer_start(loadTimer, { timer in
             UVContext.object(timer!.pointee.data, as: LogicHost.self).loadTimedOut()
-        }, UInt64(loadTimeoutMilliseconds), 0)
+        }, UInt64(loadTimeoutMilliseconds), 0), "uv_timer_start")
     }
 
     private func loadTimedOut() {
-        guard let task = pendingReload else { return }
-        pendingReload = nil
-        task.answered = true
-        loadStuck = true
+        let task: ReloadTask
+        switch reload.state {
+        case .loading(let running):
+            task = running
+            moveReload(to: .stuck)
+        case .stopped(.running(let running)):
+            task = running
+            moveReload(to: .stopped(.stuck))
+        default:
+            return
+        }
         logger.error("a module load did not finish within \(loadTimeoutMilliseconds) ms on its worker thread: refused; reloads stay refused until it returns")
         task.done(.failure(.loadTimedOut(milliseconds: loadTimeoutMilliseconds)))
     }
 
+    /// The worker came back (loop thread).
     private func finishReload(_ task: ReloadTask) {
         let (job, done) = (task.job, task.done)
-        reloading = false
         uv_timer_stop(loadTimer)
-        pendingReload = nil
-        if task.answered {
+        let answered: Bool
+        switch reload.state {
+        case .loading:
+            // Left below: for staging, or for idle.
+            answered = false
+        case .stuck:
+            answered = true
+            moveReload(to: .idle)
+        case .stopped(.running):
+            answered = false
+            moveReload(to: .stopped(.none))
+        case .stopped(.stuck):
+            answered = true
+            moveReload(to: .stopped(.none))
+        case .idle, .staging, .stopped(.none):
+            return reload.bug("a load's worker returned, but none was out", logger: logger)
+        }
+        if answered {
             // It timed out and the operator was told it failed: a late
             // result is counted, never swapped in.
-            loadStuck = false
             if let result = job.result { loader.finished(result) }
             logger.warning("the module load that timed out finished late; it was discarded")
             return
         }
-        guard let result = job.result else { return done(.failure(.cannotQueue(UVError(UV_ECANCELED.rawValue)))) }
-        loader.finished(result)
-        lastLoadSHA256 = result.sha256
         if stopped {
             // Nobody to serve with it any more: do not run its hooks.
+            if let result = job.result {
+                loader.finished(result)
+                lastLoadSHA256 = result.sha256
+            }
             return done(.failure(.shuttingDown))
         }
+        guard let result = job.result else {
+            moveReload(to: .idle)
+            return done(.failure(.cannotQueue(UVError(UV_ECANCELED.rawValue))))
+        }
+        loader.finished(result)
+        lastLoadSHA256 = result.sha256
         switch result.outcome {
         case .failed(let error):
+            moveReload(to: .idle)
             done(.failure(.load(error)))
         case .unchanged:
+            moveReload(to: .idle)
             done(.success(.unchanged(module)))
         case .loaded(let candidate):
+            // loading -> staging, when the stored players migrate first.
             if stageMigration(of: candidate, loadNanoseconds: result.nanoseconds, done: done) { return }
+            moveReload(to: .idle)
             commitReload(candidate, loadNanoseconds: result.nanoseconds, staged: nil, done: done)
         }
     }
@@ -592,21 +639,5 @@ final class LogicHost {
         return SwapReport(from: saved.module, to: candidate, heldMicroseconds: (uv_hrtime() - started) / 1000,
                           loadMicroseconds: loadNanoseconds / 1000, migrated: migrated,
                           staged: staged.map { $0.progress(remigrated: again?.count) })
-    }
-}
-
-/// A reload in flight: the job (the only part the worker sees) and, for the
-/// loop, who asked and who to tell.
-private final class ReloadTask {
-    let job: ReloadJob
-    let host: LogicHost
-    let done: (Result<SwapOutcome, SwapError>) -> Void
-    /// The load timed out and `done` was called already.
-    var answered = false
-
-    init(job: ReloadJob, host: LogicHost, done: @escaping (Result<SwapOutcome, SwapError>) -> Void) {
-        self.job = job
-        self.host = host
-        self.done = done
     }
 }

@@ -1,5 +1,6 @@
 import FaultGuard
 import GameABI
+import UVKit
 
 /// Runs a module's `hotswap_describe` and records what it declares: its
 /// name and version, and its fields in declaration order (a field's index is
@@ -19,7 +20,7 @@ final class SchemaCollector {
         var describer = game_describer(
             size: UInt32(MemoryLayout<game_describer>.size),
             abi_version: UInt32(GAME_ABI_VERSION),
-            engine: Unmanaged.passUnretained(self).toOpaque(),
+            engine: UVContext.pointer(to: self),
             module: { describer, name, nameLength, version, versionLength in
                 probe(name, min(nameLength, Int(GAME_MAX_MODULE_NAME)))
                 probe(version, min(versionLength, Int(GAME_MAX_MODULE_NAME)))
@@ -80,7 +81,7 @@ final class SchemaCollector {
     }
 
     private static func from(_ describer: UnsafePointer<game_describer>?) -> SchemaCollector {
-        Unmanaged<SchemaCollector>.fromOpaque(describer!.pointee.engine).takeUnretainedValue()
+        UVContext.object(describer!.pointee.engine, as: SchemaCollector.self)
     }
 
     private static func bytes(_ pointer: UnsafePointer<UInt8>?, _ length: Int) -> [UInt8]? {

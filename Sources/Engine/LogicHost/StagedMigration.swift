@@ -84,7 +84,8 @@ final class StagedMigration {
     /// Starts as the setup's time (see `StagedReport`).
     var longestSlice: UInt64 = 0
     private var lastProgress: UInt64 = 0
-    let idle: UnsafeMutablePointer<uv_idle_t>
+    /// Runs the slices, one per loop turn (SlicedJob).
+    let job: SlicedJob
 
     init(candidate: LoadedModule, loadNanoseconds: UInt64, done: @escaping (Result<SwapOutcome, SwapError>) -> Void,
          hook: @escaping hotswap_migrate_fn, context: MigrationContext, store: StateStore, bindings: [FieldBinding],
@@ -102,8 +103,7 @@ final class StagedMigration {
         self.endSlot = endSlot
         chunk.reserveCapacity(Self.chunkSize)
         chunkSlots.reserveCapacity(Self.chunkSize)
-        idle = .allocateHandle()
-        uv_idle_init(loop, idle)
+        job = SlicedJob(loop: loop, budgetNanoseconds: Self.sliceNanoseconds)
     }
 
     var finished: Bool { nextSlot >= endSlot }
@@ -126,7 +126,7 @@ final class StagedMigration {
     /// One slice: migrates players from the next slot on until the
     /// deadline, on the staged store. Returns whether operators should hear
     /// of the progress.
-    fileprivate func slice(host: LogicHost) throws(SwapError) -> Bool {
+    fileprivate func slice(host: LogicHost, deadline: UInt64) throws(SwapError) -> Bool {
         let begun = uv_hrtime()
         if slices == 0 { started = begun; lastProgress = begun }
         slices += 1
@@ -140,7 +140,6 @@ final class StagedMigration {
         guard var staged = takeStore() else { return false }
         defer { store = staged }
         let world = host.world
-        let deadline = begun + Self.sliceNanoseconds
         try world.withStagedStore(&staged) { () throws(SwapError) in
             try host.asCandidate(candidate, bindings: bindings) { () throws(SwapError) in
                 while nextSlot < endSlot {
@@ -199,13 +198,12 @@ extension LogicHost {
                                         fromVersion: module.version, total: world.playerCount,
                                         endSlot: world.playerSlots, loop: loop)
         migration.longestSlice = uv_hrtime() - setup
-        staged = migration
-        reloading = true
+        moveReload(to: .staging(migration))
         world.beginStaging()
         logger.notice("reload: migrating \(world.playerCount) stored players to \(candidate.name) \(candidate.version) between messages before the commit")
-        migration.idle.context = UVContext.pointer(to: self)
-        uv_idle_start(migration.idle) { idle in
-            UVContext.object(idle!.pointee.data, as: LogicHost.self).runStagedSlice()
+        migration.job.start { [unowned self] deadline in
+            runStagedSlice(deadline: deadline)
+            return true  // the job is stopped by stopStaging
         }
         return true
     }
@@ -213,20 +211,16 @@ extension LogicHost {
     /// One loop turn of a staged migration: a slice, or, once every player
     /// is done, the commit (in a turn of its own, so the game is served
     /// between the last slice and it).
-    private func runStagedSlice() {
+    private func runStagedSlice(deadline: UInt64) {
         guard let migration = staged else { return }
-        if stopped {
-            return endStagedMigration(.failure(.shuttingDown))
-        }
         if migration.finished {
             let done = migration.done
-            stopStaging()
-            reloading = false
+            stopStaging(then: .idle)
             commitReload(migration.candidate, loadNanoseconds: migration.loadNanoseconds, staged: migration, done: done)
             return
         }
         do throws(SwapError) {
-            if try migration.slice(host: self) {
+            if try migration.slice(host: self, deadline: deadline) {
                 logger.notice("reload: migrated \(migration.migrated) of \(migration.total) stored players")
                 delegate?.logicMigrating(migration.candidate, done: migration.migrated, of: migration.total)
             }
@@ -237,23 +231,17 @@ extension LogicHost {
 
     /// Gives up a staged migration (refused, or the server is stopping):
     /// the live world was never written, so nothing is undone.
-    private func endStagedMigration(_ outcome: Result<SwapOutcome, SwapError>) {
+    func endStagedMigration(_ outcome: Result<SwapOutcome, SwapError>, then next: ReloadState = .idle) {
         guard let migration = staged else { return }
-        stopStaging()
-        reloading = false
+        stopStaging(then: next)
         world.endStaging()
         migration.done(outcome)
     }
 
-    /// At shutdown: a staged migration still running is abandoned.
-    func cancelStagedMigration() {
-        endStagedMigration(.failure(.shuttingDown))
-    }
-
-    private func stopStaging() {
+    /// Stops the slices and leaves `staging` for `next`.
+    private func stopStaging(then next: ReloadState) {
         guard let migration = staged else { return }
-        staged = nil
-        uv_idle_stop(migration.idle)
-        migration.idle.closeAndFree()
+        moveReload(to: next)
+        migration.job.close()
     }
 }

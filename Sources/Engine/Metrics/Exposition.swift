@@ -4,8 +4,10 @@ import Prometheus
 /// and writes the text exposition format (version 0.0.4); this fills it.
 ///
 /// - Counters and gauges the engine already keeps are copied in at scrape
-///   time from `EngineReading.all` (a plain `Int` on the hot path costs
-///   0.7 ns, the library's atomic counter 5.2 ns; BENCHMARKS.md, "Metrics").
+///   time from an `EngineSnapshot`, through the rows of `EngineReading.all`
+///   that name a metric (the same rows STATUS renders), and the process's
+///   from `ProcessStats`. A plain `Int` on the hot path costs 0.7 ns, the
+///   library's atomic counter 5.2 ns (BENCHMARKS.md, "Metrics").
 /// - Histograms are the library's own, recorded when their event happens:
 ///   a sampled module call (`CallSampler`) and a swap's `held_us`, both
 ///   rare enough that the library's lock costs nothing measurable.
@@ -26,7 +28,8 @@ final class Exposition {
         case gauge(Gauge)
     }
 
-    private let readings: [(reading: EngineReading, slot: Slot)]
+    private let readings: [(read: @Sendable (EngineSnapshot) -> Double, scale: Double, slot: Slot)]
+    private let processReadings: [(read: @Sendable (ProcessStats) -> Double, slot: Slot)]
     private var moduleInfo: (labels: [String], gauge: Gauge)?
     /// The size of the last exposition, to reserve the next one at once.
     private var lastSize = 4096
@@ -53,35 +56,42 @@ final class Exposition {
             descriptor: Exposition.descriptor("hotswap_reload_held_seconds",
                                               "How long each swap (reload, rollback, automatic rollback) held the event loop."),
             buckets: Exposition.heldBuckets)
-        self.readings = readings.map { [registry] reading in
-            let descriptor = Exposition.descriptor(reading.name, reading.help)
-            return switch reading.kind {
-            case .counter: (reading, .counter(registry.makeCounter(descriptor: descriptor, labels: reading.labels)))
-            case .gauge: (reading, .gauge(registry.makeGauge(descriptor: descriptor, labels: reading.labels)))
+        let registry = registry
+        func slot(_ kind: EngineReading.Kind, _ name: String, _ labels: [(String, String)], _ help: String) -> Slot {
+            let descriptor = Exposition.descriptor(name, help)
+            return switch kind {
+            case .counter: .counter(registry.makeCounter(descriptor: descriptor, labels: labels))
+            case .gauge: .gauge(registry.makeGauge(descriptor: descriptor, labels: labels))
             }
         }
+        self.readings = readings.compactMap { reading in
+            reading.metric.map { (reading.read, $0.scale, slot($0.kind, $0.name, $0.labels, $0.help)) }
+        }
+        processReadings = ProcessStats.readings.map { ($0.read, slot($0.kind, $0.name, [], $0.help)) }
     }
 
-    /// The exposition of `scrape`: every reading copied in, then the
-    /// registry's text.
-    func render(_ scrape: Scrape) -> [UInt8] {
-        for (reading, slot) in readings {
-            let value = reading.read(scrape)
-            switch slot {
-            case .gauge(let gauge):
-                gauge.set(to: value)
-            case .counter(let counter):
-                // The registry's counters only go up; ours are read whole.
-                counter.reset()
-                if let whole = Int64(exactly: value) { counter.increment(by: whole) } else { counter.increment(by: value) }
-            }
-        }
-        updateModuleInfo(scrape.engine.host.module)
+    /// The exposition of `snapshot`, the process's own numbers and the
+    /// serving module: every reading copied in, then the registry's text.
+    func render(_ snapshot: EngineSnapshot, process: ProcessStats, module: LoadedModule) -> [UInt8] {
+        for (read, scale, slot) in readings { Exposition.set(slot, to: read(snapshot) * scale) }
+        for (read, slot) in processReadings { Exposition.set(slot, to: read(process)) }
+        updateModuleInfo(module)
         var body: [UInt8] = []
         body.reserveCapacity(lastSize + lastSize / 4)
         registry.emit(into: &body)
         lastSize = body.count
         return body
+    }
+
+    private static func set(_ slot: Slot, to value: Double) {
+        switch slot {
+        case .gauge(let gauge):
+            gauge.set(to: value)
+        case .counter(let counter):
+            // The registry's counters only go up; ours are read whole.
+            counter.reset()
+            if let whole = Int64(exactly: value) { counter.increment(by: whole) } else { counter.increment(by: value) }
+        }
     }
 
     /// Our names are written whole (`hotswap_requests_total`), so they

@@ -138,7 +138,7 @@ final class MetricsServer {
     private func renderedExposition() -> [UInt8] {
         let turn = engine.transport.turns
         if let rendered, rendered.turn == turn { return rendered.body }
-        let body = exposition.render(Scrape(engine: engine, process: ProcessStats.read()))
+        let body = exposition.render(EngineSnapshot(engine), process: ProcessStats.read(), module: engine.host.module)
         rendered = (turn, body)
         return body
     }

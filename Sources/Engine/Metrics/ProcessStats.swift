@@ -20,6 +20,17 @@ struct ProcessStats {
         return boot + ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
     }()
 
+    /// The standard process metrics of Prometheus client libraries.
+    static let readings: [(kind: EngineReading.Kind, name: String, help: String, read: @Sendable (ProcessStats) -> Double)] = [
+        (.gauge, "process_resident_memory_bytes", "Resident memory size in bytes.", { $0.residentBytes }),
+        (.gauge, "process_virtual_memory_bytes", "Virtual memory size in bytes.", { $0.virtualBytes }),
+        (.counter, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", { $0.cpuSeconds }),
+        (.gauge, "process_open_fds", "Number of open file descriptors.", { $0.openFileDescriptors }),
+        (.gauge, "process_max_fds", "Maximum number of open file descriptors.", { $0.maxFileDescriptors }),
+        (.gauge, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+         { _ in ProcessStats.startTimeSeconds }),
+    ]
+
     /// A reading of now.
     static func read() -> ProcessStats {
         var stats = ProcessStats()

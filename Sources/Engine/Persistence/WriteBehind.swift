@@ -46,25 +46,43 @@ final class WriteBehind {
     /// Records copied out of World in one loop turn at most: about 2 ms.
     static let copySliceRecords = 20_000
 
-    /// The flush on the worker, if any.
-    private var inFlight: FlushTask?
-    /// A batch being copied out over several loop turns: what it has, how
-    /// many more dirty records it takes, and its longest turn.
-    private var collecting: (batch: PersistBatch, remaining: Int, longestTurn: UInt64, swaps: Int)?
-    /// A failed batch's players still to be made dirty again, a slice of
-    /// `remarkSliceRecords` per loop turn (a million at once held the game
+    /// Where the flush is (FlushState.swift): changed only by `moveFlush`.
+    private(set) var flush = Lifecycle(FlushState.idle)
+    /// A failed batch's players are made dirty again at most
+    /// `remarkSliceRecords` a loop turn (a million at once held the game
     /// 27 ms). No flush starts meanwhile; anyone who waits on the write-
     /// behind (SAVE, an upgrade's final flush, shutdown) has it finished
     /// at once, so the dirty state they see is whole.
-    private var remarking: (records: UnwrittenRecords, next: Int)?
     static let remarkSliceRecords = 50_000
+    /// Copying out and making dirty again, a slice a loop turn: each slice
+    /// stops at its record cap above or after 2 ms, whichever comes first.
+    private let slices: SlicedJob
+    /// Records a slice handles between two looks at its deadline.
+    private static let sliceChunkRecords = 2_000
+
+    /// What STATUS shows as `flush=`.
+    var stateName: String {
+        if case .idle = flush.state, paused { return "paused" }
+        return flush.state.name
+    }
 
     /// Players a failed batch still has to make dirty again: not written,
     /// so STATUS and the metrics count them as dirty.
-    var unwrittenNotYetDirty: Int { remarking.map { $0.records.keys.count - $0.next } ?? 0 }
-    /// Runs the turns of `collecting` or `remarking` (never both: a batch
-    /// is copied out only when no flush is on the worker or failing).
-    private let collectIdle: UnsafeMutablePointer<uv_idle_t>
+    var unwrittenNotYetDirty: Int {
+        if case .remarking(let remarking) = flush.state { return remarking.left }
+        return 0
+    }
+
+    /// A flush is being copied out or is on the worker.
+    private var flushUnderWay: Bool {
+        switch flush.state {
+        case .collecting, .writing, .closed(.some): true
+        case .idle, .remarking, .closed(nil): false
+        }
+    }
+
+    private func moveFlush(to next: FlushState) { flush.move(to: next, logger: logger) }
+
     /// How the last flush the worker finished went, and how many records
     /// it carried (an upgrade's final flush reads it).
     private var lastFinished: (records: Int, result: Result<Double, StorageError>?)?
@@ -75,7 +93,6 @@ final class WriteBehind {
     /// done and it is handing over: what is dirty goes to the next engine,
     /// which writes it).
     var paused = false
-    private var closed = false
     private var lastErrorLoggedAt: UInt64 = 0
     private var lastErrorTransient = true
 
@@ -94,16 +111,14 @@ final class WriteBehind {
         persistedColumns = (stored.globalColumns.count, stored.playerColumns.count)
         persistedDeclared = stored.declared
         timer = .allocateHandle()
-        collectIdle = .allocateHandle()
-        uv_timer_init(loop, timer)
+        slices = SlicedJob(loop: loop, budgetNanoseconds: 2_000_000)
+        uvMust(uv_timer_init(loop, timer), "uv_timer_init")
         timer.context = UVContext.pointer(to: self)
-        uv_timer_start(timer, { timer in
+        uvMust(uv_timer_start(timer, { timer in
             UVContext.object(timer!.pointee.data, as: WriteBehind.self).tick()
-        }, UInt64(intervalMilliseconds), UInt64(intervalMilliseconds))
+        }, UInt64(intervalMilliseconds), UInt64(intervalMilliseconds)), "uv_timer_start")
         // Flushing alone must not keep the loop alive at shutdown.
         uv_unref(timer.handle)
-        uv_idle_init(loop, collectIdle)
-        collectIdle.context = UVContext.pointer(to: self)
     }
 
     /// The next batch (at most `limit` players), or nil when the file is
@@ -133,17 +148,17 @@ final class WriteBehind {
     /// worker. False when one is under way already or nothing is dirty.
     @discardableResult
     private func startFlush() -> Bool {
-        guard inFlight == nil, collecting == nil, remarking == nil, !closed else { return false }
+        guard case .idle = flush.state else { return false }
         let copyStarted = uv_hrtime()
         let target = world.dirtyCount
         guard var batch = nextBatch(limit: Self.copySliceRecords) else { return false }
         if batch.players.count == Self.copySliceRecords && world.dirtyCount > 0 && target > batch.players.count {
             batch.players.reserveCapacity(target)
             batch.slots.reserveCapacity(target)
-            let took = uv_hrtime() - copyStarted
             // The rest on the next turns, between messages.
-            collecting = (batch, target - batch.players.count, took, world.swaps)
-            startIdle()
+            moveFlush(to: .collecting(CollectingBatch(batch: batch, remaining: target - batch.players.count,
+                                                      longestTurn: uv_hrtime() - copyStarted, swaps: world.swaps)))
+            slices.start { [unowned self] deadline in collectMore(until: deadline) }
             return true
         }
         counters.lastHeldMicroseconds = (uv_hrtime() - copyStarted) / 1000
@@ -155,128 +170,123 @@ final class WriteBehind {
     /// holds every record that was dirty when it began. A swap committed
     /// meanwhile makes it start over (its records are dirty again): one
     /// batch has one shape, and no row from before a migration beside one
-    /// from after it.
-    private func collectMore() {
-        guard var current = collecting else {
-            uv_idle_stop(collectIdle)
-            return
-        }
-        // Held here alone while it grows: a second reference would make
-        // every append copy the whole batch.
-        collecting = nil
+    /// from after it. Returns whether another turn is needed.
+    private func collectMore(until deadline: UInt64) -> Bool {
+        guard case .collecting(let current) = flush.state else { return false }
         let started = uv_hrtime()
         let columns = world.persistentColumnCounts
         guard current.swaps == world.swaps, columns.global == current.batch.globalColumns.count,
             columns.player == current.batch.playerColumns.count
         else {
-            collecting = current
             abandonCollecting()
             // Started again at once: whoever waits on this flush (an
             // upgrade's final flush) waits for the new one.
             if !startFlush() { runWhenDone() }
-            return
+            return false
         }
-        let more = world.takeDirty(limit: min(Self.copySliceRecords, current.remaining))
-        if let global = more.global { current.batch.global = global }
-        if !more.deleted.isEmpty {
-            // Forgotten since their records were copied: the batch deletes
-            // them (before its writes) and must not write them back.
-            let gone = Set(more.deleted)
-            let keep = current.batch.players.indices.filter { !gone.contains(current.batch.players[$0].key) }
-            if keep.count < current.batch.players.count {
-                current.batch.slots = keep.map { current.batch.slots[$0] }
-                current.batch.players = keep.map { current.batch.players[$0] }
+        var copied = 0
+        repeat {
+            let more = world.takeDirty(limit: min(Self.sliceChunkRecords, current.remaining))
+            if let global = more.global { current.batch.global = global }
+            if !more.deleted.isEmpty {
+                // Forgotten since their records were copied: the batch deletes
+                // them (before its writes) and must not write them back.
+                let gone = Set(more.deleted)
+                let keep = current.batch.players.indices.filter { !gone.contains(current.batch.players[$0].key) }
+                if keep.count < current.batch.players.count {
+                    current.batch.slots = keep.map { current.batch.slots[$0] }
+                    current.batch.players = keep.map { current.batch.players[$0] }
+                }
+                current.batch.deleted += more.deleted
             }
-            current.batch.deleted += more.deleted
-        }
-        current.batch.players += more.players
-        current.batch.slots += more.slots
-        current.remaining -= more.players.count
+            current.batch.players += more.players
+            current.batch.slots += more.slots
+            current.remaining -= more.players.count
+            copied += more.players.count
+            if current.remaining <= 0 || more.players.isEmpty || world.dirtyCount == 0 {
+                current.longestTurn = max(current.longestTurn, uv_hrtime() - started)
+                counters.lastHeldMicroseconds = current.longestTurn / 1000
+                queue(current.takeBatch())
+                return false
+            }
+        } while copied < Self.copySliceRecords && uv_hrtime() < deadline
         current.longestTurn = max(current.longestTurn, uv_hrtime() - started)
-        guard current.remaining <= 0 || more.players.isEmpty || world.dirtyCount == 0 else {
-            collecting = current
-            return
-        }
-        collecting = nil
-        uv_idle_stop(collectIdle)
-        counters.lastHeldMicroseconds = current.longestTurn / 1000
-        queue(current.batch)
-    }
-
-    private func startIdle() {
-        uv_idle_start(collectIdle) { idle in
-            let owner = UVContext.object(idle!.pointee.data, as: WriteBehind.self)
-            if owner.remarking != nil { owner.remarkMore() } else { owner.collectMore() }
-        }
+        return true
     }
 
     /// Makes a failed batch's players dirty again: at once when it is
-    /// small, else over the next loop turns. At once after `close` too: its
-    /// idle handle is closed (starting it again wrote into freed memory),
-    /// and the exit's `flushAll`, which comes next, writes what is dirty.
+    /// small, else over the next loop turns. At once after `close` too (the
+    /// exit's `flushAll`, which comes next, writes what is dirty).
     private func remark(_ records: UnwrittenRecords) {
-        guard !closed, records.keys.count > Self.remarkSliceRecords else { return world.markUnwritten(records) }
-        remarking = (records, 0)
-        startIdle()
+        guard case .idle = flush.state, records.keys.count > Self.remarkSliceRecords else {
+            return world.markUnwritten(records)
+        }
+        moveFlush(to: .remarking(RemarkingRecords(records)))
+        slices.start { [unowned self] deadline in remarkMore(until: deadline) }
     }
 
-    /// One loop turn of `remark`.
-    private func remarkMore() {
-        guard var current = remarking else { return }
-        remarking = nil
-        let end = min(current.next + Self.remarkSliceRecords, current.records.keys.count)
-        world.markUnwritten(current.records, from: current.next, to: end)
-        current.next = end
-        if end < current.records.keys.count {
-            remarking = current
-        } else {
-            uv_idle_stop(collectIdle)
-        }
+    /// One loop turn of `remark`; returns whether another is needed.
+    private func remarkMore(until deadline: UInt64) -> Bool {
+        guard case .remarking(let current) = flush.state else { return false }
+        let cap = min(current.next + Self.remarkSliceRecords, current.records.keys.count)
+        repeat {
+            let end = min(current.next + Self.sliceChunkRecords, cap)
+            world.markUnwritten(current.records, from: current.next, to: end)
+            current.next = end
+        } while current.next < cap && uv_hrtime() < deadline
+        guard current.left == 0 else { return true }
+        moveFlush(to: .idle)
+        return false
     }
 
     /// Finishes `remark` now (someone needs the whole dirty state).
     private func finishRemarking() {
-        guard let current = remarking else { return }
-        remarking = nil
-        uv_idle_stop(collectIdle)
+        guard case .remarking(let current) = flush.state else { return }
+        slices.stop()
         world.markUnwritten(current.records, from: current.next, to: current.records.keys.count)
+        moveFlush(to: .idle)
     }
 
     /// Drops a batch still being copied out: its records are dirty again.
     private func abandonCollecting() {
-        guard let current = collecting else { return }
-        collecting = nil
-        uv_idle_stop(collectIdle)
-        world.markUnwritten(current.batch)
+        guard case .collecting(let current) = flush.state else { return }
+        slices.stop()
+        moveFlush(to: .idle)
+        world.markUnwritten(current.takeBatch())
     }
 
     /// Hands a batch to the worker.
     private func queue(_ batch: PersistBatch) {
         let task = FlushTask(batch: batch, storage: storage, owner: self)
-        let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
-        work.pointee.data = UVContext.retainedPointer(to: task)
-        inFlight = task
-        let status = uv_queue_work(loop, work, { work in
+        let status = UVWork.submit(on: loop, task, work: { task in
             // Worker thread: only the task's Sendable batch and the storage.
-            UVContext.object(work!.pointee.data, as: FlushTask.self).run()
-        }, { work, _ in
-            let task = UVContext.release(work!.pointee.data!, as: FlushTask.self)
-            work!.deallocate()
+            task.run()
+        }, after: { task in
             task.owner.finished(task)
         })
+        if case .collecting = flush.state { slices.stop() }
         if status != 0 {
-            _ = UVContext.release(work.pointee.data!, as: FlushTask.self)
-            work.deallocate()
-            inFlight = nil
-            let failed = FlushTask(batch: batch, storage: storage, owner: self)
-            failed.result = .failure(StorageError("cannot queue a flush: \(UVError(status))", transient: true))
-            finished(failed)
+            // Never on the worker: it failed, and its records are dirty again.
+            if case .collecting = flush.state { moveFlush(to: .idle) }
+            let failure = StorageError("cannot queue a flush: \(UVError(status))", transient: true)
+            lastFinished = (batch.recordCount, .failure(failure))
+            record(batch, records: batch.recordCount, .failure(failure))
+            if !whenDone.isEmpty { finishRemarking() }
+            runWhenDone()
+            return
         }
+        moveFlush(to: .writing(task))
     }
 
     /// Loop thread: the worker is done with `task`.
     private func finished(_ task: FlushTask) {
-        inFlight = nil
+        // The exit's flushAll waited for it and counted it already.
+        if task.recordedByFlushAll { return }
+        switch flush.state {
+        case .writing(let writing) where writing === task: moveFlush(to: .idle)
+        case .closed(let writing?) where writing === task: moveFlush(to: .closed(nil))
+        default: return flush.bug("a flush the worker finished is not the one on it", logger: logger)
+        }
         lastFinished = (task.records, task.result)
         record(task.batch, records: task.records, unwritten: task.unwritten,
                task.result ?? .failure(StorageError("flush did not run", transient: true)))
@@ -294,7 +304,7 @@ final class WriteBehind {
     /// worker), else once it is done.
     func afterFlushInFlight(_ body: @escaping () -> Void) {
         finishRemarking()
-        if inFlight == nil && collecting == nil { body() } else { whenDone.append(body) }
+        if flushUnderWay { whenDone.append(body) } else { body() }
     }
 
     /// What a flush asked for (an upgrade's final flush, SAVE) did.
@@ -328,7 +338,7 @@ final class WriteBehind {
             // is dirty now, so this one waits for it too. (Answering
             // "nothing dirty" here let an upgrade exec with those records
             // on the worker, neither in the file nor dirty.)
-            guard inFlight != nil || collecting != nil || startFlush() else { return body(.nothingDirty) }
+            guard flushUnderWay || startFlush() else { return body(.nothingDirty) }
             afterFlushInFlight { [unowned self] in
                 guard let task = lastFinished else { return body(.failed(StorageError("flush did not run", transient: true))) }
                 switch task.result {
@@ -396,9 +406,14 @@ final class WriteBehind {
         // A flush still on the worker (the loop was stopped, not run dry:
         // a stuck module load): let it finish first, then write its records
         // again if it failed, so nothing older lands after the last write.
-        if let pending = inFlight {
+        let onTheWorker: FlushTask? = switch flush.state {
+        case .writing(let task), .closed(let task?): task
+        default: nil
+        }
+        if let pending = onTheWorker {
+            if case .writing = flush.state { moveFlush(to: .idle) } else { moveFlush(to: .closed(nil)) }
             if pending.done.wait(timeout: .now() + .seconds(30)) == .success {
-                inFlight = nil
+                pending.recordedByFlushAll = true
                 record(pending.batch, records: pending.records, unwritten: pending.unwritten,
                        pending.result ?? .failure(StorageError("flush did not run", transient: true)))
             } else {
@@ -428,19 +443,19 @@ final class WriteBehind {
 
     /// Stops the timer (shutdown).
     func close() {
-        guard !closed else { return }
-        closed = true
+        if case .closed = flush.state { return }
         // Dirty again in full: the final flush at exit writes them.
         finishRemarking()
         abandonCollecting()
+        if case .writing(let task) = flush.state { moveFlush(to: .closed(task)) } else { moveFlush(to: .closed(nil)) }
         timer.closeAndFree()
-        collectIdle.closeAndFree()
+        slices.close()
     }
 }
 
 /// One flush on its way through the worker: the batch goes over, the
 /// result comes back; neither side touches the other's state meanwhile.
-private final class FlushTask: @unchecked Sendable {
+final class FlushTask: @unchecked Sendable {
     /// What goes over. Its records are freed on the worker once written
     /// (a million of them, after a migration, freed on the loop stalled the
     /// game 80 ms); a failed batch leaves what makes it dirty again.
@@ -471,6 +486,9 @@ private final class FlushTask: @unchecked Sendable {
     var result: Result<Double, StorageError>?
     /// Signalled when the worker is done (for `flushAll` at shutdown).
     let done = DispatchSemaphore(value: 0)
+    /// `flushAll` waited for it and counted its outcome: its completion on
+    /// the loop, if the loop runs again, has nothing left to do (loop only).
+    var recordedByFlushAll = false
 
     init(batch: PersistBatch, storage: any PlayerStorage, owner: WriteBehind) {
         self.batch = batch

@@ -9,6 +9,11 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
     unowned(unsafe) let connection: Connection
     /// The session in World; stale once it is torn down.
     private(set) var id = GameID(raw: 0)
+    // `@exclusivity(unchecked)` on the properties touched on every request
+    // or every loop turn: the class is used from the loop thread only, and
+    // Swift's dynamic exclusivity checks on them cost about 10% of a PING
+    // (BENCHMARKS.md, "Current build (exclusivity checks off on the hot
+    // properties)").
     // `private(set)`: an upgrade reads them (PlayerSession+Handoff.swift).
     @exclusivity(unchecked) private(set) var framer: LineFramer
     @exclusivity(unchecked) private(set) var limiter: RateLimiter

@@ -1,4 +1,5 @@
 import Glibc
+import UVKit
 
 /// Log lines on their way to a file descriptor (stderr by default), written
 /// by one background thread so that no other thread ever waits on the
@@ -22,6 +23,13 @@ import Glibc
 /// `flush(timeout:)` waits, at most `timeout`, until every line accepted
 /// before the call is written or discarded: at exit the last lines still
 /// reach a live reader, and a reader that stopped reading cannot hang exit.
+///
+/// Why a `pthread_mutex_t` and two condition variables, not
+/// `Synchronization.Mutex`: the writer sleeps until there is work and
+/// `flush` until bytes are retired or a monotonic deadline passes, which
+/// needs a condition variable bound to the lock (`Mutex` has none). For
+/// the same reason the class is `@unchecked Sendable`: every stored
+/// property below `mutex` is read and written only with it held.
 final class LogSink: @unchecked Sendable {
     static let defaultCapacity = 1 << 20
 
@@ -65,10 +73,9 @@ final class LogSink: @unchecked Sendable {
         pthread_cond_init(progressed, &attributes)
         pthread_condattr_destroy(&attributes)
         let started = pthread_create(&thread, nil, { context in
-            let sink = Unmanaged<LogSink>.fromOpaque(context!).takeRetainedValue()
-            sink.runWriter()
+            UVContext.release(context!, as: LogSink.self).runWriter()
             return nil
-        }, Unmanaged.passRetained(self).toOpaque())
+        }, UVContext.retainedPointer(to: self))
         // Without its writer the sink could only drop every line, or write
         // from the caller's thread: neither is acceptable for a server.
         precondition(started == 0, "cannot start the log writer thread: \(String(cString: strerror(started)))")

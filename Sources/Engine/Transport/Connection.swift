@@ -214,12 +214,12 @@ final class Connection {
             return
         }
         let timer = UnsafeMutablePointer<uv_timer_t>.allocateHandle()
-        uv_timer_init(transport.loop, timer)
+        uvMust(uv_timer_init(transport.loop, timer), "uv_timer_init")
         timer.context = stream.context
         lingerTimer = timer
-        uv_timer_start(timer, { timer in
+        uvMust(uv_timer_start(timer, { timer in
             Connection.from(timer!.context).finishClose()
-        }, transport.lingerMilliseconds, 0)
+        }, transport.lingerMilliseconds, 0), "uv_timer_start")
         // Drain and discard whatever the client still sends.
         if uv_read_start(stream.stream, Connection.onAlloc, Connection.onDiscard) != 0 { finishClose() }
     }

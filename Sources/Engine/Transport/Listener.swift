@@ -54,7 +54,7 @@ final class Listener {
         self.backlog = backlog
         guard var address = socketAddress(host: host, port: port) else { throw .badAddress(host: host) }
         handle = .allocateHandle()
-        uv_tcp_init(transport.loop, handle)
+        uvMust(uv_tcp_init(transport.loop, handle), "uv_tcp_init")
         handle.context = UVContext.pointer(to: self)
         do throws(ListenError) {
             let bound = withSocketAddress(&address) { uv_tcp_bind(handle, $0, 0) }
@@ -88,7 +88,7 @@ final class Listener {
         self.backlog = backlog
         boundPort = port
         handle = .allocateHandle()
-        uv_tcp_init(transport.loop, handle)
+        uvMust(uv_tcp_init(transport.loop, handle), "uv_tcp_init")
         handle.context = UVContext.pointer(to: self)
         let opened = uv_tcp_open(handle, uv_os_sock_t(fd))
         if opened != 0 { throw .listen(host: host, port: port, UVError(opened)) }
@@ -110,7 +110,7 @@ final class Listener {
             return
         }
         let client = UnsafeMutablePointer<uv_tcp_t>.allocateHandle()
-        uv_tcp_init(transport.loop, client)
+        uvMust(uv_tcp_init(transport.loop, client), "uv_tcp_init")
         let connection = Connection(transport: transport, stream: client, role: role)
         transport.register(connection)
         let rc = uv_accept(handle.stream, client.stream)

@@ -112,7 +112,7 @@ extension Transport {
     /// `restoreConnections`).
     private func adoptHandedOver(_ fd: Int32, as role: ListenerRole) throws -> Connection {
         let stream = UnsafeMutablePointer<uv_tcp_t>.allocateHandle()
-        uv_tcp_init(loop, stream)
+        uvMust(uv_tcp_init(loop, stream), "uv_tcp_init")
         let status = uv_tcp_open(stream, uv_os_sock_t(fd))
         guard status == 0 else { throw UVError(status) }
         // No uv_tcp_nodelay: TCP_NODELAY is the socket's, set at accept, and

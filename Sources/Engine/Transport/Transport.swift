@@ -34,6 +34,11 @@ final class Transport {
     private(set) var connections: [Connection] = []
     /// How many of `connections` each role has (by `ListenerRole.index`).
     private var roleCounts = [Int](repeating: 0, count: ListenerRole.allCases.count)
+    // `@exclusivity(unchecked)` on the properties touched on every request
+    // or every loop turn: the class is used from the loop thread only, and
+    // Swift's dynamic exclusivity checks on them cost about 10% of a PING
+    // (BENCHMARKS.md, "Current build (exclusivity checks off on the hot
+    // properties)").
     /// Loop turns so far (counted where output is flushed, once per turn):
     /// what happened in one turn can be told from the next.
     @exclusivity(unchecked) private(set) var turns: UInt64 = 0
@@ -65,12 +70,12 @@ final class Transport {
         readBuffer = .allocate(byteCount: Transport.readBufferSize, alignment: 16)
         flushList.reserveCapacity(1024)
         flushHandle = .allocateHandle()
-        uv_check_init(loop, flushHandle)
+        uvMust(uv_check_init(loop, flushHandle), "uv_check_init")
         flushHandle.context = UVContext.pointer(to: self)
-        uv_check_start(flushHandle) { handle in
+        uvMust(uv_check_start(flushHandle) { handle in
             UVContext.object(handle!.pointee.data, as: Transport.self).flushAll()
-        }
-        uv_idle_init(loop, spinHandle)
+        }, "uv_check_start")
+        uvMust(uv_idle_init(loop, spinHandle), "uv_idle_init")
         uv_unref(spinHandle.handle)
     }
 
@@ -95,7 +100,7 @@ final class Transport {
     @discardableResult
     func adopt(_ fd: Int32, as role: ListenerRole) throws(UVError) -> Connection {
         let stream = UnsafeMutablePointer<uv_tcp_t>.allocateHandle()
-        uv_tcp_init(loop, stream)
+        uvMust(uv_tcp_init(loop, stream), "uv_tcp_init")
         let connection = Connection(transport: self, stream: stream, role: role)
         register(connection)
         let status = uv_tcp_open(stream, uv_os_sock_t(fd))

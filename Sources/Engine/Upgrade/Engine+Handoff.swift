@@ -215,14 +215,16 @@ extension Engine {
                 summary.admins += 1
             }
         }
+        #if HOTSWAP_TEST_KNOBS
         switch EngineIdentity.restoreFault {
-        // The fault-injection knob (EngineIdentity), half-way through the
+        // The fault-injection knob (TestKnobs), half-way through the
         // restore: the fault guard is armed, its report runs, then the
         // restore guard hands back; or nothing returns, and its timer does.
         case .abort: abort()
         case .hang: while monotonicNanoseconds() > 0 {}
         case .segv, .socketCheckSegv, nil: break
         }
+        #endif
         var worldSection = handoff.reader(.world)
         try world.restoreHandoff(from: &worldSection) { peers[$0] }
         guard world.sessionCount == peers.count else {

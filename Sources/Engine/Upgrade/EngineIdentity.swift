@@ -25,28 +25,19 @@ enum EngineIdentity {
     ///
     /// - `HOTSWAP_ENGINE_VERSION`: names the engine instead of the build id
     ///   (an operator's tag; tests tell two copies of one build apart by it).
-    /// - `HOTSWAP_TEST_HANDOFF_FORMAT=N`: writes and reads format N only (a
-    ///   real build that disagrees with the engine before it: the only way
-    ///   to reach the fallback with a binary that passed its check).
-    /// - `HOTSWAP_TEST_HANDOFF_LIMIT=BYTES`: a lower handoff size limit, for
-    ///   writing and reading (the over-limit refusal and fallback, tested
-    ///   without a gigabyte).
-    /// - `HOTSWAP_TEST_RESTORE_FAULT=segv|abort|hang`: a fault-injection
-    ///   knob, read only by an engine resumed by an upgrade: it crashes
-    ///   (SIGSEGV before the fault guard is armed, abort() after) or hangs
-    ///   while restoring, so the restore guard's hand-back can be tested.
+    /// - in test builds only, the knobs of `TestKnobs`.
     private struct Environment {
-        static let names = ["HOTSWAP_ENGINE_VERSION", "HOTSWAP_TEST_HANDOFF_FORMAT", "HOTSWAP_TEST_HANDOFF_LIMIT",
-                            "HOTSWAP_TEST_RESTORE_FAULT"]
-        /// Whether an entry goes back to the fallback (the fault knob does
-        /// not: the engine handed back to must not fault again).
-        static func keptForFallback(_ name: String) -> Bool { name != "HOTSWAP_TEST_RESTORE_FAULT" }
+        static let names = [(name: "HOTSWAP_ENGINE_VERSION", keptForFallback: true)] + TestKnobs.environmentNames
+        /// Whether an entry goes back to the fallback.
+        static func keptForFallback(_ name: String) -> Bool {
+            names.first { $0.name == name }?.keptForFallback ?? false
+        }
 
         var values: [String: String] = [:]
 
         static func read() -> Environment {
             var environment = Environment()
-            for name in names {
+            for (name, _) in names {
                 if let value = getenv(name), value.pointee != 0 { environment.values[name] = String(cString: value) }
             }
             return environment
@@ -63,7 +54,7 @@ enum EngineIdentity {
         // Now, too: it takes the dynamic linker's lock (dl_iterate_phdr),
         // which a module load on a worker may hold later.
         _ = version
-        for name in Environment.names { unsetenv(name) }
+        for (name, _) in Environment.names { unsetenv(name) }
     }
 
     /// The entries the fallback gets back (`NAME=value`), so the build run
@@ -83,7 +74,7 @@ enum EngineIdentity {
         return "\(release)+\(hex)"
     }()
 
-    private static let forcedFormat: UInt32? = environment.values["HOTSWAP_TEST_HANDOFF_FORMAT"].flatMap { UInt32($0) }
+    private static let forcedFormat: UInt32? = TestKnobs.handoffFormat(environment.values)
 
     /// The handoff format this engine writes.
     static let handoffFormat: UInt32 = forcedFormat ?? HandoffFormat.current
@@ -92,18 +83,13 @@ enum EngineIdentity {
     static let readableFormats: ClosedRange<UInt32> = forcedFormat.map { $0...$0 } ?? HandoffFormat.readable
 
     /// The largest handoff this engine writes or reads.
-    static let handoffLimit: Int = environment.values["HOTSWAP_TEST_HANDOFF_LIMIT"].flatMap { Int($0) }
+    static let handoffLimit: Int = TestKnobs.handoffLimit(environment.values)
         .map { min(max($0, 0), HandoffFormat.maxBytes) } ?? HandoffFormat.maxBytes
 
-    /// What the restore fault knob asks for, if anything.
-    /// (`socket-check-segv`: a SIGSEGV on the thread that checks the
-    /// handed-over sockets, which must hand back like one on the loop's.)
-    enum RestoreFault: String {
-        case segv, abort, hang
-        case socketCheckSegv = "socket-check-segv"
-    }
-
-    static let restoreFault: RestoreFault? = environment.values["HOTSWAP_TEST_RESTORE_FAULT"].flatMap(RestoreFault.init)
+    #if HOTSWAP_TEST_KNOBS
+    /// What the restore fault knob asks for, if anything (test builds only).
+    static let restoreFault = TestKnobs.restoreFault(environment.values)
+    #endif
 
     /// The line `--check-upgrade` prints.
     static var checkLine: String { "hotswap-engine \(version) handoff \(HandoffFormat.describe(readableFormats))" }

@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import UVKit
 
 /// The descriptors a handoff's sections name, checked as the resumed
 /// engine takes each one: it must be one the previous engine listed as
@@ -78,14 +79,14 @@ final class SocketCheck: @unchecked Sendable {
         var previous = sigset_t()
         pthread_sigmask(SIG_BLOCK, &mask, &previous)
         let started = pthread_create(&thread, nil, { context in
-            Unmanaged<SocketCheck>.fromOpaque(context!).takeRetainedValue().check()
+            UVContext.release(context!, as: SocketCheck.self).check()
             return nil
-        }, Unmanaged.passRetained(self).toOpaque())
+        }, UVContext.retainedPointer(to: self))
         pthread_sigmask(SIG_SETMASK, &previous, nil)
         if started == 0 {
             running = true
         } else {
-            Unmanaged.passUnretained(self).release()
+            _ = UVContext.release(UVContext.pointer(to: self), as: SocketCheck.self)
             check()  // no thread: here, then
         }
     }

@@ -1,5 +1,6 @@
 import CLibUV
 import Glibc
+import UVKit
 
 /// A handoff this engine was started to resume (`--resume FD`), decoded and
 /// not yet taken: nothing is restored until the modules are mapped again.
@@ -28,11 +29,16 @@ enum Resume {
     /// Reads and decodes the handoff in `memfd`.
     static func open(memfd: Int32, failedUpgrade: String?) throws(StartRefused) -> ResumedState {
         let bytes = try read(memfd)
+        #if HOTSWAP_TEST_KNOBS
         if failedUpgrade == nil && EngineIdentity.restoreFault == .segv {
-            // The fault-injection knob (EngineIdentity): a real SIGSEGV
-            // before the fault guard is armed, caught by the restore guard.
+            // The fault-injection knob (TestKnobs): a real SIGSEGV before
+            // the fault guard is armed, caught by the restore guard.
             UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
         }
+        let socketCheckFault = failedUpgrade == nil && EngineIdentity.restoreFault == .socketCheckSegv
+        #else
+        let socketCheckFault = false
+        #endif
         do throws(HandoffError) {
             let handoff = try HandoffFormat.decode(bytes, readable: EngineIdentity.readableFormats)
             var engineSection = handoff.reader(.engine)
@@ -54,7 +60,7 @@ enum Resume {
             return ResumedState(memfd: memfd, handoff: handoff, engine: engine, logic: logic, database: database,
                                 failedUpgrade: failedUpgrade,
                                 sockets: SocketCheck(fds: descriptors.untaken,
-                                                     fault: failedUpgrade == nil && EngineIdentity.restoreFault == .socketCheckSegv))
+                                                     fault: socketCheckFault))
         } catch {
             throw StartRefused("\(error)")
         }
@@ -276,17 +282,16 @@ extension Engine {
                 self.holdStarted = holdStarted
             }
         }
-        let probe = Unmanaged.passRetained(FirstPoll(engine: self, holdStarted: holdStarted))
-        let context = probe.toOpaque()
-        let state = probe.takeUnretainedValue()
-        uv_idle_init(loop, state.idle)
-        uv_check_init(loop, state.check)
+        let state = FirstPoll(engine: self, holdStarted: holdStarted)
+        let context = UVContext.retainedPointer(to: state)
+        uvMust(uv_idle_init(loop, state.idle), "uv_idle_init")
+        uvMust(uv_check_init(loop, state.check), "uv_check_init")
         state.idle.pointee.data = context
         state.check.pointee.data = context
-        uv_idle_start(state.idle) { _ in }
-        uv_check_start(state.check) { check in
-            let probe = Unmanaged<FirstPoll>.fromOpaque(check!.pointee.data!)
-            let state = probe.takeUnretainedValue()
+        uvMust(uv_idle_start(state.idle) { _ in }, "uv_idle_start")
+        uvMust(uv_check_start(state.check) { check in
+            let context = check!.pointee.data!
+            let state = UVContext.object(context, as: FirstPoll.self)
             let micros = (monotonicNanoseconds() - state.holdStarted) / 1000
             state.engine.admin.recordFirstPoll(microseconds: micros)
             state.engine.logger.notice("upgrade: the new loop's first poll returned \(micros) us after the hold started")
@@ -294,8 +299,8 @@ extension Engine {
             uv_check_stop(state.check)
             state.idle.closeAndFree()
             state.check.closeAndFree()
-            probe.release()
-        }
+            _ = UVContext.release(context, as: FirstPoll.self)
+        }, "uv_check_start")
     }
 
     /// On a libuv worker: closes the previous engine's epoll instance,
@@ -307,20 +312,10 @@ extension Engine {
     /// the check's child would inherit the descriptors not yet marked.
     func settleOffTheLoop(closing fds: [Int32], closeOnExec: [Int32]) {
         guard !fds.isEmpty || !closeOnExec.isEmpty else { return }
-        upgrader.settling = true
+        upgrader.beginSettling()
         let settle = SettlingDescriptors(engine: self, closing: fds, closeOnExec: closeOnExec)
-        let work = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
-        work.pointee.data = UnsafeMutableRawPointer(Unmanaged.passRetained(settle).toOpaque())
-        let status = uv_queue_work(loop, work, { work in
-            Unmanaged<SettlingDescriptors>.fromOpaque(work!.pointee.data!).takeUnretainedValue().run()
-        }, { work, _ in
-            let settle = Unmanaged<SettlingDescriptors>.fromOpaque(work!.pointee.data!).takeRetainedValue()
-            work!.deallocate()
-            settle.finished()
-        })
+        let status = UVWork.submit(on: loop, settle, work: { $0.run() }, after: { $0.finished() })
         if status != 0 {
-            Unmanaged<SettlingDescriptors>.fromOpaque(work.pointee.data!).release()
-            work.deallocate()
             settle.run()
             settle.finished()
         }

@@ -37,7 +37,8 @@ final class UpgradeCheck {
     private var openStreams = 2
     private var exit: (status: Int64, signal: Int32)?
     private var timedOut = false
-    private var retained: Unmanaged<UpgradeCheck>?
+    /// The +1 reference the handles hold (UVContext), until `finish`.
+    private var retained: UnsafeMutableRawPointer?
     private static let keep = 4096
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, path: String, arguments: [String], timeoutMilliseconds: Int,
@@ -54,13 +55,13 @@ final class UpgradeCheck {
     /// before this returns.
     func start() {
         // The handles hold this object until they are closed (`finish`).
-        retained = Unmanaged.passRetained(self)
-        let context = retained!.toOpaque()
+        let context = UVContext.retainedPointer(to: self)
+        retained = context
         for pipe in [output, errors] {
-            uv_pipe_init(loop, pipe, 0)
+            uvMust(uv_pipe_init(loop, pipe, 0), "uv_pipe_init")
             pipe.context = context
         }
-        uv_timer_init(loop, timer)
+        uvMust(uv_timer_init(loop, timer), "uv_timer_init")
         timer.context = context
         process.context = context
 
@@ -94,7 +95,7 @@ final class UpgradeCheck {
             return
         }
         for pipe in [output, errors] {
-            uv_read_start(pipe.stream, { handle, suggested, buffer in
+            let reading = uv_read_start(pipe.stream, { handle, suggested, buffer in
                 buffer!.pointee = uv_buf_init(UnsafeMutablePointer<CChar>.allocate(capacity: 4096), 4096)
             }, { stream, count, buffer in
                 let check = UpgradeCheck.from(stream)
@@ -106,8 +107,13 @@ final class UpgradeCheck {
                 }
                 buffer?.pointee.base?.deallocate()
             })
+            if reading != 0 {
+                // Nothing will come from this stream: it counts as ended, and
+                // the check is judged on the exit and what the other said.
+                streamEnded()
+            }
         }
-        uv_timer_start(timer, { timer in UpgradeCheck.from(timer).timedOutNow() }, UInt64(timeoutMilliseconds), 0)
+        uvMust(uv_timer_start(timer, { timer in UpgradeCheck.from(timer).timedOutNow() }, UInt64(timeoutMilliseconds), 0), "uv_timer_start")
     }
 
     /// Stops waiting (the server is shutting down): the candidate is killed
@@ -200,7 +206,7 @@ final class UpgradeCheck {
             handle.pointee.data = nil
             uv_close(handle) { handle in handle?.deallocate() }
         }
-        retained.release()
+        _ = UVContext.release(retained, as: UpgradeCheck.self)
     }
 }
 

@@ -50,22 +50,9 @@ struct UpgradePaths: Sendable {
 /// same memfd (FallbackPlan), which answers.
 final class Upgrader {
     unowned(unsafe) let engine: Engine
-    private var check: UpgradeCheck?
-    /// From the check until the exec (or the refusal).
-    private var busy = false
-    private var done: ((UpgradeRefusal) -> Void)?
-    /// Which upgrade is being asked for: a check waiting for `settled` is
-    /// started only if it is still the one asked for (not cancelled since).
-    private var generation = 0
-    /// Set while a worker marks the descriptors handed over by the last
-    /// upgrade close-on-exec again (`Engine.settleOffTheLoop`): a check
-    /// started meanwhile would inherit them all, so it waits.
-    var settling = false
-    private var afterSettled: [() -> Void] = []
-    /// The candidate, open (close-on-exec) from before its check until the
-    /// exec or the refusal, and what it was then: the exec runs this very
-    /// file (`/proc/self/fd/N`), whatever is installed at its path by then.
-    private var candidateFile: (fd: Int32, identity: FileIdentity)?
+    /// Where the upgrade is (UpgradeState.swift): changed only by
+    /// `moveUpgrade`.
+    private(set) var lifecycle = Lifecycle(UpgradeState.idle)
 
     /// Bounds the final flush (`--upgrade-check-timeout`): a database
     /// worker that stalls (a disk that stopped answering) refuses the
@@ -80,7 +67,13 @@ final class Upgrader {
     static let openPathOnly: Int32 = 0o10000000
 
     var settings: UpgradeSettings { engine.admin.settings.upgrade }
-    var inProgress: Bool { busy }
+    /// An upgrade was asked for and has not ended.
+    var inProgress: Bool { lifecycle.state.request != nil }
+
+    /// What STATUS shows as `upgrade=`.
+    var stateName: String { lifecycle.state.name }
+
+    private func moveUpgrade(to next: UpgradeState) { lifecycle.move(to: next, logger: engine.logger) }
 
     /// Checks the engine at `path` (nil: this engine's own path) and, if it
     /// passes, becomes it. `refused` is called on the loop with the reason
@@ -88,7 +81,7 @@ final class Upgrader {
     /// engine, which answers whoever asked.
     func upgrade(path: String?, refused: @escaping (UpgradeRefusal) -> Void) {
         guard !engine.shuttingDown else { return refused(UpgradeRefusal("the server is shutting down")) }
-        guard !busy else { return refused(UpgradeRefusal("another upgrade is in progress")) }
+        guard !inProgress else { return refused(UpgradeRefusal("another upgrade is in progress")) }
         let candidate: String
         let identity: FileIdentity
         let fd: Int32
@@ -109,93 +102,100 @@ final class Upgrader {
             return refused(error)
         }
         engine.logger.notice("upgrade: checking \(candidate)")
-        busy = true
-        done = refused
-        candidateFile = (fd, identity)
-        generation += 1
-        let asked = generation
-        let start = { [unowned(unsafe) self] in
-            guard busy, generation == asked else { return }
-            startCheck(candidate: candidate, identity: identity)
-        }
-        if settling { afterSettled.append(start) } else { start() }
+        let request = UpgradeRequest(candidate: candidate, identity: identity, fd: fd, refused: refused)
+        if case .settling = lifecycle.state { moveUpgrade(to: .waiting(request)) } else { startCheck(request) }
     }
+
+    /// A resumed engine's worker marks the descriptors its upgrade handed
+    /// over (`Engine.settleOffTheLoop`): no check starts until `settled`.
+    func beginSettling() { moveUpgrade(to: .settling) }
 
     /// The worker marked the last upgrade's descriptors: a check may start.
     func settled() {
-        settling = false
-        let waiting = afterSettled
-        afterSettled = []
-        for start in waiting { start() }
+        switch lifecycle.state {
+        case .settling: moveUpgrade(to: .idle)
+        case .waiting(let request): startCheck(request)
+        default: lifecycle.bug("settled, but no worker was settling", logger: engine.logger)
+        }
     }
 
+    /// The request of the upgrade in progress, if it is still `request`
+    /// (not refused or cancelled since).
+    private func stillAsked(_ request: UpgradeRequest) -> Bool { lifecycle.state.request === request }
+
     /// Runs the candidate's `--check-upgrade`; hands over if it passes.
-    private func startCheck(candidate: String, identity: FileIdentity) {
+    private func startCheck(_ request: UpgradeRequest) {
+        let candidate = request.candidate
         let check = UpgradeCheck(loop: engine.loop, path: candidate, arguments: settings.arguments,
                                  timeoutMilliseconds: engine.limits.upgradeCheckTimeout) { [unowned(unsafe) self] result in
-            self.check = nil
+            guard stillAsked(request) else { return }
             switch result {
             case .failure(let reason):
                 finish(reason)
             case .success(let answer):
-                if let refusal = refusal(answer, candidate: candidate, identity: identity) { return finish(refusal) }
+                if let refusal = refusal(answer, candidate: candidate, identity: request.identity) { return finish(refusal) }
                 engine.logger.notice("upgrade: \(candidate) is engine \(answer.version), reads handoff formats \(HandoffFormat.describe(answer.formats))")
-                // The final flush, on the database worker, while the loop
-                // serves: a flush already there finishes (the exec must not
-                // cut a write short), then one more writes what is dirty now,
-                // and none starts after it: only what is dirtied during that
-                // one goes to the next engine in memory (as does all of it
-                // if the flush fails: its rows are dirty again).
-                let writeBehind = engine.writeBehind
-                let proceed = { [unowned(unsafe) self] in
-                    let refusal = handOver(to: candidate, version: answer.version)
-                    // Still here: this engine serves on, and flushes again.
-                    writeBehind?.paused = false
-                    finish(refusal)
-                }
-                guard let writeBehind else { return proceed() }
-                let asked = generation
-                armFlushDeadline { [unowned(unsafe) self] in
-                    guard busy, generation == asked else { return }
-                    writeBehind.paused = false
-                    finish(UpgradeRefusal("the final database flush did not finish within "
-                                          + "\(engine.limits.upgradeCheckTimeout) ms (--upgrade-check-timeout); nothing was changed"))
-                }
-                writeBehind.finalFlush { [unowned(unsafe) self] outcome in
-                    if let flushDeadline { uv_timer_stop(flushDeadline) }
-                    // Refused meanwhile (the deadline, a shutdown): this flush
-                    // was an ordinary one, and flushes go on.
-                    guard busy, generation == asked else {
-                        if !busy { writeBehind.paused = false }
-                        return
-                    }
-                    switch outcome {
-                    case .nothingDirty:
-                        break
-                    case .wrote(let records, let milliseconds):
-                        engine.logger.notice("upgrade: the final flush wrote \(records) records in \(milliseconds) ms; \(engine.world.dirtyCount) changed since go over in memory")
-                    case .failed(let error):
-                        engine.logger.error("upgrade: the final flush failed (\(error.description)); \(engine.world.dirtyCount) dirty records go over in memory")
-                    }
-                    // Deletions (FORGET) do not go over in memory: a player
-                    // forgotten here but still in the file would come back.
-                    if !engine.world.deletedKeys.isEmpty {
-                        writeBehind.paused = false
-                        return finish(UpgradeRefusal("\(engine.world.deletedKeys.count) forgotten players are not deleted from the database yet (the final flush did not write them); nothing was changed"))
-                    }
-                    proceed()
-                }
+                guard let writeBehind = engine.writeBehind else { return handOverOrFinish(request, version: answer.version) }
+                finalFlush(request, version: answer.version, writeBehind)
             }
         }
-        self.check = check
+        moveUpgrade(to: .checking(request, check))
         check.start()
+    }
+
+    /// The final flush, on the database worker, while the loop serves: a
+    /// flush already there finishes (the exec must not cut a write short),
+    /// then one more writes what is dirty now, and none starts after it:
+    /// only what is dirtied during that one goes to the next engine in
+    /// memory (as does all of it if the flush fails: its rows are dirty
+    /// again). Then the hand-over.
+    private func finalFlush(_ request: UpgradeRequest, version: String, _ writeBehind: WriteBehind) {
+        moveUpgrade(to: .flushing(request, version: version))
+        armFlushDeadline { [unowned(unsafe) self] in
+            guard stillAsked(request) else { return }
+            writeBehind.paused = false
+            finish(UpgradeRefusal("the final database flush did not finish within "
+                                  + "\(engine.limits.upgradeCheckTimeout) ms (--upgrade-check-timeout); nothing was changed"))
+        }
+        writeBehind.finalFlush { [unowned(unsafe) self] outcome in
+            if let flushDeadline { uv_timer_stop(flushDeadline) }
+            // Refused meanwhile (the deadline, a shutdown): this flush was an
+            // ordinary one, and flushes go on.
+            guard stillAsked(request) else {
+                if !inProgress { writeBehind.paused = false }
+                return
+            }
+            switch outcome {
+            case .nothingDirty:
+                break
+            case .wrote(let records, let milliseconds):
+                engine.logger.notice("upgrade: the final flush wrote \(records) records in \(milliseconds) ms; \(engine.world.dirtyCount) changed since go over in memory")
+            case .failed(let error):
+                engine.logger.error("upgrade: the final flush failed (\(error.description)); \(engine.world.dirtyCount) dirty records go over in memory")
+            }
+            // Deletions (FORGET) do not go over in memory: a player
+            // forgotten here but still in the file would come back.
+            if !engine.world.deletedKeys.isEmpty {
+                writeBehind.paused = false
+                return finish(UpgradeRefusal("\(engine.world.deletedKeys.count) forgotten players are not deleted from the database yet (the final flush did not write them); nothing was changed"))
+            }
+            handOverOrFinish(request, version: version)
+        }
+    }
+
+    /// Hands over (this process becomes the next engine) or, when that
+    /// cannot be done, serves on: flushes again and tells whoever asked.
+    private func handOverOrFinish(_ request: UpgradeRequest, version: String) {
+        let refusal = handOver(to: request.candidate, version: version)
+        // Still here: this engine serves on, and flushes again.
+        engine.writeBehind?.paused = false
+        finish(refusal)
     }
 
     /// The server is stopping: a check in flight is abandoned (killed) and
     /// whoever asked is told, before the admin connections close.
     func cancel() {
-        check?.cancel()
-        check = nil
+        if case .checking(_, let check) = lifecycle.state { check.cancel() }
         finish(UpgradeRefusal("the server is shutting down"))
         flushDeadline?.closeAndFree()
         flushDeadline = nil
@@ -210,29 +210,27 @@ final class Upgrader {
             timer = existing
         } else {
             timer = .allocateHandle()
-            uv_timer_init(engine.loop, timer)
+            uvMust(uv_timer_init(engine.loop, timer), "uv_timer_init")
             uv_unref(timer.handle)
             flushDeadline = timer
         }
         flushDeadlineExpired = expired
         timer.context = UVContext.pointer(to: self)
-        uv_timer_start(timer, { timer in
+        uvMust(uv_timer_start(timer, { timer in
             let upgrader = UVContext.object(timer!.pointee.data, as: Upgrader.self)
             let expired = upgrader.flushDeadlineExpired
             upgrader.flushDeadlineExpired = nil
             expired?()
-        }, UInt64(engine.limits.upgradeCheckTimeout), 0)
+        }, UInt64(engine.limits.upgradeCheckTimeout), 0), "uv_timer_start")
     }
     private var flushDeadlineExpired: (() -> Void)?
 
     /// The upgrade is over without an exec: tell whoever asked, once.
     private func finish(_ refusal: UpgradeRefusal) {
-        busy = false
-        if let file = candidateFile { close(file.fd) }
-        candidateFile = nil
-        let done = self.done
-        self.done = nil
-        done?(refusal)
+        guard let request = lifecycle.state.request else { return }
+        if case .waiting = lifecycle.state { moveUpgrade(to: .settling) } else { moveUpgrade(to: .idle) }
+        close(request.fd)
+        request.refused(refusal)
     }
 
     /// Why what the check says is not a compatible engine, or nil.
@@ -409,7 +407,7 @@ final class Upgrader {
     /// close-on-exec descriptor is gone (and an inheritable one would stay
     /// open in the next engine for good).
     private func execTarget(_ path: String) -> Result<String, UpgradeRefusal> {
-        guard let file = candidateFile, (try? FileIdentity(descriptor: file.fd)) == file.identity else {
+        guard let file = lifecycle.state.request, (try? FileIdentity(descriptor: file.fd)) == file.identity else {
             return .failure(UpgradeRefusal("\(path) changed after it was checked; run the upgrade again"))
         }
         var magic: (UInt8, UInt8) = (0, 0)

@@ -176,22 +176,21 @@ func runTool(_ name: String, _ arguments: [String]) throws -> (status: Int32, ou
 }
 
 /// Runs a program to completion; its exit status and combined output.
-func runProgram(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+func runProgram(_ path: String, _ arguments: [String], timeout: Double = 60) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     let output = Pipe()
     process.standardOutput = output
     process.standardError = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    return try runToCompletion(process, reading: output, timeout: timeout)
 }
 
 /// Runs `gameserver` to completion (for start-up failures) and returns its
-/// exit status and log.
-func runServerExpectingExit(_ arguments: [String]) throws -> (status: Int32, log: String) {
+/// exit status and log. A start that neither serves nor exits within
+/// `timeout` seconds is killed and fails the test (a frozen start-up must
+/// fail the suite, not hang it).
+func runServerExpectingExit(_ arguments: [String], timeout: Double = 60) throws -> (status: Int32, log: String) {
     let process = Process()
     process.executableURL = Products.server
     process.arguments = ["--port", "0", "--admin-port", "0"] + arguments
@@ -199,10 +198,28 @@ func runServerExpectingExit(_ arguments: [String]) throws -> (status: Int32, log
     let errors = Pipe()
     process.standardError = errors
     process.standardOutput = FileHandle.nullDevice
+    let result = try runToCompletion(process, reading: errors, timeout: timeout)
+    return (result.status, result.output)
+}
+
+/// Starts `process`, reads `pipe` to its end and waits for the exit; past
+/// `timeout` seconds the process is killed (SIGKILL) and the call throws,
+/// with what it had written so far.
+func runToCompletion(_ process: Process, reading pipe: Pipe, timeout: Double) throws -> (status: Int32, output: String) {
+    let started = Date()
     try process.run()
-    let data = errors.fileHandleForReading.readDataToEndOfFile()
+    let deadline = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: deadline)
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    deadline.cancel()
+    let output = String(decoding: data, as: UTF8.self)
+    if process.terminationReason == .uncaughtSignal, process.terminationStatus == SIGKILL,
+        Date().timeIntervalSince(started) >= timeout
+    {
+        throw TestFailure("\(process.executableURL?.lastPathComponent ?? "process") did not exit within \(timeout) s; killed. Output:\n\(output)")
+    }
+    return (process.terminationStatus, output)
 }
 
 /// Removes an SQLite database and its WAL and shared-memory files.

@@ -1,0 +1,283 @@
+import Glibc
+
+/// Every number the engine reports, read at one instant on the loop
+/// thread. STATUS and `/metrics` both render one, so a number is read in
+/// one place and named in one row (`EngineReading.all`): the admin console
+/// and the exposition cannot drift apart (they did: `log_dropped` counted
+/// earlier engines' drops, its metric did not).
+///
+/// Taking one costs a few dozen loads and, for `outputBuffered`, a walk
+/// over the connections: it is taken per STATUS and per scrape (at most
+/// once per loop turn), never on the request path.
+struct EngineSnapshot {
+    // Connections and the world.
+    var connections = 0
+    var connectionsByRole = [0, 0, 0]
+    var maxConnections = 0
+    var sessions = 0
+    var rooms = 0
+    var outputBuffered = 0
+    var uptimeSeconds = 0
+
+    // Engine counters (PlayerSession's limits, the transport's).
+    var requests = 0
+    var lineTooLong = 0
+    var serverFull = 0
+    var outputOverflows = 0
+    var rateLimited = 0
+    var rateLimitCloses = 0
+    var idleCloses = 0
+
+    // Modules.
+    var imagesMapped = 0
+    var reloadStuck = false
+    var faults = FaultCounters()
+    var admin = AdminCounters()
+    var adminSessions = 0
+
+    // Logs: this engine's drops and those of the engines before it in this
+    // process (an upgrade carries the count over).
+    var logDropped = 0
+    var auditDropped = 0
+
+    // Durable players.
+    var playersStored = 0
+    var dirty = 0
+    var flush: FlushCounters?
+    var databaseLocation: String?
+
+    // The metrics port's responses, by `HTTPStatus.index`.
+    var metricsResponses = [Int](repeating: 0, count: HTTPStatus.allCases.count)
+
+    /// The state of each part's lifecycle (`reload=idle`, ...).
+    var lifecycles: [(name: String, state: String)] = []
+    /// Illegal lifecycle moves seen (engine bugs; `Lifecycle`).
+    var engineBugs = 0
+
+    /// Reads the engine now.
+    init(_ engine: Engine) {
+        let transport = engine.transport
+        connections = transport.connections.count
+        connectionsByRole = ListenerRole.allCases.map { transport.connectionCount($0) }
+        maxConnections = engine.maxConnections
+        sessions = engine.world.sessionCount
+        rooms = engine.world.roomCount
+        outputBuffered = transport.connections.reduce(0) { $0 + $1.bufferedOutput }
+        uptimeSeconds = Int(engine.uptimeSeconds)
+        let counters = engine.counters
+        requests = engine.host.requestCount
+        lineTooLong = counters.lineTooLong
+        serverFull = counters.serverFull
+        outputOverflows = transport.outputOverflows
+        rateLimited = counters.rateLimited
+        rateLimitCloses = counters.rateLimitCloses
+        idleCloses = counters.idleCloses
+        imagesMapped = engine.host.imagesMapped
+        reloadStuck = engine.host.loadStuck
+        faults = engine.host.faultCounters
+        admin = engine.admin.counters
+        adminSessions = engine.admin.connectionCount
+        logDropped = (engine.admin.settings.logSink?.droppedLines ?? 0) + admin.logDroppedBefore
+        auditDropped = (engine.admin.settings.auditLog?.droppedLines ?? 0) + admin.auditDroppedBefore
+        playersStored = engine.world.playerCount
+        dirty = engine.dirtyPlayers
+        flush = engine.writeBehind?.counters
+        databaseLocation = engine.writeBehind?.storage.location
+        if let metrics = engine.metrics {
+            metricsResponses = HTTPStatus.allCases.map { metrics.responseCount($0) }
+        }
+        lifecycles = engine.lifecycles
+        engineBugs = engine.host.reload.illegalMoves + (engine.writeBehind?.flush.illegalMoves ?? 0)
+            + engine.upgrader.lifecycle.illegalMoves
+    }
+
+    /// An empty snapshot (tests of the renderers).
+    init() {}
+}
+
+/// One number of `EngineSnapshot`, with its name in STATUS and its
+/// Prometheus family: a row of one table, as redis' `config.c` keeps a
+/// limit's name, bounds and default in one row. A new number is one row in
+/// `all`; STATUS and `/metrics` both pick it up, and `MetricsTests` checks
+/// that every row with both names shows the same value in both.
+struct EngineReading: Sendable {
+    enum Kind: Sendable { case counter, gauge }
+
+    /// How STATUS writes the value.
+    enum Format: Sendable {
+        case integer
+        /// Milliseconds with two decimals ("0.42").
+        case milliseconds
+    }
+
+    /// A Prometheus family: the unit in the name, `_total` on counters.
+    struct Metric: Sendable {
+        let kind: Kind
+        let name: String
+        let labels: [(String, String)]
+        let help: String
+        /// What the value is multiplied by for the metric (0.001: the
+        /// value is milliseconds, the metric seconds).
+        var scale = 1.0
+    }
+
+    /// The key in STATUS (nil: metrics only).
+    let status: String?
+    let metric: Metric?
+    var format = Format.integer
+    /// False for the numbers that may differ between a STATUS and a scrape
+    /// of an idle server: its connections (the asking one is counted),
+    /// uptime, queued output.
+    var steady = true
+    let read: @Sendable (EngineSnapshot) -> Double
+
+    /// A number in both STATUS and the metrics.
+    static func both(_ status: String, _ kind: Kind, _ name: String, _ labels: [(String, String)], _ help: String,
+                     _ read: @escaping @Sendable (EngineSnapshot) -> Int) -> EngineReading
+    {
+        EngineReading(status: status, metric: Metric(kind: kind, name: name, labels: labels, help: help)) {
+            Double(read($0))
+        }
+    }
+
+    /// A number in both STATUS and the metrics, in a family without labels.
+    static func both(_ status: String, _ kind: Kind, _ name: String, _ help: String,
+                     _ read: @escaping @Sendable (EngineSnapshot) -> Int) -> EngineReading
+    {
+        both(status, kind, name, [], help, read)
+    }
+
+    /// A number STATUS shows and no metric carries.
+    static func status(_ status: String, steady: Bool = true, _ read: @escaping @Sendable (EngineSnapshot) -> Int)
+        -> EngineReading
+    {
+        EngineReading(status: status, metric: nil, steady: steady) { Double(read($0)) }
+    }
+
+    /// A metric STATUS does not show.
+    static func metric(_ kind: Kind, _ name: String, _ labels: [(String, String)], _ help: String,
+                       _ read: @escaping @Sendable (EngineSnapshot) -> Int) -> EngineReading
+    {
+        EngineReading(status: nil, metric: Metric(kind: kind, name: name, labels: labels, help: help)) { Double(read($0)) }
+    }
+
+    /// A metric STATUS does not show, in a family without labels.
+    static func metric(_ kind: Kind, _ name: String, _ help: String,
+                       _ read: @escaping @Sendable (EngineSnapshot) -> Int) -> EngineReading
+    {
+        metric(kind, name, [], help, read)
+    }
+
+    /// The value as STATUS writes it.
+    func statusValue(_ snapshot: EngineSnapshot) -> String {
+        let value = read(snapshot)
+        switch format {
+        case .integer: return String(Int(value))
+        case .milliseconds: return AdminConsole.milliseconds(value)
+        }
+    }
+
+    private static let connectionsHelp = "Open connections by listener (game: players, admin: operators, metrics: HTTP)."
+    private static let reloadsHelp = "Reloads asked for (RELOAD, --watch) by result: ok swapped, unchanged was already serving, refused changed nothing (refused rollbacks included)."
+    private static let upgradesHelp = "Engine upgrades (UPGRADE, SIGUSR2) by outcome; the process keeps its pid across them."
+    private static let faultsHelp = "Contained faults in module code: crash (a signal) or timeout (--call-timeout)."
+    private static let metricsRequestsHelp = "HTTP responses of the metrics port, by status code."
+
+    /// Every number, in STATUS order. The histograms, `hotswap_module_info`
+    /// and the process metrics are the exposition's (`Exposition`); the
+    /// text fields of STATUS (module, paths, last fault) are the console's.
+    static let all: [EngineReading] = engine + metricsPort
+
+    private static let engine: [EngineReading] = [
+        .both("sessions", .gauge, "hotswap_sessions", "Player sessions open.") { $0.sessions },
+        .both("rooms", .gauge, "hotswap_rooms", "Rooms that exist.") { $0.rooms },
+        .status("connections", steady: false) { $0.connections },
+        .metric(.gauge, "hotswap_connections", [("role", "game")], connectionsHelp) { $0.connectionsByRole[ListenerRole.game.index] },
+        .metric(.gauge, "hotswap_connections", [("role", "admin")], connectionsHelp) { $0.connectionsByRole[ListenerRole.admin.index] },
+        .metric(.gauge, "hotswap_connections", [("role", "metrics")], connectionsHelp) { $0.connectionsByRole[ListenerRole.metrics.index] },
+        .status("uptime_s", steady: false) { $0.uptimeSeconds },
+        .metric(.counter, "hotswap_requests_total", "Player requests handed to the logic module.") { $0.requests },
+        .both("reloads", .counter, "hotswap_reloads_total", [("result", "ok")], reloadsHelp) { $0.admin.reloads },
+        .both("unchanged", .counter, "hotswap_reloads_total", [("result", "unchanged")], reloadsHelp) { $0.admin.unchanged },
+        .both("rollbacks", .counter, "hotswap_rollbacks_total", "ROLLBACKs by an operator that swapped.") { $0.admin.rollbacks },
+        .both("refused", .counter, "hotswap_reloads_total", [("result", "refused")], reloadsHelp) { $0.admin.refused },
+        .both("images", .gauge, "hotswap_images_mapped", "Module images mapped (never unmapped: each reload keeps one).") {
+            $0.imagesMapped
+        },
+        .metric(.gauge, "hotswap_reload_stuck", "1 while a module load that timed out (--load-timeout) has not returned: reloads are refused.") {
+            $0.reloadStuck ? 1 : 0
+        },
+        .metric(.gauge, "hotswap_last_reload_timestamp_seconds", "When the last reload or operator rollback swapped, seconds since the epoch; 0: never.") {
+            $0.admin.lastReloadWallSeconds ?? 0
+        },
+        .both("max_connections", .gauge, "hotswap_max_connections", "Players allowed at once (--max-connections, lowered to the open-file limit).") {
+            $0.maxConnections
+        },
+        .both("line_too_long", .counter, "hotswap_line_too_long_total", "Sessions closed for a line over --max-line-length.") {
+            $0.lineTooLong
+        },
+        .both("server_full", .counter, "hotswap_server_full_total", "Connections refused with -ERR SERVER_FULL.") { $0.serverFull },
+        .both("output_overflows", .counter, "hotswap_output_overflows_total", "Clients cut off for not reading their output (--max-output-bytes).") {
+            $0.outputOverflows
+        },
+        .status("output_buffered", steady: false) { $0.outputBuffered },
+        .both("rate_limited", .counter, "hotswap_rate_limited_total", "Requests refused with -ERR RATE_LIMITED (--rate-limit).") {
+            $0.rateLimited
+        },
+        .both("rate_limit_closes", .counter, "hotswap_rate_limit_closes_total", "Sessions closed for flooding (--rate-strikes).") {
+            $0.rateLimitCloses
+        },
+        .both("idle_closes", .counter, "hotswap_idle_closes_total", "Sessions closed by the login or idle timeout.") { $0.idleCloses },
+        .status("admin_connections", steady: false) { $0.adminSessions },
+        .both("admin_evicted", .counter, "hotswap_admin_evicted_total", "Admin connections evicted for a new one (--max-admin-connections).") {
+            $0.admin.evicted
+        },
+        .both("admin_timeouts", .counter, "hotswap_admin_timeouts_total", "Admin connections closed by their auth or idle deadline.") {
+            $0.admin.timedOut
+        },
+        .both("log_dropped", .counter, "hotswap_log_dropped_total", "Log lines dropped because stderr did not take them (--log-buffer-bytes), by every engine of this process.") {
+            $0.logDropped
+        },
+        .both("audit_dropped", .counter, "hotswap_audit_dropped_total", "Audit lines dropped because the audit file did not take them, by every engine of this process.") {
+            $0.auditDropped
+        },
+        .both("faults", .counter, "hotswap_faults_total", [("cause", "crash")], faultsHelp) { $0.faults.faults },
+        .both("timeouts", .counter, "hotswap_faults_total", [("cause", "timeout")], faultsHelp) { $0.faults.timeouts },
+        .both("auto_rollbacks", .counter, "hotswap_auto_rollbacks_total", "Versions rolled back by the fault policy (--max-faults within --fault-window).") {
+            $0.faults.autoRollbacks
+        },
+        // Durable players (docs/PERSISTENCE.md).
+        .both("players_stored", .gauge, "hotswap_players_stored", "Durable player records, all held in memory.") { $0.playersStored },
+        .both("dirty", .gauge, "hotswap_players_dirty", "Player records changed since they were last written to the database.") {
+            $0.dirty
+        },
+        .both("upgrades", .counter, "hotswap_upgrades_total", [("result", "ok")], upgradesHelp) { $0.admin.upgrades },
+        .both("upgrades_refused", .counter, "hotswap_upgrades_total", [("result", "refused")], upgradesHelp) {
+            $0.admin.upgradesRefused
+        },
+        .both("flushes", .counter, "hotswap_db_flushes_total", "Write-behind flushes committed to the database.") {
+            $0.flush?.flushes ?? 0
+        },
+        .both("records_flushed", .counter, "hotswap_db_records_written_total", "Player and global records written by flushes.") {
+            $0.flush?.recordsWritten ?? 0
+        },
+        .status("last_flush_records") { $0.flush?.lastBatchRecords ?? 0 },
+        EngineReading(status: "last_flush_ms",
+                      metric: Metric(kind: .gauge, name: "hotswap_db_last_flush_seconds", labels: [],
+                                     help: "How long the last flush took on its worker thread.", scale: 0.001),
+                      format: .milliseconds) { $0.flush?.lastFlushMilliseconds ?? 0 },
+        .status("last_flush_held_us") { Int($0.flush?.lastHeldMicroseconds ?? 0) },
+        .both("db_errors", .counter, "hotswap_db_errors_total", "Flushes the database refused (a full disk, ...); their records stay dirty and are retried.") {
+            $0.flush?.errors ?? 0
+        },
+        .both("engine_bugs", .counter, "hotswap_engine_bugs_total", "Illegal lifecycle transitions the engine caught in itself (logged at critical level): a bug to report.") {
+            $0.engineBugs
+        },
+    ]
+
+    private static let metricsPort: [EngineReading] = HTTPStatus.allCases.map { status in
+        let index = status.index
+        return EngineReading.metric(.counter, "hotswap_metrics_requests_total", [("code", "\(status.rawValue)")],
+                                    metricsRequestsHelp) { (snapshot: EngineSnapshot) -> Int in snapshot.metricsResponses[index] }
+    }
+}
