@@ -143,7 +143,9 @@ import Testing
         let database = scratch.database.path
         let stored = 4_000
         try Persistence.seedPlayers(database, stored)
-        let server = try TestServer(arguments: ["--database", database, "--flush-interval", "50"])
+        // The commit waits for the gate: FORGET meets the migration in progress.
+        let gate = try StagingGate()
+        let server = try TestServer(arguments: ["--database", database, "--flush-interval", "50"], shell: gate.shell)
         let admin = try server.connectAdmin()
         // SlowRetypeModule spends 250 µs on each player: a second of slices.
         try admin.send("RELOAD \(Persistence.module("SlowRetypeModule"))")
@@ -151,6 +153,7 @@ import Testing
         let other = try server.connectAdmin()
         #expect(try other.call("FORGET p17") == "-ERR FORGET_FAILED a reload is in progress; try again after it")
         #expect(try server.statusFields()["players_stored"] == "\(stored + 1)")
+        gate.open()
         let reply = try admin.reply()
         #expect(reply.hasPrefix("+OK gems 1.0.0 -> gems 3.1.0-slow "), "\(reply)")
         // The same FORGET once the reload is done: it was the reload that refused it.

@@ -236,7 +236,10 @@ import Testing
         let database = scratch.database.path
         let stored = 4_000
         try Self.seedPlayers(database, stored)
-        let server = try TestServer(arguments: ["--database", database, "--flush-interval", "50"])
+        // The migration does not commit while the gate file exists (a test
+        // knob): the test plays against it as long as it needs.
+        let gate = try StagingGate()
+        let server = try TestServer(arguments: ["--database", database, "--flush-interval", "50"], shell: gate.shell)
         let (alice, bob) = try playedRoom(server)
         let admin = try server.connectAdmin()
         // SlowRetypeModule spends 250 µs on each player: a second of slices.
@@ -249,6 +252,8 @@ import Testing
         let progress = try server.statusFields()["migrating"] ?? ""
         // Still migrating after all that play: it was served between slices.
         #expect(progress.hasPrefix("gems@3.1.0-slow:") && progress.hasSuffix("/\(stored + 3)"), "\(progress)")
+        #expect(try server.statusFields()["reload"] == "staging")
+        gate.open()
         let reply = try admin.reply()
         #expect(reply.hasPrefix("+OK gems 1.0.0 -> gems 3.1.0-slow "), "\(reply)")
         let fields = statusFields(reply)
@@ -281,12 +286,16 @@ import Testing
         let scratch = try Scratch()
         let database = scratch.database.path
         try Self.seedPlayers(database, 4_000)
-        let server = try TestServer(arguments: ["--database", database, "--flush-interval", "60000"])
+        let gate = try StagingGate()
+        defer { gate.open() }
+        let server = try TestServer(arguments: ["--database", database, "--flush-interval", "60000"], shell: gate.shell)
         let (alice, bob) = try playedRoom(server)
         let admin = try server.connectAdmin()
         try admin.send("RELOAD \(Self.module("SlowRetypeModule"))")
         #expect(try waitUntil(10) { try server.statusFields()["migrating"] != nil })
         _ = try bob.collectGem(as: "bob", watchers: [alice])
+        // Still staging, whatever the machine's speed: the gate holds the commit.
+        #expect(try server.statusFields()["reload"] == "staging")
         kill(server.process.processIdentifier, SIGTERM)
         #expect(try admin.reply() == "-ERR RELOAD_FAILED the server is shutting down")
         #expect(server.waitForExit() == 0)

@@ -216,7 +216,7 @@ import Testing
         #expect(try pinging.call("PING") == "+PONG")  // PING does not authenticate
         #expect(try silent.readLine()?.hasPrefix("-ERR TIMEOUT") == true)
         #expect(try pinging.readLine()?.hasPrefix("-ERR TIMEOUT") == true)
-        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(Date().timeIntervalSince(started) < NotAHang.seconds)
         #expect(try admin.call("PING") == "+PONG")
         #expect(try admin.call("STATUS").contains(" admin_timeouts=2"))
     }

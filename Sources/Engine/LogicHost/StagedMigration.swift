@@ -1,6 +1,7 @@
 import CLibUV
 import FaultGuard
 import GameABI
+import Glibc
 import UVKit
 
 /// What a reload's staged migration did, for the operator's reply.
@@ -214,6 +215,10 @@ extension LogicHost {
     private func runStagedSlice(deadline: UInt64) {
         guard let migration = staged else { return }
         if migration.finished {
+            #if HOTSWAP_TEST_KNOBS
+            // The staging gate (TestKnobs): no commit while its file exists.
+            if let gate = EngineIdentity.stagingGate, access(gate, F_OK) == 0 { return }
+            #endif
             let done = migration.done
             stopStaging(then: .idle)
             commitReload(migration.candidate, loadNanoseconds: migration.loadNanoseconds, staged: migration, done: done)

@@ -89,6 +89,8 @@ enum EngineIdentity {
     #if HOTSWAP_TEST_KNOBS
     /// What the restore fault knob asks for, if anything (test builds only).
     static let restoreFault = TestKnobs.restoreFault(environment.values)
+    /// The staging gate's file, if any (test builds only).
+    static let stagingGate = TestKnobs.stagingGate(environment.values)
     #endif
 
     /// The line `--check-upgrade` prints.

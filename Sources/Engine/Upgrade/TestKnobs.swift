@@ -13,6 +13,10 @@
 /// - `HOTSWAP_TEST_HANDOFF_LIMIT=BYTES`: a lower handoff size limit, for
 ///   writing and reading (the over-limit refusal and fallback, tested
 ///   without a gigabyte).
+/// - `HOTSWAP_TEST_STAGING_GATE=PATH`: a reload's staged migration does not
+///   commit while the file PATH exists (its slices are done; it waits), so
+///   a test can play against a migration in progress for as long as it
+///   needs, then remove the file, instead of racing the slices.
 /// - `HOTSWAP_TEST_RESTORE_FAULT=segv|abort|hang|socket-check-segv`: read
 ///   only by an engine resumed by an upgrade: it crashes (SIGSEGV before the
 ///   fault guard is armed, abort() after, SIGSEGV on the socket-check
@@ -32,7 +36,7 @@ enum TestKnobs {
     /// knob does not: the engine handed back to must not fault again).
     static let environmentNames: [(name: String, keptForFallback: Bool)] = [
         ("HOTSWAP_TEST_HANDOFF_FORMAT", true), ("HOTSWAP_TEST_HANDOFF_LIMIT", true),
-        ("HOTSWAP_TEST_RESTORE_FAULT", false),
+        ("HOTSWAP_TEST_RESTORE_FAULT", false), ("HOTSWAP_TEST_STAGING_GATE", true),
     ]
 
     static func handoffFormat(_ values: [String: String]) -> UInt32? {
@@ -46,6 +50,8 @@ enum TestKnobs {
     static func restoreFault(_ values: [String: String]) -> RestoreFault? {
         values["HOTSWAP_TEST_RESTORE_FAULT"].flatMap(RestoreFault.init)
     }
+
+    static func stagingGate(_ values: [String: String]) -> String? { values["HOTSWAP_TEST_STAGING_GATE"] }
     #else
     static let environmentNames: [(name: String, keptForFallback: Bool)] = []
     static func handoffFormat(_ values: [String: String]) -> UInt32? { nil }

@@ -252,3 +252,35 @@ func paddedCopy(of library: String, padding: Int = 1) throws -> URL {
     try bytes.write(to: copy)
     return copy
 }
+
+/// The upper bound a test puts on something that must merely not hang (a
+/// call interrupted after 200 ms, a deadline of a second, a shutdown): the
+/// suite runs in parallel on 2 cores and again under AddressSanitizer,
+/// where the expected second can take several, so the bound is generous;
+/// only a hang, or a wait on the wrong (minutes-long) deadline, reaches it.
+enum NotAHang {
+    static let seconds: Double = 20
+    static let duration: Duration = .seconds(20)
+}
+
+/// The staging gate (`HOTSWAP_TEST_STAGING_GATE`, a test knob of debug
+/// builds): while its file exists a reload's staged migration does not
+/// commit, so a test plays against a migration in progress for as long as
+/// it needs instead of racing its slices. Pass `shell` to `TestServer`;
+/// `open()` lets the commit happen.
+final class StagingGate {
+    let path: String
+
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("staging-gate-\(UUID().uuidString)").path
+        guard FileManager.default.createFile(atPath: path, contents: Data()) else {
+            throw TestFailure("cannot create \(path)")
+        }
+    }
+
+    var shell: String { "export HOTSWAP_TEST_STAGING_GATE='\(path)'" }
+
+    func open() { try? FileManager.default.removeItem(atPath: path) }
+
+    deinit { open() }
+}
