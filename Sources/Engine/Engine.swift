@@ -28,15 +28,19 @@ struct EngineCounters {
 /// The engine itself owns what spans them: a session's life from accept to
 /// teardown, the deadline sweep, signals and shutdown. Everything runs on
 /// the loop's thread; nothing is shared, so nothing is locked.
-final class Engine: TransportDelegate, LogicHostDelegate {
+final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarget {
     let loop: UnsafeMutablePointer<uv_loop_t>
     let limits: Limits
     let logger: Logger
     let world: World
     let host: LogicHost
     let transport: Transport
-    private(set) var admin: AdminConsole!
-    private(set) var upgrader: Upgrader!
+    /// The operator's console; it sees the engine as an `AdminTarget`.
+    private(set) lazy var admin = AdminConsole(engine: self, settings: adminSettings)
+    /// Hands the whole engine over to the next one: the one part that
+    /// needs all of it (Engine+Handoff).
+    private(set) lazy var upgrader = Upgrader(engine: self)
+    private let adminSettings: AdminSettings
     /// Write-behind to the database; nil with `--database :memory:`.
     private(set) var writeBehind: WriteBehind?
     /// `--metrics-port` (nil when not given).
@@ -44,11 +48,8 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     var counters = EngineCounters()
     /// `--max-connections`, lowered to what the open-file limit allows.
     let maxConnections: Int
-    // Read on every request; copied out of `limits` (whose values sit
-    // behind ArgumentParser's property wrappers) once.
-    let rateLimit: Int
-    let rateBurst: Int
-    let rateStrikes: Int
+    /// The per-player limits every session enforces (SessionHost).
+    let sessionRules: SessionRules
 
     private let sweepTimer: UnsafeMutablePointer<uv_timer_t>
     /// Woken by the engine's signal handler (engine_signals.h).
@@ -72,9 +73,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
         self.limits = limits
         self.logger = logger
         self.maxConnections = maxConnections
-        rateLimit = limits.rateLimit
-        rateBurst = limits.rateBurst
-        rateStrikes = limits.rateStrikes
+        sessionRules = SessionRules(limits)
         world = World(limits: World.Limits(maxRooms: limits.maxRooms, maxRoomMembers: limits.maxRoomMembers,
                                            maxPlayers: limits.maxPlayers))
         // What the database holds goes in before the module binds its
@@ -87,8 +86,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
                               lingerMilliseconds: UInt64(limits.lingerMs), busyPollMicroseconds: limits.busyPoll,
                               logger: logger)
         sweepTimer = .allocateHandle()
-        admin = AdminConsole(engine: self, settings: settings)
-        upgrader = Upgrader(engine: self)
+        adminSettings = settings
         host.delegate = self
         transport.delegate = self
         if let storage {
@@ -130,7 +128,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
     func enableMetrics() {
         let server = metrics ?? MetricsServer(engine: self)
         metrics = server
-        self.host.sampler = CallSampler(interval: limits.metricsSampleEvery,
+        self.host.call.sampler = CallSampler(interval: limits.metricsSampleEvery,
                                         histogram: server.exposition.requestDuration)
     }
 
@@ -172,7 +170,7 @@ final class Engine: TransportDelegate, LogicHostDelegate {
                 connection.closeAfterFlush()
                 return
             }
-            let session = PlayerSession(engine: self, connection: connection, now: now)
+            let session = PlayerSession(host: self, connection: connection, now: now)
             session.attach(world.openSession(peer: session))
             connection.handler = session
             do {
@@ -221,6 +219,27 @@ final class Engine: TransportDelegate, LogicHostDelegate {
 
     /// Ends a player's session and closes its connection (after its output
     /// is written when `flush`).
+    // MARK: - AdminTarget
+
+    func snapshot() -> EngineSnapshot { EngineSnapshot(self) }
+
+    func upgrade(path: String?, refused: @escaping (UpgradeRefusal) -> Void) {
+        upgrader.upgrade(path: path, refused: refused)
+    }
+
+    func swapped(_ report: SwapReport) { metrics?.swapped(report) }
+
+    // MARK: - SessionHost
+
+    func count(_ event: SessionEvent) {
+        switch event {
+        case .rateLimited: counters.rateLimited += 1
+        case .rateLimitClose: counters.rateLimitCloses += 1
+        case .lineTooLong: counters.lineTooLong += 1
+        case .idleClose: counters.idleCloses += 1
+        }
+    }
+
     func endSession(_ session: PlayerSession, flush: Bool) {
         tearDown(session.id)
         if flush { session.connection.closeAfterFlush() } else { session.connection.abort() }

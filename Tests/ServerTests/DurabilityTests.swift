@@ -48,6 +48,9 @@ import Testing
             // SAVE answered: the flush is over, and was never seen writing.
             if admin.hasInput(within: 0), try admin.readLine()?.hasPrefix(">") != true { break }
         }
+        // While they are on the worker they are neither dirty nor written:
+        // STATUS counts them in flight.
+        if seenWriting { #expect(status["in_flight"] == "\(rows)" && status["dirty"] == "0", "\(status)") }
         kill(server.process.processIdentifier, SIGKILL)
         server.process.waitUntilExit()
         #expect(server.process.terminationReason == .uncaughtSignal)

@@ -52,7 +52,7 @@ struct AdminCounters {
 /// (unauthenticated first, then the longest idle), never of one waiting on
 /// a reload.
 final class AdminConsole {
-    unowned(unsafe) let engine: Engine
+    unowned(unsafe) let engine: any AdminTarget
     let settings: AdminSettings
     var limits: Limits { engine.limits }
     var logger: Logger { engine.logger }
@@ -60,7 +60,7 @@ final class AdminConsole {
     private(set) var counters = AdminCounters()
     private var sessions: [AdminSession] = []
 
-    init(engine: Engine, settings: AdminSettings) {
+    init(engine: any AdminTarget, settings: AdminSettings) {
         self.engine = engine
         self.settings = settings
     }
@@ -127,7 +127,7 @@ final class AdminConsole {
     /// (`>FAULT ...`, `>ROLLBACK ...`), between replies, like game events.
     func faulted(_ fault: FaultRecord, rolledBack: SwapReport?) {
         if let rolledBack {
-            engine.metrics?.swapped(rolledBack)
+            engine.swapped(rolledBack)
             audit(AuditLog.Entry(peer: "engine", action: "AUTO_ROLLBACK", module: rolledBack.to.sourcePath,
                                  sha256Before: rolledBack.from.sha256, sha256After: rolledBack.to.sha256, result: "ok",
                                  reason: "\(fault)", heldMicroseconds: rolledBack.heldMicroseconds))
@@ -196,7 +196,7 @@ final class AdminConsole {
             }
             return record("ROLLBACK", outcome, peer: peer, path: engine.host.previousModule?.sourcePath ?? "")
         case .upgrade(let path):
-            engine.upgrader.upgrade(path: path) { [unowned(unsafe) self] refusal in
+            engine.upgrade(path: path) { [unowned(unsafe) self] refusal in
                 later(recordUpgradeRefused(refusal.description, path: path ?? settings.upgrade.enginePath, peer: peer))
             }
             return nil
@@ -316,7 +316,7 @@ final class AdminConsole {
         switch outcome {
         case .success(.swapped(let report)):
             if action == "ROLLBACK" { counters.rollbacks += 1 } else { counters.reloads += 1 }
-            engine.metrics?.swapped(report)
+            engine.swapped(report)
             counters.lastReloadWallSeconds = time(nil)
             counters.lastHeldMicroseconds = report.heldMicroseconds
             let summary = "\(report.from.name) \(report.from.version) -> \(report.to.name) \(report.to.version) "
@@ -362,7 +362,7 @@ final class AdminConsole {
     private func status() -> String {
         let host = engine.host
         let module = host.module
-        let snapshot = EngineSnapshot(engine)
+        let snapshot = engine.snapshot()
         var fields = [
             "module=\(module.name)", "version=\(module.version)", "sha256=\(module.sha256)", "path=\(module.sourcePath)",
             "previous=\(host.previousModule.map { "\($0.name)@\($0.version)" } ?? "none")",

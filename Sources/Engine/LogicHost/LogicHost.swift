@@ -23,63 +23,44 @@ struct FaultCounters {
     var last: FaultRecord?
 }
 
-/// The logic side of the engine: the current and previous modules, their
-/// field bindings, the state table handed to them, the state of the call
-/// being made (which session asked, whether it was answered, what closes
-/// it asked for), dispatch, and swapping modules.
+/// The logic side of the engine, in three parts:
+/// - `ModuleCall` (ModuleCall.swift): the call in progress and the state
+///   table's thunks; it holds the serving module and its bindings.
+/// - `ModuleRegistry` (ModuleRegistry.swift): the other modules mapped, and
+///   what the fault guard is told of them.
+/// - this class: the reloader. A reload's lifecycle (ReloadState.swift), the
+///   swap transaction, rollbacks, the staged migration (StagedMigration.swift)
+///   and the fault policy, which may roll a version back.
 ///
-/// Every module call goes through here, so the rules around a call are in
-/// one place: exactly one reply per request, closes and empty rooms applied
-/// after the call returns (the module is never re-entered), output and room
-/// changes refused while a reload runs module code on staged state.
+/// Every module call goes through `call`, so the rules around a call are in
+/// one place; every change of the module serving goes through here.
 final class LogicHost {
-    /// `.migrating` while a reload runs module code on staged state.
-    enum Phase { case serving, migrating }
-
     let world: World
     let loader: ModuleLoader
     unowned(unsafe) var delegate: (any LogicHostDelegate)?
     let loop: UnsafeMutablePointer<uv_loop_t>
     let logger: Logger
+    /// The call in progress, the table, the serving module and bindings.
+    let call: ModuleCall
+    /// The other modules mapped.
+    private(set) var registry: ModuleRegistry
 
-    // `@exclusivity(unchecked)` on the properties touched on every request
-    // or every loop turn: the class is used from the loop thread only, and
-    // Swift's dynamic exclusivity checks on them cost about 10% of a PING
-    // (BENCHMARKS.md, "Current build (exclusivity checks off on the hot
-    // properties)").
-    @exclusivity(unchecked) private(set) var module: LoadedModule
-    /// The store columns of the current module's fields, by declared index.
-    @exclusivity(unchecked) private(set) var bindings: [FieldBinding]
+    /// The module serving.
+    var module: LoadedModule { call.module }
+    /// The store columns of the serving module's fields, by declared index.
+    var bindings: [FieldBinding] { call.bindings }
     /// The module that served before the last swap, kept for ROLLBACK.
-    private(set) var previousModule: LoadedModule?
-    /// Every module swapped in, oldest first (all still mapped, except those
-    /// from before an engine upgrade: only the current and previous are).
-    private(set) var history: [ModuleHistoryEntry]
-    private(set) var phase = Phase.serving
-    /// The table every module call gets; `engine` points back here.
-    let table: UnsafeMutablePointer<game_state_table>
+    var previousModule: LoadedModule? { registry.previous }
+    var history: [ModuleHistoryEntry] { registry.history }
+    var condemned: Set<String> { registry.condemned }
+    var lastLoadSHA256: String? { registry.lastLoadSHA256 }
+    var requestCount: Int { call.requestCount }
+    var firstCallNanoseconds: UInt64? { call.firstCallNanoseconds }
+    var table: UnsafeMutablePointer<game_state_table> { call.table }
+    var faultBuffer: UnsafeMutablePointer<fg_fault> { call.faultBuffer }
 
-    // The call being made. `@exclusivity(unchecked)`: set on every request.
-    @exclusivity(unchecked) private var currentSession = GameID(raw: 0)
-    @exclusivity(unchecked) private var currentPeer: (any SessionPeer)?
-    @exclusivity(unchecked) private var replied = false
-    /// Sessions whose close was asked during a module call.
-    private var pendingCloses: [GameID] = []
-
-    /// Requests handed to a module (`hotswap_requests_total`): a plain
-    /// counter, read when metrics are scraped (BENCHMARKS.md, "Metrics").
-    @exclusivity(unchecked) private(set) var requestCount = 0
-    /// Which calls are timed for `hotswap_request_duration_seconds`.
-    @exclusivity(unchecked) var sampler = CallSampler.off
-
-    /// Set by a swap: the next handle call is timed (the first call into a
-    /// new image pays for the Swift runtime's emptied caches).
-    private var measureNextCall = false
-    private(set) var firstCallNanoseconds: UInt64?
     /// Where a reload is (ReloadState.swift): changed only by `moveReload`.
     private(set) var reload = Lifecycle(ReloadState.idle)
-    /// The one entity module code may write, during a staged slice (0: any).
-    @exclusivity(unchecked) var onlyWritable: UInt64 = 0
     /// `--load-timeout`: how long a load may take on its worker.
     var loadTimeoutMilliseconds = 10_000
     private let loadTimer: UnsafeMutablePointer<uv_timer_t>
@@ -119,52 +100,32 @@ final class LogicHost {
         }
     }
 
-    /// The last candidate a swap refused (its image is unregistered from the
-    /// guard once it is neither current nor previous).
-    private var lastRefused: LoadedModule?
-    /// Versions (by SHA-256) the fault policy took out: never put back by it.
-    private(set) var condemned: Set<String> = []
-    /// The SHA-256 of the file the last load copied (loaded or refused), so
-    /// `--watch` can skip a file it has already acted on.
-    private(set) var lastLoadSHA256: String?
-
     /// Faults contained so far, and when a version has faulted too often.
     private(set) var faultCounters = FaultCounters()
     private(set) var faultPolicy: FaultPolicy
-    /// Where a trampoline describes a fault: one record, reused (it is a
-    /// few hundred bytes; clearing one per request would cost a memset).
-    let faultBuffer: UnsafeMutablePointer<fg_fault>
 
     init(world: World, loader: ModuleLoader, module: LoadedModule, loop: UnsafeMutablePointer<uv_loop_t>,
          logger: Logger, faultPolicy: FaultPolicy = FaultPolicy(maxFaults: 3, windowSeconds: 60)) throws(SchemaError)
     {
         self.world = world
         self.loader = loader
-        self.module = module
         self.loop = loop
         self.logger = logger
         self.faultPolicy = faultPolicy
-        self.bindings = try world.bind(module.fields)
-        self.history = [ModuleHistoryEntry(module)]
-        table = .allocate(capacity: 1)
+        call = ModuleCall(world: world, module: module, bindings: try world.bind(module.fields), loop: loop,
+                          logger: logger)
+        registry = ModuleRegistry(serving: module)
         loadTimer = .allocateHandle()
         uvMust(uv_timer_init(loop, loadTimer), "uv_timer_init")
         uv_unref(loadTimer.handle)
-        faultBuffer = .allocate(capacity: 1)
-        faultBuffer.initialize(to: fg_fault())
-        table.initialize(to: StateTable.make(host: UVContext.pointer(to: self)))
         loadTimer.context = UVContext.pointer(to: self)
+        call.owner = self
     }
 
     /// Closes the host's own handle (at shutdown).
     func close() {
         stop()
         loadTimer.closeAndFree()
-    }
-
-    deinit {
-        table.deallocate()
-        faultBuffer.deallocate()
     }
 
     /// Arms fault containment on the calling (loop) thread: faults and hangs
@@ -175,98 +136,24 @@ final class LogicHost {
         return status
     }
 
-    /// Tells the guard which module is serving (for crash reports) and
-    /// which images are module code (where a hang may be interrupted): the
-    /// current and the previous one, as those are the ones that can run.
-    private func identifyModuleToGuard() {
-        fg_set_module(module.name, module.version, module.sha256)
-        for entry in history + [lastRefused].compactMap({ $0.map(ModuleHistoryEntry.init) })
-            where entry.imagePath != module.imagePath && entry.imagePath != previousModule?.imagePath
-        {
-            if let handle = entry.handle { fg_unregister_module_image(unsafeBitCast(handle, to: UnsafeRawPointer.self)) }
-        }
-        _ = fg_register_module_image(unsafeBitCast(module.handle, to: UnsafeRawPointer.self))
-        if let previousModule { _ = fg_register_module_image(unsafeBitCast(previousModule.handle, to: UnsafeRawPointer.self)) }
-    }
+    /// Tells the guard which module serves and which images are module code.
+    private func identifyModuleToGuard() { registry.identifyToGuard(serving: call.module) }
 
     var imagesMapped: Int { loader.imagesMapped }
     var nowMilliseconds: UInt64 { uv_now(loop) }
 
-    // MARK: - Calls
+    // MARK: - Calls (ModuleCall)
 
-    /// Hands one request line to the module and makes sure it gets exactly
-    /// one reply, whatever the module does.
     func handle(_ line: UnsafeRawBufferPointer, from session: GameID, peer: any SessionPeer) {
-        currentSession = session
-        currentPeer = peer
-        replied = false
-        // An empty line still needs a valid pointer for C.
-        let bytes = (line.baseAddress ?? UnsafeRawPointer(table)).assumingMemoryBound(to: UInt8.self)
-        var message = game_message(session: session.raw, line: bytes, length: line.count)
-        var status: Int32 = GAME_OK
-        requestCount &+= 1
-        let sampled = sampler.due()
-        let timed = sampled || measureNextCall
-        let started = timed ? uv_hrtime() : 0
-        world.beginJournal()
-        let outcome = fg_call_handle(module.handle, &message, table, &status, faultBuffer)
-        if timed {
-            let elapsed = uv_hrtime() - started
-            if sampled { sampler.record(nanoseconds: elapsed) }
-            if measureNextCall {
-                // The first call into a freshly swapped image is the slow one.
-                measureNextCall = false
-                firstCallNanoseconds = elapsed
-            }
-        }
-        if outcome == FG_OK {
-            world.commitJournal()
-            if !replied { peer.deliver(status == GAME_OK ? Replies.noReply : Replies.moduleFailed) }
-        } else {
-            // Everything the call did is undone, its reply included; the
-            // request gets exactly one answer, the engine's.
-            world.rollBackJournal()
-            pendingCloses.removeAll()
-            peer.deliver(outcome == FG_TIMEOUT ? Replies.moduleTimedOut : Replies.moduleFaulted)
-        }
-        currentPeer = nil
-        currentSession = GameID(raw: 0)
-        if outcome != FG_OK {
-            contained(outcome, export: "hotswap_handle")
-        } else if status != GAME_OK {
-            logger.warning("module returned an error", metadata: [
-                "module": "\(module.name) \(module.version)", "status": "\(status)", "session": "\(session)"])
-        }
-        afterCall()
+        call.handle(line, from: session, peer: peer)
     }
 
-    /// Tells the module a session is going away (its room and fields are
-    /// still there to read). No reply is expected or allowed.
-    func sessionClosed(_ session: GameID) {
-        guard let hook = module.sessionClosed else { return }
-        let saved = (currentSession, currentPeer)
-        currentSession = GameID(raw: 0)
-        currentPeer = nil
-        // Closes other hooks asked for are still waiting: a fault takes back
-        // only those this call asked for. The session closes either way.
-        let closesBefore = pendingCloses.count
-        world.beginJournal()
-        let outcome = fg_call_session_closed(hook, session.raw, table, faultBuffer)
-        if outcome == FG_OK {
-            world.commitJournal()
-        } else {
-            world.rollBackJournal()
-            if pendingCloses.count > closesBefore { pendingCloses.removeSubrange(closesBefore...) }
-        }
-        (currentSession, currentPeer) = saved
-        if outcome != FG_OK { contained(outcome, export: "hotswap_session_closed") }
-        afterCall()
-    }
+    func sessionClosed(_ session: GameID) { call.sessionClosed(session) }
 
     /// Records, logs and reports a contained fault, and applies the fault
     /// policy: a version that faulted `--max-faults` times within
     /// `--fault-window` is rolled back to the previous one, if any.
-    private func contained(_ outcome: Int32, export: String) {
+    func contained(_ outcome: Int32, export: String) {
         let record = faultRecord(outcome, export: export, of: module)
         faultCounters.last = record
         if outcome == FG_TIMEOUT { faultCounters.timeouts += 1 } else { faultCounters.faults += 1 }
@@ -278,7 +165,7 @@ final class LogicHost {
             let previous = previousModule, !condemned.contains(previous.sha256)
         {
             let faulty = module
-            condemned.insert(faulty.sha256)
+            registry.condemned.insert(faulty.sha256)
             do throws(SwapError) {
                 rolledBack = try rollback()
                 faultCounters.autoRollbacks += 1
@@ -316,55 +203,6 @@ final class LogicHost {
             ? .timeout(milliseconds: Int(fault.elapsed_ms)) : .signal(fault.signal)
         return FaultRecord(cause: cause, export: export, moduleName: module.name, moduleVersion: module.version,
                            moduleSHA256: module.sha256, address: UInt(bitPattern: fault.address), frames: frames)
-    }
-
-    /// Applies what the module asked to happen after its call (closes, then
-    /// empty rooms), so the module is never re-entered from inside itself.
-    private func afterCall() {
-        while let id = pendingCloses.popLast() {
-            delegate?.logicRequestedClose(id)
-        }
-        world.destroyRoomsLeftEmpty()
-    }
-
-    // MARK: - What the state table may do (called from StateTable's thunks)
-
-    func reply(_ line: UnsafeRawBufferPointer) throws(EngineError) {
-        guard phase == .serving, let peer = currentPeer, !replied else { throw .notNow }
-        replied = true
-        world.deliver(line, to: peer)
-    }
-
-    /// Output, room changes and closes are refused while a reload runs
-    /// module code on staged state: a refused reload must leave no trace.
-    func checkServing() throws(EngineError) {
-        guard phase == .serving else { throw .notNow }
-    }
-
-    func requestClose(_ session: GameID) throws(EngineError) {
-        try checkServing()
-        guard world.contains(session: session) else { throw .badSession }
-        if world.isOpen(session: session) && !pendingCloses.contains(session) { pendingCloses.append(session) }
-    }
-
-    func identified(_ session: GameID) throws(EngineError) {
-        try checkServing()
-        try world.markIdentified(session)
-    }
-
-    /// In a staged migration's slice a hook may write only the player it
-    /// migrates: a slice's writes elsewhere would land in a store whose
-    /// other rows are not kept (see StagedMigration.swift).
-    @inline(__always)
-    func checkWrite(_ entity: UInt64) throws(EngineError) {
-        if onlyWritable != 0 && onlyWritable != entity { throw .notNow }
-    }
-
-    /// The binding of the current module's field `index`.
-    @inline(__always)
-    func binding(_ index: Int32) throws(EngineError) -> FieldBinding {
-        guard index >= 0, Int(index) < bindings.count else { throw .badField }
-        return bindings[Int(index)]
     }
 
     // MARK: - Reload and rollback
@@ -450,7 +288,7 @@ final class LogicHost {
             // Nobody to serve with it any more: do not run its hooks.
             if let result = job.result {
                 loader.finished(result)
-                lastLoadSHA256 = result.sha256
+                registry.lastLoadSHA256 = result.sha256
             }
             return done(.failure(.shuttingDown))
         }
@@ -459,7 +297,7 @@ final class LogicHost {
             return done(.failure(.cannotQueue(UVError(UV_ECANCELED.rawValue))))
         }
         loader.finished(result)
-        lastLoadSHA256 = result.sha256
+        registry.lastLoadSHA256 = result.sha256
         switch result.outcome {
         case .failed(let error):
             moveReload(to: .idle)
@@ -484,8 +322,7 @@ final class LogicHost {
         defer { world.endStaging() }
         do throws(SwapError) {
             let report = try swap(to: candidate, migrate: true, loadNanoseconds: loadNanoseconds, staged: staged)
-            previousModule = report.from
-            history.append(ModuleHistoryEntry(candidate))
+            registry.swapped(from: report.from, to: candidate, isRollback: false)
             identifyModuleToGuard()
             done(.success(.swapped(report)))
         } catch {
@@ -493,27 +330,13 @@ final class LogicHost {
         }
     }
 
-    /// Runs `body` (the candidate's hooks) as a swap does between its bind
-    /// and its commit: the table reads and writes `candidateBindings`, and
-    /// output, room changes and closes are refused. The serving module is
-    /// back when it returns or throws.
+    /// Runs `body` (the candidate's hooks) with the candidate's bindings and
+    /// output refused (`ModuleCall.asCandidate`); the guard is told of the
+    /// serving module again afterwards.
     func asCandidate<R>(_ candidate: LoadedModule, bindings candidateBindings: [FieldBinding],
                         _ body: () throws(SwapError) -> R) throws(SwapError) -> R
     {
-        let saved = (bindings: bindings, module: module)
-        bindings = candidateBindings
-        module = candidate
-        phase = .migrating
-        fg_set_module(candidate.name, candidate.version, candidate.sha256)
-        // Its hooks are module code: a hang in them is interrupted where it is.
-        _ = fg_register_module_image(unsafeBitCast(candidate.handle, to: UnsafeRawPointer.self))
-        defer {
-            bindings = saved.bindings
-            module = saved.module
-            phase = .serving
-            identifyModuleToGuard()
-        }
-        return try body()
+        try call.asCandidate(candidate, bindings: candidateBindings, restored: identifyModuleToGuard, body)
     }
 
     /// Records a reload the candidate's own hooks failed (the world is
@@ -524,7 +347,7 @@ final class LogicHost {
         if case .migrateFaulted(let outcome, _) = error {
             error = .faulted(faultRecord(outcome, export: "hotswap_migrate", of: candidate))
         }
-        lastRefused = candidate
+        registry.lastRefused = candidate
         identifyModuleToGuard()
         if case .faulted(let record) = error {
             faultCounters.faults += 1
@@ -543,9 +366,9 @@ final class LogicHost {
     /// again: to the same columns, found by name and type. Throws, having
     /// changed nothing the caller keeps, when it cannot bind.
     func adopt(_ handoff: LogicHandoff, previous: LoadedModule?) throws(SchemaError) {
-        bindings = try world.bind(module.fields)
-        previousModule = previous
-        history = handoff.history.map { item in
+        call.bindings = try world.bind(module.fields)
+        registry.previous = previous
+        registry.history = handoff.history.map { item in
             switch item.role {
             case .current: ModuleHistoryEntry(module)
             case .previous: previous.map(ModuleHistoryEntry.init) ?? item.entry
@@ -553,10 +376,10 @@ final class LogicHost {
             }
         }
         faultCounters = handoff.faultCounters
-        condemned = Set(handoff.condemned)
-        lastLoadSHA256 = handoff.lastLoadSHA256
-        firstCallNanoseconds = handoff.firstCallNanoseconds
-        requestCount = handoff.requestCount
+        registry.condemned = Set(handoff.condemned)
+        registry.lastLoadSHA256 = handoff.lastLoadSHA256
+        call.firstCallNanoseconds = handoff.firstCallNanoseconds
+        call.requestCount = handoff.requestCount
         faultPolicy.restore(ages: handoff.recentFaults, now: nowMilliseconds)
         identifyModuleToGuard()
     }
@@ -568,7 +391,7 @@ final class LogicHost {
         guard !reloading else { throw .busy }
         guard let previous = previousModule else { throw .nothingToRollBack }
         let report = try swap(to: previous, migrate: false, loadNanoseconds: 0)
-        previousModule = report.from
+        registry.swapped(from: report.from, to: previous, isRollback: true)
         identifyModuleToGuard()
         return report
     }
@@ -633,9 +456,9 @@ final class LogicHost {
         }
         // The commit: from the next message on, the candidate serves.
         world.noteSwap()
-        bindings = candidateBindings
-        module = candidate
-        measureNextCall = true
+        call.bindings = candidateBindings
+        call.module = candidate
+        call.measureNextCall = true
         return SwapReport(from: saved.module, to: candidate, heldMicroseconds: (uv_hrtime() - started) / 1000,
                           loadMicroseconds: loadNanoseconds / 1000, migrated: migrated,
                           staged: staged.map { $0.progress(remigrated: again?.count) })

@@ -134,7 +134,7 @@ final class StagedMigration {
         defer {
             lastSliceEnded = uv_hrtime()
             longestSlice = max(longestSlice, lastSliceEnded - begun)
-            host.onlyWritable = 0
+            host.call.onlyWritable = 0
         }
         // Moved out while the slice runs: a second reference would make
         // its first write to each column copy the column.
@@ -155,7 +155,7 @@ final class StagedMigration {
                         slot += 1
                     }
                     let count = try context.run(hook, table: host.table, from: fromVersion, ids: chunk,
-                                                   deadline: deadline, willMigrate: { host.onlyWritable = $0.raw },
+                                                   deadline: deadline, willMigrate: { host.call.onlyWritable = $0.raw },
                                                    fault: host.faultBuffer)
                     migrated += count
                     if count < chunk.count {

@@ -12,7 +12,7 @@ import UVKit
 /// code; none of them can make the engine read or write out of bounds.
 /// Engine errors become `GAME_ERR_*` codes here and nowhere else.
 enum StateTable {
-    static func make(host context: UnsafeMutableRawPointer) -> game_state_table {
+    static func make(call context: UnsafeMutableRawPointer) -> game_state_table {
         game_state_table(
             size: UInt32(MemoryLayout<game_state_table>.size),
             abi_version: UInt32(GAME_ABI_VERSION),
@@ -232,8 +232,9 @@ enum StateTable {
     }
 
     @inline(__always)
-    static func hostOf(_ table: UnsafePointer<game_state_table>?) -> LogicHost {
-        UVContext.object(table!.pointee.engine, as: LogicHost.self)
+    /// The call in progress the table was handed for (`ModuleCall`).
+    static func hostOf(_ table: UnsafePointer<game_state_table>?) -> ModuleCall {
+        UVContext.object(table!.pointee.engine, as: ModuleCall.self)
     }
 
     /// A line a module wants sent: non-empty, starting with one of

@@ -43,6 +43,7 @@ struct EngineSnapshot {
     // Durable players.
     var playersStored = 0
     var dirty = 0
+    var inFlight = 0
     var flush: FlushCounters?
     var databaseLocation: String?
 
@@ -81,6 +82,7 @@ struct EngineSnapshot {
         auditDropped = (engine.admin.settings.auditLog?.droppedLines ?? 0) + admin.auditDroppedBefore
         playersStored = engine.world.playerCount
         dirty = engine.dirtyPlayers
+        inFlight = engine.writeBehind?.recordsInFlight ?? 0
         flush = engine.writeBehind?.counters
         databaseLocation = engine.writeBehind?.storage.location
         if let metrics = engine.metrics {
@@ -251,6 +253,10 @@ struct EngineReading: Sendable {
         .both("dirty", .gauge, "hotswap_players_dirty", "Player records changed since they were last written to the database.") {
             $0.dirty
         },
+        EngineReading(status: "in_flight",
+                      metric: Metric(kind: .gauge, name: "hotswap_db_records_in_flight", labels: [],
+                                     help: "Records taken from the dirty set and not yet written: being copied out, or on the database worker."),
+                      steady: false) { Double($0.inFlight) },
         .both("upgrades", .counter, "hotswap_upgrades_total", [("result", "ok")], upgradesHelp) { $0.admin.upgrades },
         .both("upgrades_refused", .counter, "hotswap_upgrades_total", [("result", "refused")], upgradesHelp) {
             $0.admin.upgradesRefused

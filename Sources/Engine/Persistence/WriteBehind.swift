@@ -73,6 +73,18 @@ final class WriteBehind {
         return 0
     }
 
+    /// Records taken out of World's dirty set and not yet in the file: being
+    /// copied out, or on the worker. STATUS shows them (`in_flight=`): a
+    /// record is dirty, in flight, or written, and `dirty=0` alone does not
+    /// mean the file has everything.
+    var recordsInFlight: Int {
+        switch flush.state {
+        case .writing(let task), .closed(let task?): task.records
+        case .collecting(let collecting): collecting.batch.recordCount
+        case .idle, .remarking, .closed(nil): 0
+        }
+    }
+
     /// A flush is being copied out or is on the worker.
     private var flushUnderWay: Bool {
         switch flush.state {

@@ -23,7 +23,7 @@ extension PlayerSession {
     {
         let id = GameID(raw: try reader.u64("session id"))
         guard id.kind == .session else { throw .invalid("\(id) is not a session") }
-        var framer = LineFramer(maxLineLength: engine.limits.maxLineLength)
+        var framer = LineFramer(maxLineLength: engine.sessionRules.maxLineLength)
         guard framer.restore(buffered: try reader.bytes("unfinished line")) else {
             throw .invalid("\(id) holds an unfinished line this engine's --max-line-length refuses")
         }
@@ -31,8 +31,9 @@ extension PlayerSession {
         let milliTokens = try reader.i64("bucket")
         let lastRefill = now.minus(age: try reader.u64("bucket refill"))
         let strikes = try reader.int("strikes")
-        let limiter = RateLimiter(milliTokens: milliTokens, lastRefill: lastRefill, strikes: strikes, burst: engine.rateBurst)
-        return PlayerSession(engine: engine, connection: connection, restoring: id, framer: framer, limiter: limiter,
+        let limiter = RateLimiter(milliTokens: milliTokens, lastRefill: lastRefill, strikes: strikes,
+                                  burst: engine.sessionRules.rateBurst)
+        return PlayerSession(host: engine, connection: connection, restoring: id, framer: framer, limiter: limiter,
                              lastRequest: lastRequest, identified: try reader.bool("identified"))
     }
 }

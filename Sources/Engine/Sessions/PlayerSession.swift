@@ -3,9 +3,11 @@ import Protocol
 /// A player's connection: frames its bytes into requests, enforces the
 /// per-player limits (line length, rate, login and idle deadlines) and hands
 /// each admitted request to the engine. It is also where World sends the
-/// player's output (`SessionPeer`).
+/// player's output (`SessionPeer`). It sees the engine only as a
+/// `SessionHost`.
 final class PlayerSession: ConnectionHandler, SessionPeer {
-    unowned(unsafe) let engine: Engine
+    unowned(unsafe) let host: any SessionHost
+    unowned(unsafe) let rules: SessionRules
     unowned(unsafe) let connection: Connection
     /// The session in World; stale once it is torn down.
     private(set) var id = GameID(raw: 0)
@@ -23,11 +25,12 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
     /// Set once the logic says who this is (login): longer idle timeout.
     private(set) var identified = false
 
-    init(engine: Engine, connection: Connection, now: UInt64) {
-        self.engine = engine
+    init(host: any SessionHost, connection: Connection, now: UInt64) {
+        self.host = host
+        rules = host.sessionRules
         self.connection = connection
-        framer = LineFramer(maxLineLength: engine.limits.maxLineLength)
-        limiter = RateLimiter(now: now, burst: engine.rateBurst)
+        framer = LineFramer(maxLineLength: rules.maxLineLength)
+        limiter = RateLimiter(now: now, burst: rules.rateBurst)
         lastRequest = now
     }
 
@@ -37,10 +40,11 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
     /// The session a previous engine served on this connection (an
     /// upgrade): its id in the handed-over World, the unfinished line, its
     /// bucket, when it last sent a request, and whether it logged in.
-    init(engine: Engine, connection: Connection, restoring id: GameID, framer: LineFramer, limiter: RateLimiter,
+    init(host: any SessionHost, connection: Connection, restoring id: GameID, framer: LineFramer, limiter: RateLimiter,
          lastRequest: UInt64, identified: Bool)
     {
-        self.engine = engine
+        self.host = host
+        rules = host.sessionRules
         self.connection = connection
         self.id = id
         self.framer = framer
@@ -52,41 +56,42 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
     // MARK: - ConnectionHandler
 
     func received(_ bytes: UnsafeRawBufferPointer) {
-        let engine = engine
-        let now = engine.now
+        let host = host
+        let rules = rules
+        let now = host.now
         let outcome = framer.feed(bytes) { line in
             lastRequest = now
-            if limiter.admit(now: now, rate: engine.rateLimit, burst: engine.rateBurst) {
-                engine.dispatch(line, from: self)
-            } else if limiter.strikes >= engine.rateStrikes {
-                engine.counters.rateLimited += 1
-                engine.counters.rateLimitCloses += 1
-                engine.logger.warning("closing a session that keeps flooding", metadata: ["session": "\(id)"])
+            if limiter.admit(now: now, rate: rules.rateLimit, burst: rules.rateBurst) {
+                host.dispatch(line, from: self)
+            } else if limiter.strikes >= rules.rateStrikes {
+                host.count(.rateLimited)
+                host.count(.rateLimitClose)
+                host.logger.warning("closing a session that keeps flooding", metadata: ["session": "\(id)"])
                 connection.enqueue(line: Replies.rateLimitedClosing)
-                engine.endSession(self, flush: true)
+                host.endSession(self, flush: true)
             } else {
-                engine.counters.rateLimited += 1
+                host.count(.rateLimited)
                 connection.enqueue(line: Replies.rateLimited)
             }
             return connection.state == .open
         }
         if outcome == .lineTooLong {
-            engine.counters.lineTooLong += 1
+            host.count(.lineTooLong)
             connection.enqueue(line: Replies.lineTooLong)
-            engine.endSession(self, flush: true)
+            host.endSession(self, flush: true)
         }
     }
 
     func peerClosed(clean: Bool) {
         if clean {
-            engine.endSession(self, flush: true)
+            host.endSession(self, flush: true)
         } else {
             connection.abort()
         }
     }
 
     func connectionClosing() {
-        engine.tearDown(id)
+        host.tearDown(id)
     }
 
     // MARK: - SessionPeer
@@ -110,15 +115,15 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
     /// Silent past its deadline: the login timeout until the logic
     /// identified it, then the idle timeout, counted from the last request.
     func deadlinePassed(now: UInt64) -> Bool {
-        let seconds = identified ? engine.limits.idleTimeout : engine.limits.loginTimeout
+        let seconds = identified ? rules.idleTimeout : rules.loginTimeout
         return seconds > 0 && now >= lastRequest + UInt64(seconds) * 1000
     }
 
     func expire() {
         // Another expiry in the same sweep may have closed it already.
         guard connection.state == .open else { return }
-        engine.counters.idleCloses += 1
+        host.count(.idleClose)
         connection.enqueue(line: identified ? Replies.idleTimeout : Replies.loginTimeout)
-        engine.endSession(self, flush: true)
+        host.endSession(self, flush: true)
     }
 }

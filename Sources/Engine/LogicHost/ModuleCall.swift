@@ -1,0 +1,225 @@
+import CLibUV
+import FaultGuard
+import GameABI
+import Logging
+import UVKit
+
+/// The call into module code in progress, and the state table whose
+/// thunks (StateTable.swift) land here: which session asked, whether it
+/// was answered, what closes it asked for, and the rules around a call:
+/// exactly one reply per request, closes and empty rooms applied after the
+/// call returns (the module is never re-entered), output and room changes
+/// refused while a reload runs module code on staged state.
+///
+/// It holds the serving module and its bindings because every call and
+/// every field access needs them (the hot path reads them here, one hop
+/// from the thunk); `LogicHost` changes them only at a swap's commit and
+/// around a candidate's hooks (`asCandidate`).
+final class ModuleCall {
+    /// `.migrating` while a reload runs module code on staged state.
+    enum Phase { case serving, migrating }
+
+    let world: World
+    let logger: Logger
+    let loop: UnsafeMutablePointer<uv_loop_t>
+    /// The table every module call gets; its `engine` points here.
+    let table: UnsafeMutablePointer<game_state_table>
+    /// Where a trampoline describes a fault: one record, reused (it is a
+    /// few hundred bytes; clearing one per request would cost a memset).
+    let faultBuffer: UnsafeMutablePointer<fg_fault>
+    /// Told of a contained fault, and of the closes a call asked for.
+    unowned(unsafe) var owner: LogicHost?
+
+    // `@exclusivity(unchecked)` on the properties touched on every request:
+    // the class is used from the loop thread only, and Swift's dynamic
+    // exclusivity checks on them cost about 10% of a PING (BENCHMARKS.md,
+    // "Current build (exclusivity checks off on the hot properties)").
+    /// The module serving.
+    @exclusivity(unchecked) var module: LoadedModule
+    /// The store columns of the serving module's fields, by declared index.
+    @exclusivity(unchecked) var bindings: [FieldBinding]
+    private(set) var phase = Phase.serving
+    @exclusivity(unchecked) private var currentSession = GameID(raw: 0)
+    @exclusivity(unchecked) private var currentPeer: (any SessionPeer)?
+    @exclusivity(unchecked) private var replied = false
+    /// Sessions whose close was asked during a module call.
+    private var pendingCloses: [GameID] = []
+    /// The one entity module code may write, during a staged slice (0: any).
+    @exclusivity(unchecked) var onlyWritable: UInt64 = 0
+
+    /// Requests handed to a module (`hotswap_requests_total`): a plain
+    /// counter, read when metrics are scraped (BENCHMARKS.md, "Metrics").
+    @exclusivity(unchecked) var requestCount = 0
+    /// Which calls are timed for `hotswap_request_duration_seconds`.
+    @exclusivity(unchecked) var sampler = CallSampler.off
+    /// Set by a swap: the next handle call is timed (the first call into a
+    /// new image pays for the Swift runtime's emptied caches).
+    var measureNextCall = false
+    var firstCallNanoseconds: UInt64?
+
+    init(world: World, module: LoadedModule, bindings: [FieldBinding], loop: UnsafeMutablePointer<uv_loop_t>,
+         logger: Logger)
+    {
+        self.world = world
+        self.loop = loop
+        self.module = module
+        self.bindings = bindings
+        self.logger = logger
+        table = .allocate(capacity: 1)
+        faultBuffer = .allocate(capacity: 1)
+        faultBuffer.initialize(to: fg_fault())
+        table.initialize(to: StateTable.make(call: UVContext.pointer(to: self)))
+    }
+
+    /// The loop's cached clock (the table's `now_ms`).
+    var nowMilliseconds: UInt64 { uv_now(loop) }
+
+    deinit {
+        table.deallocate()
+        faultBuffer.deallocate()
+    }
+
+    // MARK: - Calls
+
+    /// Hands one request line to the module and makes sure it gets exactly
+    /// one reply, whatever the module does.
+    func handle(_ line: UnsafeRawBufferPointer, from session: GameID, peer: any SessionPeer) {
+        currentSession = session
+        currentPeer = peer
+        replied = false
+        // An empty line still needs a valid pointer for C.
+        let bytes = (line.baseAddress ?? UnsafeRawPointer(table)).assumingMemoryBound(to: UInt8.self)
+        var message = game_message(session: session.raw, line: bytes, length: line.count)
+        var status: Int32 = GAME_OK
+        requestCount &+= 1
+        let sampled = sampler.due()
+        let timed = sampled || measureNextCall
+        let started = timed ? uv_hrtime() : 0
+        world.beginJournal()
+        let outcome = fg_call_handle(module.handle, &message, table, &status, faultBuffer)
+        if timed {
+            let elapsed = uv_hrtime() - started
+            if sampled { sampler.record(nanoseconds: elapsed) }
+            if measureNextCall {
+                // The first call into a freshly swapped image is the slow one.
+                measureNextCall = false
+                firstCallNanoseconds = elapsed
+            }
+        }
+        if outcome == FG_OK {
+            world.commitJournal()
+            if !replied { peer.deliver(status == GAME_OK ? Replies.noReply : Replies.moduleFailed) }
+        } else {
+            // Everything the call did is undone, its reply included; the
+            // request gets exactly one answer, the engine's.
+            world.rollBackJournal()
+            pendingCloses.removeAll()
+            peer.deliver(outcome == FG_TIMEOUT ? Replies.moduleTimedOut : Replies.moduleFaulted)
+        }
+        currentPeer = nil
+        currentSession = GameID(raw: 0)
+        if outcome != FG_OK {
+            owner?.contained(outcome, export: "hotswap_handle")
+        } else if status != GAME_OK {
+            logger.warning("module returned an error", metadata: [
+                "module": "\(module.name) \(module.version)", "status": "\(status)", "session": "\(session)"])
+        }
+        afterCall()
+    }
+
+    /// Tells the module a session is going away (its room and fields are
+    /// still there to read). No reply is expected or allowed.
+    func sessionClosed(_ session: GameID) {
+        guard let hook = module.sessionClosed else { return }
+        let saved = (currentSession, currentPeer)
+        currentSession = GameID(raw: 0)
+        currentPeer = nil
+        // Closes other hooks asked for are still waiting: a fault takes back
+        // only those this call asked for. The session closes either way.
+        let closesBefore = pendingCloses.count
+        world.beginJournal()
+        let outcome = fg_call_session_closed(hook, session.raw, table, faultBuffer)
+        if outcome == FG_OK {
+            world.commitJournal()
+        } else {
+            world.rollBackJournal()
+            if pendingCloses.count > closesBefore { pendingCloses.removeSubrange(closesBefore...) }
+        }
+        (currentSession, currentPeer) = saved
+        if outcome != FG_OK { owner?.contained(outcome, export: "hotswap_session_closed") }
+        afterCall()
+    }
+
+    /// Applies what the module asked to happen after its call (closes, then
+    /// empty rooms), so the module is never re-entered from inside itself.
+    private func afterCall() {
+        while let id = pendingCloses.popLast() {
+            owner?.delegate?.logicRequestedClose(id)
+        }
+        world.destroyRoomsLeftEmpty()
+    }
+
+    /// Runs `body` (a candidate's hooks) as a swap does between its bind
+    /// and its commit: the table reads and writes `candidateBindings`, and
+    /// output, room changes and closes are refused. The serving module is
+    /// back when it returns or throws; `restored` runs then (the guard is
+    /// told which module serves again).
+    func asCandidate<R>(_ candidate: LoadedModule, bindings candidateBindings: [FieldBinding], restored: () -> Void,
+                        _ body: () throws(SwapError) -> R) throws(SwapError) -> R
+    {
+        let saved = (bindings: bindings, module: module)
+        bindings = candidateBindings
+        module = candidate
+        phase = .migrating
+        fg_set_module(candidate.name, candidate.version, candidate.sha256)
+        // Its hooks are module code: a hang in them is interrupted where it is.
+        _ = fg_register_module_image(unsafeBitCast(candidate.handle, to: UnsafeRawPointer.self))
+        defer {
+            bindings = saved.bindings
+            module = saved.module
+            phase = .serving
+            restored()
+        }
+        return try body()
+    }
+
+    // MARK: - What the state table may do (called from StateTable's thunks)
+
+    func reply(_ line: UnsafeRawBufferPointer) throws(EngineError) {
+        guard phase == .serving, let peer = currentPeer, !replied else { throw .notNow }
+        replied = true
+        world.deliver(line, to: peer)
+    }
+
+    /// Output, room changes and closes are refused while a reload runs
+    /// module code on staged state: a refused reload must leave no trace.
+    func checkServing() throws(EngineError) {
+        guard phase == .serving else { throw .notNow }
+    }
+
+    func requestClose(_ session: GameID) throws(EngineError) {
+        try checkServing()
+        guard world.contains(session: session) else { throw .badSession }
+        if world.isOpen(session: session) && !pendingCloses.contains(session) { pendingCloses.append(session) }
+    }
+
+    func identified(_ session: GameID) throws(EngineError) {
+        try checkServing()
+        try world.markIdentified(session)
+    }
+
+    /// In a staged migration's slice a hook may write only the player it
+    /// migrates: a slice's writes elsewhere would land in a store whose
+    /// other rows are not kept (see StagedMigration.swift).
+    @inline(__always)
+    func checkWrite(_ entity: UInt64) throws(EngineError) {
+        if onlyWritable != 0 && onlyWritable != entity { throw .notNow }
+    }
+
+    /// The binding of the serving module's field `index`.
+    @inline(__always)
+    func binding(_ index: Int32) throws(EngineError) -> FieldBinding {
+        guard index >= 0, Int(index) < bindings.count else { throw .badField }
+        return bindings[Int(index)]
+    }
+}
