@@ -58,7 +58,7 @@ final class AdminConsole {
     var logger: Logger { engine.logger }
     var now: UInt64 { engine.now }
     private(set) var counters = AdminCounters()
-    private var sessions: [AdminSession] = []
+    private var sessions = SlotList<AdminSession>()
 
     init(engine: any AdminTarget, settings: AdminSettings) {
         self.engine = engine
@@ -86,8 +86,7 @@ final class AdminConsole {
         }
         let session = AdminSession(console: self, connection: connection, now: now,
                                    authenticated: settings.token == nil)
-        session.slot = sessions.count
-        sessions.append(session)
+        sessions.insert(session)
         connection.handler = session
         do {
             try connection.startReading()
@@ -102,16 +101,7 @@ final class AdminConsole {
             ?? candidates.min { $0.lastRequest < $1.lastRequest }
     }
 
-    private func remove(_ session: AdminSession) {
-        let index = session.slot
-        guard index >= 0, index < sessions.count, sessions[index] === session else { return }
-        let last = sessions.removeLast()
-        if index < sessions.count {
-            sessions[index] = last
-            last.slot = index
-        }
-        session.slot = -1
-    }
+    private func remove(_ session: AdminSession) { sessions.remove(session) }
 
     func sessionClosed(_ session: AdminSession) { remove(session) }
 
@@ -342,18 +332,12 @@ final class AdminConsole {
     /// Resolves `path` (symlinks and `..` included) and refuses anything
     /// outside the modules directory.
     func confine(_ path: String) throws(SwapError) -> String {
-        // A relative path names a file in the modules directory.
-        let path = path.hasPrefix("/") ? path : "\(settings.modulesDirectory)/\(path)"
-        guard let resolved = realpath(path, nil) else {
-            throw .load(.notFound(path: path))
+        switch PathConfinement.resolve(path, in: settings.modulesDirectory) {
+        case .inside(let real): return real
+        case .notFound(let full): throw .load(.notFound(path: full))
+        case .outside(let full, let real):
+            throw .outsideModulesDirectory(path: full, resolved: real, directory: settings.modulesDirectory)
         }
-        defer { free(resolved) }
-        let real = String(cString: resolved)
-        let directory = settings.modulesDirectory.hasSuffix("/") ? settings.modulesDirectory : settings.modulesDirectory + "/"
-        guard real.hasPrefix(directory) else {
-            throw .outsideModulesDirectory(path: path, resolved: real, directory: settings.modulesDirectory)
-        }
-        return real
     }
 
     /// STATUS: the serving module, then every number of an `EngineSnapshot`
@@ -435,8 +419,7 @@ final class AdminConsole {
 
     /// An admin session the previous engine served (an upgrade).
     func adopt(_ session: AdminSession) {
-        session.slot = sessions.count
-        sessions.append(session)
+        sessions.insert(session)
         session.connection.handler = session
     }
 

@@ -5,7 +5,7 @@ import Protocol
 /// its own deadlines: an unauthenticated connection must authenticate
 /// within `--admin-auth-timeout`, an idle one is closed after
 /// `--admin-idle-timeout`, so silent connections cannot hold the slots.
-final class AdminSession: ConnectionHandler {
+final class AdminSession: ConnectionHandler, Slotted {
     /// What waits behind a pending RELOAD (or UPGRADE).
     enum Backlog {
         case line([UInt8])

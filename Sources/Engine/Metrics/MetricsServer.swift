@@ -24,7 +24,7 @@ final class MetricsServer {
     let maxRequestBytes: Int
     let headerTimeoutMilliseconds: UInt64
     let idleTimeoutMilliseconds: UInt64
-    private var sessions: [MetricsSession] = []
+    private var sessions = SlotList<MetricsSession>()
     /// Responses sent, by `HTTPStatus.index`.
     private var responses = [Int](repeating: 0, count: HTTPStatus.allCases.count)
     /// The last exposition and the loop turn it was rendered in.
@@ -54,8 +54,7 @@ final class MetricsServer {
             return
         }
         let session = MetricsSession(server: self, connection: connection, now: engine.now)
-        session.slot = sessions.count
-        sessions.append(session)
+        sessions.insert(session)
         connection.handler = session
         do {
             try connection.startReading()
@@ -64,16 +63,7 @@ final class MetricsServer {
         }
     }
 
-    func sessionClosed(_ session: MetricsSession) {
-        let index = session.slot
-        guard index >= 0, index < sessions.count, sessions[index] === session else { return }
-        let last = sessions.removeLast()
-        if index < sessions.count {
-            sessions[index] = last
-            last.slot = index
-        }
-        session.slot = -1
-    }
+    func sessionClosed(_ session: MetricsSession) { sessions.remove(session) }
 
     /// The engine is shutting down: `/readyz` says so from now on, idle
     /// connections close, and every later response closes its connection.

@@ -5,7 +5,7 @@
 /// its headers (slow loris) is answered 408 and closed; a kept-alive
 /// connection with no request started is closed after
 /// `--metrics-idle-timeout`. The engine's once-a-second sweep checks both.
-final class MetricsSession: ConnectionHandler {
+final class MetricsSession: ConnectionHandler, Slotted {
     unowned(unsafe) let server: MetricsServer
     unowned(unsafe) let connection: Connection
     private var parser: HTTPRequestParser

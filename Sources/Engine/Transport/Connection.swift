@@ -32,7 +32,7 @@ protocol ConnectionHandler: AnyObject {
 ///
 /// Writes: lines are appended to the writer, and the transport flushes the
 /// connections written to once per loop turn (see `StreamWriter`).
-final class Connection {
+final class Connection: Slotted {
     enum State {
         /// Reading requests, writing replies.
         case open
@@ -68,7 +68,8 @@ final class Connection {
     private var lingerTimer: UnsafeMutablePointer<uv_timer_t>?
     private var shutdownRequest: UnsafeMutablePointer<uv_shutdown_t>?
     /// Position in the transport's registry of live connections.
-    var registryIndex = -1
+    /// Its place in the transport's registry (SlotList).
+    var slot = -1
     /// The peer's address (`127.0.0.1:50312`), for audit lines; `local` for
     /// an adopted socket that has none.
     var peer = "local"

@@ -31,7 +31,9 @@ final class Transport {
     private(set) var listeners: [Listener] = []
     /// Every connection whose handle is not yet closed (players, admins,
     /// metrics scrapers).
-    private(set) var connections: [Connection] = []
+    /// Every connection whose handle is not closed yet.
+    var connections: [Connection] { registry.elements }
+    private var registry = SlotList<Connection>()
     /// How many of `connections` each role has (by `ListenerRole.index`).
     private var roleCounts = [Int](repeating: 0, count: ListenerRole.allCases.count)
     // `@exclusivity(unchecked)` on the properties touched on every request
@@ -125,8 +127,7 @@ final class Transport {
     // MARK: - The registry
 
     func register(_ connection: Connection) {
-        connection.registryIndex = connections.count
-        connections.append(connection)
+        registry.insert(connection)
         roleCounts[connection.role.index] += 1
     }
 
@@ -137,16 +138,7 @@ final class Transport {
     /// From the connection's close callback: forget it (O(1): the last one
     /// takes its place).
     func connectionClosed(_ connection: Connection) {
-        let index = connection.registryIndex
-        if index >= 0 && index < connections.count && connections[index] === connection {
-            let last = connections.removeLast()
-            if index < connections.count {
-                connections[index] = last
-                last.registryIndex = index
-            }
-            roleCounts[connection.role.index] -= 1
-        }
-        connection.registryIndex = -1
+        if registry.remove(connection) { roleCounts[connection.role.index] -= 1 }
         delegate?.connectionClosed(connection)
         connection.handler = nil
     }

@@ -250,20 +250,17 @@ final class Upgrader {
     private func resolve(_ path: String?) throws(UpgradeRefusal) -> String {
         let named = path ?? settings.enginePath
         guard !named.isEmpty else { throw UpgradeRefusal("this engine does not know its own path; name one") }
-        let full = named.hasPrefix("/") ? named : "\(settings.enginesDirectory)/\(named)"
-        guard let resolved = realpath(full, nil) else { throw UpgradeRefusal("engine not found: \(full)") }
-        defer { free(resolved) }
-        let real = String(cString: resolved)
-        if let own = realpath(settings.enginePath, nil) {
-            defer { free(own) }
-            if String(cString: own) == real { return real }
-        }
-        let directory = settings.enginesDirectory.hasSuffix("/") ? settings.enginesDirectory : settings.enginesDirectory + "/"
-        guard !settings.enginesDirectory.isEmpty, real.hasPrefix(directory) else {
+        switch PathConfinement.resolve(named, in: settings.enginesDirectory) {
+        case .inside(let real):
+            return real
+        case .notFound(let full):
+            throw UpgradeRefusal("engine not found: \(full)")
+        case .outside(let full, let real):
+            // This engine's own path is allowed wherever it is.
+            if PathConfinement.realPath(settings.enginePath) == real { return real }
             throw UpgradeRefusal("engine path \(full) resolves to \(real), outside the engines directory "
                                  + "\(settings.enginesDirectory.isEmpty ? "(none)" : settings.enginesDirectory)")
         }
-        return real
     }
 
     // MARK: - Handing over
