@@ -35,8 +35,12 @@ def main() -> None:
     for spec in args.builds:
         name, path = spec.split("=", 1)
         port, admin = free_port(), free_port()
+        # Each in a directory of its own: a build with durable players opens
+        # hotswap.sqlite in its working directory, and a second server on
+        # the same file refuses to start (builds without it ignore it).
         process = subprocess.Popen([path, "--port", str(port), "--admin-port", str(admin), "--rate-limit", "0",
-                                    "--log-level", "warning"], stderr=subprocess.DEVNULL)
+                                    "--log-level", "warning"], stderr=subprocess.DEVNULL,
+                                   cwd=tempfile.mkdtemp(prefix="hotswap-compare-"))
         servers.append((name, process, port))
     for _, _, port in servers:
         wait_for(port)

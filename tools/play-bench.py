@@ -20,7 +20,7 @@ copy of the one before a change, kept beside libGameLogic.so). A tool is NAME=LO
 default is the release build. Run it under the shared lock, it is a
 benchmark: flock -o /tmp/hotswap-build.lock python3 tools/play-bench.py ...
 Needs a release build (swift build -c release)."""
-import json, os, re, shlex, statistics, subprocess, sys, threading, time
+import json, os, re, shlex, statistics, subprocess, sys, tempfile, threading, time
 
 from benchlib import ROOT, arg_parser, connect, cpu_seconds, percentile, raise_nofile, wait_quiet
 
@@ -145,7 +145,10 @@ try:
         words = [w for w in words if not w.startswith('@')]
         server = subprocess.Popen([binary, '--port', str(port), '--admin-port', str(port + 100),
                                    '--max-connections', '19000', '--login-timeout', '0', '--idle-timeout', '0',
-                                   '--log-level', 'error'] + words, env=env)
+                                   '--log-level', 'error'] + words, env=env,
+                                  # A directory each: durable players open hotswap.sqlite in the
+                                  # working directory, and one file takes one server.
+                                  cwd=tempfile.mkdtemp(prefix='hotswap-play-'))
         servers.append(server); variants.append((name, port, server.pid)); port += 1
     time.sleep(1.0)
     pairs = [(variant, tool) for variant in variants for tool in tools]

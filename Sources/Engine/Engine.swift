@@ -28,7 +28,7 @@ struct EngineCounters {
 /// The engine itself owns what spans them: a session's life from accept to
 /// teardown, the deadline sweep, signals and shutdown. Everything runs on
 /// the loop's thread; nothing is shared, so nothing is locked.
-final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarget {
+final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarget, MetricsTarget {
     let loop: UnsafeMutablePointer<uv_loop_t>
     let limits: Limits
     let logger: Logger
@@ -203,22 +203,20 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         admin.faulted(fault, rolledBack: rolledBack)
     }
 
-    /// Players changed since the database last took them: dirty in World,
-    /// or in a failed batch that is being made dirty again.
     /// The state of each part's lifecycle, for STATUS
     /// (`reload=idle flush=idle upgrade=idle`).
     var lifecycles: [(name: String, state: String)] {
         [("reload", host.reloadStateName), ("flush", writeBehind?.stateName ?? "off"), ("upgrade", upgrader.stateName)]
     }
 
+    /// Players changed since the database last took them: dirty in World,
+    /// or in a failed batch that is being made dirty again.
     var dirtyPlayers: Int { world.dirtyCount + (writeBehind?.unwrittenNotYetDirty ?? 0) }
 
     func logicMigrating(_ candidate: LoadedModule, done: Int, of total: Int) {
         admin.migrating(candidate, done: done, of: total)
     }
 
-    /// Ends a player's session and closes its connection (after its output
-    /// is written when `flush`).
     // MARK: - AdminTarget
 
     func snapshot() -> EngineSnapshot { EngineSnapshot(self) }
@@ -228,6 +226,11 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     }
 
     func swapped(_ report: SwapReport) { metrics?.swapped(report) }
+
+    // MARK: - MetricsTarget
+
+    var turns: UInt64 { transport.turns }
+    var servingModule: LoadedModule { host.module }
 
     // MARK: - SessionHost
 
@@ -240,6 +243,8 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         }
     }
 
+    /// Ends a player's session and closes its connection (after its output
+    /// is written when `flush`).
     func endSession(_ session: PlayerSession, flush: Bool) {
         tearDown(session.id)
         if flush { session.connection.closeAfterFlush() } else { session.connection.abort() }

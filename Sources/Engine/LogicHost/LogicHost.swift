@@ -63,7 +63,9 @@ final class LogicHost {
     private(set) var reload = Lifecycle(ReloadState.idle)
     /// `--load-timeout`: how long a load may take on its worker.
     var loadTimeoutMilliseconds = 10_000
-    private let loadTimer: UnsafeMutablePointer<uv_timer_t>
+    /// Answers a load that does not finish in time; nil once closed at
+    /// shutdown (a worker still out then must not touch it when it returns).
+    private var loadTimer: UnsafeMutablePointer<uv_timer_t>?
 
     /// A reload is in progress (loading, stuck, staging): other reloads,
     /// rollbacks and FORGET are refused.
@@ -115,17 +117,19 @@ final class LogicHost {
         call = ModuleCall(world: world, module: module, bindings: try world.bind(module.fields), loop: loop,
                           logger: logger)
         registry = ModuleRegistry(serving: module)
-        loadTimer = .allocateHandle()
-        uvMust(uv_timer_init(loop, loadTimer), "uv_timer_init")
-        uv_unref(loadTimer.handle)
-        loadTimer.context = UVContext.pointer(to: self)
+        let timer = UnsafeMutablePointer<uv_timer_t>.allocateHandle()
+        uvMust(uv_timer_init(loop, timer), "uv_timer_init")
+        uv_unref(timer.handle)
+        timer.context = UVContext.pointer(to: self)
+        loadTimer = timer
         call.owner = self
     }
 
     /// Closes the host's own handle (at shutdown).
     func close() {
         stop()
-        loadTimer.closeAndFree()
+        loadTimer?.closeAndFree()
+        loadTimer = nil
     }
 
     /// Arms fault containment on the calling (loop) thread: faults and hangs
@@ -235,6 +239,7 @@ final class LogicHost {
         // No watchdog reaches a worker thread: a module constructor or
         // hotswap_describe that never returns would leave the operator
         // waiting forever. The timer answers instead.
+        guard let loadTimer else { return }
         uvMust(uv_timer_start(loadTimer, { timer in
             UVContext.object(timer!.pointee.data, as: LogicHost.self).loadTimedOut()
         }, UInt64(loadTimeoutMilliseconds), 0), "uv_timer_start")
@@ -259,7 +264,7 @@ final class LogicHost {
     /// The worker came back (loop thread).
     private func finishReload(_ task: ReloadTask) {
         let (job, done) = (task.job, task.done)
-        uv_timer_stop(loadTimer)
+        if let loadTimer { uv_timer_stop(loadTimer) }
         let answered: Bool
         switch reload.state {
         case .loading:

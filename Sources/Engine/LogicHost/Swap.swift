@@ -1,3 +1,4 @@
+import Synchronization
 import UVKit
 
 /// What an operator is told after a swap.
@@ -75,12 +76,20 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
 /// One background load: a `Sendable` request in, a `Sendable` result out.
 /// The worker thread sees nothing else of the engine.
 ///
-/// `@unchecked Sendable`: `result` is written by the worker and read on the
-/// loop only after libuv has run the completion callback, which libuv
-/// orders after the work function returned (through its own lock).
-final class ReloadJob: @unchecked Sendable {
+/// The result goes through a `Mutex`: libuv already orders the worker's
+/// write before the loop's read (the completion callback runs after the
+/// work function returned, through libuv's own lock), but a load that timed
+/// out is answered while its worker may still be running, and the type
+/// system, not that argument, now keeps the two apart.
+final class ReloadJob: Sendable {
     let request: ModuleLoadRequest
-    var result: ModuleLoadResult?
+    private let outcome = Mutex<ModuleLoadResult?>(nil)
 
     init(request: ModuleLoadRequest) { self.request = request }
+
+    /// Set by the worker; read on the loop once it is done.
+    var result: ModuleLoadResult? {
+        get { outcome.withLock { $0 } }
+        set { outcome.withLock { $0 = newValue } }
+    }
 }

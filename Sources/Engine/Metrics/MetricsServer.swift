@@ -18,7 +18,7 @@ import Logging
 /// new connection is answered 503 and closed), and each has a header and an
 /// idle deadline (`MetricsSession`).
 final class MetricsServer {
-    unowned(unsafe) let engine: Engine
+    unowned(unsafe) let engine: any MetricsTarget
     let exposition = Exposition()
     let maxConnections: Int
     let maxRequestBytes: Int
@@ -32,7 +32,7 @@ final class MetricsServer {
     /// Shutting down: every response closes its connection.
     private(set) var stopping = false
 
-    init(engine: Engine) {
+    init(engine: any MetricsTarget) {
         self.engine = engine
         let limits = engine.limits
         maxConnections = limits.maxMetricsConnections
@@ -126,9 +126,9 @@ final class MetricsServer {
 
     /// The exposition, rendered at most once per loop turn.
     private func renderedExposition() -> [UInt8] {
-        let turn = engine.transport.turns
+        let turn = engine.turns
         if let rendered, rendered.turn == turn { return rendered.body }
-        let body = exposition.render(EngineSnapshot(engine), process: ProcessStats.read(), module: engine.host.module)
+        let body = exposition.render(engine.snapshot(), process: ProcessStats.read(), module: engine.servingModule)
         rendered = (turn, body)
         return body
     }

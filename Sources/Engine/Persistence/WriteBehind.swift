@@ -430,7 +430,9 @@ final class WriteBehind {
                        pending.result ?? .failure(StorageError("flush did not run", transient: true)))
             } else {
                 // Still stuck in its write (or finishing just now): what
-                // makes it dirty again is read under the task's lock.
+                // makes it dirty again is read under the task's lock, and
+                // its completion, if the loop ever runs again, is ignored.
+                pending.recordedByFlushAll = true
                 world.markUnwritten(pending.unwrittenIfAbandoned())
             }
         }

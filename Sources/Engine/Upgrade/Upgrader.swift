@@ -158,13 +158,14 @@ final class Upgrader {
                                   + "\(engine.limits.upgradeCheckTimeout) ms (--upgrade-check-timeout); nothing was changed"))
         }
         writeBehind.finalFlush { [unowned(unsafe) self] outcome in
-            if let flushDeadline { uv_timer_stop(flushDeadline) }
             // Refused meanwhile (the deadline, a shutdown): this flush was an
-            // ordinary one, and flushes go on.
+            // ordinary one, and flushes go on. (Checked before the deadline
+            // is stopped: it may be a later upgrade's by now.)
             guard stillAsked(request) else {
                 if !inProgress { writeBehind.paused = false }
                 return
             }
+            if let flushDeadline { uv_timer_stop(flushDeadline) }
             switch outcome {
             case .nothingDirty:
                 break
