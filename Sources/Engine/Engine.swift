@@ -296,11 +296,14 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         let wake = UnsafeMutablePointer<uv_async_t>.allocateHandle()
         uvMust(uv_async_init(loop, wake) { wake in
             let engine = UVContext.object(wake!.pointee.data, as: Engine.self)
-            for number in [SIGINT, SIGTERM] where hs_signal_take(number) != 0 {
-                engine.logger.notice("signal \(number): shutting down")
+            for number in ProcessImage.stopSignals where hs_signal_take(number) != 0 {
+                engine.logger.notice("signal \(FaultRecord.signalName(number)): shutting down")
                 engine.shutdown()
             }
             if hs_signal_take(SIGUSR2) != 0 { engine.upgradeBySignal() }
+            for number in ProcessImage.ignoredSignals where hs_signal_take(number) != 0 {
+                engine.logger.warning("signal \(FaultRecord.signalName(number)) ignored (SIGTERM, SIGINT or SIGHUP stop the server; SIGUSR2 upgrades it)")
+            }
         }, "uv_async_init (signal wake-up)")
         wake.context = UVContext.pointer(to: self)
         // The wake-up alone must not keep the loop alive at shutdown.

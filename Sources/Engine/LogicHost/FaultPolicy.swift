@@ -44,6 +44,13 @@ struct FaultRecord: Sendable, CustomStringConvertible {
         case SIGABRT: "SIGABRT"
         case SIGTERM: "SIGTERM"
         case SIGINT: "SIGINT"
+        case SIGHUP: "SIGHUP"
+        case SIGUSR1: "SIGUSR1"
+        case SIGUSR2: "SIGUSR2"
+        case SIGALRM: "SIGALRM"
+        case SIGXFSZ: "SIGXFSZ"
+        case SIGVTALRM: "SIGVTALRM"
+        case SIGPROF: "SIGPROF"
         default: "signal \(number)"
         }
     }

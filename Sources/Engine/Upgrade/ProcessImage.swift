@@ -5,7 +5,10 @@ import UpgradeSupport
 /// systemd, containers and supervisors keep seeing one long-lived process,
 /// and so do the descriptors that are not close-on-exec.
 enum ProcessImage {
-    /// The signals that end or upgrade the server. Blocked first thing in
+    /// The signals the engine catches: those that end it (SIGTERM, SIGINT,
+    /// SIGHUP), the one that upgrades it (SIGUSR2), and those it logs and
+    /// otherwise ignores (`ignoredSignals`: their default would kill the
+    /// process with every player's connection). Blocked first thing in
     /// `main` (every thread made later inherits the mask: a worker thread
     /// never takes one) and unblocked on the loop thread only once the
     /// engine's handlers are in place; blocked on it again across an
@@ -13,7 +16,18 @@ enum ProcessImage {
     /// next engine takes it once its own handlers are in place (a signal's
     /// handler resets to the default at exec, which for these would kill
     /// the process with every player's connection). See engine_signals.h.
-    static let deferredSignals: [Int32] = [SIGTERM, SIGINT, SIGUSR2]
+    static let deferredSignals: [Int32] = stopSignals + [SIGUSR2] + ignoredSignals
+
+    /// A graceful stop: every player is told, the final flush is written,
+    /// exit 0. SIGHUP is one (a closed terminal ends the server cleanly;
+    /// there is no configuration file to reload: the logic is reloaded
+    /// with `gamectl reload`, the engine replaced with SIGUSR2).
+    static let stopSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+
+    /// Logged and otherwise ignored. SIGXFSZ too: a write past the file
+    /// size limit then fails with EFBIG, which the database's write reports
+    /// (`db_errors=`, `last_db_error=`), instead of killing the process.
+    static let ignoredSignals: [Int32] = [SIGUSR1, SIGALRM, SIGXFSZ, SIGVTALRM, SIGPROF]
 
     /// Runs `path` in place of this program. Returns only if that failed,
     /// with the reason.

@@ -276,7 +276,7 @@ final class Upgrader {
         // What it does not take goes over as each connection's unsent output.
         engine.transport.flushAll()
         let holdStarted = monotonicNanoseconds()
-        // From here a SIGTERM, SIGINT or SIGUSR2 stays pending (every other
+        // From here a caught signal (SIGTERM, SIGINT, SIGHUP, SIGUSR2, ...) stays pending (every other
         // thread blocks them from start, see engine_signals.h): across the
         // exec, for the next engine's handlers, or back to this engine's if
         // the upgrade is refused below.
@@ -330,7 +330,7 @@ final class Upgrader {
         }
         // A SIGTERM or SIGINT that came in during this callback was caught,
         // not yet acted on: the loop shuts down on its next turn instead.
-        if let signal = [SIGTERM, SIGINT].first(where: { hs_signal_seen($0) != 0 }) {
+        if let signal = ProcessImage.stopSignals.first(where: { hs_signal_seen($0) != 0 }) {
             return refuse("the server is shutting down (\(FaultRecord.signalName(signal)) arrived)")
         }
         if let problem = Upgrader.write(bytes, to: memfd)

@@ -1,6 +1,8 @@
-// engine_signals.h: the engine's own handlers for the signals that stop or
-// upgrade it (SIGTERM, SIGINT, SIGUSR2), so that none is lost around an
-// engine upgrade's execve.
+// engine_signals.h: the engine's own handlers for the signals that stop it
+// (SIGTERM, SIGINT, SIGHUP), upgrade it (SIGUSR2), or that it logs and
+// ignores (SIGUSR1, SIGALRM, SIGXFSZ, SIGVTALRM, SIGPROF): the list is
+// ProcessImage.deferredSignals. None is lost around an engine upgrade's
+// execve, and none kills the process by its default action.
 //
 // Why not libuv's uv_signal: its handler writes the signal into a pipe the
 // loop reads on its next turn. A signal that arrives while the loop thread
@@ -9,7 +11,7 @@
 // engine can look at before the exec, and wakes the loop (uv_async_send,
 // which libuv documents as async-signal-safe) to act on it otherwise.
 //
-//     main                block the three (every thread made later inherits it)
+//     main                block them all (every thread made later inherits it)
 //     Engine.run          hs_signals_install, the libuv pool made, then unblock
 //                         on the loop thread only: only it ever takes them
 //     handler             flag[signal] = 1; uv_async_send

@@ -53,8 +53,9 @@ typedef struct hs_restore_plan {
     /// Descriptors handed over: close-on-exec is cleared on each.
     const int *descriptors;
     int descriptor_count;
-    /// Signals that stay blocked across the exec (SIGTERM, SIGINT,
-    /// SIGUSR2); every other signal is unblocked.
+    /// Signals that stay blocked across the exec (ProcessImage.
+    /// deferredSignals: SIGTERM, SIGINT, SIGHUP, SIGUSR2 and the ignored
+    /// ones); every other signal is unblocked.
     const int *deferred;
     int deferred_count;
     /// The crash signals to catch, each with its reason
