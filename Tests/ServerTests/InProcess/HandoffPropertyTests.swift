@@ -47,6 +47,18 @@ import Testing
         }
     }
 
+    /// Every section this engine writes is in a layout of the format it
+    /// writes: bumping `HandoffFormat.current` means saying, per section,
+    /// whether its layout still holds (`formats`).
+    @Test func everySectionsLayoutBelongsToTheCurrentFormat() {
+        var rng = SystemRandomNumberGenerator()
+        let sections = HandoffGen.sections(&rng)
+        #expect(sections.all.map { type(of: $0).section } == HandoffSection.allCases)
+        for section in sections.all {
+            #expect(type(of: section).formats.contains(HandoffFormat.current), "\(type(of: section).section)")
+        }
+    }
+
     /// Values the bytes can hold but a part refuses: the rules `validate`
     /// checks once a section is read.
     @Test func validReadsThatBreakAPartsRulesAreRefused() throws {
@@ -181,11 +193,13 @@ enum HandoffGen {
     static let world = Generator(run: { rng in world(&rng) })
     static let logic = Generator(run: { rng in logic(&rng) })
     static let database = Generator(run: { rng in DatabaseHandoff(Bool.random(using: &rng) ? writeBehind(&rng) : nil) })
-    static let sections = Generator(run: { rng in
+    static let sections = Generator(run: { rng in sections(&rng) })
+
+    static func sections(_ rng: inout some RandomNumberGenerator) -> HandoffSections {
         HandoffSections(engine: engine(&rng), listeners: listeners(&rng), connections: connections(&rng),
                         world: world(&rng), logic: logic(&rng),
                         database: DatabaseHandoff(Bool.random(using: &rng) ? writeBehind(&rng) : nil))
-    })
+    }
 
     // MARK: Pieces
 
