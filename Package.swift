@@ -67,6 +67,8 @@ let package = Package(
         // Metric families and the Prometheus text format (--metrics-port); see Sources/Engine/Metrics.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Tests only: round-trip, truncation and corruption properties of the handoff's sections.
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -160,6 +162,9 @@ let package = Package(
                           path: "Tests/Fuzz/ProtocolFuzzer"),
         .executableTarget(name: "EngineFuzzer", dependencies: ["HotswapEngine", "FuzzDriver"], path: "Tests/Fuzz/EngineFuzzer"),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "ProtocolChecks"]),
-        .testTarget(name: "ServerTests", dependencies: ["HotswapEngine", "GameABI", "UVKit", "CLibUV"]),
+        .testTarget(name: "ServerTests", dependencies: [
+            "HotswapEngine", "GameABI", "UVKit", "CLibUV",
+            .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
     ]
 )

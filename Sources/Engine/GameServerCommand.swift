@@ -1,9 +1,7 @@
 import ArgumentParser
 import CLibUV
-import FaultGuard
 import Glibc
 import Logging
-import Protocol
 import UpgradeSupport
 import UVKit
 
@@ -136,213 +134,20 @@ package struct GameServerCommand: ParsableCommand {
         }
     }
 
+    /// Builds the configuration (from the arguments, or from the handoff a
+    /// resumed engine reads first) and runs the one start-up sequence.
     package func run() throws {
         if checkUpgrade {
             // Before anything else: a check must not touch ports or files.
             print(EngineIdentity.checkLine)
             return
         }
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        // Lines reach stderr from a writer thread: a reader that stops
-        // reading makes the server drop lines, never wait. At exit, the last
-        // lines get a bounded time to get out.
-        let logSink = LogSink(fileDescriptor: STDERR_FILENO, capacity: logBufferBytes)
+        // At exit, the last log lines get a bounded time to get out.
+        let logSink = Bootstrap.logging(level: Logger.Level(rawValue: logLevel) ?? .info, bufferBytes: logBufferBytes)
         defer { logSink.flush(timeout: .seconds(2)) }
-        LoggingSystem.bootstrap { label in
-            var handler = AsyncLogHandler(label: label, sink: logSink)
-            handler.logLevel = level
-            return handler
-        }
         let logger = Logger(label: "gameserver")
-        func refuse(_ reason: String) -> StartRefused {
-            logger.critical("refusing to start: \(reason)")
-            return StartRefused(reason)
-        }
-
-        let resumed: ResumedState?
-        do throws(StartRefused) {
-            resumed = try resume.map { fd throws(StartRefused) in try Resume.open(memfd: fd, failedUpgrade: resumeFailed) }
-        } catch {
-            throw refuse("cannot resume: \(error.reason)")
-        }
-        let modulePath = resumed?.engine.paths.modulePath ?? module ?? GameServerCommand.defaultModulePath()
-        let token = (adminToken ?? getenv("GAMESERVER_ADMIN_TOKEN").map { String(cString: $0) })
-            .flatMap { $0.isEmpty ? nil : $0 }
-        if let token, token.utf8.count < 16 { throw refuse("the admin token must be at least 16 bytes") }
-        if token == nil && !GameServerCommand.isLoopback(adminHost) {
-            throw refuse("the admin port on \(adminHost) is not loopback; set --admin-token or GAMESERVER_ADMIN_TOKEN")
-        }
-        let loader: ModuleLoader
-        do {
-            loader = try ModuleLoader()
-        } catch {
-            throw refuse("\(error)")
-        }
-        defer { loader.removePrivateCopies() }
-        RestoreGuard.removeOnHandBack(loader.privateDirectory)
-        let loaded: LoadedModule
-        var previous: LoadedModule?
-        var settings: AdminSettings
-        do {
-            if let resumed {
-                (loaded, previous) = try Resume.loadModules(resumed, loader: loader)
-            } else {
-                // The load runs module code (hotswap_abi_version and
-                // hotswap_describe) on this thread: guarded as a reload's
-                // is, so a module that crashes or hangs there is refused with
-                // the reason instead of killing or freezing the start. Not
-                // when resuming an upgrade: the restore guard's crash
-                // handlers must stay until the commit.
-                let status = fg_install(UInt32(limits.callTimeout))
-                if status != 0 { throw StartRefused("cannot install the fault guard: \(String(cString: strerror(-status)))") }
-                loaded = try loader.load(path: modulePath)
-            }
-            settings = AdminSettings(token: token.map { Array($0.utf8) },
-                                     modulesDirectory: try resumed?.engine.paths.modulesDirectory ?? GameServerCommand.realDirectory(
-                                         modulesDir ?? GameServerCommand.directory(of: modulePath), "modules directory"),
-                                     defaultModulePath: modulePath, logSink: logSink)
-            let enginePath = resumed?.enginePath ?? ProcessImage.executablePath() ?? ""
-            settings.upgrade = UpgradeSettings(
-                enginePath: enginePath,
-                enginesDirectory: try resumed?.engine.paths.enginesDirectory ?? GameServerCommand.realDirectory(
-                    enginesDir ?? GameServerCommand.directory(of: enginePath), "engines directory"),
-                arguments: resumed?.engine.arguments ?? Array(CommandLine.arguments.dropFirst()),
-                inheritedDescriptors: resumed?.engine.inheritedDescriptors ?? Resume.inheritedAtStart)
-            if let auditLog {
-                switch AuditLog.open(path: auditLog) {
-                case .success(let log): settings.auditLog = log
-                case .failure(let error): throw StartRefused("\(error)")
-                }
-            }
-        } catch let error as ModuleLoadError {
-            throw refuse("\(error)")
-        } catch let error as StartRefused {
-            throw refuse(error.reason)
-        }
-
-        // The database: opened, locked (one server per file) and read whole
-        // before the module binds; any refusal names the file and the reason.
-        // An engine resumed by an upgrade opens it again on the lock it was
-        // handed and reads nothing: its players came over in the handoff.
-        var storage: SQLiteStorage?
-        var stored = StoredSnapshot()
-        // Until a resumed engine serves, the lock belongs to the previous
-        // engine it may fall back to: never released on the way out.
-        var serving = false
-        if database != ":memory:" {
-            do {
-                if let resumed {
-                    guard let lock = resumed.database?.lockDescriptors.first else {
-                        throw StorageError("the previous engine handed over no database lock")
-                    }
-                    storage = try SQLiteStorage.open(path: database, adopting: DatabaseLock(descriptor: lock))
-                } else {
-                    let started = uv_hrtime()
-                    let opened = try SQLiteStorage.open(path: database)
-                    storage = opened
-                    stored = try opened.loadAll()
-                    logger.notice("database \(opened.location): \(stored.players.count) players\(stored.global == nil ? "" : " and the global row"), \(stored.playerColumns.count) player and \(stored.globalColumns.count) global columns, read in \((uv_hrtime() - started) / 1_000_000) ms")
-                    if let problem = StartupSchemaCheck.problem(module: loaded, stored: stored, database: opened.location) {
-                        throw StorageError(problem)
-                    }
-                }
-            } catch {
-                if resumed == nil { storage?.close() }
-                throw refuse("\(error)")
-            }
-        } else {
-            logger.notice("database :memory:: players and globals are not persisted")
-        }
-        defer { if resumed == nil || serving { storage?.close() } }
-
-        let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
-        let loopStatus = uv_loop_init(loop)
-        guard loopStatus == 0 else { throw refuse("uv_loop_init: \(UVError(loopStatus))") }
-        let engine: Engine
-        do {
-            engine = try Engine(loop: loop, limits: limits,
-                                maxConnections: GameServerCommand.connectionsAllowedByFileLimit(limits.maxConnections, logger),
-                                admin: settings, logger: logger, loader: loader, module: loaded,
-                                storage: storage, stored: stored)
-            // The engine has what it needs; the copy need not live on.
-            stored = StoredSnapshot()
-        } catch {
-            throw refuse("module \(modulePath) has a bad schema: \(error)")
-        }
-        if let problem = engine.installFaultGuard() { throw refuse(problem) }
-        logger.info("loaded module \(loaded.name) \(loaded.version) from \(loaded.sourcePath)",
-                    metadata: ["protocol": "\(protocolBuildTag())", "engine": "\(EngineIdentity.version)"])
-
-        var game = ReadyFile.Endpoint(host: host, port: port)
-        var admin = ReadyFile.Endpoint(host: adminHost, port: adminPort)
-        var metricsEndpoint: ReadyFile.Endpoint?
-        if let resumed {
-            // Every port came over bound; what answers on the metrics port is
-            // made here.
-            if metricsPort != nil { engine.enableMetrics() }
-            let summary: ResumeSummary
-            do throws(StartRefused) {
-                summary = try engine.resume(resumed, previous: previous)
-            } catch {
-                throw refuse(error.reason)
-            }
-            serving = true
-            for listener in summary.listeners {
-                let endpoint = ReadyFile.Endpoint(host: listener.host, port: listener.port)
-                switch listener.role {
-                case .game: game = endpoint
-                case .admin: admin = endpoint
-                case .metrics: metricsEndpoint = endpoint
-                }
-            }
-        } else {
-            do {
-                game = .init(host: host, port: try engine.listen(.game, host: host, port: port))
-                admin = .init(host: adminHost, port: try engine.listen(.admin, host: adminHost, port: adminPort))
-                // The metrics port shares the admin host: what is exposed there
-                // (module, SHA-256, counters) is for operators.
-                if let metricsPort {
-                    metricsEndpoint = .init(host: adminHost, port: try engine.startMetrics(host: adminHost, port: metricsPort))
-                }
-            } catch {
-                throw refuse("\(error)")
-            }
-        }
-        if let readyFile {
-            let text = ReadyFile.json(pid: getpid(), game: game, admin: admin, metrics: metricsEndpoint,
-                                      upgrades: engine.admin.counters.upgrades)
-            if let problem = ReadyFile.write(text, to: readyFile) {
-                // A resumed engine serves already: a ready file it cannot
-                // rewrite is no reason to give the players back.
-                if resumed == nil { throw refuse("cannot write --ready-file \(problem)") }
-                logger.error("cannot rewrite --ready-file \(problem)")
-            }
-        }
-        if watch { engine.watchModule(path: modulePath) }
-        logger.notice("listening on \(game.host):\(game.port)")
-        logger.notice("admin listening on \(admin.host):\(admin.port)")
-        if let metricsEndpoint { logger.notice("metrics listening on http://\(metricsEndpoint.host):\(metricsEndpoint.port)/metrics") }
-        engine.run()
-        // The loop has stopped: what is still dirty is written now.
-        if let writeBehind = engine.writeBehind {
-            switch writeBehind.flushAll() {
-            case .success(let count):
-                logger.notice("database \(writeBehind.storage.location): final flush wrote \(count) records")
-            case .failure(let error):
-                logger.critical("database \(writeBehind.storage.location): final flush failed, \(engine.world.dirtyCount) players' latest changes and \(engine.world.deletedKeys.count) deletions are lost: \(error)")
-            }
-        }
-        settings.auditLog?.flush(timeout: .seconds(2))
-        if engine.host.loadStuck {
-            // A worker is stuck inside the dynamic linker (a module's
-            // constructor or describe that never returned): exit() would
-            // run the linker's own exit handlers and wait for its lock.
-            logger.notice("stopped (a stuck module load was abandoned)")
-            logSink.flush(timeout: .seconds(2))
-            _exit(0)
-        }
-        uv_loop_close(loop)
-        logger.notice("stopped")
+        let configuration = try Bootstrap.configuration(self, logger: logger)
+        try StartupSequence(configuration: configuration, logSink: logSink, logger: logger).run()
     }
 
     /// One line to stderr, directly: only where no loop or log runs.

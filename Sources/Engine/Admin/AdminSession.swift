@@ -7,7 +7,7 @@ import Protocol
 /// `--admin-idle-timeout`, so silent connections cannot hold the slots.
 final class AdminSession: ConnectionHandler, Slotted {
     /// What waits behind a pending RELOAD (or UPGRADE).
-    enum Backlog {
+    enum Backlog: Equatable {
         case line([UInt8])
         /// The line after the queued ones was over the limit: answer, close.
         case lineTooLong

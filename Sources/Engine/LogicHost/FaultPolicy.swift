@@ -1,7 +1,7 @@
 import Glibc
 
 /// A fault in module code that the engine contained: what, where, whose.
-struct FaultRecord: Sendable, CustomStringConvertible {
+struct FaultRecord: Sendable, Equatable, CustomStringConvertible {
     enum Cause: Sendable, Equatable {
         /// The module raised this signal (SIGSEGV, SIGILL, SIGTRAP, ...).
         case signal(Int32)

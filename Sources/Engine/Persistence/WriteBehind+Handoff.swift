@@ -14,24 +14,47 @@
 /// short; the next engine writes what is still dirty at its first flush. It
 /// opens the file again (a new SQLite connection) on the lock it was
 /// handed, and reads nothing from it.
-struct WriteBehindHandoff: Equatable {
+struct DatabaseHandoff: HandoffSectionCodable, Equatable {
+    static let section = HandoffSection.database
+
+    /// nil without a database (`--database :memory:`).
+    var writeBehind: WriteBehindHandoff?
+
+    init(_ writeBehind: WriteBehindHandoff?) { self.writeBehind = writeBehind }
+
+    func encode(into writer: inout HandoffWriter) {
+        writer.bool(writeBehind != nil)
+        writeBehind?.encode(into: &writer)
+    }
+
+    init(from reader: inout HandoffReader, format: UInt32) throws(HandoffError) {
+        writeBehind = try reader.bool("persistent") ? try WriteBehindHandoff(from: &reader, format: format) : nil
+    }
+
+    /// The lock came over: a database without it could not be opened
+    /// again without racing another server for the file.
+    func validate() throws(HandoffError) {
+        if let writeBehind, writeBehind.lockDescriptors.isEmpty {
+            throw .invalid("the previous engine handed over no database lock")
+        }
+    }
+}
+
+/// The write-behind's state after the persistent flag (see
+/// `DatabaseHandoff`).
+struct WriteBehindHandoff: HandoffRecord, Equatable {
     var lockDescriptors: [Int32]
     var globalColumns: Int
     var playerColumns: Int
     var declared: [FieldSpec]
     var counters: FlushCounters
 
-    /// The section: `state` is nil without a database.
-    static func encode(_ state: WriteBehindHandoff?, into writer: inout HandoffWriter) {
-        writer.bool(state != nil)
-        guard let state else { return }
-        writer.u32(UInt32(state.lockDescriptors.count))
-        for fd in state.lockDescriptors { writer.i32(fd) }
-        writer.int(state.globalColumns)
-        writer.int(state.playerColumns)
-        writer.u32(UInt32(state.declared.count))
-        for spec in state.declared { spec.encode(into: &writer) }
-        let counters = state.counters
+    func encode(into writer: inout HandoffWriter) {
+        writer.descriptors(lockDescriptors)
+        writer.int(globalColumns)
+        writer.int(playerColumns)
+        writer.u32(UInt32(declared.count))
+        for spec in declared { spec.encode(into: &writer) }
         writer.int(counters.flushes)
         writer.int(counters.recordsWritten)
         writer.int(counters.errors)
@@ -41,28 +64,26 @@ struct WriteBehindHandoff: Equatable {
         writer.optionalString(counters.lastError)
     }
 
-    /// Reads the section; nil when the previous engine had no database.
-    static func decode(from reader: inout HandoffReader) throws(HandoffError) -> WriteBehindHandoff? {
-        guard try reader.bool("persistent") else {
-            try reader.finish("database section")
-            return nil
-        }
-        let lockCount = try reader.count("lock descriptors", elementSize: 4)
-        var locks: [Int32] = []
-        for _ in 0..<lockCount { locks.append(try reader.i32("lock descriptor")) }
-        let globalColumns = try reader.int("global columns")
-        let playerColumns = try reader.int("player columns")
+    init(from reader: inout HandoffReader, format: UInt32) throws(HandoffError) {
+        lockDescriptors = try reader.descriptors("lock descriptors")
+        globalColumns = try reader.int("global columns")
+        playerColumns = try reader.int("player columns")
         let declaredCount = try reader.count("declared fields", elementSize: 30)
-        var declared: [FieldSpec] = []
+        declared = []
         for _ in 0..<declaredCount { declared.append(try FieldSpec(handoff: &reader)) }
-        let counters = FlushCounters(
+        counters = FlushCounters(
             flushes: try reader.int("flushes"), recordsWritten: try reader.int("records written"),
             errors: try reader.int("errors"), lastFlushMilliseconds: Double(bitPattern: try reader.u64("last flush")),
             lastBatchRecords: try reader.int("last batch"), lastHeldMicroseconds: try reader.u64("last held"),
             lastError: try reader.optionalString("last error"))
-        try reader.finish("database section")
-        return WriteBehindHandoff(lockDescriptors: locks, globalColumns: globalColumns, playerColumns: playerColumns,
-                                  declared: declared, counters: counters)
+    }
+
+    init(lockDescriptors: [Int32], globalColumns: Int, playerColumns: Int, declared: [FieldSpec], counters: FlushCounters) {
+        self.lockDescriptors = lockDescriptors
+        self.globalColumns = globalColumns
+        self.playerColumns = playerColumns
+        self.declared = declared
+        self.counters = counters
     }
 }
 

@@ -7,34 +7,75 @@ import Protocol
 ///
 /// Times go over as ages, not loop times: the next engine's loop has its
 /// own clock reading, and a deadline is "this long since", either way.
-extension PlayerSession {
-    func encodeHandoff(into writer: inout HandoffWriter, now: UInt64) {
+struct PlayerSessionRecord: HandoffRecord, Equatable {
+    var id: GameID
+    var unfinishedLine: [UInt8]
+    var idleMilliseconds: UInt64
+    var milliTokens: Int64
+    var refillAgeMilliseconds: UInt64
+    var strikes: Int
+    var identified: Bool
+
+    init(id: GameID, unfinishedLine: [UInt8], idleMilliseconds: UInt64, milliTokens: Int64,
+         refillAgeMilliseconds: UInt64, strikes: Int, identified: Bool)
+    {
+        self.id = id
+        self.unfinishedLine = unfinishedLine
+        self.idleMilliseconds = idleMilliseconds
+        self.milliTokens = milliTokens
+        self.refillAgeMilliseconds = refillAgeMilliseconds
+        self.strikes = strikes
+        self.identified = identified
+    }
+
+    func encode(into writer: inout HandoffWriter) {
         writer.u64(id.raw)
-        writer.bytes(framer.bufferedBytes)
-        writer.u64(now.ageOf(lastRequest))
-        writer.i64(limiter.milliTokens)
-        writer.u64(now.ageOf(limiter.lastRefill))
-        writer.int(limiter.strikes)
+        writer.bytes(unfinishedLine)
+        writer.u64(idleMilliseconds)
+        writer.i64(milliTokens)
+        writer.u64(refillAgeMilliseconds)
+        writer.int(strikes)
         writer.bool(identified)
     }
 
-    static func restoreHandoff(from reader: inout HandoffReader, engine: Engine, connection: Connection,
-                               now: UInt64) throws(HandoffError) -> PlayerSession
-    {
-        let id = GameID(raw: try reader.u64("session id"))
+    init(from reader: inout HandoffReader, format: UInt32) throws(HandoffError) {
+        id = GameID(raw: try reader.u64("session id"))
+        unfinishedLine = try reader.bytes("unfinished line")
+        idleMilliseconds = try reader.u64("idle time")
+        milliTokens = try reader.i64("bucket")
+        refillAgeMilliseconds = try reader.u64("bucket refill")
+        strikes = try reader.int("strikes")
+        identified = try reader.bool("identified")
+    }
+
+    func validate() throws(HandoffError) {
         guard id.kind == .session else { throw .invalid("\(id) is not a session") }
+    }
+}
+
+extension PlayerSession {
+    /// The session as it goes over, ages taken at `now`.
+    func handoffRecord(now: UInt64) -> PlayerSessionRecord {
+        PlayerSessionRecord(id: id, unfinishedLine: framer.bufferedBytes, idleMilliseconds: now.ageOf(lastRequest),
+                            milliTokens: limiter.milliTokens, refillAgeMilliseconds: now.ageOf(limiter.lastRefill),
+                            strikes: limiter.strikes, identified: identified)
+    }
+
+    /// The session a record describes, on `connection`, under this
+    /// engine's limits (an unfinished line longer than its
+    /// `--max-line-length` is refused).
+    static func restore(_ record: PlayerSessionRecord, engine: Engine, connection: Connection,
+                        now: UInt64) throws(HandoffError) -> PlayerSession
+    {
         var framer = LineFramer(maxLineLength: engine.sessionRules.maxLineLength)
-        guard framer.restore(buffered: try reader.bytes("unfinished line")) else {
-            throw .invalid("\(id) holds an unfinished line this engine's --max-line-length refuses")
+        guard framer.restore(buffered: record.unfinishedLine) else {
+            throw .invalid("\(record.id) holds an unfinished line this engine's --max-line-length refuses")
         }
-        let lastRequest = now.minus(age: try reader.u64("idle time"))
-        let milliTokens = try reader.i64("bucket")
-        let lastRefill = now.minus(age: try reader.u64("bucket refill"))
-        let strikes = try reader.int("strikes")
-        let limiter = RateLimiter(milliTokens: milliTokens, lastRefill: lastRefill, strikes: strikes,
-                                  burst: engine.sessionRules.rateBurst)
-        return PlayerSession(host: engine, connection: connection, restoring: id, framer: framer, limiter: limiter,
-                             lastRequest: lastRequest, identified: try reader.bool("identified"))
+        let limiter = RateLimiter(milliTokens: record.milliTokens, lastRefill: now.minus(age: record.refillAgeMilliseconds),
+                                  strikes: record.strikes, burst: engine.sessionRules.rateBurst)
+        return PlayerSession(host: engine, connection: connection, restoring: record.id, framer: framer,
+                             limiter: limiter, lastRequest: now.minus(age: record.idleMilliseconds),
+                             identified: record.identified)
     }
 }
 

@@ -6,8 +6,9 @@ import UVKit
 ///
 ///     listeners     per listener: role, descriptor, host, port, backlog
 ///     connections   per connection: descriptor, role, closing, peer,
-///                   unsent output, then its handler's record (written and
-///                   read by the engine: the transport moves bytes only)
+///                   unsent output, then its handler's record (see
+///                   `ConnectionHandlerRecord`: the transport moves bytes
+///                   only)
 ///
 /// Every descriptor is checked before it is taken (`HandedOverDescriptors`:
 /// passed by the old engine, not one of the engine's own, once; that each
@@ -18,85 +19,189 @@ import UVKit
 /// doing (`Connection.unsentOutput`): the next engine writes it once. A
 /// closing connection (draining its last replies, or lingering for the
 /// peer's FIN) stays closing: the next engine finishes the close.
-extension Transport {
-    func encodeListeners(into writer: inout HandoffWriter) {
-        writer.u32(UInt32(listeners.count))
-        for listener in listeners {
-            writer.string(listener.role.rawValue)
-            writer.i32(listener.fileDescriptor)
-            writer.string(listener.host)
-            writer.u32(UInt32(listener.boundPort))
-            writer.i32(listener.backlog)
+struct ListenersHandoff: HandoffSectionCodable, Equatable {
+    static let section = HandoffSection.listeners
+
+    /// One listening socket.
+    struct Record: HandoffRecord, Equatable {
+        var role: ListenerRole
+        var descriptor: Int32
+        var host: String
+        var port: Int
+        var backlog: Int32
+
+        func encode(into writer: inout HandoffWriter) {
+            writer.string(role.rawValue)
+            writer.i32(descriptor)
+            writer.string(host)
+            writer.u32(UInt32(port))
+            writer.i32(backlog)
+        }
+
+        init(role: ListenerRole, descriptor: Int32, host: String, port: Int, backlog: Int32) {
+            self.role = role
+            self.descriptor = descriptor
+            self.host = host
+            self.port = port
+            self.backlog = backlog
+        }
+
+        init(from reader: inout HandoffReader, format: UInt32) throws(HandoffError) {
+            guard let role = ListenerRole(rawValue: try reader.string("listener role")) else {
+                throw .invalid("listener role")
+            }
+            self.role = role
+            descriptor = try reader.i32("listener descriptor")
+            host = try reader.string("listener host")
+            port = Int(try reader.u32("listener port"))
+            backlog = try reader.i32("listener backlog")
         }
     }
 
-    /// Listens again on the handed-over sockets; returns each one's role,
-    /// host and port.
-    func restoreListeners(from reader: inout HandoffReader, descriptors: inout HandedOverDescriptors) throws
-        -> [(role: ListenerRole, host: String, port: Int)]
-    {
-        let count = try reader.count("listeners", elementSize: 16)
-        var restored: [(role: ListenerRole, host: String, port: Int)] = []
-        for _ in 0..<count {
-            guard let role = ListenerRole(rawValue: try reader.string("listener role")) else {
-                throw HandoffError.invalid("listener role")
-            }
-            let fd = try reader.i32("listener descriptor")
-            let host = try reader.string("listener host")
-            let port = Int(try reader.u32("listener port"))
-            let backlog = try reader.i32("listener backlog")
-            try descriptors.take(fd, "a listener")
-            try adoptListener(fd, role: role, host: host, port: port, backlog: backlog)
-            restored.append((role, host, port))
+    var listeners: [Record]
+
+    init(listeners: [Record]) { self.listeners = listeners }
+
+    func encode(into writer: inout HandoffWriter) { writer.records(listeners) }
+
+    init(from reader: inout HandoffReader, format: UInt32) throws(HandoffError) {
+        listeners = try reader.records("listeners", elementSize: 16, format: format)
+    }
+}
+
+/// The connections section: every connection that is open or closing, in
+/// the transport's registry order.
+struct ConnectionsHandoff: HandoffSectionCodable, Equatable {
+    static let section = HandoffSection.connections
+
+    /// One connection and what its handler carries.
+    struct Record: HandoffRecord, Equatable {
+        var descriptor: Int32
+        var role: ListenerRole
+        /// Draining its last replies or lingering for the peer's FIN: it
+        /// has no handler any more.
+        var closing: Bool
+        var peer: String
+        var unsentOutput: [UInt8]
+        var handler: ConnectionHandlerRecord
+
+        init(descriptor: Int32, role: ListenerRole, closing: Bool, peer: String, unsentOutput: [UInt8],
+             handler: ConnectionHandlerRecord)
+        {
+            self.descriptor = descriptor
+            self.role = role
+            self.closing = closing
+            self.peer = peer
+            self.unsentOutput = unsentOutput
+            self.handler = handler
         }
-        try reader.finish("listeners section")
-        return restored
+
+        func encode(into writer: inout HandoffWriter) {
+            writer.i32(descriptor)
+            writer.string(role.rawValue)
+            writer.bool(closing)
+            writer.string(peer)
+            writer.bytes(unsentOutput)
+            handler.encode(into: &writer)
+        }
+
+        init(from reader: inout HandoffReader, format: UInt32) throws(HandoffError) {
+            descriptor = try reader.i32("connection descriptor")
+            guard let role = ListenerRole(rawValue: try reader.string("connection role")) else {
+                throw .invalid("connection role")
+            }
+            self.role = role
+            closing = try reader.bool("connection closing")
+            peer = try reader.string("connection peer")
+            unsentOutput = try reader.bytes("unsent output")
+            handler = try ConnectionHandlerRecord(from: &reader, format: format)
+        }
+
+        /// A closing connection has no session; a player is on the game
+        /// port, an admin on the admin port.
+        func validate() throws(HandoffError) {
+            switch handler {
+            case .none: break
+            case _ where closing: throw .invalid("a closing connection has a session")
+            case .player(let session):
+                guard role == .game else { throw .invalid("a player on the admin port") }
+                try session.validate()
+            case .admin(let session):
+                guard role == .admin else { throw .invalid("an admin on the game port") }
+                try session.validate()
+            }
+        }
+    }
+
+    var connections: [Record]
+
+    init(connections: [Record]) { self.connections = connections }
+
+    func encode(into writer: inout HandoffWriter) { writer.records(connections) }
+
+    init(from reader: inout HandoffReader, format: UInt32) throws(HandoffError) {
+        connections = try reader.records("connections", elementSize: 18, format: format)
+    }
+
+    /// Each record's rules, and one connection per session.
+    func validate() throws(HandoffError) {
+        var sessions = Set<GameID>()
+        for connection in connections {
+            try connection.validate()
+            if case .player(let session) = connection.handler, !sessions.insert(session.id).inserted {
+                throw .invalid("two connections for \(session.id)")
+            }
+        }
+    }
+}
+
+extension Transport {
+    /// The listeners as they go over.
+    var listenersHandoff: ListenersHandoff {
+        ListenersHandoff(listeners: listeners.map {
+            .init(role: $0.role, descriptor: $0.fileDescriptor, host: $0.host, port: $0.boundPort, backlog: $0.backlog)
+        })
+    }
+
+    /// Listens again on the handed-over sockets.
+    func restore(_ section: ListenersHandoff, descriptors: inout HandedOverDescriptors) throws {
+        for listener in section.listeners {
+            try descriptors.take(listener.descriptor, "a listener")
+            try adoptListener(listener.descriptor, role: listener.role, host: listener.host, port: listener.port,
+                              backlog: listener.backlog)
+        }
     }
 
     /// Connections that are open or closing, in registry order; `handler`
-    /// writes each one's handler record.
-    func encodeConnections(into writer: inout HandoffWriter, handler: (Connection, inout HandoffWriter) -> Void) {
-        let live = connections.filter { $0.state != .closed }
-        writer.u32(UInt32(live.count))
-        for connection in live {
-            writer.i32(connection.fileDescriptor)
-            writer.string(connection.role.rawValue)
-            writer.bool(connection.state != .open)
-            writer.string(connection.peer)
-            writer.bytes(connection.unsentOutput)
-            handler(connection, &writer)
-        }
+    /// gives each one's handler record.
+    func connectionsHandoff(handler: (Connection) -> ConnectionHandlerRecord) -> ConnectionsHandoff {
+        ConnectionsHandoff(connections: connections.filter { $0.state != .closed }.map { connection in
+            .init(descriptor: connection.fileDescriptor, role: connection.role, closing: connection.state != .open,
+                  peer: connection.peer, unsentOutput: connection.unsentOutput, handler: handler(connection))
+        })
     }
 
     /// Takes the handed-over connections back, each with its unsent output
-    /// queued and its handler (from `handler`, which reads the handler's
-    /// record and attaches it; nil for a closing one). Open connections
-    /// read again, closing ones finish closing, once the loop runs.
+    /// queued and its handler (from `handler`, which makes the handler a
+    /// record describes and attaches it; nothing for a closing one). Open
+    /// connections read again, closing ones finish closing, once the loop
+    /// runs.
     ///
     /// Nothing here reads or writes a socket, and a failure leaves every
     /// descriptor open: the engine can still fall back to the previous one.
-    func restoreConnections(from reader: inout HandoffReader, descriptors: inout HandedOverDescriptors,
-                            handler: (Connection, _ closing: Bool, inout HandoffReader) throws -> Void) throws -> [Connection]
+    func restore(_ section: ConnectionsHandoff, descriptors: inout HandedOverDescriptors,
+                 handler: (Connection, ConnectionHandlerRecord) throws -> Void) throws
     {
-        let count = try reader.count("connections", elementSize: 18)
         var restored: [Connection] = []
-        restored.reserveCapacity(count)
-        for _ in 0..<count {
-            let fd = try reader.i32("connection descriptor")
-            guard let role = ListenerRole(rawValue: try reader.string("connection role")) else {
-                throw HandoffError.invalid("connection role")
-            }
-            let closing = try reader.bool("connection closing")
-            let peer = try reader.string("connection peer")
-            let output = try reader.bytes("unsent output")
-            try descriptors.take(fd, "a connection")
-            let connection = try adoptHandedOver(fd, as: role)
-            connection.peer = peer
-            connection.restoreOutput(output)
-            try handler(connection, closing, &reader)
+        restored.reserveCapacity(section.connections.count)
+        for record in section.connections {
+            try descriptors.take(record.descriptor, "a connection")
+            let connection = try adoptHandedOver(record.descriptor, as: record.role)
+            connection.peer = record.peer
+            connection.restoreOutput(record.unsentOutput)
+            try handler(connection, record.handler)
             restored.append(connection)
         }
-        try reader.finish("connections section")
         for connection in restored {
             if connection.handler == nil {
                 connection.closeAfterFlush()
@@ -104,12 +209,11 @@ extension Transport {
                 try connection.startReading()
             }
         }
-        return restored
     }
 
     /// A connection on a handed-over socket, registered, not yet reading.
     /// On failure the handle is left open, and so the descriptor (see
-    /// `restoreConnections`).
+    /// `restore(_:descriptors:handler:)`).
     private func adoptHandedOver(_ fd: Int32, as role: ListenerRole) throws -> Connection {
         let stream = UnsafeMutablePointer<uv_tcp_t>.allocateHandle()
         uvMust(uv_tcp_init(loop, stream), "uv_tcp_init")

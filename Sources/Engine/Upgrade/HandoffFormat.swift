@@ -22,7 +22,9 @@
 ///
 /// Why sections: each part of the engine (transport, world, logic host)
 /// writes and reads its own, and a part added later (the durable players'
-/// database) adds a section without touching the others' layout.
+/// database) adds a section without touching the others' layout. Each
+/// section is a value that conforms to `HandoffSectionCodable`; the
+/// engine writes and reads them all as `HandoffSections`.
 package enum HandoffFormat {
     /// The format of the body this build writes. Any change to a section's
     /// layout bumps it.

@@ -6,11 +6,10 @@ import UVKit
 /// not yet taken: nothing is restored until the modules are mapped again.
 struct ResumedState {
     let memfd: Int32
-    let handoff: Handoff
-    let engine: EngineHandoff
-    let logic: LogicHandoff
-    /// The database's write-behind state (nil with `--database :memory:`).
-    let database: WriteBehindHandoff?
+    /// The fallback block (the way back, until the commit).
+    let fallback: FallbackPlan
+    /// Every section, read and checked.
+    let sections: HandoffSections
     /// Set when this engine is the previous build run again because the new
     /// one could not restore (`--resume-failed REASON`): the reason.
     let failedUpgrade: String?
@@ -18,8 +17,13 @@ struct ResumedState {
     /// the engine's own), being checked meanwhile.
     let sockets: SocketCheck
 
+    var engine: EngineHandoff { sections.engine }
+    var logic: LogicHandoff { sections.logic }
+    /// The database's write-behind state (nil with `--database :memory:`).
+    var database: WriteBehindHandoff? { sections.database.writeBehind }
+
     /// This engine's own path from now on: the build it was exec'd from.
-    var enginePath: String { failedUpgrade == nil ? engine.enginePath : handoff.fallback.previousEnginePath }
+    var enginePath: String { failedUpgrade == nil ? engine.enginePath : fallback.previousEnginePath }
 }
 
 /// The resumed engine's side of an upgrade: read the memfd, map the
@@ -41,12 +45,8 @@ enum Resume {
         #endif
         do throws(HandoffError) {
             let handoff = try HandoffFormat.decode(bytes, readable: EngineIdentity.readableFormats)
-            var engineSection = handoff.reader(.engine)
-            var logicSection = handoff.reader(.logic)
-            var databaseSection = handoff.reader(.database)
-            let engine = try EngineHandoff(from: &engineSection, format: handoff.format)
-            let logic = try LogicHandoff(from: &logicSection)
-            let database = try WriteBehindHandoff.decode(from: &databaseSection)
+            let sections = try HandoffSections(decoding: handoff)
+            let (engine, logic, database) = (sections.engine, sections.logic, sections.database.writeBehind)
             // Every descriptor that is not a socket; what is left are the
             // sockets, checked on a thread while the restore goes on, and
             // taken by the transport (Engine.restoreHandoff).
@@ -57,7 +57,7 @@ enum Resume {
             if let previous = logic.previous { try descriptors.take(previous.descriptor, "the previous module") }
             for fd in database?.lockDescriptors ?? [] { try descriptors.take(fd, "the database lock") }
             for fd in engine.retiredDescriptors { try descriptors.take(fd, "the old loop") }
-            return ResumedState(memfd: memfd, handoff: handoff, engine: engine, logic: logic, database: database,
+            return ResumedState(memfd: memfd, fallback: handoff.fallback, sections: sections,
                                 failedUpgrade: failedUpgrade,
                                 sockets: SocketCheck(fds: descriptors.untaken,
                                                      fault: socketCheckFault))
@@ -138,7 +138,7 @@ enum Resume {
     static func commit(_ state: ResumedState) {
         // First: a crash or hang from here is the new engine's own.
         RestoreGuard.disarm()
-        close(state.handoff.fallback.previousEngineFD)
+        close(state.fallback.previousEngineFD)
         close(state.logic.current.descriptor)
         if let previous = state.logic.previous { close(previous.descriptor) }
         close(state.memfd)
@@ -216,8 +216,7 @@ extension Engine {
         let summary: ResumeSummary
         state.sockets.restoring()
         do {
-            summary = try restoreHandoff(state.handoff, engine: state.engine, logic: state.logic, database: state.database,
-                                         sockets: state.sockets.fds, previous: previous)
+            summary = try restoreHandoff(state.sections, sockets: state.sockets.fds, previous: previous)
         } catch {
             throw StartRefused("cannot restore: \(error)")
         }

@@ -20,7 +20,7 @@ struct UpgradeSettings: Sendable {
 }
 
 /// Paths the first engine resolved at start, carried to every later one.
-struct UpgradePaths: Sendable {
+struct UpgradePaths: Sendable, Equatable {
     var modulePath: String
     var modulesDirectory: String
     var enginesDirectory: String

@@ -129,3 +129,5 @@ struct GenerationalArena<Element> {
         }
     }
 }
+
+extension GenerationalArena.Slot: Equatable where Element: Equatable {}

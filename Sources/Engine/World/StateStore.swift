@@ -20,9 +20,9 @@ import GameABI
 /// The store is a value: a reload binds and migrates a copy and keeps it
 /// only if every step succeeds (copy-on-write copies just the columns the
 /// migration touches).
-struct StateStore {
+struct StateStore: Equatable {
     /// One field's values, a row per entity slot.
-    struct Column {
+    struct Column: Equatable {
         var spec: FieldSpec
         var ints: [Int64] = []
         var strings: [[UInt8]] = []
@@ -31,7 +31,7 @@ struct StateStore {
     }
 
     /// One kind's columns, declared and hidden alike.
-    struct Table {
+    struct Table: Equatable {
         var rows = 0
         var columns: [Column] = []
     }

@@ -18,12 +18,48 @@
 /// read the database again, and writes what was dirty at its first flush.
 ///
 /// A session's output goes to its connection, which the transport hands
-/// over in its own section: decoding asks `peer(for:)` for it, and a live
+/// over in its own section: taking the section over (`World.restore`) asks
+/// `peer(for:)` for it, and a live
 /// session without one refuses the handoff.
-extension World {
-    func encodeHandoff(into writer: inout HandoffWriter) {
-        writer.u32(UInt32(sessions.slots.count))
-        for slot in sessions.slots {
+struct WorldHandoff: HandoffSectionCodable, Equatable {
+    static let section = HandoffSection.world
+
+    /// A session as it goes over: its connection is in the connections
+    /// section, found again by the session's id (`World.restore`).
+    struct Session: Equatable {
+        var room: GameID?
+        var player: GameID?
+    }
+
+    var sessions: [GenerationalArena<Session>.Slot]
+    var sessionFreeList: [UInt32]
+    var rooms: [GenerationalArena<World.Room>.Slot]
+    var roomFreeList: [UInt32]
+    var players: [GenerationalArena<World.PlayerRecord>.Slot]
+    var playerFreeList: [UInt32]
+    var dirty: World.DirtyState
+    /// Checked as it is read (`StateStore.init(tables:)`: a table that
+    /// contradicts itself cannot be made).
+    var store: StateStore
+
+    init(sessions: [GenerationalArena<Session>.Slot], sessionFreeList: [UInt32],
+         rooms: [GenerationalArena<World.Room>.Slot], roomFreeList: [UInt32],
+         players: [GenerationalArena<World.PlayerRecord>.Slot], playerFreeList: [UInt32], dirty: World.DirtyState,
+         store: StateStore)
+    {
+        self.sessions = sessions
+        self.sessionFreeList = sessionFreeList
+        self.rooms = rooms
+        self.roomFreeList = roomFreeList
+        self.players = players
+        self.playerFreeList = playerFreeList
+        self.dirty = dirty
+        self.store = store
+    }
+
+    func encode(into writer: inout HandoffWriter) {
+        writer.u32(UInt32(sessions.count))
+        for slot in sessions {
             writer.u32(slot.generation)
             writer.bool(slot.value != nil)
             if let record = slot.value {
@@ -31,9 +67,9 @@ extension World {
                 writer.u64(record.player?.raw ?? 0)
             }
         }
-        World.encodeFreeList(sessions.freeList, into: &writer)
-        writer.u32(UInt32(rooms.slots.count))
-        for slot in rooms.slots {
+        writer.indexes(sessionFreeList)
+        writer.u32(UInt32(rooms.count))
+        for slot in rooms {
             writer.u32(slot.generation)
             writer.bool(slot.value != nil)
             if let room = slot.value {
@@ -42,9 +78,9 @@ extension World {
                 for member in room.members { writer.u64(member.raw) }
             }
         }
-        World.encodeFreeList(rooms.freeList, into: &writer)
-        writer.u32(UInt32(players.slots.count))
-        for slot in players.slots {
+        writer.indexes(roomFreeList)
+        writer.u32(UInt32(players.count))
+        for slot in players {
             writer.u32(slot.generation)
             writer.bool(slot.value != nil)
             if let player = slot.value {
@@ -52,41 +88,38 @@ extension World {
                 writer.u64(player.session?.raw ?? 0)
             }
         }
-        World.encodeFreeList(players.freeList, into: &writer)
-        writer.u32(UInt32(playerDirty.count))
-        for flag in playerDirty { writer.bool(flag) }
-        writer.u32(UInt32(dirtySlots.count))
-        for slot in dirtySlots { writer.u32(UInt32(slot)) }
-        writer.bool(globalDirty)
+        writer.indexes(playerFreeList)
+        writer.u32(UInt32(dirty.playerDirty.count))
+        for flag in dirty.playerDirty { writer.bool(flag) }
+        writer.indexes(dirty.dirtySlots.map { UInt32(truncatingIfNeeded: $0) })
+        writer.bool(dirty.globalDirty)
         store.encodeHandoff(into: &writer)
     }
 
-    /// Reads the section and takes it over (`restore` checks World's rules).
-    func restoreHandoff(from reader: inout HandoffReader, peer: (GameID) -> (any SessionPeer)?) throws(HandoffError) {
+    /// Reads the section; an id of the wrong kind is refused here (the
+    /// bytes cannot mean it), every rule across entities by `World.restore`.
+    init(from reader: inout HandoffReader, format: UInt32) throws(HandoffError) {
         let sessionCount = try reader.count("session slots", elementSize: 5)
-        var sessionSlots: [GenerationalArena<SessionRecord>.Slot] = []
-        sessionSlots.reserveCapacity(sessionCount)
-        for index in 0..<sessionCount {
+        sessions = []
+        sessions.reserveCapacity(sessionCount)
+        for _ in 0..<sessionCount {
             let generation = try reader.u32("session generation")
             guard try reader.bool("session live") else {
-                sessionSlots.append(.init(generation: generation, value: nil))
+                sessions.append(.init(generation: generation, value: nil))
                 continue
             }
-            let id = GameID(kind: .session, generation: generation, index: UInt32(index))
-            let room = try World.decodeID(&reader, kind: .room, "session room")
-            let player = try World.decodeID(&reader, kind: .player, "session player")
-            guard let peer = peer(id) else { throw .invalid("\(id) has no connection") }
-            sessionSlots.append(.init(generation: generation, value: SessionRecord(peer: peer, room: room, player: player)))
+            let room = try WorldHandoff.id(&reader, kind: .room, "session room")
+            let player = try WorldHandoff.id(&reader, kind: .player, "session player")
+            sessions.append(.init(generation: generation, value: Session(room: room, player: player)))
         }
-        let sessions = try GenerationalArena(kind: .session, slots: sessionSlots,
-                                             freeList: World.decodeFreeList(&reader, "session free list"))
+        sessionFreeList = try reader.indexes("session free list")
         let roomCount = try reader.count("room slots", elementSize: 5)
-        var roomSlots: [GenerationalArena<Room>.Slot] = []
-        roomSlots.reserveCapacity(roomCount)
+        rooms = []
+        rooms.reserveCapacity(roomCount)
         for _ in 0..<roomCount {
             let generation = try reader.u32("room generation")
             guard try reader.bool("room live") else {
-                roomSlots.append(.init(generation: generation, value: nil))
+                rooms.append(.init(generation: generation, value: nil))
                 continue
             }
             let name = try reader.bytes("room name")
@@ -94,55 +127,98 @@ extension World {
             var members: [GameID] = []
             members.reserveCapacity(memberCount)
             for _ in 0..<memberCount { members.append(GameID(raw: try reader.u64("room member"))) }
-            roomSlots.append(.init(generation: generation, value: Room(name: name, members: members)))
+            rooms.append(.init(generation: generation, value: World.Room(name: name, members: members)))
         }
-        let rooms = try GenerationalArena(kind: .room, slots: roomSlots,
-                                          freeList: World.decodeFreeList(&reader, "room free list"))
+        roomFreeList = try reader.indexes("room free list")
         let playerCount = try reader.count("player slots", elementSize: 5)
-        var playerSlots: [GenerationalArena<PlayerRecord>.Slot] = []
-        playerSlots.reserveCapacity(playerCount)
+        players = []
+        players.reserveCapacity(playerCount)
         for _ in 0..<playerCount {
             let generation = try reader.u32("player generation")
             guard try reader.bool("player live") else {
-                playerSlots.append(.init(generation: generation, value: nil))
+                players.append(.init(generation: generation, value: nil))
                 continue
             }
             let key = try reader.bytes("player key")
-            let session = try World.decodeID(&reader, kind: .session, "player session")
-            playerSlots.append(.init(generation: generation, value: PlayerRecord(key: key, session: session)))
+            let session = try WorldHandoff.id(&reader, kind: .session, "player session")
+            players.append(.init(generation: generation, value: World.PlayerRecord(key: key, session: session)))
         }
-        let players = try GenerationalArena(kind: .player, slots: playerSlots,
-                                            freeList: World.decodeFreeList(&reader, "player free list"))
+        playerFreeList = try reader.indexes("player free list")
         let flagCount = try reader.count("dirty flags", elementSize: 1)
         var flags: [Bool] = []
         flags.reserveCapacity(flagCount)
         for _ in 0..<flagCount { flags.append(try reader.bool("dirty flag")) }
-        let listed = try World.decodeFreeList(&reader, "dirty rows").map { Int($0) }
-        let dirty = DirtyState(playerDirty: flags, dirtySlots: listed, globalDirty: try reader.bool("global dirty"))
-        let store = try StateStore(handoff: &reader)
-        try reader.finish("world section")
-        try restore(sessions: sessions, rooms: rooms, players: players, dirty: dirty, store: store)
+        let listed = try reader.indexes("dirty rows").map { Int($0) }
+        dirty = World.DirtyState(playerDirty: flags, dirtySlots: listed, globalDirty: try reader.bool("global dirty"))
+        store = try StateStore(handoff: &reader)
     }
 
     /// An entity id of `kind`, or none (0).
-    private static func decodeID(_ reader: inout HandoffReader, kind: EntityKind, _ what: String) throws(HandoffError) -> GameID? {
+    private static func id(_ reader: inout HandoffReader, kind: EntityKind, _ what: String) throws(HandoffError) -> GameID? {
         let raw = try reader.u64(what)
         guard raw != 0 else { return nil }
         let id = GameID(raw: raw)
         guard id.kind == kind else { throw .invalid("\(what) \(id) is not a \(kind)") }
         return id
     }
+}
 
-    private static func encodeFreeList(_ list: [UInt32], into writer: inout HandoffWriter) {
-        writer.u32(UInt32(list.count))
-        for index in list { writer.u32(index) }
+extension World {
+    /// The section's value: every slot as it is.
+    var handoff: WorldHandoff {
+        WorldHandoff(
+            sessions: sessions.slots.map { .init(generation: $0.generation,
+                                                 value: $0.value.map { WorldHandoff.Session(room: $0.room, player: $0.player) }) },
+            sessionFreeList: sessions.freeList, rooms: rooms.slots, roomFreeList: rooms.freeList,
+            players: players.slots, playerFreeList: players.freeList,
+            dirty: DirtyState(playerDirty: playerDirty, dirtySlots: dirtySlots, globalDirty: globalDirty), store: store)
     }
 
-    private static func decodeFreeList(_ reader: inout HandoffReader, _ what: String) throws(HandoffError) -> [UInt32] {
-        let count = try reader.count(what, elementSize: 4)
+    /// Takes the section over (`restore` checks World's rules); each live
+    /// session's output goes to `peer(for:)`, and one without a peer refuses
+    /// the handoff.
+    func restore(_ section: WorldHandoff, peer: (GameID) -> (any SessionPeer)?) throws(HandoffError) {
+        var sessionSlots: [GenerationalArena<SessionRecord>.Slot] = []
+        sessionSlots.reserveCapacity(section.sessions.count)
+        for (index, slot) in section.sessions.enumerated() {
+            guard let session = slot.value else {
+                sessionSlots.append(.init(generation: slot.generation, value: nil))
+                continue
+            }
+            let id = GameID(kind: .session, generation: slot.generation, index: UInt32(index))
+            guard let peer = peer(id) else { throw .invalid("\(id) has no connection") }
+            sessionSlots.append(.init(generation: slot.generation,
+                                      value: SessionRecord(peer: peer, room: session.room, player: session.player)))
+        }
+        try restore(sessions: GenerationalArena(kind: .session, slots: sessionSlots, freeList: section.sessionFreeList),
+                    rooms: GenerationalArena(kind: .room, slots: section.rooms, freeList: section.roomFreeList),
+                    players: GenerationalArena(kind: .player, slots: section.players, freeList: section.playerFreeList),
+                    dirty: section.dirty, store: section.store)
+    }
+
+    /// Writes the section's payload (tests; the engine writes the value).
+    func encodeHandoff(into writer: inout HandoffWriter) { handoff.encode(into: &writer) }
+
+    /// Reads a section's payload whole and takes it over (tests).
+    func restoreHandoff(from reader: inout HandoffReader, peer: (GameID) -> (any SessionPeer)?) throws(HandoffError) {
+        try restore(WorldHandoff.decode(from: &reader, format: HandoffFormat.current), peer: peer)
+    }
+}
+
+extension HandoffWriter {
+    /// A count-prefixed list of 32-bit slot indexes (free lists, dirty rows).
+    mutating func indexes(_ list: [UInt32]) {
+        u32(UInt32(list.count))
+        for index in list { u32(index) }
+    }
+}
+
+extension HandoffReader {
+    mutating func indexes(_ what: String) throws(HandoffError) -> [UInt32] {
+        let count = try count(what, elementSize: 4)
         var list: [UInt32] = []
         list.reserveCapacity(count)
-        for _ in 0..<count { list.append(try reader.u32(what)) }
+        for _ in 0..<count { list.append(try u32(what)) }
         return list
     }
 }

@@ -52,7 +52,7 @@ final class World {
     }
 
     /// A room: its name (for `room_find`) and its members in join order.
-    struct Room {
+    struct Room: Equatable {
         var name: [UInt8]
         var members: [GameID]
     }
@@ -61,7 +61,7 @@ final class World {
     /// Every stored player is in memory (loaded at start, like redis's
     /// dataset): attaching one is a dictionary lookup, and a reload's
     /// migration reaches offline players like live ones (docs/PERSISTENCE.md).
-    struct PlayerRecord {
+    struct PlayerRecord: Equatable {
         let key: [UInt8]
         var session: GameID?
     }
@@ -792,7 +792,7 @@ final class World {
 
     /// The write-behind bookkeeping an upgrade hands over with the players:
     /// which rows changed since the database last took them.
-    struct DirtyState {
+    struct DirtyState: Equatable {
         var playerDirty: [Bool]
         var dirtySlots: [Int]
         var globalDirty: Bool

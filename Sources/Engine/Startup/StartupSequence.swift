@@ -1,0 +1,178 @@
+import CLibUV
+import Glibc
+import Logging
+import Protocol
+import UVKit
+
+/// The one start-up of an engine, first or resumed, in one order, and its
+/// shutdown in the reverse order:
+///
+///     1 module loader        private copies removed at exit (and on a hand-back)
+///     2 modules              StartPath.loadModules
+///     3 admin settings       directories resolved, audit log opened
+///     4 storage              StartPath.openStorage (or :memory:); closed at exit
+///     5 engine               loop, World, LogicHost, Transport, write-behind
+///     6 fault guard          armed for every module call from here
+///     7 bring up             StartPath.bringUp: listen, or adopt and restore
+///     8 ready file           the bound ports, for tools and supervisors
+///     9 run                  until SIGTERM/SIGINT or an upgrade's exec
+///    10 shutdown             final flush, audit log, loop closed; storage, copies
+///
+/// Every difference between a first engine and a resumed one is in the
+/// configuration (`Bootstrap`) and its `StartPath`; a step here reads
+/// them and never asks which start this is.
+///
+/// The shape follows swift-service-lifecycle's ServiceGroup and
+/// Hummingbird 2's application (start in order, stop in reverse), without
+/// that library: it runs each service as a task under Swift concurrency
+/// and installs its own signal handling, while this engine is one libuv
+/// loop on the main thread whose signals stay blocked until the loop's own
+/// handlers take them (an upgrade's exec must lose none, see
+/// `GameServerCommand.main`), and whose "services" are not independent
+/// tasks but steps that hand each other what they made. Its graceful
+/// shutdown would also have nothing to run during an upgrade: the exec
+/// replaces the process without unwinding anything. `defer` gives the
+/// reverse order here.
+struct StartupSequence {
+    let configuration: EngineConfiguration
+    let logSink: LogSink
+    let logger: Logger
+
+    /// A refusal, logged as it is raised.
+    private func refuse(_ reason: String) -> StartRefused {
+        logger.critical("refusing to start: \(reason)")
+        return StartRefused(reason)
+    }
+
+    /// Runs the engine until it stops; throws only before it serves.
+    func run() throws(StartRefused) {
+        let start = configuration.start
+        // 1. Module loader.
+        let loader: ModuleLoader
+        do {
+            loader = try ModuleLoader()
+        } catch {
+            throw refuse("\(error)")
+        }
+        defer { loader.removePrivateCopies() }
+        RestoreGuard.removeOnHandBack(loader.privateDirectory)
+
+        // 2. Modules; 3. admin settings.
+        let loaded: LoadedModule
+        let previous: LoadedModule?
+        var settings: AdminSettings
+        do throws(StartRefused) {
+            (loaded, previous) = try start.loadModules(loader, path: configuration.modulePath)
+            settings = try adminSettings()
+        } catch {
+            throw refuse(error.reason)
+        }
+
+        // 4. Storage.
+        var storage: SQLiteStorage?
+        var stored = StoredSnapshot()
+        if let path = configuration.databasePath {
+            do throws(StartRefused) {
+                (storage, stored) = try start.openStorage(path: path, module: loaded, logger: logger)
+            } catch {
+                throw refuse(error.reason)
+            }
+        } else {
+            logger.notice("database :memory:: players and globals are not persisted")
+        }
+        var serving = false
+        defer { if start.ownsStorageBeforeServing || serving { storage?.close() } }
+
+        // 5. Engine; 6. fault guard.
+        let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
+        let loopStatus = uv_loop_init(loop)
+        guard loopStatus == 0 else { throw refuse("uv_loop_init: \(UVError(loopStatus))") }
+        let engine: Engine
+        do {
+            engine = try Engine(loop: loop, limits: configuration.limits,
+                                maxConnections: GameServerCommand.connectionsAllowedByFileLimit(configuration.limits.maxConnections, logger),
+                                admin: settings, logger: logger, loader: loader, module: loaded,
+                                storage: storage, stored: stored)
+            // The engine has what it needs; the copy need not live on.
+            stored = StoredSnapshot()
+        } catch {
+            throw refuse("module \(configuration.modulePath) has a bad schema: \(error)")
+        }
+        if let problem = engine.installFaultGuard() { throw refuse(problem) }
+        logger.info("loaded module \(loaded.name) \(loaded.version) from \(loaded.sourcePath)",
+                    metadata: ["protocol": "\(protocolBuildTag())", "engine": "\(EngineIdentity.version)"])
+
+        // 7. Bring up.
+        let endpoints: Endpoints
+        do throws(StartRefused) {
+            endpoints = try start.bringUp(engine, previous: previous, configuration)
+        } catch {
+            throw refuse(error.reason)
+        }
+        serving = true
+
+        // 8. Ready file.
+        if let readyFile = configuration.readyFile {
+            let text = ReadyFile.json(pid: getpid(), game: endpoints.game, admin: endpoints.admin,
+                                      metrics: endpoints.metrics, upgrades: engine.admin.counters.upgrades)
+            if let problem = ReadyFile.write(text, to: readyFile) {
+                if start.readyFileFailureIsFatal { throw refuse("cannot write --ready-file \(problem)") }
+                logger.error("cannot rewrite --ready-file \(problem)")
+            }
+        }
+        if configuration.watch { engine.watchModule(path: configuration.modulePath) }
+        logger.notice("listening on \(endpoints.game.host):\(endpoints.game.port)")
+        logger.notice("admin listening on \(endpoints.admin.host):\(endpoints.admin.port)")
+        if let metrics = endpoints.metrics { logger.notice("metrics listening on http://\(metrics.host):\(metrics.port)/metrics") }
+
+        // 9. Run.
+        engine.run()
+
+        // 10. Shutdown.
+        shutDown(engine, settings: settings, loop: loop)
+    }
+
+    /// The admin console's settings: the directories resolved now (after
+    /// the module loaded, so a bad module is named first), the upgrade's
+    /// paths, and the audit log opened.
+    private func adminSettings() throws(StartRefused) -> AdminSettings {
+        var settings = AdminSettings(token: configuration.adminToken,
+                                     modulesDirectory: try configuration.modulesDirectory.resolve(),
+                                     defaultModulePath: configuration.modulePath, logSink: logSink)
+        settings.upgrade = UpgradeSettings(
+            enginePath: configuration.enginePath, enginesDirectory: try configuration.enginesDirectory.resolve(),
+            arguments: configuration.arguments, inheritedDescriptors: configuration.inheritedDescriptors)
+        if let path = configuration.auditLogPath {
+            switch AuditLog.open(path: path) {
+            case .success(let log): settings.auditLog = log
+            case .failure(let error): throw StartRefused("\(error)")
+            }
+        }
+        return settings
+    }
+
+    /// The loop has stopped: what is still dirty is written, the audit log
+    /// gets its last lines out, the loop closes. (The storage and the
+    /// module copies close as `run` returns.)
+    private func shutDown(_ engine: Engine, settings: AdminSettings, loop: UnsafeMutablePointer<uv_loop_t>) {
+        if let writeBehind = engine.writeBehind {
+            switch writeBehind.flushAll() {
+            case .success(let count):
+                logger.notice("database \(writeBehind.storage.location): final flush wrote \(count) records")
+            case .failure(let error):
+                logger.critical("database \(writeBehind.storage.location): final flush failed, \(engine.world.dirtyCount) players' latest changes and \(engine.world.deletedKeys.count) deletions are lost: \(error)")
+            }
+        }
+        settings.auditLog?.flush(timeout: .seconds(2))
+        if engine.host.loadStuck {
+            // A worker is stuck inside the dynamic linker (a module's
+            // constructor or describe that never returned): exit() would
+            // run the linker's own exit handlers and wait for its lock.
+            logger.notice("stopped (a stuck module load was abandoned)")
+            logSink.flush(timeout: .seconds(2))
+            _exit(0)
+        }
+        uv_loop_close(loop)
+        logger.notice("stopped")
+    }
+}
