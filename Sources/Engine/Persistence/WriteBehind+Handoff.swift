@@ -68,7 +68,7 @@ struct WriteBehindHandoff: HandoffRecord, Equatable {
         lockDescriptors = try reader.descriptors("lock descriptors")
         globalColumns = try reader.int("global columns")
         playerColumns = try reader.int("player columns")
-        let declaredCount = try reader.count("declared fields", elementSize: 30)
+        let declaredCount = try reader.count("declared fields", elementSize: FieldSpec.smallestHandoffBytes)
         declared = []
         for _ in 0..<declaredCount { declared.append(try FieldSpec(handoff: &reader)) }
         counters = FlushCounters(

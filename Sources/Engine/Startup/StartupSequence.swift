@@ -15,7 +15,7 @@ import UVKit
 ///     6 fault guard          armed for every module call from here
 ///     7 bring up             StartPath.bringUp: listen, or adopt and restore
 ///     8 ready file           the bound ports, for tools and supervisors
-///     9 run                  until SIGTERM/SIGINT or an upgrade's exec
+///     9 run                  until SIGTERM/SIGINT/SIGHUP or an upgrade's exec
 ///    10 shutdown             final flush, audit log, loop closed; storage, copies
 ///
 /// Every difference between a first engine and a resumed one is in the

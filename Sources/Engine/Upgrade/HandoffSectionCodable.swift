@@ -86,7 +86,10 @@ extension HandoffReader {
     {
         let count = try count(what, elementSize: elementSize)
         var records: [Record] = []
-        records.reserveCapacity(count)
+        // A record in memory can be several times its smallest encoding: a
+        // garbage count that passed the bound reserves no more than 4,096
+        // up front (the array grows as records really decode).
+        records.reserveCapacity(min(count, 4096))
         for _ in 0..<count { records.append(try Record(from: &self, format: format)) }
         return records
     }

@@ -4,23 +4,43 @@ import UVKit
 
 /// A handoff this engine was started to resume (`--resume FD`), decoded and
 /// not yet taken: nothing is restored until the modules are mapped again.
-struct ResumedState {
+///
+/// A class: the start-up configuration keeps it for the whole run, and
+/// once the engine has restored the sections (`Engine.resume`) it lets go
+/// of them (`releaseSections`). World adopts the decoded arrays without
+/// copying them; were the decoded values kept too, the first write to each
+/// column after an upgrade would copy the whole column on the loop.
+final class ResumedState {
     let memfd: Int32
     /// The fallback block (the way back, until the commit).
     let fallback: FallbackPlan
-    /// Every section, read and checked.
-    let sections: HandoffSections
+    /// Every section, read and checked; nil once restored.
+    private(set) var sections: HandoffSections?
     /// Set when this engine is the previous build run again because the new
     /// one could not restore (`--resume-failed REASON`): the reason.
     let failedUpgrade: String?
     /// The descriptors that must be sockets (every passed one that is not
     /// the engine's own), being checked meanwhile.
     let sockets: SocketCheck
-
-    var engine: EngineHandoff { sections.engine }
-    var logic: LogicHandoff { sections.logic }
+    /// The small sections, kept after the big ones are let go.
+    let engine: EngineHandoff
+    let logic: LogicHandoff
     /// The database's write-behind state (nil with `--database :memory:`).
-    var database: WriteBehindHandoff? { sections.database.writeBehind }
+    let database: WriteBehindHandoff?
+
+    init(memfd: Int32, fallback: FallbackPlan, sections: HandoffSections, failedUpgrade: String?, sockets: SocketCheck) {
+        self.memfd = memfd
+        self.fallback = fallback
+        self.sections = sections
+        self.failedUpgrade = failedUpgrade
+        self.sockets = sockets
+        engine = sections.engine
+        logic = sections.logic
+        database = sections.database.writeBehind
+    }
+
+    /// The engine has taken the sections over: the decoded values go.
+    func releaseSections() { sections = nil }
 
     /// This engine's own path from now on: the build it was exec'd from.
     var enginePath: String { failedUpgrade == nil ? engine.enginePath : fallback.previousEnginePath }
@@ -216,7 +236,9 @@ extension Engine {
         let summary: ResumeSummary
         state.sockets.restoring()
         do {
-            summary = try restoreHandoff(state.sections, sockets: state.sockets.fds, previous: previous)
+            guard let sections = state.sections else { throw HandoffError.invalid("the handoff was restored already") }
+            summary = try restoreHandoff(sections, sockets: state.sockets.fds, previous: previous)
+            state.releaseSections()
         } catch {
             throw StartRefused("cannot restore: \(error)")
         }

@@ -249,7 +249,7 @@ extension StateStore {
             // Each row costs at least 4 bytes per column, so a garbage row
             // count is refused below before anything that large is made.
             var table = Table(rows: Int(min(rows, UInt64(Int32.max))), columns: [])
-            let columnCount = try reader.count("table columns", elementSize: 30)
+            let columnCount = try reader.count("table columns", elementSize: FieldSpec.smallestHandoffBytes)
             for _ in 0..<columnCount {
                 let spec = try FieldSpec(handoff: &reader)
                 let (name, type) = (spec.name, spec.type)
@@ -273,6 +273,13 @@ extension StateStore {
 
 extension FieldSpec {
     /// kind, name, type, unique, defaults, migrated
+    /// The fewest bytes `encode` writes (kind 4, name 4 + 0, type 4, unique
+    /// 1, default 8, default string 4 + 0, migrated 1): the bound a reader
+    /// puts on a count of specs. It was 30, which refused a table whose
+    /// last specs had names under 4 bytes and nothing after them (a player
+    /// field `hp` with no stored player): every upgrade fell back.
+    static let smallestHandoffBytes = 26
+
     func encode(into writer: inout HandoffWriter) {
         writer.u32(kind.rawValue)
         writer.string(name)
