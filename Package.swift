@@ -56,6 +56,7 @@ let package = Package(
         .library(name: "FaultyMigrateModule", type: .dynamic, targets: ["FaultyMigrateModule"]),
         .library(name: "FaultyLoadModule", type: .dynamic, targets: ["FaultyLoadModule"]),
         .library(name: "HangingDescribeModule", type: .dynamic, targets: ["HangingDescribeModule"]),
+        .library(name: "InjectingNameModule", type: .dynamic, targets: ["InjectingNameModule"]),
         .executable(name: "FaultGuardProbe", targets: ["FaultGuardProbe"]),
     ],
     dependencies: [
@@ -129,6 +130,7 @@ let package = Package(
         .target(name: "FaultyMigrateModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyMigrateModule"),
         .target(name: "FaultyLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyLoadModule"),
         .target(name: "HangingDescribeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/HangingDescribeModule"),
+        .target(name: "InjectingNameModule", dependencies: ["GameABI"], path: "Tests/Fixtures/InjectingNameModule"),
         // Runs the fault guard against the faulty fixtures in its own process
         // (Tests/ServerTests/FaultGuardTests.swift drives it).
         .target(name: "FaultGuardProbeSupport", dependencies: ["FaultGuard", "GameABI"],

@@ -81,6 +81,9 @@ import Testing
             (Self.module("RetypeWithoutMigrateModule"), "field player.score is int in the store but string"),
             (Self.module("FailingMigrateModule"), "hotswap_migrate failed"),
             (Self.module("FailingLoadModule"), "hotswap_load failed"),
+            // A name that would plant fields in STATUS and a line in replies.
+            (Self.module("InjectingNameModule"),
+             #"module name "gems\x20version=9.9.9\x20sha256=deadbeef\x0d\x0a+OK\x20injected" is not printable ASCII"#),
             (Products.directory.appendingPathComponent("missing.so").path, "module not found"),
         ]
         for (path, reason) in cases {

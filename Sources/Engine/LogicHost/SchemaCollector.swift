@@ -30,6 +30,13 @@ final class SchemaCollector {
                 guard let name = SchemaCollector.text(name, nameLength, limit: Int(GAME_MAX_MODULE_NAME)),
                     let version = SchemaCollector.text(version, versionLength, limit: Int(GAME_MAX_MODULE_NAME))
                 else { return collector.refuse("module name or version is not 1...\(GAME_MAX_MODULE_NAME) bytes of UTF-8") }
+                // They go into replies, STATUS, events, the audit log and
+                // crash reports as single tokens: a space or a CR LF in one
+                // would plant fields or lines there.
+                for (what, text) in [("name", name), ("version", version)] where !SchemaCollector.isToken(text) {
+                    return collector.refuse("module \(what) \(SchemaCollector.escaped(text)) is not printable ASCII "
+                                            + "without spaces (it goes into replies, STATUS and logs as one token)")
+                }
                 collector.name = name
                 collector.version = version
                 return GAME_OK
@@ -52,6 +59,26 @@ final class SchemaCollector {
             return (GAME_ERR_STATE, outcome == FG_TIMEOUT ? "timeout" : String(cString: fg_signal_name(fault.signal)))
         }
         return (status, nil)
+    }
+
+    /// Printable ASCII, no space: `!` through `~`.
+    static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+
+    /// `text` with every byte outside printable ASCII (and the space and
+    /// backslash) written as `\xNN`, quoted: safe in a one-line reply.
+    static func escaped(_ text: String) -> String {
+        var out = "\""
+        for byte in text.utf8 {
+            if byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\\") && byte != UInt8(ascii: "\"") {
+                out.append(Character(Unicode.Scalar(byte)))
+            } else {
+                let hex = String(byte, radix: 16)
+                out += "\\x" + (hex.count == 1 ? "0" : "") + hex
+            }
+        }
+        return out + "\""
     }
 
     private func declare(

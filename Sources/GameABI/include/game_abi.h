@@ -182,6 +182,10 @@ struct game_describer {
     uint32_t abi_version;
     void *engine;
 
+    /* The module's name and version: each 1..GAME_MAX_MODULE_NAME bytes of
+     * printable ASCII without spaces ('!' through '~'), as they go into
+     * replies, STATUS, events and logs as one token. Anything else refuses
+     * the module (GAME_ERR_BAD_ARGUMENT) with the offending text escaped. */
     int32_t (*module)(const game_describer *d,
                       const uint8_t *name, size_t name_length,
                       const uint8_t *version, size_t version_length);
