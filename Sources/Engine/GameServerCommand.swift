@@ -11,6 +11,12 @@ struct StartRefused: Error, CustomStringConvertible {
     let reason: String
     init(_ reason: String) { self.reason = reason }
     var description: String { reason }
+
+    /// A refusal, logged as it is raised (the start ends with it).
+    static func logged(_ reason: String, to logger: Logger) -> StartRefused {
+        logger.critical("refusing to start: \(reason)")
+        return StartRefused(reason)
+    }
 }
 
 /// `gameserver`: starts the engine with a logic module and serves the game.

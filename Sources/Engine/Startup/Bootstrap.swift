@@ -23,10 +23,7 @@ enum Bootstrap {
     /// The configuration `command` describes, read against the handoff it
     /// names if any; refusals are logged as they are raised.
     static func configuration(_ command: GameServerCommand, logger: Logger) throws(StartRefused) -> EngineConfiguration {
-        func refuse(_ reason: String) -> StartRefused {
-            logger.critical("refusing to start: \(reason)")
-            return StartRefused(reason)
-        }
+        func refuse(_ reason: String) -> StartRefused { .logged(reason, to: logger) }
         var configuration = fromCommandLine(command)
         if let memfd = command.resume {
             let resumed: ResumedState

@@ -39,10 +39,7 @@ struct StartupSequence {
     let logger: Logger
 
     /// A refusal, logged as it is raised.
-    private func refuse(_ reason: String) -> StartRefused {
-        logger.critical("refusing to start: \(reason)")
-        return StartRefused(reason)
-    }
+    private func refuse(_ reason: String) -> StartRefused { .logged(reason, to: logger) }
 
     /// Runs the engine until it stops; throws only before it serves.
     func run() throws(StartRefused) {

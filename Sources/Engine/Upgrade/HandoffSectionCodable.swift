@@ -45,7 +45,8 @@ extension HandoffRecord {
 /// is what `--check-upgrade` compares. A section whose layout changes bumps
 /// `HandoffFormat.current`, and its decoder branches on the `format` it is
 /// given (as `EngineHandoff` does for format 1). `formats` says which
-/// formats hold the section's current layout, for the reader and the tests.
+/// formats hold the section's current layout: documentation a test checks
+/// against `HandoffFormat.current` (nothing reads it at run time).
 protocol HandoffSectionCodable: HandoffRecord {
     /// The section's tag in the body.
     static var section: HandoffSection { get }

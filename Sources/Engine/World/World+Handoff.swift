@@ -195,14 +195,6 @@ extension World {
                     players: GenerationalArena(kind: .player, slots: section.players, freeList: section.playerFreeList),
                     dirty: section.dirty, store: section.store)
     }
-
-    /// Writes the section's payload (tests; the engine writes the value).
-    func encodeHandoff(into writer: inout HandoffWriter) { handoff.encode(into: &writer) }
-
-    /// Reads a section's payload whole and takes it over (tests).
-    func restoreHandoff(from reader: inout HandoffReader, peer: (GameID) -> (any SessionPeer)?) throws(HandoffError) {
-        try restore(WorldHandoff.decode(from: &reader, format: HandoffFormat.current), peer: peer)
-    }
 }
 
 extension HandoffWriter {

@@ -308,3 +308,15 @@ import UpgradeSupport
         #expect(outcomes == [false, false, true])
     }
 }
+
+/// The world's section as bytes, for the in-process tests (the engine itself
+/// writes and reads the `WorldHandoff` value through its section).
+extension World {
+    func encodeHandoff(into writer: inout HandoffWriter) { handoff.encode(into: &writer) }
+
+    func restoreHandoff(from reader: inout HandoffReader, peer: (GameID) -> (any SessionPeer)?)
+        throws(HandoffError)
+    {
+        try restore(WorldHandoff.decode(from: &reader, format: HandoffFormat.current), peer: peer)
+    }
+}

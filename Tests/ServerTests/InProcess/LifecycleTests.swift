@@ -29,7 +29,6 @@ import Testing
         checkShape(ReloadState.self, final: ["stopped"])
         // Nothing leaves the stopped states for a serving one.
         #expect(!ReloadState.moves.contains { $0.hasPrefix("stopped") && !$0.contains(">stopped") })
-        #expect(Set(ReloadState.Shape.allCases.map { ReloadState.names.contains($0.rawValue) }) == [true])
     }
 
     @Test func theFlushTable() {
