@@ -266,6 +266,8 @@ static const char *call_name(int32_t kind) {
     case FG_CALL_SESSION_CLOSED: return "hotswap_session_closed";
     case FG_CALL_MIGRATE: return "hotswap_migrate";
     case FG_CALL_LOAD: return "hotswap_load";
+    case FG_CALL_TIMER: return "hotswap_timer";
+    case FG_CALL_TICK: return "hotswap_tick";
     default: return "none";
     }
 }
@@ -313,6 +315,20 @@ static void write_report(int signal, const siginfo_t *info, const void *context,
         } else if (c->call_kind == FG_CALL_SESSION_CLOSED || c->call_kind == FG_CALL_MIGRATE) {
             out_str(&o, c->call_kind == FG_CALL_MIGRATE ? " entity " : " session ");
             out_hex(&o, c->call_id);
+        } else if (c->call_kind == FG_CALL_TIMER && c->call_ptr) {
+            const game_timer_event *e = c->call_ptr;
+            out_str(&o, " timer ");
+            out_hex(&o, e->timer);
+            out_str(&o, " owner ");
+            out_hex(&o, e->owner);
+            out_str(&o, " event ");
+            if (e->event) out_escaped(&o, e->event, e->event_length, 32);
+        } else if (c->call_kind == FG_CALL_TICK && c->call_ptr) {
+            const game_tick *k = c->call_ptr;
+            out_str(&o, " room ");
+            out_hex(&o, k->room);
+            out_str(&o, " tick ");
+            out_dec(&o, (int64_t)k->tick);
         } else if (c->call_kind == FG_CALL_LOAD && c->call_ptr) {
             out_str(&o, " from version ");
             out_escaped(&o, c->call_ptr, (size_t)c->call_id, 64);
@@ -797,6 +813,24 @@ int32_t fg_call_load(hotswap_load_fn fn, const game_state_table *t, const uint8_
                      size_t length, int32_t *result, fg_fault *fault) {
     GUARDED_CALL_PROLOGUE(FG_CALL_LOAD, from_version, (uint64_t)length);
     int32_t value = fn(t, from_version, length);
+    call_ends(h);
+    if (result) *result = value;
+    return FG_OK;
+}
+
+int32_t fg_call_timer(hotswap_timer_fn fn, const game_timer_event *e, const game_state_table *t,
+                      int32_t *result, fg_fault *fault) {
+    GUARDED_CALL_PROLOGUE(FG_CALL_TIMER, e, e ? e->timer : 0);
+    int32_t value = fn(e, t);
+    call_ends(h);
+    if (result) *result = value;
+    return FG_OK;
+}
+
+int32_t fg_call_tick(hotswap_tick_fn fn, const game_tick *k, const game_state_table *t,
+                     int32_t *result, fg_fault *fault) {
+    GUARDED_CALL_PROLOGUE(FG_CALL_TICK, k, k ? k->room : 0);
+    int32_t value = fn(k, t);
     call_ends(h);
     if (result) *result = value;
     return FG_OK;

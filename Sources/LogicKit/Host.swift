@@ -179,6 +179,73 @@ public struct Host {
         return table.pointee.player_detach(table, session)
     }
 
+    // MARK: Time (ABI 1.3)
+
+    /// Whether the engine offers timers, ticks and settings (ABI 1.3).
+    public var hasTime: Bool {
+        Int(table.pointee.size) >= MemoryLayout<game_state_table>.offset(of: \.setting)! + MemoryLayout<Int>.size
+    }
+
+    /// Sets a timer on `owner` (a session, room, player or GAME_GLOBAL_ID):
+    /// `hotswap_timer` gets `event` and `payload` after `delay` ms, and every
+    /// `period` ms after that when `period` > 0. The timer is engine data,
+    /// so the module loaded when it fires handles it.
+    public func setTimer(on owner: game_id, _ event: StaticString, payload: UnsafeRawBufferPointer = .init(start: nil, count: 0),
+                         delay: UInt64, period: UInt64 = 0) -> (status: Int32, timer: game_id)
+    {
+        guard hasTime else { return (GAME_ERR_STATE, 0) }
+        var timer: game_id = 0
+        let status = table.pointee.timer_set(
+            table, owner, event.utf8Start, event.utf8CodeUnitCount,
+            payload.baseAddress?.assumingMemoryBound(to: UInt8.self), payload.count, delay, period, &timer)
+        return (status, timer)
+    }
+
+    @discardableResult
+    public func cancelTimer(_ timer: game_id) -> Int32 {
+        guard hasTime else { return GAME_ERR_STATE }
+        return table.pointee.timer_cancel(table, timer)
+    }
+
+    /// Makes `room` tick `rate` times a second (0 stops it).
+    @discardableResult
+    public func setTickRate(_ room: game_id, _ rate: UInt32) -> Int32 {
+        guard hasTime else { return GAME_ERR_STATE }
+        return table.pointee.room_set_tick_rate(table, room, rate)
+    }
+
+    /// Holds the room's events until its next tick (one write per member).
+    @discardableResult
+    public func setBatching(_ room: game_id, _ on: Bool) -> Int32 {
+        guard hasTime else { return GAME_ERR_STATE }
+        return table.pointee.room_set_batching(table, room, on ? 1 : 0)
+    }
+
+    /// The operator's `--game-setting key=value`, copied into `buffer`.
+    public func setting(_ key: StaticString, into buffer: UnsafeMutableRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard hasTime else { return nil }
+        var length = 0
+        let status = table.pointee.setting(
+            table, key.utf8Start, key.utf8CodeUnitCount,
+            buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count, &length)
+        guard status == GAME_OK, length <= buffer.count else { return nil }
+        return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<length])
+    }
+
+    /// A whole-number setting, or `fallback` when it is absent or not a
+    /// number in `range`.
+    public func intSetting(_ key: StaticString, default fallback: Int64, in range: ClosedRange<Int64>) -> Int64 {
+        withScratch(24) { buffer in
+            guard let text = setting(key, into: buffer), !text.isEmpty else { return fallback }
+            var value: Int64 = 0
+            for byte in text {
+                guard byte >= 0x30, byte <= 0x39, value < Int64.max / 10 - 9 else { return fallback }
+                value = value * 10 + Int64(byte - 0x30)
+            }
+            return range.contains(value) ? value : fallback
+        }
+    }
+
     public func log(_ level: Int32, _ message: StaticString) {
         table.pointee.log(table, level, message.utf8Start, message.utf8CodeUnitCount)
     }

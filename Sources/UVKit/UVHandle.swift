@@ -16,6 +16,7 @@ extension uv_tcp_t: UVStreamType {}
 extension uv_pipe_t: UVStreamType {}
 extension uv_timer_t: UVHandleType {}
 extension uv_check_t: UVHandleType {}
+extension uv_prepare_t: UVHandleType {}
 extension uv_signal_t: UVHandleType {}
 extension uv_fs_event_t: UVHandleType {}
 extension uv_async_t: UVHandleType {}

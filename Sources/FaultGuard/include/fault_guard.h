@@ -87,6 +87,8 @@ extern "C" {
 #define FG_CALL_MIGRATE 4
 #define FG_CALL_LOAD 5
 #define FG_CALL_ABI_VERSION 6
+#define FG_CALL_TIMER 7
+#define FG_CALL_TICK 8
 
 /* ---- How a timed-out call was stopped (fg_fault.stop) ------------------- */
 
@@ -278,6 +280,10 @@ int32_t fg_call_migrate(hotswap_migrate_fn fn, const game_migration *m, game_id 
 int32_t fg_call_load(hotswap_load_fn fn, const game_state_table *t,
                      const uint8_t *from_version, size_t length,
                      int32_t *result, fg_fault *fault);
+int32_t fg_call_timer(hotswap_timer_fn fn, const game_timer_event *e,
+                      const game_state_table *t, int32_t *result, fg_fault *fault);
+int32_t fg_call_tick(hotswap_tick_fn fn, const game_tick *k,
+                     const game_state_table *t, int32_t *result, fg_fault *fault);
 
 /* ---- Engine sections ------------------------------------------------------ */
 

@@ -60,6 +60,18 @@
  *                            const game_state_table *t);               optional
  *   int32_t  hotswap_load(const game_state_table *t,
  *                         const uint8_t *from_version, size_t length); optional
+ *   int32_t  hotswap_timer(const game_timer_event *e,
+ *                          const game_state_table *t);                 optional (1.3)
+ *   int32_t  hotswap_tick(const game_tick *k,
+ *                         const game_state_table *t);                  optional (1.3)
+ *
+ * Time (ABI 1.3; see "Timers and ticks" below): a timer or a room's tick is
+ * data the engine keeps, never a pointer into a module. When one comes due
+ * the engine calls hotswap_timer or hotswap_tick of the module loaded THEN:
+ * a timer set by version 1 is handled by version 2 after a RELOAD (Erlang's
+ * send_after, not skynet's stored closure). A module without hotswap_timer
+ * is refused by RELOAD while timers are pending, and one without
+ * hotswap_tick while rooms tick.
  *
  * Reload (see docs/ARCHITECTURE.md): the engine maps the new module, reads
  * its schema, binds it to a staged copy of the store (fields matched by
@@ -94,9 +106,9 @@ extern "C" {
 /* ---- Versions ---------------------------------------------------------- */
 
 #define GAME_ABI_MAJOR 1
-#define GAME_ABI_MINOR 2
+#define GAME_ABI_MINOR 3
 /* GAME_ABI_MAJOR << 16 | GAME_ABI_MINOR, spelled out so Swift imports it. */
-#define GAME_ABI_VERSION 0x00010002
+#define GAME_ABI_VERSION 0x00010003
 
 /* ---- Status codes: every table call returns one ------------------------ */
 
@@ -140,6 +152,8 @@ typedef uint64_t game_id;
  * is valid for the life of the process only (ids are handed out again at
  * start): to refer to a player in a persistent field, store its key. */
 #define GAME_KIND_PLAYER 4
+/* ABI 1.3: a pending timer (timer_set's id). */
+#define GAME_KIND_TIMER 5
 
 /* The one global entity: kind 1, generation 1, slot 0. */
 #define GAME_GLOBAL_ID 0x0100000100000000ULL
@@ -167,6 +181,12 @@ typedef uint64_t game_id;
 #define GAME_MAX_ROOM_NAME 64       /* bytes in a room name                  */
 #define GAME_MAX_OUTPUT_LINE 65536  /* bytes in one reply or pushed line     */
 #define GAME_MAX_PLAYER_KEY 64      /* bytes in a player key (UTF-8, no NUL) */
+#define GAME_MAX_TIMER_EVENT 32     /* bytes in a timer's event name (1.3)   */
+#define GAME_MAX_TIMER_PAYLOAD 256  /* bytes in a timer's payload (1.3)      */
+#define GAME_MAX_TIMER_DELAY_MS 2592000000ULL /* 30 days: delay and period  */
+#define GAME_MIN_TICK_RATE 1        /* ticks per second a room may run at   */
+#define GAME_MAX_TICK_RATE 60
+#define GAME_MAX_SETTING_KEY 64     /* bytes in a --game-setting key (1.3)  */
 
 typedef struct game_describer game_describer;
 
@@ -313,6 +333,55 @@ struct game_state_table {
      * an id that is not a stored player's. */
     int32_t (*player_key)(const game_state_table *t, game_id player,
                           uint8_t *buffer, size_t capacity, size_t *out_length);
+
+    /* ---- ABI 1.3 ---- (check t->size before calling) */
+
+    /* Sets a timer on `owner` (a session, a room, a player or
+     * GAME_GLOBAL_ID): after `delay_ms` the engine calls hotswap_timer with
+     * `event` (1..GAME_MAX_TIMER_EVENT bytes of [a-z0-9_.:-]) and `payload`
+     * (0..GAME_MAX_TIMER_PAYLOAD bytes, copied). With `period_ms` > 0 it
+     * fires again every period, on the grid due + k * period (no drift; a
+     * period missed by a stall is not fired twice: the next call's late_ms
+     * says how late it is). Delay and period are at most
+     * GAME_MAX_TIMER_DELAY_MS; a period is at least 1 ms. *out_timer gets
+     * the timer's id, for timer_cancel.
+     *
+     * A timer ends with its owner: a session's when it closes, a room's when
+     * it is destroyed, a player's when it is forgotten (FORGET). Player and
+     * global timers are durable (stored with a wall-clock deadline; one
+     * overdue at start fires once); session and room timers end with the
+     * process (an engine upgrade hands them all over).
+     *
+     * Set or cancelled inside a call that faults or hangs, a timer is
+     * undone with the rest of the call. GAME_ERR_LIMIT past the engine's
+     * --max-timers; GAME_ERR_STATE during migrate and load hooks. */
+    int32_t (*timer_set)(const game_state_table *t, game_id owner,
+                         const uint8_t *event, size_t event_length,
+                         const uint8_t *payload, size_t payload_length,
+                         uint64_t delay_ms, uint64_t period_ms, game_id *out_timer);
+    /* GAME_ERR_NOT_FOUND when it already fired (one-shot), was cancelled or
+     * ended with its owner. Cancelling the timer being handled stops its
+     * period. */
+    int32_t (*timer_cancel)(const game_state_table *t, game_id timer);
+
+    /* Makes the room tick `rate` times a second (GAME_MIN_TICK_RATE ..
+     * GAME_MAX_TICK_RATE; 0 stops it): hotswap_tick is called with a fixed
+     * step of 1000/rate ms. Rooms' phases are spread over the period. After
+     * a stall the engine runs at most 3 catch-up ticks and skips (and
+     * counts) the rest. The rate survives reloads and engine upgrades; it
+     * ends with the room. */
+    int32_t (*room_set_tick_rate)(const game_state_table *t, game_id room, uint32_t rate);
+    /* Nonzero: events (send, room_broadcast) for this room's members are
+     * held and written once per tick of the room, in one write per
+     * connection (Colyseus' patch rate). Replies are never held: a reply
+     * writes what is held before it too, in order. Needs a tick rate. */
+    int32_t (*room_set_batching)(const game_state_table *t, game_id room, int32_t on);
+
+    /* The value of `--game-setting key=value`, copied out like get_string;
+     * GAME_ERR_NOT_FOUND when the operator gave none. Settings change only
+     * with a restart or an engine upgrade. */
+    int32_t (*setting)(const game_state_table *t, const uint8_t *key, size_t key_length,
+                       uint8_t *buffer, size_t capacity, size_t *out_length);
 };
 
 /* ---- Migration ----------------------------------------------------------- */
@@ -340,6 +409,36 @@ struct game_migration {
                               uint8_t *buffer, size_t capacity, size_t *out_length);
 };
 
+/* ---- Timers and ticks (ABI 1.3) ------------------------------------------ */
+
+/* Passed to hotswap_timer. The bytes are valid only during the call. The
+ * call runs like a request without a reply: output, room changes and
+ * closes are allowed; a fault or hang undoes it all (and the timer, if it
+ * was one-shot, is spent). */
+typedef struct game_timer_event {
+    uint32_t size;
+    uint32_t abi_version;
+    game_id timer;
+    game_id owner;
+    const uint8_t *event;
+    size_t event_length;
+    const uint8_t *payload;
+    size_t payload_length;
+    uint64_t late_ms;      /* how long after its due time it fires            */
+    uint64_t fired;        /* times it has fired, this one included           */
+} game_timer_event;
+
+/* Passed to hotswap_tick. */
+typedef struct game_tick {
+    uint32_t size;
+    uint32_t abi_version;
+    game_id room;
+    uint64_t tick;         /* 1, 2, ...: skipped ticks are counted too        */
+    uint32_t step_ms;      /* the fixed step, 1000 / rate                     */
+    uint32_t skipped;      /* ticks skipped just before this one (a stall)    */
+    uint64_t since_last_ms;/* wall time since the previous tick's call        */
+} game_tick;
+
 /* ---- Export signatures ------------------------------------------------- */
 
 typedef uint32_t (*hotswap_abi_version_fn)(void);
@@ -350,6 +449,8 @@ typedef int32_t (*hotswap_migrate_fn)(const game_migration *m, game_id entity,
                                       const game_state_table *t);
 typedef int32_t (*hotswap_load_fn)(const game_state_table *t,
                                    const uint8_t *from_version, size_t length);
+typedef int32_t (*hotswap_timer_fn)(const game_timer_event *e, const game_state_table *t);
+typedef int32_t (*hotswap_tick_fn)(const game_tick *k, const game_state_table *t);
 
 /* ---- Layout checks: what both sides rely on ----------------------------- */
 
@@ -362,6 +463,8 @@ _Static_assert(offsetof(game_migration, abi_version) == 4, "migration: size, ver
 _Static_assert(GAME_ABI_VERSION == ((GAME_ABI_MAJOR << 16) | GAME_ABI_MINOR), "version parts agree");
 _Static_assert(offsetof(game_state_table, player_attach) > offsetof(game_state_table, session_identified),
                "1.2 members come after 1.1's");
+_Static_assert(offsetof(game_state_table, timer_set) > offsetof(game_state_table, player_key),
+               "1.3 members come after 1.2's");
 #endif
 
 #ifdef __cplusplus
