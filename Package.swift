@@ -57,6 +57,10 @@ let package = Package(
         .library(name: "FaultyLoadModule", type: .dynamic, targets: ["FaultyLoadModule"]),
         .library(name: "HangingDescribeModule", type: .dynamic, targets: ["HangingDescribeModule"]),
         .library(name: "InjectingNameModule", type: .dynamic, targets: ["InjectingNameModule"]),
+        // Time fixtures (ABI 1.3): timers and room ticks on request.
+        .library(name: "TimeProbeModule", type: .dynamic, targets: ["TimeProbeModule"]),
+        .library(name: "TimeProbeModuleV2", type: .dynamic, targets: ["TimeProbeModuleV2"]),
+        .library(name: "TimeProbeNoTimerModule", type: .dynamic, targets: ["TimeProbeNoTimerModule"]),
         .executable(name: "FaultGuardProbe", targets: ["FaultGuardProbe"]),
     ],
     dependencies: [
@@ -131,6 +135,9 @@ let package = Package(
         .target(name: "FaultyLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyLoadModule"),
         .target(name: "HangingDescribeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/HangingDescribeModule"),
         .target(name: "InjectingNameModule", dependencies: ["GameABI"], path: "Tests/Fixtures/InjectingNameModule"),
+        .target(name: "TimeProbeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/TimeProbeModule"),
+        .target(name: "TimeProbeModuleV2", dependencies: ["GameABI"], path: "Tests/Fixtures/TimeProbeModuleV2"),
+        .target(name: "TimeProbeNoTimerModule", dependencies: ["GameABI"], path: "Tests/Fixtures/TimeProbeNoTimerModule"),
         // Runs the fault guard against the faulty fixtures in its own process
         // (Tests/ServerTests/FaultGuardTests.swift drives it).
         .target(name: "FaultGuardProbeSupport", dependencies: ["FaultGuard", "GameABI"],

@@ -35,6 +35,8 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     let world: World
     let host: LogicHost
     let transport: Transport
+    /// Fires timers and room ticks (ABI 1.3).
+    let clock: TimerClock
     /// The operator's console; it sees the engine as an `AdminTarget`.
     private(set) lazy var admin = AdminConsole(engine: self, settings: adminSettings)
     /// Hands the whole engine over to the next one: the one part that
@@ -75,13 +77,17 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         self.maxConnections = maxConnections
         sessionRules = SessionRules(limits)
         world = World(limits: World.Limits(maxRooms: limits.maxRooms, maxRoomMembers: limits.maxRoomMembers,
-                                           maxPlayers: limits.maxPlayers))
+                                           maxPlayers: limits.maxPlayers, maxTimers: limits.maxTimers,
+                                           maxTimersPerOwner: limits.maxTimersPerOwner))
         // What the database holds goes in before the module binds its
         // schema, so its fields find their stored columns and values.
         world.loadStored(stored)
+        let dropped = world.loadStoredTimers(stored.timers, wallNow: WriteBehind.wallMilliseconds(), now: uv_hrtime())
+        if dropped > 0 { logger.warning("\(dropped) stored timers dropped: their player is gone, or the row breaks timer_set's rules") }
         host = try LogicHost(world: world, loader: loader, module: module, loop: loop, logger: logger,
                              faultPolicy: FaultPolicy(maxFaults: limits.maxFaults, windowSeconds: limits.faultWindow))
         host.loadTimeoutMilliseconds = limits.loadTimeout
+        clock = TimerClock(world: world, caller: host.call, budgetMilliseconds: limits.tickBudgetMs)
         transport = Transport(loop: loop, maxOutputBytes: limits.maxOutputBytes,
                               lingerMilliseconds: UInt64(limits.lingerMs), busyPollMicroseconds: limits.busyPoll,
                               logger: logger)
@@ -94,6 +100,8 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
             writeBehind = WriteBehind(storage: storage, world: world, loop: loop, logger: logger,
                                       intervalMilliseconds: limits.flushInterval, stored: stored,
                                       declaredFields: { host.module.fields.filter { $0.kind.isPersistent } })
+            // The file holds the timers just read from it.
+            writeBehind?.timersWrittenVersion = world.timers.durableVersion
         } else {
             world.tracksDirty = false
         }
@@ -104,6 +112,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         }, 1000, 1000), "uv_timer_start")
         // The sweep alone must not keep the loop alive at shutdown.
         uv_unref(sweepTimer.handle)
+        clock.start(on: loop)
     }
 
     /// The loop's cached clock, in milliseconds.
@@ -130,6 +139,8 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         metrics = server
         self.host.call.sampler = CallSampler(interval: limits.metricsSampleEvery,
                                         histogram: server.exposition.requestDuration)
+        clock.lagHistogram = server.exposition.timerLag
+        clock.tickHistogram = server.exposition.tickDuration
     }
 
     /// What `/readyz` reports: serving, and not shutting down.
@@ -385,6 +396,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         // never completes): stop the loop instead of waiting for it.
         if host.loadStuck { uv_stop(loop) }
         sweepTimer.closeAndFree()
+        clock.close()
         writeBehind?.close()
         // Caught from here on, and ignored: a second SIGTERM does not kill
         // a server that is writing its last records.

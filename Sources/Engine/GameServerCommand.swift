@@ -66,6 +66,10 @@ package struct GameServerCommand: ParsableCommand {
     @OptionGroup(title: "Limits")
     var limits: Limits
 
+    @Option(name: .customLong("game-setting"),
+            help: "key=value the logic module reads (ABI 1.3 `setting`), e.g. round_seconds=60; repeatable. Fixed until a restart or an engine upgrade.")
+    var gameSettings: [String] = []
+
     @Option(help: "Directory other engine builds may be run from by UPGRADE (default: this executable's directory).")
     var enginesDir: String?
 

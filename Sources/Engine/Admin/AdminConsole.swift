@@ -373,6 +373,8 @@ final class AdminConsole {
             fields.append("migrating=\(staged.candidate.name)@\(staged.candidate.version):\(staged.migrated)/\(staged.total)")
         }
         if let held = snapshot.admin.lastUpgradeHeldMicroseconds { fields.append("last_upgrade_held_us=\(held)") }
+        // The operator's --game-setting pairs (printable, no spaces).
+        if !host.call.settings.isEmpty { fields.append("settings=\(host.call.settings.summary)") }
         if let poll = snapshot.admin.lastUpgradeFirstPollMicroseconds { fields.append("last_upgrade_first_poll_us=\(poll)") }
         return "+STATUS " + fields.map(AdminConsole.oneLine).joined(separator: " ")
     }

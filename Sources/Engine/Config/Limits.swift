@@ -47,6 +47,17 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Most rooms at once.", transform: within(1...1_000_000))
     var maxRooms = 10_000
 
+    // Time (timers and room ticks, ABI 1.3)
+    @Option(help: "Most pending timers modules may set (about 150 bytes each); timer_set past it gets GAME_ERR_LIMIT.",
+            transform: within(1...100_000_000))
+    var maxTimers = 1_000_000
+    @Option(help: "Most pending timers on one owner (a session, room, player or the global entity).",
+            transform: within(1...100_000_000))
+    var maxTimersPerOwner = 10_000
+    @Option(help: "Milliseconds the timers and room ticks due in one loop turn may take together; the rest wait until the sockets were served.",
+            transform: within(1...1000))
+    var tickBudgetMs = 5
+
     // Durable players (--database)
     @Option(help: "Milliseconds between write-behind flushes of changed players and globals to the database.",
             transform: within(10...60_000))

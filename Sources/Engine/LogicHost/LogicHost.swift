@@ -412,6 +412,15 @@ final class LogicHost {
         throws(SwapError) -> SwapReport
     {
         let started = uv_hrtime()
+        // Timers are data the next module handles: one that cannot must
+        // not serve while they are pending (a rollback too: validated the
+        // same way, before anything changes).
+        if world.timers.timerCount > 0, candidate.timer == nil {
+            throw .timeExportMissing(export: "hotswap_timer", pending: world.timers.timerCount, what: "pending timers")
+        }
+        if world.timers.tickingRooms > 0, candidate.tick == nil {
+            throw .timeExportMissing(export: "hotswap_tick", pending: world.timers.tickingRooms, what: "ticking rooms")
+        }
         if migrate, candidate.migrate == nil, let field = candidate.fields.first(where: \.migrated) {
             throw .migrateMissing(field: field.name)
         }

@@ -73,6 +73,9 @@ final class ModuleCall {
 
     /// The loop's cached clock (the table's `now_ms`).
     var nowMilliseconds: UInt64 { uv_now(loop) }
+    /// The clock timers are set on (ns, monotonic): `TimerClock.now`,
+    /// replaced by tests that drive time.
+    var timeNow: () -> UInt64 = { uv_hrtime() }
 
     deinit {
         table.deallocate()
@@ -150,6 +153,51 @@ final class ModuleCall {
         afterCall()
     }
 
+    /// Hands a due timer to the module (`hotswap_timer`), as a request
+    /// without a reply: what it does is journaled and undone if it faults
+    /// or hangs. Returns the guard's outcome (FG_REFUSED: no export).
+    /// The caller then settles the timer and calls `finishTimeCall`.
+    func fireTimer(_ event: UnsafePointer<game_timer_event>) -> Int32 {
+        guard let hook = module.timer else { return FG_REFUSED }
+        return guardedTimeCall { status in fg_call_timer(hook, event, table, &status, faultBuffer) }
+    }
+
+    /// Hands a room's tick to the module (`hotswap_tick`), like `fireTimer`.
+    func tick(_ tick: UnsafePointer<game_tick>) -> Int32 {
+        guard let hook = module.tick else { return FG_REFUSED }
+        return guardedTimeCall { status in fg_call_tick(hook, tick, table, &status, faultBuffer) }
+    }
+
+    /// After a timer's or tick's call was settled: a contained fault counts
+    /// toward the automatic rollback like a request's; then what the call
+    /// asked for happens (closes, empty rooms).
+    func finishTimeCall(_ outcome: Int32, export: String) {
+        if outcome != FG_OK && outcome != FG_REFUSED { owner?.contained(outcome, export: export) }
+        afterCall()
+    }
+
+    private func guardedTimeCall(_ call: (inout Int32) -> Int32) -> Int32 {
+        let saved = (currentSession, currentPeer)
+        currentSession = GameID(raw: 0)
+        currentPeer = nil
+        let closesBefore = pendingCloses.count
+        var status: Int32 = GAME_OK
+        world.beginJournal()
+        let outcome = call(&status)
+        if outcome == FG_OK {
+            world.commitJournal()
+        } else {
+            world.rollBackJournal()
+            if pendingCloses.count > closesBefore { pendingCloses.removeSubrange(closesBefore...) }
+        }
+        (currentSession, currentPeer) = saved
+        if outcome == FG_OK && status != GAME_OK {
+            logger.warning("module returned an error from a timer or tick", metadata: [
+                "module": "\(module.name) \(module.version)", "status": "\(status)"])
+        }
+        return outcome
+    }
+
     /// Applies what the module asked to happen after its call (closes, then
     /// empty rooms), so the module is never re-entered from inside itself.
     private func afterCall() {
@@ -202,6 +250,9 @@ final class ModuleCall {
         guard world.contains(session: session) else { throw .badSession }
         if world.isOpen(session: session) && !pendingCloses.contains(session) { pendingCloses.append(session) }
     }
+
+    /// The operator's `--game-setting`s.
+    var settings = GameSettings()
 
     func identified(_ session: GameID) throws(EngineError) {
         try checkServing()

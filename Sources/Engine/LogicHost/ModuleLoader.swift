@@ -24,6 +24,9 @@ struct LoadedModule: @unchecked Sendable {
     let sessionClosed: hotswap_session_closed_fn?
     let migrate: hotswap_migrate_fn?
     let load: hotswap_load_fn?
+    /// ABI 1.3: what handles a timer, and a room's tick (see `Time/`).
+    let timer: hotswap_timer_fn?
+    let tick: hotswap_tick_fn?
     /// The private copy, kept open (its name is gone): an engine upgrade
     /// hands it to the next engine, which maps it again. Nil when it could
     /// not be kept (the upgrade then says so).
@@ -307,6 +310,8 @@ extension ModuleLoadRequest {
             sessionClosed: resolveOptional(image, "hotswap_session_closed"),
             migrate: resolveOptional(image, "hotswap_migrate"),
             load: resolveOptional(image, "hotswap_load"),
+            timer: resolveOptional(image, "hotswap_timer"),
+            tick: resolveOptional(image, "hotswap_tick"),
             file: kept >= 0 ? ModuleImageFile(descriptor: kept) : nil))
     }
 

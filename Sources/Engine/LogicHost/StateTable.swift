@@ -200,6 +200,60 @@ enum StateTable {
                     guard let length, capacity >= 0, buffer != nil || capacity == 0 else { throw .badArgument }
                     try StateTable.hostOf(t).world.withKey(of: GameID(raw: player)) { StateTable.copyOut($0, buffer, capacity, length) }
                 }
+            },
+            timer_set: { t, owner, event, eventLength, payload, payloadLength, delay, period, out in
+                StateTable.status(touching: {
+                    probe(event, min(eventLength, Int(GAME_MAX_TIMER_EVENT)))
+                    probe(payload, min(payloadLength, Int(GAME_MAX_TIMER_PAYLOAD)))
+                    probe(out)
+                }) { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    try host.checkServing()
+                    guard let out, let event, eventLength <= Int(GAME_MAX_TIMER_EVENT),
+                        payloadLength <= Int(GAME_MAX_TIMER_PAYLOAD), payload != nil || payloadLength == 0
+                    else { throw .badArgument }
+                    out.pointee = 0
+                    out.pointee = try host.world.setTimer(
+                        owner: GameID(raw: owner), event: UnsafeRawBufferPointer(start: event, count: eventLength),
+                        payload: UnsafeRawBufferPointer(start: payload, count: payloadLength),
+                        delayMilliseconds: delay, periodMilliseconds: period, now: host.timeNow()).raw
+                }
+            },
+            timer_cancel: { t, timer in
+                StateTable.status { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    try host.checkServing()
+                    try host.world.cancelTimer(GameID(raw: timer))
+                }
+            },
+            room_set_tick_rate: { t, room, rate in
+                StateTable.status { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    try host.checkServing()
+                    try host.world.setTickRate(GameID(raw: room), rate: rate, now: host.timeNow())
+                }
+            },
+            room_set_batching: { t, room, on in
+                StateTable.status { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    try host.checkServing()
+                    try host.world.setBatching(GameID(raw: room), on != 0)
+                }
+            },
+            setting: { t, key, keyLength, buffer, capacity, length in
+                StateTable.status(touching: {
+                    probe(key, min(keyLength, Int(GAME_MAX_SETTING_KEY)))
+                    probe(buffer, min(capacity, Int(GAME_MAX_STRING)))
+                    probe(length)
+                }) { () throws(EngineError) in
+                    guard let key, keyLength >= 1, keyLength <= Int(GAME_MAX_SETTING_KEY), let length, capacity >= 0,
+                        buffer != nil || capacity == 0
+                    else { throw .badArgument }
+                    let host = StateTable.hostOf(t)
+                    let wanted = UnsafeRawBufferPointer(start: key, count: keyLength)
+                    guard let value = host.settings.value(of: wanted) else { throw .notFound }
+                    value.withUnsafeBytes { StateTable.copyOut($0, buffer, capacity, length) }
+                }
             })
     }
 

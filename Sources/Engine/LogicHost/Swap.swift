@@ -35,6 +35,9 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
     case migrateMissing(field: String)
     case migrateFailed(entity: GameID, status: Int32)
     case loadHookFailed(status: Int32)
+    /// Timers are pending (or rooms tick) and the module could not take
+    /// them: it lacks `export`.
+    case timeExportMissing(export: String, pending: Int, what: String)
     /// `hotswap_migrate` faulted or hung on an entity (turned into `.faulted`).
     case migrateFaulted(outcome: Int32, entity: GameID)
     /// A hook of the new module faulted or hung: contained, reload refused.
@@ -59,6 +62,8 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
         case .migrateFailed(let entity, let status):
             "hotswap_migrate failed with status \(status) on \(entity)"
         case .loadHookFailed(let status): "hotswap_load failed with status \(status)"
+        case .timeExportMissing(let export, let pending, let what):
+            "the module exports no \(export), and \(pending) \(what) would have no handler"
         case .migrateFaulted(_, let entity): "hotswap_migrate faulted on \(entity)"
         case .faulted(let record): "fault \(record.causeName) in \(record.export)"
         case .nothingToRollBack: "no previous module to roll back to"

@@ -47,6 +47,13 @@ struct EngineSnapshot {
     var flush: FlushCounters?
     var databaseLocation: String?
 
+    // Time (timers and room ticks).
+    var timers = 0
+    var durableTimers = 0
+    var tickingRooms = 0
+    var timerLagMaxMicroseconds = 0
+    var time = TimerClock.Counters()
+
     // The metrics port's responses, by `HTTPStatus.index`.
     var metricsResponses = [Int](repeating: 0, count: HTTPStatus.allCases.count)
 
@@ -88,6 +95,11 @@ struct EngineSnapshot {
         if let metrics = engine.metrics {
             metricsResponses = HTTPStatus.allCases.map { metrics.responseCount($0) }
         }
+        timers = engine.world.timers.timerCount
+        durableTimers = engine.world.timers.durableCount
+        tickingRooms = engine.world.timers.tickingRooms
+        timerLagMaxMicroseconds = Int(engine.clock.lagMaxMicroseconds)
+        time = engine.clock.counters
         lifecycles = engine.lifecycles
         engineBugs = engine.host.reload.illegalMoves + (engine.writeBehind?.flush.illegalMoves ?? 0)
             + engine.upgrader.lifecycle.illegalMoves
@@ -276,6 +288,31 @@ struct EngineReading: Sendable {
         .both("db_errors", .counter, "hotswap_db_errors_total", "Flushes the database refused (a full disk, ...); their records stay dirty and are retried.") {
             $0.flush?.errors ?? 0
         },
+        // Time (ABI 1.3: timers and room ticks).
+        .both("timers", .gauge, "hotswap_timers_pending", "Timers modules set that have not fired or ended (room ticks not included).") {
+            $0.timers
+        },
+        .both("timers_durable", .gauge, "hotswap_timers_durable", "Pending timers owned by players or the global entity: stored in the database.") {
+            $0.durableTimers
+        },
+        .both("ticking_rooms", .gauge, "hotswap_ticking_rooms", "Rooms with a tick rate (room_set_tick_rate).") { $0.tickingRooms },
+        .both("timers_fired", .counter, "hotswap_timers_fired_total", "Timers handed to the module's hotswap_timer.") {
+            $0.time.timersFired
+        },
+        .both("ticks", .counter, "hotswap_ticks_total", "Room ticks handed to the module's hotswap_tick.") { $0.time.ticks },
+        .both("ticks_skipped", .counter, "hotswap_ticks_skipped_total", "Room ticks skipped after a stall (more than 3 late at once).") {
+            $0.time.ticksSkipped
+        },
+        .both("time_faults", .counter, "hotswap_time_faults_total", "Timer and tick calls that faulted or hung: undone, and counted in hotswap_faults_total too.") {
+            $0.time.faults
+        },
+        .both("timer_orphans", .counter, "hotswap_timer_orphans_total", "Timers and ticks dropped because the serving module has no hotswap_timer or hotswap_tick.") {
+            $0.time.orphans
+        },
+        .both("time_budget_exhausted", .counter, "hotswap_time_budget_exhausted_total", "Loop turns whose due timers and ticks outran --tick-budget-ms (the rest ran after the sockets).") {
+            $0.time.budgetExhausted
+        },
+        .status("timer_lag_max_us", steady: false) { $0.timerLagMaxMicroseconds },
         .both("engine_bugs", .counter, "hotswap_engine_bugs_total", "Illegal lifecycle transitions the engine caught in itself (logged at critical level): a bug to report.") {
             $0.engineBugs
         },

@@ -22,6 +22,10 @@ final class Exposition {
     let requestDuration: ValueHistogram
     /// How long each swap held the loop.
     let reloadHeld: ValueHistogram
+    /// How late each timer and tick fired (`TimerClock`).
+    let timerLag: ValueHistogram
+    /// How long each room's tick call took.
+    let tickDuration: ValueHistogram
 
     private enum Slot {
         case counter(Counter)
@@ -47,6 +51,12 @@ final class Exposition {
         0.1, 0.25, 1,
     ]
 
+    /// Timers fire within a millisecond of their deadline unless the loop
+    /// is busy; the top buckets show stalls.
+    static let lagBuckets: [Double] = [
+        0.000_1, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+    ]
+
     init(readings: [EngineReading] = EngineReading.all) {
         requestDuration = registry.makeValueHistogram(
             descriptor: Exposition.descriptor("hotswap_request_duration_seconds",
@@ -56,6 +66,13 @@ final class Exposition {
             descriptor: Exposition.descriptor("hotswap_reload_held_seconds",
                                               "How long each swap (reload, rollback, automatic rollback) held the event loop."),
             buckets: Exposition.heldBuckets)
+        timerLag = registry.makeValueHistogram(
+            descriptor: Exposition.descriptor("hotswap_timer_lag_seconds",
+                                              "How long after its deadline each timer and room tick fired (loop lateness)."),
+            buckets: Exposition.lagBuckets)
+        tickDuration = registry.makeValueHistogram(
+            descriptor: Exposition.descriptor("hotswap_tick_duration_seconds", "Duration of each room's hotswap_tick call."),
+            buckets: Exposition.requestBuckets)
         let registry = registry
         func slot(_ kind: EngineReading.Kind, _ name: String, _ labels: [(String, String)], _ help: String) -> Slot {
             let descriptor = Exposition.descriptor(name, help)

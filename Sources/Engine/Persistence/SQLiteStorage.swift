@@ -106,6 +106,7 @@ final class SQLiteStorage: PlayerStorage {
                 PRAGMA user_version = \(layoutVersion);
                 """)
         }
+        try ensureTimersTable(db)
     }
 
     // MARK: - Reading (once, at start)
@@ -132,6 +133,7 @@ final class SQLiteStorage: PlayerStorage {
                         SQLiteStorage.value(row[$0 + 1] as DatabaseValue)
                     }))
                 }
+                snapshot.timers = try SQLiteStorage.loadTimers(db)
                 return snapshot
             }
         } catch let error as StorageError {
@@ -163,6 +165,32 @@ final class SQLiteStorage: PlayerStorage {
         }
     }
 
+    /// Durable timers (ABI 1.3): a table added without a layout bump (an
+    /// older server ignores it), created when the file is opened.
+    private static func ensureTimersTable(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE IF NOT EXISTS timers (
+                owner_kind TEXT NOT NULL, owner_key TEXT NOT NULL, event TEXT NOT NULL, payload BLOB NOT NULL,
+                due_unix_ms INTEGER NOT NULL, period_ms INTEGER NOT NULL, fired INTEGER NOT NULL)
+            """)
+    }
+
+    /// The durable timers, oldest deadline first; rows edited into nonsense
+    /// by hand are skipped.
+    private static func loadTimers(_ db: Database) throws -> [StoredTimer] {
+        guard try db.tableExists("timers") else { return [] }
+        return try Row.fetchAll(db, sql: "SELECT owner_kind, owner_key, event, payload, due_unix_ms, period_ms, fired FROM timers ORDER BY due_unix_ms, rowid")
+            .compactMap { row -> StoredTimer? in
+                guard let kind = row[0] as String?, kind == "global" || kind == "player", let key = row[1] as String?,
+                    let event = row[2] as String?, let payload = row[3] as Data?, let due = row[4] as Int64?,
+                    let period = row[5] as Int64?, period >= 0, let fired = row[6] as Int64?
+                else { return nil }
+                return StoredTimer(ownerKey: Array(key.utf8), global: kind == "global", event: Array(event.utf8),
+                                   payload: Array(payload), dueUnixMilliseconds: due, periodMilliseconds: period,
+                                   fired: fired)
+            }
+    }
+
     // MARK: - Writing (a worker thread)
 
     func write(_ batch: PersistBatch) throws(StorageError) {
@@ -180,6 +208,17 @@ final class SQLiteStorage: PlayerStorage {
                 if !batch.players.isEmpty {
                     try SQLiteStorage.upsert(db, table: "players", keyColumn: "key", columns: batch.playerColumns,
                                              records: batch.players, key: { String(decoding: $0.key, as: UTF8.self) })
+                }
+                if let timers = batch.timers {
+                    try SQLiteStorage.ensureTimersTable(db)
+                    try db.execute(sql: "DELETE FROM timers")
+                    let insert = try db.makeStatement(sql: "INSERT INTO timers (owner_kind, owner_key, event, payload, due_unix_ms, period_ms, fired) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                    for timer in timers {
+                        try insert.execute(arguments: [
+                            timer.global ? "global" : "player", String(decoding: timer.ownerKey, as: UTF8.self),
+                            String(decoding: timer.event, as: UTF8.self), Data(timer.payload),
+                            timer.dueUnixMilliseconds, timer.periodMilliseconds, timer.fired])
+                    }
                 }
                 if let declared = batch.declared {
                     try db.execute(sql: "UPDATE fields SET declared = 0 WHERE declared != 0")

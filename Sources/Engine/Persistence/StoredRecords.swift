@@ -25,6 +25,22 @@ struct StoredSnapshot: Sendable {
     var players: [StoredRecord] = []
     /// The persistent fields the module serving at the last flush declared.
     var declared: [FieldSpec] = []
+    /// Durable timers (owned by players or the global entity), ABI 1.3.
+    var timers: [StoredTimer] = []
+}
+
+/// A durable timer as the database holds it: its owner by key (a player's
+/// id does not outlive the process; its key does), and its deadline on the
+/// wall clock (the monotonic clock restarts with the machine).
+struct StoredTimer: Sendable, Equatable {
+    /// Empty for the global entity.
+    var ownerKey: [UInt8]
+    var global: Bool
+    var event: [UInt8]
+    var payload: [UInt8]
+    var dueUnixMilliseconds: Int64
+    var periodMilliseconds: Int64
+    var fired: Int64
 }
 
 /// The rows that changed since the last flush, with the columns they are
@@ -50,8 +66,14 @@ struct PersistBatch: Sendable {
     /// Keys of players an operator forgot (`FORGET`): their rows are
     /// deleted, before the records above are written.
     var deleted: [[UInt8]] = []
+    /// Every durable timer, when any was set, fired, cancelled or ended
+    /// since the last batch that wrote them: the table is rewritten whole,
+    /// in the same transaction (a failed batch leaves the version unwritten,
+    /// so the next one writes them again).
+    var timers: [StoredTimer]? = nil
+    var timersVersion: UInt64 = 0
 
-    var isEmpty: Bool { global == nil && players.isEmpty && declared == nil && deleted.isEmpty }
+    var isEmpty: Bool { global == nil && players.isEmpty && declared == nil && deleted.isEmpty && timers == nil }
     /// Records written, deletions included.
     var recordCount: Int { players.count + (global == nil ? 0 : 1) + deleted.count }
 }

@@ -142,11 +142,28 @@ final class WriteBehind {
         let declaredChanged = declared.count != persistedDeclared.count
             || zip(declared, persistedDeclared).contains { $0.kind != $1.kind || $0.name != $1.name || $0.type != $1.type }
         let schemaChanged = columns.global != persistedColumns.global || columns.player != persistedColumns.player
-        guard schemaChanged || declaredChanged || world.dirtyCount > 0 || world.globalDirty || !world.deletedKeys.isEmpty
+        let timersChanged = world.timers.durableVersion != timersWrittenVersion
+        guard schemaChanged || declaredChanged || timersChanged || world.dirtyCount > 0 || world.globalDirty
+            || !world.deletedKeys.isEmpty
         else { return nil }
         var batch = world.takeDirty(limit: limit)
         if declaredChanged { batch.declared = declared }
+        if timersChanged {
+            batch.timers = world.durableTimers(wallNow: WriteBehind.wallMilliseconds(), now: uv_hrtime())
+            batch.timersVersion = world.timers.durableVersion
+        }
         return batch
+    }
+
+    /// The durable-timer version the file holds (`TimerTable.durableVersion`);
+    /// starts equal to the table's, which was just read from the file.
+    var timersWrittenVersion: UInt64 = 0
+
+    /// Milliseconds since the epoch (durable timers' deadlines).
+    static func wallMilliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 
     /// One interval: hands the dirty records to the worker.
@@ -380,6 +397,7 @@ final class WriteBehind {
         case .success(let milliseconds):
             persistedColumns = (batch.globalColumns.count, batch.playerColumns.count)
             if let declared = batch.declared { persistedDeclared = declared }
+            if batch.timers != nil { timersWrittenVersion = batch.timersVersion }
             counters.flushes += 1
             counters.recordsWritten += records
             counters.lastBatchRecords = records

@@ -105,6 +105,8 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
 
     var journalEpoch: UInt64 = 0
     func outputMark() -> Int { connection.outputMark }
+    func setHeld(_ held: Bool) { connection.setHeld(held) }
+    func releaseHeld() { connection.releaseHeld() }
     func rollBackOutput(to mark: Int) { connection.rollBackOutput(to: mark) }
 
     /// World removed the session: close once its output is written.

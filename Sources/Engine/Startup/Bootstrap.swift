@@ -25,6 +25,11 @@ enum Bootstrap {
     static func configuration(_ command: GameServerCommand, logger: Logger) throws(StartRefused) -> EngineConfiguration {
         func refuse(_ reason: String) -> StartRefused { .logged(reason, to: logger) }
         var configuration = fromCommandLine(command)
+        do throws(SettingError) {
+            configuration.gameSettings = try GameSettings(parsing: command.gameSettings)
+        } catch {
+            throw refuse("\(error)")
+        }
         if let memfd = command.resume {
             let resumed: ResumedState
             do throws(StartRefused) {

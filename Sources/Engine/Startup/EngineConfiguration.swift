@@ -25,6 +25,8 @@ struct EngineConfiguration {
     /// The SQLite file; nil with `--database :memory:`.
     var databasePath: String?
     var limits: Limits
+    /// `--game-setting key=value`, for the module (ABI 1.3).
+    var gameSettings = GameSettings()
     /// The ports a first engine binds (a resumed one adopts the bound ones).
     var game: ReadyFile.Endpoint
     var admin: ReadyFile.Endpoint

@@ -92,6 +92,7 @@ struct StartupSequence {
                                 storage: storage, stored: stored)
             // The engine has what it needs; the copy need not live on.
             stored = StoredSnapshot()
+            engine.host.call.settings = configuration.gameSettings
         } catch {
             throw refuse("module \(configuration.modulePath) has a bad schema: \(error)")
         }

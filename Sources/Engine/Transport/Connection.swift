@@ -62,6 +62,11 @@ final class Connection: Slotted {
     /// Output answering this connection's own request was queued this turn:
     /// the transport writes it before connections only told something.
     @exclusivity(unchecked) var repliedThisTurn = false
+    /// In a batching room (ABI 1.3): output that is not a reply waits for
+    /// the room's tick (`releaseHeld`) instead of this turn's flush.
+    @exclusivity(unchecked) var held = false
+    /// Output is waiting because of `held`.
+    @exclusivity(unchecked) private var holding = false
     /// Set when queued output passed the limit: nothing more is queued and
     /// the transport cuts the connection off at the next flush.
     private(set) var overOutputLimit = false
@@ -150,10 +155,32 @@ final class Connection: Slotted {
     }
 
     private func markForFlush() {
+        // A reply, a close, or a client over its limit is never held.
+        if held && !repliedThisTurn && state == .open && !overOutputLimit && !queuedForFlush {
+            holding = true
+            return
+        }
         if !queuedForFlush {
             queuedForFlush = true
             transport.markForFlush(self)
         }
+    }
+
+    /// Writes what `held` kept back, in this turn's flush.
+    func releaseHeld() {
+        guard holding else { return }
+        holding = false
+        if !queuedForFlush {
+            queuedForFlush = true
+            transport.markForFlush(self)
+        }
+    }
+
+    /// Stops holding (left the room, or it stopped batching); what waits
+    /// goes out this turn.
+    func setHeld(_ on: Bool) {
+        held = on
+        if !on { releaseHeld() }
     }
 
     /// The output queued so far, for a journal to return to; -1 when the

@@ -31,7 +31,9 @@ extension Engine {
         }
         return HandoffSections(engine: section, listeners: transport.listenersHandoff, connections: connections,
                                world: world.handoff, logic: host.handoff,
-                               database: DatabaseHandoff(writeBehind.map(WriteBehindHandoff.init)))
+                               database: DatabaseHandoff(writeBehind.map(WriteBehindHandoff.init)),
+                               time: world.timers.handoff(now: clock.now(), counters: clock.counters,
+                                                          batchingRooms: world.batchingRoomIDs()))
     }
 
     /// Every section of the handoff.
@@ -91,6 +93,8 @@ extension Engine {
         guard world.sessionCount == peers.count else {
             throw HandoffError.invalid("\(peers.count) player connections for \(world.sessionCount) sessions")
         }
+        try world.restoreTime(sections.time, now: clock.now())
+        clock.counters = sections.time.counters
         try host.adopt(sections.logic, previous: previous)
         if let database { writeBehind?.adopt(database) }
         counters = sections.engine.counters

@@ -31,14 +31,15 @@ package enum HandoffFormat {
     ///
     /// - 1: the first.
     /// - 2: the engine section ends with the last upgrade's first-poll time.
-    package static let current: UInt32 = 2
+    /// - 3: the time section (timers and room ticks, ABI 1.3) is added.
+    package static let current: UInt32 = 3
     /// The formats this build reads: `current`, and older ones it still
     /// knows how to read (a section reader branches on `Handoff.format`).
     /// An engine prints the range for `--check-upgrade` and `--version`; the
     /// running engine refuses, before any exec, a candidate whose range
     /// does not hold the format it writes. Raising the lower bound drops
     /// upgrades from builds that write older formats.
-    package static let readable: ClosedRange<UInt32> = 1...2
+    package static let readable: ClosedRange<UInt32> = 1...3
     /// The largest handoff an engine writes or reads (1 GiB; about 140 bytes
     /// per player plus unsent output, so millions of players fit). One
     /// limit for both sides: a handoff the writer accepted is never refused
@@ -111,7 +112,9 @@ package enum HandoffFormat {
             guard sections[section] == nil else { throw .duplicateSection(tag) }
             sections[section] = body
         }
-        for section in HandoffSection.allCases where sections[section] == nil { throw .missingSection(section) }
+        for section in HandoffSection.allCases where sections[section] == nil && section.since <= format {
+            throw .missingSection(section)
+        }
         return Handoff(format: format, fallback: fallback, sections: sections)
     }
 }
@@ -147,6 +150,11 @@ package enum HandoffSection: UInt32, CaseIterable, Sendable {
     case logic = 5
     /// WriteBehind: the database lock, what the file has seen, counters.
     case database = 6
+    /// The timers and room ticks (format 3 on).
+    case time = 7
+
+    /// The first body format that has the section.
+    package var since: UInt32 { self == .time ? 3 : 1 }
 }
 
 /// A decoded handoff: the fallback block and a reader per section.
@@ -159,6 +167,10 @@ package struct Handoff {
 
     /// A fresh reader over one section (present: `decode` checked).
     func reader(_ section: HandoffSection) -> HandoffReader { sections[section]! }
+
+    /// Whether the handoff has the section (one added by a later format
+    /// may be absent: `HandoffSection.since`).
+    func has(_ section: HandoffSection) -> Bool { sections[section] != nil }
 }
 
 /// How to give the state back to the engine that wrote it, if the new one

@@ -12,10 +12,13 @@ struct HandoffSections: Equatable {
     var world: WorldHandoff
     var logic: LogicHandoff
     var database: DatabaseHandoff
+    /// Empty from an engine that wrote format 2 or older (it had no timers).
+    var time: TimeHandoff
 
     init(engine: EngineHandoff, listeners: ListenersHandoff, connections: ConnectionsHandoff, world: WorldHandoff,
-         logic: LogicHandoff, database: DatabaseHandoff)
+         logic: LogicHandoff, database: DatabaseHandoff, time: TimeHandoff = TimeHandoff())
     {
+        self.time = time
         self.engine = engine
         self.listeners = listeners
         self.connections = connections
@@ -25,7 +28,7 @@ struct HandoffSections: Equatable {
     }
 
     /// Every section, in the order they are written.
-    var all: [any HandoffSectionCodable] { [engine, listeners, connections, world, logic, database] }
+    var all: [any HandoffSectionCodable] { [engine, listeners, connections, world, logic, database, time] }
 
     /// Writes every section, each framed by its tag and length.
     func encode(into writer: inout HandoffWriter) {
@@ -41,5 +44,6 @@ struct HandoffSections: Equatable {
         world = try .decode(from: handoff)
         logic = try .decode(from: handoff)
         database = try .decode(from: handoff)
+        time = handoff.has(.time) ? try .decode(from: handoff) : TimeHandoff()
     }
 }

@@ -17,6 +17,16 @@ protocol SessionPeer: AnyObject {
     func rollBackOutput(to mark: Int)
     /// World's bookkeeping: the journal epoch this peer's mark was taken in.
     var journalEpoch: UInt64 { get set }
+    /// In a batching room (ABI 1.3): events wait for the room's tick;
+    /// a reply still writes at once, with what waits before it.
+    func setHeld(_ held: Bool)
+    /// The room ticked: what was held is written this turn.
+    func releaseHeld()
+}
+
+extension SessionPeer {
+    func setHeld(_ held: Bool) {}
+    func releaseHeld() {}
 }
 
 /// Why the engine refused what a module asked of it. The state table maps
@@ -71,6 +81,8 @@ final class World {
         var maxRooms: Int
         var maxRoomMembers: Int
         var maxPlayers: Int = 1_000_000
+        var maxTimers: Int = 1_000_000
+        var maxTimersPerOwner: Int = 10_000
     }
 
     let limits: Limits
@@ -120,7 +132,8 @@ final class World {
     private var stagingWritten: [Int] = []
 
     /// A change made during the module call in progress, holding what undoes it.
-    private enum Change {
+    /// Internal, not private: World+Time.swift journals timers here too.
+    enum Change {
         case int(FieldBinding, row: Int, old: Int64)
         case string(FieldBinding, row: Int, old: [UInt8])
         case roomCreated(GameID)
@@ -130,16 +143,25 @@ final class World {
         case identified(any SessionPeer, was: Bool)
         case attached(session: GameID, player: GameID, created: Bool)
         case detached(session: GameID, player: GameID)
+        /// A timer or tick set in the call (a slot of `timers`).
+        case timerSet(Int32)
+        /// A timer or tick cancelled in the call, detached until it commits.
+        case timerCancelled(Int32)
+        case batching(room: GameID, was: Bool)
     }
     /// The undo journal of the module call in progress (see `beginJournal`).
     /// Its storage is kept between calls: no allocation per message.
-    @exclusivity(unchecked) private var journal: [Change] = []
+    @exclusivity(unchecked) var journal: [Change] = []
     @exclusivity(unchecked) private(set) var journaling = false
     private var epoch: UInt64 = 0
     private var roomsToCheckMark = 0
+    /// Pending timers and room ticks (World+Time.swift): game state that
+    /// ends with its owner and is undone with the call that set it.
+    @exclusivity(unchecked) var timers: TimerTable
 
     init(limits: Limits) {
         self.limits = limits
+        timers = TimerTable(maxTimers: limits.maxTimers, maxPerOwner: limits.maxTimersPerOwner)
         store.ensureRows(.global, 1)
         journal.reserveCapacity(64)
     }
@@ -182,6 +204,7 @@ final class World {
         if let player = sessions[slot: slot].player, let playerSlot = players.slotIndex(of: player) {
             players[slot: playerSlot].session = nil
         }
+        timers.removeAll(owner: id)
         let record = sessions.remove(id)
         store.resetRow(.session, slot)
         return record?.peer
@@ -247,6 +270,7 @@ final class World {
         if rooms[slot: roomSlot].members.count >= limits.maxRoomMembers { throw .limit }
         rooms[slot: roomSlot].members.append(session)
         sessions[slot: sessionSlot].room = room
+        if timers.isBatching(room) { sessions[slot: sessionSlot].peer.setHeld(true) }
         if journaling { journal.append(.joined(session: session, room: room)) }
     }
 
@@ -255,6 +279,7 @@ final class World {
         guard let sessionSlot = sessions.slotIndex(of: session) else { throw .badSession }
         guard let room = sessions[slot: sessionSlot].room else { throw .notFound }
         sessions[slot: sessionSlot].room = nil
+        if timers.isBatching(room) { sessions[slot: sessionSlot].peer.setHeld(false) }
         if let roomSlot = rooms.slotIndex(of: room),
             let position = rooms[slot: roomSlot].members.firstIndex(of: session)
         {
@@ -291,6 +316,7 @@ final class World {
         while let id = roomsToCheck.popLast() {
             guard let slot = rooms.slotIndex(of: id), rooms[slot: slot].members.isEmpty else { continue }
             roomsByName[rooms[slot: slot].name] = nil
+            timers.removeAll(owner: id)
             rooms.remove(id)
             store.resetRow(.room, slot)
         }
@@ -381,6 +407,7 @@ final class World {
         guard !journaling else { throw .notNow }
         guard let id = playersByKey[key], let slot = players.slotIndex(of: id) else { throw .notFound }
         guard players[slot: slot].session == nil else { throw .exists }
+        timers.removeAll(owner: id)
         removePlayer(id, slot: slot)
         if tracksDirty { deletedKeys.append(key) }
     }
@@ -630,6 +657,7 @@ final class World {
     func commitJournal() {
         journaling = false
         guard !journal.isEmpty else { return }
+        timers.commitCall()
         journal.removeAll(keepingCapacity: true)
         if journal.capacity > 65_536 { journal = []; journal.reserveCapacity(64) }
     }
@@ -648,19 +676,26 @@ final class World {
                 _ = store.setString(field, row: row, old, replaced: &replaced)
             case .roomCreated(let id):
                 if let slot = rooms.slotIndex(of: id) {
+                    timers.removeAll(owner: id)
                     roomsByName[rooms[slot: slot].name] = nil
                     rooms.remove(id)
                     store.resetRow(.room, slot)
                 }
             case .joined(let session, let room):
                 if let roomSlot = rooms.slotIndex(of: room) { rooms[slot: roomSlot].members.removeAll { $0 == session } }
-                if let slot = sessions.slotIndex(of: session) { sessions[slot: slot].room = nil }
+                if let slot = sessions.slotIndex(of: session) {
+                    sessions[slot: slot].room = nil
+                    if timers.isBatching(room) { sessions[slot: slot].peer.setHeld(false) }
+                }
             case .left(let session, let room, let position):
                 if let roomSlot = rooms.slotIndex(of: room) {
                     let members = rooms[slot: roomSlot].members
                     rooms[slot: roomSlot].members.insert(session, at: min(position, members.count))
                 }
-                if let slot = sessions.slotIndex(of: session) { sessions[slot: slot].room = room }
+                if let slot = sessions.slotIndex(of: session) {
+                    sessions[slot: slot].room = room
+                    if timers.isBatching(room) { sessions[slot: slot].peer.setHeld(true) }
+                }
             case .output(let peer, let mark):
                 peer.rollBackOutput(to: mark)
             case .identified(let peer, let was):
@@ -674,8 +709,15 @@ final class World {
             case .detached(let session, let player):
                 if let slot = sessions.slotIndex(of: session) { sessions[slot: slot].player = player }
                 if let slot = players.slotIndex(of: player) { players[slot: slot].session = session }
+            case .timerSet(let slot):
+                timers.release(slot)
+            case .timerCancelled(let slot):
+                timers.reattach(slot)
+            case .batching(let room, let was):
+                setBatchingUnjournaled(room, was)
             }
         }
+        timers.forgetCall()
         if roomsToCheck.count > roomsToCheckMark { roomsToCheck.removeSubrange(roomsToCheckMark...) }
         journal.removeAll(keepingCapacity: true)
     }

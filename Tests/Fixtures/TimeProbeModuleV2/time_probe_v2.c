@@ -1,0 +1,2 @@
+#define PROBE_VERSION "2"
+#include "../TimeProbeModule/time_probe.c"

@@ -1,0 +1,2 @@
+#define PROBE_NO_TIMER 1
+#include "../TimeProbeModule/time_probe.c"
