@@ -142,10 +142,15 @@ final class LoadClient {
         case .play:
             // The play mix: half moves (each heard by the room), a look, a
             // chat line (heard by the room), the member list and the scores.
+            // The chat line carries its send time, so each receiver measures
+            // the event's latency (with batching on, the wait for the room's
+            // tick is in it).
             switch step % 8 {
             case 0, 2, 4, 6: send(walk.next())
             case 1: send("LOOK" as StaticString)
-            case 3: send("SAY hello" as StaticString)
+            case 3:
+                sequence += 1
+                send("SAY LT \(member) \(sequence) \(scheduled)")
             case 5: send("WHO" as StaticString)
             default: send("SCORE" as StaticString)
             }
@@ -179,7 +184,9 @@ final class LoadClient {
             return
         }
         // A chat delivery: ours ">SAY ltN LT m s t", Redis's payload line "LT m s t".
-        if driver.config.scenario == .chat, let marker = LoadClient.deliveryStart(raw) {
+        if driver.config.scenario != .ping, first == UInt8(ascii: ">") || driver.config.target == .redis,
+            let marker = LoadClient.deliveryStart(raw)
+        {
             let fields = String(decoding: UnsafeRawBufferPointer(rebasing: raw[marker...]), as: UTF8.self).split(separator: " ")
             if fields.count == 4, let sender = Int(fields[1]), let sequence = UInt64(fields[2]), let sentAt = UInt64(fields[3]),
                driver.phase != .connecting
