@@ -35,3 +35,20 @@ public func hotswapSessionClosed(_ session: game_id, _ table: UnsafePointer<game
     guard let table else { return }
     Game(host: Host(table), session: session).announceDeparture()
 }
+
+/// A timer the game set has come due (ABI 1.3): gem_respawn, round_end or
+/// afk (see Timers). Set by this module or by an earlier version of it.
+@_cdecl("hotswap_timer")
+public func hotswapTimer(
+    _ event: UnsafePointer<game_timer_event>?, _ table: UnsafePointer<game_state_table>?
+) -> Int32 {
+    guard let event, let table else { return GAME_ERR_BAD_ARGUMENT }
+    return Timers(host: Host(table)).fire(event.pointee)
+}
+
+/// A room's tick (`batch_hz`): nothing to simulate on this board; the
+/// engine writes the room's held events after it returns.
+@_cdecl("hotswap_tick")
+public func hotswapTick(_ tick: UnsafePointer<game_tick>?, _ table: UnsafePointer<game_state_table>?) -> Int32 {
+    GAME_OK
+}

@@ -17,6 +17,16 @@ enum Field: Int32, CaseIterable {
     case round
     // global
     case logins
+    // session, since 1.1.0 (appended: a field's index is its place in the list)
+    /// Gems taken in the current round of the session's room (reset when a
+    /// round starts and on JOIN): who wins the round.
+    case roundPoints
+    /// `now_ms` of the session's last request, any line at all: the AFK
+    /// timer compares it with the time it fires.
+    case lastRequest
+    /// The session's pending `afk` timer (its id's bit pattern), 0 for
+    /// none: cancelled when the player joins another room or leaves.
+    case afkTimer
 
     var declaration: FieldDeclaration {
         switch self {
@@ -28,6 +38,9 @@ enum Field: Int32, CaseIterable {
         case .gems: .int(GAME_KIND_ROOM, "gems")
         case .round: .int(GAME_KIND_ROOM, "round")
         case .logins: .int(GAME_KIND_GLOBAL, "logins")
+        case .roundPoints: .int(GAME_KIND_SESSION, "round_points")
+        case .lastRequest: .int(GAME_KIND_SESSION, "last_request_ms")
+        case .afkTimer: .int(GAME_KIND_SESSION, "afk_timer")
         }
     }
 }

@@ -3,9 +3,10 @@ import LogicKit
 import Protocol
 
 /// The default game: log in, meet in rooms, chat, and race the others to
-/// the gems on an 8x8 board. One value per call; all state is in the engine.
+/// the gems on an 8x8 board in timed rounds. One value per call; all state
+/// (timers included) is in the engine.
 struct Game {
-    static let version: StaticString = "1.0.0"
+    static let version: StaticString = "1.1.0"
     static let maxNameLength = 16
     static let maxRoomName = 24
     /// Members read per room for WHO, SCORE and LOOK.
@@ -16,6 +17,9 @@ struct Game {
 
     /// Dispatches one request line. Every path replies exactly once.
     func handle(_ line: UnsafeRawBufferPointer) -> Int32 {
+        // Any line counts as activity for the AFK rule: one field write,
+        // no timer per request (Timers.checkAFK reads it when the timer fires).
+        host.setInt(session, Field.lastRequest.rawValue, Int64(bitPattern: host.nowMilliseconds()))
         guard Bytes.isValidUTF8(line) else { return fail("BAD_UTF8", "request is not valid UTF-8") }
         guard let request = Request(line: line) else { return fail("EMPTY", "empty request, try HELP") }
 
@@ -50,7 +54,7 @@ struct Game {
     }
 
     func help() -> Int32 {
-        host.reply("+HELP PING | LOGIN name | ROOMS | JOIN room | LEAVE | WHO | SAY text | MOVE N|S|E|W (or UP|DOWN|RIGHT|LEFT) | LOOK | SCORE | QUIT -- your score is saved under your name across logins and restarts")
+        host.reply("+HELP PING | LOGIN name | ROOMS | JOIN room | LEAVE | WHO | SAY text | MOVE N|S|E|W (or UP|DOWN|RIGHT|LEFT) | LOOK | SCORE | QUIT -- rounds are timed, taken gems come back, idle players are moved out of their room; your score is saved under your name across logins and restarts")
     }
 
     func login(_ request: Request) -> Int32 {
@@ -139,13 +143,18 @@ struct Game {
         // A refused JOIN changes nothing. A new room is made before the old
         // one is left, so ROOM_LIMIT is refused in place.
         let room: game_id
+        var roundSeconds: Int64?  // set when this JOIN made the room: round 1 starts
         if let existing {
             room = existing
         } else {
             let created = host.createRoom(name)
             guard created.status == GAME_OK else { return fail("ROOM_LIMIT", "no more rooms can be created") }
             room = created.room
-            startRound(room, 1)
+            roundSeconds = startRound(room, 1)
+            // `batch_hz`: the room's events go out once per tick (one
+            // write per member) instead of with each request.
+            let batchHz = Settings.batchHz(host)
+            if batchHz > 0 && host.setTickRate(room, UInt32(batchHz)) == GAME_OK { host.setBatching(room, true) }
         }
         // Only the engine knows a room's capacity, and it refuses a join from
         // a session still in a room: leave first, and on ROOM_FULL go back
@@ -162,6 +171,9 @@ struct Game {
         let spawn = Grid.spawn(seed: session ^ host.nowMilliseconds())
         host.setInt(session, Field.x.rawValue, spawn.x)
         host.setInt(session, Field.y.rawValue, spawn.y)
+        // Points from another room's round do not count in this one.
+        host.setInt(session, Field.roundPoints.rawValue, 0)
+        Timers(host: host).armAFK(session, in: room)
         let players = host.members(of: room, into: UnsafeMutableBufferPointer(start: nil, count: 0))
         withScratch(96) { buffer in
             var line = LineWriter.reply(buffer)
@@ -176,6 +188,7 @@ struct Game {
             host.reply(line)
         }
         announce(in: room, "JOIN", position: spawn)
+        if let roundSeconds { announceRound(in: room, 1, endsIn: roundSeconds) }
         return GAME_OK
     }
 
@@ -209,6 +222,7 @@ struct Game {
     func leave(_ room: game_id) -> Int32 {
         announce(in: room, "LEAVE")
         host.leave(session)
+        Timers(host: host).disarmAFK(session)
         return withScratch(64) { buffer in
             var line = LineWriter.reply(buffer)
             line.append("LEFT ")
@@ -265,7 +279,9 @@ struct Game {
         if found {
             score += 1
             host.setInt(player, Field.score.rawValue, score)
+            host.setInt(session, Field.roundPoints.rawValue, (host.int(session, Field.roundPoints.rawValue) ?? 0) + 1)
             host.setInt(room, Field.gems.rawValue, gems & ~Grid.bit(nx, ny))
+            Timers(host: host).scheduleRespawn(in: room)
         }
         // "x y" and, with a gem, "score n": the tail of the reply and the event.
         func appendOutcome(_ line: inout LineWriter) {
@@ -290,9 +306,6 @@ struct Game {
             line.space()
             appendOutcome(&line)
             host.broadcast(room, except: session, line)
-        }
-        if found && gems & ~Grid.bit(nx, ny) == 0 {
-            startRound(room, (host.int(room, Field.round.rawValue) ?? 0) + 1)
         }
         return GAME_OK
     }
@@ -346,17 +359,34 @@ struct Game {
         }
     }
 
-    /// Seeds a new board and tells everyone in the room.
-    func startRound(_ room: game_id, _ round: Int64) {
+    /// Starts round `round` of `room`: a fresh board, every member's round
+    /// points back to 0, and the room's `round_end` timer. Returns the
+    /// round's length in seconds, for `announceRound` (which the caller
+    /// sends once the room's members are who should hear it).
+    @discardableResult
+    func startRound(_ room: game_id, _ round: Int64) -> Int64 {
         host.setInt(room, Field.round.rawValue, round)
         host.setInt(room, Field.gems.rawValue, Grid.gems(seed: room ^ UInt64(bitPattern: round) ^ host.nowMilliseconds()))
-        guard round > 1 else { return }
+        let count = host.members(of: room, into: UnsafeMutableBufferPointer(start: nil, count: 0))
+        if count > 0 {
+            withIDs(count) { members in
+                let count = min(host.members(of: room, into: members), members.count)
+                for member in members[0..<count] { host.setInt(member, Field.roundPoints.rawValue, 0) }
+            }
+        }
+        let seconds = Settings.roundSeconds(host)
+        Timers(host: host).scheduleRoundEnd(of: room, round, after: seconds)
+        return seconds
+    }
+
+    /// `>ROUND n ends_in S` to every member of the room.
+    func announceRound(in room: game_id, _ round: Int64, endsIn seconds: Int64) {
         withScratch(64) { buffer in
             var line = LineWriter.event(buffer)
             line.append("ROUND ")
             line.append(round)
-            line.append(" gems ")
-            line.append(Grid.gemsPerRound)
+            line.append(" ends_in ")
+            line.append(seconds)
             host.broadcast(room, line)
         }
     }
@@ -371,8 +401,10 @@ struct Game {
         return nil
     }
 
-    /// `>VERB name` (and `x y` for a join) to everyone else in the room.
-    func announce(in room: game_id, _ verb: StaticString, position: (x: Int64, y: Int64)? = nil) {
+    /// `>VERB name` (and `x y` for a join, or a reason such as `afk`) to
+    /// everyone else in the room.
+    func announce(in room: game_id, _ verb: StaticString, position: (x: Int64, y: Int64)? = nil,
+                  reason: StaticString? = nil) {
         withScratch(64) { buffer in
             var line = LineWriter.event(buffer)
             line.append(verb)
@@ -383,6 +415,10 @@ struct Game {
                 line.append(position.x)
                 line.space()
                 line.append(position.y)
+            }
+            if let reason {
+                line.space()
+                line.append(reason)
             }
             host.broadcast(room, except: session, line)
         }

@@ -24,6 +24,19 @@ enum Grid {
         return board
     }
 
+    /// A random cell that is not in `taken` (bits as in a board), derived
+    /// from `seed`; nil when every cell is taken.
+    static func freeCell(taken: Int64, seed: UInt64) -> (x: Int64, y: Int64)? {
+        guard taken != -1 else { return nil }
+        var state = seed
+        let start = Int64(splitmix(&state) % 64)
+        for offset in 0..<Int64(64) {
+            let cell = (start + offset) % 64
+            if taken & (1 << cell) == 0 { return (cell % size, cell / size) }
+        }
+        return nil
+    }
+
     /// A start cell for a player, derived from `seed`.
     static func spawn(seed: UInt64) -> (x: Int64, y: Int64) {
         var state = seed
