@@ -29,6 +29,8 @@ import Testing
         #expect(try alice.call("LOGIN alice").hasPrefix("+WELCOME alice"))
         #expect(try bob.call("LOGIN bob").hasPrefix("+WELCOME bob"))
         #expect(try alice.call("JOIN lobby").hasPrefix("+JOINED lobby"))
+        // The JOIN made the room: its first round starts (an hour on a calm server).
+        #expect(try alice.event() == ">ROUND 1 ends_in 3600")
         #expect(try bob.call("join lobby").hasPrefix("+JOINED lobby"))
         #expect(try alice.event().hasPrefix(">JOIN bob "))
         #expect(try alice.call("ROOMS") == "+ROOMS lobby:2")
@@ -114,6 +116,7 @@ import Testing
             _ = try client.call("LOGIN \(name)")
             _ = try client.call("JOIN arena")
         }
+        #expect(try alice.event() == ">ROUND 1 ends_in 3600")
         #expect(try alice.event().hasPrefix(">JOIN bob"))
         #expect(try alice.event().hasPrefix(">JOIN carol"))
 
@@ -142,6 +145,7 @@ import Testing
             let client = try server.connect()
             _ = try client.call("LOGIN \(name)")
             #expect(try client.call("JOIN \(room)").hasPrefix("+JOINED \(room) "))
+            if rooms[room]!.isEmpty { #expect(try client.event() == ">ROUND 1 ends_in 3600") }  // made it
             for member in rooms[room]! { #expect(try member.event().hasPrefix(">JOIN \(name) ")) }
             rooms[room]!.append(client)
         }
@@ -174,9 +178,9 @@ import Testing
         for (client, name) in [(dave, "dave"), (alice, "alice"), (bob, "bob"), (carol, "carol")] {
             _ = try client.call("LOGIN \(name)")
         }
-        _ = try dave.call("JOIN a")
+        try dave.joinNewRoom("a")
         _ = try alice.call("JOIN a")
-        _ = try bob.call("JOIN b")
+        try bob.joinNewRoom("b")
         #expect(try dave.event().hasPrefix(">JOIN alice "))
 
         #expect(try carol.call("JOIN c") == "-ERR ROOM_LIMIT no more rooms can be created")
@@ -195,33 +199,33 @@ import Testing
 
         // A room that goes away frees its slot.
         #expect(try bob.call("LEAVE") == "+LEFT b")
-        #expect(try carol.call("JOIN c").hasPrefix("+JOINED c at "))
+        #expect(try carol.joinNewRoom("c").hasPrefix("+JOINED c at "))
         #expect(try dave.event() == ">LEAVE carol")
         #expect(try alice.event() == ">LEAVE carol")
         #expect(try bob.call("JOIN d") == "-ERR ROOM_LIMIT no more rooms can be created")
         #expect(Set(try bob.call("ROOMS").split(separator: " ").dropFirst()) == ["a:2", "c:1"])
     }
 
-    /// The last gem of a round: the mover's +GEM, then >ROUND to everyone,
-    /// a new board of six gems, and positions and scores kept.
-    @Test func theLastGemEndsTheRoundAndDealsANewBoard() throws {
+    /// Rounds are timed now: taking the last gem of the board deals no new
+    /// one and starts no round. On a calm server (gems come back after an
+    /// hour) the board stays empty, positions and scores stay as they are,
+    /// and nobody hears anything but the moves.
+    @Test func theLastGemNoLongerEndsTheRound() throws {
         let server = try TestServer()
         let (alice, bob) = try server.aliceAndBob()
         let bobAt = try Board(bob.call("LOOK")).position
-        // collectGem checks that bob sees each step and the >ROUND.
-        let takes = try alice.clearRound(as: "alice", watchers: [bob])
+        // collectGem checks that bob sees each step, and that nothing
+        // follows a gem for alice (no >ROUND).
+        let takes = try alice.takeGems(6, as: "alice", watchers: [bob])
         #expect(takes.map(\.score) == [1, 2, 3, 4, 5, 6])
-        #expect(takes.map(\.newRound) == [nil, nil, nil, nil, nil, 2])
         let board = try Board(alice.call("LOOK"))
+        #expect(board.gems.isEmpty, "\(board.gems)")
         #expect(board.position == Board.Point(x: takes[5].x, y: takes[5].y))
-        // Six new gems; one may hide under each player's marker.
-        #expect((4...6).contains(board.gems.count), "\(board.gems)")
         #expect(try Board(bob.call("LOOK")).position == bobAt)
+        #expect(try Board(bob.call("LOOK")).gems.isEmpty)
         #expect(try bob.call("SCORE") == "+SCORE alice:6 bob:0")
-        // The new round counts on, and ends as round 3.
-        let more = try alice.clearRound(as: "alice", watchers: [bob])
-        #expect(more.map(\.score) == [7, 8, 9, 10, 11, 12])
-        #expect(more.last?.newRound == 3)
+        #expect(try alice.noEventsPending())
+        #expect(try bob.noEventsPending())
     }
 
     @Test func switchingRoomsTellsBothRoomsAndKeepsTheScore() throws {
@@ -229,7 +233,7 @@ import Testing
         let (alice, bob) = try server.aliceAndBob(in: "first")
         let carol = try server.connect()
         _ = try carol.call("LOGIN carol")
-        _ = try carol.call("JOIN second")
+        try carol.joinNewRoom("second")
         #expect(try bob.collectGem(as: "bob", watchers: [alice]).score == 1)
 
         let joined = try bob.call("JOIN second")
@@ -267,7 +271,7 @@ import Testing
         let bob = try server.connect(receiveBuffer: departure == .slowReader ? 4096 : nil)
         _ = try alice.call("LOGIN alice")
         _ = try bob.call("LOGIN bob")
-        _ = try alice.call("JOIN r")
+        try alice.joinNewRoom("r")
         _ = try bob.call("JOIN r")
         #expect(try alice.event().hasPrefix(">JOIN bob "))
 

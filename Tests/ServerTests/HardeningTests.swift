@@ -176,9 +176,9 @@ import Testing
         #expect(try alice.reply().hasPrefix("-ERR BAD_NAME"))
         _ = try alice.call("LOGIN alice")
         _ = try bob.call("LOGIN bob")
-        _ = try alice.call("JOIN r")
+        try alice.joinNewRoom("r")
         _ = try bob.call("JOIN r")
-        _ = try alice.event()
+        #expect(try alice.event().hasPrefix(">JOIN bob "))
         try bob.write(Array("SAY nul\u{0}here\n".utf8))
         #expect(try bob.reply() == "+OK")
         #expect(try alice.event() == ">SAY bob nul here")
@@ -246,8 +246,8 @@ func talkerAndDeaf(_ server: TestServer) throws -> (talker: LineClient, deaf: Li
     let deaf = try server.connect(receiveBuffer: 4096)
     _ = try talker.call("LOGIN talker")
     _ = try deaf.call("LOGIN deaf")
-    _ = try talker.call("JOIN hall")
+    try talker.joinNewRoom("hall")
     _ = try deaf.call("JOIN hall")
-    _ = try talker.event()
+    guard try talker.event().hasPrefix(">JOIN deaf ") else { throw TestFailure("talker did not hear deaf join") }
     return (talker, deaf)
 }

@@ -12,7 +12,7 @@ struct EngineHandoff: HandoffSectionCodable, Equatable {
     static let section = HandoffSection.engine
     /// Format 2 added the first-poll time at the end; format 1 is read by
     /// leaving it out.
-    static let formats: ClosedRange<UInt32> = 2...2
+    static var formats: ClosedRange<UInt32> { 2...HandoffFormat.current }
 
     /// The version of the engine that wrote the handoff.
     var fromVersion: String

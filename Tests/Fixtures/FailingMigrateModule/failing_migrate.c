@@ -27,3 +27,13 @@ int32_t hotswap_handle(const game_message *m, const game_state_table *t) {
     static const char line[] = "+FAILING_MIGRATE_RAN";
     return t->reply(t, (const uint8_t *)line, sizeof line - 1);
 }
+
+/* ABI 1.3: a default game with rooms has timers pending, and a module
+ * without this export is refused for that alone; with it, the refusal this
+ * fixture exists for is the one the engine gives. It never serves, so it is
+ * never called. */
+int32_t hotswap_timer(const game_timer_event *e, const game_state_table *t) {
+    (void)e;
+    (void)t;
+    return GAME_OK;
+}

@@ -1,12 +1,15 @@
 // Test fixture "v2": a later build of the game that answers PING
 // differently, adds a session field with a default ("title"), and drops the
 // global "logins" field (which the engine must keep, hidden, for a rollback).
+// It runs the default game's clock the same way (Timers.swift): the timers
+// 1.1.0 set (round_end, gem_respawn, afk) are handled here after a RELOAD,
+// and the ones set here by 1.1.0 after a ROLLBACK.
 import GameABI
 import LogicKit
 import Protocol
 
 enum Field: Int32, CaseIterable {
-    case name = 0, nameKey, x, y, score, gems, round, title
+    case name = 0, nameKey, x, y, score, gems, round, title, roundPoints, lastRequest, afkTimer
 
     var declaration: FieldDeclaration {
         switch self {
@@ -18,6 +21,9 @@ enum Field: Int32, CaseIterable {
         case .gems: .int(GAME_KIND_ROOM, "gems")
         case .round: .int(GAME_KIND_ROOM, "round")
         case .title: .string(GAME_KIND_SESSION, "title", default: "rookie")
+        case .roundPoints: .int(GAME_KIND_SESSION, "round_points")
+        case .lastRequest: .int(GAME_KIND_SESSION, "last_request_ms")
+        case .afkTimer: .int(GAME_KIND_SESSION, "afk_timer")
         }
     }
 }
@@ -37,6 +43,8 @@ public func hotswapHandle(_ message: UnsafePointer<game_message>?, _ table: Unsa
     let host = Host(table)
     let session = message.pointee.session
     let line = UnsafeRawBufferPointer(start: message.pointee.line, count: message.pointee.length)
+    // Every line is activity, as in 1.1.0: the afk timer reads it.
+    host.setInt(session, Field.lastRequest.rawValue, Int64(bitPattern: host.nowMilliseconds()))
     guard let request = Request(line: line) else { return host.reply("-ERR EMPTY empty request") }
     if request.verbIs("PING") { return host.reply("+PONG v2") }
     if request.verbIs("BUILD") {

@@ -13,7 +13,9 @@
 //   JOIN room                  creates or joins a room
 //   TIMER owner delay period event [payload]
 //                              owner: me | room | global | player; replies +TIMER id
-//   TIMERS n delay event       sets n one-shot timers on me; +TIMERS set=k status=s
+//   TIMERS n delay event [cancel]
+//                              sets n one-shot timers on me (and cancels each
+//                              at once with `cancel`); +TIMERS set=k status=s
 //   CANCEL id                  +OK or -ERR status
 //   TICK hz [echo|crash|hang]  the room ticks; each tick is announced to it
 //                              with `echo`; `crash`/`hang` make the tick fault
@@ -133,12 +135,14 @@ int32_t hotswap_handle(const game_message *m, const game_state_table *t) {
         int n = atoi(word(line, 1, a, sizeof a));
         uint64_t delay = strtoull(word(line, 2, b, sizeof b), 0, 10);
         word(line, 3, e, sizeof e);
+        int cancel = !strcmp(word(line, 4, c, sizeof c), "cancel");
         int set = 0;
         int32_t status = GAME_OK;
         for (int i = 0; i < n; i++) {
             game_id id = 0;
             status = t->timer_set(t, m->session, (const uint8_t *)e, strlen(e), 0, 0, delay, 0, &id);
             if (status != GAME_OK) break;
+            if (cancel && (status = t->timer_cancel(t, id)) != GAME_OK) break;
             set++;
         }
         return replyf(t, "+TIMERS set=%d status=%d", set, status);

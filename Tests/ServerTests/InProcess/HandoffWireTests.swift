@@ -5,7 +5,8 @@ import Testing
 /// The bytes did not change when the parts' sections became values
 /// (`HandoffSectionCodable`): a live engine's handoff, written through the
 /// values, is byte for byte what the hand-ordered writers of format 2 wrote
-/// (kept below, verbatim but for names, as the reference). When a section's
+/// (kept below, verbatim but for names, as the reference), followed in
+/// format 3 by the time section (timers, ABI 1.3). When a section's
 /// layout changes, `HandoffFormat.current` is bumped and this reference
 /// goes with the format it describes.
 @Suite struct HandoffWireTests {
@@ -39,18 +40,24 @@ import Testing
             arguments: ["--port", "0"], inheritedDescriptors: [3], retiredDescriptors: [9],
             counters: EngineCounters(lineTooLong: 1, serverFull: 0, rateLimited: 2, rateLimitCloses: 0, idleCloses: 3),
             admin: admins, outputOverflows: 4)
+        // One reading of the engine (the time section holds time left, which
+        // moves between two readings), written as the engine writes it.
+        let sections = engine.handoffSections(engine: section)
         var now = HandoffWriter()
-        engine.encodeHandoff(into: &now, engine: section)
+        sections.encode(into: &now)
         var reference = HandoffWriter()
         Format2Reference.encode(engine, section: section, into: &reference)
+        // Format 3 is format 2's sections, then the time section.
+        sections.time.encodeSection(into: &reference)
         #expect(now.bytes.count > 500)
+        #expect(sections.time.slots.contains { $0.live }, "the game's JOIN set a round timer")
         #expect(now.bytes == reference.bytes)
         // And it reads back into the same sections.
         let bytes = HandoffFormat.encode(format: HandoffFormat.current,
                                          fallback: FallbackPlan(previousEngineFD: 1, previousEnginePath: "/", arguments: [],
                                                                 environment: [], passedFDs: [])) { $0.raw(now.bytes) }
         let decoded = try HandoffSections(decoding: HandoffFormat.decode(bytes, readable: HandoffFormat.readable))
-        #expect(decoded == engine.handoffSections(engine: section))
+        #expect(decoded == sections)
     }
 }
 

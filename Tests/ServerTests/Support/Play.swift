@@ -1,13 +1,11 @@
 import Foundation
 import Testing
 
-/// One gem taken by `collectGem`: where, the mover's new score, and the
-/// round that started if it was the round's last gem.
+/// One gem taken by `collectGem`: where, and the mover's new score.
 struct GemTake: Equatable {
     let x: Int
     let y: Int
     let score: Int
-    let newRound: Int?
 }
 
 extension LineClient {
@@ -17,8 +15,9 @@ extension LineClient {
     /// another player's marker is found by visiting the `o` cells, one
     /// under this player by stepping off. Every watcher (the other members
     /// of the room, who must have no event pending) has to see each step as
-    /// it was made (`>MOVE name x y`, `>GEM name x y score s`) and then
-    /// `>ROUND r gems 6` when the round ended, as the mover does.
+    /// it was made (`>MOVE name x y`, `>GEM name x y score s`), and the
+    /// mover nothing at all: on a calm server (`TestServer.calmGame`) no
+    /// round ends and no gem comes back meanwhile.
     func collectGem(as name: String, watchers: [LineClient] = []) throws -> GemTake {
         var visited: [Board.Point] = []
         for _ in 0..<64 {
@@ -41,38 +40,37 @@ extension LineClient {
             guard let gem = reply.wholeMatch(of: /\+GEM (\d) (\d) score (\d+)/) else {
                 throw TestFailure("\(name): MOVE \(direction) from \(here) got '\(reply)'")
             }
-            let take = (x: Int(gem.1)!, y: Int(gem.2)!, score: Int(gem.3)!)
+            let take = GemTake(x: Int(gem.1)!, y: Int(gem.2)!, score: Int(gem.3)!)
             for watcher in watchers { try watcher.expectEvent(">GEM \(name) \(take.x) \(take.y) score \(take.score)") }
-            // A >ROUND is queued right behind the +GEM reply, so it is in
-            // before the reply to the next request.
+            // Nothing follows a gem for the mover (the last gem of a board
+            // no longer starts a round: rounds are timed).
             let pong = try call("PING")
             let events = takeEvents()
-            guard pong == "+PONG", events.count <= 1 else {
+            guard pong == "+PONG", events.isEmpty else {
                 throw TestFailure("\(name): after a gem, '\(pong)' and events \(events)")
             }
-            var round: Int?
-            if let event = events.first {
-                guard let match = event.wholeMatch(of: /\>ROUND (\d+) gems 6/) else {
-                    throw TestFailure("\(name): unexpected event after a gem: \(event)")
-                }
-                round = Int(match.1)!
-                for watcher in watchers { try watcher.expectEvent(event) }
-            }
-            return GemTake(x: take.x, y: take.y, score: take.score, newRound: round)
+            return take
         }
         throw TestFailure("\(name) found no gem in 64 steps")
     }
 
-    /// Takes gems until the round ends; returns every take, the last one
-    /// carrying the new round's number.
+    /// Takes `count` gems, one `collectGem` after the other; returns them.
     @discardableResult
-    func clearRound(as name: String, watchers: [LineClient] = []) throws -> [GemTake] {
-        var takes: [GemTake] = []
-        while takes.last?.newRound == nil {
-            guard takes.count < 6 else { throw TestFailure("\(name): six gems taken and no new round") }
-            takes.append(try collectGem(as: name, watchers: watchers))
+    func takeGems(_ count: Int, as name: String, watchers: [LineClient] = []) throws -> [GemTake] {
+        try (0..<count).map { _ in try collectGem(as: name, watchers: watchers) }
+    }
+
+    /// JOINs `room`, which this JOIN creates: the `+JOINED` reply, then the
+    /// room's first round, `>ROUND 1 ends_in S`. Returns the reply.
+    @discardableResult
+    func joinNewRoom(_ room: String) throws -> String {
+        let reply = try call("JOIN \(room)")
+        guard reply.hasPrefix("+JOINED \(room) at ") else { throw TestFailure("JOIN \(room): \(reply)") }
+        let round = try event()
+        guard round.wholeMatch(of: /\>ROUND 1 ends_in \d+/) != nil else {
+            throw TestFailure("JOIN \(room) made the room, then '\(round)' instead of its first round")
         }
-        return takes
+        return reply
     }
 
     /// The next event must be `expected`.
@@ -106,13 +104,25 @@ struct RoomSnapshot: Equatable, CustomStringConvertible {
     var description: String { "\(members) | \(scores) | \(maps.joined(separator: " | "))" }
 }
 
-/// alice and bob in `room` with a game behind them: alice cleared round 1
-/// (score 6, round 2 running) and bob took a gem of round 2, so positions,
-/// scores, the board and the round all differ from a fresh start.
+/// alice and bob in `room` with a game behind them: alice took all six gems
+/// of the room's first board, both left (the room went with them) and came
+/// back to it made afresh, where bob took one of its six gems. Scores
+/// (alice 6, bob 1), positions and the board (five gems) all differ from a
+/// fresh start. On a calm server (TestServer's default) nothing changes
+/// them but requests: the round lasts an hour and taken gems stay taken.
 func playedRoom(_ server: TestServer, in room: String = "r") throws -> (alice: LineClient, bob: LineClient) {
     let (alice, bob) = try server.aliceAndBob(in: room)
-    let takes = try alice.clearRound(as: "alice", watchers: [bob])
-    guard takes.last?.score == 6, takes.last?.newRound == 2 else { throw TestFailure("round 1 ended with \(takes)") }
+    let takes = try alice.takeGems(6, as: "alice", watchers: [bob])
+    guard takes.map(\.score) == [1, 2, 3, 4, 5, 6] else { throw TestFailure("alice's six gems: \(takes)") }
+    let cleared = try Board(alice.call("LOOK"))
+    guard cleared.gems.isEmpty else { throw TestFailure("gems left after six: \(cleared.gems)") }
+    guard try alice.call("LEAVE") == "+LEFT \(room)" else { throw TestFailure("alice could not leave \(room)") }
+    try bob.expectEvent(">LEAVE alice")
+    guard try bob.call("LEAVE") == "+LEFT \(room)" else { throw TestFailure("bob could not leave \(room)") }
+    try alice.joinNewRoom(room)
+    guard try bob.call("JOIN \(room)").hasPrefix("+JOINED \(room) at ") else { throw TestFailure("bob's JOIN \(room)") }
+    let joined = try alice.event()
+    guard joined.hasPrefix(">JOIN bob ") else { throw TestFailure("alice heard '\(joined)' instead of bob's JOIN") }
     let bobs = try bob.collectGem(as: "bob", watchers: [alice])
     guard bobs.score == 1 else { throw TestFailure("bob's first gem: \(bobs)") }
     return (alice, bob)

@@ -53,10 +53,21 @@ final class TestServer: @unchecked Sendable {
     /// such as `unshare -m` for a private mount namespace; it must exec.
     /// `whileStarting` runs once the process is launched, before waiting
     /// for the ready file (a test that signals a server still starting).
-    init(arguments: [String] = [], shell: String? = nil, launcher: [String] = [], keepReadingLog: Bool = true,
-         whileStarting: ((Process) throws -> Void)? = nil) throws
+    /// `calm` runs the default game's clock at `calmGame`'s pace for every
+    /// setting `arguments` does not give (`false`: the game's own defaults);
+    /// a server started with another `--module` gets no setting from it.
+    init(arguments: [String] = [], calm: Bool = true, shell: String? = nil, launcher: [String] = [],
+         keepReadingLog: Bool = true, whileStarting: ((Process) throws -> Void)? = nil) throws
     {
         var full = ["--port", "0", "--admin-port", "0", "--ready-file", readyFile.path] + arguments
+        let module = arguments.firstIndex(of: "--module").flatMap { arguments.indices.contains($0 + 1) ? arguments[$0 + 1] : nil }
+        if calm, module.map({ $0.hasSuffix("/libGameLogic.so") }) ?? true {
+            let given = Set(zip(arguments, arguments.dropFirst()).filter { $0.0 == "--game-setting" }
+                .map { String($0.1.prefix { $0 != "=" }) })
+            for (key, value) in Self.calmGame.sorted(by: { $0.key < $1.key }) where !given.contains(key) {
+                full += ["--game-setting", "\(key)=\(value)"]
+            }
+        }
         if !arguments.contains("--database") {
             let database = FileManager.default.temporaryDirectory
                 .appendingPathComponent("hotswap-db-\(UUID().uuidString).sqlite")
@@ -98,6 +109,15 @@ final class TestServer: @unchecked Sendable {
         throw TestFailure("server did not start; log:\n\(log)")
     }
 
+    /// The default game's clock at a pace no test notices unless it asks
+    /// for it: a round lasts an hour, a taken gem stays gone for an hour and
+    /// a silent player keeps its room for a day. Otherwise a round could end
+    /// (a new board) or a gem come back between two snapshots a test
+    /// compares, or across the reload or upgrade it makes: what a test sees
+    /// changes only by its own requests. Tests of the clock give their own
+    /// `--game-setting`s, which win key by key.
+    static let calmGame = ["round_seconds": "3600", "gem_respawn_ms": "3600000", "afk_seconds": "86400"]
+
     /// The `--ready-file` JSON.
     private struct ReadyFile: Decodable {
         struct Endpoint: Decodable {
@@ -132,16 +152,18 @@ final class TestServer: @unchecked Sendable {
         try HTTPClient(port: metricsPort, timeout: timeout)
     }
 
-    /// alice and bob, logged in and together in `room`; alice has already
-    /// seen bob's `>JOIN`, so both start with no pending events.
+    /// alice and bob, logged in and together in `room`, which alice made;
+    /// alice has already seen the room's first `>ROUND` and bob's `>JOIN`,
+    /// so both start with no pending events.
     func aliceAndBob(in room: String = "r") throws -> (alice: LineClient, bob: LineClient) {
         let alice = try connect()
         let bob = try connect()
         _ = try alice.call("LOGIN alice")
         _ = try bob.call("LOGIN bob")
-        _ = try alice.call("JOIN \(room)")
+        try alice.joinNewRoom(room)
         _ = try bob.call("JOIN \(room)")
-        _ = try alice.event()
+        let joined = try alice.event()
+        guard joined.hasPrefix(">JOIN bob ") else { throw TestFailure("alice heard '\(joined)' instead of bob's JOIN") }
         return (alice, bob)
     }
 
