@@ -71,6 +71,35 @@ class Probe(threading.Thread):
         self.sock.close()
 
 
+def lag_histogram(metrics_port):
+    """hotswap_timer_lag_seconds's cumulative buckets and the skipped-tick
+    count, scraped from the server's metrics port."""
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(f'http://127.0.0.1:{metrics_port}/metrics', timeout=5).read().decode()
+    except OSError:
+        return None
+    buckets, skipped = {}, 0
+    for line in text.splitlines():
+        match = re.match(r'hotswap_timer_lag_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+        if match:
+            buckets[float(match.group(1))] = float(match.group(2))
+        if line.startswith('hotswap_ticks_skipped_total '):
+            skipped = float(line.split()[1])
+    return buckets, skipped
+
+
+def lag_summary(before, after):
+    """Over the measured window: the bucket bound that holds 99% of the
+    fires (timers and ticks), how many fired, and the ticks skipped."""
+    if not before or not after or not after[0]:
+        return dict(lag_p99_ms='-', fires=0, skipped=0)
+    diff = {bound: after[0][bound] - before[0].get(bound, 0) for bound in after[0]}
+    total = diff.get(float('inf'), 0)
+    bound = next((b for b in sorted(diff) if total and diff[b] >= 0.99 * total), float('inf'))
+    return dict(lag_p99_ms=bound * 1000 if total else '-', fires=int(total), skipped=int(after[1] - before[1]))
+
+
 def run_once(label, port, pid, probe_name, tool_words):
     out = f'/tmp/play-bench-{os.getpid()}.json'
     probe = Probe(port, probe_name)
@@ -88,13 +117,17 @@ def run_once(label, port, pid, probe_name, tool_words):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines, window, end = [], [], []
 
+    lag = {}
+
     def start_window():
         if not window:
             window.append((time.time(), cpu_seconds(pid))); probe.go.set()
+            lag['before'] = lag_histogram(port + 200)
 
     def end_window():
         if window and not end:
             end.append((time.time(), cpu_seconds(pid))); probe.stop.set()
+            lag['after'] = lag_histogram(port + 200)
     timers = [threading.Timer(args.probe_after, start_window),
               threading.Timer(args.probe_after + duration - 2, end_window)] if args.probe_after else []
     for timer in timers:
@@ -118,11 +151,15 @@ def run_once(label, port, pid, probe_name, tool_words):
         direct50=percentile(probe.samples, 50 / 100), direct99=percentile(probe.samples, 99 / 100),
         direct999=percentile(probe.samples, 99.9 / 100), directmax=max(probe.samples or [0]),
         srv=(end[1] - window[1]) / (end[0] - window[0]) if window else 0,
-        cli=report.get('loadtest_cpu_seconds', 0) / max(report['seconds'], 1e-3), errors=report['errors'])
+        cli=report.get('loadtest_cpu_seconds', 0) / max(report['seconds'], 1e-3), errors=report['errors'],
+        ev50=report.get('delivery_latency_us', {}).get('p50', 0), ev99=report.get('delivery_latency_us', {}).get('p99', 0),
+        deliveries=report.get('deliveries', 0), **lag_summary(lag.get('before'), lag.get('after')))
     print(f"{label:18} {result['rps']:8.0f}/s tool p50 {result['p50']:6} p99 {result['p99']:6} "
           f"p99.9 {result['p999']:6} lag99 {result['lag99']:5} | direct p50 {result['direct50']:6.0f} "
           f"p99 {result['direct99']:6.0f} max {result['directmax']:6.0f} (n={len(probe.samples)}) | "
-          f"server {result['srv']:.2f} cores, tool {result['cli']:.2f} | errors {result['errors']} exit {tool.returncode}",
+          f"server {result['srv']:.2f} cores, tool {result['cli']:.2f} | errors {result['errors']} exit {tool.returncode} | "
+          f"events p50 {result['ev50']} p99 {result['ev99']} (n={result['deliveries']}) | timer lag p99 <= {result['lag_p99_ms']} ms "
+          f"({result['fires']} fires, {result['skipped']} ticks skipped)",
           flush=True)
     if tool.returncode != 0:
         sys.stdout.write(''.join(lines[-12:]))
@@ -145,7 +182,7 @@ try:
         words = [w for w in words if not w.startswith('@')]
         server = subprocess.Popen([binary, '--port', str(port), '--admin-port', str(port + 100),
                                    '--max-connections', '19000', '--login-timeout', '0', '--idle-timeout', '0',
-                                   '--log-level', 'error'] + words, env=env,
+                                   '--log-level', 'error', '--metrics-port', str(port + 200)] + words, env=env,
                                   # A directory each: durable players open hotswap.sqlite in the
                                   # working directory, and one file takes one server.
                                   cwd=tempfile.mkdtemp(prefix='hotswap-play-'))
@@ -171,4 +208,6 @@ for key, runs in results.items():
     m = lambda field: statistics.median(r[field] for r in runs)
     print(f"  {'/'.join(key):16} {m('rps'):8.0f}/s  tool p50 {m('p50'):6.0f} p99 {m('p99'):6.0f} p99.9 {m('p999'):6.0f} us"
           f" (send lag p99 {m('lag99'):5.0f})  direct p50 {m('direct50'):5.0f} p99 {m('direct99'):6.0f} "
-          f"p99.9 {m('direct999'):6.0f} max {m('directmax'):6.0f} us  server {m('srv'):.2f} cores  tool {m('cli'):.2f} cores")
+          f"p99.9 {m('direct999'):6.0f} max {m('directmax'):6.0f} us  server {m('srv'):.2f} cores  tool {m('cli'):.2f} cores"
+          f"  events p50 {m('ev50'):6.0f} p99 {m('ev99'):6.0f} us  timer lag p99 <= {[r['lag_p99_ms'] for r in runs]} ms"
+          f"  skipped {[r['skipped'] for r in runs]}")

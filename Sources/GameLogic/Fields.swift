@@ -27,6 +27,11 @@ enum Field: Int32, CaseIterable {
     /// The session's pending `afk` timer (its id's bit pattern), 0 for
     /// none: cancelled when the player joins another room or leaves.
     case afkTimer
+    // room, since 1.1.0
+    /// The room's pending `round_end` timer (its id's bit pattern), 0 for
+    /// none: a room made before 1.1.0 was loaded has none, and gets one at
+    /// its next request.
+    case roundTimer
 
     var declaration: FieldDeclaration {
         switch self {
@@ -41,6 +46,7 @@ enum Field: Int32, CaseIterable {
         case .roundPoints: .int(GAME_KIND_SESSION, "round_points")
         case .lastRequest: .int(GAME_KIND_SESSION, "last_request_ms")
         case .afkTimer: .int(GAME_KIND_SESSION, "afk_timer")
+        case .roundTimer: .int(GAME_KIND_ROOM, "round_timer")
         }
     }
 }

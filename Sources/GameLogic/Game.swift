@@ -41,6 +41,7 @@ struct Game {
         // Everything below needs a room.
         guard let room = host.room(of: session) else { return fail("NOT_IN_ROOM", "JOIN a room first") }
         if request.verbIs("LEAVE") { return leave(room) }
+        Timers(host: host).ensureClocks(room: room, session: session)
         if request.verbIs("WHO") { return who(room) }
         if request.verbIs("SAY") { return say(request, room) }
         if request.verbIs("MOVE") { return move(request, room) }

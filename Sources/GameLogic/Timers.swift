@@ -58,7 +58,18 @@ struct Timers {
 
     /// The room's round `round` ends in `seconds`.
     func scheduleRoundEnd(of room: game_id, _ round: Int64, after seconds: Int64) {
-        set(room, Timers.roundEnd, payload: round, after: UInt64(seconds) * 1000)
+        let timer = set(room, Timers.roundEnd, payload: round, after: UInt64(seconds) * 1000)
+        host.setInt(room, Field.roundTimer.rawValue, Int64(bitPattern: timer))
+    }
+
+    /// Rooms and players that were there before this version was loaded (a
+    /// RELOAD from 1.0.0, which had no clock) get their timers at their
+    /// first request in the room: two field reads per request otherwise.
+    func ensureClocks(room: game_id, session: game_id) {
+        if (host.int(room, Field.roundTimer.rawValue) ?? 0) == 0 {
+            scheduleRoundEnd(of: room, host.int(room, Field.round.rawValue) ?? 1, after: Settings.roundSeconds(host))
+        }
+        if (host.int(session, Field.afkTimer.rawValue) ?? 0) == 0 { armAFK(session, in: room) }
     }
 
     /// Watches `session`, which just joined `room`, for silence: one timer

@@ -209,6 +209,8 @@ enum StateTable {
                 }) { () throws(EngineError) in
                     let host = StateTable.hostOf(t)
                     try host.checkServing()
+                    // A timer nobody could handle is refused, not kept.
+                    guard host.module.timer != nil else { throw .notNow }
                     guard let out, let event, eventLength <= Int(GAME_MAX_TIMER_EVENT),
                         payloadLength <= Int(GAME_MAX_TIMER_PAYLOAD), payload != nil || payloadLength == 0
                     else { throw .badArgument }
@@ -230,6 +232,7 @@ enum StateTable {
                 StateTable.status { () throws(EngineError) in
                     let host = StateTable.hostOf(t)
                     try host.checkServing()
+                    guard rate == 0 || host.module.tick != nil else { throw .notNow }
                     try host.world.setTickRate(GameID(raw: room), rate: rate, now: host.timeNow())
                 }
             },

@@ -53,8 +53,11 @@ final class Exposition {
 
     /// Timers fire within a millisecond of their deadline unless the loop
     /// is busy; the top buckets show stalls.
+    /// libuv's timers count whole milliseconds, so most lateness is under
+    /// 1 ms; the buckets around 1 to 2 ms tell a loaded loop from a healthy one.
     static let lagBuckets: [Double] = [
-        0.000_1, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+        0.000_1, 0.000_25, 0.000_5, 0.000_75, 0.001, 0.001_25, 0.001_5, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05,
+        0.1, 0.25, 1,
     ]
 
     init(readings: [EngineReading] = EngineReading.all) {

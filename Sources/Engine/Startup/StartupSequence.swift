@@ -97,6 +97,11 @@ struct StartupSequence {
             throw refuse("module \(configuration.modulePath) has a bad schema: \(error)")
         }
         if let problem = engine.installFaultGuard() { throw refuse(problem) }
+        // Stored timers must have a handler: fired as orphans they would be
+        // spent, and rewritten out of the file (a RELOAD is refused alike).
+        if engine.world.timers.timerCount > 0, loaded.timer == nil {
+            throw refuse("module \(configuration.modulePath) exports no hotswap_timer, and the database holds \(engine.world.timers.timerCount) timers it would drop; start with a module that handles them")
+        }
         logger.info("loaded module \(loaded.name) \(loaded.version) from \(loaded.sourcePath)",
                     metadata: ["protocol": "\(protocolBuildTag())", "engine": "\(EngineIdentity.version)"])
 

@@ -94,10 +94,16 @@ struct TimeHandoff: HandoffSectionCodable, Equatable {
         for _ in 0..<rooms { batchingRooms.append(try reader.u64("batching room")) }
     }
 
-    /// What the bytes alone can break: a kind, an owner kind, an event
-    /// length past the bytes, a tick without a period, a generation past
+    /// What the bytes alone can break, checked so that nothing restored
+    /// can trap later in the clock's arithmetic: a kind, an owner kind, an
+    /// event name's length and bytes, a deadline or period past what
+    /// `timer_set` allows (`now + remaining`, `due + period`), a tick whose
+    /// period is not 1 s / rate for a rate `room_set_tick_rate` allows, a
+    /// count that could overflow, two ticks for one room, a generation past
     /// the id's 24 bits.
     func validate() throws(HandoffError) {
+        let longest = GAME_MAX_TIMER_DELAY_MS * 1_000_000
+        var tickRooms = Set<UInt64>()
         for (index, slot) in slots.enumerated() {
             guard slot.generation & ~GameID.generationMask == 0 else { throw .invalid("timer slot \(index) generation") }
             guard slot.live else { continue }
@@ -106,10 +112,21 @@ struct TimeHandoff: HandoffSectionCodable, Equatable {
             guard ownerKind >= UInt64(GAME_KIND_GLOBAL), ownerKind <= UInt64(GAME_KIND_PLAYER) else {
                 throw .invalid("timer slot \(index) owner \(slot.owner)")
             }
-            guard slot.eventLength <= slot.bytes.count, slot.bytes.count <= Int(GAME_MAX_TIMER_EVENT + GAME_MAX_TIMER_PAYLOAD)
-            else { throw .invalid("timer slot \(index) event length") }
-            if kind == .tick {
-                guard slot.period > 0, ownerKind == UInt64(GAME_KIND_ROOM) else { throw .invalid("tick slot \(index)") }
+            guard slot.remaining <= longest, slot.period <= longest, slot.fired < 1 << 62 else {
+                throw .invalid("timer slot \(index) deadline, period or count out of range")
+            }
+            switch kind {
+            case .timer:
+                guard slot.eventLength <= slot.bytes.count,
+                    slot.bytes.count - slot.eventLength <= Int(GAME_MAX_TIMER_PAYLOAD),
+                    slot.bytes[..<slot.eventLength].withUnsafeBytes({ World.isTimerEvent($0) })
+                else { throw .invalid("timer slot \(index) event") }
+            case .tick:
+                let rates = UInt64(GAME_MIN_TICK_RATE)...UInt64(GAME_MAX_TICK_RATE)
+                guard ownerKind == UInt64(GAME_KIND_ROOM), slot.bytes.isEmpty,
+                    rates.contains(where: { 1_000_000_000 / $0 == slot.period })
+                else { throw .invalid("tick slot \(index)") }
+                guard tickRooms.insert(slot.owner).inserted else { throw .invalid("a second tick for room \(slot.owner)") }
             }
         }
     }

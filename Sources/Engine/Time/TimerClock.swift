@@ -29,9 +29,19 @@ extension ModuleCall: TimeCaller {}
 ///   (a stall) runs those few catch-up ticks and skips the rest, counted
 ///   (the "spiral of death" of a fixed step).
 /// - Everything due in one loop turn shares `budget`: past it, the rest
-///   waits for the next turn, after the loop polled its sockets; the heap's
-///   (due, seq) order makes the oldest go first then.
+///   waits until the loop polled its sockets; the heap's (due, seq) order
+///   makes the oldest go first then.
 /// - Re-armed before each poll (`uv_prepare`): one comparison per turn.
+///
+/// Never a 0 ms libuv timer: libuv before 1.48 runs a timer started from
+/// a timer callback with timeout 0 again in the same pass (libuv#4245),
+/// which would starve the sockets the budget is there to protect. What is
+/// due now (left over by the budget, or set with delay 0) is fired from a
+/// `uv_check` handle instead, after the poll, and an idle handle keeps that
+/// poll from blocking meanwhile. The same idle handle is started after any
+/// fire: what a timer or tick queued for players is flushed by the
+/// transport's check in this turn, not after a poll that could block until
+/// the next deadline (and from libuv 1.45 on, timers run after the checks).
 final class TimerClock {
     let world: World
     unowned(unsafe) let caller: any TimeCaller
@@ -65,6 +75,11 @@ final class TimerClock {
 
     private var timer: UnsafeMutablePointer<uv_timer_t>?
     private var prepare: UnsafeMutablePointer<uv_prepare_t>?
+    private var check: UnsafeMutablePointer<uv_check_t>?
+    /// Active: the next poll does not block (fires are owed, or output a
+    /// fire queued waits for the flush).
+    private var wake: UnsafeMutablePointer<uv_idle_t>?
+    private var waking = false
     private var loop: UnsafeMutablePointer<uv_loop_t>?
     /// The deadline the libuv timer is armed for (ns), 0 when disarmed.
     private var armedFor: UInt64 = 0
@@ -101,30 +116,64 @@ final class TimerClock {
         }, "uv_prepare_start")
         uv_unref(prepare.handle)
         self.prepare = prepare
+        let check = UnsafeMutablePointer<uv_check_t>.allocateHandle()
+        uvMust(uv_check_init(loop, check), "uv_check_init")
+        check.context = UVContext.pointer(to: self)
+        uvMust(uv_check_start(check) { handle in
+            UVContext.object(handle!.pointee.data, as: TimerClock.self).afterPoll()
+        }, "uv_check_start")
+        uv_unref(check.handle)
+        self.check = check
+        let wake = UnsafeMutablePointer<uv_idle_t>.allocateHandle()
+        uvMust(uv_idle_init(loop, wake), "uv_idle_init")
+        uv_unref(wake.handle)
+        self.wake = wake
         lagWindow.started = now()
     }
 
     func close() {
         timer?.closeAndFree()
         prepare?.closeAndFree()
+        check?.closeAndFree()
+        wake?.closeAndFree()
         timer = nil
         prepare = nil
+        check = nil
+        wake = nil
     }
 
-    /// Points the libuv timer at the earliest deadline, if it moved.
+    /// Keeps the next poll from blocking (or lets it block again).
+    private func setWaking(_ on: Bool) {
+        guard let wake, on != waking else { return }
+        waking = on
+        if on { uv_idle_start(wake) { _ in } } else { uv_idle_stop(wake) }
+    }
+
+    /// After the poll: fires what the budget left over, or what came due
+    /// without the libuv timer (a delay of 0).
+    private func afterPoll() {
+        setWaking(false)
+        if owed || (world.timers.nextDue.map { $0 <= now() } ?? false) { fireDue() }
+    }
+
+    /// Points the libuv timer at the earliest deadline, if it moved; what is
+    /// due already is left to the check after the poll (see above).
     func arm() {
         guard let timer, let loop else { return }
         guard let next = world.timers.nextDue else {
             if armedFor != 0 { uv_timer_stop(timer); armedFor = 0 }
             return
         }
-        let wanted = owed ? 1 : next
-        guard wanted != armedFor else { return }
-        armedFor = wanted
         let current = now()
+        if owed || next <= current {
+            setWaking(true)
+            return
+        }
+        guard next != armedFor else { return }
+        armedFor = next
         // libuv counts whole milliseconds from the loop's cached time; a
         // fire that comes early finds nothing due and re-arms.
-        let milliseconds = owed || next <= current ? 0 : (next - current + 999_999) / 1_000_000
+        let milliseconds = (next - current + 999_999) / 1_000_000
         uv_update_time(loop)
         uvMust(uv_timer_start(timer, { handle in
             let clock = UVContext.object(handle!.pointee.data, as: TimerClock.self)
@@ -142,7 +191,9 @@ final class TimerClock {
     func fireDue() {
         let started = now()
         owed = false
+        var fired = false
         while let slot = world.timers.beginFiring(now: started) {
+            fired = true
             let entry = world.timers[slot]
             noteLag(started - entry.due, at: started)
             if entry.kind == .tick { fireTick(slot, now: started) } else { fireTimer(slot, now: started) }
@@ -154,6 +205,9 @@ final class TimerClock {
                 break
             }
         }
+        // What the fires queued is flushed this turn (the poll must not
+        // block before the transport's check), and what is owed runs then.
+        if fired || owed { setWaking(true) }
         arm()
     }
 
@@ -174,7 +228,7 @@ final class TimerClock {
             event.fired = entry.fired
             return withUnsafePointer(to: &event) { caller.fireTimer($0) }
         }
-        counters.timersFired += 1
+        if outcome != FG_REFUSED { counters.timersFired += 1 }
         count(outcome)
         // The grid: due + period, past any periods a stall missed (a timer
         // is not fired twice to catch up; late_ms tells it how late it is).
@@ -210,7 +264,7 @@ final class TimerClock {
         let started = tickHistogram == nil ? 0 : now()
         let outcome = withUnsafePointer(to: &tickRecord) { caller.tick($0) }
         if let tickHistogram { tickHistogram.record(Double(now() - started) / 1e9) }
-        counters.ticks += 1
+        if outcome != FG_REFUSED { counters.ticks += 1 }
         count(outcome)
         world.timers.endFiring(nextDue: world.timers[slot].due + period)
         // Events held for the room's members go out in this turn's flush.

@@ -67,6 +67,10 @@ final class Connection: Slotted {
     @exclusivity(unchecked) var held = false
     /// Output is waiting because of `held`.
     @exclusivity(unchecked) private var holding = false
+    /// A reply is queued and not yet handed to a write: it must not wait
+    /// for a tick, even when the flush that took it found a write in
+    /// flight and the write's completion queues the connection again.
+    @exclusivity(unchecked) private var replyWaiting = false
     /// Set when queued output passed the limit: nothing more is queued and
     /// the transport cuts the connection off at the next flush.
     private(set) var overOutputLimit = false
@@ -138,7 +142,10 @@ final class Connection: Slotted {
         } else {
             writer.append(line: line)
         }
-        if transport.requester === self { repliedThisTurn = true }
+        if transport.requester === self {
+            repliedThisTurn = true
+            replyWaiting = true
+        }
         markForFlush()
     }
 
@@ -156,7 +163,7 @@ final class Connection: Slotted {
 
     private func markForFlush() {
         // A reply, a close, or a client over its limit is never held.
-        if held && !repliedThisTurn && state == .open && !overOutputLimit && !queuedForFlush {
+        if held && !replyWaiting && state == .open && !overOutputLimit && !queuedForFlush {
             holding = true
             return
         }
@@ -200,6 +207,8 @@ final class Connection: Slotted {
     func flush() {
         queuedForFlush = false
         guard state == .open || state == .draining, !writer.writing else { return }
+        // Everything queued, the reply included, goes to this write.
+        replyWaiting = false
         do {
             if try writer.flush(stream.stream, onWrite: Connection.onWrite, keeping: Connection.retainedBufferBytes) == .done,
                 state == .draining

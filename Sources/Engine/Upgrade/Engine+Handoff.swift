@@ -95,6 +95,10 @@ extension Engine {
         }
         try world.restoreTime(sections.time, now: clock.now())
         clock.counters = sections.time.counters
+        // What the file holds of them is not known here (the previous
+        // engine's last flush may have failed, or come before a cancel):
+        // the first flush rewrites them.
+        writeBehind?.timersWrittenVersion = world.timers.durableVersion &- 1
         try host.adopt(sections.logic, previous: previous)
         if let database { writeBehind?.adopt(database) }
         counters = sections.engine.counters

@@ -191,7 +191,12 @@ extension World {
                 dropped += 1
                 continue
             }
-            let offset = timer.dueUnixMilliseconds - wallNow
+            // Clamped to the longest delay a module may ask for, either way:
+            // a row edited by hand (or a clock set years off) cannot
+            // overflow the monotonic deadline.
+            let limit = Int64(GAME_MAX_TIMER_DELAY_MS)
+            let (difference, overflow) = timer.dueUnixMilliseconds.subtractingReportingOverflow(wallNow)
+            let offset = overflow ? (timer.dueUnixMilliseconds < 0 ? -limit : limit) : min(max(difference, -limit), limit)
             let due = offset >= 0 ? now + UInt64(offset) * 1_000_000
                 : now - min(now, UInt64(-offset) * 1_000_000)
             let valid = timer.event.withUnsafeBytes { World.isTimerEvent($0) }

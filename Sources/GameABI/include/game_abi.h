@@ -354,7 +354,9 @@ struct game_state_table {
      *
      * Set or cancelled inside a call that faults or hangs, a timer is
      * undone with the rest of the call. GAME_ERR_LIMIT past the engine's
-     * --max-timers; GAME_ERR_STATE during migrate and load hooks. */
+     * --max-timers; GAME_ERR_STATE during migrate and load hooks, and from
+     * a module that does not export hotswap_timer (nothing could handle
+     * it). */
     int32_t (*timer_set)(const game_state_table *t, game_id owner,
                          const uint8_t *event, size_t event_length,
                          const uint8_t *payload, size_t payload_length,
@@ -369,7 +371,8 @@ struct game_state_table {
      * step of 1000/rate ms. Rooms' phases are spread over the period. After
      * a stall the engine runs at most 3 catch-up ticks and skips (and
      * counts) the rest. The rate survives reloads and engine upgrades; it
-     * ends with the room. */
+     * ends with the room. GAME_ERR_STATE from a module without
+     * hotswap_tick. */
     int32_t (*room_set_tick_rate)(const game_state_table *t, game_id room, uint32_t rate);
     /* Nonzero: events (send, room_broadcast) for this room's members are
      * held and written once per tick of the room, in one write per

@@ -258,5 +258,43 @@ import Testing
         #expect(recorder2.timers.first?.id == a.raw)
         #expect(recorder2.timers.first?.payload == "pay")
     }
+
+    /// A handed-over section that would make the clock's arithmetic trap
+    /// later is refused when it is read, not after the restore.
+    @Test func aTimeSectionThatCouldTrapIsRefused() throws {
+        let room = GameID(kind: .room, generation: 1, index: 0).raw
+        let tick = TimeHandoff.Slot(generation: 1, live: true, kind: TimerTable.Kind.tick.rawValue, owner: room,
+                                    remaining: 0, period: 50_000_000)
+        try TimeHandoff(counters: .init(), slots: [tick], batchingRooms: []).validate()
+        var bad = [tick]
+        bad[0].period = 1
+        #expect(throws: HandoffError.self) { try TimeHandoff(counters: .init(), slots: bad, batchingRooms: []).validate() }
+        bad = [tick, tick]
+        #expect(throws: HandoffError.self) { try TimeHandoff(counters: .init(), slots: bad, batchingRooms: []).validate() }
+        var timer = TimeHandoff.Slot(generation: 1, live: true, kind: TimerTable.Kind.timer.rawValue,
+                                     owner: GameID.global.raw, remaining: 5, period: 0, eventLength: 1, bytes: [0x61])
+        try TimeHandoff(counters: .init(), slots: [timer], batchingRooms: []).validate()
+        timer.period = UInt64.max
+        #expect(throws: HandoffError.self) { try TimeHandoff(counters: .init(), slots: [timer], batchingRooms: []).validate() }
+        timer.period = 0
+        timer.remaining = UInt64.max
+        #expect(throws: HandoffError.self) { try TimeHandoff(counters: .init(), slots: [timer], batchingRooms: []).validate() }
+        timer.remaining = 0
+        timer.bytes = [0x41]
+        #expect(throws: HandoffError.self) { try TimeHandoff(counters: .init(), slots: [timer], batchingRooms: []).validate() }
+    }
+
+    /// Stored deadlines far off either way (a row edited by hand, a clock
+    /// set years off) are clamped, not trapped on.
+    @Test func storedDeadlinesFarOffAreClamped() throws {
+        let (world, _, recorder) = make()
+        let rows = [Int64.min, Int64.max, 0].map {
+            StoredTimer(ownerKey: [], global: true, event: Array("x".utf8), payload: [], dueUnixMilliseconds: $0,
+                        periodMilliseconds: 0, fired: 0)
+        }
+        #expect(world.loadStoredTimers(rows, wallNow: 1_700_000_000_000, now: recorder.now) == 0)
+        #expect(world.timers.timerCount == 3)
+        #expect(world.timers.nextDue! <= recorder.now)
+    }
 }
 
