@@ -61,6 +61,7 @@ let package = Package(
         .library(name: "TimeProbeModule", type: .dynamic, targets: ["TimeProbeModule"]),
         .library(name: "TimeProbeModuleV2", type: .dynamic, targets: ["TimeProbeModuleV2"]),
         .library(name: "TimeProbeNoTimerModule", type: .dynamic, targets: ["TimeProbeNoTimerModule"]),
+        .library(name: "ABI12Module", type: .dynamic, targets: ["ABI12Module"]),
         .executable(name: "FaultGuardProbe", targets: ["FaultGuardProbe"]),
     ],
     dependencies: [
@@ -138,6 +139,7 @@ let package = Package(
         .target(name: "TimeProbeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/TimeProbeModule"),
         .target(name: "TimeProbeModuleV2", dependencies: ["GameABI"], path: "Tests/Fixtures/TimeProbeModuleV2"),
         .target(name: "TimeProbeNoTimerModule", dependencies: ["GameABI"], path: "Tests/Fixtures/TimeProbeNoTimerModule"),
+        .target(name: "ABI12Module", dependencies: ["GameABI"], path: "Tests/Fixtures/ABI12Module"),
         // Runs the fault guard against the faulty fixtures in its own process
         // (Tests/ServerTests/FaultGuardTests.swift drives it).
         .target(name: "FaultGuardProbeSupport", dependencies: ["FaultGuard", "GameABI"],

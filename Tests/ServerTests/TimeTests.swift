@@ -148,6 +148,13 @@ import Testing
         #expect(try alice.call("TICK 20 crash") == "+OK")
         #expect(try waitUntil { Int(try server.statusFields()["time_faults"] ?? "") ?? 0 >= 4 })
         #expect(try alice.call("TICK 0") == "+OK")
+        // A hung tick is interrupted, undone and counted like a hung request,
+        // and requests are still served between the hung ticks.
+        #expect(try alice.call("TICK 20 hang") == "+OK")
+        #expect(try waitUntil { Int(try server.statusFields()["timeouts"] ?? "") ?? 0 >= 3 })
+        #expect(try alice.call("PING") == "+PONG")
+        #expect(try alice.call("TICK 0") == "+OK")
+        #expect(try server.statusFields()["last_fault"]?.hasSuffix(":hotswap_tick") == true)
         let status = try server.statusFields()
         #expect(status["last_fault"]?.hasSuffix(":hotswap_tick") == true, "\(status["last_fault"] ?? "")")
         #expect(try alice.call("PING") == "+PONG")
@@ -233,6 +240,21 @@ import Testing
         #expect(try bob.call("CANCEL \(id)") == "-ERR -6")
         // The other's id still names it.
         #expect(try bob.call("CANCEL \(keep.dropFirst("+TIMER ".count))") == "+OK")
+    }
+
+    /// A module built for ABI 1.2 (no timers) still loads on this engine,
+    /// at start and by RELOAD once no timer is pending.
+    @Test func aModuleBuiltForABI12StillLoads() throws {
+        let old = try TestServer(arguments: ["--module", Self.module("ABI12Module")])
+        #expect(try old.connect().call("PING") == "+PONG old")
+        let server = try probeServer()
+        let alice = try server.connect()
+        let timer = try alice.call("TIMER me 60000 0 pending")
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("RELOAD \(Self.module("ABI12Module"))").contains("exports no hotswap_timer"))
+        #expect(try alice.call("CANCEL \(timer.dropFirst("+TIMER ".count))") == "+OK")
+        #expect(try admin.call("RELOAD \(Self.module("ABI12Module"))").hasPrefix("+OK timeprobe 1 -> old 1.2"))
+        #expect(try alice.call("PING") == "+PONG old")
     }
 
     @Test func gameSettingsAreListedInStatusAndBadOnesRefuseTheStart() throws {
