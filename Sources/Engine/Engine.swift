@@ -1,4 +1,5 @@
 import CLibUV
+import FaultGuard
 import Glibc
 import Logging
 import UVKit
@@ -157,6 +158,9 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     func run() {
         installSignalHandlers()
         running = true
+        // From the first turn on, a loop that stops turning ends the
+        // process with a crash report (FaultGuard, --stall-timeout).
+        fg_set_stall_timeout_ms(UInt32(limits.stallTimeout))
         uv_run(loop, UV_RUN_DEFAULT)
     }
 
@@ -355,6 +359,9 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     func shutdown() {
         guard !shuttingDown else { return }
         shuttingDown = true
+        // The exit's last flush may wait on the database's worker: a stop
+        // on purpose, not a stall.
+        fg_set_stall_timeout_ms(0)
         // No reload starts from now on; the operator waiting on a reload's
         // staged migration is answered before admin connections close.
         host.stop()

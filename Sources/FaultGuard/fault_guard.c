@@ -66,6 +66,9 @@ static fg__thread_hot *g_watched;       /* &fg__hot of the loop thread       */
 
 /* Watchdog -> timeout handler. */
 static uint32_t g_timeout_ms;           /* atomic                            */
+static uint32_t g_stall_ms;             /* atomic: --stall-timeout, 0 off     */
+static int g_stall_fired;               /* atomic: the watchdog sent SIGABRT  */
+uint64_t fg__loop_turns;                /* atomic: the loop's turns           */
 static uint64_t g_target_seq;           /* atomic: the call meant            */
 static uint64_t g_target_elapsed;       /* atomic: ms it had run             */
 static int g_target_force;              /* atomic: no more waiting for a safe point */
@@ -410,6 +413,9 @@ __attribute__((noreturn)) static void die(int signal, const siginfo_t *info, con
 static void on_fault(int signal, siginfo_t *info, void *context) {
     fg__thread_hot *h = &fg__hot;
     uint64_t seq = h->seq;
+    /* The stall watchdog's abort is never contained, even inside a call. */
+    if (signal == SIGABRT && LOAD(&g_stall_fired) && info->si_code == SI_TKILL && info->si_pid == g_pid)
+        die(signal, info, context, "the event loop stalled: no loop turn for longer than --stall-timeout");
     if (!(seq & 1)) die(signal, info, context, "outside any module call");
     if (h->engine_depth > 0)
         die(signal, info, context,
@@ -468,20 +474,39 @@ static void *watchdog_main(void *unused) {
     (void)unused;
     fg__thread_hot *watched = g_watched;
     uint64_t seen_seq = 0, seen_at = 0;
+    uint64_t seen_turns = 0, turns_at = 0;
     for (;;) {
         uint32_t timeout = LOAD(&g_timeout_ms);
-        if (timeout == 0) {
+        uint32_t stall = LOAD(&g_stall_ms);
+        if (timeout == 0 && stall == 0) {
             pthread_mutex_lock(&g_watchdog_lock);
-            while (LOAD(&g_timeout_ms) == 0) pthread_cond_wait(&g_watchdog_wake, &g_watchdog_lock);
+            while (LOAD(&g_timeout_ms) == 0 && LOAD(&g_stall_ms) == 0)
+                pthread_cond_wait(&g_watchdog_wake, &g_watchdog_lock);
             pthread_mutex_unlock(&g_watchdog_lock);
             seen_seq = 0;
+            turns_at = 0;
             continue;
         }
-        uint32_t tick = timeout / 8;
+        uint32_t tick = timeout ? timeout / 8 : 10;
         if (tick < 1) tick = 1;
         if (tick > 10) tick = 10;
         struct timespec pause = {.tv_sec = 0, .tv_nsec = (long)tick * 1000000L};
         while (clock_nanosleep(CLOCK_MONOTONIC, 0, &pause, &pause) == EINTR) {}
+
+        if (stall == 0) {
+            turns_at = 0;
+        } else if (!LOAD(&g_stall_fired)) {
+            uint64_t turns = LOAD(&fg__loop_turns);
+            uint64_t at = monotonic_ms();
+            if (turns_at == 0 || turns != seen_turns) {
+                seen_turns = turns;
+                turns_at = at;
+            } else if (at - turns_at >= stall) {
+                STORE(&g_stall_fired, 1);
+                pthread_kill(g_loop_thread, SIGABRT);
+            }
+        }
+        if (timeout == 0) { seen_seq = 0; continue; }
 
         uint64_t seq = __atomic_load_n(&watched->seq, __ATOMIC_ACQUIRE);
         if (!(seq & 1)) { seen_seq = 0; continue; }
@@ -505,6 +530,13 @@ int fg_timeout_signal(void) { return SIGRTMIN + 4; }
 void fg_set_call_timeout_ms(uint32_t ms) {
     pthread_mutex_lock(&g_watchdog_lock);
     STORE(&g_timeout_ms, ms);
+    pthread_cond_broadcast(&g_watchdog_wake);
+    pthread_mutex_unlock(&g_watchdog_lock);
+}
+
+void fg_set_stall_timeout_ms(uint32_t ms) {
+    pthread_mutex_lock(&g_watchdog_lock);
+    STORE(&g_stall_ms, ms);
     pthread_cond_broadcast(&g_watchdog_wake);
     pthread_mutex_unlock(&g_watchdog_lock);
 }

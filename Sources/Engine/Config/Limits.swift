@@ -70,6 +70,13 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Milliseconds a module call may run before it is interrupted (-ERR TIMEOUT); 0 turns it off.",
             transform: within(0...60_000))
     var callTimeout = 250
+    @Option(help: "Milliseconds the event loop may go without a turn (a deadlock, a runaway loop in engine code, a module call with --call-timeout 0) before the process writes a crash report and ends, for its supervisor to restart it; 0 turns it off. At least 2000: an idle loop turns once a second.",
+            transform: { text in
+                let value = try within(0...3_600_000)(text)
+                guard value == 0 || value >= 2000 else { throw ValidationError("must be 0 or at least 2000") }
+                return value
+            })
+    var stallTimeout = 10_000
     @Option(help: "Milliseconds a reload's load (copy, dlopen, constructors, hotswap_describe) may take on its worker thread before the reload is refused.",
             transform: within(100...600_000))
     var loadTimeout = 10_000

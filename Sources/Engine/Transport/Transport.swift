@@ -1,4 +1,5 @@
 import CLibUV
+import FaultGuard
 import Logging
 import UVKit
 
@@ -181,6 +182,7 @@ final class Transport {
     /// third (docs/BENCHMARKS.md, "The load tool's latency").
     func flushAll() {
         turns &+= 1
+        fg_loop_turn()
         if busyPoll.maxWindow > 0 {
             // Whether the next poll may block: a turn had I/O to answer iff
             // someone was written to; shutting down stops spinning.

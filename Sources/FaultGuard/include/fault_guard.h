@@ -197,6 +197,29 @@ int fg_attach_thread(void);
  */
 void fg_set_call_timeout_ms(uint32_t ms);
 
+/*
+ * The loop stall watchdog (`--stall-timeout`): the same watchdog thread
+ * also watches the loop's turn counter, which the loop bumps once per turn
+ * (fg_loop_turn). When it has not moved for `ms` (0: off), whatever the
+ * loop is doing (engine code in a busy loop, a deadlock, a module call
+ * with the call timeout off), the watchdog sends SIGABRT to the loop
+ * thread, whose handler writes the crash report (where: "the event loop
+ * stalled", and the loop thread's own backtrace) and ends the process: a
+ * supervisor restarts it, instead of players facing a silent hang. Never
+ * contained, even inside a module call. The loop must turn at least every
+ * `ms`: the engine keeps a timer of its own firing every second, and turns
+ * the watchdog off before it blocks on purpose (the exit's last flush).
+ * Any thread.
+ */
+void fg_set_stall_timeout_ms(uint32_t ms);
+
+/* Bumped by the loop thread once per turn; read by the watchdog. */
+extern uint64_t fg__loop_turns;
+
+static inline void fg_loop_turn(void) {
+    __atomic_store_n(&fg__loop_turns, fg__loop_turns + 1, __ATOMIC_RELAXED);
+}
+
 /* The real-time signal the watchdog uses: SIGRTMIN+4. Valid before install. */
 int fg_timeout_signal(void);
 
