@@ -474,7 +474,7 @@ static void *watchdog_main(void *unused) {
     (void)unused;
     fg__thread_hot *watched = g_watched;
     uint64_t seen_seq = 0, seen_at = 0;
-    uint64_t seen_turns = 0, turns_at = 0;
+    uint64_t seen_turns = 0, turns_at = 0, sampled_at = 0;
     for (;;) {
         uint32_t timeout = LOAD(&g_timeout_ms);
         uint32_t stall = LOAD(&g_stall_ms);
@@ -495,10 +495,16 @@ static void *watchdog_main(void *unused) {
 
         if (stall == 0) {
             turns_at = 0;
+            sampled_at = 0;
         } else if (!LOAD(&g_stall_fired)) {
             uint64_t turns = LOAD(&fg__loop_turns);
             uint64_t at = monotonic_ms();
-            if (turns_at == 0 || turns != seen_turns) {
+            /* This thread slept 10 ms and woke a second or more later: the
+             * whole process was stopped (SIGSTOP, a debugger, a paused VM),
+             * the loop with it. Count from now, not from before. */
+            uint64_t overslept = sampled_at && at - sampled_at >= 1000;
+            sampled_at = at;
+            if (turns_at == 0 || turns != seen_turns || overslept) {
                 seen_turns = turns;
                 turns_at = at;
             } else if (at - turns_at >= stall) {

@@ -31,6 +31,21 @@ import Testing
         #expect(try alice.call("PING") == "+PONG")
     }
 
+    /// A process stopped as a whole (SIGSTOP, a debugger, a paused VM) did
+    /// not stall: its loop was stopped with the watchdog. The stop has to
+    /// last past the timeout, so this waits 2.5 s on purpose.
+    @Test func aStoppedProcessIsNotAStall() throws {
+        let server = try TestServer(arguments: ["--stall-timeout", "2000"])
+        let alice = try server.connect()
+        #expect(try alice.call("PING") == "+PONG")
+        kill(server.process.processIdentifier, SIGSTOP)
+        Thread.sleep(forTimeInterval: 2.5)
+        kill(server.process.processIdentifier, SIGCONT)
+        #expect(try alice.call("PING") == "+PONG")
+        #expect(!alice.hasInput(within: 0.5))
+        #expect(server.process.isRunning)
+    }
+
     @Test func aStallTimeoutUnderTwoSecondsIsRefused() throws {
         let refused = try runServerExpectingExit(["--port", "0", "--admin-port", "0", "--database", ":memory:",
                                                   "--stall-timeout", "500"])
