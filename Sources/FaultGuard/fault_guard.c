@@ -68,7 +68,7 @@ static fg__thread_hot *g_watched;       /* &fg__hot of the loop thread       */
 static uint32_t g_timeout_ms;           /* atomic                            */
 static uint32_t g_stall_ms;             /* atomic: --stall-timeout, 0 off     */
 static int g_stall_fired;               /* atomic: the watchdog sent SIGABRT  */
-uint64_t fg__loop_turns;                /* atomic: the loop's turns           */
+static uint64_t fg__loop_turns;         /* atomic: the loop's turns           */
 static uint64_t g_target_seq;           /* atomic: the call meant            */
 static uint64_t g_target_elapsed;       /* atomic: ms it had run             */
 static int g_target_force;              /* atomic: no more waiting for a safe point */
@@ -539,6 +539,8 @@ void fg_set_call_timeout_ms(uint32_t ms) {
     pthread_cond_broadcast(&g_watchdog_wake);
     pthread_mutex_unlock(&g_watchdog_lock);
 }
+
+void fg_loop_turn(void) { STORE(&fg__loop_turns, LOAD(&fg__loop_turns) + 1); }
 
 void fg_set_stall_timeout_ms(uint32_t ms) {
     pthread_mutex_lock(&g_watchdog_lock);

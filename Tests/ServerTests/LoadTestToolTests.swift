@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import Testing
 
 /// The load-test tool against a real server, briefly: it must drive the
@@ -43,7 +42,7 @@ import Testing
         // clients than the tool connects at once: the run ends on the first
         // refusals, and closing the rest cancels their connects, which must
         // not start new ones on closing handles (libuv aborts on that).
-        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = Glibc.socket(AF_INET, streamSocketType, 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

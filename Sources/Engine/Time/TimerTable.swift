@@ -315,11 +315,6 @@ struct TimerTable {
         for index in entries.indices where entries[index].live { body(Int32(index), entries[index]) }
     }
 
-    /// Rooms in batching mode, as room ids.
-    func batchingRooms(idOf: (Int) -> GameID?) -> [GameID] {
-        owners[Int(GAME_KIND_ROOM)].indices.compactMap { owners[Int(GAME_KIND_ROOM)][$0].batching ? idOf($0) : nil }
-    }
-
     // MARK: - Handoff (TimeHandoff.swift)
 
     /// Takes over a handed-over table: every slot where it was, deadlines

@@ -213,12 +213,9 @@ void fg_set_call_timeout_ms(uint32_t ms);
  */
 void fg_set_stall_timeout_ms(uint32_t ms);
 
-/* Bumped by the loop thread once per turn; read by the watchdog. */
-extern uint64_t fg__loop_turns;
-
-static inline void fg_loop_turn(void) {
-    __atomic_store_n(&fg__loop_turns, fg__loop_turns + 1, __ATOMIC_RELAXED);
-}
+/* The loop thread calls this once per turn (a relaxed atomic increment of
+ * the counter the watchdog reads). Loop thread only. */
+void fg_loop_turn(void);
 
 /* The real-time signal the watchdog uses: SIGRTMIN+4. Valid before install. */
 int fg_timeout_signal(void);

@@ -1,5 +1,11 @@
 import Foundation
 
+/// `SOCK_STREAM` as `socket(2)` takes it. Named here, where the constant
+/// resolves: in some files of this target the compiler's lookup of the
+/// Glibc enum case fails depending on how the target's files are batched
+/// (it broke LoadTestToolTests twice, with and without `import Glibc`).
+let streamSocketType = Int32(SOCK_STREAM.rawValue)
+
 /// A blocking TCP client that speaks the line protocol, as a player's game
 /// client would. Replies (`+`/`-`) and pushed events (`>`) arrive on the
 /// same socket; `call` returns the reply and queues the events it passes.
