@@ -6,7 +6,7 @@ import Testing
 @Suite struct TestSupportTests {
     /// A listening socket on a free loopback port.
     private func listener() throws -> (socket: Int32, port: Int) {
-        let listening = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let listening = socket(AF_INET, streamSocketType, 0)
         guard listening >= 0 else { throw TestFailure("socket: \(errno)") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

@@ -26,8 +26,8 @@ import Testing
         var stream: [Int32] = [0, 0]
         var datagram: [Int32] = [0, 0]
         var pipeEnds: [Int32] = [0, 0]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &stream) == 0)
-        #expect(socketpair(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0, &datagram) == 0)
+        #expect(socketpair(AF_UNIX, streamSocketType, 0, &stream) == 0)
+        #expect(socketpair(AF_UNIX, datagramSocketType, 0, &datagram) == 0)
         #expect(pipe(&pipeEnds) == 0)
         defer { for fd in stream + datagram + pipeEnds { close(fd) } }
         #expect(SocketCheck(fds: stream).wait() == nil)

@@ -28,7 +28,7 @@ final class EmbeddedEngine {
     /// A client end whose server end the engine adopted as `role`.
     func connect(_ role: ListenerRole = .game) throws -> EmbeddedClient {
         var fds: [Int32] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { throw TestFailure("socketpair") }
+        guard socketpair(AF_UNIX, streamSocketType, 0, &fds) == 0 else { throw TestFailure("socketpair") }
         try engine.transport.adopt(fds[0], as: role)
         return EmbeddedClient(fd: fds[1], owner: self)
     }

@@ -15,7 +15,7 @@ final class HTTPClient {
     private var buffer: [UInt8] = []
 
     init(port: Int, timeout: TimeInterval = 10) throws {
-        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        socket = Glibc.socket(AF_INET, streamSocketType, 0)
         guard socket >= 0 else { throw TestFailure("socket: \(errno)") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

@@ -1,10 +1,13 @@
 import Foundation
 
-/// `SOCK_STREAM` as `socket(2)` takes it. Named here, where the constant
-/// resolves: in some files of this target the compiler's lookup of the
-/// Glibc enum case fails depending on how the target's files are batched
-/// (it broke LoadTestToolTests twice, with and without `import Glibc`).
-let streamSocketType = Int32(SOCK_STREAM.rawValue)
+/// `SOCK_STREAM` as `socket(2)` takes it (1 on Linux), as a number: the
+/// compiler's lookup of Glibc's `SOCK_STREAM` enum failed in one test file
+/// or another from one clean build to the next (with or without `import
+/// Glibc`; a module-visibility quirk not pinned down), never in the engine.
+let streamSocketType: Int32 = 1
+/// `SOCK_DGRAM` (2) and `SHUT_WR` (1), for the same reason.
+let datagramSocketType: Int32 = 2
+let shutdownWrite: Int32 = 1
 
 /// A blocking TCP client that speaks the line protocol, as a player's game
 /// client would. Replies (`+`/`-`) and pushed events (`>`) arrive on the
@@ -18,7 +21,7 @@ final class LineClient {
     /// `receiveBuffer` shrinks the kernel's receive buffer, to make a client
     /// that does not read fill up quickly.
     init(port: Int, timeout: TimeInterval = 10, receiveBuffer: Int32? = nil) throws {
-        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        socket = Glibc.socket(AF_INET, streamSocketType, 0)
         guard socket >= 0 else { throw TestFailure("socket: \(errno)") }
         if var size = receiveBuffer {
             setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -102,7 +105,7 @@ final class LineClient {
     }
 
     /// Closes our sending side only; replies still arrive.
-    func halfClose() { shutdown(socket, Int32(SHUT_WR)) }
+    func halfClose() { shutdown(socket, shutdownWrite) }
 
     /// Aborts the connection with a TCP reset: with SO_LINGER {on, 0},
     /// close() sends RST instead of FIN. The client is unusable afterwards.
