@@ -7,6 +7,7 @@ tool that needs one imports it from here, so there is one copy of each).
               process.log_tail), stop() it, rss_kib(), padded_copy() of the
               game module, sql() and seed_players() for its SQLite file;
   CPU time    cpu_ticks() / cpu_seconds() of a process from /proc/PID/stat,
+              cpu_seconds_precise() from its threads' schedstat (ns),
               voluntary_switches(), busy_ticks() of the whole machine and
               wait_quiet() for a quiet one;
   statistics  percentile() and median();
@@ -168,6 +169,17 @@ def cpu_ticks(pid: int) -> tuple:
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process so far, in seconds."""
     return sum(cpu_ticks(pid)) / TICKS
+
+
+def cpu_seconds_precise(pid: int) -> float:
+    """The process's CPU time at nanosecond resolution: /proc/PID/schedstat's
+    first field, summed over its threads (cpu_seconds counts 10 ms ticks,
+    too coarse for tens of milliseconds)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+            total += int(stat.read().split()[0])
+    return total / 1e9
 
 
 def voluntary_switches(pid: int) -> int:

@@ -14,35 +14,9 @@ import os
 import statistics
 import time
 
-from benchlib import MODULE, arg_parser, connect, start
+from benchlib import MODULE, arg_parser, call, connect, cpu_seconds_precise, rss_kib, start
 
 PROBE = os.path.join(os.path.dirname(MODULE), "libTimeProbeModule.so")
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """The process's CPU time in ns resolution (/proc/PID/schedstat's first
-    field, summed over its threads: /proc/PID/stat counts 10 ms ticks)."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
-            total += int(stat.read().split()[0])
-    return total / 1e9
-
-
-def call(sock, line: str) -> str:
-    sock.sendall((line + "\n").encode())
-    data = b""
-    while not data.endswith(b"\n"):
-        data += sock.recv(65536)
-    return data.decode().strip()
 
 
 def main() -> None:
@@ -70,9 +44,9 @@ def main() -> None:
         # They fire together 1.5 s after they were set: the server's CPU
         # over the 2 s around it (idle otherwise), per fire.
         time.sleep(0.5)
-        cpu_before = cpu_seconds(proc.pid)
+        cpu_before = cpu_seconds_precise(proc.pid)
         time.sleep(2.0)
-        cpu = cpu_seconds(proc.pid) - cpu_before
+        cpu = cpu_seconds_precise(proc.pid) - cpu_before
         results["fire_ns"].append(cpu * 1e9 / n)
         started = time.perf_counter_ns()
         reply = call(sock, f"TIMERS {n} 600000 pair cancel")

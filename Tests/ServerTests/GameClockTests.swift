@@ -14,6 +14,18 @@ import Testing
         pairs.sorted { $0.key < $1.key }.flatMap { ["--game-setting", "\($0.key)=\($0.value)"] }
     }
 
+    /// A server whose rounds last `roundSeconds`, and alice logged in alone
+    /// in a room she made (round 1 running).
+    static func aliceInANewRoom(roundSeconds: Int) throws -> (TestServer, TimedPlayer) {
+        let server = try TestServer(arguments: settings(["round_seconds": "\(roundSeconds)"]))
+        let alice = try server.connect()
+        _ = try alice.call("LOGIN alice")
+        try alice.joinNewRoom("r")
+        let alices = TimedPlayer(alice)
+        alices.round = 1
+        return (server, alices)
+    }
+
     /// A fresh room announces its first round with the game's own length
     /// when the operator sets none: two minutes.
     @Test func roundsLastTwoMinutesUnlessTheOperatorSaysOtherwise() throws {
@@ -104,12 +116,7 @@ import Testing
     /// Taking every gem ends nothing (the board stays empty); the round's
     /// end deals a fresh board of six, and positions and scores stay.
     @Test func aRoundEndDealsAFreshBoardAndKeepsPositionsAndScores() throws {
-        let server = try TestServer(arguments: Self.settings(["round_seconds": "2"]))
-        let alice = try server.connect()
-        _ = try alice.call("LOGIN alice")
-        try alice.joinNewRoom("r")
-        let alices = TimedPlayer(alice)
-        alices.round = 1
+        let (server, alices) = try Self.aliceInANewRoom(roundSeconds: 2)
         // Six gems taken in one round (a round that ends under the walk
         // deals a fresh board: then again, in the next one).
         var round = 0
@@ -129,10 +136,10 @@ import Testing
         #expect(empty.gems.isEmpty, "\(empty.gems)")
         #expect(try alices.next { $0.hasPrefix(">ROUND_END \(round) ") } == ">ROUND_END \(round) alice 6")
         #expect(try alices.next() == ">ROUND \(round + 1) ends_in 2")
-        let board = try Board(alice.call("LOOK"))
+        let board = try Board(alices.client.call("LOOK"))
         #expect(board.position == empty.position)
         #expect((5...6).contains(board.gems.count), "\(board.gems)")  // one may be under alice
-        #expect(try alice.call("SCORE") == "+SCORE alice:\(score)")
+        #expect(try alices.client.call("SCORE") == "+SCORE alice:\(score)")
     }
 
     /// A player who sends nothing for afk_seconds is moved out of the room;
@@ -196,12 +203,7 @@ import Testing
     /// after a RELOAD (the rounds count on), and v2's by 1.1.0 after a
     /// ROLLBACK.
     @Test func theRoundClockGoesOnAcrossReloadAndRollback() throws {
-        let server = try TestServer(arguments: Self.settings(["round_seconds": "1"]))
-        let alice = try server.connect()
-        _ = try alice.call("LOGIN alice")
-        try alice.joinNewRoom("r")
-        let alices = TimedPlayer(alice)
-        alices.round = 1
+        let (server, alices) = try Self.aliceInANewRoom(roundSeconds: 1)
         _ = try alices.next { $0 == ">ROUND 2 ends_in 1" }
         let admin = try server.connectAdmin()
         for (swap, pong) in [("RELOAD \(Products.library("GameLogicV2").path)", "+PONG v2"), ("ROLLBACK", "+PONG")] {
@@ -222,12 +224,7 @@ import Testing
     /// An engine upgrade hands the game's timers over: the round ends in
     /// the new engine, on time, and the next one starts.
     @Test func theRoundClockGoesOnAcrossAnEngineUpgrade() throws {
-        let server = try TestServer(arguments: Self.settings(["round_seconds": "1"]))
-        let alice = try server.connect()
-        _ = try alice.call("LOGIN alice")
-        try alice.joinNewRoom("r")
-        let alices = TimedPlayer(alice)
-        alices.round = 1
+        let (server, alices) = try Self.aliceInANewRoom(roundSeconds: 1)
         #expect(try server.connectAdmin().call("UPGRADE").hasPrefix("+OK engine"))
         #expect(try alices.call("PING") == "+PONG")
         alices.skipHeard()

@@ -48,7 +48,7 @@ struct Limits: ParsableArguments, Sendable {
     var maxRooms = 10_000
 
     // Time (timers and room ticks, ABI 1.3)
-    @Option(help: "Most pending timers modules may set (about 150 bytes each); timer_set past it gets GAME_ERR_LIMIT.",
+    @Option(help: "Most pending timers modules may set (about 200 bytes each); timer_set past it gets GAME_ERR_LIMIT.",
             transform: within(1...100_000_000))
     var maxTimers = 1_000_000
     @Option(help: "Most pending timers on one owner (a session, room, player or the global entity).",

@@ -134,21 +134,7 @@ final class ModuleCall {
     /// still there to read). No reply is expected or allowed.
     func sessionClosed(_ session: GameID) {
         guard let hook = module.sessionClosed else { return }
-        let saved = (currentSession, currentPeer)
-        currentSession = GameID(raw: 0)
-        currentPeer = nil
-        // Closes other hooks asked for are still waiting: a fault takes back
-        // only those this call asked for. The session closes either way.
-        let closesBefore = pendingCloses.count
-        world.beginJournal()
-        let outcome = fg_call_session_closed(hook, session.raw, table, faultBuffer)
-        if outcome == FG_OK {
-            world.commitJournal()
-        } else {
-            world.rollBackJournal()
-            if pendingCloses.count > closesBefore { pendingCloses.removeSubrange(closesBefore...) }
-        }
-        (currentSession, currentPeer) = saved
+        let outcome = guardedHookCall { _ in fg_call_session_closed(hook, session.raw, table, faultBuffer) }
         if outcome != FG_OK { owner?.contained(outcome, export: "hotswap_session_closed") }
         afterCall()
     }
@@ -159,13 +145,13 @@ final class ModuleCall {
     /// The caller then settles the timer and calls `finishTimeCall`.
     func fireTimer(_ event: UnsafePointer<game_timer_event>) -> Int32 {
         guard let hook = module.timer else { return FG_REFUSED }
-        return guardedTimeCall { status in fg_call_timer(hook, event, table, &status, faultBuffer) }
+        return guardedHookCall { status in fg_call_timer(hook, event, table, &status, faultBuffer) }
     }
 
     /// Hands a room's tick to the module (`hotswap_tick`), like `fireTimer`.
     func tick(_ tick: UnsafePointer<game_tick>) -> Int32 {
         guard let hook = module.tick else { return FG_REFUSED }
-        return guardedTimeCall { status in fg_call_tick(hook, tick, table, &status, faultBuffer) }
+        return guardedHookCall { status in fg_call_tick(hook, tick, table, &status, faultBuffer) }
     }
 
     /// After a timer's or tick's call was settled: a contained fault counts
@@ -176,7 +162,12 @@ final class ModuleCall {
         afterCall()
     }
 
-    private func guardedTimeCall(_ call: (inout Int32) -> Int32) -> Int32 {
+    /// A call into module code that answers no request (a closing
+    /// session, a timer, a tick), journaled like a request: a fault or hang
+    /// undoes what it did. Closes other hooks asked for are still waiting:
+    /// a fault takes back only those this call asked for. Returns the
+    /// guard's outcome; `call` gets the status the export returns.
+    private func guardedHookCall(_ call: (inout Int32) -> Int32) -> Int32 {
         let saved = (currentSession, currentPeer)
         currentSession = GameID(raw: 0)
         currentPeer = nil

@@ -167,6 +167,11 @@ final class Connection: Slotted {
             holding = true
             return
         }
+        queueForFlush()
+    }
+
+    /// In this turn's flush list, once.
+    private func queueForFlush() {
         if !queuedForFlush {
             queuedForFlush = true
             transport.markForFlush(self)
@@ -177,10 +182,7 @@ final class Connection: Slotted {
     func releaseHeld() {
         guard holding else { return }
         holding = false
-        if !queuedForFlush {
-            queuedForFlush = true
-            transport.markForFlush(self)
-        }
+        queueForFlush()
     }
 
     /// Stops holding (left the room, or it stopped batching); what waits
