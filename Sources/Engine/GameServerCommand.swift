@@ -128,6 +128,9 @@ package struct GameServerCommand: ParsableCommand {
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
+            // A stop whose final flush failed (the log says why) is not a
+            // clean one: the exit status tells a supervisor so.
+            if FinalFlushStatus.hasFailed { Glibc.exit(FinalFlushStatus.exitStatus) }
         } catch let refused as StartRefused {
             if let handoff {
                 let problem = Resume.fallBack(memfd: handoff, reason: "the new engine could not restore (\(refused.reason))")

@@ -222,6 +222,8 @@ final class AdminConsole {
             case .nothingDirty: "+OK saved records=0 write_ms=0.00"
             case .wrote(let records, let milliseconds):
                 "+OK saved records=\(records) write_ms=\(AdminConsole.milliseconds(milliseconds))"
+            case .failed(let error) where error.lostFile:
+                "-ERR SAVE_FAILED \(AdminConsole.oneLine(error.description)); the records stay dirty in memory (the log says what to do)"
             case .failed(let error): "-ERR SAVE_FAILED \(AdminConsole.oneLine(error.description)); the records stay dirty and are retried"
             }
             logger.notice("admin: SAVE -> \(reply)")

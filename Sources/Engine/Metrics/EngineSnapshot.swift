@@ -46,6 +46,8 @@ struct EngineSnapshot {
     var inFlight = 0
     var flush: FlushCounters?
     var databaseLocation: String?
+    /// The database path no longer names the file the server has open.
+    var databaseFileLost = false
 
     // Time (timers and room ticks).
     var timers = 0
@@ -92,6 +94,7 @@ struct EngineSnapshot {
         inFlight = engine.writeBehind?.recordsInFlight ?? 0
         flush = engine.writeBehind?.counters
         databaseLocation = engine.writeBehind?.storage.location
+        databaseFileLost = engine.writeBehind?.lostFile != nil
         if let metrics = engine.metrics {
             metricsResponses = HTTPStatus.allCases.map { metrics.responseCount($0) }
         }
@@ -285,8 +288,11 @@ struct EngineReading: Sendable {
                                      help: "How long the last flush took on its worker thread.", scale: 0.001),
                       format: .milliseconds) { $0.flush?.lastFlushMilliseconds ?? 0 },
         .status("last_flush_held_us") { Int($0.flush?.lastHeldMicroseconds ?? 0) },
-        .both("db_errors", .counter, "hotswap_db_errors_total", "Flushes the database refused (a full disk, ...); their records stay dirty and are retried.") {
+        .both("db_errors", .counter, "hotswap_db_errors_total", "Flushes the database refused (a full disk, ...), and checks that found its file gone; their records stay dirty and are retried.") {
             $0.flush?.errors ?? 0
+        },
+        .both("db_file_lost", .gauge, "hotswap_db_file_lost", "1 while the database path does not name the file the server has open (deleted, moved or replaced): nothing is written.") {
+            $0.databaseFileLost ? 1 : 0
         },
         // Time (ABI 1.3: timers and room ticks).
         .both("timers", .gauge, "hotswap_timers_pending", "Timers modules set that have not fired or ended (room ticks not included).") {

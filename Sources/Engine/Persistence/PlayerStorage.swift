@@ -20,10 +20,17 @@ protocol PlayerStorage: AnyObject, Sendable {
     /// Descriptors an engine upgrade must keep open for the next engine
     /// (the one-server lock); the next engine opens the rest again.
     var handedOverDescriptors: [Int32] { get }
+    /// Checks that the storage is still the one it opened (SQLite: that
+    /// the path still names the open file, `DatabaseFileIdentity`), for a
+    /// flush with nothing to write, whose success would otherwise say
+    /// nothing. On a worker thread, or at exit once the loop has stopped;
+    /// `write` checks by itself.
+    func verifyIdentity() throws(StorageError)
 }
 
 extension PlayerStorage {
     var handedOverDescriptors: [Int32] { [] }
+    func verifyIdentity() throws(StorageError) {}
 }
 
 /// Why storage could not be opened, read or written, in the operator's
@@ -34,9 +41,19 @@ struct StorageError: Error, CustomStringConvertible, Equatable {
     /// briefly unavailable file), as opposed to a write the file refuses
     /// whatever the moment (a schema it cannot take, a corrupt page).
     var isTransient: Bool
+    /// The storage is no longer where it was opened (the database path
+    /// names another file, or none): nothing can be written until it is
+    /// again, and everything written before is wherever the file went.
+    /// Not transient: no retry brings the file back.
+    var lostFile: Bool
+    /// What the operator can do about it, for the log only (STATUS and
+    /// the SAVE reply carry the description).
+    var advice: String?
 
-    init(_ description: String, transient: Bool = false) {
+    init(_ description: String, transient: Bool = false, lostFile: Bool = false, advice: String? = nil) {
         self.description = description
-        isTransient = transient
+        isTransient = transient && !lostFile
+        self.lostFile = lostFile
+        self.advice = advice
     }
 }

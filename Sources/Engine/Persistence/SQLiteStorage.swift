@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// The default storage: one SQLite file in WAL mode, through GRDB.
 ///
@@ -20,6 +21,12 @@ import GRDB
 /// last commits (SQLite's documented guarantee), and the file is never
 /// left corrupt. Readers (a backup, the `sqlite3` shell) never block the
 /// writer, nor it them.
+///
+/// The file tells the truth: every write checks, before and after its
+/// transaction, that the path still names the file SQLite has open
+/// (`DatabaseFileIdentity`), and a start reads every stored value as it is
+/// and refuses one that does not fit its column (`StoredCell`), rather
+/// than reading it as a default.
 final class SQLiteStorage: PlayerStorage {
     static let layoutVersion = 1
     /// "HSWP" in `PRAGMA application_id`.
@@ -28,11 +35,14 @@ final class SQLiteStorage: PlayerStorage {
     let location: String
     private let queue: DatabaseQueue
     private let lock: DatabaseLock
+    /// What the path must keep naming.
+    private let files: DatabaseFileIdentity
 
-    private init(location: String, queue: DatabaseQueue, lock: DatabaseLock) {
+    private init(location: String, queue: DatabaseQueue, lock: DatabaseLock, files: DatabaseFileIdentity) {
         self.location = location
         self.queue = queue
         self.lock = lock
+        self.files = files
     }
 
     /// Opens (or creates) the database at `path`, takes the one-server lock
@@ -42,11 +52,18 @@ final class SQLiteStorage: PlayerStorage {
     /// held (`adopting`, its descriptor handed over): locking the file again
     /// on a new descriptor would conflict with that very lock. On a refusal
     /// that lock is left as it is, held: the engine falls back to the
-    /// previous one, which still needs it.
+    /// previous one, which still needs it. The path must still name the
+    /// locked file, checked before SQLite opens it: SQLite would create a
+    /// new, empty file where one was deleted, and the resumed engine, which
+    /// reads nothing from the file, would write only its dirty rows there.
     static func open(path: String, adopting adopted: DatabaseLock? = nil) throws(StorageError) -> SQLiteStorage {
         let lock: DatabaseLock
-        if let adopted { lock = adopted } else { lock = try DatabaseLock.acquire(path: path) }
+        if let adopted { lock = try adopted.adopting(path: path) } else { lock = try DatabaseLock.acquire(path: path) }
         func giveUp() { if adopted == nil { lock.release() } }
+        if let problem = DatabaseFileIdentity(path: path, shown: path, descriptor: lock.descriptor).problem() {
+            giveUp()
+            throw problem
+        }
         do {
             var configuration = Configuration()
             configuration.label = "hotswap.database"
@@ -65,7 +82,17 @@ final class SQLiteStorage: PlayerStorage {
                 defer { free(real) }
                 return String(cString: real)
             } ?? path
-            return SQLiteStorage(location: location, queue: queue, lock: lock)
+            // SQLite's own descriptor and the lock's are one file: SQLite
+            // says its file has not moved from the path, and the path still
+            // names the lock's (DatabaseFileIdentity).
+            try queue.inDatabase { db in
+                var moved: Int32 = 0
+                if sqlite3_file_control(db.sqliteConnection, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK, moved != 0 {
+                    throw StorageError("database \(location) was moved or replaced while it was being opened; start again")
+                }
+            }
+            let files = try DatabaseFileIdentity(path: path, shown: location, descriptor: lock.descriptor).bound()
+            return SQLiteStorage(location: location, queue: queue, lock: lock, files: files)
         } catch let error as StorageError {
             giveUp()
             throw error
@@ -75,8 +102,9 @@ final class SQLiteStorage: PlayerStorage {
         }
     }
 
-    /// The one-server lock's descriptor: an engine upgrade hands it over.
-    var handedOverDescriptors: [Int32] { [lock.descriptor] }
+    /// The one-server lock's descriptors: an engine upgrade hands them
+    /// over, the flock first.
+    var handedOverDescriptors: [Int32] { lock.descriptors }
 
     /// Creates the tables in a new file; refuses a file that is not ours or
     /// was written by a newer layout.
@@ -119,20 +147,34 @@ final class SQLiteStorage: PlayerStorage {
                 snapshot.playerColumns = try SQLiteStorage.columns(db, kind: .player)
                 snapshot.declared = try SQLiteStorage.columns(db, kind: .global, declaredOnly: true)
                     + SQLiteStorage.columns(db, kind: .player, declaredOnly: true)
+                var problems = StoredValueProblems(database: location)
                 let globalNames = snapshot.globalColumns.map(SQLiteStorage.columnName).map(SQLiteStorage.quoted)
-                if let row = try Row.fetchOne(db, sql: "SELECT \((["id"] + globalNames).joined(separator: ", ")) FROM globals WHERE id = 1") {
-                    snapshot.global = StoredRecord(key: [], values: (0..<globalNames.count).map {
-                        SQLiteStorage.value(row[$0 + 1] as DatabaseValue)
-                    })
+                let global = try db.makeStatement(sql: "SELECT \((["id"] + globalNames).joined(separator: ", ")) FROM globals WHERE id = 1")
+                // The cursor lives while its row is read: dropped, it resets
+                // the statement (and the row reads as NULLs).
+                let globalRows = try Row.fetchCursor(global)
+                if try globalRows.next() != nil {
+                    snapshot.global = StoredRecord(key: [], values: SQLiteStorage.values(
+                        global.sqliteStatement, snapshot.globalColumns, &problems) { ("the global row", "globals", "id = 1") })
                 }
+                withExtendedLifetime(globalRows) {}
                 let playerNames = snapshot.playerColumns.map(SQLiteStorage.columnName).map(SQLiteStorage.quoted)
-                let rows = try Row.fetchCursor(db, sql: "SELECT \((["key"] + playerNames).joined(separator: ", ")) FROM players")
-                while let row = try rows.next() {
-                    guard case .string(let key) = (row[0] as DatabaseValue).storage else { continue }
-                    snapshot.players.append(StoredRecord(key: Array(key.utf8), values: (0..<playerNames.count).map {
-                        SQLiteStorage.value(row[$0 + 1] as DatabaseValue)
-                    }))
+                let players = try db.makeStatement(sql: "SELECT \((["key"] + playerNames).joined(separator: ", ")) FROM players")
+                let rows = try Row.fetchCursor(players)
+                while try rows.next() != nil {
+                    // The row the statement is on, read cell by cell as stored.
+                    switch StoredCell(players.sqliteStatement, 0).key() {
+                    case .failure(let mismatch):
+                        problems.addKey(mismatch)
+                    case .success(let key):
+                        snapshot.players.append(StoredRecord(key: key, values: SQLiteStorage.values(
+                            players.sqliteStatement, snapshot.playerColumns, &problems) {
+                                ("player '\(String(decoding: key, as: UTF8.self))'", "players",
+                                 "key = \(SQLiteStorage.literal(.string(key)))")
+                            }))
+                    }
                 }
+                if let refusal = problems.error { throw refusal }
                 snapshot.timers = try SQLiteStorage.loadTimers(db)
                 return snapshot
             }
@@ -140,6 +182,27 @@ final class SQLiteStorage: PlayerStorage {
             throw error
         } catch {
             throw StorageError("cannot read database \(location): \(SQLiteStorage.describe(error))")
+        }
+    }
+
+    /// The values of the row `statement` is on, from its second column on,
+    /// each checked against its column's type; one that does not fit is
+    /// noted in `problems` (and read as nil: the start is refused anyway),
+    /// with the row as `whose` names it (only then: a name per row would
+    /// cost every start).
+    private static func values(_ statement: SQLiteStatement, _ columns: [FieldSpec],
+                               _ problems: inout StoredValueProblems,
+                               whose: () -> (row: String, table: String, condition: String)) -> [StoredValue?]
+    {
+        columns.indices.map { index in
+            switch StoredCell(statement, Int32(index + 1)).value(as: columns[index].type) {
+            case .success(let value): return value
+            case .failure(let mismatch):
+                let (row, table, condition) = whose()
+                problems.add(row: row, field: columns[index], mismatch,
+                             fix: "UPDATE \(table) SET \(quoted(columnName(columns[index]))) = NULL WHERE \(condition)")
+                return nil
+            }
         }
     }
 
@@ -193,40 +256,19 @@ final class SQLiteStorage: PlayerStorage {
 
     // MARK: - Writing (a worker thread)
 
+    /// Before the transaction and after it, the path must name the open
+    /// file (`DatabaseFileIdentity`): nothing is written to a file that is
+    /// gone, and a batch committed to one that went during the transaction
+    /// is reported failed (its records stay dirty), not written.
     func write(_ batch: PersistBatch) throws(StorageError) {
         do {
-            try queue.write { db in
-                try SQLiteStorage.ensureColumns(db, table: "globals", kind: .global, batch.globalColumns)
-                try SQLiteStorage.ensureColumns(db, table: "players", kind: .player, batch.playerColumns)
-                for key in batch.deleted {
-                    try db.execute(sql: "DELETE FROM players WHERE key = ?", arguments: [String(decoding: key, as: UTF8.self)])
+            try queue.writeWithoutTransaction { db in
+                try checkIdentity(db)
+                try db.inTransaction {
+                    try SQLiteStorage.writeRows(db, batch)
+                    return .commit
                 }
-                if let global = batch.global {
-                    try SQLiteStorage.upsert(db, table: "globals", keyColumn: "id", columns: batch.globalColumns,
-                                             records: [global], key: { _ in 1 })
-                }
-                if !batch.players.isEmpty {
-                    try SQLiteStorage.upsert(db, table: "players", keyColumn: "key", columns: batch.playerColumns,
-                                             records: batch.players, key: { String(decoding: $0.key, as: UTF8.self) })
-                }
-                if let timers = batch.timers {
-                    try SQLiteStorage.ensureTimersTable(db)
-                    try db.execute(sql: "DELETE FROM timers")
-                    let insert = try db.makeStatement(sql: "INSERT INTO timers (owner_kind, owner_key, event, payload, due_unix_ms, period_ms, fired) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                    for timer in timers {
-                        try insert.execute(arguments: [
-                            timer.global ? "global" : "player", String(decoding: timer.ownerKey, as: UTF8.self),
-                            String(decoding: timer.event, as: UTF8.self), Data(timer.payload),
-                            timer.dueUnixMilliseconds, timer.periodMilliseconds, timer.fired])
-                    }
-                }
-                if let declared = batch.declared {
-                    try db.execute(sql: "UPDATE fields SET declared = 0 WHERE declared != 0")
-                    for spec in declared {
-                        try db.execute(sql: "UPDATE fields SET declared = 1 WHERE kind = ? AND name = ? AND type = ?",
-                                       arguments: [spec.kind.description, spec.name, spec.type.description])
-                    }
-                }
+                try checkIdentity(db)
             }
         } catch let error as StorageError {
             throw error
@@ -234,6 +276,70 @@ final class SQLiteStorage: PlayerStorage {
             throw StorageError("flush to \(location) failed: \(SQLiteStorage.describe(error))",
                                transient: SQLiteStorage.isTransient(error))
         }
+    }
+
+    /// The batch's rows, in the transaction `write` opened.
+    private static func writeRows(_ db: Database, _ batch: PersistBatch) throws {
+        try SQLiteStorage.ensureColumns(db, table: "globals", kind: .global, batch.globalColumns)
+        try SQLiteStorage.ensureColumns(db, table: "players", kind: .player, batch.playerColumns)
+        for key in batch.deleted {
+            try db.execute(sql: "DELETE FROM players WHERE key = ?", arguments: [String(decoding: key, as: UTF8.self)])
+        }
+        if let global = batch.global {
+            try SQLiteStorage.upsert(db, table: "globals", keyColumn: "id", columns: batch.globalColumns,
+                                     records: [global], key: { _ in 1 })
+        }
+        if !batch.players.isEmpty {
+            try SQLiteStorage.upsert(db, table: "players", keyColumn: "key", columns: batch.playerColumns,
+                                     records: batch.players, key: { String(decoding: $0.key, as: UTF8.self) })
+        }
+        if let timers = batch.timers {
+            try SQLiteStorage.ensureTimersTable(db)
+            try db.execute(sql: "DELETE FROM timers")
+            let insert = try db.makeStatement(sql: "INSERT INTO timers (owner_kind, owner_key, event, payload, due_unix_ms, period_ms, fired) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            for timer in timers {
+                try insert.execute(arguments: [
+                    timer.global ? "global" : "player", String(decoding: timer.ownerKey, as: UTF8.self),
+                    String(decoding: timer.event, as: UTF8.self), Data(timer.payload),
+                    timer.dueUnixMilliseconds, timer.periodMilliseconds, timer.fired])
+            }
+        }
+        if let declared = batch.declared {
+            try db.execute(sql: "UPDATE fields SET declared = 0 WHERE declared != 0")
+            for spec in declared {
+                try db.execute(sql: "UPDATE fields SET declared = 1 WHERE kind = ? AND name = ? AND type = ?",
+                               arguments: [spec.kind.description, spec.name, spec.type.description])
+            }
+        }
+    }
+
+    // MARK: - The file's identity (a worker thread)
+
+    func verifyIdentity() throws(StorageError) {
+        guard files.problem() != nil else { return }
+        do {
+            try queue.inDatabase { db in try checkIdentity(db) }
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError("cannot check database \(location): \(SQLiteStorage.describe(error))", transient: true)
+        }
+    }
+
+    /// Throws when the path no longer names the open file, after a passive
+    /// checkpoint: the open file then holds every commit (not only those
+    /// already copied out of the `-wal`), so a copy of it taken through
+    /// `/proc` (the advice in the log says how) misses nothing that was
+    /// written. The checkpoint writes only through SQLite's descriptors,
+    /// never to whatever the path names now, and never waits for readers.
+    private func checkIdentity(_ db: Database) throws(StorageError) {
+        guard var problem = files.problem() else { return }
+        _ = try? db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)")
+        let copy = "/proc/\(getpid())/fd/\(lock.descriptor)"
+        problem.advice = "This server keeps the path locked: no other server starts on it. The file it wrote is still open, "
+            + "as \(copy), and holds every flush that succeeded (checkpointed into it just now): `cp \(copy) SAFE-COPY.sqlite` "
+            + "keeps it. A stop now exits with status 1, and what is dirty is lost with the process"
+        throw problem
     }
 
     /// Errors that may go away by themselves: a full disk, an I/O error, a

@@ -2,7 +2,8 @@
 /// previous engine's write-behind knew, for the next one to go on from.
 ///
 ///     persistent                      false with --database :memory:, and nothing follows
-///     lock descriptors                the one-server flock, held across the exec
+///     lock descriptors                the one-server locks (the flock, then the path
+///                                     lock: DatabaseLock), held across the exec
 ///     columns the file has seen       global and player column counts
 ///     fields the file says serve      the declared persistent fields
 ///     counters                        flushes, records, errors, last flush (ms, records, held us), last error

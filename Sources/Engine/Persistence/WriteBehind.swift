@@ -19,7 +19,14 @@ import UVKit
 /// - A reload that adds columns, or changes what the serving module
 ///   declares, gets a flush even when no row changed, so the file follows.
 /// - `flushAll` writes what is left, synchronously, once the loop has
-///   stopped (shutdown): then nobody is waiting on the loop.
+///   stopped (shutdown): then nobody is waiting on the loop. One that
+///   fails makes the process exit non-zero (`FinalFlushStatus`).
+/// - The file must still be there (`PlayerStorage.verifyIdentity`): every
+///   write checks it, and so do a SAVE or a final flush with nothing to
+///   write and an idle server's ticks, at most once a second
+///   (WriteBehind+FileCheck.swift).
+///   While the path does not name the open file, ticks copy nothing out:
+///   they only check it again.
 /// - A large batch is copied out over several loop turns, at most
 ///   `copySliceRecords` records a turn, and written in one transaction:
 ///   the flush after a migration carries every stored player (a million,
@@ -32,8 +39,8 @@ import UVKit
 final class WriteBehind {
     let storage: any PlayerStorage
     private let world: World
-    private let loop: UnsafeMutablePointer<uv_loop_t>
-    private let logger: Logger
+    let loop: UnsafeMutablePointer<uv_loop_t>
+    let logger: Logger
     private let timer: UnsafeMutablePointer<uv_timer_t>
     let intervalMilliseconds: Int
     /// The serving module's persistent fields (from LogicHost).
@@ -108,6 +115,15 @@ final class WriteBehind {
     private var lastErrorLoggedAt: UInt64 = 0
     private var lastErrorTransient = true
 
+    /// Set while the database path does not name the file the storage has
+    /// open (the last write or check said so): no flush starts on a tick,
+    /// the path is checked instead. STATUS `db_file_lost=1`.
+    private(set) var lostFile: StorageError?
+    /// File checks on the worker (WriteBehind+FileCheck.swift), and when
+    /// the last one started (loop milliseconds).
+    var fileChecksRunning = 0
+    var lastFileCheckAt: UInt64?
+
     /// What STATUS and the metrics show; an upgrade carries it whole.
     private(set) var counters = FlushCounters()
 
@@ -166,10 +182,14 @@ final class WriteBehind {
         return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 
-    /// One interval: hands the dirty records to the worker.
+    /// One interval: hands the dirty records to the worker or, when there
+    /// are none or the file is gone (no write could succeed: copying
+    /// records out for it would only make them dirty again), checks the
+    /// file (at most once a second; a longer interval checks less often).
     func tick() {
-        guard !paused else { return }
-        startFlush()
+        guard !paused, case .idle = flush.state else { return }
+        if lostFile == nil, startFlush() { return }
+        checkFileIfDue()
     }
 
     /// Starts a flush of the dirty records, paused or not: copies them out
@@ -367,7 +387,11 @@ final class WriteBehind {
             // is dirty now, so this one waits for it too. (Answering
             // "nothing dirty" here let an upgrade exec with those records
             // on the worker, neither in the file nor dirty.)
-            guard flushUnderWay || startFlush() else { return body(.nothingDirty) }
+            guard flushUnderWay || startFlush() else {
+                // Nothing to write: the file is checked all the same, so
+                // that a SAVE never answers +OK for a file that is gone.
+                return checkFile { error in body(error.map { .failed($0) } ?? .nothingDirty) }
+            }
             afterFlushInFlight { [unowned self] in
                 guard let task = lastFinished else { return body(.failed(StorageError("flush did not run", transient: true))) }
                 switch task.result {
@@ -406,29 +430,65 @@ final class WriteBehind {
                 logger.notice("database writes work again: \(storage.location)")
                 counters.lastError = nil
             }
+            lostFile = nil
         case .failure(let error):
             remark(unwritten ?? UnwrittenRecords(batch))
-            counters.errors += 1
-            counters.lastError = error.description
-            let now = uv_now(loop)
-            let kindChanged = error.isTransient != lastErrorTransient
-            lastErrorTransient = error.isTransient
-            if kindChanged || lastErrorLoggedAt == 0 || now - lastErrorLoggedAt >= 10_000 {
-                lastErrorLoggedAt = now
-                if error.isTransient {
-                    logger.error("\(error.description); \(world.dirtyCount) records stay dirty in memory and are retried every \(intervalMilliseconds) ms")
-                } else {
-                    logger.critical("\(error.description); not a transient error (retrying will not help until its cause is fixed): \(world.dirtyCount) records stay dirty in memory and are retried every \(intervalMilliseconds) ms")
-                }
-            }
+            countFailure(error)
+        }
+    }
+
+    /// What a file check on the worker found (nil: the path names the open
+    /// file). One that finds the file back after it was lost clears the
+    /// error: the next tick writes what is dirty.
+    func fileChecked(_ problem: StorageError?) {
+        if let problem { return countFailure(problem) }
+        guard lostFile != nil else { return }
+        lostFile = nil
+        counters.lastError = nil
+        logger.notice("database \(storage.location) names the open file again: flushes resume")
+    }
+
+    /// Counts a failed flush or file check (`db_errors=`, `last_db_error=`)
+    /// and logs it: at once when it is the first or of another kind than
+    /// the last, else at most every 10 s.
+    func countFailure(_ error: StorageError) {
+        counters.errors += 1
+        counters.lastError = error.description
+        let wasLost = lostFile != nil
+        lostFile = error.lostFile ? error : nil
+        let now = uv_now(loop)
+        let kindChanged = error.isTransient != lastErrorTransient || error.lostFile != wasLost
+        lastErrorTransient = error.isTransient
+        guard kindChanged || lastErrorLoggedAt == 0 || now - lastErrorLoggedAt >= 10_000 else { return }
+        lastErrorLoggedAt = now
+        let dirty = world.dirtyCount + unwrittenNotYetDirty
+        if error.lostFile {
+            // At exit the final flush's own line says it (and what is lost).
+            if case .closed = flush.state { return }
+            let every = max(UInt64(intervalMilliseconds), Self.fileCheckIntervalMilliseconds)
+            logger.critical("\(error.description): \(dirty) records stay dirty in memory. The game goes on, and the path is checked again every \(every) ms: flushes resume by themselves only if it names the open file again. \(error.advice ?? "")")
+        } else if error.isTransient {
+            logger.error("\(error.description); \(dirty) records stay dirty in memory and are retried every \(intervalMilliseconds) ms")
+        } else {
+            logger.critical("\(error.description); not a transient error (retrying will not help until its cause is fixed): \(dirty) records stay dirty in memory and are retried every \(intervalMilliseconds) ms")
         }
     }
 
     /// Writes everything still dirty, synchronously; for shutdown, once the
-    /// loop no longer serves. A failure is retried a few times, then
-    /// reported: its records are lost with the process.
+    /// loop no longer serves. A failure is retried a few times (not a lost
+    /// file: no retry brings it back), then reported: its records are lost
+    /// with the process, and so is the process's exit status 0
+    /// (`FinalFlushStatus`). With nothing to write the file is checked: a
+    /// server whose file is gone has lost everything it wrote, and must
+    /// not exit as if all were well.
     @discardableResult
     func flushAll(attempts: Int = 3) -> Result<Int, StorageError> {
+        let result = writeEverything(attempts: attempts)
+        if case .failure = result { FinalFlushStatus.failed() }
+        return result
+    }
+
+    private func writeEverything(attempts: Int) -> Result<Int, StorageError> {
         finishRemarking()
         // A batch still being copied out: its records are dirty again, and
         // written below with everything else.
@@ -457,17 +517,30 @@ final class WriteBehind {
         var written = 0
         var lastFailure: StorageError?
         for attempt in 0..<attempts {
-            guard let batch = nextBatch() else { return .success(written) }
+            guard let batch = nextBatch() else {
+                // Nothing (more) to write. A write checks the file by
+                // itself; without one, the file is checked here.
+                if written == 0 && lastFailure == nil {
+                    do throws(StorageError) {
+                        try storage.verifyIdentity()
+                    } catch {
+                        countFailure(error)
+                        return .failure(error)
+                    }
+                }
+                return .success(written)
+            }
             let result = FlushTask.write(batch, to: storage)
             record(batch, records: batch.recordCount, result)
             switch result {
             case .success: written += batch.recordCount
             case .failure(let error):
                 lastFailure = error
-                if attempt + 1 < attempts { usleep(100_000) }
+                if attempt + 1 < attempts && !error.lostFile { usleep(100_000) }
             }
+            if lastFailure?.lostFile == true { break }
         }
-        if let lastFailure, world.dirtyCount > 0 || world.globalDirty || !world.deletedKeys.isEmpty {
+        if let lastFailure, lastFailure.lostFile || world.dirtyCount > 0 || world.globalDirty || !world.deletedKeys.isEmpty {
             return .failure(lastFailure)
         }
         return .success(written)

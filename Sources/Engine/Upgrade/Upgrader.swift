@@ -171,6 +171,12 @@ final class Upgrader {
                 break
             case .wrote(let records, let milliseconds):
                 engine.logger.notice("upgrade: the final flush wrote \(records) records in \(milliseconds) ms; \(engine.world.dirtyCount) changed since go over in memory")
+            case .failed(let error) where error.lostFile:
+                // The next engine opens the path again: it would create a
+                // new file there (or take another's) and write only what
+                // is dirty into it, every other player missing.
+                writeBehind.paused = false
+                return finish(UpgradeRefusal("the database file is gone (\(error.description)); nothing was changed"))
             case .failed(let error):
                 engine.logger.error("upgrade: the final flush failed (\(error.description)); \(engine.world.dirtyCount) dirty records go over in memory")
             }
