@@ -48,7 +48,16 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     private(set) var writeBehind: WriteBehind?
     /// `--metrics-port` (nil when not given).
     private(set) var metrics: MetricsServer?
+    /// systemd's notifications (`$NOTIFY_SOCKET`, Engine+Systemd); nil
+    /// when the process was not started by systemd.
+    var systemd: SystemdNotifier?
     var counters = EngineCounters()
+    /// How the previous run ended (`ExitRecord`), for STATUS: `none`,
+    /// `clean`, `failed`, `crash:SIGNAL`, `killed`, or `unrecorded` without
+    /// a database.
+    var previousExit = "unrecorded"
+    /// What asked the engine to stop (`SIGTERM`, ...), for the exit record.
+    var stopCause: String?
     /// `--max-connections`, lowered to what the open-file limit allows.
     let maxConnections: Int
     /// The per-player limits every session enforces (SessionHost).
@@ -240,7 +249,10 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         upgrader.upgrade(path: path, refused: refused)
     }
 
-    func swapped(_ report: SwapReport) { metrics?.swapped(report) }
+    func swapped(_ report: SwapReport) {
+        metrics?.swapped(report)
+        systemd?.refreshStatus()
+    }
 
     // MARK: - MetricsTarget
 
@@ -359,6 +371,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     func shutdown() {
         guard !shuttingDown else { return }
         shuttingDown = true
+        notifySystemdStopping()
         // The exit's last flush may wait on the database's worker: a stop
         // on purpose, not a stall.
         fg_set_stall_timeout_ms(0)
@@ -408,6 +421,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         // Caught from here on, and ignored: a second SIGTERM does not kill
         // a server that is writing its last records.
         hs_signals_detach()
+        systemd?.close()
         signalWake?.closeAndFree()
         signalWake = nil
         shutdownTimer?.closeAndFree()

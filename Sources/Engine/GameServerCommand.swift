@@ -110,6 +110,9 @@ package struct GameServerCommand: ParsableCommand {
         // Read once and removed: the candidate's check and the next engine
         // must not inherit this engine's name or test knobs.
         EngineIdentity.detachEnvironment()
+        // systemd's NOTIFY_SOCKET and WATCHDOG_* alike: no child may notify
+        // for us; an upgrade's exec (this process) gets them back.
+        SystemdNotifier.detachEnvironment()
         let arguments = Array(CommandLine.arguments.dropFirst())
         // Before anything of ours is open (see `ProcessImage.keepAcrossExec`);
         // a resumed engine has the list from the handoff instead.

@@ -14,7 +14,7 @@ import UVKit
 ///     5 engine               loop, World, LogicHost, Transport, write-behind
 ///     6 fault guard          armed for every module call from here
 ///     7 bring up             StartPath.bringUp: listen, or adopt and restore
-///     8 ready file           the bound ports, for tools and supervisors
+///     8 ready file           the bound ports, for tools and supervisors; READY=1 to systemd
 ///     9 run                  until SIGTERM/SIGINT/SIGHUP or an upgrade's exec
 ///    10 shutdown             final flush, audit log, loop closed; storage, copies
 ///
@@ -127,6 +127,9 @@ struct StartupSequence {
         logger.notice("listening on \(endpoints.game.host):\(endpoints.game.port)")
         logger.notice("admin listening on \(endpoints.admin.host):\(endpoints.admin.port)")
         if let metrics = endpoints.metrics { logger.notice("metrics listening on http://\(metrics.host):\(metrics.port)/metrics") }
+        // READY=1 (and the watchdog) once every port listens: a resumed
+        // engine ends the RELOADING=1 its predecessor sent before the exec.
+        engine.notifySystemdReady(gamePort: endpoints.game.port)
 
         // 9. Run.
         engine.run()

@@ -308,10 +308,12 @@ final class Upgrader {
         section.retiredDescriptors = retired >= 0 ? [retired] : []
         // The fallback runs this build again: with the variables that name
         // and shape it, which this process no longer has in its environment
-        // (EngineIdentity.detachEnvironment).
+        // (EngineIdentity.detachEnvironment), and systemd's, which it
+        // notifies as this same process (SystemdNotifier).
         let fallback = FallbackPlan(previousEngineFD: previousEngine, previousEnginePath: settings.enginePath,
                                     arguments: settings.arguments,
-                                    environment: ProcessImage.environment() + EngineIdentity.fallbackEnvironment,
+                                    environment: ProcessImage.environment() + EngineIdentity.fallbackEnvironment
+                                        + SystemdNotifier.environmentForNextEngine,
                                     passedFDs: passed)
         // About 140 bytes per player (connection, session, fields), plus
         // what is unsent.
@@ -393,9 +395,16 @@ final class Upgrader {
         // own, and nobody would remove this one after the exec.
         let loader = engine.host.loader
         loader.removePrivateCopies()
+        // systemd shows the service reloading until the next engine (or
+        // the fallback) sends READY=1; the next engine is this process and
+        // gets systemd's variables back (SystemdNotifier). Its
+        // --check-upgrade child had none.
+        engine.systemd?.reloading(status: "upgrading the engine \(EngineIdentity.version) -> \(version), "
+                                  + "\(engine.world.sessionCount) players held")
         let reason = ProcessImage.exec(path: target, arguments: [path] + settings.arguments + ["--resume", "\(memfd)"],
-                                       environment: ProcessImage.environment())
+                                       environment: ProcessImage.environment() + SystemdNotifier.environmentForNextEngine)
         // Still here: the exec failed, and this engine serves on.
+        engine.systemd?.readyAgain()
         do {
             try loader.recreatePrivateDirectory()
         } catch {

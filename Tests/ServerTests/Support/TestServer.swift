@@ -56,8 +56,12 @@ final class TestServer: @unchecked Sendable {
     /// `calm` runs the default game's clock at `calmGame`'s pace for every
     /// setting `arguments` does not give (`false`: the game's own defaults);
     /// a server started with another `--module` gets no setting from it.
+    /// `environment` is added to the test runner's environment, from which
+    /// systemd's variables (`NOTIFY_SOCKET`, `WATCHDOG_*`) are removed: a
+    /// suite run under systemd must not have every server notify it.
     init(arguments: [String] = [], calm: Bool = true, shell: String? = nil, launcher: [String] = [],
-         keepReadingLog: Bool = true, whileStarting: ((Process) throws -> Void)? = nil) throws
+         keepReadingLog: Bool = true, environment: [String: String] = [:],
+         whileStarting: ((Process) throws -> Void)? = nil) throws
     {
         var full = ["--port", "0", "--admin-port", "0", "--ready-file", readyFile.path] + arguments
         let module = arguments.firstIndex(of: "--module").flatMap { arguments.indices.contains($0 + 1) ? arguments[$0 + 1] : nil }
@@ -82,6 +86,9 @@ final class TestServer: @unchecked Sendable {
             process.executableURL = Products.server
             process.arguments = full
         }
+        var inherited = ProcessInfo.processInfo.environment
+        for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] { inherited[name] = nil }
+        process.environment = inherited.merging(environment) { $1 }
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
