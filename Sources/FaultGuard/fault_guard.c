@@ -87,6 +87,19 @@ static int c_last_signal, c_last_code;
  * is not loaded or too old to export it. */
 static const char **g_swift_fatal_message;
 
+/* The C library's own aborts (fg_install fills these; read in handlers).
+ * A SIGABRT whose abort() was called from inside libc, other than by
+ * assert(), is libc reporting corruption it found on the module's behalf:
+ * malloc's "double free detected", a smashed stack, a failed fortify check.
+ * malloc raises it with its arena lock held, so containing it would leave
+ * the next allocation (anyone's) waiting forever: such aborts are fatal. */
+typedef struct code_range {
+    uintptr_t lo, hi;
+} code_range;
+static code_range g_abort_fn;           /* abort() itself                    */
+static code_range g_assert_fns[2];      /* __assert_fail, __assert_perror_fail */
+static code_range g_libc_text[4];       /* libc's executable segments        */
+
 /* Module identity for crash reports. */
 static char g_module_name[FG_MAX_IDENTITY + 1];
 static char g_module_version[FG_MAX_IDENTITY + 1];
@@ -135,6 +148,38 @@ static int pc_in_module_images(const void *pc) {
         const image_slot *slot = &g_images[i];
         for (int r = 0; r < slot->count && r < RANGES_PER_IMAGE; r++)
             if (address >= slot->lo[r] && address < slot->hi[r]) return 1;
+    }
+    return 0;
+}
+
+static int in_range(const code_range *r, uintptr_t address) {
+    return r->hi > r->lo && address >= r->lo && address < r->hi;
+}
+
+static int in_libc(uintptr_t address) {
+    for (int t = 0; t < 4; t++)
+        if (in_range(&g_libc_text[t], address)) return 1;
+    return 0;
+}
+
+/* 1 when this SIGABRT is the C library aborting on its own (see g_abort_fn):
+ * the frame that called abort() lies in libc, and no libc frame between it
+ * and the code that called into libc is assert's (__assert_fail calls a
+ * private __assert_fail_base, which calls abort). Frames are return
+ * addresses, each just after its call instruction: hence the - 1. */
+static int libc_raised_abort(void) {
+    if (g_abort_fn.hi == 0) return 0; /* not resolved at install: cannot tell */
+    void *raw[32];
+    int n = backtrace(raw, 32);
+    for (int i = 0; i < n; i++) {
+        if (!in_range(&g_abort_fn, (uintptr_t)raw[i])) continue;
+        int callers_in_libc = 0;
+        for (int j = i + 1; j < n && in_libc((uintptr_t)raw[j] - 1); j++) {
+            for (int a = 0; a < 2; a++)
+                if (in_range(&g_assert_fns[a], (uintptr_t)raw[j] - 1)) return 0;
+            callers_in_libc++;
+        }
+        return callers_in_libc > 0;
     }
     return 0;
 }
@@ -422,6 +467,11 @@ static void on_fault(int signal, siginfo_t *info, void *context) {
             "inside an engine section of a module call: engine state may be inconsistent");
     if (info->si_code <= 0 && info->si_pid != g_pid)
         die(signal, info, context, "sent by another process during a module call");
+    if (signal == SIGABRT && libc_raised_abort())
+        die(signal, info, context,
+            "the C library aborted during a module call (heap corruption such as a double free, "
+            "a smashed stack or a failed fortify check): it may hold the allocator's lock and "
+            "memory is corrupt, so this cannot be contained");
 
     const void *address = NULL;
     if (signal != SIGABRT && info->si_code > 0) address = info->si_addr;
@@ -604,6 +654,8 @@ static int install_handler(int signal, void (*handler)(int, siginfo_t *, void *)
     return 0;
 }
 
+static void resolve_libc_ranges(void);
+
 int fg_install(uint32_t call_timeout_ms) {
     pthread_mutex_lock(&g_install_lock);
     if (LOAD(&g_installed)) {
@@ -624,6 +676,7 @@ int fg_install(uint32_t call_timeout_ms) {
     typedef const char **(*message_buffer_fn)(void);
     message_buffer_fn buffer = (message_buffer_fn)dlsym(RTLD_DEFAULT, "swift_getFatalErrorMessageBuffer");
     g_swift_fatal_message = buffer ? buffer() : NULL;
+    resolve_libc_ranges();
 
     sigemptyset(&g_guard_set);
     for (int i = 0; i < GUARD_SIGNAL_COUNT; i++) sigaddset(&g_guard_set, guard_signals[i]);
@@ -723,6 +776,40 @@ static int find_image(struct dl_phdr_info *info, size_t size, void *data) {
     return 1;
 }
 
+/* A function's code range, from its symbol's size (dladdr1 with
+ * RTLD_DL_SYMENT); an empty range when the symbol or its size is unknown. */
+static code_range function_range(const char *symbol) {
+    code_range range = {0, 0};
+    void *address = dlsym(RTLD_DEFAULT, symbol);
+    Dl_info info;
+    const ElfW(Sym) *entry = NULL;
+    if (address && dladdr1(address, &info, (void **)&entry, RTLD_DL_SYMENT) && entry && entry->st_size) {
+        range.lo = (uintptr_t)address;
+        range.hi = (uintptr_t)address + entry->st_size;
+    }
+    return range;
+}
+
+/* Where libc's abort, its assert functions and its code are: looked up once
+ * at install, since dladdr and dl_iterate_phdr may not run in a handler. */
+static void resolve_libc_ranges(void) {
+    g_abort_fn = function_range("abort");
+    g_assert_fns[0] = function_range("__assert_fail");
+    g_assert_fns[1] = function_range("__assert_perror_fail");
+    image_search search;
+    memset(&search, 0, sizeof search);
+    search.address = g_abort_fn.lo;
+    if (search.address) dl_iterate_phdr(find_image, &search);
+    for (int r = 0; r < 4; r++) {
+        code_range none = {0, 0};
+        g_libc_text[r] = none;
+        if (search.found && r < search.slot.count) {
+            g_libc_text[r].lo = search.slot.lo[r];
+            g_libc_text[r].hi = search.slot.hi[r];
+        }
+    }
+}
+
 int fg_register_module_image(const void *address_in_image) {
     image_search search;
     memset(&search, 0, sizeof search);
@@ -774,11 +861,17 @@ __attribute__((noinline, cold)) static int32_t recover(fg_fault *fault) {
     /* A contained fatalError must not leave its message in the Swift
      * runtime's crash message: repeated, the string and the heap behind it
      * grow quadratically (measured: 10,000 contained fatalErrors, +3 GB). */
+    fg__thread_cold *c = &fg__cold;
+    c->fault.message[0] = 0;
     if (g_swift_fatal_message) {
         const char *message = __atomic_exchange_n(g_swift_fatal_message, NULL, __ATOMIC_ACQ_REL);
+        if (message && c->fault.status == FG_FAULT) {
+            size_t n = strnlen(message, FG_MAX_MESSAGE - 1);
+            memcpy(c->fault.message, message, n);
+            c->fault.message[n] = 0;
+        }
         free((void *)message);
     }
-    fg__thread_cold *c = &fg__cold;
     c->call_kind = FG_CALL_NONE;
     if (fault) *fault = c->fault;
     return c->fault.status;

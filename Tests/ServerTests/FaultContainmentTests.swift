@@ -7,7 +7,7 @@ import Testing
 /// the call did is undone (a field it set, a broadcast and a line to itself
 /// it queued), bob notices nothing, and the counters move.
 @Suite struct FaultContainmentTests {
-    static let cFaults = ["null", "trap", "abort", "div0", "recurse", "segv-after-reply", "badreply"]
+    static let cFaults = ["null", "trap", "abort", "assert", "div0", "recurse", "segv-after-reply", "badreply"]
     static let hangs = ["loop", "loopcalls"]
     static let swiftFaults = ["fatal", "index", "overflow"]
 
@@ -74,6 +74,37 @@ import Testing
         let (server, alice, bob) = try faultyRoom("FaultySwiftModule")
         try expectContained(try alice.call("FAULT \(kind)"), expected: "-ERR INTERNAL", alice, bob)
         #expect(try server.statusFields()["faults"] == "1")
+        // One readable line: signal, export, module, version, the module's
+        // function, and what the Swift runtime said.
+        // (An arithmetic overflow traps without a message.)
+        let expected = kind == "fatal" ? "FaultySwiftModule: FAULT fatal" : kind == "index" ? "Index out of range" : "at "
+        #expect(server.logContains("contained: SIG"), "\(server.log)")
+        let line = server.log.split(separator: "\n").first { $0.contains("contained: SIG") }.map(String.init) ?? ""
+        #expect(line.contains("in hotswap_handle (faulty-swift 1.0.0) at "), "\(line)")
+        #expect(line.contains(expected), "\(line)")
+    }
+
+    /// glibc's malloc finds a double free and aborts from inside free(),
+    /// holding its arena lock: containing that would freeze the server at
+    /// its next allocation. The process ends at once with a crash report
+    /// naming the module and the request, for its supervisor to restart.
+    @Test func aDoubleFreeEndsTheProcessWithACrashReportInsteadOfFreezing() throws {
+        let (server, alice, _) = try faultyRoom("FaultyModule")
+        try alice.send("FAULT doublefree")
+        let status = server.waitForExit(grace: 30)
+        if ProcessInfo.processInfo.environment["ASAN_OPTIONS"] != nil {
+            // AddressSanitizer finds the double free first and ends the
+            // process itself.
+            #expect(status != 0)
+            #expect(server.logContains("double-free"), "\(server.log)")
+            return
+        }
+        #expect(server.process.terminationReason == .uncaughtSignal)
+        #expect(status == SIGABRT)
+        #expect(server.logContains("the C library aborted during a module call"), "\(server.log)")
+        #expect(server.logContains("hotswap: module: faulty 1.0.0"))
+        #expect(server.logContains("FAULT doublefree"))
+        #expect(!server.logContains("contained: SIGABRT", within: 0))
     }
 
     @Test func aVersionThatKeepsFaultingIsRolledBackWithEverySessionKept() throws {

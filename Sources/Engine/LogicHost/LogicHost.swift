@@ -161,7 +161,8 @@ final class LogicHost {
         let record = faultRecord(outcome, export: export, of: module)
         faultCounters.last = record
         if outcome == FG_TIMEOUT { faultCounters.timeouts += 1 } else { faultCounters.faults += 1 }
-        logger.error("contained: \(record); the call was undone", metadata: [
+        let text = FaultText(fault: faultBuffer.pointee, frames: record.frames, imagePath: module.imagePath)
+        logger.error("contained: \(record)\(text.suffix); the call was undone", metadata: [
             "sha256": "\(record.moduleSHA256)", "address": "0x\(String(record.address, radix: 16))",
             "backtrace": "\(record.frames.joined(separator: " | "))"])
         var rolledBack: SwapReport?

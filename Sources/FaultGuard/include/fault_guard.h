@@ -22,11 +22,18 @@
  *   - Everything the module did through the state table before the fault
  *     DID happen (fields written, lines queued). Undoing it is the engine's
  *     job (it knows the request; the guard does not).
- *   - A fault inside libc or the Swift runtime (for example abort() raised
- *     by malloc on a corrupt heap) is contained like any other, but the
- *     library may be left with a lock held; the guard cannot know. The
- *     engine should treat a module that faults as suspect (unload it, roll
- *     back) rather than keep calling it.
+ *   - An abort() that the C library raises itself (its caller lies in libc
+ *     and is not assert()) is NOT contained: that is libc reporting
+ *     corruption it found on the module's behalf (malloc's "double free
+ *     detected", a smashed stack, a failed fortify check), and malloc
+ *     raises it holding its arena lock, so the next allocation anywhere
+ *     would wait forever. Crash report, the process dies with SIGABRT.
+ *   - Any other fault inside libc or the Swift runtime (a NULL pointer
+ *     passed to strlen, a Swift runtime check) is contained like a fault in
+ *     module code, but the library may be left with a lock held; the guard
+ *     cannot know. The engine treats a module that faults as suspect (rolls
+ *     it back after --max-faults), and --stall-timeout ends a loop that
+ *     then waits on such a lock.
  *   - A fault in ENGINE code is never contained: not outside a module call,
  *     and not inside an "engine section" (a state-table thunk running on
  *     behalf of the module, see fg_enter_engine). Engine memory may be
@@ -108,6 +115,9 @@ extern "C" {
 /* Bytes of each module identity string kept for crash reports. */
 #define FG_MAX_IDENTITY 64
 
+/* Bytes kept of the Swift runtime's message for a contained fatalError. */
+#define FG_MAX_MESSAGE 256
+
 /* Module images (fg_register_module_image) the guard can tell apart. */
 #define FG_MAX_IMAGES 8
 
@@ -139,6 +149,10 @@ typedef struct fg_fault {
                             first, starting at `pc` when the unwinder found it;
                             frames[1...] are return addresses. Turn them into
                             text with fg_describe_frame, outside any handler. */
+    char message[FG_MAX_MESSAGE]; /* what the Swift runtime printed for a
+                            fatalError, precondition failure, force unwrap of
+                            nil, ... (its fatal-error message buffer, cut and
+                            NUL-terminated); empty for other faults          */
 } fg_fault;
 
 /* Counters since fg_install. Read with fg_get_counters (any thread). */

@@ -13,6 +13,8 @@
 //       null              write through a NULL pointer             SIGSEGV
 //       trap              __builtin_trap()                          SIGILL (x86) / SIGTRAP (arm64)
 //       abort             abort()                                   SIGABRT
+//       assert            a failed assert()                          SIGABRT (from libc's __assert_fail)
+//       doublefree        frees one block twice: glibc's malloc     SIGABRT raised by libc: NOT contained
 //       div0              integer division by a volatile zero       SIGFPE (x86)
 //       recurse           unbounded recursion, not a tail call      SIGSEGV (stack overflow)
 //       loop              infinite loop without calls               hang
@@ -24,6 +26,7 @@
 //     An unknown kind answers -ERR UNKNOWN_FAULT (after the same side effects).
 // hotswap_session_closed writes through NULL when the session's score is 666.
 #define _DEFAULT_SOURCE /* usleep */
+#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +113,15 @@ static int32_t fault(const game_message *m, const game_state_table *t, const uin
         __builtin_trap();
     } else if (is(kind, length, "abort")) {
         abort();
+    } else if (is(kind, length, "assert")) {
+        volatile int never = 0;
+        assert(never);
+    } else if (is(kind, length, "doublefree")) {
+        /* Opaque to the compiler (volatile pointer): glibc's tcache finds the
+         * second free and aborts from inside free(). */
+        void *volatile block = malloc(24);
+        free(block);
+        free(block);
     } else if (is(kind, length, "div0")) {
         /* Both operands volatile: with a constant 1 as dividend the
          * optimizer turns 1 / x into a compare (no idiv, no trap). */
