@@ -57,6 +57,7 @@ let package = Package(
         .library(name: "FaultyLoadModule", type: .dynamic, targets: ["FaultyLoadModule"]),
         .library(name: "HangingDescribeModule", type: .dynamic, targets: ["HangingDescribeModule"]),
         .library(name: "InjectingNameModule", type: .dynamic, targets: ["InjectingNameModule"]),
+        .library(name: "ConstructorModule", type: .dynamic, targets: ["ConstructorModule"]),
         // Time fixtures (ABI 1.3): timers and room ticks on request.
         .library(name: "TimeProbeModule", type: .dynamic, targets: ["TimeProbeModule"]),
         .library(name: "TimeProbeModuleV2", type: .dynamic, targets: ["TimeProbeModuleV2"]),
@@ -136,6 +137,7 @@ let package = Package(
         .target(name: "FaultyLoadModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyLoadModule"),
         .target(name: "HangingDescribeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/HangingDescribeModule"),
         .target(name: "InjectingNameModule", dependencies: ["GameABI"], path: "Tests/Fixtures/InjectingNameModule"),
+        .target(name: "ConstructorModule", dependencies: ["GameABI"], path: "Tests/Fixtures/ConstructorModule"),
         .target(name: "TimeProbeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/TimeProbeModule"),
         .target(name: "TimeProbeModuleV2", dependencies: ["GameABI"], path: "Tests/Fixtures/TimeProbeModuleV2"),
         .target(name: "TimeProbeNoTimerModule", dependencies: ["GameABI"], path: "Tests/Fixtures/TimeProbeNoTimerModule"),

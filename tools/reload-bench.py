@@ -12,7 +12,10 @@ unmapped), and reports:
   - the loop stall per swap (`held_us` from the server's own reply), p50/max;
   - a player's PING round trip right after each swap vs. in steady state,
     which shows the cost of the first call into a new image (the Swift
-    runtime's caches start empty for it).
+    runtime's caches start empty for it);
+  - the RELOAD round trip as the operator sees it (copy, checks, the probe
+    process, dlopen, swap).
+`--server-args "--probe-timeout 0"` compares with the probe off.
 Only loopback traffic; stops the server it started.
 """
 import os
@@ -28,10 +31,11 @@ def main() -> None:
     parser = arg_parser(__doc__)
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--reloads", type=int, default=100)
+    parser.add_argument("--server-args", default="", help="extra gameserver flags, e.g. \"--probe-timeout 0\"")
     args = parser.parse_args()
     raise_nofile()
 
-    server, game_port, admin_port = start()
+    server, game_port, admin_port = start(*args.server_args.split())
     ports = {"game": game_port, "admin": admin_port}
     try:
         players = []
@@ -52,11 +56,13 @@ def main() -> None:
             call(probe, "PING")
             steady.append((time.perf_counter() - started) * 1e6)
         before = rss_kib(server.pid)
-        held, after_swap = [], []
+        held, after_swap, round_trips = [], [], []
         builds = [padded_copy(os.path.abspath(f"{RELEASE}/libGameLogic-rebuilt{padding}.so"), padding)
                   for padding in (1, 2)]
         for index in range(args.reloads):
+            started = time.perf_counter()
             reply = call(admin, f"RELOAD {builds[index % 2]}")
+            round_trips.append((time.perf_counter() - started) * 1e3)
             if not reply.startswith("+OK") or reply.startswith("+OK unchanged"):
                 sys.exit(f"reload failed: {reply}")
             held.append(int(re.search(r"held_us=(\d+)", reply).group(1)))
@@ -72,6 +78,7 @@ def main() -> None:
         print(f"RSS before / after           {before} KiB / {after} KiB")
         print(f"RSS per reload               {(after - before) / args.reloads:.1f} KiB")
         print(f"loop held per swap (us)      p50 {statistics.median(held):.0f}  max {max(held)}")
+        print(f"RELOAD round trip (ms)       p50 {statistics.median(round_trips):.1f}  max {max(round_trips):.1f}")
         print(f"PING RTT steady (us)         p50 {statistics.median(steady):.0f}  max {max(steady):.0f}")
         print(f"PING RTT after swap (us)     p50 {statistics.median(after_swap):.0f}  max {max(after_swap):.0f}")
         if first_call:

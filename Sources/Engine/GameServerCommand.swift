@@ -79,6 +79,11 @@ package struct GameServerCommand: ParsableCommand {
     @Option(help: .hidden)
     var resume: Int32?
 
+    /// `ModuleProbe`: load this module in this (child) process and say how
+    /// far it got.
+    @Option(help: .hidden)
+    var probeModule: String?
+
     @Option(help: .hidden)
     var resumeFailed: String?
 
@@ -153,6 +158,7 @@ package struct GameServerCommand: ParsableCommand {
     /// Builds the configuration (from the arguments, or from the handoff a
     /// resumed engine reads first) and runs the one start-up sequence.
     package func run() throws {
+        if let probeModule { ModuleProbe.runAsChild(path: probeModule) }
         if checkUpgrade {
             // Before anything else: a check must not touch ports or files.
             print(EngineIdentity.checkLine)

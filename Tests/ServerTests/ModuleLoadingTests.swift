@@ -19,13 +19,18 @@ import Testing
     }
 
     /// Module code the start-up load runs (hotswap_abi_version, then
-    /// hotswap_describe) is guarded as a reload's is: a crash or a hang
-    /// there refuses the start with the reason, not a crash or a start
-    /// frozen forever.
-    @Test(arguments: [("FaultyABIVersionModule", "hotswap_abi_version crashed (SIGILL)"),
-                      ("HangingDescribeModule", "hotswap_describe crashed (timeout)")])
-    func aModuleThatCrashesOrHangsAtStartIsRefusedWithTheReason(module: String, reason: String) throws {
-        let result = try runServerExpectingExit(["--module", Products.library(module).path])
+    /// hotswap_describe) runs first in the probe process, and then, in the
+    /// server, under the guard as a reload's does (`--probe-timeout 0`
+    /// leaves only the guard): a crash or a hang there refuses the start
+    /// with the reason, not a crash or a start frozen forever.
+    @Test(arguments: [
+        ("FaultyABIVersionModule", "5000", "it crashed (SIGILL) in hotswap_abi_version in a probe process"),
+        ("HangingDescribeModule", "1000", "it did not finish loading within 1000 ms (--probe-timeout) in a probe process, stuck in hotswap_describe; the probe was killed"),
+        ("FaultyABIVersionModule", "0", "hotswap_abi_version crashed (SIGILL)"),
+        ("HangingDescribeModule", "0", "hotswap_describe crashed (timeout)"),
+    ])
+    func aModuleThatCrashesOrHangsAtStartIsRefusedWithTheReason(module: String, probeTimeout: String, reason: String) throws {
+        let result = try runServerExpectingExit(["--module", Products.library(module).path, "--probe-timeout", probeTimeout])
         #expect(result.status == 2)
         #expect(result.log.contains(reason), "\(result.log)")
         #expect(!result.log.contains("listening on"))

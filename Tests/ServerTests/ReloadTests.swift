@@ -79,8 +79,8 @@ import Testing
             (junk.path, "cannot load module"),
             (Self.module("NoHandleModule"), "does not export hotswap_handle"),
             (Self.module("WrongABIModule"), "was built for ABI 2.0, this engine speaks ABI 1."),
-            // Contained on the worker: the reload is refused, nobody is cut off.
-            (Self.module("FaultyABIVersionModule"), "hotswap_abi_version crashed (SIGILL)"),
+            // Crashes in the probe process: the reload is refused, nobody is cut off.
+            (Self.module("FaultyABIVersionModule"), "it crashed (SIGILL) in hotswap_abi_version in a probe process"),
             (Self.module("RetypeWithoutMigrateModule"), "field player.score is int in the store but string"),
             (Self.module("FailingMigrateModule"), "hotswap_migrate failed"),
             (Self.module("FailingLoadModule"), "hotswap_load failed"),

@@ -169,7 +169,7 @@ import Testing
     /// refuses every later reload; the worker ends with the old program, so
     /// after an upgrade modules load again.
     @Test func anUpgradeClearsALoadStuckOnItsWorker() throws {
-        let server = try TestServer(arguments: ["--load-timeout", "500"])
+        let server = try TestServer(arguments: ["--load-timeout", "500", "--probe-timeout", "0"])
         let player = try server.connect()
         #expect(try player.call("LOGIN alice").hasPrefix("+WELCOME"))
         let admin = try server.connectAdmin()
@@ -255,6 +255,30 @@ import Testing
         for key in ["engine", "pid"] { #expect(after[key] == status[key], "\(key)") }
         #expect(after["upgrades"] == "0")
         #expect(after["upgrades_refused"] == "\(cases.count)")
+    }
+
+    /// A check that hangs is ended with everything it started: nothing it
+    /// left running outlives the refusal.
+    @Test func aTimedOutCheckIsEndedWithItsWholeProcessGroup() throws {
+        let builds = try EngineBuilds()
+        let server = try TestServer(arguments: builds.serverArguments + ["--upgrade-check-timeout", "500"])
+        let pidFile = builds.directory.appendingPathComponent("grandchild.pid")
+        let hangs = try builds.script("hangs-with-a-child", "sleep 120 & echo $! > '\(pidFile.path)'; wait")
+        let admin = try server.connectAdmin()
+        let reply = try admin.call("UPGRADE \(hangs)")
+        #expect(reply.contains("did not finish within 500 ms"), "\(reply)")
+        let text = try String(contentsOf: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let grandchild = try #require(pid_t(text))
+        let deadline = Date().addingTimeInterval(NotAHang.seconds)
+        // Gone once killed and reaped by whoever adopted it (a zombie
+        // counts as gone: it no longer runs).
+        func running(_ pid: pid_t) -> Bool {
+            guard kill(pid, 0) == 0 else { return false }
+            let state = (try? procFile("/proc/\(pid)/stat"))?.split(separator: " ").dropFirst(2).first
+            return state != "Z"
+        }
+        while running(grandchild) && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(!running(grandchild), "the check's child \(grandchild) outlived it")
     }
 
     /// What runs is the file that was checked: one written to while it is

@@ -76,10 +76,16 @@ struct Limits: ParsableArguments, Sendable {
                 guard value == 0 || value >= 2000 else { throw ValidationError("must be 0 or at least 2000") }
                 return value
             })
-    var stallTimeout = 10_000
+    var stallTimeout = 5000
     @Option(help: "Milliseconds a reload's load (copy, dlopen, constructors, hotswap_describe) may take on its worker thread before the reload is refused.",
             transform: within(100...600_000))
     var loadTimeout = 10_000
+    @Option(help: "Milliseconds a module may take to load in a probe process (its constructors and hotswap_describe) before RELOAD refuses it; the server maps only modules that passed. 0 maps modules without a probe. Below --load-timeout.",
+            transform: within(0...600_000))
+    var probeTimeout = 5000
+    @Option(help: "Bytes a module file may have; a larger one is refused before anything is copied.",
+            transform: within((1 << 20)...(64 << 30)))
+    var maxModuleBytes = 512 << 20
     @Option(help: "Contained faults of one module version, within --fault-window, that roll it back.",
             transform: within(1...1_000_000))
     var maxFaults = 3
@@ -129,6 +135,13 @@ struct Limits: ParsableArguments, Sendable {
     static let defaultUpgradeRestoreTimeout = 10_000
 
     init() {}
+
+    /// Limits that bound each other.
+    func validate() throws {
+        if probeTimeout >= loadTimeout {
+            throw ValidationError("--probe-timeout (\(probeTimeout)) must be below --load-timeout (\(loadTimeout))")
+        }
+    }
 
     /// Every limit at its default.
     static var defaults: Limits {

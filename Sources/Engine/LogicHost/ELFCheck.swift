@@ -6,6 +6,8 @@ package enum ELFProblem: Error, Equatable, Sendable, CustomStringConvertible {
     case shorterThanHeader
     case notELF64
     case notSharedObject
+    /// Built for another processor (`e_machine`).
+    case wrongMachine(found: UInt16)
     case corruptSectionHeaders
     case corruptProgramHeaders
     /// The section headers end past the file: a linker writes them last.
@@ -28,6 +30,8 @@ package enum ELFProblem: Error, Equatable, Sendable, CustomStringConvertible {
         case .shorterThanHeader: "file is shorter than an ELF header"
         case .notELF64: "not a 64-bit ELF file"
         case .notSharedObject: "not a shared object"
+        case .wrongMachine(let found):
+            "built for \(ELFCheck.machineName(found)), but this server runs on \(ELFCheck.machineName(ELFCheck.nativeMachine))"
         case .corruptSectionHeaders: "corrupt section header offsets"
         case .corruptProgramHeaders: "corrupt program header offsets"
         case .truncated(let size, let needed): "file is truncated (\(size) of at least \(needed) bytes; still being written?)"
@@ -52,12 +56,44 @@ package enum ELFCheck {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .unreadable(errno: errno) }
         defer { close(fd) }
-        return problem { buffer, offset in
+        return problem(descriptor: fd)
+    }
+
+    /// The same check on an open descriptor (the module file before it is
+    /// copied: a file that is not a module for this machine, or is still
+    /// being written, is refused before a byte is copied).
+    static func problem(descriptor fd: Int32) -> ELFProblem? {
+        problem { buffer, offset in
             guard let at = off_t(exactly: offset) else { return 0 }
             return pread(fd, buffer.baseAddress, buffer.count, at)
         } size: {
             var info = stat()
             return fstat(fd, &info) == 0 ? UInt64(info.st_size) : nil
+        }
+    }
+
+    /// `e_machine` of the processor this server was built for.
+    static var nativeMachine: UInt16 {
+        #if arch(x86_64)
+        UInt16(EM_X86_64)
+        #elseif arch(arm64)
+        UInt16(EM_AARCH64)
+        #else
+        0
+        #endif
+    }
+
+    /// A processor's common name, from its `e_machine`.
+    static func machineName(_ machine: UInt16) -> String {
+        switch Int32(machine) {
+        case EM_X86_64: "x86-64"
+        case EM_AARCH64: "AArch64 (arm64)"
+        case EM_386: "i386"
+        case EM_ARM: "32-bit ARM"
+        case EM_RISCV: "RISC-V"
+        case EM_PPC64: "PowerPC 64"
+        case EM_S390: "s390x"
+        default: "machine \(machine)"
         }
     }
 
@@ -97,6 +133,9 @@ package enum ELFCheck {
             let (end, overflow) = segment.p_offset.addingReportingOverflow(segment.p_filesz)
             if segment.p_type == UInt32(PT_LOAD), overflow || end > size { return .segmentPastEnd(size: size) }
         }
+        // Last, once the file is whole (a truncated file's header may be
+        // anything): dlopen would say "No such file or directory" here.
+        guard nativeMachine == 0 || header.e_machine == nativeMachine else { return .wrongMachine(found: header.e_machine) }
         return nil
     }
 }

@@ -77,12 +77,15 @@ struct ModuleHistoryEntry: @unchecked Sendable {
 /// Why a module was refused. The description is what the operator reads.
 enum ModuleLoadError: Error, Sendable, CustomStringConvertible {
     case notFound(path: String)
+    case tooLarge(path: String, bytes: UInt64, limit: Int)
     case copyFailed(path: String, reason: String)
     case notELF(path: String, problem: ELFProblem)
     case dlopenFailed(path: String, reason: String)
     case missingExport(path: String, symbol: String)
     case abiMismatch(path: String, module: UInt32, engine: UInt32)
     case describeFailed(path: String, reason: String)
+    /// Loading it in a probe process failed (see `ModuleProbe`).
+    case probeFailed(path: String, refusal: ModuleProbe.Refusal)
 
     /// A failure that may be gone in a moment: the file is missing, being
     /// replaced or still being written. The watcher retries these only.
@@ -98,6 +101,10 @@ enum ModuleLoadError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .notFound(let path):
             "module not found: \(path)"
+        case .tooLarge(let path, let bytes, let limit):
+            "module \(path) is \(bytes) bytes, over --max-module-bytes \(limit): not copied"
+        case .probeFailed(let path, let refusal):
+            "cannot load module \(path): \(refusal)"
         case .copyFailed(let path, let reason):
             "cannot copy module \(path): \(reason)"
         case .notELF(let path, let problem):
@@ -125,6 +132,20 @@ struct ModuleLoadRequest: Sendable {
     /// When the file's SHA-256 equals this, stop before mapping anything:
     /// the file holds the module that is already serving.
     let unlessSHA256: String?
+    let limits: ModuleLoadLimits
+}
+
+/// How far a load trusts a candidate file (`--max-module-bytes`,
+/// `--probe-timeout`).
+struct ModuleLoadLimits: Sendable {
+    /// Files larger than this are refused before anything is copied.
+    var maxBytes = 512 << 20
+    /// Milliseconds the probe process may take (`ModuleProbe`); 0 maps the
+    /// candidate without a probe.
+    var probeTimeoutMilliseconds = 5000
+    /// The `gameserver` the probe runs; nil: this process's executable
+    /// (which an engine embedded in a test runner is not).
+    var probeExecutable: String?
 }
 
 /// What came of a load request.
@@ -170,19 +191,98 @@ final class ModuleLoader {
     private var loads = 0
     /// Images mapped into the process (and never unmapped).
     private(set) var imagesMapped = 0
+    let limits: ModuleLoadLimits
+
+    /// The lock on `privateDirectory/owner.lock` that says a live process
+    /// owns the directory (see `removeStaleDirectories`).
+    private var ownerLock: Int32 = -1
 
     /// Creates the private directory the copies go to.
-    init(temporaryRoot: String = ModuleLoader.defaultTemporaryRoot()) throws(ModuleLoadError) {
+    init(temporaryRoot: String = ModuleLoader.defaultTemporaryRoot(), limits: ModuleLoadLimits = ModuleLoadLimits())
+        throws(ModuleLoadError)
+    {
         self.temporaryRoot = temporaryRoot
-        privateDirectory = try ModuleLoader.makeDirectory(in: temporaryRoot)
+        self.limits = limits
+        (privateDirectory, ownerLock) = try ModuleLoader.makeDirectory(in: temporaryRoot)
     }
 
-    private static func makeDirectory(in root: String) throws(ModuleLoadError) -> String {
-        var template = Array("\(root)/hotswap-modules-XXXXXX".utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw .copyFailed(path: root, reason: "mkdtemp: \(String(cString: strerror(errno)))")
+    private static let directoryPrefix = "hotswap-modules-"
+    private static let ownerLockName = "owner.lock"
+
+    /// Made under a name no sweep looks at, locked, then renamed: another
+    /// server's `removeStaleDirectories` never sees it unlocked.
+    private static func makeDirectory(in root: String) throws(ModuleLoadError) -> (String, Int32) {
+        func failed(_ call: String) -> ModuleLoadError {
+            .copyFailed(path: root, reason: "\(call): \(String(cString: strerror(errno)))")
         }
-        return String(cString: made)
+        var template = Array("\(root)/.hotswap-new-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else { throw failed("mkdtemp") }
+        let staging = String(cString: made)
+        let lock = open("\(staging)/\(ownerLockName)", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            let error = failed("lock")
+            if lock >= 0 { close(lock) }
+            removeContents(of: staging)
+            rmdir(staging)
+            throw error
+        }
+        let directory = "\(root)/\(directoryPrefix)\(staging.suffix(6))"
+        guard rename(staging, directory) == 0 else {
+            let error = failed("rename")
+            close(lock)
+            removeContents(of: staging)
+            rmdir(staging)
+            throw error
+        }
+        return (directory, lock)
+    }
+
+    /// Removes the private directories that processes which died without
+    /// cleaning up (kill -9, a crash, a power cut) left in `root`, and
+    /// returns their paths.
+    ///
+    /// Why a lock and not a pid in the name: the kernel drops a dead
+    /// process's `flock`s, whatever killed it, and a lock is seen the same
+    /// from every pid namespace sharing the directory (containers sharing
+    /// /tmp), where a pid would name another process or none. A directory
+    /// without the lock file (made by an older engine, or another program)
+    /// is left alone: its owner cannot be told.
+    static func removeStaleDirectories(in root: String = defaultTemporaryRoot()) -> [String] {
+        guard let listing = opendir(root) else { return [] }
+        var names: [String] = []
+        while let entry = readdir(listing) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name.hasPrefix(directoryPrefix) { names.append(name) }
+        }
+        closedir(listing)
+        var removed: [String] = []
+        for name in names {
+            let directory = "\(root)/\(name)"
+            var info = stat()
+            // Ours only, and a real directory (never a link someone planted).
+            guard lstat(directory, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == geteuid() else { continue }
+            let lock = open("\(directory)/\(ownerLockName)", O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+            guard lock >= 0 else { continue }
+            defer { close(lock) }
+            guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { continue }  // its owner lives
+            removeContents(of: directory)
+            if rmdir(directory) == 0 { removed.append(directory) }
+        }
+        return removed
+    }
+
+    /// Unlinks every entry of a flat directory.
+    private static func removeContents(of directory: String) {
+        guard let listing = opendir(directory) else { return }
+        while let entry = readdir(listing) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { unlink("\(directory)/\(name)") }
+        }
+        closedir(listing)
     }
 
     static func defaultTemporaryRoot() -> String {
@@ -195,22 +295,16 @@ final class ModuleLoader {
     /// unlink, and every copy is unlinked right after its `dlopen`; only a
     /// load stuck on its worker can have left one).
     func removePrivateCopies() {
-        if let directory = opendir(privateDirectory) {
-            while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-                }
-                if name != "." && name != ".." { unlink("\(privateDirectory)/\(name)") }
-            }
-            closedir(directory)
-        }
+        ModuleLoader.removeContents(of: privateDirectory)
         rmdir(privateDirectory)
+        if ownerLock >= 0 { close(ownerLock) }
+        ownerLock = -1
     }
 
     /// A new private directory, after `removePrivateCopies` (an upgrade
     /// whose exec failed goes on loading modules).
     func recreatePrivateDirectory() throws(ModuleLoadError) {
-        privateDirectory = try ModuleLoader.makeDirectory(in: temporaryRoot)
+        (privateDirectory, ownerLock) = try ModuleLoader.makeDirectory(in: temporaryRoot)
     }
 
     /// The next load of `path`, numbered so its private copy is unique and
@@ -218,7 +312,8 @@ final class ModuleLoader {
     func request(path: String, named name: String? = nil, unlessSHA256: String? = nil) -> ModuleLoadRequest {
         loads += 1
         let base = name ?? path.split(separator: "/").last.map(String.init) ?? "module.so"
-        return ModuleLoadRequest(path: path, imagePath: "\(privateDirectory)/\(loads)-\(base)", unlessSHA256: unlessSHA256)
+        return ModuleLoadRequest(path: path, imagePath: "\(privateDirectory)/\(loads)-\(base)", unlessSHA256: unlessSHA256,
+                                 limits: limits)
     }
 
     /// Counts what a finished request mapped (on the loop thread).
@@ -269,11 +364,19 @@ extension ModuleLoadRequest {
         // file's pages, so repeated reloads do not fill the temporary
         // directory (/proc/PID/maps then shows the copy as "(deleted)").
         defer { unlink(imagePath) }
-        let sha256 = try ModuleLoadRequest.copyFile(from: path, to: imagePath)
+        let sha256 = try copyFile()
         copied = sha256
         if sha256 == unlessSHA256 { return .unchanged(sha256: sha256) }
+        // Again on the copy: the file may have changed while it was read.
         if let problem = ELFCheck.problem(path: imagePath) {
             throw .notELF(path: path, problem: problem)
+        }
+        if limits.probeTimeoutMilliseconds > 0,
+           let refusal = ModuleProbe.check(path: imagePath, timeoutMilliseconds: limits.probeTimeoutMilliseconds,
+                                           executable: limits.probeExecutable)
+        {
+            if case .dlopenFailed(let reason) = refusal { throw .dlopenFailed(path: path, reason: reason) }
+            throw .probeFailed(path: path, refusal: refusal)
         }
         guard let image = dlopen(imagePath, RTLD_NOW | RTLD_LOCAL) else {
             throw .dlopenFailed(path: path, reason: dlerror().map { String(cString: $0) } ?? "dlopen failed")
@@ -327,8 +430,10 @@ extension ModuleLoadRequest {
         return unsafeBitCast(address, to: F.self)
     }
 
-    /// Copies the file and returns the SHA-256 of exactly the bytes read.
-    private static func copyFile(from source: String, to target: String) throws(ModuleLoadError) -> String {
+    /// Checks the file (size, ELF headers, processor), then copies it and
+    /// returns the SHA-256 of exactly the bytes read.
+    private func copyFile() throws(ModuleLoadError) -> String {
+        let (source, target) = (path, imagePath)
         var hasher = SHA256()
         // O_NONBLOCK: a FIFO swapped in for the module must not block; fstat
         // on the descriptor checks what was actually opened.
@@ -339,15 +444,26 @@ extension ModuleLoadRequest {
         guard fstat(input, &opened) == 0, (opened.st_mode & S_IFMT) == S_IFREG else {
             throw .copyFailed(path: source, reason: "not a regular file")
         }
+        // Before a byte is copied: a 6 GB file, a text file or a module for
+        // another processor is refused here, not after filling $TMPDIR.
+        if opened.st_size > limits.maxBytes {
+            throw .tooLarge(path: source, bytes: UInt64(opened.st_size), limit: limits.maxBytes)
+        }
+        if let problem = ELFCheck.problem(descriptor: input) { throw .notELF(path: source, problem: problem) }
         let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o500)
         guard output >= 0 else { throw .copyFailed(path: source, reason: String(cString: strerror(errno))) }
         defer { close(output) }
         let chunk = 1 << 16
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
         defer { buffer.deallocate() }
+        var total = 0
         while true {
             let got = read(input, buffer, chunk)
             if got == 0 { break }
+            total += max(got, 0)
+            if total > limits.maxBytes {
+                throw .tooLarge(path: source, bytes: UInt64(total), limit: limits.maxBytes)  // it grew while read
+            }
             if got < 0 {
                 if errno == EINTR { continue }
                 throw .copyFailed(path: source, reason: String(cString: strerror(errno)))

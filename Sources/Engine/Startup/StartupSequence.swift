@@ -47,11 +47,15 @@ struct StartupSequence {
         // 1. Module loader.
         let loader: ModuleLoader
         do {
-            loader = try ModuleLoader()
+            loader = try ModuleLoader(limits: ModuleLoadLimits(maxBytes: configuration.limits.maxModuleBytes,
+                                                               probeTimeoutMilliseconds: configuration.limits.probeTimeout))
         } catch {
             throw refuse("\(error)")
         }
         defer { loader.removePrivateCopies() }
+        for stale in ModuleLoader.removeStaleDirectories() {
+            logger.notice("removed \(stale): module copies of a server that ended without cleaning up")
+        }
         RestoreGuard.removeOnHandBack(loader.privateDirectory)
 
         // 2. Modules; 3. admin settings.

@@ -81,6 +81,9 @@ final class UpgradeCheck {
                         UpgradeCheck.from(process).exited(status: status, signal: signal)
                     }
                     options.file = file
+                    // Its own session and process group: a check that hangs
+                    // is ended with everything it started (`killGroup`).
+                    options.flags = UV_PROCESS_DETACHED.rawValue
                     options.args = UnsafeMutablePointer(mutating: args.baseAddress)
                     options.stdio_count = 3
                     options.stdio = containers.baseAddress
@@ -120,8 +123,18 @@ final class UpgradeCheck {
     /// and `done` is not called.
     func cancel() {
         done = nil
+        killGroup()
         if exit == nil { uv_process_kill(process, SIGKILL) }
         finish()
+    }
+
+    /// Ends every process the check started (its group: it is the group's
+    /// leader, see `start`), so nothing it left running outlives it. The
+    /// group id is not reused while any member lives, so after the leader
+    /// was reaped this still names only what it started, or nothing.
+    private func killGroup() {
+        let pid = process.pointee.pid
+        if pid > 0 { kill(-pid, SIGKILL) }
     }
 
     private static func from<Handle>(_ handle: UnsafeMutablePointer<Handle>?) -> UpgradeCheck {
@@ -149,6 +162,7 @@ final class UpgradeCheck {
 
     private func timedOutNow() {
         timedOut = true
+        killGroup()
         if exit == nil {
             uv_process_kill(process, SIGKILL)
         } else {
@@ -193,6 +207,7 @@ final class UpgradeCheck {
     private func report(_ result: Result<Answer, UpgradeRefusal>) {
         let done = self.done
         self.done = nil
+        killGroup()
         finish()
         done?(result)
     }

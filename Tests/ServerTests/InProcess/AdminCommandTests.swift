@@ -44,6 +44,15 @@ import Testing
         #expect(Array("not elf at all, just text....................................................".utf8)
             .withUnsafeBytes { ELFCheck.problem(bytes: $0) } == .notELF64)
         #expect([UInt8](repeating: 0x7F, count: 10).withUnsafeBytes { ELFCheck.problem(bytes: $0) } == .shorterThanHeader)
+        // The same library, said to be for the other 64-bit processor
+        // (e_machine is the two bytes at offset 18).
+        var foreign = library
+        let other: UInt16 = ELFCheck.nativeMachine == UInt16(EM_X86_64) ? UInt16(EM_AARCH64) : UInt16(EM_X86_64)
+        foreign[18] = UInt8(other & 0xFF)
+        foreign[19] = UInt8(other >> 8)
+        let refusal = foreign.withUnsafeBytes { ELFCheck.problem(bytes: $0) }
+        #expect(refusal == .wrongMachine(found: other))
+        #expect("\(refusal!)".contains(ELFCheck.nativeMachine == UInt16(EM_X86_64) ? "built for AArch64" : "built for x86-64"))
     }
 
     private func procBytes(_ path: String) throws -> [UInt8] {

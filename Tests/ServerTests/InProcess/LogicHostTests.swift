@@ -17,7 +17,7 @@ import Logging
 
         init(module: String = "GameLogic") throws {
             uv_loop_init(loop)
-            loader = try ModuleLoader()
+            loader = try ModuleLoader(limits: ModuleLoadLimits(probeExecutable: Products.server.path))
             let module = try loader.load(path: Products.library(module).path)
             host = try LogicHost(world: world, loader: loader, module: module, loop: loop,
                                  logger: Logger(label: "test"))

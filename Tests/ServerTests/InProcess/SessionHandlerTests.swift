@@ -15,7 +15,7 @@ final class EmbeddedEngine {
 
     init(_ arguments: [String] = [], token: String? = nil) throws {
         uv_loop_init(loop)
-        loader = try ModuleLoader()
+        loader = try ModuleLoader(limits: ModuleLoadLimits(probeExecutable: Products.server.path))
         let module = try loader.load(path: Products.library("GameLogic").path)
         let settings = AdminSettings(token: token.map { Array($0.utf8) }, modulesDirectory: Products.directory.path,
                                      defaultModulePath: Products.library("GameLogic").path)

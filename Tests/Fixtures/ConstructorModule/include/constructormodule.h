@@ -1,0 +1,1 @@
+/* ConstructorModule exports only the C symbols of game_abi.h. */
