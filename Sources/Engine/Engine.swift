@@ -325,6 +325,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
             let engine = UVContext.object(wake!.pointee.data, as: Engine.self)
             for number in ProcessImage.stopSignals where hs_signal_take(number) != 0 {
                 engine.logger.notice("signal \(FaultRecord.signalName(number)): shutting down")
+                if engine.stopCause == nil { engine.stopCause = FaultRecord.signalName(number) }
                 engine.shutdown()
             }
             if hs_signal_take(SIGUSR2) != 0 { engine.upgradeBySignal() }

@@ -247,12 +247,14 @@ static void end_call_abnormally(fg__thread_hot *h, uint64_t seq) {
 typedef struct out {
     char buffer[512];
     size_t length;
+    int fd; /* 0: stderr (fd 2) */
 } out;
 
 static void out_flush(out *o) {
     size_t done = 0;
+    int fd = o->fd ? o->fd : 2;
     while (done < o->length) {
-        ssize_t n = write(2, o->buffer + done, o->length - done);
+        ssize_t n = write(fd, o->buffer + done, o->length - done);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         done += (size_t)n;
@@ -415,6 +417,35 @@ static void write_report(int signal, const siginfo_t *info, const void *context,
     out_flush(&o);
 }
 
+/* The exit record (fg_set_exit_record): one line replacing the file's
+ * content. lseek, ftruncate and write are all async-signal-safe. */
+static int g_exit_record_fd = -1; /* atomic */
+
+void fg_set_exit_record(int fd) { STORE(&g_exit_record_fd, fd); }
+
+static void write_exit_record(int signal, const char *why) {
+    int fd = LOAD(&g_exit_record_fd);
+    if (fd < 0) return;
+    fg__thread_hot *h = &fg__hot;
+    out o = {.length = 0, .fd = fd};
+    out_str(&o, "crash signal=");
+    out_str(&o, fg_signal_name(signal));
+    out_str(&o, " pid=");
+    out_dec(&o, g_pid ? g_pid : getpid());
+    out_str(&o, " module=");
+    out_str(&o, g_module_name[0] ? g_module_name : "(unknown)");
+    out_char(&o, '@');
+    out_str(&o, g_module_version[0] ? g_module_version : "(unknown)");
+    out_str(&o, " call=");
+    out_str(&o, (h->seq & 1) ? call_name(fg__cold.call_kind) : "none");
+    out_str(&o, " why=");
+    out_str(&o, why);
+    out_char(&o, '\n');
+    if (lseek(fd, 0, SEEK_SET) != 0) return;
+    (void)ftruncate(fd, 0);
+    out_flush(&o);
+}
+
 static fg_fatal_hook g_fatal_hook; /* atomic */
 
 void fg_set_fatal_hook(fg_fatal_hook hook) { STORE(&g_fatal_hook, hook); }
@@ -426,6 +457,8 @@ __attribute__((noreturn)) static void die(int signal, const siginfo_t *info, con
     static int reporting;
     fg_fatal_hook hook = LOAD(&g_fatal_hook);
     if (__atomic_exchange_n(&reporting, 1, __ATOMIC_SEQ_CST) == 0) {
+        /* First: the short record cannot block, the report's last part can. */
+        write_exit_record(signal, why);
         if (hook) {
             hook(signal, 0);
         } else {

@@ -202,7 +202,13 @@ import Testing
 /// still shuts down.
 @Suite struct StuckLoadTests {
     @Test func aLoadThatNeverFinishesIsRefusedAndDoesNotBlockShutdown() throws {
-        let server = try TestServer(arguments: ["--load-timeout", "500"])
+        // Without the probe (which would refuse this module first), and
+        // with a $TMPDIR of its own, to see the module copies go too.
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("tmpdir-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let server = try TestServer(arguments: ["--load-timeout", "500", "--probe-timeout", "0"],
+                                    environment: ["TMPDIR": root.path])
         let player = try server.connect()
         let admin = try server.connectAdmin()
         let started = Date()
@@ -218,5 +224,6 @@ import Testing
         #expect(server.stop() == 0)
         #expect(Date().timeIntervalSince(stopping) < NotAHang.seconds)
         #expect(server.logContains("a stuck module load was abandoned"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path).filter { $0.hasPrefix("hotswap-modules-") } == [])
     }
 }

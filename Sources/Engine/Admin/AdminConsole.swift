@@ -353,7 +353,7 @@ final class AdminConsole {
             "module=\(module.name)", "version=\(module.version)", "sha256=\(module.sha256)", "path=\(module.sourcePath)",
             "previous=\(host.previousModule.map { "\($0.name)@\($0.version)" } ?? "none")",
             "engine=\(EngineIdentity.version)", "pid=\(getpid())",
-            "database=\(snapshot.databaseLocation ?? ":memory:")",
+            "database=\(snapshot.databaseLocation ?? ":memory:")", "previous_exit=\(engine.previousExit)",
         ]
         for reading in EngineReading.all {
             guard let name = reading.status else { continue }

@@ -16,6 +16,8 @@ protocol AdminTarget: AnyObject {
     var world: World { get }
     /// SAVE; nil with `--database :memory:`.
     var writeBehind: WriteBehind? { get }
+    /// How the previous run ended (STATUS `previous_exit`).
+    var previousExit: String { get }
     /// Every number, now (STATUS).
     func snapshot() -> EngineSnapshot
     /// UPGRADE: `refused` is called on the loop when it does not happen.

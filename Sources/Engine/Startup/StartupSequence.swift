@@ -83,6 +83,13 @@ struct StartupSequence {
         }
         var serving = false
         defer { if start.ownsStorageBeforeServing || serving { storage?.close() } }
+        // How the previous run ended (this path is ours: the database lock).
+        let exitRecord = configuration.databasePath.flatMap {
+            ExitRecord(path: $0 + ".last-exit", resumed: start is ResumedStart)
+        }
+        if let exitRecord, let line = exitRecord.previousLine, exitRecord.previousSummary != "clean" {
+            logger.warning("the previous run did not end cleanly (\(exitRecord.previousSummary)): \(line)")
+        }
 
         // 5. Engine; 6. fault guard.
         let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
@@ -100,6 +107,7 @@ struct StartupSequence {
         } catch {
             throw refuse("module \(configuration.modulePath) has a bad schema: \(error)")
         }
+        if let exitRecord { engine.previousExit = exitRecord.previousSummary }
         if let problem = engine.installFaultGuard() { throw refuse(problem) }
         // Stored timers must have a handler: fired as orphans they would be
         // spent, and rewritten out of the file (a RELOAD is refused alike).
@@ -139,7 +147,7 @@ struct StartupSequence {
         engine.run()
 
         // 10. Shutdown.
-        shutDown(engine, settings: settings, loop: loop)
+        shutDown(engine, settings: settings, loop: loop, exitRecord: exitRecord, loader: loader)
     }
 
     /// The admin console's settings: the directories resolved now (after
@@ -164,15 +172,21 @@ struct StartupSequence {
     /// The loop has stopped: what is still dirty is written, the audit log
     /// gets its last lines out, the loop closes. (The storage and the
     /// module copies close as `run` returns.)
-    private func shutDown(_ engine: Engine, settings: AdminSettings, loop: UnsafeMutablePointer<uv_loop_t>) {
+    private func shutDown(_ engine: Engine, settings: AdminSettings, loop: UnsafeMutablePointer<uv_loop_t>,
+                          exitRecord: ExitRecord?, loader: ModuleLoader) {
+        var why = engine.stopCause ?? "stopped"
         if let writeBehind = engine.writeBehind {
             switch writeBehind.flushAll() {
             case .success(let count):
                 logger.notice("database \(writeBehind.storage.location): final flush wrote \(count) records")
+                why += ", final flush wrote \(count) records"
             case .failure(let error):
                 logger.critical("database \(writeBehind.storage.location): final flush failed, \(engine.world.dirtyCount) players' latest changes and \(engine.world.deletedKeys.count) deletions are lost: \(error)")
+                why += ", final flush failed: \(error)"
             }
         }
+        exitRecord?.stopped(status: FinalFlushStatus.hasFailed ? FinalFlushStatus.exitStatus : 0,
+                            why: AdminConsole.oneLine(why))
         settings.auditLog?.flush(timeout: .seconds(2))
         if engine.host.loadStuck {
             // A worker is stuck inside the dynamic linker (a module's
@@ -180,7 +194,9 @@ struct StartupSequence {
             // run the linker's own exit handlers and wait for its lock.
             logger.notice("stopped (a stuck module load was abandoned)")
             logSink.flush(timeout: .seconds(2))
-            _exit(0)
+            // _exit skips `run`'s deferred clean-up: this one must not be.
+            loader.removePrivateCopies()
+            _exit(FinalFlushStatus.hasFailed ? FinalFlushStatus.exitStatus : 0)
         }
         uv_loop_close(loop)
         logger.notice("stopped")

@@ -253,6 +253,16 @@ typedef void (*fg_fatal_hook)(int signal, int after_report);
 void fg_set_fatal_hook(fg_fatal_hook hook);
 
 /*
+ * The exit record: a file the next start reads to say how this process
+ * ended (STATUS previous_exit). When a fault ends the process, the handler
+ * replaces the file's content with one line, before the crash report:
+ *     crash signal=SIGABRT pid=123 module=NAME@VERSION call=hotswap_handle why=TEXT
+ * `fd` must be open for writing (O_CLOEXEC is the caller's business); -1
+ * stops writing. The handler uses only lseek, ftruncate and write.
+ */
+void fg_set_exit_record(int fd);
+
+/*
  * Module identity for crash reports: NUL-terminated strings, each copied
  * (cut to FG_MAX_IDENTITY bytes) into static buffers; NULL stores "". The
  * engine calls it when the module it is about to call changes: after a

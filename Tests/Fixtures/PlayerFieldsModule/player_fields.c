@@ -4,7 +4,11 @@
 // rollback or a later module finds every player's score again.
 //   ME          -> +ME <player key> <title>
 //   TITLE text  -> +OK (the player's title is now text)
+//   DOUBLEFREE  frees one block twice: glibc aborts inside free(), a fault
+//               no guard may contain (the crash-and-restart test)
+//   SPIN        loops forever (with --call-timeout 0: a loop stall)
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "game_abi.h"
 
@@ -29,6 +33,14 @@ static int32_t reply(const game_state_table *t, const char *text, size_t length)
 int32_t hotswap_handle(const game_message *m, const game_state_table *t) {
     game_id player = 0;
     if (t->player_of(t, m->session, &player) != GAME_OK || player == 0) return reply(t, "-ERR NO_PLAYER", 14);
+    if (m->length == 10 && memcmp(m->line, "DOUBLEFREE", 10) == 0) {
+        void *volatile block = malloc(24);
+        free(block);
+        free(block);
+    }
+    if (m->length == 4 && memcmp(m->line, "SPIN", 4) == 0) {
+        for (volatile int spin = 1; spin;) {}
+    }
     if (m->length == 2 && memcmp(m->line, "ME", 2) == 0) {
         uint8_t key[GAME_MAX_PLAYER_KEY], title[128];
         size_t key_length = 0, title_length = 0;

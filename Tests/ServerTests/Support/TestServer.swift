@@ -253,7 +253,7 @@ func runToCompletion(_ process: Process, reading pipe: Pipe, timeout: Double) th
 
 /// Removes an SQLite database and its WAL and shared-memory files.
 func removeDatabase(_ url: URL) {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", ".last-exit"] {
         try? FileManager.default.removeItem(atPath: url.path + suffix)
     }
 }
