@@ -84,6 +84,10 @@ package struct GameServerCommand: ParsableCommand {
     @Option(help: .hidden)
     var probeModule: String?
 
+    /// The server that started the probe: it dies with it.
+    @Option(help: .hidden)
+    var probeParent: Int32?
+
     @Option(help: .hidden)
     var resumeFailed: String?
 
@@ -158,7 +162,7 @@ package struct GameServerCommand: ParsableCommand {
     /// Builds the configuration (from the arguments, or from the handoff a
     /// resumed engine reads first) and runs the one start-up sequence.
     package func run() throws {
-        if let probeModule { ModuleProbe.runAsChild(path: probeModule) }
+        if let probeModule { ModuleProbe.runAsChild(path: probeModule, parent: probeParent) }
         if checkUpgrade {
             // Before anything else: a check must not touch ports or files.
             print(EngineIdentity.checkLine)

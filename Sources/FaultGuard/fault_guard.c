@@ -175,8 +175,13 @@ static int libc_raised_abort(void) {
         if (!in_range(&g_abort_fn, (uintptr_t)raw[i])) continue;
         int callers_in_libc = 0;
         for (int j = i + 1; j < n && in_libc((uintptr_t)raw[j] - 1); j++) {
-            for (int a = 0; a < 2; a++)
-                if (in_range(&g_assert_fns[a], (uintptr_t)raw[j] - 1)) return 0;
+            for (int a = 0; a < 2; a++) {
+                if (!in_range(&g_assert_fns[a], (uintptr_t)raw[j] - 1)) continue;
+                /* assert()'s own frame: contained when the module called it,
+                 * fatal when libc did (pthread_mutex_lock's own asserts:
+                 * corrupt state, possibly a lock held). */
+                return j + 1 < n && in_libc((uintptr_t)raw[j + 1] - 1);
+            }
             callers_in_libc++;
         }
         return callers_in_libc > 0;
@@ -247,14 +252,13 @@ static void end_call_abnormally(fg__thread_hot *h, uint64_t seq) {
 typedef struct out {
     char buffer[512];
     size_t length;
-    int fd; /* 0: stderr (fd 2) */
+    int fd; /* where out_flush writes: 2 for the crash report */
 } out;
 
 static void out_flush(out *o) {
     size_t done = 0;
-    int fd = o->fd ? o->fd : 2;
     while (done < o->length) {
-        ssize_t n = write(fd, o->buffer + done, o->length - done);
+        ssize_t n = write(o->fd, o->buffer + done, o->length - done);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         done += (size_t)n;
@@ -324,7 +328,7 @@ static const char *call_name(int32_t kind) {
 
 static void write_report(int signal, const siginfo_t *info, const void *context, const char *why,
                          int hooked) {
-    out o = {.length = 0};
+    out o = {.length = 0, .fd = 2};
     fg__thread_hot *h = &fg__hot;
     fg__thread_cold *c = &fg__cold;
     const void *pc = context_pc(context);
@@ -427,19 +431,26 @@ static void write_exit_record(int signal, const char *why) {
     int fd = LOAD(&g_exit_record_fd);
     if (fd < 0) return;
     fg__thread_hot *h = &fg__hot;
+    /* Built whole before the file is touched: out_char flushes at 512
+     * bytes, which must not happen before the seek (hence the room kept). */
     out o = {.length = 0, .fd = fd};
     out_str(&o, "crash signal=");
     out_str(&o, fg_signal_name(signal));
     out_str(&o, " pid=");
     out_dec(&o, g_pid ? g_pid : getpid());
-    out_str(&o, " module=");
-    out_str(&o, g_module_name[0] ? g_module_name : "(unknown)");
-    out_char(&o, '@');
-    out_str(&o, g_module_version[0] ? g_module_version : "(unknown)");
-    out_str(&o, " call=");
-    out_str(&o, (h->seq & 1) ? call_name(fg__cold.call_kind) : "none");
+    if (h->seq & 1) {
+        /* Only a crash during a module call is the module's to carry. */
+        out_str(&o, " module=");
+        out_str(&o, g_module_name[0] ? g_module_name : "(unknown)");
+        out_char(&o, '@');
+        out_str(&o, g_module_version[0] ? g_module_version : "(unknown)");
+        out_str(&o, " call=");
+        out_str(&o, call_name(fg__cold.call_kind));
+    } else {
+        out_str(&o, " call=none");
+    }
     out_str(&o, " why=");
-    out_str(&o, why);
+    for (const char *c = why; *c && o.length < sizeof o.buffer - 2; c++) out_char(&o, *c);
     out_char(&o, '\n');
     if (lseek(fd, 0, SEEK_SET) != 0) return;
     (void)ftruncate(fd, 0);
@@ -457,8 +468,10 @@ __attribute__((noreturn)) static void die(int signal, const siginfo_t *info, con
     static int reporting;
     fg_fatal_hook hook = LOAD(&g_fatal_hook);
     if (__atomic_exchange_n(&reporting, 1, __ATOMIC_SEQ_CST) == 0) {
-        /* First: the short record cannot block, the report's last part can. */
-        write_exit_record(signal, why);
+        /* First: the short record cannot block, the report's last part can.
+         * Not while a hook may still carry the process on (the restore
+         * guard execs the previous engine): then only once it gave up. */
+        if (!hook) write_exit_record(signal, why);
         if (hook) {
             hook(signal, 0);
         } else {
@@ -472,7 +485,10 @@ __attribute__((noreturn)) static void die(int signal, const siginfo_t *info, con
         }
         write_report(signal, info, context, why, hook != NULL);
     }
-    if (hook) hook(signal, 1);
+    if (hook) {
+        hook(signal, 1);
+        write_exit_record(signal, why); /* it returned: the process dies */
+    }
     struct sigaction fallback;
     memset(&fallback, 0, sizeof fallback);
     fallback.sa_handler = SIG_DFL;

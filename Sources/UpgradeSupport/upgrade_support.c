@@ -3,6 +3,8 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <link.h>
 #include <linux/close_range.h>
 #include <string.h>
@@ -25,6 +27,13 @@ int hs_cloexec_from(unsigned int first) {
 }
 
 char *const *hs_environ(void) { return environ; }
+
+int hs_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno; }
+
+int hs_die_with_parent(int original_parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return 0;
+    return getppid() != original_parent;
+}
 
 struct build_id_search {
     char *out;

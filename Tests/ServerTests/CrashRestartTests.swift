@@ -54,19 +54,34 @@ import Testing
         #expect(!again.logContains("did not end cleanly", within: 0))
     }
 
+    /// A server started and killed with SIGKILL.
+    private static func startAndKill(_ arguments: [String]) throws {
+        let server = try TestServer(arguments: arguments)
+        kill(server.process.processIdentifier, SIGKILL)
+        server.process.waitUntilExit()
+    }
+
     /// SIGKILL (or the kernel's out-of-memory killer, or a power cut) leaves
     /// no word: the record still says the run was running.
     @Test func aKillDashNineIsReportedAsKilled() throws {
         let scratch = try Persistence.Scratch()
         let arguments = ["--database", scratch.database.path]
-        do {
-            let server = try TestServer(arguments: arguments)
-            kill(server.process.processIdentifier, SIGKILL)
-            server.process.waitUntilExit()
-        }
+        try Self.startAndKill(arguments)
         let server = try TestServer(arguments: arguments)
         #expect(try server.statusFields()["previous_exit"] == "killed")
         #expect(server.logContains("the previous run did not end cleanly (killed)"))
+    }
+
+    /// A start refused after the record was opened (its port is taken)
+    /// says so: the next start reads `failed`, not `killed`.
+    @Test func aRefusedStartIsRecordedAsFailedNotKilled() throws {
+        let busy = try TestServer()
+        let scratch = try Persistence.Scratch()
+        let refused = try runServerExpectingExit(["--database", scratch.database.path, "--port", "\(busy.port)"])
+        #expect(refused.status == 2, "\(refused.log)")
+        let server = try TestServer(arguments: ["--database", scratch.database.path])
+        #expect(try server.statusFields()["previous_exit"] == "failed")
+        #expect(server.logContains("the previous run did not end cleanly (failed): stopped status=2"), "\(server.log)")
     }
 
     /// An engine upgrade is the same process going on, not an exit: the
@@ -74,11 +89,7 @@ import Testing
     @Test func anUpgradeKeepsThePreviousRunsCause() throws {
         let scratch = try Persistence.Scratch()
         let arguments = ["--database", scratch.database.path]
-        do {
-            let server = try TestServer(arguments: arguments)
-            kill(server.process.processIdentifier, SIGKILL)
-            server.process.waitUntilExit()
-        }
+        try Self.startAndKill(arguments)
         let server = try TestServer(arguments: arguments)
         let admin = try server.connectAdmin()
         #expect(try admin.call("UPGRADE").hasPrefix("+OK engine"))

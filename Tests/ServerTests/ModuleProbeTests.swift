@@ -45,6 +45,27 @@ import Testing
         #expect(try player.call("ANYTHING") == "+OK")
     }
 
+    /// What a module's constructor starts in the probe ends with the probe
+    /// (its process group is killed); the server's own load of it is the
+    /// server's business.
+    @Test func whatAConstructorStartsInTheProbeEndsWithIt() throws {
+        let (directory, path) = try candidate("ctor-spawn.so")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let pidFile = directory.appendingPathComponent("pids")
+        let server = try TestServer(arguments: ["--modules-dir", directory.path],
+                                    environment: ["CTOR_SPAWN_PIDFILE": pidFile.path])
+        let admin = try server.connectAdmin()
+        #expect(try admin.call("RELOAD \(path)").hasPrefix("+OK gems 1.1.0 -> ctor 1.0.0"))
+        let pids = try String(contentsOf: pidFile, encoding: .utf8).split(separator: "\n").compactMap { pid_t($0) }
+        try #require(pids.count == 2, "\(pids)")
+        defer { kill(pids[1], SIGKILL) }  // the server's own, started by its dlopen
+        func running(_ pid: pid_t) -> Bool {
+            guard kill(pid, 0) == 0 else { return false }
+            return (try? procFile("/proc/\(pid)/stat"))?.split(separator: " ").dropFirst(2).first != "Z"
+        }
+        #expect(try waitUntil(NotAHang.seconds) { !running(pids[0]) }, "the probe's child \(pids[0]) outlived it")
+    }
+
     @Test func aHangingDescribeIsRefusedByTheProbeNotLeftStuck() throws {
         let server = try TestServer(arguments: ["--probe-timeout", "1000"])
         let admin = try server.connectAdmin()

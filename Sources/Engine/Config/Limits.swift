@@ -80,9 +80,13 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Milliseconds a reload's load (copy, dlopen, constructors, hotswap_describe) may take on its worker thread before the reload is refused.",
             transform: within(100...600_000))
     var loadTimeout = 10_000
-    @Option(help: "Milliseconds a module may take to load in a probe process (its constructors and hotswap_describe) before RELOAD refuses it; the server maps only modules that passed. 0 maps modules without a probe. Below --load-timeout.",
+    @Option(help: "Milliseconds a module may take to load in a probe process (its constructors and hotswap_describe) before RELOAD refuses it; the server maps only modules that passed. 0 maps modules without a probe. Below --load-timeout (default: 5000, or half of --load-timeout when that is less).",
             transform: within(0...600_000))
-    var probeTimeout = 5000
+    var probeTimeout: Int?
+    /// `--probe-timeout`, or its default: 5000 ms, within half of
+    /// `--load-timeout` (so a short load timeout from before the probe
+    /// existed still starts).
+    var effectiveProbeTimeout: Int { probeTimeout ?? min(5000, loadTimeout / 2) }
     @Option(help: "Bytes a module file may have; a larger one is refused before anything is copied.",
             transform: within((1 << 20)...(64 << 30)))
     var maxModuleBytes = 512 << 20
@@ -138,7 +142,7 @@ struct Limits: ParsableArguments, Sendable {
 
     /// Limits that bound each other.
     func validate() throws {
-        if probeTimeout >= loadTimeout {
+        if let probeTimeout, probeTimeout >= loadTimeout {
             throw ValidationError("--probe-timeout (\(probeTimeout)) must be below --load-timeout (\(loadTimeout))")
         }
     }

@@ -29,7 +29,10 @@ struct FaultText {
         let raw = withUnsafeBytes(of: fault.message) { bytes in
             String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
         }
-        let oneLine = raw.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+        // The module's own text: control characters go, like any line the
+        // log takes from outside.
+        let trimmed = raw.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed()
+        let oneLine = AdminConsole.oneLine(String(trimmed))
         message = oneLine.isEmpty ? nil : oneLine
     }
 
@@ -44,7 +47,10 @@ struct FaultText {
     private static func readable(frame: String, imagePath: String) -> String {
         let image = imagePath.split(separator: "/").last.map(String.init) ?? imagePath
         // "path+0xoff (symbol+0xoff)": the symbol part, demangled.
-        guard let open = frame.firstIndex(of: "("), frame.hasSuffix(")"),
+        // The last " (": the image path (a $TMPDIR) may hold parentheses.
+        let characters = Array(frame)
+        let space = characters.indices.dropLast().last { characters[$0] == " " && characters[$0 + 1] == "(" }
+        guard let space, frame.hasSuffix(")"), case let open = frame.index(frame.startIndex, offsetBy: space + 1),
               let plus = frame[open...].lastIndex(of: "+")
         else {
             let offset = frame.dropFirst(imagePath.count)

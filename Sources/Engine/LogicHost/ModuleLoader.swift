@@ -93,6 +93,7 @@ enum ModuleLoadError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .notFound, .copyFailed: true
         case .notELF(_, let problem): problem.isTransient
+        case .probeFailed(_, let refusal): refusal.isTransient
         default: false
         }
     }
@@ -132,7 +133,10 @@ struct ModuleLoadRequest: Sendable {
     /// When the file's SHA-256 equals this, stop before mapping anything:
     /// the file holds the module that is already serving.
     let unlessSHA256: String?
-    let limits: ModuleLoadLimits
+    /// A resumed engine loads its modules without a probe (the same bytes
+    /// the previous engine mapped, their SHA-256 checked, while every
+    /// player is held), then sets the probe for the reloads to come.
+    var limits: ModuleLoadLimits
 }
 
 /// How far a load trusts a candidate file (`--max-module-bytes`,
@@ -191,7 +195,10 @@ final class ModuleLoader {
     private var loads = 0
     /// Images mapped into the process (and never unmapped).
     private(set) var imagesMapped = 0
-    let limits: ModuleLoadLimits
+    /// A resumed engine loads its modules without a probe (the same bytes
+    /// the previous engine mapped, their SHA-256 checked, while every
+    /// player is held), then sets the probe for the reloads to come.
+    var limits: ModuleLoadLimits
 
     /// The lock on `privateDirectory/owner.lock` that says a live process
     /// owns the directory (see `removeStaleDirectories`).
@@ -207,6 +214,7 @@ final class ModuleLoader {
     }
 
     private static let directoryPrefix = "hotswap-modules-"
+    private static let stagingPrefix = ".hotswap-new-"
     private static let ownerLockName = "owner.lock"
 
     /// Made under a name no sweep looks at, locked, then renamed: another
@@ -215,7 +223,7 @@ final class ModuleLoader {
         func failed(_ call: String) -> ModuleLoadError {
             .copyFailed(path: root, reason: "\(call): \(String(cString: strerror(errno)))")
         }
-        var template = Array("\(root)/.hotswap-new-XXXXXX".utf8CString)
+        var template = Array("\(root)/\(stagingPrefix)XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else { throw failed("mkdtemp") }
         let staging = String(cString: made)
         let lock = open("\(staging)/\(ownerLockName)", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -248,15 +256,8 @@ final class ModuleLoader {
     /// without the lock file (made by an older engine, or another program)
     /// is left alone: its owner cannot be told.
     static func removeStaleDirectories(in root: String = defaultTemporaryRoot()) -> [String] {
-        guard let listing = opendir(root) else { return [] }
-        var names: [String] = []
-        while let entry = readdir(listing) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name.hasPrefix(directoryPrefix) { names.append(name) }
-        }
-        closedir(listing)
+        // Also those a server died making (between mkdtemp and rename).
+        let names = (directoryEntries(root) ?? []).filter { $0.hasPrefix(directoryPrefix) || $0.hasPrefix(stagingPrefix) }
         var removed: [String] = []
         for name in names {
             let directory = "\(root)/\(name)"
@@ -275,14 +276,7 @@ final class ModuleLoader {
 
     /// Unlinks every entry of a flat directory.
     private static func removeContents(of directory: String) {
-        guard let listing = opendir(directory) else { return }
-        while let entry = readdir(listing) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { unlink("\(directory)/\(name)") }
-        }
-        closedir(listing)
+        for name in directoryEntries(directory) ?? [] { unlink("\(directory)/\(name)") }
     }
 
     static func defaultTemporaryRoot() -> String {

@@ -1,6 +1,7 @@
 import FaultGuard
 import GameABI
 import Glibc
+import UpgradeSupport
 
 /// Loads a candidate module in a short-lived child process before the
 /// server maps it, so a module that cannot even be loaded costs a refusal,
@@ -11,21 +12,25 @@ import Glibc
 /// calls `abort()` or `exit(0)`, or never returns would kill or wedge the
 /// server and every player in it; the fault guard cannot help, since a
 /// constructor is not a module call (nothing to jump back to, no module
-/// identity yet). The child is this executable again (`gameserver
-/// --probe-module PATH`: no other file to find or trust, and the same
-/// dynamic linker and libraries), and it maps the candidate, calls
-/// `hotswap_abi_version` and `hotswap_describe`, and says how far it got:
+/// identity yet). The child is the running engine image again
+/// (`gameserver --probe-module PATH`, run through a descriptor opened on
+/// it at start: a build installed over the file meanwhile is not what
+/// probes), and it maps the candidate, calls `hotswap_abi_version` and
+/// `hotswap_describe`, and says how far it got on descriptor 3, a pipe of
+/// its own:
 ///
-///     hotswap-probe: loading   (before dlopen)
-///     hotswap-probe: abi       (dlopen returned: the constructors ran)
-///     hotswap-probe: describe  (hotswap_abi_version returned)
-///     hotswap-probe: ok        (hotswap_describe returned)
-///     hotswap-probe: dlopen REASON
+///     loading    before dlopen
+///     abi        dlopen returned: the constructors ran
+///     describe   hotswap_abi_version returned
+///     ok         hotswap_describe returned
+///     dlopen REASON
 ///
-/// The last line it printed and how it ended (status, signal, or killed at
-/// the timeout with its whole process group) become the refusal. Its
-/// stderr goes into the same pipe, so a constructor's last words (glibc's
-/// "double free detected", an assertion) are quoted too.
+/// The last stage it reached and how it ended (status, signal, or killed
+/// at the timeout with its whole process group) become the refusal; only
+/// `ok` and exit status 0 together pass. Its stdout and stderr go to a
+/// second pipe, read to the end and kept in part, so a constructor's last
+/// words (glibc's "double free detected", an assertion) are quoted, and a
+/// module that prints a lot neither blocks it nor fakes a stage.
 ///
 /// What it does not prove: a constructor that behaves in the child and
 /// not in the server (it looks at its pid, its parent, the time) is
@@ -37,21 +42,28 @@ import Glibc
 enum ModuleProbe {
     /// The hidden argument that makes `gameserver` a probe.
     static let argument = "--probe-module"
+    /// The child's descriptor for its stages.
+    private static let stageDescriptor: Int32 = 3
 
-    /// What the probe runs: this executable, by the path it was started
-    /// from, resolved once. Not `/proc/self/exe` itself: under valgrind
-    /// that is valgrind (which answers `readlink` for its client, not
-    /// `execve`). When the file is gone (a deploy removed it), the running
-    /// image through `/proc/self/exe`.
+    /// What the probe runs: the running image, through a descriptor opened
+    /// once on `/proc/self/exe` (the first load opens it, at start-up).
+    /// `/proc/self/fd/N` then names that image even after a deploy
+    /// replaced or removed the file. Under valgrind, opening
+    /// `/proc/self/exe` gives the client program, not valgrind.
     private static let executable: String = {
-        guard let path = ProcessImage.executablePath(), access(path, X_OK) == 0 else { return "/proc/self/exe" }
-        return path
+        let fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
+        return fd >= 0 ? "/proc/self/fd/\(fd)" : "/proc/self/exe"
     }()
-    private static let prefix = "hotswap-probe: "
 
     /// Why the probe refused a candidate, as the operator reads it.
     enum Refusal: Error, Sendable, Equatable, CustomStringConvertible {
+        /// The probe itself could not run (no process, no pipe): not the
+        /// module's fault, and worth retrying.
         case cannotSpawn(reason: String)
+        /// The probe process ended before it reached the module (a broken
+        /// engine install, a library missing for it): not the module's
+        /// fault either.
+        case probeFailed(status: Int32, signal: Int32, said: String?)
         case dlopenFailed(reason: String)
         case crashed(stage: Stage, signal: Int32, said: String?)
         case exited(stage: Stage, status: Int32, said: String?)
@@ -59,14 +71,23 @@ enum ModuleProbe {
 
         /// How far the child got.
         enum Stage: Sendable, Equatable {
-            case starting, constructors, abiVersion, describe
+            case constructors, abiVersion, describe, described
             var text: String {
                 switch self {
-                case .starting: "before loading it"
                 case .constructors: "in its ELF constructors (dlopen)"
                 case .abiVersion: "in hotswap_abi_version"
                 case .describe: "in hotswap_describe"
+                case .described: "after hotswap_describe returned"
                 }
+            }
+        }
+
+        /// A refusal that says nothing about the module: the watcher tries
+        /// again.
+        var isTransient: Bool {
+            switch self {
+            case .cannotSpawn, .probeFailed: true
+            default: false
             }
         }
 
@@ -74,6 +95,10 @@ enum ModuleProbe {
             func quote(_ said: String?) -> String { said.map { "; it said: \($0)" } ?? "" }
             return switch self {
             case .cannotSpawn(let reason): "cannot start a probe process: \(reason)"
+            case .probeFailed(let status, let signal, let said):
+                "the probe process ended before loading it ("
+                    + (signal != 0 ? FaultRecord.signalName(signal) : "exit status \(status)")
+                    + "): the engine's own install is broken, not the module\(quote(said))"
             case .dlopenFailed(let reason): reason
             case .crashed(let stage, let signal, let said):
                 "it crashed (\(FaultRecord.signalName(signal))) \(stage.text) in a probe process\(quote(said))"
@@ -88,25 +113,27 @@ enum ModuleProbe {
     // MARK: - Parent
 
     /// Probes `path` in a child; nil when it loaded and described itself.
-    /// `executable`: what to run (nil: this executable; an engine embedded
-    /// in another program, such as a test runner, names a `gameserver`).
+    /// `executable`: what to run (nil: the running engine; an engine
+    /// embedded in another program, such as a test runner, names a
+    /// `gameserver`).
     static func check(path: String, timeoutMilliseconds: Int, executable: String? = nil) -> Refusal? {
         let executable = executable ?? ModuleProbe.executable
-        var pipeEnds: [Int32] = [-1, -1]
-        guard pipe(&pipeEnds) == 0 else { return .cannotSpawn(reason: "pipe: \(errnoText())") }
-        let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
-        // Close-on-exec, so no other child (an upgrade check) inherits them;
-        // the child gets its end through the dup2 below, which clears it.
-        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
-        defer { close(readEnd) }
+        var stages: [Int32] = [-1, -1]
+        var output: [Int32] = [-1, -1]
+        guard hs_pipe_cloexec(&stages) == 0 else { return .cannotSpawn(reason: "pipe2: \(errnoText())") }
+        guard hs_pipe_cloexec(&output) == 0 else {
+            close(stages[0]); close(stages[1])
+            return .cannotSpawn(reason: "pipe2: \(errnoText())")
+        }
+        defer { close(stages[0]); close(output[0]) }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 2)
+        posix_spawn_file_actions_adddup2(&actions, stages[1], stageDescriptor)
 
         // Its own process group (so a timeout ends whatever it started),
         // every signal at its default and none blocked (a worker thread
@@ -123,20 +150,20 @@ enum ModuleProbe {
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
-        let words: [String] = ["gameserver-probe", argument, path]
+        let words: [String] = ["gameserver-probe", argument, path, "--probe-parent", "\(getpid())"]
         let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = childEnvironment().map { strdup($0) } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-        close(writeEnd)
+        close(stages[1])
+        close(output[1])
         guard spawned == 0 else { return .cannotSpawn(reason: String(cString: strerror(spawned))) }
 
-        var output: [UInt8] = []
+        var stageBytes = Capped(limit: 4096)
+        var said = Capped(limit: 16384)
         let deadline = monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
         var ended = false
-        var timedOut = false
-        var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             var info = siginfo_t()
             // WNOWAIT: the child stays a zombie, so its group id cannot be
@@ -144,85 +171,101 @@ enum ModuleProbe {
             if waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == pid {
                 ended = true
             }
-            var poller = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
             let now = monotonicNanoseconds()
             if ended || now >= deadline {
-                drain(readEnd, into: &output, buffer: &buffer)
-                timedOut = !ended
+                stageBytes.drain(stages[0])
+                said.drain(output[0])
                 break
             }
+            var pollers = [pollfd(fd: stages[0], events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: output[0], events: Int16(POLLIN), revents: 0)]
             let wait = Int32(min((deadline - now) / 1_000_000 + 1, 20))
-            if poll(&poller, 1, wait) > 0 { drain(readEnd, into: &output, buffer: &buffer) }
+            if poll(&pollers, 2, wait) > 0 {
+                stageBytes.drain(stages[0])
+                said.drain(output[0])
+            }
         }
         // Whatever it started goes with it; then reap.
         kill(-pid, SIGKILL)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return verdict(output: output, status: status, timedOut: timedOut, timeoutMilliseconds: timeoutMilliseconds)
+        return verdict(stages: stageBytes.bytes, output: said.bytes, status: status, timedOut: !ended,
+                       timeoutMilliseconds: timeoutMilliseconds)
     }
 
-    /// Reads what is there without blocking (the read end is polled).
-    private static func drain(_ fd: Int32, into output: inout [UInt8], buffer: inout [UInt8]) {
-        var flags = fcntl(fd, F_GETFL)
-        if flags & O_NONBLOCK == 0 { flags |= O_NONBLOCK; _ = fcntl(fd, F_SETFL, flags) }
-        while output.count < 16384 {
-            let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if got <= 0 { break }
-            output += buffer[0..<got]
+    /// Bytes read from a pipe, of which the first `limit` are kept: the
+    /// rest is read and dropped, so the child never blocks on a full pipe
+    /// and the parent never spins on one it no longer reads.
+    private struct Capped {
+        let limit: Int
+        private(set) var bytes: [UInt8] = []
+        private var buffer = [UInt8](repeating: 0, count: 4096)
+
+        init(limit: Int) { self.limit = limit }
+
+        mutating func drain(_ fd: Int32) {
+            let flags = fcntl(fd, F_GETFL)
+            if flags & O_NONBLOCK == 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+            while true {
+                let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if got < 0 && errno == EINTR { continue }
+                if got <= 0 { return }
+                bytes += buffer[0..<min(got, max(limit - bytes.count, 0))]
+            }
         }
     }
 
-    /// The child's environment: ours, minus what would make it act as the
-    /// server (systemd's notify socket: a READY=1 from it would be a lie)
-    /// and with the Swift runtime's backtracer off (a crash in the child
-    /// is the expected outcome; the backtracer would take seconds).
+    /// The child's environment: ours, with the Swift runtime's backtracer
+    /// off (a crash in the child is the expected outcome; the backtracer
+    /// would take seconds). systemd's variables are already gone
+    /// (`SystemdNotifier.detachEnvironment`).
     private static func childEnvironment() -> [String] {
-        var result: [String] = []
-        var entry = environ
-        while let text = entry.pointee {
-            let line = String(cString: text)
-            if !line.hasPrefix("NOTIFY_SOCKET=") && !line.hasPrefix("WATCHDOG_") && !line.hasPrefix("SWIFT_BACKTRACE=") {
-                result.append(line)
-            }
-            entry += 1
-        }
-        result.append("SWIFT_BACKTRACE=enable=no")
-        return result
+        ProcessImage.environment().filter { !$0.hasPrefix("SWIFT_BACKTRACE=") } + ["SWIFT_BACKTRACE=enable=no"]
     }
 
-    static func verdict(output: [UInt8], status: Int32, timedOut: Bool, timeoutMilliseconds: Int) -> Refusal? {
-        let lines = output.split(separator: 0x0A).map { String(decoding: $0.prefix(300), as: UTF8.self) }
-        var stage = Refusal.Stage.starting
-        var said: String?
-        for line in lines {
-            if line.hasPrefix(prefix) {
-                let word = line.dropFirst(prefix.count)
-                switch word {
-                case "loading": stage = .constructors
-                case "abi": stage = .abiVersion
-                case "describe": stage = .describe
-                case "ok" where !timedOut: return nil
-                default:
-                    if word.hasPrefix("dlopen ") { return .dlopenFailed(reason: String(word.dropFirst(7))) }
-                }
-            } else if !line.allSatisfy({ $0 == " " || $0 == "\t" }) {
-                said = line.trimmingSpaces
+    static func verdict(stages: [UInt8], output: [UInt8], status: Int32, timedOut: Bool,
+                        timeoutMilliseconds: Int) -> Refusal?
+    {
+        let reached = stages.split(separator: 0x0A).map { String(decoding: $0.prefix(600), as: UTF8.self) }
+        // What it printed last (its stdout and stderr), on one line.
+        let said = output.split(separator: 0x0A).map { String(decoding: $0.prefix(300), as: UTF8.self) }
+            .last { !$0.allSatisfy { $0 == " " || $0 == "\t" || $0 == "\r" } }
+            .map(AdminConsole.oneLine)
+        var stage: Refusal.Stage?
+        for line in reached {
+            switch line {
+            case "loading": stage = .constructors
+            case "abi": stage = .abiVersion
+            case "describe": stage = .describe
+            case "ok": stage = .described
+            default:
+                if line.hasPrefix("dlopen ") { return .dlopenFailed(reason: String(line.dropFirst(7))) }
             }
+        }
+        // WIFSIGNALED / WEXITSTATUS, spelled out (Glibc's are macros).
+        let signal = status & 0x7F
+        let exitStatus = (status >> 8) & 0xFF
+        if stage == .described, !timedOut, signal == 0, exitStatus == 0 { return nil }
+        guard let stage else {
+            return timedOut ? .cannotSpawn(reason: "the probe process did not start within \(timeoutMilliseconds) ms")
+                : .probeFailed(status: exitStatus, signal: signal, said: said)
         }
         if timedOut { return .timedOut(stage: stage, milliseconds: timeoutMilliseconds) }
-        // WIFSIGNALED / WEXITSTATUS, spelled out (Glibc's are macros).
-        if status & 0x7F != 0 { return .crashed(stage: stage, signal: status & 0x7F, said: said) }
-        return .exited(stage: stage, status: (status >> 8) & 0xFF, said: said)
+        if signal != 0 { return .crashed(stage: stage, signal: signal, said: said) }
+        return .exited(stage: stage, status: exitStatus, said: said)
     }
 
     // MARK: - Child
 
-    /// The probe itself (`gameserver --probe-module PATH`): never returns.
-    /// No guard is installed: a crash here is the answer.
-    static func runAsChild(path: String) -> Never {
+    /// The probe itself (`gameserver --probe-module PATH --probe-parent PID`): never
+    /// returns. No guard is installed: a crash here is the answer. It ends
+    /// with the server (PR_SET_PDEATHSIG), so a probe stuck in a
+    /// constructor does not outlive a server that was killed meanwhile.
+    static func runAsChild(path: String, parent: Int32?) -> Never {
+        if let parent, hs_die_with_parent(parent) != 0 { _exit(125) }
         say("loading")
         guard let image = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
-            say("dlopen " + (dlerror().map { String(cString: $0) } ?? "dlopen failed"))
+            say("dlopen " + AdminConsole.oneLine(dlerror().map { String(cString: $0) } ?? "dlopen failed"))
             _exit(3)
         }
         say("abi")
@@ -239,14 +282,8 @@ enum ModuleProbe {
     }
 
     private static func say(_ word: String) {
-        _ = (prefix + word + "\n").withCString { write(STDOUT_FILENO, $0, strlen($0)) }
+        _ = (word + "\n").withCString { write(stageDescriptor, $0, strlen($0)) }
     }
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }
-}
-
-private extension String {
-    var trimmingSpaces: String {
-        String(drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed())
-    }
 }

@@ -47,14 +47,20 @@ struct StartupSequence {
         // 1. Module loader.
         let loader: ModuleLoader
         do {
+            // A resumed engine's modules are the ones the previous engine
+            // mapped (their SHA-256 checked): no probe while players wait.
+            let probe = start is ResumedStart ? 0 : configuration.limits.effectiveProbeTimeout
             loader = try ModuleLoader(limits: ModuleLoadLimits(maxBytes: configuration.limits.maxModuleBytes,
-                                                               probeTimeoutMilliseconds: configuration.limits.probeTimeout))
+                                                               probeTimeoutMilliseconds: probe))
         } catch {
             throw refuse("\(error)")
         }
         defer { loader.removePrivateCopies() }
-        for stale in ModuleLoader.removeStaleDirectories() {
-            logger.notice("removed \(stale): module copies of a server that ended without cleaning up")
+        // Not in an upgrade's hold: the first engine of the process swept.
+        if !(start is ResumedStart) {
+            for stale in ModuleLoader.removeStaleDirectories() {
+                logger.notice("removed \(stale): module copies of a server that ended without cleaning up")
+            }
         }
         RestoreGuard.removeOnHandBack(loader.privateDirectory)
 
@@ -68,6 +74,8 @@ struct StartupSequence {
         } catch {
             throw refuse(error.reason)
         }
+
+        loader.limits.probeTimeoutMilliseconds = configuration.limits.effectiveProbeTimeout
 
         // 4. Storage.
         var storage: SQLiteStorage?
@@ -84,12 +92,19 @@ struct StartupSequence {
         var serving = false
         defer { if start.ownsStorageBeforeServing || serving { storage?.close() } }
         // How the previous run ended (this path is ours: the database lock).
-        let exitRecord = configuration.databasePath.flatMap {
-            ExitRecord(path: $0 + ".last-exit", resumed: start is ResumedStart)
+        var exitRecord: ExitRecord?
+        if let path = configuration.databasePath {
+            do throws(ExitRecordError) {
+                exitRecord = try ExitRecord(path: path + ".last-exit", resumed: start is ResumedStart)
+            } catch {
+                logger.warning("\(error)")
+            }
         }
         if let exitRecord, let line = exitRecord.previousLine, exitRecord.previousSummary != "clean" {
             logger.warning("the previous run did not end cleanly (\(exitRecord.previousSummary)): \(line)")
         }
+        var stopped = false
+        defer { if !stopped { exitRecord?.startRefused(resumed: start is ResumedStart) } }
 
         // 5. Engine; 6. fault guard.
         let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
@@ -148,6 +163,7 @@ struct StartupSequence {
 
         // 10. Shutdown.
         shutDown(engine, settings: settings, loop: loop, exitRecord: exitRecord, loader: loader)
+        stopped = true
     }
 
     /// The admin console's settings: the directories resolved now (after

@@ -30,15 +30,15 @@ final class ExitRecord {
     /// The previous run's line as written, for the start-up log.
     let previousLine: String?
     private let path: String
-    private var fd: Int32
+    private let fd: Int32
 
     /// Opens (creating) the record at `path`, reads the previous run's
     /// line, and marks this run as running. `resumed`: this process is an
     /// engine upgrade's new image, whose previous run is its predecessor's.
-    init?(path: String, resumed: Bool) {
+    init(path: String, resumed: Bool) throws(ExitRecordError) {
         self.path = path
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { throw ExitRecordError(path: path, reason: String(cString: strerror(errno))) }
         let lines = ExitRecord.read(fd).split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
         let previous = resumed ? lines.dropFirst().first : lines.first
         previousLine = previous
@@ -46,10 +46,24 @@ final class ExitRecord {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         rewrite("running pid=\(getpid()) since=\(now.tv_sec)\n" + (previous.map { "\($0)\n" } ?? ""))
+        // Once per start: a power cut right after it must not leave an
+        // empty file that reads as "none".
+        fsync(fd)
         fg_set_exit_record(fd)
     }
 
-    deinit { if fd >= 0 { close(fd) } }
+    deinit {
+        fg_set_exit_record(-1)
+        close(fd)
+    }
+
+    /// The start was refused after the record was opened: a fresh start
+    /// says so (exit status 2); a resumed engine that cannot start goes on
+    /// as the previous engine (the fallback), whose record this stays.
+    func startRefused(resumed: Bool) {
+        fg_set_exit_record(-1)
+        if !resumed { rewrite("stopped status=2 pid=\(getpid()) why=the start was refused (the log says why)\n") }
+    }
 
     /// The process is about to exit on its own with `status`: the last
     /// line it writes (off the loop: the loop has stopped).
@@ -88,4 +102,11 @@ final class ExitRecord {
         let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
         return got > 0 ? String(decoding: bytes[0..<got], as: UTF8.self) : ""
     }
+}
+
+/// Why the exit record could not be opened (a read-only directory, ...).
+struct ExitRecordError: Error, CustomStringConvertible {
+    let path: String
+    let reason: String
+    var description: String { "cannot open the exit record \(path): \(reason); STATUS previous_exit stays unrecorded" }
 }

@@ -1,7 +1,7 @@
-// What an engine upgrade needs from Linux and glibc that Swift's Glibc
-// module does not show (it is built without _GNU_SOURCE): memfd_create,
-// close_range, the process environment, and the main executable's GNU
-// build id. Each is a thin call; the policy is in Sources/Engine/Upgrade.
+// What an engine upgrade (and the module probe) needs from Linux and glibc
+// that Swift's Glibc module does not show (it is built without
+// _GNU_SOURCE): memfd_create, close_range, pipe2, PR_SET_PDEATHSIG, the
+// process environment, and the main executable's GNU build id. Each is a thin call; the policy is in Sources/Engine/Upgrade.
 // The target's other headers: engine_signals.h (the stop and upgrade
 // signals, none lost across the exec) and restore_guard.h (a crash or hang
 // of a resumed engine hands everything back).
@@ -33,6 +33,16 @@ int hs_cloexec_from(unsigned int first);
 /// was exec'd through /proc/self/fd/N is otherwise named "N". Returns 0 or
 /// -errno.
 int hs_set_process_name(const char *path);
+
+/// A pipe whose two ends are close-on-exec from the start (pipe2 with
+/// O_CLOEXEC): no child another thread spawns meanwhile inherits them.
+/// Returns 0 or -errno.
+int hs_pipe_cloexec(int fds[2]);
+
+/// Asks the kernel to SIGKILL the calling process when the thread that
+/// spawned it ends (PR_SET_PDEATHSIG), and returns 1 if that parent is
+/// already gone (the caller should exit), else 0.
+int hs_die_with_parent(int original_parent);
 
 /// The process environment (`environ`), NULL-terminated.
 char *const *hs_environ(void);

@@ -6,7 +6,8 @@
 //   ctor-abort   abort()                          SIGABRT inside dlopen
 //   ctor-exit    exit(0)                          ends the loading process, status 0
 //   ctor-hang    waits forever                    dlopen never returns
-//   ctor-spawn   starts a grandchild that sleeps for a minute, then loads fine
+//   ctor-spawn   starts a child that sleeps for a minute (its pid appended to
+//                $CTOR_SPAWN_PIDFILE), then loads fine
 //   ctor-fine    nothing: loads and plays (+OK to anything)
 // Each says what it is about to do on stderr first ("ctor: segv").
 #define _GNU_SOURCE /* dladdr */
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 #include "game_abi.h"
 
@@ -39,9 +41,17 @@ __attribute__((constructor)) static void misbehave(void) {
         fputs("ctor: hang\n", stderr);
         for (;;) pause();
     } else if (named(name, "ctor-spawn")) {
-        if (fork() == 0) {
+        pid_t child = fork();
+        if (child == 0) {
             execl("/bin/sleep", "sleep", "60", (char *)NULL);
             _exit(127);
+        }
+        /* One line per load (the probe's first, then the server's own). */
+        const char *file = getenv("CTOR_SPAWN_PIDFILE");
+        FILE *out = file ? fopen(file, "a") : NULL;
+        if (out) {
+            fprintf(out, "%d\n", (int)child);
+            fclose(out);
         }
     }
 }
