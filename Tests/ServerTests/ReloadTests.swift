@@ -263,7 +263,7 @@ import Testing
         let admin = try server.connectAdmin()
         // A 64-byte ELF header whose section table offset is near 2^64.
         var header = [UInt8](repeating: 0, count: 64)
-        header[0...4] = [0x7F, 0x45, 0x4C, 0x46, 2]
+        header[0...5] = [0x7F, 0x45, 0x4C, 0x46, 2, 1]  // 64-bit, little-endian
         header[16] = 3  // ET_DYN
         for index in 40..<48 { header[index] = 0xFF }  // e_shoff
         header[58] = 64; header[60] = 0xFF; header[61] = 0xFF  // e_shentsize, e_shnum

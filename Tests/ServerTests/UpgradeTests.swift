@@ -365,7 +365,7 @@ import Testing
         // Another server is refused the file: the lock went over held.
         let second = try runServerExpectingExit(["--database", database])
         #expect(second.status == 2)
-        #expect(second.log.contains("is in use by another server"), "\(second.log)")
+        #expect(second.log.contains("is held by another process"), "\(second.log)")
         #expect(try alice.call("SCORE") == "+SCORE alice:6 bob:1")
         // More play after the upgrade: the new engine writes it at stop.
         _ = try alice.collectGem(as: "alice", watchers: [bob])

@@ -4,10 +4,21 @@ import Glibc
 package enum ELFProblem: Error, Equatable, Sendable, CustomStringConvertible {
     case unreadable(errno: Int32)
     case shorterThanHeader
+    /// No ELF magic (the name is older than the 32-bit and byte-order
+    /// cases, which are ELF files and say what they are built for).
     case notELF64
     case notSharedObject
-    /// Built for another processor (`e_machine`).
+    /// Built for another processor (`e_machine`), 64-bit little-endian.
     case wrongMachine(found: UInt16)
+    /// A 32-bit ELF file (`EI_CLASS` 1), with its `e_machine` read in the
+    /// file's own byte order.
+    case thirtyTwoBit(machine: UInt16, bigEndian: Bool)
+    /// A 64-bit big-endian ELF file (`EI_DATA` 2): every field after the
+    /// identification is in the other byte order, so nothing else of it
+    /// can be read as this server reads its own.
+    case bigEndian(machine: UInt16)
+    /// ELF magic, then an `EI_CLASS` or `EI_DATA` that is neither 1 nor 2.
+    case unknownFormat(elfClass: UInt8, data: UInt8)
     case corruptSectionHeaders
     case corruptProgramHeaders
     /// The section headers end past the file: a linker writes them last.
@@ -28,10 +39,18 @@ package enum ELFProblem: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .unreadable(let code): String(cString: strerror(code))
         case .shorterThanHeader: "file is shorter than an ELF header"
-        case .notELF64: "not a 64-bit ELF file"
+        case .notELF64: "not an ELF file"
         case .notSharedObject: "not a shared object"
         case .wrongMachine(let found):
             "built for \(ELFCheck.machineName(found)), but this server runs on \(ELFCheck.machineName(ELFCheck.nativeMachine))"
+        case .thirtyTwoBit(let machine, let bigEndian):
+            "built for \(ELFCheck.machineName(machine, bits: 32))\(bigEndian ? " (big-endian)" : "") (a 32-bit ELF file), "
+                + "but this server runs on \(ELFCheck.machineName(ELFCheck.nativeMachine))"
+        case .bigEndian(let machine):
+            "built for \(ELFCheck.machineName(machine)) (big-endian), "
+                + "but this server runs on \(ELFCheck.machineName(ELFCheck.nativeMachine)) (little-endian)"
+        case .unknownFormat(let elfClass, let data):
+            "not a valid ELF file (EI_CLASS \(elfClass), EI_DATA \(data))"
         case .corruptSectionHeaders: "corrupt section header offsets"
         case .corruptProgramHeaders: "corrupt program header offsets"
         case .truncated(let size, let needed): "file is truncated (\(size) of at least \(needed) bytes; still being written?)"
@@ -83,18 +102,36 @@ package enum ELFCheck {
         #endif
     }
 
-    /// A processor's common name, from its `e_machine`.
-    static func machineName(_ machine: UInt16) -> String {
-        switch Int32(machine) {
-        case EM_X86_64: "x86-64"
-        case EM_AARCH64: "AArch64 (arm64)"
-        case EM_386: "i386"
-        case EM_ARM: "32-bit ARM"
-        case EM_RISCV: "RISC-V"
-        case EM_PPC64: "PowerPC 64"
-        case EM_S390: "s390x"
+    /// A processor's common name, from its `e_machine` (and the file's
+    /// class: 32-bit code for a 64-bit processor is named as such).
+    static func machineName(_ machine: UInt16, bits: Int = 64) -> String {
+        switch (Int32(machine), bits) {
+        case (EM_X86_64, 32): "x86-64 (x32)"
+        case (EM_X86_64, _): "x86-64"
+        case (EM_AARCH64, 32): "AArch64 (ILP32)"
+        case (EM_AARCH64, _): "AArch64 (arm64)"
+        case (EM_386, _): "i386"
+        case (EM_ARM, _): "32-bit ARM"
+        case (EM_RISCV, 32): "32-bit RISC-V"
+        case (EM_RISCV, _): "RISC-V"
+        case (EM_PPC, _): "PowerPC"
+        case (EM_PPC64, _): "PowerPC 64"
+        case (EM_S390, 32): "s390"
+        case (EM_S390, _): "s390x"
+        case (EM_MIPS, _): "MIPS"
+        case (EM_SPARCV9, _): "SPARC 64"
         default: "machine \(machine)"
         }
+    }
+
+    /// `EI_DATA` of this server's own build: 1 (little-endian) on x86-64
+    /// and arm64.
+    static var nativeData: UInt8 {
+        #if _endian(little)
+        1
+        #else
+        2
+        #endif
     }
 
     /// The check over bytes in memory (what the fuzzer feeds it).
@@ -113,10 +150,26 @@ package enum ELFCheck {
         func load<T>(_ value: inout T, at offset: UInt64) -> Bool {
             withUnsafeMutableBytes(of: &value) { read($0, offset) == $0.count }
         }
+        // First the identification and e_machine (the same 20 bytes in
+        // every ELF file): class and byte order decide how the rest reads.
+        // A 32-bit or big-endian build read as a 64-bit little-endian one
+        // gives nonsense sizes, and was refused as "truncated … still being
+        // written?", which `--watch` retries for ever; it is refused here,
+        // for good, naming what it was built for.
+        var start = [UInt8](repeating: 0, count: 20)
+        guard start.withUnsafeMutableBytes({ read($0, 0) }) == start.count else { return .shorterThanHeader }
+        guard start.prefix(4).elementsEqual([0x7F, 0x45, 0x4C, 0x46]) else { return .notELF64 }
+        let (elfClass, data) = (start[Int(EI_CLASS)], start[Int(EI_DATA)])
+        guard elfClass == 1 || elfClass == 2, data == 1 || data == 2 else {
+            return .unknownFormat(elfClass: elfClass, data: data)
+        }
+        // e_machine, offset 18 in both classes, in the file's byte order.
+        let machine = data == 1 ? UInt16(start[18]) | UInt16(start[19]) << 8 : UInt16(start[18]) << 8 | UInt16(start[19])
+        if elfClass == 1 { return .thirtyTwoBit(machine: machine, bigEndian: data == 2) }
+        if data != nativeData { return data == 2 ? .bigEndian(machine: machine) : .wrongMachine(found: machine) }
+
         var header = Elf64_Ehdr()
         guard load(&header, at: 0) else { return .shorterThanHeader }
-        let magic = withUnsafeBytes(of: header.e_ident) { Array($0.prefix(5)) }
-        guard magic == [0x7F, 0x45, 0x4C, 0x46, 2] else { return .notELF64 }
         guard header.e_type == UInt16(ET_DYN) else { return .notSharedObject }
 
         // Header values are untrusted: add and multiply without trapping.

@@ -56,18 +56,31 @@ struct DatabaseFileIdentity: Sendable {
     /// The `-wal` and `-shm` as they were once the database was open.
     let companions: [(suffix: String, file: FileID)]
 
-    /// Why the path does not name the open file (`lostFile`), or nil.
-    /// Three `stat`s and an `fstat`: the worker's, never the loop's.
+    /// Why the path does not name the open file (`lostFile`), why it cannot
+    /// be told (transient), or nil. Three `stat`s and an `fstat`: the
+    /// worker's, never the loop's.
+    ///
+    /// Only what proves the file gone is `lostFile`: the path (or a
+    /// companion's) does not exist (`ENOENT`, `ENOTDIR`), it names another
+    /// file, or the open file has no name left. A check that merely cannot
+    /// be done (a `chmod` of the directory: `EACCES`; `ELOOP`, `EIO`, a
+    /// failed `fstat`) proves nothing: marked lost, it would stop flushes,
+    /// set `db_file_lost=1` saying the path does not name the open file
+    /// (untrue, as far as anyone knows) and make a stop exit 1 for a file
+    /// that is fine. It fails the flush as a transient error instead
+    /// (counted in `db_errors` with its reason, the records stay dirty and
+    /// are retried): nothing is written while the path cannot be checked,
+    /// as nothing could be claimed written to it.
     func problem() -> StorageError? {
         var open = stat()
         guard fstat(descriptor, &open) == 0 else {
-            return lost("cannot be checked (fstat of the open file: \(String(cString: strerror(errno))))")
+            return uncheckable("fstat of the open file: \(String(cString: strerror(errno)))")
         }
         var named = stat()
         if stat(path, &named) != 0 {
             let code = errno
             guard code == ENOENT || code == ENOTDIR else {
-                return lost("cannot be checked (stat: \(String(cString: strerror(code))))")
+                return uncheckable("stat: \(String(cString: strerror(code)))")
             }
             return open.st_nlink == 0
                 ? lost("was deleted (the path no longer exists, and the file the server has open has no name left)")
@@ -79,7 +92,11 @@ struct DatabaseFileIdentity: Sendable {
         for (suffix, file) in companions {
             var companion = stat()
             if stat(path + suffix, &companion) != 0 {
-                return lost("lost its \(suffix) file (\(shown + suffix): \(String(cString: strerror(errno)))), which SQLite still has open")
+                let code = errno
+                guard code == ENOENT || code == ENOTDIR else {
+                    return uncheckable("stat of \(shown + suffix): \(String(cString: strerror(code)))")
+                }
+                return lost("lost its \(suffix) file (\(shown + suffix): \(String(cString: strerror(code)))), which SQLite still has open")
             }
             if FileID(companion) != file {
                 return lost("had its \(suffix) file replaced (\(shown + suffix) is not the one SQLite has open)")
@@ -114,7 +131,33 @@ struct DatabaseFileIdentity: Sendable {
         return DatabaseFileIdentity(path: path, shown: shown, descriptor: descriptor, companions: companions)
     }
 
+    /// This process's descriptor on the companion `suffix` (`-wal`) as it
+    /// was when the database was opened, found by device and inode in
+    /// /proc/self/fd (SQLite keeps its descriptors to itself): for the
+    /// advice of a lost file, which may need its `-wal` copied out too.
+    /// nil when it was not recorded or is not open. One `fstat` per open
+    /// descriptor: only when a lost file's log says so.
+    func openDescriptor(of suffix: String) -> Int32? {
+        guard let wanted = companions.first(where: { $0.suffix == suffix })?.file,
+            let directory = opendir("/proc/self/fd")
+        else { return nil }
+        defer { closedir(directory) }
+        let listing = dirfd(directory)
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let fd = Int32(name), fd != listing else { continue }
+            var info = stat()
+            if fstat(fd, &info) == 0, FileID(info) == wanted { return fd }
+        }
+        return nil
+    }
+
     private func lost(_ what: String) -> StorageError {
         StorageError("database \(shown) \(what); nothing is written to it", lostFile: true)
+    }
+
+    /// The check could not be done: not a lost file (see `problem`).
+    private func uncheckable(_ why: String) -> StorageError {
+        StorageError("database \(shown) cannot be checked (\(why)); nothing is written to it until it can", transient: true)
     }
 }

@@ -33,7 +33,7 @@ import Glibc
 struct DatabaseLock: Sendable {
     /// The flocked descriptor on the database file.
     let descriptor: Int32
-    /// The path lock's socket. nil only in a lock an engine upgrade handed
+    /// The path lock's socket. nil only in a lock an older engine handed
     /// over as one descriptor (`adopting(path:)` completes it).
     let pathDescriptor: Int32?
 
@@ -59,27 +59,43 @@ struct DatabaseLock: Sendable {
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let code = errno
+            let holder = code == EWOULDBLOCK ? LockHolder.ofFlock(on: fd) : nil
             close(fd)
             close(pathLock)
-            if code == EWOULDBLOCK { throw inUse(path) }
+            if code == EWOULDBLOCK { throw fileLocked(path, holder: holder) }
             throw StorageError("cannot lock database \(path): \(String(cString: strerror(code)))")
         }
         return DatabaseLock(descriptor: fd, pathDescriptor: pathLock)
     }
 
-    static func inUse(_ path: String) -> StorageError {
-        StorageError("database \(path) is in use by another server (one server per database)")
+    /// The flock is held. Not "by another server": any process that can
+    /// open the file (read access is enough for `flock`) can hold it.
+    /// `/proc/locks` (readable by everyone) names the holder's pid.
+    static func fileLocked(_ path: String, holder: String?) -> StorageError {
+        StorageError("database \(path) is locked by another process (another server on this file, perhaps through another "
+            + "path to it, or any process holding a flock on it): "
+            + (holder.map { "\($0) holds it" } ?? "its holder is not listed in /proc/locks")
+            + "; one server per database")
     }
 
     /// The lock an engine upgrade handed over, with its path lock: the
-    /// resumed engine is given the flock's descriptor alone (the first
-    /// handed over), and finds the path lock's among the descriptors it
-    /// inherited by its bound name. An engine from before the path lock
-    /// handed none over: the name is bound now (refused if another server
-    /// took it meanwhile).
+    /// flock's descriptor first, then the path lock's socket, used as it
+    /// came once `getsockname` says it is bound to this path's name (one
+    /// bound to another name, the path resolving elsewhere since, refuses
+    /// the resumed engine: the previous one, still holding both, serves on).
+    /// Only an older handoff, the flock's descriptor alone, has the path
+    /// lock looked for among the descriptors the process inherited, by its
+    /// bound name (/proc/self/fd); an engine from before the path lock had
+    /// none: the name is bound now (refused if another server took it
+    /// meanwhile).
     func adopting(path: String) throws(StorageError) -> DatabaseLock {
-        if pathDescriptor != nil { return self }
         let name = PathLockName(path)
+        if let pathDescriptor {
+            guard name.isBound(pathDescriptor) else {
+                throw StorageError("the path lock the previous engine handed over (descriptor \(pathDescriptor)) is not bound to database \(path)'s name; the path resolves elsewhere now")
+            }
+            return self
+        }
         if let inherited = name.findBound() { return DatabaseLock(descriptor: descriptor, pathDescriptor: inherited) }
         return DatabaseLock(descriptor: descriptor, pathDescriptor: try name.bind(path: path))
     }
@@ -129,7 +145,18 @@ struct PathLockName {
     }
 
     /// A socket bound to the name (close-on-exec), or the refusal: another
-    /// server holds the path.
+    /// process holds the name.
+    ///
+    /// Which process is not known in advance: an abstract name is open to
+    /// every process in the network namespace, whatever its user (no file
+    /// permission guards it), and the name is predictable, so another
+    /// user can bind it first and keep every server off the path. The
+    /// refusal says so, and names the holder when this process can see
+    /// it (`LockHolder.ofPathLock`). Why not `SO_PEERCRED`, which would
+    /// name any user's process: it needs a connected stream, and the lock
+    /// is a datagram socket; abstract names are per socket type (a stream
+    /// socket may bind the same name beside it), so a stream lock would
+    /// not exclude servers of earlier versions, which bind datagram ones.
     func bind(path: String) throws(StorageError) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
@@ -143,14 +170,29 @@ struct PathLockName {
         guard status == 0 else {
             let code = errno
             close(fd)
-            if code == EADDRINUSE { throw DatabaseLock.inUse(path) }
+            if code == EADDRINUSE { throw heldElsewhere(path) }
             throw StorageError("cannot lock database \(path): bind: \(String(cString: strerror(code)))")
         }
         return fd
     }
 
+    /// The name as `ss -xa` and /proc/net/unix show it (`@` for the NUL).
+    var shown: String { "@" + String(decoding: address.dropFirst(), as: UTF8.self) }
+
+    /// The refusal when another socket holds the name, with its holder
+    /// when this process can see it.
+    private func heldElsewhere(_ path: String) -> StorageError {
+        let holders = LockHolder.ofPathLock(named: shown)
+        let who = holders.isEmpty
+            ? "a process this server cannot identify (a datagram socket carries no peer credentials, and only root and "
+                + "the holder's own user see which process holds a socket: `ss -xap | grep \(shown.dropFirst())` as root)"
+            : holders.joined(separator: ", ")
+        return StorageError("database \(path) is held by another process (another server on this path, or someone squatting "
+            + "the name): its path lock, the abstract socket \(shown), is bound by \(who); one server per database")
+    }
+
     /// This process's descriptor bound to the name, if it has one (handed
-    /// over by the engine before an upgrade).
+    /// over by an engine from before the handoff carried it).
     func findBound() -> Int32? {
         guard let directory = opendir("/proc/self/fd") else { return nil }
         defer { closedir(directory) }
@@ -163,7 +205,8 @@ struct PathLockName {
         return nil
     }
 
-    private func isBound(_ fd: Int32) -> Bool {
+    /// Whether `fd` is a socket bound to this name.
+    func isBound(_ fd: Int32) -> Bool {
         var socketAddress = sockaddr_un()
         var length = socklen_t(MemoryLayout<sockaddr_un>.size)
         let status = withUnsafeMutablePointer(to: &socketAddress) {
@@ -181,5 +224,103 @@ struct PathLockName {
         socketAddress.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &socketAddress.sun_path) { $0.copyBytes(from: address) }
         return socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + address.count)
+    }
+}
+
+/// Who holds one of the database's locks, as far as /proc tells this
+/// process: for a refusal to name, since a refusal cannot otherwise tell
+/// another server from anyone else holding the lock. Read only when a
+/// start is refused.
+enum LockHolder {
+    /// The processes with a socket bound to the abstract name `shown`
+    /// (`@hotswap-db:…`): its inodes in /proc/net/unix, then the processes
+    /// whose /proc/PID/fd links to one. Empty when none can be seen: a
+    /// process of another user (its descriptors are readable by root and
+    /// that user only) or of another PID namespace.
+    static func ofPathLock(named shown: String) -> [String] {
+        guard let table = contents(of: "/proc/net/unix") else { return [] }
+        // Num RefCount Protocol Flags Type St Inode Path; Type 0002 is a
+        // datagram socket (a stream socket of the name excludes no one).
+        let inodes = Set(table.split(separator: "\n").compactMap { line -> Substring? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            return fields.count >= 8 && fields[4] == "0002" && fields[7] == shown ? fields[6] : nil
+        }.map { "socket:[\($0)]" })
+        guard !inodes.isEmpty, let processes = opendir("/proc") else { return [] }
+        defer { closedir(processes) }
+        var holders: [String] = []
+        while let entry = readdir(processes) {
+            guard let pid = Int32(name(of: entry)), let descriptors = opendir("/proc/\(pid)/fd") else { continue }
+            defer { closedir(descriptors) }
+            while let fd = readdir(descriptors) {
+                let link = "/proc/\(pid)/fd/\(name(of: fd))"
+                var target = [CChar](repeating: 0, count: 64)
+                let count = readlink(link, &target, target.count - 1)
+                guard count > 0 else { continue }
+                if inodes.contains(String(decoding: target.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)) {
+                    holders.append(describe(pid))
+                    break
+                }
+            }
+        }
+        return holders
+    }
+
+    /// The process holding a flock on the file `fd` has open, from
+    /// /proc/locks (`1: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF`,
+    /// readable by every user), or nil.
+    static func ofFlock(on fd: Int32) -> String? {
+        var info = stat()
+        guard fstat(fd, &info) == 0, let table = contents(of: "/proc/locks") else { return nil }
+        // The kernel's encoding of a device number (major 12 bits and
+        // more, minor 20), as /proc/locks prints it: "%02x:%02x:%lu".
+        let device = UInt64(info.st_dev)
+        let major = ((device >> 8) & 0xFFF) | ((device >> 32) & ~UInt64(0xFFF))
+        let minor = (device & 0xFF) | ((device >> 12) & ~UInt64(0xFF))
+        let wanted = hex2(major) + ":" + hex2(minor) + ":" + String(UInt64(info.st_ino))
+        for line in table.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            // A waiter's line has "->" after the number: the holder's has not.
+            guard fields.count >= 6, fields[1] == "FLOCK", fields[5] == wanted, let pid = Int32(fields[4]), pid > 0
+            else { continue }
+            return describe(pid)
+        }
+        return nil
+    }
+
+    /// `pid 812 (gameserver, uid 1000)`: the command name and the owner of
+    /// its /proc directory (the process's user).
+    static func describe(_ pid: Int32) -> String {
+        var details: [String] = []
+        if let command = contents(of: "/proc/\(pid)/comm") {
+            details.append(String(command.prefix { $0 != "\n" }))
+        }
+        var info = stat()
+        if stat("/proc/\(pid)", &info) == 0 { details.append("uid \(info.st_uid)") }
+        return "pid \(pid)" + (details.isEmpty ? "" : " (\(details.joined(separator: ", ")))")
+    }
+
+    private static func hex2(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return digits.count < 2 ? "0" + digits : digits
+    }
+
+    private static func name(of entry: UnsafeMutablePointer<dirent>) -> String {
+        withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    /// A /proc file's text (their size says 0: read to the end).
+    private static func contents(of path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            bytes.append(contentsOf: chunk.prefix(count))
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

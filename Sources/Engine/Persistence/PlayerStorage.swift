@@ -24,7 +24,10 @@ protocol PlayerStorage: AnyObject, Sendable {
     /// the path still names the open file, `DatabaseFileIdentity`), for a
     /// flush with nothing to write, whose success would otherwise say
     /// nothing. On a worker thread, or at exit once the loop has stopped;
-    /// `write` checks by itself.
+    /// `write` checks by itself. A check queued before the loop stopped
+    /// may run on its worker while or after `close` runs: `close` must
+    /// wait for one under way, and one after it must touch nothing `close`
+    /// released (a descriptor's number may be reused by then).
     func verifyIdentity() throws(StorageError)
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import Synchronization
 
 /// The default storage: one SQLite file in WAL mode, through GRDB.
 ///
@@ -37,6 +38,15 @@ final class SQLiteStorage: PlayerStorage {
     private let lock: DatabaseLock
     /// What the path must keep naming.
     private let files: DatabaseFileIdentity
+    /// False once `close` has begun. A file check queued on a worker (an
+    /// idle tick's, a SAVE's, one queued as the server stopped) may run
+    /// after the loop stopped, while `close` releases the lock: its
+    /// `fstat` would then look at a closed descriptor, or at whatever
+    /// reused the number. `verifyIdentity` checks under this lock and not
+    /// at all once closed; `close` takes it, so it waits for a check under
+    /// way (it runs after the loop stopped, where waiting is fine; no check
+    /// runs on the loop).
+    private let isOpen = Mutex(true)
 
     private init(location: String, queue: DatabaseQueue, lock: DatabaseLock, files: DatabaseFileIdentity) {
         self.location = location
@@ -143,11 +153,13 @@ final class SQLiteStorage: PlayerStorage {
         do {
             return try queue.read { db in
                 var snapshot = StoredSnapshot()
-                snapshot.globalColumns = try SQLiteStorage.columns(db, kind: .global)
-                snapshot.playerColumns = try SQLiteStorage.columns(db, kind: .player)
-                snapshot.declared = try SQLiteStorage.columns(db, kind: .global, declaredOnly: true)
-                    + SQLiteStorage.columns(db, kind: .player, declaredOnly: true)
                 var problems = StoredValueProblems(database: location)
+                snapshot.globalColumns = try SQLiteStorage.columns(db, kind: .global, &problems)
+                snapshot.playerColumns = try SQLiteStorage.columns(db, kind: .player, &problems)
+                // The same rows again: their defaults were noted above.
+                var again = StoredValueProblems(database: location)
+                snapshot.declared = try SQLiteStorage.columns(db, kind: .global, declaredOnly: true, &again)
+                    + SQLiteStorage.columns(db, kind: .player, declaredOnly: true, &again)
                 let globalNames = snapshot.globalColumns.map(SQLiteStorage.columnName).map(SQLiteStorage.quoted)
                 let global = try db.makeStatement(sql: "SELECT \((["id"] + globalNames).joined(separator: ", ")) FROM globals WHERE id = 1")
                 // The cursor lives while its row is read: dropped, it resets
@@ -208,24 +220,36 @@ final class SQLiteStorage: PlayerStorage {
 
     /// The columns the file holds for a kind, in the order they were added
     /// (or only those the last serving module declared). A row edited into
-    /// nonsense by hand is skipped, never trusted.
-    private static func columns(_ db: Database, kind: EntityKind, declaredOnly: Bool = false) throws -> [FieldSpec] {
-        try Row.fetchAll(db, sql: "SELECT name, type, is_unique, default_value FROM fields WHERE kind = ?"
-                            + (declaredOnly ? " AND declared = 1" : "") + " ORDER BY rowid",
-                         arguments: [kind.description]).compactMap { row -> FieldSpec? in
+    /// nonsense by hand (no name, an unknown type) is skipped, never
+    /// trusted. A default is read as stored, by the rules of its field's
+    /// values (`StoredCell`): one that does not fit (`1.5` for an int) is
+    /// noted in `problems`, which refuses the start, rather than read as 0.
+    private static func columns(_ db: Database, kind: EntityKind, declaredOnly: Bool = false,
+                                _ problems: inout StoredValueProblems) throws -> [FieldSpec]
+    {
+        let statement = try db.makeStatement(sql: "SELECT name, type, is_unique, default_value FROM fields WHERE kind = ?"
+                                                 + (declaredOnly ? " AND declared = 1" : "") + " ORDER BY rowid")
+        // The cursor lives while its row is read (see `loadAll`).
+        let rows = try Row.fetchCursor(statement, arguments: [kind.description])
+        var specs: [FieldSpec] = []
+        while let row = try rows.next() {
             guard let name = row[0] as String?, let typeName = row[1] as String?,
                 let type: FieldType = typeName == "int" ? .int : typeName == "string" ? .string : nil
-            else { return nil }
-            let defaultValue = value(row[3] as DatabaseValue)
+            else { continue }
             var spec = FieldSpec(kind: kind, name: name, type: type, unique: (row[2] as Int64? ?? 0) != 0,
                                  defaultInt: 0, defaultString: [])
-            switch defaultValue {
-            case .int(let v)?: spec.defaultInt = v
-            case .string(let bytes)?: spec.defaultString = bytes
-            case nil: break
+            switch StoredCell(statement.sqliteStatement, 3).value(as: type) {
+            case .success(.int(let v)?): spec.defaultInt = v
+            case .success(.string(let bytes)?): spec.defaultString = bytes
+            case .success(nil): break
+            case .failure(let mismatch):
+                problems.addDefault(field: spec, mismatch, fix: "UPDATE fields SET default_value = NULL WHERE kind = "
+                    + "\(literal(.string(Array(kind.description.utf8)))) AND name = \(literal(.string(Array(name.utf8)))) "
+                    + "AND type = \(literal(.string(Array(typeName.utf8))))")
             }
-            return spec
+            specs.append(spec)
         }
+        return specs
     }
 
     /// Durable timers (ABI 1.3): a table added without a layout bump (an
@@ -315,31 +339,78 @@ final class SQLiteStorage: PlayerStorage {
 
     // MARK: - The file's identity (a worker thread)
 
+    /// Not at all once `close` has begun (`isOpen`): the lock's descriptor
+    /// may be closed, its number reused.
     func verifyIdentity() throws(StorageError) {
-        guard files.problem() != nil else { return }
-        do {
-            try queue.inDatabase { db in try checkIdentity(db) }
-        } catch let error as StorageError {
-            throw error
-        } catch {
-            throw StorageError("cannot check database \(location): \(SQLiteStorage.describe(error))", transient: true)
+        try isOpen.withLock { (open: inout Bool) throws(StorageError) in
+            guard open else {
+                throw StorageError("database \(location) is closed (the server is stopping): not checked", transient: true)
+            }
+            guard files.problem() != nil else { return }
+            do {
+                try queue.inDatabase { db in try checkIdentity(db) }
+            } catch let error as StorageError {
+                throw error
+            } catch {
+                throw StorageError("cannot check database \(location): \(SQLiteStorage.describe(error))", transient: true)
+            }
         }
     }
 
-    /// Throws when the path no longer names the open file, after a passive
-    /// checkpoint: the open file then holds every commit (not only those
-    /// already copied out of the `-wal`), so a copy of it taken through
-    /// `/proc` (the advice in the log says how) misses nothing that was
-    /// written. The checkpoint writes only through SQLite's descriptors,
-    /// never to whatever the path names now, and never waits for readers.
+    /// Throws when the path no longer names the open file (with what to
+    /// copy out, after a passive checkpoint: `lostFileAdvice`), or cannot
+    /// be checked (transient, no advice: nothing is known to be lost).
     private func checkIdentity(_ db: Database) throws(StorageError) {
         guard var problem = files.problem() else { return }
-        _ = try? db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)")
-        let copy = "/proc/\(getpid())/fd/\(lock.descriptor)"
-        problem.advice = "This server keeps the path locked: no other server starts on it. The file it wrote is still open, "
-            + "as \(copy), and holds every flush that succeeded (checkpointed into it just now): `cp \(copy) SAFE-COPY.sqlite` "
-            + "keeps it. A stop now exits with status 1, and what is dirty is lost with the process"
+        guard problem.lostFile else { throw problem }
+        problem.advice = lostFileAdvice(db)
         throw problem
+    }
+
+    /// What the log tells the operator to copy out of `/proc`, said by
+    /// what a passive checkpoint just did, not assumed. The checkpoint
+    /// writes only through SQLite's descriptors, never to whatever the path
+    /// names now, and never waits for readers; but it copies a frame of the
+    /// `-wal` into the file only when no reader still needs the file as it
+    /// was before that frame (a backup, an `sqlite3` shell in a
+    /// transaction). Its row says how far it got: `busy` (it could not run
+    /// at all), `log` (frames in the `-wal`; -1 when not in WAL mode) and
+    /// `checkpointed` (frames now in the file). Only when every frame is in
+    /// the file does the file alone hold every flush; otherwise the `-wal`
+    /// must be copied too (SQLite reads its frames when the copy is opened).
+    private func lostFileAdvice(_ db: Database) -> String {
+        let pid = getpid()
+        let copy = "/proc/\(pid)/fd/\(lock.descriptor)"
+        let head = "This server keeps the path locked: no other server starts on it. The file it wrote is still open, as \(copy)"
+        let tail = "A stop now exits with status 1, and what is dirty is lost with the process"
+        // The file and its `-wal`, both copied (the -wal by the descriptor
+        // SQLite has open on it, when this process can find it).
+        func both(_ why: String) -> String {
+            let wal = files.openDescriptor(of: "-wal").map { "/proc/\(pid)/fd/\($0)" }
+            let walCopy = wal.map { "`cp \($0) SAFE-COPY.sqlite-wal`" }
+                ?? "a copy of its -wal, as SAFE-COPY.sqlite-wal (`ls -l /proc/\(pid)/fd | grep -- -wal` finds it)"
+            return "\(head); \(why): `cp \(copy) SAFE-COPY.sqlite` and \(walCopy) keep both (SQLite reads the log's frames "
+                + "when the copy is opened; copy both before the server stops). \(tail)"
+        }
+        let result: (busy: Int, log: Int, checkpointed: Int)
+        do {
+            guard let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(PASSIVE)") else {
+                return both("a checkpoint into it said nothing, so the last flushes may be only in its write-ahead log")
+            }
+            result = (row[0] as Int? ?? 1, row[1] as Int? ?? -1, row[2] as Int? ?? -1)
+        } catch {
+            return both("a checkpoint into it failed (\(SQLiteStorage.describe(error))), so the last flushes may be only in its write-ahead log")
+        }
+        if result.busy != 0 {
+            return both("a checkpoint into it could not run just now (another connection was checkpointing), so the last flushes may be only in its write-ahead log")
+        }
+        if result.log < 0 || result.checkpointed >= result.log {
+            let checkpointed = result.log > 0 ? " (its write-ahead log, \(result.log) frames, was checkpointed into it just now)" : ""
+            return "\(head), and holds every flush that succeeded\(checkpointed): `cp \(copy) SAFE-COPY.sqlite` keeps it. \(tail)"
+        }
+        let missing = result.log - max(result.checkpointed, 0)
+        return both("the last \(missing) of the \(result.log) frames of its write-ahead log, the last flushes, are not in it "
+            + "(a reader, a backup or an sqlite3 shell in a transaction, still needs the file as it was before them)")
     }
 
     /// Errors that may go away by themselves: a full disk, an I/O error, a
@@ -395,9 +466,15 @@ final class SQLiteStorage: PlayerStorage {
         }
     }
 
+    /// Once: waits for a file check under way (`isOpen`), and a later
+    /// check does nothing.
     func close() {
-        try? queue.close()
-        lock.release()
+        isOpen.withLock { open in
+            guard open else { return }
+            open = false
+            try? queue.close()
+            lock.release()
+        }
     }
 
     // MARK: - Values
@@ -418,16 +495,6 @@ final class SQLiteStorage: PlayerStorage {
         case .string(let bytes):
             if !bytes.contains(0), let text = String(validating: bytes, as: UTF8.self) { return text.databaseValue }
             return Data(bytes).databaseValue
-        }
-    }
-
-    static func value(_ value: DatabaseValue) -> StoredValue? {
-        switch value.storage {
-        case .null: return nil
-        case .int64(let v): return .int(v)
-        case .double(let v): return Int64(exactly: v).map { .int($0) }
-        case .string(let s): return .string(Array(s.utf8))
-        case .blob(let d): return .string([UInt8](d))
         }
     }
 

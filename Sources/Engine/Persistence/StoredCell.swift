@@ -132,6 +132,12 @@ struct StoredValueProblems {
         note("\(row) field \(spec.name) (column \"\(SQLiteStorage.columnName(spec))\") holds \(mismatch.cell.shown): \(mismatch.why)", fix: fix)
     }
 
+    /// A field's default (`fields.default_value`) that its type cannot
+    /// hold; `fix` sets it to NULL (the type's zero).
+    mutating func addDefault(field spec: FieldSpec, _ mismatch: StoredValueMismatch, fix: String) {
+        note("the default of \(spec.kind) field \(spec.name) (column \"\(SQLiteStorage.columnName(spec))\", in table fields) holds \(mismatch.cell.shown): \(mismatch.why)", fix: fix)
+    }
+
     /// A player row whose key cannot be a key.
     mutating func addKey(_ mismatch: StoredValueMismatch) {
         note("a player row has the key \(mismatch.cell.shown): \(mismatch.why)",

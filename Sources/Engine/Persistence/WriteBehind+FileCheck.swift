@@ -7,7 +7,12 @@ import UVKit
 /// would never learn that the file is gone. A check is a few `stat`s on
 /// the database worker (never on the loop), through
 /// `PlayerStorage.verifyIdentity`. It is not a flush state: it takes no
-/// records, so it runs beside whatever the flush is doing.
+/// records, so it runs beside whatever the flush is doing. Nothing waits
+/// for a check at shutdown: one still queued when the loop stops runs on
+/// its worker whenever it gets there, and the storage makes that safe
+/// (`SQLiteStorage.close` waits for a check under way, and a check after
+/// it does nothing); its result, for a loop that no longer runs, is
+/// dropped.
 extension WriteBehind {
     /// How often, at most, an idle server (or one whose file is gone)
     /// checks: on its ticks, so a `--flush-interval` longer than this

@@ -127,10 +127,14 @@ struct ResumedStart: StartPath {
     /// players came over in the handoff.
     func openStorage(path: String, module: LoadedModule, logger: Logger) throws(StartRefused) -> (SQLiteStorage, StoredSnapshot) {
         do {
-            guard let lock = state.database?.lockDescriptors.first else {
+            // The flock first, then the path lock's socket; an engine from
+            // before the path lock handed over the flock alone (`adopting`
+            // then finds or binds the name).
+            guard let locks = state.database?.lockDescriptors, let lock = locks.first else {
                 throw StorageError("the previous engine handed over no database lock")
             }
-            return (try SQLiteStorage.open(path: path, adopting: DatabaseLock(descriptor: lock)), StoredSnapshot())
+            let handed = DatabaseLock(descriptor: lock, pathDescriptor: locks.count > 1 ? locks[1] : nil)
+            return (try SQLiteStorage.open(path: path, adopting: handed), StoredSnapshot())
         } catch {
             throw StartRefused("\(error)")
         }

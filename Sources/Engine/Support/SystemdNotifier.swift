@@ -245,9 +245,8 @@ final class SystemdNotifier {
     private var watchdogField: String { pingInterval == nil ? "" : "WATCHDOG=1" }
 
     /// A status is one line of the message: a newline would start a field.
-    private static func oneLine(_ text: String) -> String {
-        String(text.map { $0 == "\n" || $0 == "\r" ? " " : $0 })
-    }
+    /// A STATUS= value holds no line break (each ends a field).
+    private static func oneLine(_ text: String) -> String { AdminConsole.oneLine(text) }
 
     private func send(_ fields: [String]) {
         var message = fields.filter { !$0.isEmpty }.joined(separator: "\n")

@@ -55,6 +55,50 @@ import Testing
         #expect("\(refusal!)".contains(ELFCheck.nativeMachine == UInt16(EM_X86_64) ? "built for AArch64" : "built for x86-64"))
     }
 
+    /// A build for a big-endian or a 32-bit processor is refused for good,
+    /// naming what it was built for (its e_machine read in its own byte
+    /// order), not as a file still being written (which `--watch` would
+    /// retry for ever). Byte 4 is EI_CLASS, byte 5 EI_DATA.
+    @Test func bigEndianAnd32BitBuildsAreRefusedNamingTheirProcessor() throws {
+        let library = try procBytes(Products.library("GameLogic").path)
+        let ours = ELFCheck.machineName(ELFCheck.nativeMachine)
+        func check(_ bytes: [UInt8]) -> ELFProblem? { bytes.withUnsafeBytes { ELFCheck.problem(bytes: $0) } }
+
+        // Only EI_DATA flipped: e_machine's two bytes now read the other way.
+        var big = library
+        big[5] = 2
+        let flipped = check(big)
+        #expect(flipped == .bigEndian(machine: UInt16(library[18]) << 8 | UInt16(library[19])))
+        #expect(flipped?.isTransient == false)
+        #expect("\(flipped!)".contains("(big-endian)") && !"\(flipped!)".contains("truncated"), "\(flipped!)")
+        // A big-endian PowerPC 64 build (EM_PPC64, 21, most significant byte first).
+        big[18] = 0
+        big[19] = UInt8(EM_PPC64)
+        #expect("\(check(big)!)" == "built for PowerPC 64 (big-endian), but this server runs on \(ours) (little-endian)")
+
+        // EI_CLASS 1 with e_machine EM_ARM (40): a 32-bit ARM build.
+        var arm = library
+        arm[4] = 1
+        arm[18] = UInt8(EM_ARM)
+        arm[19] = 0
+        let armProblem = check(arm)
+        #expect(armProblem == .thirtyTwoBit(machine: UInt16(EM_ARM), bigEndian: false))
+        #expect(armProblem?.isTransient == false)
+        #expect("\(armProblem!)".hasPrefix("built for 32-bit ARM (a 32-bit ELF file), but this server runs on \(ours)"))
+        // An i386 file's 52-byte header, shorter than a 64-bit one: still named.
+        var i386 = Array(library.prefix(52))
+        i386[4] = 1
+        i386[18] = UInt8(EM_386)
+        i386[19] = 0
+        #expect("\(check(i386)!)".hasPrefix("built for i386 (a 32-bit ELF file)"))
+
+        // Neither class nor byte order known: not an ELF file one can read.
+        var odd = library
+        odd[4] = 3
+        #expect(check(odd) == .unknownFormat(elfClass: 3, data: 1))
+        #expect(check(odd)?.isTransient == false)
+    }
+
     private func procBytes(_ path: String) throws -> [UInt8] {
         guard let data = FileManager.default.contents(atPath: path) else { throw TestFailure("cannot read \(path)") }
         return [UInt8](data)
