@@ -63,7 +63,7 @@ import Testing
             guard kill(pid, 0) == 0 else { return false }
             return (try? procFile("/proc/\(pid)/stat"))?.split(separator: " ").dropFirst(2).first != "Z"
         }
-        #expect(try waitUntil(NotAHang.seconds) { !running(pids[0]) }, "the probe's child \(pids[0]) outlived it")
+        #expect(waitUntil(NotAHang.seconds) { !running(pids[0]) }, "the probe's child \(pids[0]) outlived it")
     }
 
     @Test func aHangingDescribeIsRefusedByTheProbeNotLeftStuck() throws {

@@ -59,7 +59,10 @@ struct ProcessStats {
         defer { closedir(directory) }
         var count = 0
         while let entry = readdir(directory) {
-            if entry.pointee.d_name.0 != UInt8(ascii: ".") { count += 1 }
+            // In place: `entry.pointee` would copy a whole dirent, past the
+            // end of a short last entry (see `direntName`).
+            let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+            if (UnsafeRawPointer(entry) + offset).load(as: UInt8.self) != UInt8(ascii: ".") { count += 1 }
         }
         return count - 1  // the descriptor of the directory being read
     }

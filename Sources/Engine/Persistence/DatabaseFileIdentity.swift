@@ -144,7 +144,7 @@ struct DatabaseFileIdentity: Sendable {
         defer { closedir(directory) }
         let listing = dirfd(directory)
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = direntName(entry)
             guard let fd = Int32(name), fd != listing else { continue }
             var info = stat()
             if fstat(fd, &info) == 0, FileID(info) == wanted { return fd }

@@ -198,7 +198,7 @@ struct PathLockName {
         defer { closedir(directory) }
         let listing = dirfd(directory)
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = direntName(entry)
             guard let fd = Int32(name), fd != listing, isBound(fd) else { continue }
             return fd
         }
@@ -305,7 +305,7 @@ enum LockHolder {
     }
 
     private static func name(of entry: UnsafeMutablePointer<dirent>) -> String {
-        withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        direntName(entry)
     }
 
     /// A /proc file's text (their size says 0: read to the end).

@@ -78,9 +78,7 @@ enum ProcessImage {
         defer { closedir(directory) }
         let own = dirfd(directory)
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+            let name = direntName(entry)
             guard let fd = Int32(name), fd >= first, fd != own else { continue }
             // EBADF: closed since it was listed (another thread's).
             if fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 && errno != EBADF {
@@ -106,9 +104,7 @@ enum ProcessImage {
         defer { closedir(directory) }
         var found: [Int32] = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+            let name = direntName(entry)
             guard let fd = Int32(name), fd >= 3 else { continue }
             let flags = fcntl(fd, F_GETFD)
             if flags >= 0 && flags & FD_CLOEXEC == 0 { found.append(fd) }
