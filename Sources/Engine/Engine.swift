@@ -58,6 +58,12 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     var previousExit = "unrecorded"
     /// What asked the engine to stop (`SIGTERM`, ...), for the exit record.
     var stopCause: String?
+    /// Open game connections per client address (not loopback), for
+    /// `--max-connections-per-ip`.
+    private var connectionsPerAddress: [PeerAddress: Int] = [:]
+    /// Game connections refused by `--max-connections-per-ip` since this
+    /// engine started (not handed over by an upgrade).
+    private(set) var perAddressRefused = 0
     /// `--max-connections`, lowered to what the open-file limit allows.
     let maxConnections: Int
     /// The per-player limits every session enforces (SessionHost).
@@ -190,9 +196,19 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         case .game:
             if shuttingDown || world.sessionCount >= maxConnections {
                 counters.serverFull += 1
-                connection.enqueue(line: Replies.serverFull)
-                connection.closeAfterFlush()
+                connection.refuse(line: Replies.serverFull)
                 return
+            }
+            if limits.maxConnectionsPerIp > 0, let address = connection.address,
+               !(limits.exemptLoopback && address.isLoopback) {
+                let open = connectionsPerAddress[address, default: 0]
+                if open >= limits.maxConnectionsPerIp {
+                    perAddressRefused += 1
+                    connection.refuse(line: Replies.tooManyFromAddress)
+                    return
+                }
+                connectionsPerAddress[address] = open + 1
+                connection.countedPerAddress = true
             }
             let session = PlayerSession(host: self, connection: connection, now: now)
             session.attach(world.openSession(peer: session))
@@ -206,6 +222,11 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     }
 
     func connectionClosed(_ connection: Connection) {
+        if connection.countedPerAddress, let address = connection.address {
+            connection.countedPerAddress = false
+            let left = connectionsPerAddress[address, default: 1] - 1
+            connectionsPerAddress[address] = left > 0 ? left : nil
+        }
         if shuttingDown && onlyMetricsLeft { finishShutdown() }
     }
 

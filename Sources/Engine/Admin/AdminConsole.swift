@@ -66,6 +66,8 @@ final class AdminConsole {
     }
 
     var connectionCount: Int { sessions.count }
+    /// Wrong tokens per client address (`--max-failed-auths-per-ip`).
+    private lazy var authThrottle = FailureThrottle(limit: limits.maxFailedAuthsPerIp, windowMilliseconds: 60_000)
 
     // MARK: - Sessions
 
@@ -278,11 +280,21 @@ final class AdminConsole {
             session.authenticationSucceeded()
             return "+OK no token is required"
         }
+        // Per address too: a guesser opening connection after connection
+        // gets --max-failed-auths-per-ip tries a minute, then no token is
+        // even compared.
+        let address = session.connection.address
+        if let address, authThrottle.isThrottled(address, now: now) {
+            logger.warning("admin: AUTH from \(session.connection.peer) refused unchecked: too many wrong tokens from its address")
+            session.connection.closeAfterFlush()
+            return "-ERR AUTH_THROTTLED too many wrong tokens from your address (--max-failed-auths-per-ip); try again in a minute; closing"
+        }
         if given.withUnsafeBytes({ constantTimeEqual($0, token) }) {
             session.authenticationSucceeded()
             logger.notice("admin: AUTH ok")
             return "+OK authenticated"
         }
+        if let address { authThrottle.failed(address, now: now) }
         let tooMany = session.authenticationFailed()
         logger.warning("admin: AUTH refused", metadata: ["attempt": "\(session.failedAttempts)"])
         if tooMany { session.connection.closeAfterFlush() }

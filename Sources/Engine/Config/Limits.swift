@@ -16,6 +16,12 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Bytes queued for a client that does not read before it is disconnected.",
             transform: within(1024...(1 << 30)))
     var maxOutputBytes = 1 << 20
+    @Option(help: "Game connections at once from one IP address (loopback exempt); more get -ERR TOO_MANY_CONNECTIONS. Players behind one NAT share an address: size it for the largest you expect. 0 turns it off.",
+            transform: within(0...1_000_000))
+    var maxConnectionsPerIp = 256
+    @Flag(inversion: .prefixedNo,
+          help: "Exempt loopback clients (a proxy on this machine, local load tests) from --max-connections-per-ip.")
+    var exemptLoopback = true
     @Option(help: "Requests per second per session (token bucket); 0 turns the limit off.",
             transform: within(0...10_000_000))
     var rateLimit = 1000
@@ -106,6 +112,9 @@ struct Limits: ParsableArguments, Sendable {
     var adminIdleTimeout = 300
     @Option(help: "Wrong admin tokens before the connection is closed.", transform: within(1...100))
     var maxFailedAuths = 3
+    @Option(help: "Wrong admin tokens from one IP address within a minute, across its connections, after which its AUTH attempts are refused unchecked until the minute is over.",
+            transform: within(1...1_000_000))
+    var maxFailedAuthsPerIp = 20
     @Option(help: "Admin lines that may wait behind a running reload.", transform: within(1...10_000))
     var maxAdminBacklog = 64
 

@@ -23,6 +23,10 @@ struct EngineSnapshot {
     var requests = 0
     var lineTooLong = 0
     var serverFull = 0
+    /// Game connections refused by --max-connections-per-ip (this engine's).
+    var perAddressRefused = 0
+    /// Metrics connections closed for a newcomer.
+    var metricsEvicted = 0
     var outputOverflows = 0
     var rateLimited = 0
     var rateLimitCloses = 0
@@ -78,6 +82,8 @@ struct EngineSnapshot {
         requests = engine.host.requestCount
         lineTooLong = counters.lineTooLong
         serverFull = counters.serverFull
+        perAddressRefused = engine.perAddressRefused
+        metricsEvicted = engine.metrics?.evicted ?? 0
         outputOverflows = transport.outputOverflows
         rateLimited = counters.rateLimited
         rateLimitCloses = counters.rateLimitCloses
@@ -234,6 +240,12 @@ struct EngineReading: Sendable {
             $0.lineTooLong
         },
         .both("server_full", .counter, "hotswap_server_full_total", "Connections refused with -ERR SERVER_FULL.") { $0.serverFull },
+        .both("too_many_from_address", .counter, "hotswap_connections_refused_per_address_total",
+              "Game connections refused with -ERR TOO_MANY_CONNECTIONS (--max-connections-per-ip), since this engine started.") {
+            $0.perAddressRefused
+        },
+        .both("metrics_evicted", .counter, "hotswap_metrics_connections_evicted_total",
+              "Metrics connections closed to make room for a new one (--max-metrics-connections).") { $0.metricsEvicted },
         .both("output_overflows", .counter, "hotswap_output_overflows_total", "Clients cut off for not reading their output (--max-output-bytes).") {
             $0.outputOverflows
         },

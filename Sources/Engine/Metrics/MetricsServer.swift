@@ -15,8 +15,9 @@ import Logging
 /// per loop turn however many requests ask for it in that turn (a client
 /// pipelining thousands of scrapes gets copies, until its output limit cuts
 /// it off), connections are capped (`--max-metrics-connections`; past it a
-/// new connection is answered 503 and closed), and each has a header and an
-/// idle deadline (`MetricsSession`).
+/// new connection takes the place of the stalest, so a handful of silent
+/// clients cannot make a liveness probe fail), and each has a header and
+/// an idle deadline (`MetricsSession`).
 final class MetricsServer {
     unowned(unsafe) let engine: any MetricsTarget
     let exposition = Exposition()
@@ -48,10 +49,21 @@ final class MetricsServer {
     // MARK: - Connections
 
     func accept(_ connection: Connection) {
-        guard sessions.count < maxConnections else {
-            engine.logger.warning("metrics: every connection slot taken; refusing one (--max-metrics-connections)")
-            send(.serviceUnavailable, body: "too many metrics connections\n", close: true, on: connection)
-            return
+        if sessions.count >= maxConnections {
+            // As the admin port does: the newcomer (a probe, Prometheus)
+            // takes the place of the stalest, so silent connections cannot
+            // keep /healthz answering 503.
+            guard let victim = stalest() else {
+                send(.serviceUnavailable, body: "too many metrics connections\n", close: true, on: connection)
+                return
+            }
+            evicted += 1
+            if engine.now >= nextEvictionLogAt {
+                nextEvictionLogAt = engine.now + 10_000
+                engine.logger.warning("metrics: every connection slot taken (--max-metrics-connections); closing the stalest for a new one (\(evicted) so far)")
+            }
+            sessions.remove(victim)
+            victim.connection.abort()
         }
         let session = MetricsSession(server: self, connection: connection, now: engine.now)
         sessions.insert(session)
@@ -64,6 +76,20 @@ final class MetricsServer {
     }
 
     func sessionClosed(_ session: MetricsSession) { sessions.remove(session) }
+
+    /// Connections closed to make room for a new one.
+    private(set) var evicted = 0
+    private var nextEvictionLogAt: UInt64 = 0
+
+    /// Who goes when the slots are full: a connection that never sent a
+    /// whole request (oldest first), else the one idle the longest. One in
+    /// the middle of a request head stays unless all are.
+    private func stalest() -> MetricsSession? {
+        let silent = sessions.filter { !$0.answeredOnce }
+        if let oldest = silent.min(by: { $0.idleSince < $1.idleSince }) { return oldest }
+        return sessions.filter { !$0.inRequest }.min { $0.idleSince < $1.idleSince }
+            ?? sessions.min { $0.idleSince < $1.idleSince }
+    }
 
     /// The engine is shutting down: `/readyz` says so from now on, idle
     /// connections close, and every later response closes its connection.

@@ -1,9 +1,11 @@
 /// One HTTP connection to the metrics port: parses its requests (pipelined
 /// ones in order) and has the server answer each, and enforces its
 /// deadlines. A request head must arrive whole within
-/// `--metrics-header-timeout` of its first byte, so a client that trickles
-/// its headers (slow loris) is answered 408 and closed; a kept-alive
-/// connection with no request started is closed after
+/// `--metrics-header-timeout` of its first byte, and the first one within
+/// that time of the accept (a connection that says nothing holds no slot
+/// for long), so a client that trickles its headers (slow loris) or stays
+/// silent is answered 408 and closed; a kept-alive connection with no
+/// request started after an answered one is closed after
 /// `--metrics-idle-timeout`. The engine's once-a-second sweep checks both.
 final class MetricsSession: ConnectionHandler, Slotted {
     unowned(unsafe) let server: MetricsServer
@@ -13,7 +15,10 @@ final class MetricsSession: ConnectionHandler, Slotted {
     /// nil while no request has started.
     private var requestStartedAt: UInt64?
     /// Loop time (ms) since which the connection has had nothing to do.
-    private var idleSince: UInt64
+    private(set) var idleSince: UInt64
+    /// Whether a request was answered on it (a silent new connection is
+    /// the first to go when the slots are full).
+    private(set) var answeredOnce = false
     /// Position in the server's list of sessions.
     var slot = -1
 
@@ -22,6 +27,8 @@ final class MetricsSession: ConnectionHandler, Slotted {
         self.connection = connection
         parser = HTTPRequestParser(maxHeadBytes: server.maxRequestBytes)
         idleSince = now
+        // The header deadline starts at the accept.
+        requestStartedAt = now
     }
 
     /// Bytes of an unfinished request have arrived.
@@ -43,9 +50,11 @@ final class MetricsSession: ConnectionHandler, Slotted {
         }
         // The header deadline counts from the first byte of each request:
         // one that follows an answered request starts now.
+        if answered { answeredOnce = true }
         if parser.inRequest {
-            if answered || !wasInRequest { requestStartedAt = now }
-        } else {
+            // (Before the first request, the deadline runs from the accept.)
+            if answered || (!wasInRequest && answeredOnce) { requestStartedAt = now }
+        } else if answered || answeredOnce {
             requestStartedAt = nil
             if answered { idleSince = now }
         }

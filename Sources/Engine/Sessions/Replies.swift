@@ -2,6 +2,7 @@
 /// these are the answers to limits it enforces and to broken modules.
 enum Replies {
     static var serverFull: UnsafeRawBufferPointer { raw("-ERR SERVER_FULL too many connections, try again later") }
+    static var tooManyFromAddress: UnsafeRawBufferPointer { raw("-ERR TOO_MANY_CONNECTIONS too many connections from your address (--max-connections-per-ip)") }
     static var lineTooLong: UnsafeRawBufferPointer { raw("-ERR LINE_TOO_LONG line exceeds the maximum length; closing") }
     static var noReply: UnsafeRawBufferPointer { raw("-ERR INTERNAL the game logic sent no reply") }
     static var moduleFailed: UnsafeRawBufferPointer { raw("-ERR INTERNAL the game logic failed on this request") }

@@ -82,6 +82,14 @@ final class Connection: Slotted {
     /// The peer's address (`127.0.0.1:50312`), for audit lines; `local` for
     /// an adopted socket that has none.
     var peer = "local"
+    /// The peer's IP address (per-address limits); nil when unknown.
+    var address: PeerAddress?
+    /// Counted in the engine's connections per address until it closes.
+    var countedPerAddress = false
+    /// Close as soon as the output is written, without waiting for the
+    /// peer's FIN: a refused connection must give its descriptor back at
+    /// once (a connect flood would otherwise hold them for --linger-ms).
+    private var skipLinger = false
 
     /// Takes over an initialised `stream` (not yet accepted).
     init(transport: Transport, stream: UnsafeMutablePointer<uv_tcp_t>, role: ListenerRole) {
@@ -230,6 +238,13 @@ final class Connection: Slotted {
         markForFlush()
     }
 
+    /// Sends one line and closes without lingering (a refusal at accept).
+    func refuse(line: UnsafeRawBufferPointer) {
+        enqueue(line: line)
+        skipLinger = true
+        closeAfterFlush()
+    }
+
     /// Closes now, dropping unsent output (peer gone or misbehaving).
     func abort() {
         guard state != .closed else { return }
@@ -240,6 +255,8 @@ final class Connection: Slotted {
     /// Everything is written: send FIN, then wait for the peer's.
     private func linger() {
         guard state == .draining else { return }
+        // The kernel still sends what it holds, then the FIN.
+        if skipLinger { return finishClose() }
         state = .lingering
         handler?.connectionClosing()
         let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)

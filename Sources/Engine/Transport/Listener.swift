@@ -122,6 +122,7 @@ final class Listener {
         // Replies are small and latency matters more than packet count.
         uv_tcp_nodelay(client, 1)
         if role == .admin { connection.peer = Listener.peerAddress(client) }
+        connection.address = PeerAddress(of: client)
         transport.accepted(connection)
     }
 
