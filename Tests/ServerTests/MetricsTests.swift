@@ -294,12 +294,19 @@ import Testing
             let probe = try server.connectMetrics()
             #expect(try probe.get("/healthz").status == 200)
         }
-        // The rest are answered 408 and closed about a second after their accept.
+        // Each silent one ends: closed for a probe, or answered 408 and
+        // closed about a second after its accept (on a loaded machine the
+        // sweep may get there before a probe does).
         let started = Date()
-        for connection in silent.suffix(4) {
-            #expect(try connection.readResponse().status == 408)
+        var timedOut = 0
+        for connection in silent {
+            if let response = try? connection.readResponse() {
+                #expect(response.status == 408)
+                timedOut += 1
+            }
             #expect(try connection.closedByServer())
         }
+        #expect(timedOut >= 5, "\(timedOut) of 8 silent connections were answered 408")
         #expect(Date().timeIntervalSince(started) < NotAHang.seconds)
     }
 

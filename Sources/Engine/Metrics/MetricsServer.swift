@@ -65,7 +65,8 @@ final class MetricsServer {
             sessions.remove(victim)
             victim.connection.abort()
         }
-        let session = MetricsSession(server: self, connection: connection, now: engine.now)
+        accepts += 1
+        let session = MetricsSession(server: self, connection: connection, now: engine.now, acceptOrder: accepts)
         sessions.insert(session)
         connection.handler = session
         do {
@@ -80,15 +81,17 @@ final class MetricsServer {
     /// Connections closed to make room for a new one.
     private(set) var evicted = 0
     private var nextEvictionLogAt: UInt64 = 0
+    private var accepts = 0
 
     /// Who goes when the slots are full: a connection that never sent a
     /// whole request (oldest first), else the one idle the longest. One in
     /// the middle of a request head stays unless all are.
     private func stalest() -> MetricsSession? {
-        let silent = sessions.filter { !$0.answeredOnce }
-        if let oldest = silent.min(by: { $0.idleSince < $1.idleSince }) { return oldest }
-        return sessions.filter { !$0.inRequest }.min { $0.idleSince < $1.idleSince }
-            ?? sessions.min { $0.idleSince < $1.idleSince }
+        func staler(_ a: MetricsSession, _ b: MetricsSession) -> Bool {
+            (a.idleSince, a.acceptOrder) < (b.idleSince, b.acceptOrder)
+        }
+        if let oldest = sessions.filter({ !$0.answeredOnce }).min(by: staler) { return oldest }
+        return sessions.filter { !$0.inRequest }.min(by: staler) ?? sessions.min(by: staler)
     }
 
     /// The engine is shutting down: `/readyz` says so from now on, idle

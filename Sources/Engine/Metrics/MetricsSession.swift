@@ -19,12 +19,16 @@ final class MetricsSession: ConnectionHandler, Slotted {
     /// Whether a request was answered on it (a silent new connection is
     /// the first to go when the slots are full).
     private(set) var answeredOnce = false
+    /// The server's count of accepts when this one came: breaks ties
+    /// between connections idle since the same millisecond.
+    let acceptOrder: Int
     /// Position in the server's list of sessions.
     var slot = -1
 
-    init(server: MetricsServer, connection: Connection, now: UInt64) {
+    init(server: MetricsServer, connection: Connection, now: UInt64, acceptOrder: Int) {
         self.server = server
         self.connection = connection
+        self.acceptOrder = acceptOrder
         parser = HTTPRequestParser(maxHeadBytes: server.maxRequestBytes)
         idleSince = now
         // The header deadline starts at the accept.
