@@ -244,8 +244,7 @@ final class SystemdNotifier {
     /// (an empty field otherwise, dropped by `send`).
     private var watchdogField: String { pingInterval == nil ? "" : "WATCHDOG=1" }
 
-    /// A status is one line of the message: a newline would start a field.
-    /// A STATUS= value holds no line break (each ends a field).
+    /// A STATUS= value holds no line break: a newline would start a field.
     private static func oneLine(_ text: String) -> String { AdminConsole.oneLine(text) }
 
     private func send(_ fields: [String]) {
