@@ -100,6 +100,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // scrypt, for players' secrets (Auth/SecretHash.swift).
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -178,6 +180,8 @@ let package = Package(
         .testTarget(name: "ServerTests", dependencies: [
             "HotswapEngine", "GameABI", "UVKit", "CLibUV",
             .product(name: "PropertyBased", package: "swift-property-based"),
+            // Signed login tokens made the way a studio's login service would.
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
     ]
 )

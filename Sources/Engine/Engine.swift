@@ -43,6 +43,10 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     /// Hands the whole engine over to the next one: the one part that
     /// needs all of it (Engine+Handoff).
     private(set) lazy var upgrader = Upgrader(engine: self)
+    /// Where logins are checked (ABI 1.4).
+    let auth: AuthDesk
+    /// `--player-ttl-days`.
+    private(set) var expiry: PlayerExpiry
     private let adminSettings: AdminSettings
     /// Write-behind to the database; nil with `--database :memory:`.
     private(set) var writeBehind: WriteBehind?
@@ -85,7 +89,8 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
 
     init(loop: UnsafeMutablePointer<uv_loop_t>, limits: Limits, maxConnections: Int, admin settings: AdminSettings,
          logger: Logger, loader: ModuleLoader, module: LoadedModule,
-         storage: (any PlayerStorage)? = nil, stored: StoredSnapshot = StoredSnapshot()) throws(SchemaError)
+         storage: (any PlayerStorage)? = nil, stored: StoredSnapshot = StoredSnapshot(),
+         tokenVerifier: TokenVerifier? = nil) throws(SchemaError)
     {
         self.loop = loop
         self.limits = limits
@@ -107,6 +112,10 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         transport = Transport(loop: loop, maxOutputBytes: limits.maxOutputBytes,
                               lingerMilliseconds: UInt64(limits.lingerMs), busyPollMicroseconds: limits.busyPoll,
                               logger: logger)
+        auth = AuthDesk(limits: limits, verifier: tokenVerifier, loop: loop, world: world, logger: logger)
+        expiry = PlayerExpiry(days: limits.playerTtlDays)
+        world.tracksLastSeen = limits.playerTtlDays > 0
+        host.call.authMode = auth.mode
         sweepTimer = .allocateHandle()
         adminSettings = settings
         host.delegate = self
@@ -121,6 +130,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         } else {
             world.tracksDirty = false
         }
+        auth.answer = { [unowned self] ask, verdict in answerLogin(ask, verdict) }
         uvMust(uv_timer_init(loop, sweepTimer), "uv_timer_init")
         sweepTimer.context = UVContext.pointer(to: self)
         uvMust(uv_timer_start(sweepTimer, { timer in
@@ -176,6 +186,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         // From the first turn on, a loop that stops turning ends the
         // process with a crash report (FaultGuard, --stall-timeout).
         fg_set_stall_timeout_ms(UInt32(limits.stallTimeout))
+        resumeLoginChecks()
         uv_run(loop, UV_RUN_DEFAULT)
     }
 
@@ -238,6 +249,29 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     @inline(__always)
     func dispatch(_ line: UnsafeRawBufferPointer, from session: PlayerSession) {
         host.handle(line, from: session.id, peer: session)
+        // The request asked for a login: its answer comes later (Auth/).
+        if let ask = host.call.takeAuthAsk() {
+            session.beginAwaiting(ask)
+            auth.submit(ask, address: session.connection.address)
+        }
+    }
+
+    /// Logins an upgrade handed over while they were checked: checked
+    /// again here, from the start.
+    private func resumeLoginChecks() {
+        for connection in transport.connections {
+            if let session = connection.handler as? PlayerSession, let ask = session.awaiting {
+                auth.submit(ask, address: connection.address)
+            }
+        }
+    }
+
+    /// A login's verdict, on the loop: the module answers it, then the
+    /// lines that waited behind it are handled.
+    func answerLogin(_ ask: AuthAsk, _ verdict: AuthVerdict) {
+        guard let session = world.peer(of: ask.session) as? PlayerSession, session.awaiting == ask else { return }
+        host.call.answerAuth(ask, verdict, peer: session)
+        session.endAwaiting()
     }
 
     func logicRequestedClose(_ session: GameID) {
@@ -316,6 +350,23 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
             if let handler = connection.handler, handler.deadlinePassed(now: now) { expired.append(handler) }
         }
         for handler in expired { handler.expire() }
+        expirePlayers()
+    }
+
+    /// `--player-ttl-days`: one slice of the expiry (World/PlayerExpiry.swift),
+    /// never while a reload migrates the stored players or an upgrade
+    /// writes the database (as FORGET).
+    private func expirePlayers() {
+        guard expiry.ttlMilliseconds > 0, !host.reloading, writeBehind?.paused != true, !shuttingDown else { return }
+        let forgotten = expiry.step(world, now: world.wallMilliseconds())
+        guard !forgotten.isEmpty else { return }
+        let days = limits.playerTtlDays
+        logger.notice("expired \(forgotten.count) players not seen for \(days) days (--player-ttl-days)")
+        for key in forgotten {
+            admin.settings.auditLog?.record(AuditLog.Entry(
+                peer: "engine", action: "EXPIRE", result: "ok", reason: "no login for \(days) days (--player-ttl-days)",
+                subject: String(decoding: key, as: UTF8.self)))
+        }
     }
 
     // MARK: - Development

@@ -322,6 +322,7 @@ static const char *call_name(int32_t kind) {
     case FG_CALL_LOAD: return "hotswap_load";
     case FG_CALL_TIMER: return "hotswap_timer";
     case FG_CALL_TICK: return "hotswap_tick";
+    case FG_CALL_AUTH: return "hotswap_auth";
     default: return "none";
     }
 }
@@ -383,6 +384,15 @@ static void write_report(int signal, const siginfo_t *info, const void *context,
             out_hex(&o, k->room);
             out_str(&o, " tick ");
             out_dec(&o, (int64_t)k->tick);
+        } else if (c->call_kind == FG_CALL_AUTH && c->call_ptr) {
+            /* The key only: a secret never reaches the module or a report. */
+            const game_auth_result *r = c->call_ptr;
+            out_str(&o, " session ");
+            out_hex(&o, r->session);
+            out_str(&o, " status ");
+            out_dec(&o, r->status);
+            out_str(&o, " key ");
+            if (r->key) out_escaped(&o, r->key, r->key_length, 64);
         } else if (c->call_kind == FG_CALL_LOAD && c->call_ptr) {
             out_str(&o, " from version ");
             out_escaped(&o, c->call_ptr, (size_t)c->call_id, 64);
@@ -1013,6 +1023,15 @@ int32_t fg_call_tick(hotswap_tick_fn fn, const game_tick *k, const game_state_ta
                      int32_t *result, fg_fault *fault) {
     GUARDED_CALL_PROLOGUE(FG_CALL_TICK, k, k ? k->room : 0);
     int32_t value = fn(k, t);
+    call_ends(h);
+    if (result) *result = value;
+    return FG_OK;
+}
+
+int32_t fg_call_auth(hotswap_auth_fn fn, const game_auth_result *r, const game_state_table *t,
+                     int32_t *result, fg_fault *fault) {
+    GUARDED_CALL_PROLOGUE(FG_CALL_AUTH, r, r ? r->session : 0);
+    int32_t value = fn(r, t);
     call_ends(h);
     if (result) *result = value;
     return FG_OK;

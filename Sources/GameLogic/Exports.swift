@@ -52,3 +52,11 @@ public func hotswapTimer(
 public func hotswapTick(_ tick: UnsafePointer<game_tick>?, _ table: UnsafePointer<game_state_table>?) -> Int32 {
     GAME_OK
 }
+
+/// The engine's answer to a LOGIN or SECRET this module asked it to check
+/// (ABI 1.4): the reply to that request is made here.
+@_cdecl("hotswap_auth")
+public func hotswapAuth(_ result: UnsafePointer<game_auth_result>?, _ table: UnsafePointer<game_state_table>?) -> Int32 {
+    guard let result, let table else { return GAME_ERR_BAD_ARGUMENT }
+    return Game(host: Host(table), session: result.pointee.session).loggedIn(result.pointee)
+}

@@ -32,6 +32,10 @@ enum Field: Int32, CaseIterable {
     /// none: a room made before 1.1.0 was loaded has none, and gets one at
     /// its next request.
     case roundTimer
+    // session, since 1.2.0
+    /// The name as typed at LOGIN, kept while the engine checks the secret
+    /// (its answer, in hotswap_auth, carries only the lower-cased key).
+    case loginName
 
     var declaration: FieldDeclaration {
         switch self {
@@ -47,6 +51,7 @@ enum Field: Int32, CaseIterable {
         case .lastRequest: .int(GAME_KIND_SESSION, "last_request_ms")
         case .afkTimer: .int(GAME_KIND_SESSION, "afk_timer")
         case .roundTimer: .int(GAME_KIND_ROOM, "round_timer")
+        case .loginName: .string(GAME_KIND_SESSION, "login_name")
         }
     }
 }

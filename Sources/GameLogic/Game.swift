@@ -6,7 +6,7 @@ import Protocol
 /// the gems on an 8x8 board in timed rounds. One value per call; all state
 /// (timers included) is in the engine.
 struct Game {
-    static let version: StaticString = "1.1.0"
+    static let version: StaticString = "1.2.0"
     static let maxNameLength = 16
     static let maxRoomName = 24
     /// Members read per room for WHO, SCORE and LOOK.
@@ -26,6 +26,7 @@ struct Game {
         if request.verbIs("PING") { return host.reply("+PONG") }
         if request.verbIs("HELP") { return help() }
         if request.verbIs("LOGIN") { return login(request) }
+        if request.verbIs("SECRET") { return setSecret(request) }
         if request.verbIs("QUIT") { return quit() }
         if request.verbIs("ROOMS") { return listRooms() }
 
@@ -55,52 +56,139 @@ struct Game {
     }
 
     func help() -> Int32 {
-        host.reply("+HELP PING | LOGIN name | ROOMS | JOIN room | LEAVE | WHO | SAY text | MOVE N|S|E|W (or UP|DOWN|RIGHT|LEFT) | LOOK | SCORE | QUIT -- rounds are timed, taken gems come back, idle players are moved out of their room; your score is saved under your name across logins and restarts")
+        host.reply("+HELP PING | LOGIN name [secret] | SECRET secret | ROOMS | JOIN room | LEAVE | WHO | SAY text | MOVE N|S|E|W (or UP|DOWN|RIGHT|LEFT) | LOOK | SCORE | QUIT -- rounds are timed, taken gems come back, idle players are moved out of their room; your score is saved under your name across logins and restarts")
     }
 
+    /// `LOGIN name [secret]`, or `LOGIN token` where the studio signs
+    /// tokens (--auth-jwt-key). The engine checks who it is, off its loop,
+    /// and answers in `loggedIn` (hotswap_auth): nothing is replied here
+    /// unless the request is refused before the check.
     func login(_ request: Request) -> Int32 {
         var tokens = request.argumentTokens
-        guard let name = tokens.next(), tokens.next() == nil else { return fail("SYNTAX", "usage: LOGIN name") }
-        guard Bytes.isIdentifier(name, maxLength: Game.maxNameLength) else {
-            return fail("BAD_NAME", "a name is 1 to 16 letters, digits, _ or -")
+        let token = host.authMode == UInt32(GAME_AUTH_TOKEN)
+        guard let first = tokens.next() else {
+            return token ? fail("SYNTAX", "usage: LOGIN token") : fail("SYNTAX", "usage: LOGIN name [secret]")
+        }
+        let secret = tokens.next()
+        guard tokens.next() == nil, !(token && secret != nil) else {
+            return token ? fail("SYNTAX", "usage: LOGIN token") : fail("SYNTAX", "usage: LOGIN name [secret]")
         }
         if isLoggedIn { return fail("ALREADY_LOGGED_IN", "you are already logged in") }
-        // Names are unique ignoring case: the engine indexes the lower-cased
-        // key among live sessions, and the same key names the durable player
-        // record (score), which the engine keeps across logouts and restarts.
-        let attached = withScratch(Game.maxNameLength) { scratch -> (status: Int32, player: game_id) in
-            for index in 0..<name.count {
-                let byte = name[index]
+        if token {
+            let status = host.login(session, identity: first, secret: UnsafeRawBufferPointer(start: nil, count: 0))
+            return status == GAME_ERR_BAD_ARGUMENT ? fail("BAD_SECRET", "that is not a login token") : status
+        }
+        guard Bytes.isIdentifier(first, maxLength: Game.maxNameLength) else {
+            return fail("BAD_NAME", "a name is 1 to 16 letters, digits, _ or -")
+        }
+        if let secret, secret.count < Game.minSecretLength || secret.count > Int(GAME_MAX_SECRET) {
+            return fail("BAD_SECRET", "a secret is 4 to 256 characters without spaces")
+        }
+        if host.authMode == UInt32(GAME_AUTH_SECRET) && secret == nil {
+            return fail("SECRET_REQUIRED", "this server needs LOGIN name secret")
+        }
+        // Names are unique ignoring case: the lower-cased name is the
+        // player's key, the durable record (score) the engine keeps across
+        // logouts and restarts, and the session's unique name_key.
+        host.setString(session, Field.loginName.rawValue, first)
+        return withScratch(Game.maxNameLength) { scratch in
+            for index in 0..<first.count {
+                let byte = first[index]
                 scratch[index] = (byte >= 0x41 && byte <= 0x5A) ? byte + 0x20 : byte
             }
-            let key = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[0..<name.count])
-            let status = host.setString(session, Field.nameKey.rawValue, key)
-            guard status == GAME_OK else { return (status, 0) }
-            return host.attachPlayer(session, key: key)
+            let key = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[0..<first.count])
+            return host.login(session, identity: key, secret: secret ?? UnsafeRawBufferPointer(start: nil, count: 0))
         }
-        if attached.status != GAME_OK {
-            // The name stays free for whoever tries it next.
-            host.setString(session, Field.nameKey.rawValue, UnsafeRawBufferPointer(start: nil, count: 0))
-            switch attached.status {
-            case GAME_ERR_EXISTS: return fail("NAME_TAKEN", "that name is in use")
-            case GAME_ERR_LIMIT: return fail("PLAYER_LIMIT", "the server stores no more new players")
-            default: return attached.status
+    }
+
+    static let minSecretLength = 4
+
+    /// `SECRET secret`: sets or changes the secret of the player logged in
+    /// (a guest claims its name: from now on LOGIN needs it).
+    func setSecret(_ request: Request) -> Int32 {
+        var tokens = request.argumentTokens
+        guard let secret = tokens.next(), tokens.next() == nil else { return fail("SYNTAX", "usage: SECRET secret") }
+        guard isLoggedIn else { return fail("NOT_LOGGED_IN", "LOGIN name first") }
+        guard host.authMode != UInt32(GAME_AUTH_TOKEN) else {
+            return fail("NOT_ALLOWED", "players log in with tokens here; there is no secret to set")
+        }
+        guard secret.count >= Game.minSecretLength, secret.count <= Int(GAME_MAX_SECRET) else {
+            return fail("BAD_SECRET", "a secret is 4 to 256 characters without spaces")
+        }
+        return host.setSecret(session, secret)
+    }
+
+    /// The engine's answer to LOGIN or SECRET (hotswap_auth): on success
+    /// the player is attached already; this names the session and replies.
+    func loggedIn(_ result: game_auth_result) -> Int32 {
+        if result.flags & GAME_AUTH_SECRET_SET != 0 {
+            return result.status == GAME_OK
+                ? host.reply("+OK secret set: from now on log in with LOGIN name secret")
+                : refused(result)
+        }
+        guard result.status == GAME_OK else {
+            host.setString(session, Field.loginName.rawValue, UnsafeRawBufferPointer(start: nil, count: 0))
+            return refused(result)
+        }
+        let key = UnsafeRawBufferPointer(start: result.key, count: result.key_length)
+        return withScratch(Game.maxNameLength) { typed in
+            // The name as typed; a token's subject is its own name.
+            var name = key
+            if result.flags & GAME_AUTH_VIA_TOKEN == 0, let asked = host.string(session, Field.loginName.rawValue, into: typed),
+                asked.count == key.count { name = asked }
+            guard Bytes.isIdentifier(name, maxLength: Game.maxNameLength) else {
+                host.detachPlayer(session)
+                return fail("BAD_NAME", "the token's subject is not a name (1 to 16 letters, digits, _ or -)")
+            }
+            return withScratch(Game.maxNameLength) { lowered in
+                for index in 0..<name.count {
+                    let byte = name[index]
+                    lowered[index] = (byte >= 0x41 && byte <= 0x5A) ? byte + 0x20 : byte
+                }
+                let nameKey = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(lowered)[0..<name.count])
+                guard host.setString(session, Field.nameKey.rawValue, nameKey) == GAME_OK else {
+                    host.detachPlayer(session)
+                    return fail("NAME_TAKEN", "that name is in use")
+                }
+                let status = host.setString(session, Field.name.rawValue, name)
+                guard status == GAME_OK else { return status }
+                host.identified(session)
+                let logins = (host.int(GAME_GLOBAL_ID, Field.logins.rawValue) ?? 0) + 1
+                host.setInt(GAME_GLOBAL_ID, Field.logins.rawValue, logins)
+                return withScratch(128) { buffer in
+                    var line = LineWriter.reply(buffer)
+                    line.append("WELCOME ")
+                    line.append(raw: name)
+                    line.append(" login ")
+                    line.append(logins)
+                    line.append(" score ")
+                    line.append(host.int(result.player, Field.score.rawValue) ?? 0)
+                    return host.reply(line)
+                }
             }
         }
-        let status = host.setString(session, Field.name.rawValue, name)
-        guard status == GAME_OK else { return status }
-        host.identified(session)
-        let logins = (host.int(GAME_GLOBAL_ID, Field.logins.rawValue) ?? 0) + 1
-        host.setInt(GAME_GLOBAL_ID, Field.logins.rawValue, logins)
-        return withScratch(128) { buffer in
-            var line = LineWriter.reply(buffer)
-            line.append("WELCOME ")
-            line.append(raw: name)
-            line.append(" login ")
-            line.append(logins)
-            line.append(" score ")
-            line.append(host.int(attached.player, Field.score.rawValue) ?? 0)
-            return host.reply(line)
+    }
+
+    /// A login the engine refused, in the game's words.
+    func refused(_ result: game_auth_result) -> Int32 {
+        switch result.status {
+        case GAME_ERR_BAD_SECRET:
+            return host.authMode == UInt32(GAME_AUTH_TOKEN)
+                ? fail("BAD_SECRET", "that token is not valid (forged, expired or for no one)")
+                : fail("BAD_SECRET", "wrong secret for that name")
+        case GAME_ERR_THROTTLED:
+            return withScratch(128) { buffer in
+                var line = LineWriter.error(buffer, code: "THROTTLED")
+                line.append(" too many attempts; retry in ")
+                line.append(Int64((result.retry_after_ms + 999) / 1000))
+                line.append(" s")
+                return host.reply(line)
+            }
+        case GAME_ERR_SECRET_REQUIRED: return fail("SECRET_REQUIRED", "this server needs LOGIN name secret")
+        case GAME_ERR_BUSY: return fail("BUSY", "too many logins at once; retry in a moment")
+        case GAME_ERR_EXISTS: return fail("NAME_TAKEN", "that name is in use")
+        case GAME_ERR_LIMIT: return fail("PLAYER_LIMIT", "the server stores no more new players")
+        default: return result.status
         }
     }
 

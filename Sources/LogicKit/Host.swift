@@ -246,6 +246,35 @@ public struct Host {
         }
     }
 
+    // MARK: Authentication (ABI 1.4)
+
+    /// Whether the engine checks logins (ABI 1.4 or later).
+    public var hasAuth: Bool {
+        Int(table.pointee.size) >= MemoryLayout<game_state_table>.offset(of: \.auth_set_secret)! + MemoryLayout<Int>.size
+    }
+
+    /// How players log in on this server (GAME_AUTH_OPEN before ABI 1.4).
+    public var authMode: UInt32 { hasAuth ? table.pointee.auth_mode(table) : UInt32(GAME_AUTH_OPEN) }
+
+    /// Asks the engine to log `session` in as `identity` (a key, or a
+    /// token in GAME_AUTH_TOKEN mode) with `secret` (empty: a guest). On
+    /// GAME_OK the request's answer is deferred to `hotswap_auth`: do not
+    /// reply now.
+    public func login(_ session: game_id, identity: UnsafeRawBufferPointer, secret: UnsafeRawBufferPointer) -> Int32 {
+        guard hasAuth else { return GAME_ERR_STATE }
+        return table.pointee.auth_login(
+            table, session, identity.baseAddress?.assumingMemoryBound(to: UInt8.self), identity.count,
+            secret.baseAddress?.assumingMemoryBound(to: UInt8.self), secret.count)
+    }
+
+    /// Sets or changes the secret of the player `session` holds; deferred
+    /// like `login`.
+    public func setSecret(_ session: game_id, _ secret: UnsafeRawBufferPointer) -> Int32 {
+        guard hasAuth else { return GAME_ERR_STATE }
+        return table.pointee.auth_set_secret(table, session, secret.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                                             secret.count)
+    }
+
     public func log(_ level: Int32, _ message: StaticString) {
         table.pointee.log(table, level, message.utf8Start, message.utf8CodeUnitCount)
     }

@@ -14,10 +14,10 @@ import Testing
         #expect(try admin.call("STATUS").hasPrefix("-ERR AUTH_REQUIRED"))
         #expect(try admin.call("AUTH wrong") == "-ERR AUTH_FAILED wrong token")
         #expect(try admin.call("AUTH \(token)") == "+OK authenticated")
-        #expect(try admin.call("RELOAD \(rebuilt.path)").hasPrefix("+OK gems 1.1.0 -> gems 1.1.0"))
+        #expect(try admin.call("RELOAD \(rebuilt.path)").hasPrefix("+OK gems 1.2.0 -> gems 1.2.0"))
         #expect(try admin.call("RELOAD \(rebuilt.path)").hasPrefix("+OK unchanged"))
         #expect(try admin.call("RELOAD /etc/passwd").hasPrefix("-ERR RELOAD_FAILED"))
-        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 1.1.0 -> gems 1.1.0"))
+        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 1.2.0 -> gems 1.2.0"))
         let expected = 7
         var entries: [[String: Any]] = []
         #expect(waitUntil {

@@ -31,7 +31,7 @@ import Testing
             let admin = try server.connectAdmin()
             // A later game, with a bug no guard may contain.
             let reload = try admin.call("RELOAD \(Products.library("PlayerFieldsModule").path)")
-            #expect(reload.hasPrefix("+OK gems 1.1.0 -> titles 1.0"), "\(reload)")
+            #expect(reload.hasPrefix("+OK gems 1.2.0 -> titles 1.0"), "\(reload)")
             try alice.send(asan ? "SPIN" : "DOUBLEFREE")
             _ = server.waitForExit(grace: 30)
             #expect(failed(server), "the supervisor would not restart it")

@@ -27,7 +27,7 @@ import Testing
         let server = try TestServer(arguments: ["--database", database, "--flush-interval", "60000"])
         let admin = try server.connectAdmin()
         let reload = try admin.call("RELOAD \(Persistence.module("GameLogicV3"))")
-        #expect(reload.hasPrefix("+OK gems 1.1.0 -> gems 3.0.0"), "\(reload)")
+        #expect(reload.hasPrefix("+OK gems 1.2.0 -> gems 3.0.0"), "\(reload)")
         let watcher = try server.connectAdmin()
         var status = statusFields(try watcher.call("STATUS"))
         #expect(status["dirty"] == "\(rows)", "every stored player is dirty after the migration: \(status)")
@@ -158,7 +158,7 @@ import Testing
         #expect(try server.statusFields()["players_stored"] == "\(stored + 1)")
         gate.open()
         let reply = try admin.reply()
-        #expect(reply.hasPrefix("+OK gems 1.1.0 -> gems 3.1.0-slow "), "\(reply)")
+        #expect(reply.hasPrefix("+OK gems 1.2.0 -> gems 3.1.0-slow "), "\(reply)")
         // The same FORGET once the reload is done: it was the reload that refused it.
         #expect(try other.call("FORGET p17") == "+OK forgot p17")
         #expect(try other.call("SAVE").hasPrefix("+OK saved"))

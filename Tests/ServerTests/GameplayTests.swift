@@ -83,7 +83,7 @@ import Testing
         #expect(try alice.call("DANCE").hasPrefix("-ERR UNKNOWN_COMMAND"))
         #expect(try alice.call("").hasPrefix("-ERR EMPTY"))
         #expect(try alice.call("   ").hasPrefix("-ERR EMPTY"))
-        #expect(try alice.call("LOGIN al ice").hasPrefix("-ERR SYNTAX"))
+        #expect(try alice.call("LOGIN al ice cream").hasPrefix("-ERR SYNTAX"))
         #expect(try alice.call("LOGIN a\u{7}b").hasPrefix("-ERR BAD_NAME"))
         #expect(try alice.call("LOGIN alice").hasPrefix("+WELCOME alice"))
         #expect(try alice.call("LOGIN alice2").hasPrefix("-ERR ALREADY_LOGGED_IN"))

@@ -31,7 +31,7 @@ import Testing
                                 "--duration", "2", "--reload-at", "1", "--admin-port", "\(server.adminPort)",
                                 "--reload-path", rebuilt.path, "--quiet"])
         #expect(run.status == 0, "\(run.output)")
-        #expect(run.output.contains("reload        +OK gems 1.1.0 -> gems 1.1.0"))
+        #expect(run.output.contains("reload        +OK gems 1.2.0 -> gems 1.2.0"))
         #expect(run.output.contains("lost 0  duplicated 0  out of order 0  unexpected 0  dropped connections 0"))
         let deliveries = try #require(run.output.firstMatch(of: /deliveries\s+(\d+)/)).1
         #expect(Int(deliveries)! > 0)

@@ -132,7 +132,7 @@ import Testing
             let pong = try player.call("PING")
             if pong == "+PONG" { pongs += 1 } else { problems.append("\(round): \(pong)") }
             let reloaded = try admin.reply()
-            if reloaded.hasPrefix("+OK gems 1.1.0 -> gems 1.1.0") { reloads += 1 } else { problems.append("\(round): \(reloaded)") }
+            if reloaded.hasPrefix("+OK gems 1.2.0 -> gems 1.2.0") { reloads += 1 } else { problems.append("\(round): \(reloaded)") }
         }
         #expect(reloads == 1500)
         #expect(pongs == 1500)

@@ -28,7 +28,7 @@ import Testing
         #expect(before["hotswap_requests_total"] == 0)
         #expect(before["hotswap_images_mapped"] == 1)
         let info = try #require(before.keys.first { $0.hasPrefix("hotswap_module_info{") })
-        #expect(info.hasPrefix("hotswap_module_info{name=\"gems\",version=\"1.1.0\",sha256=\""))
+        #expect(info.hasPrefix("hotswap_module_info{name=\"gems\",version=\"1.2.0\",sha256=\""))
         #expect(before[info] == 1)
 
         let (alice, bob) = try server.aliceAndBob()  // 2 LOGIN, 2 JOIN
@@ -45,7 +45,7 @@ import Testing
         let copy = try paddedCopy(of: "GameLogic")
         defer { try? FileManager.default.removeItem(at: copy) }
         let admin = try server.connectAdmin()
-        #expect(try admin.call("RELOAD \(copy.path)").hasPrefix("+OK gems 1.1.0 -> gems 1.1.0"))
+        #expect(try admin.call("RELOAD \(copy.path)").hasPrefix("+OK gems 1.2.0 -> gems 1.2.0"))
         #expect(try admin.call("RELOAD \(copy.path)").hasPrefix("+OK unchanged"))
         #expect(try admin.call("RELOAD /nonexistent.so").hasPrefix("-ERR RELOAD_FAILED"))
         let reloaded = try server.scrape()

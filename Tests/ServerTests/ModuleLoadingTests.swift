@@ -47,7 +47,7 @@ import Testing
 
     @Test func defaultModuleIsFoundBesideTheServerAndLoadedFromAPrivateCopy() throws {
         let server = try TestServer()
-        #expect(server.logContains("loaded module gems 1.1.0 from \(Products.library("GameLogic").path)"))
+        #expect(server.logContains("loaded module gems 1.2.0 from \(Products.library("GameLogic").path)"))
         let client = try server.connect()
         #expect(try client.call("PING") == "+PONG")
         // The build output itself is never mapped: a private copy is.

@@ -41,7 +41,7 @@ import Testing
         // The game and reloads go on: the same fixture under a tame name.
         let fine = directory.appendingPathComponent("ctor-fine.so").path
         try FileManager.default.copyItem(atPath: path, toPath: fine)
-        #expect(try admin.call("RELOAD \(fine)").hasPrefix("+OK gems 1.1.0 -> ctor 1.0.0"))
+        #expect(try admin.call("RELOAD \(fine)").hasPrefix("+OK gems 1.2.0 -> ctor 1.0.0"))
         #expect(try player.call("ANYTHING") == "+OK")
     }
 
@@ -55,7 +55,7 @@ import Testing
         let server = try TestServer(arguments: ["--modules-dir", directory.path],
                                     environment: ["CTOR_SPAWN_PIDFILE": pidFile.path])
         let admin = try server.connectAdmin()
-        #expect(try admin.call("RELOAD \(path)").hasPrefix("+OK gems 1.1.0 -> ctor 1.0.0"))
+        #expect(try admin.call("RELOAD \(path)").hasPrefix("+OK gems 1.2.0 -> ctor 1.0.0"))
         let pids = try String(contentsOf: pidFile, encoding: .utf8).split(separator: "\n").compactMap { pid_t($0) }
         try #require(pids.count == 2, "\(pids)")
         defer { kill(pids[1], SIGKILL) }  // the server's own, started by its dlopen
@@ -74,7 +74,7 @@ import Testing
         #expect(reply.hasPrefix("-ERR RELOAD_FAILED cannot load module \(path): it did not finish loading within 1000 ms"), "\(reply)")
         #expect(reply.hasSuffix("stuck in hotswap_describe; the probe was killed"), "\(reply)")
         // Not stuck: the next reload runs.
-        #expect(try admin.call("RELOAD \(Products.library("GameLogicV2").path)").hasPrefix("+OK gems 1.1.0 -> gems 2.0.0"))
+        #expect(try admin.call("RELOAD \(Products.library("GameLogicV2").path)").hasPrefix("+OK gems 1.2.0 -> gems 2.0.0"))
     }
 
     @Test func aServerDoesNotStartOnAModuleWhoseConstructorCrashes() throws {

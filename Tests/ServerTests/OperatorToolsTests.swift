@@ -12,7 +12,7 @@ import Testing
         let port = ["--port", "\(server.adminPort)", "--token", "t0k-t0k-t0k-t0k-t0k"]
         let status = try gamectl(["status"] + port)
         #expect(status.status == 0)
-        #expect(status.output.hasPrefix("+STATUS module=gems version=1.1.0"))
+        #expect(status.output.hasPrefix("+STATUS module=gems version=1.2.0"))
 
         let refused = try gamectl(["rollback"] + port)
         #expect(refused.status != 0)
@@ -20,11 +20,11 @@ import Testing
 
         let reload = try gamectl(["reload", Products.library("GameLogicV2").path] + port)
         #expect(reload.status == 0)
-        #expect(reload.output.hasPrefix("+OK gems 1.1.0 -> gems 2.0.0"))
+        #expect(reload.output.hasPrefix("+OK gems 1.2.0 -> gems 2.0.0"))
         #expect(try gamectl(["rollback"] + port).status == 0)
         let modules = try gamectl(["modules"] + port)
         #expect(modules.status == 0)
-        #expect(modules.output.contains("gems@1.1.0:") && modules.output.contains("gems@2.0.0:"))
+        #expect(modules.output.contains("gems@1.2.0:") && modules.output.contains("gems@2.0.0:"))
 
         let wrongToken = try gamectl(["status", "--port", "\(server.adminPort)", "--token", "nope"])
         #expect(wrongToken.status != 0)
@@ -71,6 +71,6 @@ import Testing
 
         // The watcher reloads by itself: wait until the player sees v2.
         #expect(try waitUntil(15) { try player.call("PING") == "+PONG v2" })
-        #expect(server.logContains("admin: WATCH \(module.path) done: gems 1.1.0 -> gems 2.0.0"))
+        #expect(server.logContains("admin: WATCH \(module.path) done: gems 1.2.0 -> gems 2.0.0"))
     }
 }

@@ -118,7 +118,7 @@ import Testing
             let (alice, bob) = try playedRoom(server)
             #expect(try bob.call("QUIT") == "+BYE")  // bob is offline from here on
             let admin = try server.connectAdmin()
-            #expect(try admin.call("RELOAD \(Self.module("PlayerFieldsModule"))").hasPrefix("+OK gems 1.1.0 -> titles 1.0"))
+            #expect(try admin.call("RELOAD \(Self.module("PlayerFieldsModule"))").hasPrefix("+OK gems 1.2.0 -> titles 1.0"))
             #expect(try alice.call("ME") == "+ME alice rookie")
             #expect(try alice.call("TITLE champion") == "+OK")
             try Self.waitForFlush(server)
@@ -126,7 +126,7 @@ import Testing
             // dropped one still holding both scores.
             #expect(try Self.sql(database, "SELECT key, \"title:string\", \"score:int\" FROM players ORDER BY key")
                 == "alice|champion|6\nbob|rookie|1")
-            #expect(try admin.call("ROLLBACK").hasPrefix("+OK titles 1.0 -> gems 1.1.0"))
+            #expect(try admin.call("ROLLBACK").hasPrefix("+OK titles 1.0 -> gems 1.2.0"))
             #expect(try alice.call("SCORE") == "+SCORE alice:6")
             #expect(server.stop() == 0)
         }
@@ -154,7 +154,7 @@ import Testing
         #expect(try carol.call("QUIT") == "+BYE")
         let reply = try server.connectAdmin().call("RELOAD \(Self.module("GameLogicV3"))")
         // The global entity, alice's session, her room and three players.
-        #expect(reply.hasPrefix("+OK gems 1.1.0 -> gems 3.0.0"))
+        #expect(reply.hasPrefix("+OK gems 1.2.0 -> gems 3.0.0"))
         #expect(statusFields(reply)["migrated"] == "6")
         #expect(try alice.call("SCORE") == "+SCORE alice 6 gems")
         try Self.waitForFlush(server)
@@ -256,7 +256,7 @@ import Testing
         #expect(try server.statusFields()["reload"] == "staging")
         gate.open()
         let reply = try admin.reply()
-        #expect(reply.hasPrefix("+OK gems 1.1.0 -> gems 3.1.0-slow "), "\(reply)")
+        #expect(reply.hasPrefix("+OK gems 1.2.0 -> gems 3.1.0-slow "), "\(reply)")
         let fields = statusFields(reply)
         #expect(fields["staged"] == "\(stored + 3)")  // seed, p1…pN, alice and bob
         let remigrated = Int(fields["remigrated"] ?? "") ?? 0

@@ -26,14 +26,14 @@ import Testing
         let admin = try server.connectAdmin()
 
         let reloaded = try admin.call("RELOAD \(Self.module("GameLogicV2"))")
-        #expect(reloaded.hasPrefix("+OK gems 1.1.0 -> gems 2.0.0 held_us="))
+        #expect(reloaded.hasPrefix("+OK gems 1.2.0 -> gems 2.0.0 held_us="))
         // The same sockets see the new code at once, with everything v1 stored.
         #expect(try alice.call("PING") == "+PONG v2")
         #expect(try alice.call("WHOAMI") == "+ME alice lobby \(at.x) \(at.y) 6 rookie")
         #expect(try bob.call("WHOAMI") == "+ME bob lobby \(bobAt.x) \(bobAt.y) 1 rookie")
         #expect(try bob.call("TITLE champion") == "+OK")
 
-        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 2.0.0 -> gems 1.1.0"))
+        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 2.0.0 -> gems 1.2.0"))
         #expect(try alice.call("PING") == "+PONG")
         #expect(try RoomSnapshot([alice, bob]) == before)
         // v2 dropped the global login counter; it was kept hidden and is back.
@@ -44,7 +44,7 @@ import Testing
         #expect(try bob.call("WHOAMI").hasSuffix(" 1 champion"))
         #expect(try carol.call("WHOAMI").hasSuffix(" rookie"))
         // Back to v1 by loading it afresh (a reload, not a rollback).
-        #expect(try admin.call("RELOAD").hasPrefix("+OK gems 2.0.0 -> gems 1.1.0"))
+        #expect(try admin.call("RELOAD").hasPrefix("+OK gems 2.0.0 -> gems 1.2.0"))
         #expect(try RoomSnapshot([alice, bob]) == before)
         // The game goes on where it was: its timers are all still pending
         // (GameClockTests watch them fire across reloads), scores count on.
@@ -57,7 +57,7 @@ import Testing
         let (alice, bob) = try playedRoom(server)
         let admin = try server.connectAdmin()
         let reply = try admin.call("RELOAD \(Self.module("GameLogicV3"))")
-        #expect(reply.hasPrefix("+OK gems 1.1.0 -> gems 3.0.0"))
+        #expect(reply.hasPrefix("+OK gems 1.2.0 -> gems 3.0.0"))
         #expect(statusFields(reply)["migrated"] == "6")  // the global entity, two sessions, one room, two players
         // Not the field's default ("0 gems"): each player's own score, converted.
         #expect(try alice.call("SCORE") == "+SCORE alice 6 gems")
@@ -142,7 +142,7 @@ import Testing
         }
         #expect(try server.statusFields()["refused"] == "\(paths.count)")
         // A relative path names a file inside the directory.
-        #expect(try admin.call("RELOAD libGameLogicV2.so").hasPrefix("+OK gems 1.1.0 -> gems 2.0.0"))
+        #expect(try admin.call("RELOAD libGameLogicV2.so").hasPrefix("+OK gems 1.2.0 -> gems 2.0.0"))
         #expect(try alice.call("PING") == "+PONG v2")
     }
 
@@ -171,7 +171,7 @@ import Testing
 
         #expect(try admin.call("AUTH \(token)") == "+OK authenticated")
         let status = statusFields(try admin.call("STATUS"))
-        #expect(status["version"] == "1.1.0")
+        #expect(status["version"] == "1.2.0")
         #expect(status["path"] == Self.module("GameLogic"))
         #expect(status["sha256"] == (try sha256(of: Self.module("GameLogic"))))
         #expect(status["reloads"] == "0")
@@ -234,7 +234,7 @@ import Testing
         let (alice, bob) = try playedRoom(server)
         let before = try RoomSnapshot([alice, bob])
         let admin = try server.connectAdmin()
-        #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK gems 1.1.0 -> gems 3.0.0"))
+        #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK gems 1.2.0 -> gems 3.0.0"))
         #expect(try alice.call("SCORE") == "+SCORE alice 6 gems")
         // The same v3 file again is no swap at all (and ROLLBACK still means v1).
         #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK unchanged gems 3.0.0"))
@@ -243,13 +243,13 @@ import Testing
         #expect(try alice.call("PING") == "+PONG v3")
         // ROLLBACK can: the retyped field returns to its value from before
         // the upgrade, an int again, with everything else v1 stored.
-        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 3.0.0 -> gems 1.1.0"))
+        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 3.0.0 -> gems 1.2.0"))
         #expect(try alice.call("PING") == "+PONG")
         #expect(try RoomSnapshot([alice, bob]) == before)
         #expect(try alice.collectGem(as: "alice", watchers: [bob]).score == 7)
         // Upgrading again converts the value v1 has now; v3 over v3 finds
         // the field already converted and keeps it.
-        #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK gems 1.1.0 -> gems 3.0.0"))
+        #expect(try admin.call("RELOAD \(Self.module("GameLogicV3"))").hasPrefix("+OK gems 1.2.0 -> gems 3.0.0"))
         #expect(try alice.call("SCORE") == "+SCORE alice 7 gems")
         let rebuilt = try paddedCopy(of: "GameLogicV3")
         defer { try? FileManager.default.removeItem(at: rebuilt) }
@@ -282,15 +282,15 @@ import Testing
         // A new build written at one path, twice: each is a fresh image.
         let build = try paddedCopy(of: "GameLogic")
         defer { try? FileManager.default.removeItem(at: build) }
-        #expect(try admin.call("RELOAD \(build.path)").hasPrefix("+OK gems 1.1.0 -> gems 1.1.0"))
+        #expect(try admin.call("RELOAD \(build.path)").hasPrefix("+OK gems 1.2.0 -> gems 1.2.0"))
         let handle = try FileHandle(forWritingTo: build)
         try handle.seekToEnd()
         try handle.write(contentsOf: Data([0]))
         try handle.close()
-        #expect(try admin.call("RELOAD \(build.path)").hasPrefix("+OK gems 1.1.0 -> gems 1.1.0"))
+        #expect(try admin.call("RELOAD \(build.path)").hasPrefix("+OK gems 1.2.0 -> gems 1.2.0"))
         // The same file once more: nothing is loaded, and it says so.
         let unchanged = try admin.call("RELOAD \(build.path)")
-        #expect(unchanged.hasPrefix("+OK unchanged gems 1.1.0 sha256="), "\(unchanged)")
+        #expect(unchanged.hasPrefix("+OK unchanged gems 1.2.0 sha256="), "\(unchanged)")
         let modules = try admin.call("MODULES")
         #expect(modules.split(separator: " ").count == 4)  // +MODULES and three loads
         let status = try admin.call("STATUS")
@@ -327,9 +327,9 @@ import Testing
         let server = try TestServer()
         let admin = try server.connectAdmin()
         try admin.write(Array("RELOAD \(Self.module("GameLogicV2"))\nSTATUS\nRELOAD\nPING\n".utf8))
-        #expect(try admin.readLine()?.hasPrefix("+OK gems 1.1.0 -> gems 2.0.0") == true)
+        #expect(try admin.readLine()?.hasPrefix("+OK gems 1.2.0 -> gems 2.0.0") == true)
         #expect(try admin.readLine()?.hasPrefix("+STATUS module=gems version=2.0.0") == true)
-        #expect(try admin.readLine()?.hasPrefix("+OK gems 2.0.0 -> gems 1.1.0") == true)
+        #expect(try admin.readLine()?.hasPrefix("+OK gems 2.0.0 -> gems 1.2.0") == true)
         #expect(try admin.readLine() == "+PONG")
     }
 
@@ -353,7 +353,7 @@ import Testing
         let server = try TestServer()
         let admin = try server.connectAdmin()
         try admin.write(Array("RELOAD \(Self.module("GameLogicV2"))\nQUIT\nROLLBACK\n".utf8))
-        #expect(try admin.readLine()?.hasPrefix("+OK gems 1.1.0 -> gems 2.0.0") == true)
+        #expect(try admin.readLine()?.hasPrefix("+OK gems 1.2.0 -> gems 2.0.0") == true)
         #expect(try admin.readLine() == "+BYE")
         #expect(try admin.closedByServer())
         #expect(try server.connectAdmin().call("STATUS").contains("rollbacks=0"))
@@ -364,7 +364,7 @@ import Testing
         let admin = try server.connectAdmin()
         try admin.send("RELOAD \(Self.module("GameLogicV2"))")
         admin.halfClose()  // like `echo RELOAD | nc`
-        #expect(try admin.readLine()?.hasPrefix("+OK gems 1.1.0 -> gems 2.0.0") == true)
+        #expect(try admin.readLine()?.hasPrefix("+OK gems 1.2.0 -> gems 2.0.0") == true)
         #expect(try admin.closedByServer())
     }
 
@@ -435,12 +435,12 @@ import Testing
         let before = try RoomSnapshot([alice, bob])
         let admin = try server.connectAdmin()
         let reply = try admin.call("RELOAD \(Self.module("HookProbeModule"))")
-        #expect(reply.hasPrefix("+OK gems 1.1.0 -> probe 1.0 "))
+        #expect(reply.hasPrefix("+OK gems 1.2.0 -> probe 1.0 "))
         #expect(statusFields(reply)["migrated"] == "6")
         // reply, send, broadcast, leave, close and create: each refused.
         let refused = "-9,-9,-9,-9,-9,-9"
-        #expect(try alice.call("PROBE") == "+PROBE from=1.1.0 logins=102 load=\(refused) migrate=\(refused) score=6")
-        #expect(try bob.call("PROBE") == "+PROBE from=1.1.0 logins=102 load=\(refused) migrate=\(refused) score=1")
+        #expect(try alice.call("PROBE") == "+PROBE from=1.2.0 logins=102 load=\(refused) migrate=\(refused) score=6")
+        #expect(try bob.call("PROBE") == "+PROBE from=1.2.0 logins=102 load=\(refused) migrate=\(refused) score=1")
         #expect(try alice.noEventsPending())
         #expect(try bob.noEventsPending())
         let status = try server.statusFields()
@@ -449,7 +449,7 @@ import Testing
         #expect(status["sessions"] == "2")
         // Back on v1 nobody has moved, and the load hook's write is still
         // there: the login counter went from 2 to 102.
-        #expect(try admin.call("ROLLBACK").hasPrefix("+OK probe 1.0 -> gems 1.1.0"))
+        #expect(try admin.call("ROLLBACK").hasPrefix("+OK probe 1.0 -> gems 1.2.0"))
         #expect(try RoomSnapshot([alice, bob]) == before)
         #expect(try server.connect().call("LOGIN carol") == "+WELCOME carol login 103 score 0")
     }

@@ -30,7 +30,7 @@ import Testing
         let server = try TestServer()
         let pid = server.process.processIdentifier
         let admin = try server.connectAdmin()
-        #expect(try admin.call("RELOAD \(Products.library("GameLogicV2").path)").hasPrefix("+OK gems 1.1.0 -> gems 2.0.0"))
+        #expect(try admin.call("RELOAD \(Products.library("GameLogicV2").path)").hasPrefix("+OK gems 1.2.0 -> gems 2.0.0"))
         for moment in ["after a reload", "after an upgrade"] {
             // The new engine answers before its loop runs, and unblocks
             // them on the loop thread only then: wait for that.

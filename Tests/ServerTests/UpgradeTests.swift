@@ -148,7 +148,7 @@ import Testing
         #expect(status["admin_connections"] == "2")
         try asker.write(Array("NG\r\n".utf8))
         #expect(try asker.reply() == "+PONG")
-        #expect(try other.call("MODULES").hasPrefix("+MODULES gems@1.1.0:"))
+        #expect(try other.call("MODULES").hasPrefix("+MODULES gems@1.2.0:"))
         // A new connection still needs the token.
         #expect(try server.connectAdmin().call("STATUS").hasPrefix("-ERR AUTH_REQUIRED"))
     }
@@ -178,7 +178,7 @@ import Testing
             "-ERR RELOAD_FAILED the load did not finish within 500 ms"))
         #expect(try admin.call("RELOAD \(v2)").hasPrefix("-ERR RELOAD_FAILED a previous load is stuck"))
         #expect(try admin.call("UPGRADE").hasPrefix("+OK engine"))
-        #expect(try admin.call("RELOAD \(v2)").hasPrefix("+OK gems 1.1.0 -> gems 2.0.0"))
+        #expect(try admin.call("RELOAD \(v2)").hasPrefix("+OK gems 1.2.0 -> gems 2.0.0"))
         #expect(try player.call("PING") == "+PONG v2")
         #expect(server.stop() == 0)
     }
@@ -187,22 +187,22 @@ import Testing
         let server = try TestServer()
         let (alice, bob) = try playedRoom(server)
         let admin = try server.connectAdmin()
-        #expect(try admin.call("RELOAD \(Products.library("GameLogicV2").path)").hasPrefix("+OK gems 1.1.0 -> gems 2.0.0"))
+        #expect(try admin.call("RELOAD \(Products.library("GameLogicV2").path)").hasPrefix("+OK gems 1.2.0 -> gems 2.0.0"))
         #expect(try bob.call("TITLE champion") == "+OK")
         #expect(try admin.call("UPGRADE").hasPrefix("+OK engine"))
         #expect(try alice.call("PING") == "+PONG v2")
         #expect(try bob.call("WHOAMI").hasSuffix(" 1 champion"))
         let status = try server.statusFields()
         #expect(status["images"] == "2")
-        #expect(status["previous"] == "gems@1.1.0")
+        #expect(status["previous"] == "gems@1.2.0")
         let modules = try admin.call("MODULES")
-        #expect(modules.hasPrefix("+MODULES gems@1.1.0:") && modules.hasSuffix("*") && modules.contains(" gems@2.0.0:"))
+        #expect(modules.hasPrefix("+MODULES gems@1.2.0:") && modules.hasSuffix("*") && modules.contains(" gems@2.0.0:"))
 
-        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 2.0.0 -> gems 1.1.0"))
+        #expect(try admin.call("ROLLBACK").hasPrefix("+OK gems 2.0.0 -> gems 1.2.0"))
         #expect(try alice.call("PING") == "+PONG")
         #expect(try alice.call("SCORE") == "+SCORE alice:6 bob:1")
         // v2's own field came over hidden, with its value.
-        #expect(try admin.call("RELOAD \(Products.library("GameLogicV2").path)").hasPrefix("+OK gems 1.1.0 -> gems 2.0.0"))
+        #expect(try admin.call("RELOAD \(Products.library("GameLogicV2").path)").hasPrefix("+OK gems 1.2.0 -> gems 2.0.0"))
         #expect(try bob.call("WHOAMI").hasSuffix(" 1 champion"))
     }
 
@@ -233,9 +233,9 @@ import Testing
         let admin = try server.connectAdmin()
         let cases: [(String, String)] = [
             (try builds.script("wrong-format", "echo 'hotswap-engine other handoff 999'"),
-             "(engine other) reads handoff formats 999, this one writes 3"),
-            (try builds.script("newer-formats", "echo 'hotswap-engine newer handoff 4-9'"),
-             "(engine newer) reads handoff formats 4-9, this one writes 3"),
+             "(engine other) reads handoff formats 999, this one writes 4"),
+            (try builds.script("newer-formats", "echo 'hotswap-engine newer handoff 5-9'"),
+             "(engine newer) reads handoff formats 5-9, this one writes 4"),
             (try builds.script("says-hello", "echo hello"), "printed 'hello', not 'hotswap-engine VERSION handoff A-B'"),
             (try builds.script("crashes", "kill -SEGV $$"), "died from SIGSEGV"),
             (try builds.script("fails", "echo 'no such option' >&2; exit 3"), "exited with status 3: no such option"),
@@ -316,7 +316,7 @@ import Testing
 
         let reply = try admin.call("UPGRADE \(liar)")
         #expect(reply.hasPrefix("-ERR UPGRADE_FAILED the new engine could not restore ("), "\(reply)")
-        #expect(reply.contains("the handoff is in format 3, this engine reads formats 99"), "\(reply)")
+        #expect(reply.contains("the handoff is in format 4, this engine reads formats 99"), "\(reply)")
         #expect(reply.contains("engine \(version) resumed held_ms="), "\(reply)")
         #expect(try RoomSnapshot([alice, bob]) == before)
         let status = try server.statusFields()

@@ -67,7 +67,7 @@ final class AdminConsole {
 
     var connectionCount: Int { sessions.count }
     /// Wrong tokens per client address (`--max-failed-auths-per-ip`).
-    private lazy var authThrottle = FailureThrottle(limit: limits.maxFailedAuthsPerIp, windowMilliseconds: 60_000)
+    private lazy var authThrottle = FailureThrottle<PeerAddress>(limit: limits.maxFailedAuthsPerIp, windowMilliseconds: 60_000)
 
     // MARK: - Sessions
 

@@ -118,6 +118,27 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Admin lines that may wait behind a running reload.", transform: within(1...10_000))
     var maxAdminBacklog = 64
 
+    // Player authentication (Auth/)
+    @Flag(help: "Every player logs in with a secret: guests (a login without one) are refused with SECRET_REQUIRED. Needs a module that exports hotswap_auth.")
+    var requireSecret = false
+    @Option(help: "A studio login service's key: players log in only with a JSON Web Token it signed (sub is the player, exp is enforced). A PEM P-256 public key means ES256; any other file is an HS256 secret of at least 32 bytes. Needs a module that exports hotswap_auth.")
+    var authJwtKey: String?
+    @Option(help: "Failed player logins from one IP address within a minute, after which its logins are refused unchecked (THROTTLED) until the minute is over (loopback exempt unless --no-exempt-loopback).",
+            transform: within(1...1_000_000))
+    var maxFailedLoginsPerIp = 20
+    @Option(help: "Failed logins to one player within a minute, from anywhere, after which that player's logins are refused unchecked until the minute is over: a slow guesser spread over many addresses gets 10 guesses a minute.",
+            transform: within(1...1_000_000))
+    var maxFailedLoginsPerPlayer = 10
+    @Option(help: "New players one IP address may create within a minute; more get THROTTLED (loopback exempt unless --no-exempt-loopback). 0 turns the limit off.",
+            transform: within(0...1_000_000))
+    var newPlayersPerMinute = 10
+    @Option(help: "Forget the records of players who have not logged in for this many days (each one audited as EXPIRE, as FORGET would); 0 keeps them forever. A record from before gets a full period from the first time this engine sees it.",
+            transform: within(0...36_500))
+    var playerTtlDays = 0
+    @Option(help: "The cost of new secrets' scrypt hash, as log2 of N (r = 8, p = 1): 15 takes 32 MiB and about 50 ms of a core, on a worker thread. Stored hashes keep the cost they were made with.",
+            transform: within(10...20))
+    var secretCost = 15
+
     // Metrics port (--metrics-port)
     @Option(help: "HTTP connections to the metrics port at once; more are answered 503 and closed.",
             transform: within(1...1024))

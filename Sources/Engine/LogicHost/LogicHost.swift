@@ -422,6 +422,11 @@ final class LogicHost {
         if world.timers.tickingRooms > 0, candidate.tick == nil {
             throw .timeExportMissing(export: "hotswap_tick", pending: world.timers.tickingRooms, what: "ticking rooms")
         }
+        // Where every login goes through the engine's check, a module that
+        // cannot answer one would leave players unable to log in.
+        if call.authMode != .open, candidate.auth == nil {
+            throw .authExportMissing(mode: call.authMode == .token ? "--auth-jwt-key" : "--require-secret")
+        }
         if migrate, candidate.migrate == nil, let field = candidate.fields.first(where: \.migrated) {
             throw .migrateMissing(field: field.name)
         }

@@ -97,7 +97,9 @@ final class MigrationContext {
         }) {
             guard oldFields[index].type == type else { throw .badType }
             binding = oldBindings[index]
-        } else if let hidden = oldStore.binding(kind: kind, name: bytes, type: type) {
+        } else if !bytes.contains(UInt8(ascii: ".")), let hidden = oldStore.binding(kind: kind, name: bytes, type: type) {
+            // (A name with a dot is the engine's own column, a player's
+            // secret hash: no module reads it, World.secretField.)
             // Not declared by the outgoing module but kept from an earlier one.
             binding = hidden
         } else {

@@ -44,6 +44,16 @@ final class ModuleCall {
     @exclusivity(unchecked) private var replied = false
     /// Sessions whose close was asked during a module call.
     private var pendingCloses: [GameID] = []
+    /// A login the request being handled asked for (`auth_login`): its
+    /// answer is deferred, and the engine takes the ask once the call
+    /// returned without a fault (`takeAuthAsk`).
+    private var authAsk: AuthAsk?
+    /// Set while `hotswap_handle` runs: only a request may ask for a login.
+    @exclusivity(unchecked) private var inRequest = false
+    /// How players log in here (the state table's `auth_mode`), and
+    /// whether a module may attach players itself (`player_attach`): not
+    /// when every login must be checked.
+    var authMode = AuthMode.open
     /// The one entity module code may write, during a staged slice (0: any).
     @exclusivity(unchecked) var onlyWritable: UInt64 = 0
 
@@ -99,7 +109,9 @@ final class ModuleCall {
         let timed = sampled || measureNextCall
         let started = timed ? uv_hrtime() : 0
         world.beginJournal()
+        inRequest = true
         let outcome = fg_call_handle(module.handle, &message, table, &status, faultBuffer)
+        inRequest = false
         if timed {
             let elapsed = uv_hrtime() - started
             if sampled { sampler.record(nanoseconds: elapsed) }
@@ -111,12 +123,14 @@ final class ModuleCall {
         }
         if outcome == FG_OK {
             world.commitJournal()
-            if !replied { peer.deliver(status == GAME_OK ? Replies.noReply : Replies.moduleFailed) }
+            // A deferred answer comes from hotswap_auth.
+            if !replied && authAsk == nil { peer.deliver(status == GAME_OK ? Replies.noReply : Replies.moduleFailed) }
         } else {
             // Everything the call did is undone, its reply included; the
             // request gets exactly one answer, the engine's.
             world.rollBackJournal()
             pendingCloses.removeAll()
+            authAsk = nil
             peer.deliver(outcome == FG_TIMEOUT ? Replies.moduleTimedOut : Replies.moduleFaulted)
         }
         currentPeer = nil
@@ -127,6 +141,73 @@ final class ModuleCall {
             logger.warning("module returned an error", metadata: [
                 "module": "\(module.name) \(module.version)", "status": "\(status)", "session": "\(session)"])
         }
+        afterCall()
+    }
+
+    /// The login the request just handled asked for, if any (once).
+    @inline(__always)
+    func takeAuthAsk() -> AuthAsk? {
+        guard authAsk != nil else { return nil }
+        defer { authAsk = nil }
+        return authAsk
+    }
+
+    /// Hands a login's verdict to the module (`hotswap_auth`), as the
+    /// answer to the request that asked: the player is attached (and a new
+    /// secret stored) first, inside the call's journal, so a fault or hang
+    /// in the module undoes the login too, and the engine answers. A
+    /// module without the export (a RELOAD meanwhile) cannot say what a
+    /// login means to its game: nothing is attached, and the player is
+    /// told to try again.
+    func answerAuth(_ ask: AuthAsk, _ given: AuthVerdict, peer: any SessionPeer) {
+        guard let hook = module.auth else {
+            peer.deliver(Replies.authUnavailable)
+            return
+        }
+        currentSession = ask.session
+        currentPeer = peer
+        replied = false
+        var verdict = given
+        var player = GameID(raw: 0)
+        world.beginJournal()
+        if verdict.status == GAME_OK {
+            do throws(EngineError) {
+                switch ask.kind {
+                case .login:
+                    let attached = verdict.key.withUnsafeBytes { key in
+                        Result { () throws(EngineError) in try world.attachPlayer(ask.session, key: key) }
+                    }
+                    player = try attached.get()
+                case .setSecret:
+                    guard let held = try world.player(of: ask.session) else { throw .notFound }
+                    player = held
+                }
+                if let secret = verdict.newSecret { try world.setStoredSecret(of: player, secret) }
+            } catch {
+                player = GameID(raw: 0)
+                verdict.status = error.code
+                verdict.flags = 0
+            }
+        }
+        var status: Int32 = GAME_OK
+        let outcome = verdict.key.withUnsafeBufferPointer { key in
+            var result = game_auth_result(
+                size: UInt32(MemoryLayout<game_auth_result>.size), abi_version: UInt32(GAME_ABI_VERSION),
+                session: ask.session.raw, player: player.raw, status: verdict.status, flags: verdict.flags,
+                key: key.baseAddress, key_length: key.count, retry_after_ms: verdict.retryAfterMilliseconds)
+            return fg_call_auth(hook, &result, table, &status, faultBuffer)
+        }
+        if outcome == FG_OK {
+            world.commitJournal()
+            if !replied { peer.deliver(status == GAME_OK ? Replies.noReply : Replies.moduleFailed) }
+        } else {
+            world.rollBackJournal()
+            pendingCloses.removeAll()
+            peer.deliver(outcome == FG_TIMEOUT ? Replies.moduleTimedOut : Replies.moduleFaulted)
+        }
+        currentPeer = nil
+        currentSession = GameID(raw: 0)
+        if outcome != FG_OK { owner?.contained(outcome, export: "hotswap_auth") }
         afterCall()
     }
 
@@ -225,7 +306,7 @@ final class ModuleCall {
     // MARK: - What the state table may do (called from StateTable's thunks)
 
     func reply(_ line: UnsafeRawBufferPointer) throws(EngineError) {
-        guard phase == .serving, let peer = currentPeer, !replied else { throw .notNow }
+        guard phase == .serving, let peer = currentPeer, !replied, authAsk == nil else { throw .notNow }
         replied = true
         world.deliver(line, to: peer)
     }
@@ -240,6 +321,30 @@ final class ModuleCall {
         try checkServing()
         guard world.contains(session: session) else { throw .badSession }
         if world.isOpen(session: session) && !pendingCloses.contains(session) { pendingCloses.append(session) }
+    }
+
+    /// `auth_login` and `auth_set_secret`: recorded for the request being
+    /// handled, whose answer is then deferred.
+    func askAuth(_ ask: AuthAsk) throws(EngineError) {
+        try checkServing()
+        guard inRequest, module.auth != nil, authAsk == nil, !replied, ask.session == currentSession else {
+            throw .notNow
+        }
+        let holds = try world.player(of: ask.session) != nil
+        switch ask.kind {
+        case .login: if holds { throw .notNow }
+        case .setSecret:
+            if authMode == .token { throw .notNow }
+            if !holds { throw .notFound }
+        }
+        authAsk = ask
+    }
+
+    /// `player_attach` by a module itself: only where logins need no proof
+    /// (the open mode), and never to a player who set a secret.
+    func checkAttach(_ key: UnsafeRawBufferPointer) throws(EngineError) {
+        guard authMode == .open else { throw .notNow }
+        if let player = world.player(withKey: [UInt8](key)), !world.storedSecret(of: player).isEmpty { throw .badSecret }
     }
 
     /// The operator's `--game-setting`s.

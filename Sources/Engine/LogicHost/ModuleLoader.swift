@@ -27,6 +27,8 @@ struct LoadedModule: @unchecked Sendable {
     /// ABI 1.3: what handles a timer, and a room's tick (see `Time/`).
     let timer: hotswap_timer_fn?
     let tick: hotswap_tick_fn?
+    /// ABI 1.4: what turns a login's verdict into its reply (see `Auth/`).
+    let auth: hotswap_auth_fn?
     /// The private copy, kept open (its name is gone): an engine upgrade
     /// hands it to the next engine, which maps it again. Nil when it could
     /// not be kept (the upgrade then says so).
@@ -409,6 +411,7 @@ extension ModuleLoadRequest {
             load: resolveOptional(image, "hotswap_load"),
             timer: resolveOptional(image, "hotswap_timer"),
             tick: resolveOptional(image, "hotswap_tick"),
+            auth: resolveOptional(image, "hotswap_auth"),
             file: kept >= 0 ? ModuleImageFile(descriptor: kept) : nil))
     }
 

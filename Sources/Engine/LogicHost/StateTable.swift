@@ -1,6 +1,7 @@
 import FaultGuard
 import GameABI
 import Logging
+import Protocol
 import UVKit
 
 /// The engine's side of `game_state_table`: C-callable thunks that check
@@ -178,6 +179,7 @@ enum StateTable {
                     try host.checkServing()
                     guard let out, let key, length >= 1, length <= Int(GAME_MAX_PLAYER_KEY) else { throw .badArgument }
                     out.pointee = 0
+                    try host.checkAttach(UnsafeRawBufferPointer(start: key, count: length))
                     out.pointee = try host.world.attachPlayer(
                         GameID(raw: session), key: UnsafeRawBufferPointer(start: key, count: length)).raw
                 }
@@ -256,6 +258,32 @@ enum StateTable {
                     let wanted = UnsafeRawBufferPointer(start: key, count: keyLength)
                     guard let value = host.settings.value(of: wanted) else { throw .notFound }
                     value.withUnsafeBytes { StateTable.copyOut($0, buffer, capacity, length) }
+                }
+            },
+            auth_mode: { t in StateTable.hostOf(t).authMode.rawValue },
+            auth_login: { t, session, identity, identityLength, secret, secretLength in
+                StateTable.status(touching: {
+                    probe(identity, min(identityLength, Int(GAME_MAX_AUTH_TOKEN)))
+                    probe(secret, min(secretLength, Int(GAME_MAX_SECRET)))
+                }) { () throws(EngineError) in
+                    let host = StateTable.hostOf(t)
+                    let most = host.authMode == .token ? Int(GAME_MAX_AUTH_TOKEN) : Int(GAME_MAX_PLAYER_KEY)
+                    guard let identity, identityLength >= 1, identityLength <= most,
+                        secretLength <= Int(GAME_MAX_SECRET), secret != nil || secretLength == 0,
+                        host.authMode != .token || secretLength == 0
+                    else { throw .badArgument }
+                    let key = UnsafeRawBufferPointer(start: identity, count: identityLength)
+                    // A key is TEXT in the database: UTF-8 without NUL (as player_attach).
+                    guard host.authMode == .token || (Bytes.isValidUTF8(key) && !key.contains(0)) else { throw .badArgument }
+                    try host.askAuth(AuthAsk(kind: .login, session: GameID(raw: session), identity: [UInt8](key),
+                                             secret: secretLength == 0 ? [] : [UInt8](UnsafeRawBufferPointer(start: secret, count: secretLength))))
+                }
+            },
+            auth_set_secret: { t, session, secret, secretLength in
+                StateTable.status(touching: { probe(secret, min(secretLength, Int(GAME_MAX_SECRET))) }) { () throws(EngineError) in
+                    guard let secret, secretLength >= 1, secretLength <= Int(GAME_MAX_SECRET) else { throw .badArgument }
+                    try StateTable.hostOf(t).askAuth(AuthAsk(kind: .setSecret, session: GameID(raw: session), identity: [],
+                                                             secret: [UInt8](UnsafeRawBufferPointer(start: secret, count: secretLength))))
                 }
             })
     }
@@ -387,6 +415,7 @@ extension EngineError {
         case .exists: GAME_ERR_EXISTS
         case .limit: GAME_ERR_LIMIT
         case .notNow: GAME_ERR_STATE
+        case .badSecret: GAME_ERR_BAD_SECRET
         }
     }
 }

@@ -38,6 +38,7 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
     /// Timers are pending (or rooms tick) and the module could not take
     /// them: it lacks `export`.
     case timeExportMissing(export: String, pending: Int, what: String)
+    case authExportMissing(mode: String)
     /// `hotswap_migrate` faulted or hung on an entity (turned into `.faulted`).
     case migrateFaulted(outcome: Int32, entity: GameID)
     /// A hook of the new module faulted or hung: contained, reload refused.
@@ -64,6 +65,8 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
         case .loadHookFailed(let status): "hotswap_load failed with status \(status)"
         case .timeExportMissing(let export, let pending, let what):
             "the module exports no \(export), and \(pending) \(what) would have no handler"
+        case .authExportMissing(let mode):
+            "the module exports no hotswap_auth, and \(mode) makes every login go through the engine's check (ABI 1.4)"
         case .migrateFaulted(_, let entity): "hotswap_migrate faulted on \(entity)"
         case .faulted(let record): "fault \(record.causeName) in \(record.export)"
         case .nothingToRollBack: "no previous module to roll back to"

@@ -27,6 +27,10 @@ struct EngineSnapshot {
     var perAddressRefused = 0
     /// Metrics connections closed for a newcomer.
     var metricsEvicted = 0
+    /// Logins (ABI 1.4): this engine's counts.
+    var auth = AuthDesk.Counters()
+    var loginsChecking = 0
+    var playersExpired = 0
     var outputOverflows = 0
     var rateLimited = 0
     var rateLimitCloses = 0
@@ -84,6 +88,9 @@ struct EngineSnapshot {
         serverFull = counters.serverFull
         perAddressRefused = engine.perAddressRefused
         metricsEvicted = engine.metrics?.evicted ?? 0
+        auth = engine.auth.counters
+        loginsChecking = engine.auth.waiting
+        playersExpired = engine.expiry.expired
         outputOverflows = transport.outputOverflows
         rateLimited = counters.rateLimited
         rateLimitCloses = counters.rateLimitCloses
@@ -244,6 +251,22 @@ struct EngineReading: Sendable {
               "Game connections refused with -ERR TOO_MANY_CONNECTIONS (--max-connections-per-ip), since this engine started.") {
             $0.perAddressRefused
         },
+        .both("logins_checking", .gauge, "hotswap_logins_checking",
+              "Logins waiting for or in their check (a secret's hash, a token's signature) on a worker.") { $0.loginsChecking },
+        .both("logins_verified", .counter, "hotswap_logins_verified_total",
+              "Logins whose secret or token was checked and good (guests are not counted).") { $0.auth.verified },
+        .both("logins_failed", .counter, "hotswap_logins_failed_total",
+              "Logins refused with BAD_SECRET: a wrong or missing secret, a forged or expired token.") { $0.auth.failed },
+        .both("logins_throttled", .counter, "hotswap_logins_throttled_total",
+              "Logins refused unchecked with THROTTLED (--max-failed-logins-per-ip, --max-failed-logins-per-player, --new-players-per-minute).") { $0.auth.throttled },
+        .both("logins_busy", .counter, "hotswap_logins_busy_total",
+              "Logins refused with BUSY: the check queue was full.") { $0.auth.busy },
+        .both("players_created", .counter, "hotswap_players_created_total",
+              "Player records created by logins, since this engine started.") { $0.auth.created },
+        .both("new_players_refused", .counter, "hotswap_new_players_refused_total",
+              "New players refused by --new-players-per-minute.") { $0.auth.newPlayersRefused },
+        .both("players_expired", .counter, "hotswap_players_expired_total",
+              "Player records forgotten by --player-ttl-days, since this engine started.") { $0.playersExpired },
         .both("metrics_evicted", .counter, "hotswap_metrics_connections_evicted_total",
               "Metrics connections closed to make room for a new one (--max-metrics-connections).") { $0.metricsEvicted },
         .both("output_overflows", .counter, "hotswap_output_overflows_total", "Clients cut off for not reading their output (--max-output-bytes).") {

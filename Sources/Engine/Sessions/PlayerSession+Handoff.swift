@@ -3,7 +3,14 @@ import Protocol
 /// A player session's part of a connection record in an upgrade's handoff:
 ///
 ///     session id, unfinished line, ms since the last request,
-///     bucket (milli-tokens, ms since its last refill, strikes), identified
+///     bucket (milli-tokens, ms since its last refill, strikes), identified,
+///     (format 4) the login being checked: kind (0: none), identity,
+///     secret; the lines waiting behind it
+///
+/// A login being checked goes over as the ask, not as its request line:
+/// the next engine checks it again (the worker's half-done hash is lost
+/// with the process) and the module sees its request once. The secret
+/// rides in the handoff's memfd, which only the next engine reads.
 ///
 /// Times go over as ages, not loop times: the next engine's loop has its
 /// own clock reading, and a deadline is "this long since", either way.
@@ -15,10 +22,15 @@ struct PlayerSessionRecord: HandoffRecord, Equatable {
     var refillAgeMilliseconds: UInt64
     var strikes: Int
     var identified: Bool
+    var awaiting: AuthAsk?
+    var heldLines: [UInt8] = []
 
     init(id: GameID, unfinishedLine: [UInt8], idleMilliseconds: UInt64, milliTokens: Int64,
-         refillAgeMilliseconds: UInt64, strikes: Int, identified: Bool)
+         refillAgeMilliseconds: UInt64, strikes: Int, identified: Bool, awaiting: AuthAsk? = nil,
+         heldLines: [UInt8] = [])
     {
+        self.awaiting = awaiting
+        self.heldLines = heldLines
         self.id = id
         self.unfinishedLine = unfinishedLine
         self.idleMilliseconds = idleMilliseconds
@@ -36,6 +48,12 @@ struct PlayerSessionRecord: HandoffRecord, Equatable {
         writer.u64(refillAgeMilliseconds)
         writer.int(strikes)
         writer.bool(identified)
+        writer.u8(awaiting?.kind.rawValue ?? 0)
+        if let awaiting {
+            writer.bytes(awaiting.identity)
+            writer.bytes(awaiting.secret)
+        }
+        writer.bytes(heldLines)
     }
 
     init(from reader: inout HandoffReader, format: UInt32) throws(HandoffError) {
@@ -46,10 +64,20 @@ struct PlayerSessionRecord: HandoffRecord, Equatable {
         refillAgeMilliseconds = try reader.u64("bucket refill")
         strikes = try reader.int("strikes")
         identified = try reader.bool("identified")
+        guard format >= 4 else { return }
+        let kind = try reader.u8("login kind")
+        if kind != 0 {
+            guard let known = AuthAsk.Kind(rawValue: kind) else { throw .invalid("login kind \(kind)") }
+            awaiting = AuthAsk(kind: known, session: id, identity: try reader.bytes("login identity"),
+                               secret: try reader.bytes("login secret"))
+        }
+        heldLines = try reader.bytes("held lines")
     }
 
     func validate() throws(HandoffError) {
         guard id.kind == .session else { throw .invalid("\(id) is not a session") }
+        guard awaiting != nil || heldLines.isEmpty else { throw .invalid("\(id) holds lines behind no login") }
+        guard heldLines.isEmpty || heldLines.last == UInt8(ascii: "\n") else { throw .invalid("\(id) holds a line cut short") }
     }
 }
 
@@ -58,7 +86,8 @@ extension PlayerSession {
     func handoffRecord(now: UInt64) -> PlayerSessionRecord {
         PlayerSessionRecord(id: id, unfinishedLine: framer.bufferedBytes, idleMilliseconds: now.ageOf(lastRequest),
                             milliTokens: limiter.milliTokens, refillAgeMilliseconds: now.ageOf(limiter.lastRefill),
-                            strikes: limiter.strikes, identified: identified)
+                            strikes: limiter.strikes, identified: identified, awaiting: awaiting,
+                            heldLines: awaiting == nil ? [] : heldLines)
     }
 
     /// The session a record describes, on `connection`, under this
@@ -73,9 +102,11 @@ extension PlayerSession {
         }
         let limiter = RateLimiter(milliTokens: record.milliTokens, lastRefill: now.minus(age: record.refillAgeMilliseconds),
                                   strikes: record.strikes, burst: engine.sessionRules.rateBurst)
-        return PlayerSession(host: engine, connection: connection, restoring: record.id, framer: framer,
-                             limiter: limiter, lastRequest: now.minus(age: record.idleMilliseconds),
-                             identified: record.identified)
+        let session = PlayerSession(host: engine, connection: connection, restoring: record.id, framer: framer,
+                                    limiter: limiter, lastRequest: now.minus(age: record.idleMilliseconds),
+                                    identified: record.identified)
+        if let awaiting = record.awaiting { session.restoreAwaiting(awaiting, held: record.heldLines) }
+        return session
     }
 }
 

@@ -24,6 +24,17 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
     @exclusivity(unchecked) private(set) var lastRequest: UInt64
     /// Set once the logic says who this is (login): longer idle timeout.
     private(set) var identified = false
+    /// The login being checked (ABI 1.4): until its answer, later lines
+    /// wait in `held`, in order, and are handled after it.
+    private(set) var awaiting: AuthAsk?
+    /// Whole lines (LF-terminated) that arrived while `awaiting`.
+    private(set) var held: [UInt8] = []
+    private var heldStart = 0
+    private var readingPaused = false
+    private var replaying = false
+    /// Past this many held bytes the socket is not read until the login is
+    /// answered: a client cannot make the engine hold more by sending more.
+    static let maxHeldBytes = 65_536
 
     init(host: any SessionHost, connection: Connection, now: UInt64) {
         self.host = host
@@ -62,7 +73,7 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
         let outcome = framer.feed(bytes) { line in
             lastRequest = now
             if limiter.admit(now: now, rate: rules.rateLimit, burst: rules.rateBurst) {
-                host.dispatch(line, from: self)
+                if awaiting != nil { hold(line) } else { host.dispatch(line, from: self) }
             } else if limiter.strikes >= rules.rateStrikes {
                 host.count(.rateLimited)
                 host.count(.rateLimitClose)
@@ -81,6 +92,57 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
             host.endSession(self, flush: true)
         }
     }
+
+    // MARK: - A login being checked
+
+    /// The request just handled asked for a login (`auth_login`).
+    func beginAwaiting(_ ask: AuthAsk) { awaiting = ask }
+
+    /// A session an upgrade handed over while its login was checked: the
+    /// check runs again here, and the lines behind it still wait.
+    func restoreAwaiting(_ ask: AuthAsk, held lines: [UInt8]) {
+        awaiting = ask
+        held = lines
+    }
+
+    /// The login was answered: the lines that waited are handled now, in
+    /// order, until one of them asks for a login again.
+    func endAwaiting() {
+        awaiting = nil
+        // The answer may come while held lines are being replayed (a
+        // verdict given at once): the replay under way goes on.
+        guard !replaying else { return }
+        replaying = true
+        defer { replaying = false }
+        while awaiting == nil, heldStart < held.count, connection.state == .open {
+            guard let newline = held[heldStart...].firstIndex(of: UInt8(ascii: "\n")) else { break }
+            // A copy: the handler may hold a new line or end the session.
+            let line = Array(held[heldStart..<newline])
+            heldStart = newline + 1
+            lastRequest = host.now
+            line.withUnsafeBytes { host.dispatch($0, from: self) }
+        }
+        if heldStart >= held.count {
+            held = []
+            heldStart = 0
+        }
+        if readingPaused, awaiting == nil, connection.state == .open {
+            readingPaused = false
+            do { try connection.startReading() } catch { connection.abort() }
+        }
+    }
+
+    private func hold(_ line: UnsafeRawBufferPointer) {
+        held.append(contentsOf: line)
+        held.append(UInt8(ascii: "\n"))
+        if !readingPaused, held.count - heldStart > Self.maxHeldBytes {
+            readingPaused = true
+            connection.stopReading()
+        }
+    }
+
+    /// What waits behind the login, for an upgrade's handoff.
+    var heldLines: [UInt8] { Array(held[heldStart...]) }
 
     func peerClosed(clean: Bool) {
         if clean {

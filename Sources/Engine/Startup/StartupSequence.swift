@@ -1,3 +1,4 @@
+import Foundation
 import CLibUV
 import Glibc
 import Logging
@@ -106,6 +107,23 @@ struct StartupSequence {
         var stopped = false
         defer { if !stopped { exitRecord?.startRefused(resumed: start is ResumedStart) } }
 
+        // The studio's token key (--auth-jwt-key), read before anything
+        // serves: a login mode that cannot work refuses the start.
+        var tokenVerifier: TokenVerifier?
+        if let keyPath = configuration.limits.authJwtKey {
+            guard let bytes = FileManager.default.contents(atPath: keyPath) else {
+                throw refuse("--auth-jwt-key \(keyPath): cannot read the file")
+            }
+            do throws(TokenVerifier.TokenError) {
+                tokenVerifier = try TokenVerifier(keyFile: [UInt8](bytes))
+            } catch {
+                throw refuse("--auth-jwt-key \(keyPath): \(error)")
+            }
+        }
+        if tokenVerifier != nil || configuration.limits.requireSecret, loaded.auth == nil {
+            throw refuse("module \(configuration.modulePath) exports no hotswap_auth, and \(tokenVerifier != nil ? "--auth-jwt-key" : "--require-secret") makes every login go through the engine's check; start with a module that handles it (ABI 1.4)")
+        }
+
         // 5. Engine; 6. fault guard.
         let loop = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
         let loopStatus = uv_loop_init(loop)
@@ -115,7 +133,7 @@ struct StartupSequence {
             engine = try Engine(loop: loop, limits: configuration.limits,
                                 maxConnections: GameServerCommand.connectionsAllowedByFileLimit(configuration.limits.maxConnections, logger),
                                 admin: settings, logger: logger, loader: loader, module: loaded,
-                                storage: storage, stored: stored)
+                                storage: storage, stored: stored, tokenVerifier: tokenVerifier)
             // The engine has what it needs; the copy need not live on.
             stored = StoredSnapshot()
             engine.host.call.settings = configuration.gameSettings

@@ -32,14 +32,16 @@ package enum HandoffFormat {
     /// - 1: the first.
     /// - 2: the engine section ends with the last upgrade's first-poll time.
     /// - 3: the time section (timers and room ticks, ABI 1.3) is added.
-    package static let current: UInt32 = 3
+    /// - 4: a player connection's record ends with the login being checked
+    ///   (ABI 1.4), if any, and the lines that wait behind it.
+    package static let current: UInt32 = 4
     /// The formats this build reads: `current`, and older ones it still
     /// knows how to read (a section reader branches on `Handoff.format`).
     /// An engine prints the range for `--check-upgrade` and `--version`; the
     /// running engine refuses, before any exec, a candidate whose range
     /// does not hold the format it writes. Raising the lower bound drops
     /// upgrades from builds that write older formats.
-    package static let readable: ClosedRange<UInt32> = 1...3
+    package static let readable: ClosedRange<UInt32> = 1...4
     /// The largest handoff an engine writes or reads (1 GiB; about 140 bytes
     /// per player plus unsent output, so millions of players fit). One
     /// limit for both sides: a handoff the writer accepted is never refused

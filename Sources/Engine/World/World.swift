@@ -1,3 +1,4 @@
+import Glibc
 import GameABI
 import Protocol
 
@@ -36,6 +37,8 @@ enum EngineError: Error, Equatable, Sendable {
     case notFound, exists, limit
     /// Not allowed now: output during a migration, a second reply, ...
     case notNow
+    /// A player with a secret attached without one (ABI 1.4).
+    case badSecret
 }
 
 /// Every piece of game state the engine owns, and the only code that
@@ -362,6 +365,7 @@ final class World {
         }
         sessions[slot: sessionSlot].player = player
         if journaling { journal.append(.attached(session: session, player: player, created: created)) }
+        if tracksLastSeen { setLastSeen(atSlot: Int(player.index), wallMilliseconds()) }
         return player
     }
 
@@ -398,6 +402,92 @@ final class World {
 
     /// The player in `slot`, if it is live.
     func playerID(atSlot slot: Int) -> GameID? { slot < players.capacity ? players.liveID(ofSlot: slot) : nil }
+
+    // MARK: - Secrets (ABI 1.4, Auth/)
+
+    /// The engine's own column in the player table: a player's secret as a
+    /// salted hash (Auth/SecretHash.swift), empty for a guest. Its name
+    /// holds a dot, which no module's field name may ([a-z0-9_]), so no
+    /// module binds, reads or writes it; otherwise it is a field like the
+    /// hidden ones: stored in the player's row, handed over by an upgrade,
+    /// kept across reloads, deleted with the player.
+    static let secretField = FieldSpec(kind: .player, name: "auth.secret", type: .string, unique: false,
+                                       defaultInt: 0, defaultString: [])
+
+    /// The engine's column of when a player last logged in (wall-clock
+    /// ms; 0: not since this column exists), for `--player-ttl-days`. A
+    /// dot in its name for the same reason as `secretField`.
+    static let lastSeenField = FieldSpec(kind: .player, name: "engine.last_seen", type: .int, unique: false,
+                                         defaultInt: 0, defaultString: [])
+
+    /// One of the engine's own columns, made when first needed (found by
+    /// name and type each time: a lookup per login is cheap and never
+    /// stale across a reload's new store).
+    private func engineColumn(_ spec: FieldSpec) -> FieldBinding {
+        if let found = existingEngineColumn(spec) { return found }
+        let column = store.addStoredColumn(spec)
+        return FieldBinding(kind: spec.kind, type: spec.type, column: column)
+    }
+
+    private func existingEngineColumn(_ spec: FieldSpec) -> FieldBinding? {
+        var name = spec.name
+        return name.withUTF8 { store.binding(kind: spec.kind, name: UnsafeRawBufferPointer($0), type: spec.type) }
+    }
+
+    /// The stored hash of a player's secret; empty for a guest.
+    func storedSecret(of player: GameID) -> [UInt8] {
+        guard let slot = players.slotIndex(of: player), let binding = existingEngineColumn(Self.secretField) else {
+            return []
+        }
+        return store.withString(binding, row: slot) { [UInt8]($0) }
+    }
+
+    /// When the player in `slot` last logged in (wall-clock ms), 0 if not
+    /// known; nil for a free slot.
+    func lastSeen(atSlot slot: Int) -> Int64? {
+        guard slot < players.capacity, players.liveID(ofSlot: slot) != nil else { return nil }
+        guard let binding = existingEngineColumn(Self.lastSeenField) else { return 0 }
+        return store.int(binding, row: slot)
+    }
+
+    /// Notes a login (or a first sight) of the player in `slot`: a field
+    /// write like any other (journaled inside a call, written at the next
+    /// flush).
+    func setLastSeen(atSlot slot: Int, _ wallMilliseconds: Int64) {
+        setInt(engineColumn(Self.lastSeenField), row: slot, wallMilliseconds)
+    }
+
+    /// Whether a live session holds the player in `slot`.
+    func isAttached(slot: Int) -> Bool { players[slot: slot].session != nil }
+
+    /// The key of the player in `slot`.
+    func key(atSlot slot: Int) -> [UInt8] { players[slot: slot].key }
+
+    /// Sets a player's stored hash: journaled (a login whose
+    /// `hotswap_auth` faults leaves no secret behind) and written at the
+    /// next flush.
+    func setStoredSecret(of player: GameID, _ encoded: [UInt8]) throws(EngineError) {
+        guard let slot = players.slotIndex(of: player) else { throw .badPlayer }
+        let binding = engineColumn(Self.secretField)
+        let outcome = encoded.withUnsafeBytes { bytes in Result { () throws(EngineError) in try setString(binding, row: slot, bytes) } }
+        try outcome.get()
+    }
+
+    /// The peer of a live session (an answer that arrives later finds its
+    /// connection through it).
+    func peer(of session: GameID) -> (any SessionPeer)? {
+        guard let slot = sessions.slotIndex(of: session), !sessions[slot: slot].closing else { return nil }
+        return sessions[slot: slot].peer
+    }
+
+    /// `--player-ttl-days`: logins note when (an extra field write each).
+    var tracksLastSeen = false
+    /// The wall clock in milliseconds (replaced by tests).
+    var wallMilliseconds: () -> Int64 = {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
 
     /// Removes a stored player for good (an operator's `FORGET`, say for an
     /// erasure request): the record leaves memory now and its row the

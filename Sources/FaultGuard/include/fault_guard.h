@@ -96,6 +96,7 @@ extern "C" {
 #define FG_CALL_ABI_VERSION 6
 #define FG_CALL_TIMER 7
 #define FG_CALL_TICK 8
+#define FG_CALL_AUTH 9
 
 /* ---- How a timed-out call was stopped (fg_fault.stop) ------------------- */
 
@@ -327,6 +328,8 @@ int32_t fg_call_load(hotswap_load_fn fn, const game_state_table *t,
 int32_t fg_call_timer(hotswap_timer_fn fn, const game_timer_event *e,
                       const game_state_table *t, int32_t *result, fg_fault *fault);
 int32_t fg_call_tick(hotswap_tick_fn fn, const game_tick *k,
+                     const game_state_table *t, int32_t *result, fg_fault *fault);
+int32_t fg_call_auth(hotswap_auth_fn fn, const game_auth_result *r,
                      const game_state_table *t, int32_t *result, fg_fault *fault);
 
 /* ---- Engine sections ------------------------------------------------------ */

@@ -64,6 +64,14 @@
  *                          const game_state_table *t);                 optional (1.3)
  *   int32_t  hotswap_tick(const game_tick *k,
  *                         const game_state_table *t);                  optional (1.3)
+ *   int32_t  hotswap_auth(const game_auth_result *r,
+ *                         const game_state_table *t);                  optional (1.4)
+ *
+ * Authentication (ABI 1.4; see "Authentication" below): the engine checks
+ * who a player is (a per-player secret kept as a salted scrypt hash, or a
+ * token signed by the studio's login service) on a worker thread, off the
+ * loop, and then calls hotswap_auth of the module loaded THEN with the
+ * answer, which the module turns into the reply to the login request.
  *
  * Time (ABI 1.3; see "Timers and ticks" below): a timer or a room's tick is
  * data the engine keeps, never a pointer into a module. When one comes due
@@ -106,9 +114,9 @@ extern "C" {
 /* ---- Versions ---------------------------------------------------------- */
 
 #define GAME_ABI_MAJOR 1
-#define GAME_ABI_MINOR 3
+#define GAME_ABI_MINOR 4
 /* GAME_ABI_MAJOR << 16 | GAME_ABI_MINOR, spelled out so Swift imports it. */
-#define GAME_ABI_VERSION 0x00010003
+#define GAME_ABI_VERSION 0x00010004
 
 /* ---- Status codes: every table call returns one ------------------------ */
 
@@ -125,6 +133,16 @@ extern "C" {
 #define GAME_ERR_STATE (-9)         /* call not allowed now (reply outside a
                                        request, second reply, ...)           */
 #define GAME_ERR_BAD_PLAYER (-10)   /* unknown player id (ABI 1.2)            */
+/* ABI 1.4, in game_auth_result.status (and from player_attach): */
+#define GAME_ERR_BAD_SECRET (-11)   /* wrong secret; a forged, expired or
+                                       unusable token; a login without a
+                                       secret to a player who set one        */
+#define GAME_ERR_THROTTLED (-12)    /* too many failed logins from this
+                                       address or for this player, or too
+                                       many new players from this address:
+                                       retry_after_ms says when to retry     */
+#define GAME_ERR_SECRET_REQUIRED (-13) /* --require-secret: guests refused   */
+#define GAME_ERR_BUSY (-14)         /* the verification queue is full        */
 
 /* ---- Entity ids -------------------------------------------------------- */
 
@@ -385,6 +403,48 @@ struct game_state_table {
      * with a restart or an engine upgrade. */
     int32_t (*setting)(const game_state_table *t, const uint8_t *key, size_t key_length,
                        uint8_t *buffer, size_t capacity, size_t *out_length);
+
+    /* ---- ABI 1.4: authentication ---- (check t->size before calling) */
+
+    /* How players prove who they are on this server, set by the operator:
+     * GAME_AUTH_OPEN (a secret is optional: a player who never set one is
+     * a guest whose name anyone may use), GAME_AUTH_SECRET
+     * (--require-secret: every player has a secret) or GAME_AUTH_TOKEN
+     * (--auth-jwt-key: a signed token is the only login). A game shapes
+     * its login verb and help by it. */
+    uint32_t (*auth_mode)(const game_state_table *t);
+
+    /* Asks the engine to log the session in; only from hotswap_handle, for
+     * the request being handled, and only when the module exports
+     * hotswap_auth (GAME_ERR_STATE otherwise, and for a session that
+     * already holds a player or has a login in progress).
+     *
+     * `identity` is the player's key (1..GAME_MAX_PLAYER_KEY bytes; the
+     * module chooses it, e.g. the lower-cased name) and `secret` the
+     * player's secret (0..GAME_MAX_SECRET bytes; 0 logs in as a guest); in
+     * GAME_AUTH_TOKEN mode `identity` is the token (up to
+     * GAME_MAX_AUTH_TOKEN bytes), whose subject becomes the key, and
+     * `secret` must be empty.
+     *
+     * GAME_OK means the request's answer is deferred: the module must not
+     * reply to it now (reply gets GAME_ERR_STATE); once the check is done,
+     * after the current call returns and never inside it, the engine calls
+     * hotswap_auth, where the module replies. Meanwhile the session's
+     * later lines wait, in order. A new key with a secret creates the
+     * player with that secret; an existing player with a secret needs it;
+     * a guest's key with a secret claims it. On success the engine has
+     * attached the player to the session (as player_attach) before
+     * hotswap_auth runs. The secret is never kept, logged or shown: only
+     * its salted hash is stored, in the player's record. */
+    int32_t (*auth_login)(const game_state_table *t, game_id session,
+                          const uint8_t *identity, size_t identity_length,
+                          const uint8_t *secret, size_t secret_length);
+    /* Sets or changes the secret of the player the session holds (a guest
+     * claims its name this way). Deferred like auth_login: hotswap_auth
+     * runs with GAME_AUTH_SECRET_SET in flags. GAME_ERR_NOT_FOUND when the
+     * session holds no player; GAME_ERR_STATE in GAME_AUTH_TOKEN mode. */
+    int32_t (*auth_set_secret)(const game_state_table *t, game_id session,
+                               const uint8_t *secret, size_t secret_length);
 };
 
 /* ---- Migration ----------------------------------------------------------- */
@@ -442,6 +502,40 @@ typedef struct game_tick {
     uint64_t since_last_ms;/* wall time since the previous tick's call        */
 } game_tick;
 
+/* ---- Authentication (ABI 1.4) ------------------------------------------- */
+
+#define GAME_AUTH_OPEN 0            /* auth_mode: secrets optional (guests)  */
+#define GAME_AUTH_SECRET 1          /* --require-secret                      */
+#define GAME_AUTH_TOKEN 2           /* --auth-jwt-key: signed tokens only    */
+
+#define GAME_MAX_SECRET 256         /* bytes in a player's secret            */
+#define GAME_MAX_AUTH_TOKEN 4096    /* bytes in a signed token               */
+
+/* game_auth_result.flags */
+#define GAME_AUTH_CREATED 1u        /* the player record is new              */
+#define GAME_AUTH_GUEST 2u          /* logged in without a secret            */
+#define GAME_AUTH_CLAIMED 4u        /* a guest's name now has a secret       */
+#define GAME_AUTH_SECRET_SET 8u     /* the answer to auth_set_secret         */
+#define GAME_AUTH_VIA_TOKEN 16u     /* the key is a signed token's subject   */
+
+/* Passed to hotswap_auth. It runs like a request, for the request that
+ * asked: exactly one reply is expected (the engine answers -ERR INTERNAL
+ * if none comes); a fault or hang undoes it all, the attach included. The
+ * bytes are valid only during the call. */
+typedef struct game_auth_result {
+    uint32_t size;
+    uint32_t abi_version;
+    game_id session;
+    game_id player;        /* attached to the session on GAME_OK; else 0      */
+    int32_t status;        /* GAME_OK or GAME_ERR_BAD_SECRET, _THROTTLED,
+                              _SECRET_REQUIRED, _BUSY, _EXISTS (held by
+                              another session), _LIMIT (--max-players)       */
+    uint32_t flags;        /* GAME_AUTH_*                                     */
+    const uint8_t *key;    /* the player's key (a token's subject), or the   */
+    size_t key_length;     /* identity asked for when no key is known        */
+    uint64_t retry_after_ms; /* with GAME_ERR_THROTTLED or _BUSY              */
+} game_auth_result;
+
 /* ---- Export signatures ------------------------------------------------- */
 
 typedef uint32_t (*hotswap_abi_version_fn)(void);
@@ -454,6 +548,7 @@ typedef int32_t (*hotswap_load_fn)(const game_state_table *t,
                                    const uint8_t *from_version, size_t length);
 typedef int32_t (*hotswap_timer_fn)(const game_timer_event *e, const game_state_table *t);
 typedef int32_t (*hotswap_tick_fn)(const game_tick *k, const game_state_table *t);
+typedef int32_t (*hotswap_auth_fn)(const game_auth_result *r, const game_state_table *t);
 
 /* ---- Layout checks: what both sides rely on ----------------------------- */
 
@@ -468,6 +563,8 @@ _Static_assert(offsetof(game_state_table, player_attach) > offsetof(game_state_t
                "1.2 members come after 1.1's");
 _Static_assert(offsetof(game_state_table, timer_set) > offsetof(game_state_table, player_key),
                "1.3 members come after 1.2's");
+_Static_assert(offsetof(game_state_table, auth_mode) > offsetof(game_state_table, setting),
+               "1.4 members come after 1.3's");
 #endif
 
 #ifdef __cplusplus

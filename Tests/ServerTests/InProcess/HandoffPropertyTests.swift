@@ -274,10 +274,17 @@ enum HandoffGen {
     }
 
     static func player(_ rng: inout some RandomNumberGenerator) -> PlayerSessionRecord {
-        PlayerSessionRecord(
-            id: GameID(kind: .session, generation: UInt32.random(in: 1...1000, using: &rng), index: UInt32.random(in: 0...1000, using: &rng)),
+        let id = GameID(kind: .session, generation: UInt32.random(in: 1...1000, using: &rng), index: UInt32.random(in: 0...1000, using: &rng))
+        // Half of them wait for a login check, some with lines behind it.
+        let awaiting = Bool.random(using: &rng)
+            ? AuthAsk(kind: Bool.random(using: &rng) ? .login : .setSecret, session: id, identity: bytes(&rng), secret: bytes(&rng))
+            : nil
+        let held: [UInt8] = awaiting != nil && Bool.random(using: &rng) ? bytes(&rng).filter { $0 != 10 } + [10] : []
+        return PlayerSessionRecord(
+            id: id,
             unfinishedLine: bytes(&rng), idleMilliseconds: u64(&rng), milliTokens: Int64(truncatingIfNeeded: u64(&rng)),
-            refillAgeMilliseconds: u64(&rng), strikes: int(&rng), identified: Bool.random(using: &rng))
+            refillAgeMilliseconds: u64(&rng), strikes: int(&rng), identified: Bool.random(using: &rng),
+            awaiting: awaiting, heldLines: held)
     }
 
     static func admin(_ rng: inout some RandomNumberGenerator) -> AdminSessionRecord {

@@ -47,7 +47,8 @@ import Testing
         sections.encode(into: &now)
         var reference = HandoffWriter()
         Format2Reference.encode(engine, section: section, into: &reference)
-        // Format 3 is format 2's sections, then the time section.
+        // Format 3 is format 2's sections, then the time section; format 4
+        // ends each player's record with its login being checked.
         sections.time.encodeSection(into: &reference)
         #expect(now.bytes.count > 500)
         #expect(sections.time.slots.contains { $0.live }, "the game's JOIN set a round timer")
@@ -129,6 +130,9 @@ private enum Format2Reference {
         writer.u64(now.ageOf(session.limiter.lastRefill))
         writer.int(session.limiter.strikes)
         writer.bool(session.identified)
+        // Format 4: no login being checked (kind 0), no lines held behind one.
+        writer.u8(0)
+        writer.bytes([UInt8]())
     }
 
     static func admin(_ session: AdminSession, now: UInt64, into writer: inout HandoffWriter) {

@@ -129,7 +129,7 @@ final class EmbeddedClient {
         #expect(admin.call("AUTH wrong") == "-ERR AUTH_FAILED wrong token")
         #expect(admin.call("AUTH correct-horse-battery-staple") == "+OK authenticated")
         admin.send("MODULES\r\nSTATUS\r\n")
-        #expect(admin.line()?.hasPrefix("+MODULES gems@1.1.0:") == true)
+        #expect(admin.line()?.hasPrefix("+MODULES gems@1.2.0:") == true)
         #expect(admin.line()?.hasPrefix("+STATUS module=gems") == true)
     }
 }
