@@ -2,10 +2,10 @@
 """What a player's secret costs at LOGIN, and what it does not cost
 everyone else, against a release gameserver on loopback.
 
-    swift build -c release && python3 tools/secret-bench.py [--logins 200] [--rounds 3] [--cost 15]
+    swift build -c release && python3 tools/secret-bench.py [--logins 200] [--rounds 3] [--cost 14]
 
-Each round starts a server (`--secret-cost`, default 15: scrypt N = 2^15,
-32 MiB) and measures, in this order:
+Each round starts a server (`--secret-cost`, the engine's default 14:
+scrypt N = 2^14, 16 MiB) and measures, in this order:
   - guest: LOGIN name (no secret) round trips, one client at a time;
   - create: LOGIN name secret for new names (the engine hashes the secret);
   - verify: LOGIN name secret again for the same names (hashed and
@@ -101,7 +101,7 @@ def main() -> None:
     parser = arg_parser(__doc__)
     parser.add_argument("--logins", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cost", type=int, default=15)
+    parser.add_argument("--cost", type=int, default=14)
     args = parser.parse_args()
     raise_nofile()
     results = []

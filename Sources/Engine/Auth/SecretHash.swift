@@ -13,8 +13,8 @@ import Foundation
 /// Why scrypt (swift-crypto's `_CryptoExtras`, on BoringSSL), not
 /// argon2id: swift-crypto is already a dependency and maintained; libsodium
 /// would be a second C library to install and wrap for the same property,
-/// a hash that costs memory as well as time. The default cost (N = 2^15,
-/// r = 8: 32 MiB and about 50 ms of one core) is what makes a stolen
+/// a hash that costs memory as well as time. The default cost (N = 2^14,
+/// r = 8: 16 MiB and about 30 ms of one core) is what makes a stolen
 /// database slow to guess; it runs on a worker thread, never the loop,
 /// and `AuthDesk` runs at most two at once.
 ///
@@ -29,7 +29,7 @@ struct SecretHash: Sendable, Equatable {
 
     /// The cost new secrets are hashed with.
     struct Cost: Sendable, Equatable {
-        var logRounds = 15
+        var logRounds = 14
         var blockSize = 8
         var parallelism = 1
 

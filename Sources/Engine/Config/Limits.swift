@@ -135,9 +135,9 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Forget the records of players who have not logged in for this many days (each one audited as EXPIRE, as FORGET would); 0 keeps them forever. A record from before gets a full period from the first time this engine sees it.",
             transform: within(0...36_500))
     var playerTtlDays = 0
-    @Option(help: "The cost of new secrets' scrypt hash, as log2 of N (r = 8, p = 1): 15 takes 32 MiB and about 50 ms of a core, on a worker thread. Stored hashes keep the cost they were made with.",
+    @Option(help: "The cost of new secrets' scrypt hash, as log2 of N (r = 8, p = 1): 14 takes 16 MiB and about 30 ms of a core, on a worker thread (2 at once: about 40 logins a second with secrets on 2 cores); each step up doubles both. Stored hashes keep the cost they were made with.",
             transform: within(10...20))
-    var secretCost = 15
+    var secretCost = 14
 
     // Metrics port (--metrics-port)
     @Option(help: "HTTP connections to the metrics port at once; more are answered 503 and closed.",
