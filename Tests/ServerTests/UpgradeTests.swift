@@ -233,9 +233,9 @@ import Testing
         let admin = try server.connectAdmin()
         let cases: [(String, String)] = [
             (try builds.script("wrong-format", "echo 'hotswap-engine other handoff 999'"),
-             "(engine other) reads handoff formats 999, this one writes 3"),
-            (try builds.script("newer-formats", "echo 'hotswap-engine newer handoff 4-9'"),
-             "(engine newer) reads handoff formats 4-9, this one writes 3"),
+             "(engine other) reads handoff formats 999, this one writes 4"),
+            (try builds.script("newer-formats", "echo 'hotswap-engine newer handoff 5-9'"),
+             "(engine newer) reads handoff formats 5-9, this one writes 4"),
             (try builds.script("says-hello", "echo hello"), "printed 'hello', not 'hotswap-engine VERSION handoff A-B'"),
             (try builds.script("crashes", "kill -SEGV $$"), "died from SIGSEGV"),
             (try builds.script("fails", "echo 'no such option' >&2; exit 3"), "exited with status 3: no such option"),
@@ -316,7 +316,7 @@ import Testing
 
         let reply = try admin.call("UPGRADE \(liar)")
         #expect(reply.hasPrefix("-ERR UPGRADE_FAILED the new engine could not restore ("), "\(reply)")
-        #expect(reply.contains("the handoff is in format 3, this engine reads formats 99"), "\(reply)")
+        #expect(reply.contains("the handoff is in format 4, this engine reads formats 99"), "\(reply)")
         #expect(reply.contains("engine \(version) resumed held_ms="), "\(reply)")
         #expect(try RoomSnapshot([alice, bob]) == before)
         let status = try server.statusFields()

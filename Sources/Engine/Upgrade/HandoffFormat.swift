@@ -32,14 +32,15 @@ package enum HandoffFormat {
     /// - 1: the first.
     /// - 2: the engine section ends with the last upgrade's first-poll time.
     /// - 3: the time section (timers and room ticks, ABI 1.3) is added.
-    package static let current: UInt32 = 3
+    /// - 4: the resume section (tokens and away sessions, ABI 1.4) is added.
+    package static let current: UInt32 = 4
     /// The formats this build reads: `current`, and older ones it still
     /// knows how to read (a section reader branches on `Handoff.format`).
     /// An engine prints the range for `--check-upgrade` and `--version`; the
     /// running engine refuses, before any exec, a candidate whose range
     /// does not hold the format it writes. Raising the lower bound drops
     /// upgrades from builds that write older formats.
-    package static let readable: ClosedRange<UInt32> = 1...3
+    package static let readable: ClosedRange<UInt32> = 1...4
     /// The largest handoff an engine writes or reads (1 GiB; about 140 bytes
     /// per player plus unsent output, so millions of players fit). One
     /// limit for both sides: a handoff the writer accepted is never refused
@@ -120,7 +121,7 @@ package enum HandoffFormat {
 }
 
 extension HandoffFormat {
-    /// "1-3" (or "1" for a range of one).
+    /// "1-4" (or "1" for a range of one).
     package static func describe(_ formats: ClosedRange<UInt32>) -> String {
         formats.count == 1 ? "\(formats.lowerBound)" : "\(formats.lowerBound)-\(formats.upperBound)"
     }
@@ -152,9 +153,17 @@ package enum HandoffSection: UInt32, CaseIterable, Sendable {
     case database = 6
     /// The timers and room ticks (format 3 on).
     case time = 7
+    /// Resume tokens and away sessions (format 4 on).
+    case resume = 8
 
     /// The first body format that has the section.
-    package var since: UInt32 { self == .time ? 3 : 1 }
+    package var since: UInt32 {
+        switch self {
+        case .time: 3
+        case .resume: 4
+        default: 1
+        }
+    }
 }
 
 /// A decoded handoff: the fallback block and a reader per section.
