@@ -52,3 +52,17 @@ public func hotswapTimer(
 public func hotswapTick(_ tick: UnsafePointer<game_tick>?, _ table: UnsafePointer<game_state_table>?) -> Int32 {
     GAME_OK
 }
+
+/// A session's connection dropped (ABI 1.4): its room sees `>AWAY name`.
+@_cdecl("hotswap_session_away")
+public func hotswapSessionAway(_ session: game_id, _ table: UnsafePointer<game_state_table>?) {
+    guard let table else { return }
+    Game(host: Host(table), session: session).announceAway()
+}
+
+/// A RESUME brought the session back (ABI 1.4): its room sees `>BACK name`.
+@_cdecl("hotswap_session_back")
+public func hotswapSessionBack(_ session: game_id, _ table: UnsafePointer<game_state_table>?) {
+    guard let table else { return }
+    Game(host: Host(table), session: session).announceBack()
+}
