@@ -69,20 +69,26 @@ struct Game {
         // Names are unique ignoring case: the engine indexes the lower-cased
         // key among live sessions, and the same key names the durable player
         // record (score), which the engine keeps across logouts and restarts.
-        let attached = withScratch(Game.maxNameLength) { scratch -> (status: Int32, player: game_id) in
+        let attached = withScratch(Game.maxNameLength) { scratch -> (status: Int32, player: game_id, away: Bool) in
             for index in 0..<name.count {
                 let byte = name[index]
                 scratch[index] = (byte >= 0x41 && byte <= 0x5A) ? byte + 0x20 : byte
             }
             let key = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[0..<name.count])
             let status = host.setString(session, Field.nameKey.rawValue, key)
-            guard status == GAME_OK else { return (status, 0) }
-            return host.attachPlayer(session, key: key)
+            // Held by a session whose connection dropped: it is kept for
+            // its own RESUME (a LOGIN proves nothing a token does), and
+            // the player is told so.
+            guard status == GAME_OK else { return (status, 0, host.find(Field.nameKey.rawValue, key).map(host.isAway) ?? false) }
+            let attached = host.attachPlayer(session, key: key)
+            return (attached.status, attached.player, false)
         }
         if attached.status != GAME_OK {
             // The name stays free for whoever tries it next.
             host.setString(session, Field.nameKey.rawValue, UnsafeRawBufferPointer(start: nil, count: 0))
             switch attached.status {
+            case GAME_ERR_EXISTS where attached.away:
+                return fail("NAME_TAKEN", "that name's connection dropped; its session waits for RESUME with its token, then the name is free")
             case GAME_ERR_EXISTS: return fail("NAME_TAKEN", "that name is in use")
             case GAME_ERR_LIMIT: return fail("PLAYER_LIMIT", "the server stores no more new players")
             default: return attached.status

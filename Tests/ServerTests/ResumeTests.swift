@@ -72,6 +72,9 @@ import Testing
         alice.halfClose()
         #expect(try alice.closedByServer())
         #expect(try bob.event() == ">AWAY alice")
+        // The name waits for its own RESUME: a LOGIN is refused, and told why.
+        #expect(try server.connect().call("LOGIN Alice")
+                == "-ERR NAME_TAKEN that name's connection dropped; its session waits for RESUME with its token, then the name is free")
         for index in 1...5 { #expect(try bob.call("SAY m\(index)") == "+OK") }
         let back = try server.connect()
         #expect(try back.call("RESUME \(token)").hasPrefix("+RESUMED alice room r at "))
