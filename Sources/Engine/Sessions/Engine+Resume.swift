@@ -55,6 +55,7 @@ extension Engine: SessionResumer {
     var pendingMark: Int { resumes.pendingMark }
 
     func callEnded(committed: Bool, mark: Int) {
+        guard resumes.hasPending else { return }
         guard committed else { return resumes.rollBackCall(to: mark) }
         if let pending = resumes.commitCall(isOpen: { world.isOpen(session: $0) }) { applyResume(pending) }
     }

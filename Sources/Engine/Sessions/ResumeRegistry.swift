@@ -75,6 +75,10 @@ final class ResumeRegistry {
         return next
     }
 
+    /// Whether the call in progress issued a token or checked a RESUME
+    /// (almost never: a request's way out is one load and a branch).
+    var hasPending: Bool { !pendingTokens.isEmpty || pendingResume != nil }
+
     /// How many tokens the calls in progress issued (a hook call inside a
     /// request's aftermath keeps the request's own).
     var pendingMark: Int { pendingTokens.count }
