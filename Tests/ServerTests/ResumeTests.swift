@@ -85,6 +85,32 @@ import Testing
         #expect(try back.noEventsPending())
     }
 
+    /// An away session's timers keep running: the game's AFK timer moves
+    /// it out of its room meanwhile, and the player hears it on return.
+    @Test func anAwaySessionsTimersKeepRunning() throws {
+        let server = try TestServer(arguments: ["--resume-grace", "30", "--game-setting", "afk_seconds=2"])
+        let (alice, bob, token) = try Self.pair(server)
+        alice.reset()
+        #expect(try bob.event() == ">AWAY alice")
+        #expect(try bob.pingUntilEvent() == ">LEAVE alice afk")
+        let back = try server.connect()
+        #expect(try back.call("RESUME \(token)").hasPrefix("+RESUMED alice score 0 resume "))
+        #expect(try back.event() == ">AFK r 2")
+        #expect(try back.call("JOIN r").hasPrefix("+JOINED r at "))
+    }
+
+    /// A module built before resume (ABI 1.2) asks for no token: a drop
+    /// ends its session at once, as it always did.
+    @Test func aModuleThatAsksForNoTokenKeepsTodaysDrops() throws {
+        let server = try TestServer(arguments: ["--resume-grace", "30", "--module", ReloadTests.module("ABI12Module")])
+        let client = try server.connect()
+        #expect(try client.call("PING") == "+PONG old")
+        #expect(try server.statusFields()["sessions"] == "1")
+        client.reset()
+        #expect(try waitUntil(NotAHang.seconds) { try server.statusFields()["sessions"] == "0" })
+        #expect(try server.statusFields()["sessions_away"] == "0")
+    }
+
     @Test func whenTheGraceRunsOutTheSessionEndsAndItsTokenIsRefused() throws {
         let server = try TestServer(arguments: ["--resume-grace", "1"])
         let (alice, bob, token) = try Self.pair(server)
