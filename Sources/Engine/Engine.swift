@@ -72,6 +72,10 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     let maxConnections: Int
     /// The per-player limits every session enforces (SessionHost).
     let sessionRules: SessionRules
+    /// Resume tokens and away sessions (ABI 1.4, Engine+Resume.swift).
+    let resumes: ResumeRegistry
+    /// Failed RESUMEs per client address (`--max-failed-resumes-per-ip`).
+    var resumeThrottle: FailureThrottle<PeerAddress>
 
     private let sweepTimer: UnsafeMutablePointer<uv_timer_t>
     /// Woken by the engine's signal handler (engine_signals.h).
@@ -97,6 +101,8 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         self.logger = logger
         self.maxConnections = maxConnections
         sessionRules = SessionRules(limits)
+        resumes = ResumeRegistry(logger: logger)
+        resumeThrottle = FailureThrottle<PeerAddress>(limit: limits.maxFailedResumesPerIp, windowMilliseconds: 60_000)
         world = World(limits: World.Limits(maxRooms: limits.maxRooms, maxRoomMembers: limits.maxRoomMembers,
                                            maxPlayers: limits.maxPlayers, maxTimers: limits.maxTimers,
                                            maxTimersPerOwner: limits.maxTimersPerOwner))
@@ -119,6 +125,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         sweepTimer = .allocateHandle()
         adminSettings = settings
         host.delegate = self
+        host.call.resumer = self
         transport.delegate = self
         if let storage {
             let host = host
@@ -205,7 +212,9 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
                 admin.accept(connection)
             }
         case .game:
-            if shuttingDown || world.sessionCount >= maxConnections {
+            // Away sessions hold no descriptor: they do not count (a crowd
+            // coming back after a network blip must not be refused).
+            if shuttingDown || world.sessionCount - resumes.awayCount >= maxConnections {
                 counters.serverFull += 1
                 connection.refuse(line: Replies.serverFull)
                 return
@@ -269,7 +278,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     /// A login's verdict, on the loop: the module answers it, then the
     /// lines that waited behind it are handled.
     func answerLogin(_ ask: AuthAsk, _ verdict: AuthVerdict) {
-        guard let session = world.peer(of: ask.session) as? PlayerSession, session.awaiting == ask else { return }
+        guard let session = world.livePeer(of: ask.session) as? PlayerSession, session.awaiting == ask else { return }
         host.call.answerAuth(ask, verdict, peer: session)
         session.endAwaiting()
     }
@@ -325,6 +334,20 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         }
     }
 
+    func connectionDropped(_ session: PlayerSession, clean: Bool) {
+        if goAway(session) {
+            if clean { session.connection.closeAfterFlush() } else { session.connection.abort() }
+        } else if clean {
+            endSession(session, flush: true)
+        } else {
+            session.connection.abort()
+        }
+    }
+
+    func connectionLost(_ session: PlayerSession) {
+        if !goAway(session) { tearDown(session.id) }
+    }
+
     /// Ends a player's session and closes its connection (after its output
     /// is written when `flush`).
     func endSession(_ session: PlayerSession, flush: Bool) {
@@ -339,6 +362,8 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         guard world.beginClosing(id) else { return }
         host.sessionClosed(id)
         world.closeSession(id)?.sessionEnded()
+        // After the hook: it may still ask whether the session was away.
+        resumes.ended(id)
     }
 
     /// Once a second: every connection whose handler's deadline passed
@@ -350,6 +375,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
             if let handler = connection.handler, handler.deadlinePassed(now: now) { expired.append(handler) }
         }
         for handler in expired { handler.expire() }
+        expireAwaySessions(now: now)
         expirePlayers()
     }
 

@@ -60,3 +60,17 @@ public func hotswapAuth(_ result: UnsafePointer<game_auth_result>?, _ table: Uns
     guard let result, let table else { return GAME_ERR_BAD_ARGUMENT }
     return Game(host: Host(table), session: result.pointee.session).loggedIn(result.pointee)
 }
+
+/// A session's connection dropped (ABI 1.4): its room sees `>AWAY name`.
+@_cdecl("hotswap_session_away")
+public func hotswapSessionAway(_ session: game_id, _ table: UnsafePointer<game_state_table>?) {
+    guard let table else { return }
+    Game(host: Host(table), session: session).announceAway()
+}
+
+/// A RESUME brought the session back (ABI 1.4): its room sees `>BACK name`.
+@_cdecl("hotswap_session_back")
+public func hotswapSessionBack(_ session: game_id, _ table: UnsafePointer<game_state_table>?) {
+    guard let table else { return }
+    Game(host: Host(table), session: session).announceBack()
+}

@@ -27,6 +27,7 @@ struct Game {
         if request.verbIs("HELP") { return help() }
         if request.verbIs("LOGIN") { return login(request) }
         if request.verbIs("SECRET") { return setSecret(request) }
+        if request.verbIs("RESUME") { return resume(request) }
         if request.verbIs("QUIT") { return quit() }
         if request.verbIs("ROOMS") { return listRooms() }
 
@@ -56,7 +57,7 @@ struct Game {
     }
 
     func help() -> Int32 {
-        host.reply("+HELP PING | LOGIN name [secret] | SECRET secret | ROOMS | JOIN room | LEAVE | WHO | SAY text | MOVE N|S|E|W (or UP|DOWN|RIGHT|LEFT) | LOOK | SCORE | QUIT -- rounds are timed, taken gems come back, idle players are moved out of their room; your score is saved under your name across logins and restarts")
+        host.reply("+HELP PING | LOGIN name [secret] | SECRET secret | RESUME token | ROOMS | JOIN room | LEAVE | WHO | SAY text | MOVE N|S|E|W (or UP|DOWN|RIGHT|LEFT) | LOOK | SCORE | QUIT -- rounds are timed, taken gems come back, idle players are moved out of their room; your score is saved under your name across logins and restarts; after a dropped connection, RESUME with the token WELCOME gave you brings back your session (room, place, missed events)")
     }
 
     /// `LOGIN name [secret]`, or `LOGIN token` where the studio signs
@@ -163,6 +164,15 @@ struct Game {
                     line.append(logins)
                     line.append(" score ")
                     line.append(host.int(result.player, Field.score.rawValue) ?? 0)
+                    // The engine keeps the session for a while if the
+                    // connection drops; this token brings it back (RESUME).
+                    // None when the operator turned resume off.
+                    withScratch(Int(GAME_RESUME_TOKEN_LENGTH)) { scratch in
+                        if let token = host.resumeToken(session, into: scratch) {
+                            line.append(" resume ")
+                            line.append(raw: token)
+                        }
+                    }
                     return host.reply(line)
                 }
             }
@@ -186,9 +196,57 @@ struct Game {
             }
         case GAME_ERR_SECRET_REQUIRED: return fail("SECRET_REQUIRED", "this server needs LOGIN name secret")
         case GAME_ERR_BUSY: return fail("BUSY", "too many logins at once; retry in a moment")
-        case GAME_ERR_EXISTS: return fail("NAME_TAKEN", "that name is in use")
+        case GAME_ERR_EXISTS:
+            // Held by a session whose connection dropped: it is kept for
+            // its own RESUME (a token brings back the session, its room
+            // and events; a LOGIN starts a new one), and the player is told.
+            let key = UnsafeRawBufferPointer(start: result.key, count: result.key_length)
+            if host.find(Field.nameKey.rawValue, key).map(host.isAway) ?? false {
+                return fail("NAME_TAKEN", "that name's connection dropped; its session waits for RESUME with its token, then the name is free")
+            }
+            return fail("NAME_TAKEN", "that name is in use")
         case GAME_ERR_LIMIT: return fail("PLAYER_LIMIT", "the server stores no more new players")
         default: return result.status
+        }
+    }
+
+    /// `RESUME token` on a fresh connection: the engine checks the token
+    /// and, once this call returns, moves this connection to the session it
+    /// names (the missed events follow this reply). The reply says what a
+    /// client needs to carry on: who, where, the score, and the next token.
+    func resume(_ request: Request) -> Int32 {
+        var tokens = request.argumentTokens
+        guard let token = tokens.next(), tokens.next() == nil else { return fail("SYNTAX", "usage: RESUME token") }
+        if isLoggedIn { return fail("ALREADY_LOGGED_IN", "you are already logged in") }
+        return withScratch(Int(GAME_RESUME_TOKEN_LENGTH)) { next in
+            let outcome = host.resume(session, token: token, newToken: next)
+            switch outcome.status {
+            case GAME_OK: break
+            case GAME_ERR_LIMIT: return fail("RESUME_THROTTLED", "too many failed RESUMEs from your address; wait a minute")
+            case GAME_ERR_STATE: return fail("RESUME_OFF", "this server keeps no sessions to resume; LOGIN again")
+            default: return fail("BAD_TOKEN", "that resume token is unknown, already used or expired; LOGIN again")
+            }
+            let resumed = outcome.session
+            return withScratch(160) { buffer in
+                var line = LineWriter.reply(buffer)
+                line.append("RESUMED ")
+                appendName(of: resumed, to: &line)
+                if let room = host.room(of: resumed) {
+                    line.append(" room ")
+                    withScratch(Game.maxRoomName) { name in
+                        line.append(raw: host.name(of: room, into: name) ?? UnsafeRawBufferPointer(start: nil, count: 0))
+                    }
+                    line.append(" at ")
+                    line.append(host.int(resumed, Field.x.rawValue) ?? 0)
+                    line.space()
+                    line.append(host.int(resumed, Field.y.rawValue) ?? 0)
+                }
+                line.append(" score ")
+                line.append(host.player(of: resumed).flatMap { host.int($0, Field.score.rawValue) } ?? 0)
+                line.append(" resume ")
+                line.append(raw: outcome.token)
+                return host.reply(line)
+            }
         }
     }
 
@@ -341,9 +399,27 @@ struct Game {
         return host.reply("+OK")
     }
 
-    /// Called as a session goes away, while it is still in its room.
+    /// Called as a session ends, while it is still in its room: an away
+    /// session whose grace ran out left by timeout.
     func announceDeparture() {
-        if let room = host.room(of: session) { announce(in: room, "LEAVE") }
+        guard let room = host.room(of: session) else { return }
+        if host.isAway(session) {
+            announce(in: room, "LEAVE", reason: "timeout")
+        } else {
+            announce(in: room, "LEAVE")
+        }
+    }
+
+    /// The session's connection dropped; it may come back (RESUME).
+    func announceAway() {
+        if let room = host.room(of: session) { announce(in: room, "AWAY") }
+    }
+
+    /// The session came back on a new connection. Its time away does not
+    /// count as silence for the AFK rule: it starts again from now.
+    func announceBack() {
+        host.setInt(session, Field.lastRequest.rawValue, Int64(bitPattern: host.nowMilliseconds()))
+        if let room = host.room(of: session) { announce(in: room, "BACK") }
     }
 
     // MARK: The board

@@ -275,6 +275,48 @@ public struct Host {
                                              secret.count)
     }
 
+    // MARK: Resume (ABI 1.4)
+
+    /// Whether the engine keeps sessions for a RESUME (ABI 1.4 or later).
+    public var hasResume: Bool {
+        Int(table.pointee.size) >= MemoryLayout<game_state_table>.offset(of: \.session_status)! + MemoryLayout<Int>.size
+    }
+
+    /// A fresh resume token for `session` (the previous one stops
+    /// working), copied into `buffer`; nil when resume is off or the
+    /// engine predates it.
+    public func resumeToken(_ session: game_id, into buffer: UnsafeMutableRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard hasResume else { return nil }
+        var length = 0
+        let status = table.pointee.session_token(
+            table, session, buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count, &length)
+        guard status == GAME_OK, length <= buffer.count else { return nil }
+        return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<length])
+    }
+
+    /// Asks the engine to give `session`'s connection the session `token`
+    /// names: the status, that session, and its new token (in `buffer`).
+    public func resume(_ session: game_id, token: UnsafeRawBufferPointer, newToken buffer: UnsafeMutableRawBufferPointer)
+        -> (status: Int32, session: game_id, token: UnsafeRawBufferPointer)
+    {
+        let none = UnsafeRawBufferPointer(start: nil, count: 0)
+        guard hasResume else { return (GAME_ERR_STATE, 0, none) }
+        var resumed: game_id = 0
+        var length = 0
+        let status = table.pointee.session_resume(
+            table, session, token.baseAddress?.assumingMemoryBound(to: UInt8.self), token.count, &resumed,
+            buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count, &length)
+        guard status == GAME_OK, length <= buffer.count else { return (status, 0, none) }
+        return (status, resumed, UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<length]))
+    }
+
+    /// Whether the session's connection dropped and it waits for a RESUME.
+    public func isAway(_ session: game_id) -> Bool {
+        guard hasResume else { return false }
+        var status: UInt32 = 0
+        return table.pointee.session_status(table, session, &status) == GAME_OK && status == UInt32(GAME_SESSION_AWAY)
+    }
+
     public func log(_ level: Int32, _ message: StaticString) {
         table.pointee.log(table, level, message.utf8Start, message.utf8CodeUnitCount)
     }

@@ -201,7 +201,7 @@ final class AuthDesk {
     /// A worker's result, on the loop.
     private func finished(_ box: AuthJobBox, _ ask: AuthAsk) {
         let job = box.job
-        guard world.peer(of: ask.session) != nil else { return }  // the player left meanwhile
+        guard world.livePeer(of: ask.session) != nil else { return }  // the player left meanwhile
         switch (job.kind, box.outcome) {
         case (.token, .subject(let key)):
             if let stillThrottled = limited(job.address), failuresByAddress.isThrottled(stillThrottled, now: now) {

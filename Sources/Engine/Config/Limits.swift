@@ -43,6 +43,20 @@ struct Limits: ParsableArguments, Sendable {
             transform: within(0...600_000))
     var shutdownGraceMs = 2000
 
+    // Resume (a session outliving its connection)
+    @Option(help: "Seconds a logged-in session outlives a dropped connection, waiting for RESUME with its token (its room, fields and timers kept; the lines sent to it meanwhile queued); 0 turns resume off (a drop ends the session at once).",
+            transform: within(0...86_400))
+    var resumeGrace = 30
+    @Option(help: "Lines queued for an away session, the newest kept; a RESUME is told how many older ones it missed (>MISSED n).",
+            transform: within(1...100_000))
+    var resumeBacklogLines = 256
+    @Option(help: "Bytes queued for an away session (lines with their CRLF), the newest kept.",
+            transform: within(1024...(16 << 20)))
+    var resumeBacklogBytes = 64 << 10
+    @Option(help: "Failed RESUMEs (a bad, spent or expired token) from one IP address within a minute, after which its RESUMEs are refused unchecked until the minute is over (loopback exempt unless --no-exempt-loopback).",
+            transform: within(1...1_000_000))
+    var maxFailedResumesPerIp = 20
+
     @Option(help: "Microseconds the loop keeps polling without sleeping after I/O (adaptive, at most this; costs CPU, see BENCHMARKS.md 'The -P 16 gap'); 0, the default, turns it off.",
             transform: within(0...10_000))
     var busyPoll = 0

@@ -153,6 +153,8 @@ final class LogicHost {
     }
 
     func sessionClosed(_ session: GameID) { call.sessionClosed(session) }
+    func sessionAway(_ session: GameID) { call.sessionAway(session) }
+    func sessionBack(_ session: GameID) { call.sessionBack(session) }
 
     /// Records, logs and reports a contained fault, and applies the fault
     /// policy: a version that faulted `--max-faults` times within

@@ -4,6 +4,22 @@ import GameABI
 import Logging
 import UVKit
 
+/// What the state table's resume calls (ABI 1.4) need of the engine,
+/// which owns the tokens (`ResumeRegistry`) and moves the connections.
+protocol SessionResumer: AnyObject {
+    /// `--resume-grace` is above 0.
+    var resumeEnabled: Bool { get }
+    func issueToken(for session: GameID) -> [UInt8]
+    /// The session `token` names and the new token it gets, or why not.
+    func checkResume(token: UnsafeRawBufferPointer, by fresh: GameID) throws(EngineError) -> (GameID, [UInt8])
+    func isAway(_ session: GameID) -> Bool
+    /// Where the tokens issued so far stand (taken before a call).
+    var pendingMark: Int { get }
+    /// A call ended: keep what it issued (and apply its RESUME), or drop
+    /// what it issued since `mark`.
+    func callEnded(committed: Bool, mark: Int)
+}
+
 /// The call into module code in progress, and the state table whose
 /// thunks (StateTable.swift) land here: which session asked, whether it
 /// was answered, what closes it asked for, and the rules around a call:
@@ -54,6 +70,8 @@ final class ModuleCall {
     /// whether a module may attach players itself (`player_attach`): not
     /// when every login must be checked.
     var authMode = AuthMode.open
+    /// The engine's resume tokens (ABI 1.4); nil in tests without an engine.
+    unowned(unsafe) var resumer: (any SessionResumer)?
     /// The one entity module code may write, during a staged slice (0: any).
     @exclusivity(unchecked) var onlyWritable: UInt64 = 0
 
@@ -108,6 +126,7 @@ final class ModuleCall {
         let sampled = sampler.due()
         let timed = sampled || measureNextCall
         let started = timed ? uv_hrtime() : 0
+        let tokenMark = resumer?.pendingMark ?? 0
         world.beginJournal()
         inRequest = true
         let outcome = fg_call_handle(module.handle, &message, table, &status, faultBuffer)
@@ -135,6 +154,9 @@ final class ModuleCall {
         }
         currentPeer = nil
         currentSession = GameID(raw: 0)
+        // Tokens issued and a RESUME checked in the call are kept only if
+        // it returned normally; a RESUME is applied now, after its reply.
+        resumer?.callEnded(committed: outcome == FG_OK, mark: tokenMark)
         if outcome != FG_OK {
             owner?.contained(outcome, export: "hotswap_handle")
         } else if status != GAME_OK {
@@ -169,6 +191,7 @@ final class ModuleCall {
         replied = false
         var verdict = given
         var player = GameID(raw: 0)
+        let tokenMark = resumer?.pendingMark ?? 0
         world.beginJournal()
         if verdict.status == GAME_OK {
             do throws(EngineError) {
@@ -207,6 +230,9 @@ final class ModuleCall {
         }
         currentPeer = nil
         currentSession = GameID(raw: 0)
+        // A resume token issued for the WELCOME is kept only if the call
+        // returned normally (as in a request).
+        resumer?.callEnded(committed: outcome == FG_OK, mark: tokenMark)
         if outcome != FG_OK { owner?.contained(outcome, export: "hotswap_auth") }
         afterCall()
     }
@@ -217,6 +243,24 @@ final class ModuleCall {
         guard let hook = module.sessionClosed else { return }
         let outcome = guardedHookCall { _ in fg_call_session_closed(hook, session.raw, table, faultBuffer) }
         if outcome != FG_OK { owner?.contained(outcome, export: "hotswap_session_closed") }
+        afterCall()
+    }
+
+    /// Tells the module a session's connection dropped and it waits for a
+    /// RESUME (ABI 1.4 `hotswap_session_away`).
+    func sessionAway(_ session: GameID) {
+        guard let hook = module.sessionAway else { return }
+        let outcome = guardedHookCall { _ in fg_call_session_closed(hook, session.raw, table, faultBuffer) }
+        if outcome != FG_OK { owner?.contained(outcome, export: "hotswap_session_away") }
+        afterCall()
+    }
+
+    /// Tells the module a RESUME reattached a session that was away
+    /// (ABI 1.4 `hotswap_session_back`).
+    func sessionBack(_ session: GameID) {
+        guard let hook = module.sessionBack else { return }
+        let outcome = guardedHookCall { _ in fg_call_session_closed(hook, session.raw, table, faultBuffer) }
+        if outcome != FG_OK { owner?.contained(outcome, export: "hotswap_session_back") }
         afterCall()
     }
 
@@ -253,6 +297,7 @@ final class ModuleCall {
         currentSession = GameID(raw: 0)
         currentPeer = nil
         let closesBefore = pendingCloses.count
+        let tokenMark = resumer?.pendingMark ?? 0
         var status: Int32 = GAME_OK
         world.beginJournal()
         let outcome = call(&status)
@@ -262,6 +307,8 @@ final class ModuleCall {
             world.rollBackJournal()
             if pendingCloses.count > closesBefore { pendingCloses.removeSubrange(closesBefore...) }
         }
+        // A hook cannot RESUME (no request): only its tokens settle here.
+        resumer?.callEnded(committed: outcome == FG_OK, mark: tokenMark)
         (currentSession, currentPeer) = saved
         if outcome == FG_OK && status != GAME_OK {
             logger.warning("module returned an error from a timer or tick", metadata: [
@@ -349,6 +396,29 @@ final class ModuleCall {
 
     /// The operator's `--game-setting`s.
     var settings = GameSettings()
+
+    // MARK: - Resume (ABI 1.4)
+
+    /// A fresh token for `session` (kept if the call returns normally).
+    func issueToken(for session: GameID) throws(EngineError) -> [UInt8] {
+        try checkServing()
+        guard let resumer, resumer.resumeEnabled else { throw .notNow }
+        guard world.isOpen(session: session) else { throw .badSession }
+        return resumer.issueToken(for: session)
+    }
+
+    /// Checks a RESUME by the session whose request is being handled.
+    func resume(token: UnsafeRawBufferPointer, by session: GameID) throws(EngineError) -> (GameID, [UInt8]) {
+        try checkServing()
+        guard let resumer, resumer.resumeEnabled else { throw .notNow }
+        guard currentPeer != nil, session == currentSession else { throw .notNow }
+        return try resumer.checkResume(token: token, by: session)
+    }
+
+    func sessionStatus(_ session: GameID) throws(EngineError) -> UInt32 {
+        guard world.contains(session: session) else { throw .badSession }
+        return resumer?.isAway(session) == true ? UInt32(GAME_SESSION_AWAY) : UInt32(GAME_SESSION_CONNECTED)
+    }
 
     func identified(_ session: GameID) throws(EngineError) {
         try checkServing()

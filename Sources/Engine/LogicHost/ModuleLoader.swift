@@ -29,6 +29,10 @@ struct LoadedModule: @unchecked Sendable {
     let tick: hotswap_tick_fn?
     /// ABI 1.4: what turns a login's verdict into its reply (see `Auth/`).
     let auth: hotswap_auth_fn?
+    /// ABI 1.4: told when a session goes away (its connection dropped) and
+    /// comes back (a RESUME). Optional: without them a room hears nothing.
+    var sessionAway: hotswap_session_away_fn? = nil
+    var sessionBack: hotswap_session_back_fn? = nil
     /// The private copy, kept open (its name is gone): an engine upgrade
     /// hands it to the next engine, which maps it again. Nil when it could
     /// not be kept (the upgrade then says so).
@@ -412,6 +416,8 @@ extension ModuleLoadRequest {
             timer: resolveOptional(image, "hotswap_timer"),
             tick: resolveOptional(image, "hotswap_tick"),
             auth: resolveOptional(image, "hotswap_auth"),
+            sessionAway: resolveOptional(image, "hotswap_session_away"),
+            sessionBack: resolveOptional(image, "hotswap_session_back"),
             file: kept >= 0 ? ModuleImageFile(descriptor: kept) : nil))
     }
 

@@ -285,6 +285,36 @@ enum StateTable {
                     try StateTable.hostOf(t).askAuth(AuthAsk(kind: .setSecret, session: GameID(raw: session), identity: [],
                                                              secret: [UInt8](UnsafeRawBufferPointer(start: secret, count: secretLength))))
                 }
+            },
+            session_token: { t, session, buffer, capacity, length in
+                StateTable.status(touching: { probe(buffer, min(capacity, ResumeToken.length)); probe(length) }) { () throws(EngineError) in
+                    guard let buffer, let length, capacity >= ResumeToken.length else { throw .badArgument }
+                    let token = try StateTable.hostOf(t).issueToken(for: GameID(raw: session))
+                    token.withUnsafeBytes { StateTable.copyOut($0, buffer, capacity, length) }
+                }
+            },
+            session_resume: { t, session, token, tokenLength, out, buffer, capacity, length in
+                StateTable.status(touching: {
+                    probe(token, min(tokenLength, 256))
+                    probe(out)
+                    probe(buffer, min(capacity, ResumeToken.length))
+                    probe(length)
+                }) { () throws(EngineError) in
+                    guard let out, let buffer, let length, capacity >= ResumeToken.length, tokenLength >= 0,
+                        token != nil || tokenLength == 0
+                    else { throw .badArgument }
+                    out.pointee = 0
+                    let presented = UnsafeRawBufferPointer(start: token, count: tokenLength)
+                    let (target, next) = try StateTable.hostOf(t).resume(token: presented, by: GameID(raw: session))
+                    out.pointee = target.raw
+                    next.withUnsafeBytes { StateTable.copyOut($0, buffer, capacity, length) }
+                }
+            },
+            session_status: { t, session, out in
+                StateTable.status(touching: { probe(out) }) { () throws(EngineError) in
+                    guard let out else { throw .badArgument }
+                    out.pointee = try StateTable.hostOf(t).sessionStatus(GameID(raw: session))
+                }
             })
     }
 

@@ -15,6 +15,9 @@ struct EngineSnapshot {
     var connectionsByRole = [0, 0, 0]
     var maxConnections = 0
     var sessions = 0
+    /// Sessions whose connection dropped, waiting for a RESUME (ABI 1.4).
+    var sessionsAway = 0
+    var resume = ResumeRegistry.Counters()
     var rooms = 0
     var outputBuffered = 0
     var uptimeSeconds = 0
@@ -79,6 +82,8 @@ struct EngineSnapshot {
         connectionsByRole = ListenerRole.allCases.map { transport.connectionCount($0) }
         maxConnections = engine.maxConnections
         sessions = engine.world.sessionCount
+        sessionsAway = engine.resumes.awayCount
+        resume = engine.resumes.counters
         rooms = engine.world.roomCount
         outputBuffered = transport.connections.reduce(0) { $0 + $1.bufferedOutput }
         uptimeSeconds = Int(engine.uptimeSeconds)
@@ -118,7 +123,7 @@ struct EngineSnapshot {
         time = engine.clock.counters
         lifecycles = engine.lifecycles
         engineBugs = engine.host.reload.illegalMoves + (engine.writeBehind?.flush.illegalMoves ?? 0)
-            + engine.upgrader.lifecycle.illegalMoves
+            + engine.upgrader.lifecycle.illegalMoves + engine.resumes.illegalMoves
     }
 
     /// An empty snapshot (tests of the renderers).
@@ -220,6 +225,19 @@ struct EngineReading: Sendable {
 
     private static let engine: [EngineReading] = [
         .both("sessions", .gauge, "hotswap_sessions", "Player sessions open.") { $0.sessions },
+        .both("sessions_away", .gauge, "hotswap_sessions_away",
+              "Sessions whose connection dropped, kept for a RESUME until --resume-grace runs out (counted in hotswap_sessions).") {
+            $0.sessionsAway
+        },
+        .both("resumes", .counter, "hotswap_resumes_total", "RESUMEs that reattached a session to a new connection.") {
+            $0.resume.resumes
+        },
+        .both("resume_refused", .counter, "hotswap_resumes_refused_total",
+              "RESUMEs refused: an unknown, spent or expired token, or an address over --max-failed-resumes-per-ip.") {
+            $0.resume.refused
+        },
+        .both("resume_expired", .counter, "hotswap_resumes_expired_total",
+              "Away sessions ended because --resume-grace ran out before a RESUME.") { $0.resume.expired },
         .both("rooms", .gauge, "hotswap_rooms", "Rooms that exist.") { $0.rooms },
         .status("connections", steady: false) { $0.connections },
         .metric(.gauge, "hotswap_connections", [("role", "game")], connectionsHelp) { $0.connectionsByRole[ListenerRole.game.index] },

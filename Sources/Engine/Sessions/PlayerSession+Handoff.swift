@@ -48,6 +48,7 @@ struct PlayerSessionRecord: HandoffRecord, Equatable {
         writer.u64(refillAgeMilliseconds)
         writer.int(strikes)
         writer.bool(identified)
+        guard writer.format >= 4 else { return }
         writer.u8(awaiting?.kind.rawValue ?? 0)
         if let awaiting {
             writer.bytes(awaiting.identity)

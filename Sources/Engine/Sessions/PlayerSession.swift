@@ -45,8 +45,14 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
         lastRequest = now
     }
 
-    /// Attaches the session World opened for this connection.
+    /// Attaches the session World opened for this connection, or the one
+    /// it resumed (ABI 1.4).
     func attach(_ id: GameID) { self.id = id }
+
+    /// The session moved on without this connection (it went away, or
+    /// another connection resumed it): this connection's close no longer
+    /// touches it.
+    func detach() { id = GameID(raw: 0) }
 
     /// The session a previous engine served on this connection (an
     /// upgrade): its id in the handed-over World, the unfinished line, its
@@ -145,15 +151,11 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
     var heldLines: [UInt8] { Array(held[heldStart...]) }
 
     func peerClosed(clean: Bool) {
-        if clean {
-            host.endSession(self, flush: true)
-        } else {
-            connection.abort()
-        }
+        host.connectionDropped(self, clean: clean)
     }
 
     func connectionClosing() {
-        host.tearDown(id)
+        host.connectionLost(self)
     }
 
     // MARK: - SessionPeer

@@ -14,6 +14,7 @@ enum Replies {
     static var idleTimeout: UnsafeRawBufferPointer { raw(">TIMEOUT idle for too long; closing") }
     static var backlogFull: UnsafeRawBufferPointer { raw("-ERR BUSY too many commands behind a reload; closing") }
     static var shutdown: UnsafeRawBufferPointer { raw(">SHUTDOWN the server is shutting down") }
+    static var replaced: UnsafeRawBufferPointer { raw(">REPLACED another connection resumed this session; closing") }
     static var adminTimeout: UnsafeRawBufferPointer { raw("-ERR TIMEOUT no command in time; closing") }
     static var authUnavailable: UnsafeRawBufferPointer { raw("-ERR UNAVAILABLE the game changed while your login was checked; log in again") }
     static var adminEvicted: UnsafeRawBufferPointer { raw("-ERR EVICTED another operator needed the slot; closing") }

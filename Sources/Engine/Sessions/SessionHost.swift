@@ -15,8 +15,12 @@ protocol SessionHost: AnyObject {
     /// Ends a session: torn down now, its connection closed after its output
     /// is written (`flush`) or at once.
     func endSession(_ session: PlayerSession, flush: Bool)
-    /// Removes a session from the world (its connection is closing).
-    func tearDown(_ id: GameID)
+    /// The peer half-closed (`clean`) or the socket broke: the session
+    /// goes away if it can be resumed, else it ends; the connection closes.
+    func connectionDropped(_ session: PlayerSession, clean: Bool)
+    /// The connection is closing, for any reason: a session still on it
+    /// goes away if it can be resumed, else it is removed from the world.
+    func connectionLost(_ session: PlayerSession)
     /// Counts something a session did to itself (STATUS, metrics).
     func count(_ event: SessionEvent)
 }
@@ -42,6 +46,8 @@ final class SessionRules {
     let rateLimit: Int
     let rateBurst: Int
     let rateStrikes: Int
+    /// `--resume-grace` in milliseconds; 0: resume is off.
+    let resumeGraceMilliseconds: UInt64
 
     init(_ limits: Limits) {
         maxLineLength = limits.maxLineLength
@@ -50,5 +56,6 @@ final class SessionRules {
         rateLimit = limits.rateLimit
         rateBurst = limits.rateBurst
         rateStrikes = limits.rateStrikes
+        resumeGraceMilliseconds = UInt64(limits.resumeGrace) * 1000
     }
 }

@@ -33,7 +33,8 @@ extension Engine {
                                world: world.handoff, logic: host.handoff,
                                database: DatabaseHandoff(writeBehind.map(WriteBehindHandoff.init)),
                                time: world.timers.handoff(now: clock.now(), counters: clock.counters,
-                                                          batchingRooms: world.batchingRoomIDs()))
+                                                          batchingRooms: world.batchingRoomIDs()),
+                               resume: resumeHandoff(now: now))
     }
 
     /// Every section of the handoff.
@@ -61,7 +62,7 @@ extension Engine {
         try transport.restore(sections.listeners, descriptors: &descriptors)
         summary.listeners = sections.listeners.listeners.map { ($0.role, $0.host, $0.port) }
         let now = now
-        var peers: [GameID: PlayerSession] = [:]
+        var peers: [GameID: any SessionPeer] = [:]
         peers.reserveCapacity(sections.connections.connections.count)
         try transport.restore(sections.connections, descriptors: &descriptors) { connection, record in
             switch record {
@@ -89,10 +90,17 @@ extension Engine {
         case .segv, .socketCheckSegv, nil: break
         }
         #endif
+        // Away sessions have no connection: their lines wait in a peer of
+        // their own (the resume section).
+        let away = awayPeers(sections.resume)
+        for (id, peer) in away {
+            guard peers.updateValue(peer, forKey: id) == nil else { throw HandoffError.invalid("\(id) is away but has a connection") }
+        }
         try world.restore(sections.world) { peers[$0] }
         guard world.sessionCount == peers.count else {
-            throw HandoffError.invalid("\(peers.count) player connections for \(world.sessionCount) sessions")
+            throw HandoffError.invalid("\(peers.count) player connections and away sessions for \(world.sessionCount) sessions")
         }
+        try restoreResume(sections.resume, away: away)
         try world.restoreTime(sections.time, now: clock.now())
         clock.counters = sections.time.counters
         // What the file holds of them is not known here (the previous

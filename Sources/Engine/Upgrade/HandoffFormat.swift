@@ -32,8 +32,9 @@ package enum HandoffFormat {
     /// - 1: the first.
     /// - 2: the engine section ends with the last upgrade's first-poll time.
     /// - 3: the time section (timers and room ticks, ABI 1.3) is added.
-    /// - 4: a player connection's record ends with the login being checked
-    ///   (ABI 1.4), if any, and the lines that wait behind it.
+    /// - 4 (ABI 1.4): the resume section (tokens and away sessions) is
+    ///   added, and a player connection's record ends with the login being
+    ///   checked, if any, and the lines that wait behind it.
     package static let current: UInt32 = 4
     /// The formats this build reads: `current`, and older ones it still
     /// knows how to read (a section reader branches on `Handoff.format`).
@@ -61,6 +62,7 @@ package enum HandoffFormat {
         var block = HandoffWriter()
         fallback.encode(into: &block)
         var sections = HandoffWriter(capacity: capacity)
+        sections.format = format
         body(&sections)
         var out = HandoffWriter(capacity: 24 + block.bytes.count + sections.bytes.count)
         out.raw(magic)
@@ -122,7 +124,7 @@ package enum HandoffFormat {
 }
 
 extension HandoffFormat {
-    /// "1-3" (or "1" for a range of one).
+    /// "1-4" (or "1" for a range of one).
     package static func describe(_ formats: ClosedRange<UInt32>) -> String {
         formats.count == 1 ? "\(formats.lowerBound)" : "\(formats.lowerBound)-\(formats.upperBound)"
     }
@@ -154,9 +156,17 @@ package enum HandoffSection: UInt32, CaseIterable, Sendable {
     case database = 6
     /// The timers and room ticks (format 3 on).
     case time = 7
+    /// Resume tokens and away sessions (format 4 on).
+    case resume = 8
 
     /// The first body format that has the section.
-    package var since: UInt32 { self == .time ? 3 : 1 }
+    package var since: UInt32 {
+        switch self {
+        case .time: 3
+        case .resume: 4
+        default: 1
+        }
+    }
 }
 
 /// A decoded handoff: the fallback block and a reader per section.
@@ -254,6 +264,10 @@ package enum HandoffError: Error, Equatable, Sendable, CustomStringConvertible {
 /// Appends little-endian values to a byte array.
 package struct HandoffWriter {
     package private(set) var bytes: [UInt8] = []
+    /// The body format being written: a record that grew in a later format
+    /// writes its newer fields only from that format on (a test writes an
+    /// older format's bytes this way).
+    package var format = HandoffFormat.current
 
     package init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
 

@@ -14,11 +14,15 @@ struct HandoffSections: Equatable {
     var database: DatabaseHandoff
     /// Empty from an engine that wrote format 2 or older (it had no timers).
     var time: TimeHandoff
+    /// Empty from an engine that wrote format 3 or older (no resume tokens).
+    var resume: ResumeHandoff
 
     init(engine: EngineHandoff, listeners: ListenersHandoff, connections: ConnectionsHandoff, world: WorldHandoff,
-         logic: LogicHandoff, database: DatabaseHandoff, time: TimeHandoff = TimeHandoff())
+         logic: LogicHandoff, database: DatabaseHandoff, time: TimeHandoff = TimeHandoff(),
+         resume: ResumeHandoff = ResumeHandoff())
     {
         self.time = time
+        self.resume = resume
         self.engine = engine
         self.listeners = listeners
         self.connections = connections
@@ -28,7 +32,7 @@ struct HandoffSections: Equatable {
     }
 
     /// Every section, in the order they are written.
-    var all: [any HandoffSectionCodable] { [engine, listeners, connections, world, logic, database, time] }
+    var all: [any HandoffSectionCodable] { [engine, listeners, connections, world, logic, database, time, resume] }
 
     /// Writes every section, each framed by its tag and length.
     func encode(into writer: inout HandoffWriter) {
@@ -45,5 +49,6 @@ struct HandoffSections: Equatable {
         logic = try .decode(from: handoff)
         database = try .decode(from: handoff)
         time = handoff.has(.time) ? try .decode(from: handoff) : TimeHandoff()
+        resume = handoff.has(.resume) ? try .decode(from: handoff) : ResumeHandoff()
     }
 }

@@ -189,6 +189,23 @@ final class World {
         return !sessions[slot: slot].closing
     }
 
+    /// Where the session's output goes now.
+    func peer(of id: GameID) -> (any SessionPeer)? {
+        guard let slot = sessions.slotIndex(of: id) else { return nil }
+        return sessions[slot: slot].peer
+    }
+
+    /// Sends the session's output somewhere else from now on (its
+    /// connection dropped, or another one resumed it), outside any module
+    /// call. A session in a batching room keeps being held on its new peer.
+    func movePeer(of id: GameID, to peer: any SessionPeer) {
+        precondition(!journaling, "a session's peer changes between module calls")
+        guard let slot = sessions.slotIndex(of: id) else { return }
+        let record = sessions[slot: slot]
+        sessions[slot: slot] = SessionRecord(peer: peer, room: record.room, player: record.player, closing: record.closing)
+        if let room = record.room, timers.isBatching(room) { peer.setHeld(true) }
+    }
+
     /// Marks a live session as closing; false when it is gone or already
     /// closing (teardown then has nothing to do).
     func beginClosing(_ id: GameID) -> Bool {
@@ -473,9 +490,9 @@ final class World {
         try outcome.get()
     }
 
-    /// The peer of a live session (an answer that arrives later finds its
-    /// connection through it).
-    func peer(of session: GameID) -> (any SessionPeer)? {
+    /// The peer of a live session that is not closing (a login's answer,
+    /// which arrives later, finds its connection through it).
+    func livePeer(of session: GameID) -> (any SessionPeer)? {
         guard let slot = sessions.slotIndex(of: session), !sessions[slot: slot].closing else { return nil }
         return sessions[slot: slot].peer
     }

@@ -66,12 +66,20 @@
  *                         const game_state_table *t);                  optional (1.3)
  *   int32_t  hotswap_auth(const game_auth_result *r,
  *                         const game_state_table *t);                  optional (1.4)
+ *   void     hotswap_session_away(game_id session,
+ *                                 const game_state_table *t);          optional (1.4)
+ *   void     hotswap_session_back(game_id session,
+ *                                 const game_state_table *t);          optional (1.4)
  *
  * Authentication (ABI 1.4; see "Authentication" below): the engine checks
  * who a player is (a per-player secret kept as a salted scrypt hash, or a
  * token signed by the studio's login service) on a worker thread, off the
  * loop, and then calls hotswap_auth of the module loaded THEN with the
  * answer, which the module turns into the reply to the login request.
+ *
+ * Resume (ABI 1.4; see "ABI 1.4: resume" in the state table): a session
+ * holding a resume token outlives a dropped connection for --resume-grace
+ * seconds, and a new connection that presents the token takes it over.
  *
  * Time (ABI 1.3; see "Timers and ticks" below): a timer or a room's tick is
  * data the engine keeps, never a pointer into a module. When one comes due
@@ -205,6 +213,13 @@ typedef uint64_t game_id;
 #define GAME_MIN_TICK_RATE 1        /* ticks per second a room may run at   */
 #define GAME_MAX_TICK_RATE 60
 #define GAME_MAX_SETTING_KEY 64     /* bytes in a --game-setting key (1.3)  */
+#define GAME_RESUME_TOKEN_LENGTH 22 /* bytes in a resume token (1.4): 128
+                                       random bits, base64url, no padding    */
+
+/* What session_status reports (ABI 1.4). */
+#define GAME_SESSION_CONNECTED 1    /* a connection serves it                */
+#define GAME_SESSION_AWAY 2         /* its connection dropped; it waits for a
+                                       RESUME until --resume-grace runs out  */
 
 typedef struct game_describer game_describer;
 
@@ -445,6 +460,58 @@ struct game_state_table {
      * session holds no player; GAME_ERR_STATE in GAME_AUTH_TOKEN mode. */
     int32_t (*auth_set_secret)(const game_state_table *t, game_id session,
                                const uint8_t *secret, size_t secret_length);
+    /* ---- ABI 1.4: resume ---- (check t->size before calling) */
+
+    /* A session outlives a dropped connection for the operator's
+     * --resume-grace seconds ("away"), if it holds a resume token: a new
+     * connection that presents the token takes it over, with its room,
+     * fields, player and timers, and gets the lines sent to it meanwhile
+     * (the newest ones, within the engine's bound, after a ">MISSED n"
+     * line when older ones were dropped). The engine owns the tokens: it
+     * makes them (128 bits from the OS, GAME_RESUME_TOKEN_LENGTH bytes of
+     * base64url), keeps only their SHA-256, expires them with their
+     * session, and checks them; a module parses its own verb and asks.
+     *
+     * hotswap_session_away is called when a session with a token loses its
+     * connection, hotswap_session_back after a RESUME reattached it (both
+     * like hotswap_session_closed: no reply; output to other sessions and
+     * field writes are allowed; a fault undoes what the hook did). When the
+     * grace runs out, hotswap_session_closed is called as for any close,
+     * while session_status still says GAME_SESSION_AWAY. A session that
+     * ends any other way (QUIT, close_session, an idle timeout, a flood,
+     * shutdown) does not go away: only a dropped connection does. */
+
+    /* Issues a resume token for the session and copies it out (capacity
+     * at least GAME_RESUME_TOKEN_LENGTH, else GAME_ERR_BAD_ARGUMENT and
+     * nothing is issued). Each call issues a new token and the previous
+     * one stops working. The token is kept only if the current call
+     * returns normally (a fault or hang undoes it with the call).
+     * GAME_ERR_STATE when resume is off (--resume-grace 0), during
+     * migrate and load hooks. */
+    int32_t (*session_token)(const game_state_table *t, game_id session,
+                             uint8_t *buffer, size_t capacity, size_t *out_length);
+    /* From hotswap_handle only, for the session whose request is being
+     * handled (a fresh connection: not identified, in no room, holding no
+     * player): checks `token`. On GAME_OK *out_session is the session the
+     * token names, and a new token (the old one is spent) is copied out
+     * like session_token's. The module may read that session's fields,
+     * room and player to build its reply. When the call returns normally,
+     * the engine moves the requesting connection to that session: a
+     * connection still serving it is sent ">REPLACED ..." and closed, the
+     * requesting session ends (hotswap_session_closed is called for it),
+     * the missed lines follow the reply, and hotswap_session_back is
+     * called if the session was away. A fault undoes it all, and the old
+     * token keeps working. GAME_ERR_NOT_FOUND for a token that is unknown,
+     * spent, expired or malformed; GAME_ERR_LIMIT when the client's
+     * address made too many failed attempts (--max-failed-resumes-per-ip);
+     * GAME_ERR_STATE when resume is off, outside a request, or from a
+     * session that is not fresh. */
+    int32_t (*session_resume)(const game_state_table *t, game_id session,
+                              const uint8_t *token, size_t token_length,
+                              game_id *out_session,
+                              uint8_t *buffer, size_t capacity, size_t *out_length);
+    /* *out_status = GAME_SESSION_CONNECTED or GAME_SESSION_AWAY. */
+    int32_t (*session_status)(const game_state_table *t, game_id session, uint32_t *out_status);
 };
 
 /* ---- Migration ----------------------------------------------------------- */
@@ -549,6 +616,8 @@ typedef int32_t (*hotswap_load_fn)(const game_state_table *t,
 typedef int32_t (*hotswap_timer_fn)(const game_timer_event *e, const game_state_table *t);
 typedef int32_t (*hotswap_tick_fn)(const game_tick *k, const game_state_table *t);
 typedef int32_t (*hotswap_auth_fn)(const game_auth_result *r, const game_state_table *t);
+typedef void (*hotswap_session_away_fn)(game_id session, const game_state_table *t);
+typedef void (*hotswap_session_back_fn)(game_id session, const game_state_table *t);
 
 /* ---- Layout checks: what both sides rely on ----------------------------- */
 
@@ -565,6 +634,8 @@ _Static_assert(offsetof(game_state_table, timer_set) > offsetof(game_state_table
                "1.3 members come after 1.2's");
 _Static_assert(offsetof(game_state_table, auth_mode) > offsetof(game_state_table, setting),
                "1.4 members come after 1.3's");
+_Static_assert(offsetof(game_state_table, session_token) > offsetof(game_state_table, auth_set_secret),
+               "1.4's resume members come after its authentication members");
 #endif
 
 #ifdef __cplusplus

@@ -89,5 +89,25 @@ public func hotswapHandle(_ message: UnsafePointer<game_message>?, _ table: Unsa
             return host.reply(reply)
         }
     }
+    if request.verbIs("RESUME") {
+        // Tokens are the engine's: a session a 1.x module gave a token to
+        // resumes under this build too. "+RESUMED v2 name" or the status.
+        var tokens = request.argumentTokens
+        guard let token = tokens.next() else { return host.reply("-ERR SYNTAX usage: RESUME token") }
+        return withScratch(Int(GAME_RESUME_TOKEN_LENGTH)) { next in
+            let outcome = host.resume(session, token: token, newToken: next)
+            guard outcome.status == GAME_OK else { return host.reply("-ERR BAD_TOKEN v2") }
+            return withScratch(128) { buffer in
+                var reply = LineWriter.reply(buffer)
+                reply.append("RESUMED v2 ")
+                withScratch(64) { scratch in
+                    reply.append(raw: host.string(outcome.session, Field.name.rawValue, into: scratch) ?? UnsafeRawBufferPointer(start: nil, count: 0))
+                }
+                reply.append(" resume ")
+                reply.append(raw: outcome.token)
+                return host.reply(reply)
+            }
+        }
+    }
     return host.reply("-ERR UNKNOWN_COMMAND v2 knows PING, WHOAMI and TITLE")
 }

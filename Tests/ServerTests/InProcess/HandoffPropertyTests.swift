@@ -15,6 +15,7 @@ import Testing
     @Test func theWorldSection() async { await checkSection(HandoffGen.world) }
     @Test func theLogicSection() async { await checkSection(HandoffGen.logic) }
     @Test func theDatabaseSection() async { await checkSection(HandoffGen.database) }
+    @Test func theResumeSection() async { await checkSection(HandoffGen.resume) }
 
     /// The world generator is not trivially small: across a few dozen
     /// worlds there are rooms with members, players and columns.
@@ -207,12 +208,35 @@ enum HandoffGen {
     static let world = Generator(run: { rng in world(&rng) })
     static let logic = Generator(run: { rng in logic(&rng) })
     static let database = Generator(run: { rng in DatabaseHandoff(Bool.random(using: &rng) ? writeBehind(&rng) : nil) })
+    static let resume = Generator(run: { rng in resume(&rng) })
     static let sections = Generator(run: { rng in sections(&rng) })
 
     static func sections(_ rng: inout some RandomNumberGenerator) -> HandoffSections {
         HandoffSections(engine: engine(&rng), listeners: listeners(&rng), connections: connections(&rng),
                         world: world(&rng), logic: logic(&rng),
-                        database: DatabaseHandoff(Bool.random(using: &rng) ? writeBehind(&rng) : nil))
+                        database: DatabaseHandoff(Bool.random(using: &rng) ? writeBehind(&rng) : nil),
+                        resume: resume(&rng))
+    }
+
+    /// Resume entries on distinct sessions and tokens, connected or away
+    /// (queued lines without CR, LF or NUL).
+    static func resume(_ rng: inout some RandomNumberGenerator) -> ResumeHandoff {
+        let count = Int.random(in: 0...6, using: &rng)
+        let entries = (0..<count).map { index -> ResumeHandoff.Entry in
+            let token = TokenHash(a: rng.next(), b: rng.next(), c: rng.next(), d: UInt64(index))
+            let session = GameID(kind: .session, generation: UInt32.random(in: 1...1000, using: &rng), index: UInt32(index))
+            guard Bool.random(using: &rng) else { return .init(session: session, token: token, away: nil) }
+            let lines = (0..<Int.random(in: 0...4, using: &rng)).map { _ in bytes(&rng).filter { $0 != 0x0A && $0 != 0x0D && $0 != 0 } }
+            return .init(session: session, token: token,
+                         away: .init(remainingMilliseconds: UInt64.random(in: 0...86_400_000, using: &rng),
+                                     awayMilliseconds: UInt64.random(in: 0...1_000_000, using: &rng),
+                                     identified: Bool.random(using: &rng), dropped: Int.random(in: 0...1000, using: &rng),
+                                     lines: lines))
+        }
+        return ResumeHandoff(counters: .init(resumes: Int.random(in: 0...100, using: &rng),
+                                             refused: Int.random(in: 0...100, using: &rng),
+                                             expired: Int.random(in: 0...100, using: &rng)),
+                             entries: entries)
     }
 
     // MARK: Pieces

@@ -6,7 +6,8 @@ import Testing
 /// (`HandoffSectionCodable`): a live engine's handoff, written through the
 /// values, is byte for byte what the hand-ordered writers of format 2 wrote
 /// (kept below, verbatim but for names, as the reference), followed in
-/// format 3 by the time section (timers, ABI 1.3). When a section's
+/// format 3 by the time section (timers, ABI 1.3) and in format 4 by the
+/// resume section (tokens and away sessions, ABI 1.4). When a section's
 /// layout changes, `HandoffFormat.current` is bumped and this reference
 /// goes with the format it describes.
 @Suite struct HandoffWireTests {
@@ -48,8 +49,10 @@ import Testing
         var reference = HandoffWriter()
         Format2Reference.encode(engine, section: section, into: &reference)
         // Format 3 is format 2's sections, then the time section; format 4
-        // ends each player's record with its login being checked.
+        // ends each player's record with its login being checked and adds the
+        // resume section after the time section.
         sections.time.encodeSection(into: &reference)
+        sections.resume.encodeSection(into: &reference)
         #expect(now.bytes.count > 500)
         #expect(sections.time.slots.contains { $0.live }, "the game's JOIN set a round timer")
         #expect(now.bytes == reference.bytes)

@@ -43,6 +43,13 @@ import Testing
         #expect(!UpgradeState.moves.contains("settling>checking"))
     }
 
+    @Test func theSessionLinkTable() {
+        checkShape(SessionLink.self, final: ["closed"])
+        // Only a drop makes a session away; only a RESUME brings it back.
+        #expect(SessionLink.moves.filter { $0.hasSuffix(">away") } == ["connected>away"] as Set)
+        #expect(SessionLink.moves.filter { $0.hasPrefix("away>") } == ["away>connected", "away>closed"] as Set)
+    }
+
     @Test func busyAndTheLinkerLockFollowTheReloadState() {
         #expect(!ReloadState.idle.busy && !ReloadState.idle.workerMayHoldTheLinkerLock)
         #expect(ReloadState.stuck.busy && ReloadState.stuck.loadStuck && ReloadState.stuck.workerMayHoldTheLinkerLock)

@@ -24,7 +24,7 @@ import Logging
             host.delegate = self
             auth = AuthDesk(limits: Limits.defaults, verifier: nil, loop: loop, world: world, logger: Logger(label: "test"))
             auth.answer = { [unowned self] ask, verdict in
-                if let peer = world.peer(of: ask.session) { host.call.answerAuth(ask, verdict, peer: peer) }
+                if let peer = world.livePeer(of: ask.session) { host.call.answerAuth(ask, verdict, peer: peer) }
             }
         }
 

@@ -20,7 +20,9 @@ final class EmbeddedEngine {
         let settings = AdminSettings(token: token.map { Array($0.utf8) }, modulesDirectory: Products.directory.path,
                                      defaultModulePath: Products.library("GameLogic").path)
         // No waiting at the end: the test's own deinit shuts it down.
-        let limits = try Limits.parse(["--shutdown-grace-ms", "0", "--linger-ms", "0"] + arguments)
+        // Resume off unless asked for, as in TestServer.
+        let resume = arguments.contains("--resume-grace") ? [] : ["--resume-grace", "0"]
+        let limits = try Limits.parse(["--shutdown-grace-ms", "0", "--linger-ms", "0"] + resume + arguments)
         engine = try Engine(loop: loop, limits: limits, maxConnections: limits.maxConnections, admin: settings,
                             logger: Logger(label: "embedded"), loader: loader, module: module)
     }

@@ -56,6 +56,7 @@ final class TestServer: @unchecked Sendable {
     /// `calm` runs the default game's clock at `calmGame`'s pace for every
     /// setting `arguments` does not give (`false`: the game's own defaults);
     /// a server started with another `--module` gets no setting from it.
+    /// Resume is off (`--resume-grace 0`) unless `arguments` gives the flag.
     /// `environment` is added to the test runner's environment, from which
     /// systemd's variables (`NOTIFY_SOCKET`, `WATCHDOG_*`) are removed: a
     /// suite run under systemd must not have every server notify it.
@@ -72,6 +73,10 @@ final class TestServer: @unchecked Sendable {
                 full += ["--game-setting", "\(key)=\(value)"]
             }
         }
+        // Resume is off unless the test asks (`--resume-grace`): every test
+        // written before it then checks that a server with it off behaves
+        // as before (a drop ends the session, no token in WELCOME).
+        if !arguments.contains("--resume-grace") { full += ["--resume-grace", "0"] }
         if !arguments.contains("--database") {
             let database = FileManager.default.temporaryDirectory
                 .appendingPathComponent("hotswap-db-\(UUID().uuidString).sqlite")
