@@ -62,7 +62,10 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
         let outcome = framer.feed(bytes) { line in
             lastRequest = now
             if limiter.admit(now: now, rate: rules.rateLimit, burst: rules.rateBurst) {
+                let told = connection.transport.fanOutBytes
                 host.dispatch(line, from: self)
+                limiter.charge(fanOut: connection.transport.fanOutBytes &- told, bytesPerToken: rules.rateFanOutBytes,
+                               rate: rules.rateLimit, burst: rules.rateBurst)
             } else if limiter.strikes >= rules.rateStrikes {
                 host.count(.rateLimited)
                 host.count(.rateLimitClose)

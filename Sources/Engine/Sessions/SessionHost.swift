@@ -42,6 +42,8 @@ final class SessionRules {
     let rateLimit: Int
     let rateBurst: Int
     let rateStrikes: Int
+    /// Bytes told to other sessions that cost one more request (0: none).
+    let rateFanOutBytes: Int
 
     init(_ limits: Limits) {
         maxLineLength = limits.maxLineLength
@@ -50,5 +52,6 @@ final class SessionRules {
         rateLimit = limits.rateLimit
         rateBurst = limits.rateBurst
         rateStrikes = limits.rateStrikes
+        rateFanOutBytes = limits.rateFanOutBytes
     }
 }
