@@ -40,6 +40,12 @@ final class OutputBudget {
     private var unloggedBytes = 0
     private var lastWarning: UInt64 = 0
     private var warnedOnce = false
+    /// Loop time (ms) before which no pass runs: set for 100 ms after a
+    /// pass that could not bring the total under `target` (the output is
+    /// not in stuck queues, it is this turn's and will be written), so an
+    /// over-budget total that nobody can be dropped for costs one walk per
+    /// 100 ms, not one per turn.
+    private var nextPass: UInt64 = 0
 
     init(limit: Int) { self.limit = limit }
 
@@ -50,12 +56,17 @@ final class OutputBudget {
     /// queues until the total is under `target`. Allocates (the candidate
     /// list): it runs once per burst, not per message.
     func enforce(on transport: Transport) {
+        let now = uv_now(transport.loop)
+        guard now >= nextPass else { return }
         var candidates: [(bytes: Int, connection: Connection)] = []
         for connection in transport.connections
         where connection.role == .game && connection.isWriteStuck && connection.state != .closed {
             candidates.append((connection.bufferedOutput, connection))
         }
-        guard !candidates.isEmpty else { return }
+        guard !candidates.isEmpty else {
+            nextPass = now + 100
+            return
+        }
         candidates.sort { $0.bytes > $1.bytes }
         // The total the pass expects once the dropped queues are freed: a
         // write in flight is freed by its cancellation, a turn later.
@@ -70,12 +81,12 @@ final class OutputBudget {
             dropped += 1
             connection.abort()
         }
+        if expected > target { nextPass = now + 100 }
         guard dropped > 0 else { return }
         drops += dropped
         passes += 1
         unloggedDrops += dropped
         unloggedBytes += freed
-        let now = uv_now(transport.loop)
         if !warnedOnce || now >= lastWarning + 1000 {
             transport.logger.warning("queued output over --max-output-total; closed clients not reading, largest queue first", metadata: [
                 "closed": "\(unloggedDrops)", "bytes": "\(unloggedBytes)", "limit": "\(limit)",
