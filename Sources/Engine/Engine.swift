@@ -38,6 +38,8 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     let transport: Transport
     /// Fires timers and room ticks (ABI 1.3).
     let clock: TimerClock
+    /// Gives memory back to the system after a burst of queued output.
+    let memoryReturn: MemoryReturn
     /// The operator's console; it sees the engine as an `AdminTarget`.
     private(set) lazy var admin = AdminConsole(engine: self, settings: adminSettings)
     /// Hands the whole engine over to the next one: the one part that
@@ -115,13 +117,14 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
                              faultPolicy: FaultPolicy(maxFaults: limits.maxFaults, windowSeconds: limits.faultWindow))
         host.loadTimeoutMilliseconds = limits.loadTimeout
         clock = TimerClock(world: world, caller: host.call, budgetMilliseconds: limits.tickBudgetMs)
-        transport = Transport(loop: loop, maxOutputBytes: limits.maxOutputBytes,
+        transport = Transport(loop: loop, maxOutputBytes: limits.maxOutputBytes, maxOutputTotal: limits.effectiveMaxOutputTotal,
                               lingerMilliseconds: UInt64(limits.lingerMs), busyPollMicroseconds: limits.busyPoll,
                               logger: logger)
         auth = AuthDesk(limits: limits, verifier: tokenVerifier, loop: loop, world: world, logger: logger)
         expiry = PlayerExpiry(days: limits.playerTtlDays)
         world.tracksLastSeen = limits.playerTtlDays > 0
         host.call.authMode = auth.mode
+        memoryReturn = MemoryReturn(threshold: limits.memoryTrimAfter, loop: loop, logger: logger)
         sweepTimer = .allocateHandle()
         adminSettings = settings
         host.delegate = self
@@ -189,6 +192,14 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     /// Runs until shutdown completes.
     func run() {
         installSignalHandlers()
+        // Every descriptor of the start (listeners, database, logs) is open;
+        // connections an upgrade handed over are not part of the base.
+        transport.gameConnectionCap = DescriptorReserve.gameConnectionCap(
+            fileLimit: DescriptorReserve.fileLimit(),
+            open: DescriptorReserve.openDescriptors().map { $0 - transport.connections.count }, reserve: limits.fdReserve)
+        if transport.gameConnectionCap < maxConnections {
+            logger.warning("the open-file limit allows \(transport.gameConnectionCap) game connections (less than --max-connections \(maxConnections)) with --fd-reserve \(limits.fdReserve)")
+        }
         running = true
         // From the first turn on, a loop that stops turning ends the
         // process with a crash report (FaultGuard, --stall-timeout).
@@ -367,8 +378,10 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     }
 
     /// Once a second: every connection whose handler's deadline passed
-    /// (login, idle, admin auth) is told so and closed.
+    /// (login, idle, admin auth) is told so and closed; memory freed after
+    /// a burst of output is given back.
     private func sweep() {
+        memoryReturn.check(queued: transport.queuedOutput)
         let now = now
         var expired: [any ConnectionHandler] = []
         for connection in transport.connections where connection.state == .open {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <link.h>
+#include <malloc.h>
 #include <linux/close_range.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -88,4 +89,8 @@ int hs_set_process_name(const char *path) {
     strncpy(cut, name, sizeof cut - 1);
     cut[sizeof cut - 1] = '\0';
     return prctl(PR_SET_NAME, (unsigned long)cut, 0, 0, 0) == 0 ? 0 : -errno;
+}
+
+int hs_malloc_trim(void) {
+    return malloc_trim(0);
 }

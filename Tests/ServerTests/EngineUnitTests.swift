@@ -131,3 +131,36 @@ import Testing
         #expect(off.window == 0 && !off.spinning)
     }
 }
+
+/// The rate limiter's fan-out charge and the descriptor cap, as arithmetic.
+@Suite struct FloodArithmeticTests {
+    @Test func fanOutIsChargedInTokensAndItsDebtIsPaidBeforeTheNextRequest() {
+        var limiter = RateLimiter(now: 0, burst: 10)
+        func admit(_ now: UInt64) -> Bool { limiter.admit(now: now, rate: 100, burst: 10) }
+        #expect(admit(0))
+        // 4,096 bytes per token: 40,960 bytes are 10 tokens; 9 were left.
+        limiter.charge(fanOut: 40_960, bytesPerToken: 4096, rate: 100, burst: 10)
+        #expect(limiter.milliTokens == -1000)
+        #expect(!admit(0))
+        // 100 tokens a second: 20 ms pay the debt and earn one request.
+        #expect(!admit(19))
+        #expect(admit(20))
+        // A debt is at most one burst; off with 0 bytes per token or no rate.
+        limiter.charge(fanOut: 1 << 30, bytesPerToken: 4096, rate: 100, burst: 10)
+        #expect(limiter.milliTokens == -10_000)
+        var free = RateLimiter(now: 0, burst: 10)
+        free.charge(fanOut: 1 << 20, bytesPerToken: 0, rate: 100, burst: 10)
+        free.charge(fanOut: 1 << 20, bytesPerToken: 4096, rate: 0, burst: 10)
+        #expect(free.milliTokens == 10_000)
+        // Small fan-outs add up in thousandths.
+        free.charge(fanOut: 2048, bytesPerToken: 4096, rate: 100, burst: 10)
+        #expect(free.milliTokens == 9_500)
+    }
+
+    @Test func theGameCapLeavesTheReserveAndWhatWasOpenAtStart() {
+        #expect(DescriptorReserve.gameConnectionCap(fileLimit: 1024, open: 24, reserve: 32) == 968)
+        #expect(DescriptorReserve.gameConnectionCap(fileLimit: 40, open: 24, reserve: 32) == 1)
+        #expect(DescriptorReserve.gameConnectionCap(fileLimit: nil, open: 24, reserve: 32) == Int.max)
+        #expect(DescriptorReserve.gameConnectionCap(fileLimit: 1024, open: nil, reserve: 32) == 1024 - 64 - 32)
+    }
+}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 
 /// Every limit the engine enforces, in one place: each one's flag (the
 /// property name), default, bounds and help on one declaration, like a row
@@ -16,6 +17,25 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Bytes queued for a client that does not read before it is disconnected.",
             transform: within(1024...(1 << 30)))
     var maxOutputBytes = 1 << 20
+    @Option(help: "Descriptors kept free, beyond those open at start, for the admin and metrics ports, the database and module files: the game port stops accepting (new players wait in the backlog) when game connections would take them.",
+            transform: within(8...65_536))
+    var fdReserve = 32
+    @Option(help: "Bytes queued for all clients together; past it, the clients with the largest queues that are not reading are disconnected until a quarter is free. Default: 512 MiB, or an eighth of physical memory when that is less.",
+            transform: within((64 << 10)...(1 << 42)))
+    var maxOutputTotal: Int?
+    /// `--max-output-total`, or its default: min(512 MiB, physical memory
+    /// / 8). An eighth leaves the rest of the machine to the game state,
+    /// the kernel's socket buffers (which hold about as much again for
+    /// clients that do not read) and anything else on the host.
+    var effectiveMaxOutputTotal: Int { maxOutputTotal ?? Limits.defaultMaxOutputTotal }
+    static var defaultMaxOutputTotal: Int {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, pageSize > 0 else { return 512 << 20 }
+        return max(min(512 << 20, pages * pageSize / 8), 64 << 10)
+    }
+    @Option(help: "Queued output (all clients) that, once reached and then mostly written or dropped, makes the server give freed memory back to the system (malloc_trim, on a worker thread); 0 never does.",
+            transform: within(0...(1 << 42)))
+    var memoryTrimAfter = 32 << 20
     @Option(help: "Game connections at once from one IP address (loopback exempt); more get -ERR TOO_MANY_CONNECTIONS. Players behind one NAT share an address: size it for the largest you expect. 0 turns it off.",
             transform: within(0...1_000_000))
     var maxConnectionsPerIp = 256
@@ -31,6 +51,9 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Refused requests in a row after which a flooding client is disconnected.",
             transform: within(1...1_000_000))
     var rateStrikes = 100
+    @Option(help: "Bytes a request may make the server send to other sessions (broadcast, send) for the price of one request under --rate-limit; each such amount more costs one request more (a 4 KB SAY heard by 255 costs about 256). 0 charges requests only.",
+            transform: within(0...(1 << 30)))
+    var rateFanOutBytes = 4096
     @Option(help: "Seconds a new connection may stay silent before it logs in; 0 turns it off.",
             transform: within(0...86_400))
     var loginTimeout = 30

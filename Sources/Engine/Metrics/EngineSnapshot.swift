@@ -35,6 +35,17 @@ struct EngineSnapshot {
     var loginsChecking = 0
     var playersExpired = 0
     var outputOverflows = 0
+    /// Clients cut off by --max-output-total (this engine's).
+    var outputBudgetDrops = 0
+    /// The transport's running total of queued output (`outputBuffered`
+    /// walks the connections for the same number).
+    var outputQueued = 0
+    var maxOutputTotal = 0
+    /// Times freed memory was given back (malloc_trim) after a burst.
+    var memoryTrims = 0
+    /// Times the game port stopped accepting at the open-file limit.
+    var acceptPauses = 0
+    var gameConnectionCap = 0
     var rateLimited = 0
     var rateLimitCloses = 0
     var idleCloses = 0
@@ -97,6 +108,12 @@ struct EngineSnapshot {
         loginsChecking = engine.auth.waiting
         playersExpired = engine.expiry.expired
         outputOverflows = transport.outputOverflows
+        outputBudgetDrops = transport.outputBudget.drops
+        outputQueued = transport.queuedOutput
+        maxOutputTotal = transport.maxOutputTotal
+        memoryTrims = engine.memoryReturn.trims
+        acceptPauses = transport.acceptPauses
+        gameConnectionCap = transport.gameConnectionCap == Int.max ? 0 : transport.gameConnectionCap
         rateLimited = counters.rateLimited
         rateLimitCloses = counters.rateLimitCloses
         idleCloses = counters.idleCloses
@@ -261,6 +278,11 @@ struct EngineReading: Sendable {
         .both("max_connections", .gauge, "hotswap_max_connections", "Players allowed at once (--max-connections, lowered to the open-file limit).") {
             $0.maxConnections
         },
+        .both("accept_pauses", .counter, "hotswap_accept_pauses_total",
+              "Times the game port stopped accepting because game connections reached the open-file limit less --fd-reserve (new players waited in the backlog).") {
+            $0.acceptPauses
+        },
+        .status("game_fd_cap") { $0.gameConnectionCap },
         .both("line_too_long", .counter, "hotswap_line_too_long_total", "Sessions closed for a line over --max-line-length.") {
             $0.lineTooLong
         },
@@ -291,6 +313,20 @@ struct EngineReading: Sendable {
             $0.outputOverflows
         },
         .status("output_buffered", steady: false) { $0.outputBuffered },
+        .both("output_budget_drops", .counter, "hotswap_output_budget_drops_total",
+              "Clients not reading cut off because the output queued for all clients passed --max-output-total (largest queue first), since this engine started.") {
+            $0.outputBudgetDrops
+        },
+        EngineReading(status: "output_queued",
+                      metric: Metric(kind: .gauge, name: "hotswap_output_queued_bytes", labels: [],
+                                     help: "Bytes queued for all clients and not yet taken by the kernel (bounded by --max-output-total)."),
+                      steady: false) { Double($0.outputQueued) },
+        .both("max_output_total", .gauge, "hotswap_max_output_total_bytes", "The budget for output queued for all clients (--max-output-total).") {
+            $0.maxOutputTotal
+        },
+        .both("memory_trims", .counter, "hotswap_memory_trims_total", "Times freed memory was given back to the system after an output burst (--memory-trim-after).") {
+            $0.memoryTrims
+        },
         .both("rate_limited", .counter, "hotswap_rate_limited_total", "Requests refused with -ERR RATE_LIMITED (--rate-limit).") {
             $0.rateLimited
         },

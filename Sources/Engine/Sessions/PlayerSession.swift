@@ -79,7 +79,7 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
         let outcome = framer.feed(bytes) { line in
             lastRequest = now
             if limiter.admit(now: now, rate: rules.rateLimit, burst: rules.rateBurst) {
-                if awaiting != nil { hold(line) } else { host.dispatch(line, from: self) }
+                if awaiting != nil { hold(line) } else { dispatchCharged(line) }
             } else if limiter.strikes >= rules.rateStrikes {
                 host.count(.rateLimited)
                 host.count(.rateLimitClose)
@@ -97,6 +97,16 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
             connection.enqueue(line: Replies.lineTooLong)
             host.endSession(self, flush: true)
         }
+    }
+
+    /// Hands a line to the engine, and charges the bucket for the bytes it
+    /// made the engine queue for other sessions (`--rate-fan-out-bytes`).
+    @inline(__always)
+    private func dispatchCharged(_ line: UnsafeRawBufferPointer) {
+        let told = connection.transport.fanOutBytes
+        host.dispatch(line, from: self)
+        limiter.charge(fanOut: connection.transport.fanOutBytes &- told, bytesPerToken: rules.rateFanOutBytes,
+                       rate: rules.rateLimit, burst: rules.rateBurst)
     }
 
     // MARK: - A login being checked
@@ -126,7 +136,7 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
             let line = Array(held[heldStart..<newline])
             heldStart = newline + 1
             lastRequest = host.now
-            line.withUnsafeBytes { host.dispatch($0, from: self) }
+            line.withUnsafeBytes { dispatchCharged($0) }
         }
         if heldStart >= held.count {
             held = []

@@ -48,6 +48,8 @@ final class SessionRules {
     let rateStrikes: Int
     /// `--resume-grace` in milliseconds; 0: resume is off.
     let resumeGraceMilliseconds: UInt64
+    /// Bytes told to other sessions that cost one more request (0: none).
+    let rateFanOutBytes: Int
 
     init(_ limits: Limits) {
         maxLineLength = limits.maxLineLength
@@ -57,5 +59,6 @@ final class SessionRules {
         rateBurst = limits.rateBurst
         rateStrikes = limits.rateStrikes
         resumeGraceMilliseconds = UInt64(limits.resumeGrace) * 1000
+        rateFanOutBytes = limits.rateFanOutBytes
     }
 }

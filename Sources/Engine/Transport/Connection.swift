@@ -71,6 +71,9 @@ final class Connection: Slotted {
     /// for a tick, even when the flush that took it found a write in
     /// flight and the write's completion queues the connection again.
     @exclusivity(unchecked) private var replyWaiting = false
+    /// What this connection last added to `transport.queuedOutput` (its
+    /// writer's `buffered` then): each change adds the difference.
+    @exclusivity(unchecked) private var accountedOutput = 0
     /// Set when queued output passed the limit: nothing more is queued and
     /// the transport cuts the connection off at the next flush.
     private(set) var overOutputLimit = false
@@ -105,6 +108,21 @@ final class Connection: Slotted {
     /// Bytes accepted but not yet taken by the kernel.
     var bufferedOutput: Int { writer.buffered }
 
+    /// A write is in flight: the kernel did not take everything at the last
+    /// flush. A client that does not read stays so (`OutputBudget`).
+    var isWriteStuck: Bool { writer.writing }
+
+    /// Brings `transport.queuedOutput` up to date with the writer: O(1),
+    /// after anything that grows or shrinks it.
+    @inline(__always)
+    private func account() {
+        let buffered = writer.buffered
+        if buffered != accountedOutput {
+            transport.queuedOutput += buffered - accountedOutput
+            accountedOutput = buffered
+        }
+    }
+
     // MARK: - Engine upgrade
 
     /// The socket's descriptor (-1 once closed).
@@ -124,6 +142,7 @@ final class Connection: Slotted {
     func restoreOutput(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
         bytes.withUnsafeBytes { writer.append($0) }
+        account()
         markForFlush()
     }
 
@@ -149,10 +168,15 @@ final class Connection: Slotted {
             overOutputLimit = true
         } else {
             writer.append(line: line)
+            account()
         }
         if transport.requester === self {
             repliedThisTurn = true
             replyWaiting = true
+        } else {
+            // Told to another session while a request is handled: its
+            // sender pays for it (`RateLimiter.charge`).
+            transport.fanOutBytes &+= line.count + 2
         }
         markForFlush()
     }
@@ -165,6 +189,7 @@ final class Connection: Slotted {
             overOutputLimit = true
         } else {
             writer.append(bytes)
+            account()
         }
         markForFlush()
     }
@@ -210,6 +235,7 @@ final class Connection: Slotted {
     func rollBackOutput(to mark: Int) {
         guard mark >= 0 else { return }
         writer.truncatePending(to: mark)
+        account()
         overOutputLimit = false
     }
 
@@ -220,11 +246,9 @@ final class Connection: Slotted {
         // Everything queued, the reply included, goes to this write.
         replyWaiting = false
         do {
-            if try writer.flush(stream.stream, onWrite: Connection.onWrite, keeping: Connection.retainedBufferBytes) == .done,
-                state == .draining
-            {
-                linger()
-            }
+            let flushed = try writer.flush(stream.stream, onWrite: Connection.onWrite, keeping: Connection.retainedBufferBytes)
+            account()
+            if flushed == .done, state == .draining { linger() }
         } catch {
             abort()
         }
@@ -249,6 +273,7 @@ final class Connection: Slotted {
     func abort() {
         guard state != .closed else { return }
         writer.discardPending()
+        account()
         finishClose()
     }
 
@@ -320,6 +345,7 @@ final class Connection: Slotted {
     private static let onWrite: uv_write_cb = { request, status in
         let connection = from(request!.pointee.data)
         connection.writer.writeCompleted(keeping: retainedBufferBytes)
+        connection.account()
         if status < 0 {
             connection.abort()
         } else if connection.writer.hasPending || connection.state == .draining {
@@ -334,6 +360,9 @@ final class Connection: Slotted {
 
     private static let onClose: uv_close_cb = { handle in
         let connection = UVContext.release(handle!.pointee.data!, as: Connection.self)
+        // Its writer is freed with it: nothing of it stays queued.
+        connection.transport.queuedOutput -= connection.accountedOutput
+        connection.accountedOutput = 0
         connection.shutdownRequest?.deallocate()
         connection.stream.deallocate()
         connection.transport.connectionClosed(connection)

@@ -44,6 +44,10 @@ final class Listener {
     let backlog: Int32
     private let handle: UnsafeMutablePointer<uv_tcp_t>
     private(set) var boundPort = 0
+    /// The game port stopped accepting at the open-file limit's reserve
+    /// (`DescriptorReserve`): libuv holds one connection for `uv_accept`
+    /// and does not poll the socket until then.
+    private(set) var paused = false
 
     /// Binds and listens; port 0 picks a free port. On failure the handle
     /// is closed and freed, and nothing refers to the listener any more.
@@ -109,6 +113,25 @@ final class Listener {
             transport.logger.warning("accept failed: \(UVError(status))")
             return
         }
+        if role == .game && transport.gameDescriptorsFull {
+            // Not accepted: libuv keeps it and stops polling this socket.
+            paused = true
+            transport.acceptPaused()
+            return
+        }
+        takeConnection()
+    }
+
+    /// Accepts the connection libuv held while paused, once game
+    /// descriptors are below the cap again (a game connection closed);
+    /// libuv polls the socket again from then on.
+    func resumeAccepting() {
+        guard paused, !transport.gameDescriptorsFull else { return }
+        paused = false
+        takeConnection()
+    }
+
+    private func takeConnection() {
         let client = UnsafeMutablePointer<uv_tcp_t>.allocateHandle()
         uvMust(uv_tcp_init(transport.loop, client), "uv_tcp_init")
         let connection = Connection(transport: transport, stream: client, role: role)

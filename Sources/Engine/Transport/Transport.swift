@@ -24,6 +24,10 @@ final class Transport {
     let logger: Logger
     /// Bytes queued for one client that does not read; past it, it is cut off.
     let maxOutputBytes: Int
+    /// Bytes queued for all clients together (`--max-output-total`); past
+    /// it, the game clients with the largest queues that are not draining
+    /// are cut off (`OutputBudget`).
+    let maxOutputTotal: Int
     /// How long a closing connection waits for the peer's FIN.
     let lingerMilliseconds: UInt64
     unowned(unsafe) var delegate: (any TransportDelegate)?
@@ -60,11 +64,30 @@ final class Transport {
     var stopping = false
     /// Clients cut off because their output passed `maxOutputBytes`.
     private(set) var outputOverflows = 0
+    /// Bytes every connection holds for its peer, kept up to date by each
+    /// connection as its writer grows and shrinks (O(1) per write): what
+    /// `--max-output-total` bounds.
+    @exclusivity(unchecked) var queuedOutput = 0
+    /// Bytes queued for other connections while a request is handled: the
+    /// session that sent it is charged for them (`RateLimiter.charge`).
+    @exclusivity(unchecked) var fanOutBytes = 0
+    /// Chooses and cuts off clients when `queuedOutput` passes the budget.
+    private(set) var outputBudget: OutputBudget
+    /// Game connections (sessions and refusals still closing) at which the
+    /// game port stops accepting: what the open-file limit allows less a
+    /// reserve for everything else (`DescriptorReserve`). Set when the
+    /// loop starts.
+    var gameConnectionCap = Int.max
+    /// Times the game port stopped accepting at `gameConnectionCap`.
+    private(set) var acceptPauses = 0
+    private var lastPauseWarning: UInt64?
 
-    init(loop: UnsafeMutablePointer<uv_loop_t>, maxOutputBytes: Int, lingerMilliseconds: UInt64,
-         busyPollMicroseconds: Int = 0, logger: Logger)
+    init(loop: UnsafeMutablePointer<uv_loop_t>, maxOutputBytes: Int, maxOutputTotal: Int = Int.max,
+         lingerMilliseconds: UInt64, busyPollMicroseconds: Int = 0, logger: Logger)
     {
         self.loop = loop
+        self.maxOutputTotal = maxOutputTotal
+        outputBudget = OutputBudget(limit: maxOutputTotal)
         busyPoll = BusyPoll(maxWindow: UInt64(busyPollMicroseconds) * 1000)
         spinHandle = .allocateHandle()
         self.maxOutputBytes = maxOutputBytes
@@ -142,6 +165,23 @@ final class Transport {
         if registry.remove(connection) { roleCounts[connection.role.index] -= 1 }
         delegate?.connectionClosed(connection)
         connection.handler = nil
+        if connection.role == .game {
+            for listener in listeners where listener.paused { listener.resumeAccepting() }
+        }
+    }
+
+    /// Game descriptors reached `gameConnectionCap`.
+    var gameDescriptorsFull: Bool { roleCounts[ListenerRole.game.index] >= gameConnectionCap }
+
+    /// The game port stopped accepting: counted, and said at most once in
+    /// ten seconds (a connect flood pauses it every turn).
+    func acceptPaused() {
+        acceptPauses += 1
+        let now = uv_now(loop)
+        if lastPauseWarning.map({ now >= $0 + 10_000 }) ?? true {
+            lastPauseWarning = now
+            logger.warning("game port paused: \(gameConnectionCap) game connections reach the open-file limit less --fd-reserve; new players wait in the backlog until one closes")
+        }
     }
 
     /// Cuts off every connection still open (the end of a shutdown).
@@ -191,6 +231,10 @@ final class Transport {
             if spin && !wasSpinning { uv_idle_start(spinHandle) { _ in } }
             if !spin && wasSpinning { uv_idle_stop(spinHandle) }
         }
+        // Once per turn, O(1) unless over budget: a client cut off here is
+        // torn down before the flush, so what its end tells others goes
+        // out in this turn.
+        if queuedOutput > maxOutputTotal { outputBudget.enforce(on: self) }
         var index = 0
         while index < flushList.count {
             let connection = flushList[index]

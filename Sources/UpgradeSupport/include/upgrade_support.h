@@ -39,6 +39,11 @@ int hs_set_process_name(const char *path);
 /// Returns 0 or -errno.
 int hs_pipe_cloexec(int fds[2]);
 
+/// Gives the heap's free pages back to the system (glibc's malloc_trim(0),
+/// which Swift's Glibc module does not show). Returns 1 when memory was
+/// released. For MemoryReturn, after a burst of queued output.
+int hs_malloc_trim(void);
+
 /// Asks the kernel to SIGKILL the calling process when the thread that
 /// spawned it ends (PR_SET_PDEATHSIG), and returns 1 if that parent is
 /// already gone (the caller should exit), else 0.
