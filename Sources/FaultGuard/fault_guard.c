@@ -363,10 +363,17 @@ static void write_report(int signal, const siginfo_t *info, const void *context,
             const game_message *m = c->call_ptr;
             out_str(&o, " session ");
             out_hex(&o, m->session);
+            /* Its first word only (at most 32 bytes) and its length: the
+             * rest of a request may be a player's secret (LOGIN name
+             * secret, SECRET s), which no report may hold. */
+            size_t word = 0;
+            if (m->line) {
+                while (word < m->length && word < 32 && m->line[word] != ' ' && m->line[word] != '\t') word++;
+            }
             out_str(&o, "\nhotswap: request (");
             out_dec(&o, (int64_t)m->length);
-            out_str(&o, " bytes, first 64): ");
-            if (m->line) out_escaped(&o, m->line, m->length, 64);
+            out_str(&o, " bytes; its first word, the rest withheld): ");
+            if (m->line) out_escaped(&o, m->line, word, 32);
         } else if (c->call_kind == FG_CALL_SESSION_CLOSED || c->call_kind == FG_CALL_MIGRATE) {
             out_str(&o, c->call_kind == FG_CALL_MIGRATE ? " entity " : " session ");
             out_hex(&o, c->call_id);

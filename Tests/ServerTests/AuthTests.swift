@@ -83,6 +83,39 @@ import Testing
         #expect(try erin.reply() == "+PONG")
     }
 
+    /// A line held behind a login that fails may itself log in, with an
+    /// answer given at once while the held lines are being replayed.
+    @Test func aHeldLoginIsHandledAfterTheOneBeforeItFails() throws {
+        let server = try TestServer(arguments: Self.cheap)
+        #expect(try server.connect().call("LOGIN alice pw-alice") == "+WELCOME alice login 1 score 0")
+        let client = try server.connect()
+        try client.write(Array("LOGIN alice wrong-one\r\nLOGIN bob\r\nPING\r\nLOGIN carol pw-carol\r\nSCORE\r\n".utf8))
+        #expect(try client.reply() == "-ERR BAD_SECRET wrong secret for that name")
+        #expect(try client.reply() == "+WELCOME bob login 2 score 0")
+        #expect(try client.reply() == "+PONG")
+        #expect(try client.reply() == "-ERR ALREADY_LOGGED_IN you are already logged in")
+        #expect(try client.reply() == "+SCORE bob:0")
+    }
+
+    /// Checks cost a worker's time whether they fail or not: a player
+    /// online elsewhere is refused before any hash, a hang-up mid-check
+    /// leaves nothing waiting, and one address gets a few checks a minute.
+    @Test func checksThatCannotFailAreStillBounded() throws {
+        let server = try TestServer(arguments: Self.cheap + ["--max-login-checks-per-ip", "3", "--new-players-per-minute", "0",
+                                                             "--no-exempt-loopback", "--max-connections-per-ip", "0"])
+        let online = try server.connect()
+        #expect(try online.call("LOGIN pat pw-pat1") == "+WELCOME pat login 1 score 0")
+        #expect(try server.connect().call("LOGIN pat pw-pat1") == "-ERR NAME_TAKEN that name is in use")
+        let quitter = try server.connect()
+        try quitter.send("LOGIN quinn pw-quinn")
+        quitter.reset()
+        #expect(try waitUntil(NotAHang.seconds) { try server.statusFields()["logins_checking"] == "0" })
+        // pat's and (at most) quinn's checks were 2 of the 3 this minute.
+        var replies: [String] = []
+        for index in 0..<3 { replies.append(try server.connect().call("LOGIN r\(index) pw-r\(index)")) }
+        #expect(replies.last?.hasPrefix("-ERR THROTTLED") == true, "\(replies)")
+    }
+
     /// Wrong secrets for one player, from anywhere, close that player's
     /// logins for the rest of the minute: the right secret included.
     @Test func guessesAtOnePlayerAreThrottled() throws {
@@ -241,6 +274,7 @@ import Testing
         #expect(try nina.call("LOGIN nina pw-nina") == "+WELCOME nina login 1 score 0")
         #expect(try server.connectAdmin().call("UPGRADE").hasPrefix("+OK engine"))
         #expect(try nina.call("SCORE") == "+SCORE nina:0")
+        #expect(try nina.call("QUIT") == "+BYE")
         #expect(try server.connect().call("LOGIN oscar") == "+WELCOME oscar login 2 score 0")
         #expect(try server.connect().call("LOGIN nina") == "-ERR BAD_SECRET wrong secret for that name")
     }

@@ -185,7 +185,7 @@ import Testing
         #expect(run.errors.contains("where: inside an engine section of a module call"))
         #expect(run.errors.contains("module: faulty 1.0.0 sha256 " + String(repeating: "ab", count: 32)))
         #expect(run.errors.contains("call: hotswap_handle #3 session 0x200000100000001"))
-        #expect(run.errors.contains(#"request (3 bytes, first 64): "GET""#))
+        #expect(run.errors.contains(#"request (3 bytes; its first word, the rest withheld): "GET""#))
         #expect(run.errors.contains("libFaultyModule.so(hotswap_handle+"), "the backtrace names the module")
         #expect(run.errors.contains("end of report: the process dies with SIGSEGV"))
     }

@@ -34,6 +34,16 @@ final class AuthDesk {
     private var failuresByAddress: FailureThrottle<PeerAddress>
     private var failuresByKey: FailureThrottle<[UInt8]>
     private var newPlayersByAddress: FailureThrottle<PeerAddress>
+    /// Checks that cost a hash or a signature, per address and minute
+    /// (`--max-login-checks-per-ip`): every kind, failed or not, so a
+    /// client cannot keep the workers busy with logins that never fail
+    /// (a right secret to a player online elsewhere, SECRET again and
+    /// again, a LOGIN and a hang-up).
+    private var checksByAddress: FailureThrottle<PeerAddress>
+    /// Checks waiting or running per address: at most
+    /// `maxPendingPerAddress`, so one address cannot fill the queue.
+    private var pendingByAddress: [PeerAddress: Int] = [:]
+    static let maxPendingPerAddress = 4
 
     static let maxInFlight = 2
     static let maxQueued = 256
@@ -66,6 +76,7 @@ final class AuthDesk {
         failuresByAddress = FailureThrottle(limit: limits.maxFailedLoginsPerIp, windowMilliseconds: 60_000)
         failuresByKey = FailureThrottle(limit: limits.maxFailedLoginsPerPlayer, windowMilliseconds: 60_000)
         newPlayersByAddress = FailureThrottle(limit: max(limits.newPlayersPerMinute, 1), windowMilliseconds: 60_000)
+        checksByAddress = FailureThrottle(limit: limits.maxLoginChecksPerIp, windowMilliseconds: 60_000)
     }
 
     private var now: UInt64 { uv_now(loop) }
@@ -83,13 +94,22 @@ final class AuthDesk {
         switch plan(ask, address: address) {
         case .answer(let verdict): settle(ask, verdict)
         case .work:
-            guard queue.count - queueHead < Self.maxQueued else {
+            let limitedAddress = limited(address)
+            let pending = limitedAddress.map { pendingByAddress[$0, default: 0] } ?? 0
+            guard queue.count - queueHead < Self.maxQueued, pending < Self.maxPendingPerAddress else {
                 counters.busy += 1
                 return settle(ask, .refused(GAME_ERR_BUSY, key: ask.identity, retryAfter: 1000))
             }
+            if let limitedAddress { pendingByAddress[limitedAddress] = pending + 1 }
             queue.append((ask, address))
             startQueued()
         }
+    }
+
+    /// An ask that was queued left the pipeline (answered, or its session gone).
+    private func release(_ address: PeerAddress?) {
+        guard let address = limited(address), let pending = pendingByAddress[address] else { return }
+        pendingByAddress[address] = pending > 1 ? pending - 1 : nil
     }
 
     private enum Plan {
@@ -105,6 +125,11 @@ final class AuthDesk {
             counters.throttled += 1
             return .answer(.refused(GAME_ERR_THROTTLED, key: ask.identity,
                                     retryAfter: failuresByAddress.retryAfter(address, now: now)))
+        }
+        if let address, checksByAddress.isThrottled(address, now: now) {
+            counters.throttled += 1
+            return .answer(.refused(GAME_ERR_THROTTLED, key: ask.identity,
+                                    retryAfter: checksByAddress.retryAfter(address, now: now)))
         }
         if ask.kind == .setSecret {
             guard let player = try? world.player(of: ask.session) else {
@@ -124,6 +149,11 @@ final class AuthDesk {
             return .answer(.refused(GAME_ERR_THROTTLED, key: key, retryAfter: failuresByKey.retryAfter(key, now: now)))
         }
         let existing = world.player(withKey: key)
+        // Held by another session (online, or away waiting for its RESUME):
+        // refused before any hash is spent on it.
+        if let existing, world.isAttached(slot: Int(existing.index)) {
+            return .answer(.refused(GAME_ERR_EXISTS, key: key))
+        }
         let stored = existing.map { world.storedSecret(of: $0) } ?? []
         if !stored.isEmpty {
             // A login without the secret to a player who set one is a wrong
@@ -132,7 +162,11 @@ final class AuthDesk {
             return .work(AuthJob(kind: .verify(ask.secret, SecretHash(encoded: stored)), key: key, expected: stored,
                                  flags: 0, address: address))
         }
-        if existing == nil, let refusal = newPlayerRefusal(key, address: address) { return .answer(refusal) }
+        // A new player, or a guest's name claimed with a secret: both take
+        // a name for good, so both count as new players per address.
+        if existing == nil || !ask.secret.isEmpty, let refusal = newPlayerRefusal(key, address: address) {
+            return .answer(refusal)
+        }
         let created: UInt32 = existing == nil ? GAME_AUTH_CREATED : 0
         if ask.secret.isEmpty {
             guard mode == .open else { return .answer(.refused(GAME_ERR_SECRET_REQUIRED, key: key)) }
@@ -152,8 +186,8 @@ final class AuthDesk {
         return .refused(GAME_ERR_THROTTLED, key: key, retryAfter: newPlayersByAddress.retryAfter(address, now: now))
     }
 
-    private func countNewPlayer(_ address: PeerAddress?) {
-        counters.created += 1
+    private func countNewPlayer(_ address: PeerAddress?, created: Bool = true) {
+        if created { counters.created += 1 }
         if newPlayersPerMinute > 0, let address { newPlayersByAddress.failed(address, now: now) }
     }
 
@@ -174,24 +208,35 @@ final class AuthDesk {
                 queue.removeFirst(queueHead)
                 queueHead = 0
             }
+            // The player hung up while it waited: no hash is spent on it.
+            guard world.livePeer(of: ask.session) != nil else {
+                release(address)
+                continue
+            }
             // Planned again now: the world may have changed while it waited.
             switch plan(ask, address: address) {
-            case .answer(let verdict): settle(ask, verdict)
-            case .work(let job): run(job, for: ask)
+            case .answer(let verdict):
+                release(address)
+                settle(ask, verdict)
+            case .work(let job):
+                if let counted = job.address { checksByAddress.failed(counted, now: now) }
+                run(job, for: ask, address: address)
             }
         }
     }
 
-    private func run(_ job: AuthJob, for ask: AuthAsk) {
+    private func run(_ job: AuthJob, for ask: AuthAsk, address: PeerAddress?) {
         let box = AuthJobBox(job: job, wallNow: Date().timeIntervalSince1970)
         inFlight += 1
         let status = UVWork.submit(on: loop, box, work: { $0.run() }, after: { [unowned(unsafe) self] box in
             self.inFlight -= 1
-            self.finished(box, ask)
+            self.release(address)
+            self.finished(box, ask, address: address)
             self.startQueued()
         })
         if status != 0 {
             inFlight -= 1
+            release(address)
             logger.error("cannot queue a login check: \(UVError(status))")
             counters.busy += 1
             settle(ask, .refused(GAME_ERR_BUSY, key: ask.identity, retryAfter: 1000))
@@ -199,25 +244,26 @@ final class AuthDesk {
     }
 
     /// A worker's result, on the loop.
-    private func finished(_ box: AuthJobBox, _ ask: AuthAsk) {
+    private func finished(_ box: AuthJobBox, _ ask: AuthAsk, address: PeerAddress?) {
         let job = box.job
         guard world.livePeer(of: ask.session) != nil else { return }  // the player left meanwhile
         switch (job.kind, box.outcome) {
         case (.token, .subject(let key)):
             if let stillThrottled = limited(job.address), failuresByAddress.isThrottled(stillThrottled, now: now) {
                 counters.throttled += 1
-                return settle(ask, .refused(GAME_ERR_THROTTLED, key: key))
+                return settle(ask, .refused(GAME_ERR_THROTTLED, key: key,
+                                            retryAfter: failuresByAddress.retryAfter(stillThrottled, now: now)))
             }
             counters.verified += 1
             let created = world.player(withKey: key) == nil ? GAME_AUTH_CREATED : 0
             if created != 0 { counters.created += 1 }
             settle(ask, AuthVerdict(status: GAME_OK, flags: job.flags | created, key: key))
         case (.token, .refused(let why)):
-            logger.info("login token refused: \(why)")
+            logger.debug("login token refused: \(why)")
             settle(ask, failed([], address: job.address))
         case (.verify, .matched(let matched)):
             // The secret changed while it was checked: check again.
-            guard currentSecret(job.key) == job.expected else { return requeue(ask, job.address) }
+            guard currentSecret(job.key) == job.expected else { return requeue(ask, address) }
             guard matched else { return settle(ask, failed(job.key, address: job.address)) }
             counters.verified += 1
             settle(ask, AuthVerdict(status: GAME_OK, flags: job.flags, key: job.key))
@@ -228,10 +274,10 @@ final class AuthDesk {
             case GAME_AUTH_CLAIMED: existing != nil && currentSecret(job.key).isEmpty
             default: (try? world.player(of: ask.session)) == existing && currentSecret(job.key) == job.expected
             }
-            guard stillAsPlanned else { return requeue(ask, job.address) }
-            if job.flags == GAME_AUTH_CREATED {
+            guard stillAsPlanned else { return requeue(ask, address) }
+            if job.flags == GAME_AUTH_CREATED || job.flags == GAME_AUTH_CLAIMED {
                 if let refusal = newPlayerRefusal(job.key, address: job.address) { return settle(ask, refusal) }
-                countNewPlayer(job.address)
+                countNewPlayer(job.address, created: job.flags == GAME_AUTH_CREATED)
             }
             settle(ask, AuthVerdict(status: GAME_OK, flags: job.flags, key: job.key, newSecret: encoded))
         default:
@@ -247,11 +293,18 @@ final class AuthDesk {
     /// Back to the front of the queue, planned again from the world as it
     /// is now (two logins that made the same new player, say).
     private func requeue(_ ask: AuthAsk, _ address: PeerAddress?) {
+        if let limitedAddress = limited(address) { pendingByAddress[limitedAddress, default: 0] += 1 }
         queue.insert((ask, address), at: queueHead)
         startQueued()
     }
 
+    /// Every verdict goes out through here: the answer to a SECRET says so
+    /// whatever it is (GAME_AUTH_SECRET_SET), and a refused token is never
+    /// handed back (a crash report prints the key hotswap_auth got).
     private func settle(_ ask: AuthAsk, _ verdict: AuthVerdict) {
+        var verdict = verdict
+        if ask.kind == .setSecret { verdict.flags |= GAME_AUTH_SECRET_SET }
+        if mode == .token, ask.kind == .login, verdict.status != GAME_OK { verdict.key = [] }
         answer(ask, verdict)
     }
 }

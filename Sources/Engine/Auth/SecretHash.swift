@@ -80,14 +80,15 @@ struct SecretHash: Sendable, Equatable {
     }
 
     /// Reads a stored form back; nil for anything else (a hand-edited
-    /// record), which then matches no secret at all. The bounds keep a
-    /// forged record from asking a worker for gigabytes.
+    /// record), which then matches no secret at all. The bounds (at most
+    /// N = 2^17, r = 8, p = 1: 128 MiB, what `--secret-cost` allows) keep
+    /// a forged record from asking a worker for gigabytes.
     init?(encoded bytes: [UInt8]) {
         let parts = String(decoding: bytes, as: UTF8.self).split(separator: "$", omittingEmptySubsequences: false)
         guard parts.count == 6, parts[0] == "scrypt",
-            let logRounds = Int(parts[1]), (10...20).contains(logRounds),
-            let blockSize = Int(parts[2]), (1...16).contains(blockSize),
-            let parallelism = Int(parts[3]), (1...4).contains(parallelism),
+            let logRounds = Int(parts[1]), (10...17).contains(logRounds),
+            let blockSize = Int(parts[2]), (1...8).contains(blockSize),
+            let parallelism = Int(parts[3]), parallelism == 1,
             let salt = Data(base64Encoded: String(parts[4])), salt.count >= 8,
             let hash = Data(base64Encoded: String(parts[5])), hash.count == Self.hashLength
         else { return nil }

@@ -91,7 +91,9 @@ struct TokenVerifier: Sendable {
         guard let header = try? JSONSerialization.jsonObject(with: headerBytes) as? [String: Any],
             let alg = header["alg"] as? String
         else { throw .malformed("no header") }
-        guard alg == algorithm else { throw .wrongAlgorithm(alg) }
+        guard alg == algorithm else { throw .wrongAlgorithm(String(alg.unicodeScalars.prefix(16).filter { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F }.map(Character.init))) }
+        // A header extension this verifier does not know must not be ignored (RFC 7515 4.1.11).
+        guard header["crit"] == nil else { throw .malformed("crit header") }
         let signed = Data(token[0..<(parts[0].count + 1 + parts[1].count)])
         switch key {
         case .hs256(let secret):
@@ -110,8 +112,9 @@ struct TokenVerifier: Sendable {
         }
         guard let expiry = (claims["exp"] as? NSNumber)?.doubleValue else { throw .malformed("no exp") }
         guard now < expiry + Self.leewaySeconds else { throw .expired }
-        if let notBefore = (claims["nbf"] as? NSNumber)?.doubleValue, now + Self.leewaySeconds < notBefore {
-            throw .notYetValid
+        if let notBefore = claims["nbf"] {
+            guard let seconds = (notBefore as? NSNumber)?.doubleValue else { throw .malformed("nbf is not a number") }
+            guard now + Self.leewaySeconds >= seconds else { throw .notYetValid }
         }
         guard let subject = claims["sub"] as? String else { throw .badSubject }
         let key = Array(subject.utf8)

@@ -166,14 +166,17 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Failed logins to one player within a minute, from anywhere, after which that player's logins are refused unchecked until the minute is over: a slow guesser spread over many addresses gets 10 guesses a minute.",
             transform: within(1...1_000_000))
     var maxFailedLoginsPerPlayer = 10
-    @Option(help: "New players one IP address may create within a minute; more get THROTTLED (loopback exempt unless --no-exempt-loopback). 0 turns the limit off.",
+    @Option(help: "Logins and SECRETs from one IP address within a minute that cost a check (a secret's hash, a token's signature), failed or not; more get THROTTLED unchecked (loopback exempt unless --no-exempt-loopback). Besides, one address has at most 4 checks waiting at once (more get BUSY).",
+            transform: within(1...1_000_000))
+    var maxLoginChecksPerIp = 60
+    @Option(help: "New players one IP address may create, or guests' names it may claim with a secret, within a minute; more get THROTTLED (loopback exempt unless --no-exempt-loopback). 0 turns the limit off.",
             transform: within(0...1_000_000))
     var newPlayersPerMinute = 10
     @Option(help: "Forget the records of players who have not logged in for this many days (each one audited as EXPIRE, as FORGET would); 0 keeps them forever. A record from before gets a full period from the first time this engine sees it.",
             transform: within(0...36_500))
     var playerTtlDays = 0
     @Option(help: "The cost of new secrets' scrypt hash, as log2 of N (r = 8, p = 1): 14 takes 16 MiB and about 30 ms of a core, on a worker thread (2 at once: about 40 logins a second with secrets on 2 cores); each step up doubles both. Stored hashes keep the cost they were made with.",
-            transform: within(10...20))
+            transform: within(10...17))
     var secretCost = 14
 
     // Metrics port (--metrics-port)

@@ -209,7 +209,7 @@ final class ModuleCall {
             } catch {
                 player = GameID(raw: 0)
                 verdict.status = error.code
-                verdict.flags = 0
+                verdict.flags &= GAME_AUTH_SECRET_SET
             }
         }
         var status: Int32 = GAME_OK

@@ -27,14 +27,15 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
     /// The login being checked (ABI 1.4): until its answer, later lines
     /// wait in `held`, in order, and are handled after it.
     private(set) var awaiting: AuthAsk?
-    /// Whole lines (LF-terminated) that arrived while `awaiting`.
+    /// Whole lines (LF-terminated) that arrived while `awaiting` (a real
+    /// client sends a few behind a LOGIN; past `maxHeldBytes` reading stops).
     private(set) var held: [UInt8] = []
     private var heldStart = 0
     private var readingPaused = false
     private var replaying = false
     /// Past this many held bytes the socket is not read until the login is
     /// answered: a client cannot make the engine hold more by sending more.
-    static let maxHeldBytes = 65_536
+    static let maxHeldBytes = 8192
 
     init(host: any SessionHost, connection: Connection, now: UInt64) {
         self.host = host

@@ -110,6 +110,9 @@ struct StartupSequence {
         // The studio's token key (--auth-jwt-key), read before anything
         // serves: a login mode that cannot work refuses the start.
         var tokenVerifier: TokenVerifier?
+        if configuration.limits.authJwtKey != nil && configuration.limits.requireSecret {
+            throw refuse("--require-secret and --auth-jwt-key do not go together: with a token key, tokens are the only login")
+        }
         if let keyPath = configuration.limits.authJwtKey {
             guard let bytes = FileManager.default.contents(atPath: keyPath) else {
                 throw refuse("--auth-jwt-key \(keyPath): cannot read the file")

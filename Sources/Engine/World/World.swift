@@ -223,6 +223,8 @@ final class World {
         guard let slot = sessions.slotIndex(of: id) else { return nil }
         if let player = sessions[slot: slot].player, let playerSlot = players.slotIndex(of: player) {
             players[slot: playerSlot].session = nil
+            // A player online past the TTL has a full period from leaving.
+            if tracksLastSeen { setLastSeen(atSlot: playerSlot, wallMilliseconds()) }
         }
         timers.removeAll(owner: id)
         let record = sessions.remove(id)
@@ -397,7 +399,10 @@ final class World {
         guard let slot = sessions.slotIndex(of: session) else { throw .badSession }
         guard let player = sessions[slot: slot].player else { throw .notFound }
         sessions[slot: slot].player = nil
-        if let playerSlot = players.slotIndex(of: player) { players[slot: playerSlot].session = nil }
+        if let playerSlot = players.slotIndex(of: player) {
+            players[slot: playerSlot].session = nil
+            if tracksLastSeen { setLastSeen(atSlot: playerSlot, wallMilliseconds()) }
+        }
         if journaling { journal.append(.detached(session: session, player: player)) }
     }
 
