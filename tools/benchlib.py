@@ -246,6 +246,25 @@ def call(sock: socket.socket, line: str) -> str:
     return data.decode().strip()
 
 
+class TimedClient:
+    """A blocking client with TCP_NODELAY that times each request's round
+    trip: `call` returns (microseconds, the reply line)."""
+
+    def __init__(self, port: int):
+        self.sock = connect(port, nodelay=True)
+        self.file = self.sock.makefile("rb")
+
+    def call(self, line: str) -> tuple:
+        started = time.perf_counter_ns()
+        self.sock.sendall(line.encode() + b"\r\n")
+        reply = self.file.readline()
+        return (time.perf_counter_ns() - started) / 1000, reply.decode().strip()
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
 def drain(sock: socket.socket) -> None:
     """Reads and discards whatever the socket has received, without waiting
     for more."""

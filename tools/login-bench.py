@@ -21,19 +21,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import arg_parser, connect, percentile, rss_kib, seed_players, start, stop
-
-
-class Client:
-    def __init__(self, port: int):
-        self.sock = connect(port, nodelay=True)
-        self.file = self.sock.makefile("rb")
-
-    def call(self, line: str) -> tuple:
-        started = time.perf_counter_ns()
-        self.sock.sendall(line.encode() + b"\r\n")
-        reply = self.file.readline()
-        return (time.perf_counter_ns() - started) / 1000, reply.decode().strip()
+from benchlib import TimedClient as Client, arg_parser, percentile, rss_kib, seed_players, start, stop
 
 
 def round_trip(database: str, stored: int, logins: int) -> dict:

@@ -24,23 +24,7 @@ import sys
 import threading
 import time
 
-from benchlib import arg_parser, connect, cpu_seconds_precise, percentile, raise_nofile, start, stop
-
-
-class Client:
-    def __init__(self, port: int):
-        self.sock = connect(port, nodelay=True)
-        self.file = self.sock.makefile("rb")
-
-    def call(self, line: str) -> tuple:
-        started = time.perf_counter_ns()
-        self.sock.sendall(line.encode() + b"\r\n")
-        reply = self.file.readline()
-        return (time.perf_counter_ns() - started) / 1000, reply.decode().strip()
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
+from benchlib import TimedClient as Client, arg_parser, cpu_seconds_precise, percentile, raise_nofile, start, stop
 
 
 def login_once(port: int, line: str, expect: str) -> float:
