@@ -33,6 +33,31 @@ import Testing
         return (alice, bob, token)
     }
 
+    /// Past --max-away-sessions a drop ends its session as without resume
+    /// (what away sessions hold is outside the output budget).
+    @Test func awaySessionsAreCapped() throws {
+        let server = try TestServer(arguments: ["--resume-grace", "30", "--max-away-sessions", "1"])
+        let (alice, bob, _) = try Self.pair(server)
+        let carol = try server.connect()
+        _ = try carol.call("LOGIN carol")
+        #expect(try carol.call("JOIN r").hasPrefix("+JOINED r at "))
+        #expect(try bob.event().hasPrefix(">JOIN carol "))
+        alice.reset()
+        #expect(try bob.event() == ">AWAY alice")
+        carol.reset()
+        #expect(try bob.event() == ">LEAVE carol")
+        let status = try server.statusFields()
+        #expect(status["sessions_away"] == "1" && status["sessions"] == "2", "\(status)")
+    }
+
+    /// A RESUME queues the whole backlog at once: a backlog larger than a
+    /// connection's output cap would cut the client off every time.
+    @Test func aBacklogLargerThanTheOutputCapRefusesTheStart() throws {
+        let (status, log) = try runServerExpectingExit(["--resume-grace", "30", "--resume-backlog-bytes", "2000000"])
+        #expect(status != 0)
+        #expect(log.contains("--resume-backlog-bytes (2000000) must leave 4096 bytes below --max-output-bytes"), "\(log)")
+    }
+
     @Test func aDroppedSessionComesBackWithItsRoomPlaceScoreAndMissedEvents() throws {
         let server = try TestServer(arguments: ["--resume-grace", "30"])
         let (alice, bob, token) = try Self.pair(server)

@@ -76,6 +76,9 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Bytes queued for an away session (lines with their CRLF), the newest kept.",
             transform: within(1024...(16 << 20)))
     var resumeBacklogBytes = 64 << 10
+    @Option(help: "Away sessions at once: past it a dropped connection ends its session as without resume. Bounds what away sessions hold outside --max-output-total (at most this many times --resume-backlog-bytes) and how many room places and names they keep.",
+            transform: within(0...1_000_000))
+    var maxAwaySessions = 5000
     @Option(help: "Failed RESUMEs (a bad, spent or expired token) from one IP address within a minute, after which its RESUMEs are refused unchecked until the minute is over (loopback exempt unless --no-exempt-loopback).",
             transform: within(1...1_000_000))
     var maxFailedResumesPerIp = 20
@@ -214,6 +217,11 @@ struct Limits: ParsableArguments, Sendable {
     func validate() throws {
         if let probeTimeout, probeTimeout >= loadTimeout {
             throw ValidationError("--probe-timeout (\(probeTimeout)) must be below --load-timeout (\(loadTimeout))")
+        }
+        // A RESUME writes the whole backlog at once: one larger than what a
+        // connection may have queued would cut the client off every time.
+        if resumeGrace > 0, resumeBacklogBytes + 4096 > maxOutputBytes {
+            throw ValidationError("--resume-backlog-bytes (\(resumeBacklogBytes)) must leave 4096 bytes below --max-output-bytes (\(maxOutputBytes)): a RESUME queues the whole backlog at once")
         }
     }
 

@@ -411,7 +411,7 @@ final class ModuleCall {
     func resume(token: UnsafeRawBufferPointer, by session: GameID) throws(EngineError) -> (GameID, [UInt8]) {
         try checkServing()
         guard let resumer, resumer.resumeEnabled else { throw .notNow }
-        guard currentPeer != nil, session == currentSession else { throw .notNow }
+        guard inRequest, currentPeer != nil, session == currentSession else { throw .notNow }
         return try resumer.checkResume(token: token, by: session)
     }
 

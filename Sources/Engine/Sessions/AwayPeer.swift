@@ -85,6 +85,10 @@ final class AwayPeer: SessionPeer {
 
     // MARK: - SessionPeer
 
+    /// Lines that never reached the client before its connection dropped
+    /// (queued, not taken by the kernel): missed like dropped ones.
+    func noteLost(_ count: Int) { dropped += count }
+
     func deliver(_ line: UnsafeRawBufferPointer) {
         delivered += 1
         append(line)

@@ -66,11 +66,16 @@ extension Engine: SessionResumer {
     func goAway(_ session: PlayerSession) -> Bool {
         let id = session.id
         guard resumeEnabled, !shuttingDown, world.isOpen(session: id), resumes.isResumable(id),
-            world.peer(of: id) === session
+            world.peer(of: id) === session, resumes.awayCount < limits.maxAwaySessions
         else { return false }
+        // What the old connection had queued and the kernel never took is
+        // lost with it: the RESUME is told (>MISSED) along with the rest.
+        let unsent = session.connection.unsentOutput
+        let lost = unsent.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
         session.detach()
         let away = AwayPeer(maxLines: limits.resumeBacklogLines, maxBytes: limits.resumeBacklogBytes,
                             identified: session.isIdentified)
+        away.noteLost(lost)
         world.movePeer(of: id, to: away)
         let now = now
         resumes.wentAway(id, peer: away, now: now, deadline: now + sessionRules.resumeGraceMilliseconds)

@@ -137,7 +137,11 @@ final class PlayerSession: ConnectionHandler, SessionPeer {
             let line = Array(held[heldStart..<newline])
             heldStart = newline + 1
             lastRequest = host.now
+            // As if just read: its replies are replies (written at once,
+            // never held for a tick), and only its fan-out is charged.
+            connection.transport.requester = connection
             line.withUnsafeBytes { dispatchCharged($0) }
+            connection.transport.requester = nil
         }
         if heldStart >= held.count {
             held = []
