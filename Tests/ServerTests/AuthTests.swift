@@ -208,6 +208,29 @@ import Testing
         #expect(status["logins_verified"] == "1" && status["logins_failed"] == "5", "\(status)")
     }
 
+    /// A studio signing tokens for several services with one key names
+    /// this one: a token for another audience or from another issuer is
+    /// refused.
+    @Test func audienceAndIssuerAreCheckedWhenSet() throws {
+        let secret = "a-studio-secret-of-at-least-32-bytes!"
+        let path = try Self.keyFile(secret)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let server = try TestServer(arguments: ["--auth-jwt-key", path, "--auth-jwt-audience", "gems-eu",
+                                                "--auth-jwt-issuer", "https://login.example"])
+        let now = Date().timeIntervalSince1970
+        func hs256(_ claims: [String: Any]) throws -> String {
+            try Self.token(alg: "HS256", claims: claims) {
+                Data(HMAC<SHA256>.authenticationCode(for: $0, using: SymmetricKey(data: Data(secret.utf8))))
+            }
+        }
+        let base: [String: Any] = ["sub": "uma", "exp": now + 600, "iss": "https://login.example"]
+        let client = try server.connect()
+        #expect(try client.call("LOGIN \(try hs256(base))").hasPrefix("-ERR BAD_SECRET"), "no aud")
+        #expect(try client.call("LOGIN \(try hs256(base.merging(["aud": "chat"]) { $1 }))").hasPrefix("-ERR BAD_SECRET"))
+        #expect(try client.call("LOGIN \(try hs256(base.merging(["aud": "gems-eu", "iss": "evil"]) { $1 }))").hasPrefix("-ERR BAD_SECRET"))
+        #expect(try client.call("LOGIN \(try hs256(base.merging(["aud": ["chat", "gems-eu"]]) { $1 }))") == "+WELCOME uma login 1 score 0")
+    }
+
     @Test func es256TokensAreCheckedWithThePublicKey() throws {
         let signing = P256.Signing.PrivateKey()
         let path = try Self.keyFile(signing.publicKey.pemRepresentation)

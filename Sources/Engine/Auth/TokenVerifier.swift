@@ -13,7 +13,11 @@ import Foundation
 ///
 /// Claims: `sub` (required: 1...64 bytes of UTF-8 without NUL), `exp`
 /// (required: a token that never expires is refused), `nbf` (if present);
-/// both with 30 s of leeway for clocks that disagree.
+/// both with 30 s of leeway for clocks that disagree. With
+/// `--auth-jwt-audience` the token's `aud` (a string, or an array of them)
+/// must name it, and with `--auth-jwt-issuer` its `iss` must be it: a
+/// studio whose login service signs tokens for several services with one
+/// key keeps a token for one from logging in to another.
 ///
 /// Why not jwt-kit: its key collection is an actor whose `verify` is
 /// `async`, and a check here runs on a libuv worker thread that has no
@@ -28,6 +32,9 @@ struct TokenVerifier: Sendable {
     }
 
     let key: Key
+    /// `--auth-jwt-audience`, `--auth-jwt-issuer`: checked when set.
+    var audience: String?
+    var issuer: String?
     static let leewaySeconds = 30.0
 
     var algorithm: String {
@@ -38,7 +45,9 @@ struct TokenVerifier: Sendable {
     }
 
     /// Reads the key file's bytes; throws a sentence for the operator.
-    init(keyFile bytes: [UInt8]) throws(TokenError) {
+    init(keyFile bytes: [UInt8], audience: String? = nil, issuer: String? = nil) throws(TokenError) {
+        self.audience = audience
+        self.issuer = issuer
         let text = String(decoding: bytes, as: UTF8.self)
         if text.contains("-----BEGIN") {
             do {
@@ -66,6 +75,8 @@ struct TokenVerifier: Sendable {
         case expired
         case notYetValid
         case badSubject
+        case wrongAudience
+        case wrongIssuer
 
         var description: String {
             switch self {
@@ -76,6 +87,8 @@ struct TokenVerifier: Sendable {
             case .expired: "token expired"
             case .notYetValid: "token not valid yet (nbf)"
             case .badSubject: "token subject missing or not 1...64 bytes of UTF-8"
+            case .wrongAudience: "token not for this audience (--auth-jwt-audience)"
+            case .wrongIssuer: "token not from this issuer (--auth-jwt-issuer)"
             }
         }
     }
@@ -116,6 +129,11 @@ struct TokenVerifier: Sendable {
             guard let seconds = (notBefore as? NSNumber)?.doubleValue else { throw .malformed("nbf is not a number") }
             guard now + Self.leewaySeconds >= seconds else { throw .notYetValid }
         }
+        if let audience {
+            let named = (claims["aud"] as? String).map { [$0] } ?? (claims["aud"] as? [Any])?.compactMap { $0 as? String } ?? []
+            guard named.contains(audience) else { throw .wrongAudience }
+        }
+        if let issuer { guard claims["iss"] as? String == issuer else { throw .wrongIssuer } }
         guard let subject = claims["sub"] as? String else { throw .badSubject }
         let key = Array(subject.utf8)
         guard (1...64).contains(key.count), !key.contains(0) else { throw .badSubject }

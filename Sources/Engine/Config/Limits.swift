@@ -163,6 +163,10 @@ struct Limits: ParsableArguments, Sendable {
     var requireSecret = false
     @Option(help: "A studio login service's key: players log in only with a JSON Web Token it signed (sub is the player, exp is enforced). A PEM P-256 public key means ES256; any other file is an HS256 secret of at least 32 bytes. Needs a module that exports hotswap_auth.")
     var authJwtKey: String?
+    @Option(help: "With --auth-jwt-key: a token's aud claim (a string or an array) must name this, or it is refused.")
+    var authJwtAudience: String?
+    @Option(help: "With --auth-jwt-key: a token's iss claim must be this, or it is refused.")
+    var authJwtIssuer: String?
     @Option(help: "Failed player logins from one IP address within a minute, after which its logins are refused unchecked (THROTTLED) until the minute is over (loopback exempt unless --no-exempt-loopback).",
             transform: within(1...1_000_000))
     var maxFailedLoginsPerIp = 20

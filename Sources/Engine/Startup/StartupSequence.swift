@@ -110,6 +110,10 @@ struct StartupSequence {
         // The studio's token key (--auth-jwt-key), read before anything
         // serves: a login mode that cannot work refuses the start.
         var tokenVerifier: TokenVerifier?
+        if configuration.limits.authJwtKey == nil,
+           configuration.limits.authJwtAudience != nil || configuration.limits.authJwtIssuer != nil {
+            throw refuse("--auth-jwt-audience and --auth-jwt-issuer need --auth-jwt-key")
+        }
         if configuration.limits.authJwtKey != nil && configuration.limits.requireSecret {
             throw refuse("--require-secret and --auth-jwt-key do not go together: with a token key, tokens are the only login")
         }
@@ -118,7 +122,8 @@ struct StartupSequence {
                 throw refuse("--auth-jwt-key \(keyPath): cannot read the file")
             }
             do throws(TokenVerifier.TokenError) {
-                tokenVerifier = try TokenVerifier(keyFile: [UInt8](bytes))
+                tokenVerifier = try TokenVerifier(keyFile: [UInt8](bytes), audience: configuration.limits.authJwtAudience,
+                                                  issuer: configuration.limits.authJwtIssuer)
             } catch {
                 throw refuse("--auth-jwt-key \(keyPath): \(error)")
             }
