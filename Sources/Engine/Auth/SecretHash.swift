@@ -34,8 +34,6 @@ struct SecretHash: Sendable, Equatable {
         var parallelism = 1
 
         static let standard = Cost()
-        /// Memory one hash takes (128 * r * N bytes).
-        var memoryBytes: Int { 128 * blockSize << logRounds }
     }
 
     static let hashLength = 32
