@@ -70,6 +70,8 @@
  *                                 const game_state_table *t);          optional (1.4)
  *   void     hotswap_session_back(game_id session,
  *                                 const game_state_table *t);          optional (1.4)
+ *   int32_t  hotswap_migrate_down(const game_migration *m, game_id entity,
+ *                                 const game_state_table *t);          optional (1.5)
  *
  * Authentication (ABI 1.4; see "Authentication" below): the engine checks
  * who a player is (a per-player secret kept as a salted scrypt hash, or a
@@ -122,9 +124,9 @@ extern "C" {
 /* ---- Versions ---------------------------------------------------------- */
 
 #define GAME_ABI_MAJOR 1
-#define GAME_ABI_MINOR 4
+#define GAME_ABI_MINOR 5
 /* GAME_ABI_MAJOR << 16 | GAME_ABI_MINOR, spelled out so Swift imports it. */
-#define GAME_ABI_VERSION 0x00010004
+#define GAME_ABI_VERSION 0x00010005
 
 /* ---- Status codes: every table call returns one ------------------------ */
 
@@ -512,6 +514,20 @@ struct game_state_table {
                               uint8_t *buffer, size_t capacity, size_t *out_length);
     /* *out_status = GAME_SESSION_CONNECTED or GAME_SESSION_AWAY. */
     int32_t (*session_status)(const game_state_table *t, game_id session, uint32_t *out_status);
+    /* ---- ABI 1.5: undo ---- (check t->size before calling) */
+
+    /* Undoes everything the current call has done so far, exactly as a
+     * contained fault would: field writes, rooms made, joined or left,
+     * players attached or detached, timers set or cancelled, tick rates,
+     * output (the reply included), closes asked for, resume tokens issued
+     * and a login or RESUME asked for. The call then goes on, and may
+     * reply (typically with an -ERR line): a request still gets exactly
+     * one reply. This is how an SDK turns a handler's thrown error into
+     * "nothing happened". Allowed in hotswap_handle, hotswap_timer,
+     * hotswap_tick, hotswap_auth and the session hooks; GAME_ERR_STATE in
+     * hotswap_migrate, hotswap_migrate_down and hotswap_load (return an
+     * error there instead: the whole reload is undone). */
+    int32_t (*undo)(const game_state_table *t);
 };
 
 /* ---- Migration ----------------------------------------------------------- */
@@ -537,7 +553,41 @@ struct game_migration {
     int32_t (*old_get_string)(const game_migration *m, game_id entity,
                               const uint8_t *name, size_t name_length,
                               uint8_t *buffer, size_t capacity, size_t *out_length);
+    /* ---- ABI 1.5 (check m->size) ---- */
+    const uint8_t *to_version;     /* the version being migrated to          */
+    size_t to_version_length;
+    uint32_t direction;            /* GAME_MIGRATE_UP or GAME_MIGRATE_DOWN    */
 };
+
+/* Which way a migration goes (game_migration.direction, ABI 1.5). */
+#define GAME_MIGRATE_UP 1    /* hotswap_migrate, on RELOAD: old -> new      */
+#define GAME_MIGRATE_DOWN 2  /* hotswap_migrate_down, on ROLLBACK           */
+
+/*
+ * Going back (ABI 1.5), after Erlang's code_change({down, Vsn}): ROLLBACK
+ * swaps back to the module that served before the last swap. Fields are
+ * bound by name and type as on a reload; a field the newer module dropped
+ * comes back with its kept value. A field the newer module RETYPED (or
+ * computed, GAME_FIELD_MIGRATED) is the problem: its old value is from
+ * before the upgrade, while every other field moved on, so bringing it
+ * back would mix two points in time.
+ *
+ * So when the module being rolled back from (the newer one) exports
+ * hotswap_migrate_down, ROLLBACK runs it exactly like a reload's migration
+ * in reverse: once per live entity and stored player, with `t` writing
+ * the previous module's schema (staged; nothing is visible unless every
+ * call returns GAME_OK), `old_get_int`/`old_get_string` reading the values
+ * the newer module holds now, `from_version` the newer version and
+ * `to_version` the one being restored, `direction` GAME_MIGRATE_DOWN.
+ * Then the previous module's hotswap_load runs, if it has one. Any error,
+ * fault or hang leaves the newer module serving with nothing changed.
+ *
+ * Without hotswap_migrate_down, a ROLLBACK past a retyped or migrated
+ * field is refused with the field's name (an automatic rollback by the
+ * fault policy too: the faulting module keeps serving, its faults
+ * contained, and the operator is told why it was not rolled back). A
+ * rollback past only added or dropped fields needs no hook, as before.
+ */
 
 /* ---- Timers and ticks (ABI 1.3) ------------------------------------------ */
 
@@ -618,6 +668,8 @@ typedef int32_t (*hotswap_tick_fn)(const game_tick *k, const game_state_table *t
 typedef int32_t (*hotswap_auth_fn)(const game_auth_result *r, const game_state_table *t);
 typedef void (*hotswap_session_away_fn)(game_id session, const game_state_table *t);
 typedef void (*hotswap_session_back_fn)(game_id session, const game_state_table *t);
+typedef int32_t (*hotswap_migrate_down_fn)(const game_migration *m, game_id entity,
+                                           const game_state_table *t);
 
 /* ---- Layout checks: what both sides rely on ----------------------------- */
 
@@ -636,6 +688,10 @@ _Static_assert(offsetof(game_state_table, auth_mode) > offsetof(game_state_table
                "1.4 members come after 1.3's");
 _Static_assert(offsetof(game_state_table, session_token) > offsetof(game_state_table, auth_set_secret),
                "1.4's resume members come after its authentication members");
+_Static_assert(offsetof(game_state_table, undo) > offsetof(game_state_table, session_status),
+               "1.5 members come after 1.4's");
+_Static_assert(offsetof(game_migration, to_version) > offsetof(game_migration, old_get_string),
+               "1.5 migration members come after 1.0's");
 #endif
 
 #ifdef __cplusplus
