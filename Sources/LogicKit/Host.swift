@@ -354,3 +354,30 @@ public func withIDs<R>(_ capacity: Int, _ body: (UnsafeMutableBufferPointer<game
         raw.withMemoryRebound(to: game_id.self) { body($0) }
     }
 }
+
+// MARK: Undo and schema lookup (ABI 1.5)
+
+extension Host {
+    /// Whether the engine can undo a call halfway (ABI 1.5).
+    public var hasUndo: Bool {
+        Int(table.pointee.size) >= MemoryLayout<game_state_table>.offset(of: \.undo)! + MemoryLayout<Int>.size
+    }
+
+    /// Undoes everything the current call did so far (see game_abi.h).
+    @discardableResult
+    public func undo() -> Int32 {
+        guard hasUndo else { return GAME_ERR_STATE }
+        return table.pointee.undo(table)
+    }
+}
+
+extension Host {
+    /// The index of `kind`'s field called `name` in the schema the table
+    /// writes (ABI 1.5): in a down migration, the previous module's.
+    public func fieldIndex(kind: Int32, _ name: StaticString) -> Int32? {
+        let needed = MemoryLayout<game_state_table>.offset(of: \.field_index)! + MemoryLayout<Int>.size
+        guard Int(table.pointee.size) >= needed else { return nil }
+        let index = table.pointee.field_index(table, UInt32(kind), name.utf8Start, name.utf8CodeUnitCount)
+        return index >= 0 ? index : nil
+    }
+}

@@ -315,6 +315,22 @@ enum StateTable {
                     guard let out else { throw .badArgument }
                     out.pointee = try StateTable.hostOf(t).sessionStatus(GameID(raw: session))
                 }
+            },
+            undo: { t in GAME_ERR_STATE },
+            field_index: { t, kind, name, length in
+                var index: Int32 = GAME_ERR_NOT_FOUND
+                let status = StateTable.status(touching: { probe(name, min(length, Int(GAME_MAX_FIELD_NAME))) }) {
+                    () throws(EngineError) in
+                    guard let name, length <= Int(GAME_MAX_FIELD_NAME), let kind = EntityKind(rawValue: kind) else {
+                        throw .badArgument
+                    }
+                    let wanted = UnsafeRawBufferPointer(start: name, count: length)
+                    let fields = StateTable.hostOf(t).module.fields
+                    guard let found = fields.firstIndex(where: { $0.kind == kind && $0.name.utf8.elementsEqual(wanted) })
+                    else { throw .notFound }
+                    index = Int32(found)
+                }
+                return status == GAME_OK ? index : status
             })
     }
 

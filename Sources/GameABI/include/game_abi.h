@@ -528,6 +528,13 @@ struct game_state_table {
      * hotswap_migrate, hotswap_migrate_down and hotswap_load (return an
      * error there instead: the whole reload is undone). */
     int32_t (*undo)(const game_state_table *t);
+    /* The index of the field called `name` of `kind` in the schema this
+     * table writes, or GAME_ERR_NOT_FOUND. A module knows its own indexes;
+     * this is for code that writes another version's schema: in
+     * hotswap_migrate_down, `t` writes the PREVIOUS module's fields, whose
+     * order the newer module does not know. Allowed in every call. */
+    int32_t (*field_index)(const game_state_table *t, uint32_t kind,
+                           const uint8_t *name, size_t name_length);
 };
 
 /* ---- Migration ----------------------------------------------------------- */

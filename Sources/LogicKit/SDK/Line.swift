@@ -1,0 +1,118 @@
+import Protocol
+
+/// One protocol line, built on the stack: `reply("+MOVED \(x) \(y)")`.
+///
+/// A string literal with interpolations becomes a `Line` without a heap
+/// allocation: literal parts are `StaticString`s and every interpolation
+/// writes its bytes straight into 1 KiB of inline storage. Only a line
+/// longer than that moves to the heap (a long HELP or ROOMS list), which is
+/// why hot verbs should keep their lines short. Interpolated text is made
+/// safe: control characters become spaces and malformed UTF-8 is replaced,
+/// so a player's name cannot inject a line into another player's stream.
+/// `\(raw: text)` skips that, for bytes already checked.
+public struct Line: ExpressibleByStringInterpolation, CustomStringConvertible {
+    /// Bytes held inline before a line spills to the heap.
+    public static let inlineCapacity = 1024
+
+    var inline = InlineArray<1024, UInt8>(repeating: 0)
+    var spill: [UInt8]? = nil
+    /// Bytes written.
+    public private(set) var count = 0
+
+    public init() {}
+
+    public init(stringLiteral literal: StaticString) {
+        append(literal)
+    }
+
+    public init(stringInterpolation: Interpolation) {
+        self = stringInterpolation.line
+    }
+
+    /// Calls `body` with the line's bytes.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let spill { return spill.withUnsafeBytes(body) }
+        return inline.span.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+    }
+
+    public var description: String { withBytes { String(decoding: $0, as: UTF8.self) } }
+
+    // MARK: Appending
+
+    /// Appends bytes as they are.
+    public mutating func append(raw bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty else { return }
+        if spill == nil, count + bytes.count <= Line.inlineCapacity {
+            let at = count
+            var span = inline.mutableSpan
+            span.withUnsafeMutableBytes { target in
+                UnsafeMutableRawBufferPointer(rebasing: target[at..<(at + bytes.count)]).copyMemory(from: bytes)
+            }
+            count += bytes.count
+            return
+        }
+        if spill == nil {
+            var heap = [UInt8]()
+            heap.reserveCapacity(max(2 * Line.inlineCapacity, count + bytes.count))
+            withBytes { heap.append(contentsOf: $0) }
+            spill = heap
+        }
+        spill!.append(contentsOf: bytes)
+        count += bytes.count
+    }
+
+    /// Appends another line's bytes.
+    public mutating func append(line other: Line) {
+        other.withBytes { append(raw: $0) }
+    }
+
+    public mutating func append(_ literal: StaticString) {
+        append(raw: UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
+    /// Appends untrusted text made safe (see the type's comment).
+    public mutating func append(text bytes: UnsafeRawBufferPointer) {
+        withScratch(min(max(bytes.count, 1), maxStackScratch)) { scratch in
+            var writer = LineWriter(buffer: scratch)
+            writer.appendText(UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, scratch.count)]))
+            append(raw: writer.bytes)
+        }
+    }
+
+    public mutating func append(_ value: Int) {
+        withScratch(24) { scratch in
+            var writer = LineWriter(buffer: scratch)
+            writer.append(Int64(value))
+            append(raw: writer.bytes)
+        }
+    }
+
+    // MARK: Interpolation
+
+    /// Builds a `Line` from a string literal's parts (see `Line`).
+    public struct Interpolation: StringInterpolationProtocol {
+        public typealias StringLiteralType = StaticString
+        var line = Line()
+
+        public init(literalCapacity: Int, interpolationCount: Int) {}
+
+        public mutating func appendLiteral(_ literal: StaticString) { line.append(literal) }
+        public mutating func appendInterpolation(_ value: Int) { line.append(value) }
+        public mutating func appendInterpolation(_ value: Int64) { line.append(Int(value)) }
+        public mutating func appendInterpolation(_ value: Int32) { line.append(Int(value)) }
+        public mutating func appendInterpolation(_ value: UInt32) { line.append(Int(value)) }
+        public mutating func appendInterpolation(_ value: Bool) { line.append(value ? "true" : "false") }
+        public mutating func appendInterpolation(_ text: Text) { line.append(text: text.bytes) }
+        public mutating func appendInterpolation(raw text: Text) { line.append(raw: text.bytes) }
+        public mutating func appendInterpolation(_ literal: StaticString) { line.append(literal) }
+        public mutating func appendInterpolation(_ string: String) {
+            var copy = string
+            copy.withUTF8 { line.append(text: UnsafeRawBufferPointer($0)) }
+        }
+        public mutating func appendInterpolation(_ other: Line) {
+            other.withBytes { line.append(raw: $0) }
+        }
+        /// A string field read straight into the line: no `String` made.
+        public mutating func appendInterpolation(_ field: FieldText) { field.append(to: &line) }
+    }
+}
