@@ -117,7 +117,11 @@ let package = Package(
             dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "tools/gamectl"
         ),
-        .target(name: "GameLogic", dependencies: ["GameABI", "LogicKit", "Protocol"], swiftSettings: moduleSettings),
+        // The default game: its logic (Gems, linked into tests on the fake
+        // host) and the module that exports it (GameLogic, libGameLogic.so).
+        .target(name: "Gems", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Sources/Games/Gems",
+                swiftSettings: moduleSettings),
+        .target(name: "GameLogic", dependencies: ["GameABI", "Gems", "LogicKit"], swiftSettings: moduleSettings),
         .target(name: "GameLogicV2", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Tests/Fixtures/GameLogicV2",
                 swiftSettings: moduleSettings),
         .target(name: "GameLogicV3", dependencies: ["GameABI"], path: "Tests/Fixtures/GameLogicV3"),

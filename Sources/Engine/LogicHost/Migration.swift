@@ -63,7 +63,8 @@ final class MigrationContext {
                         let (binding, row) = try context.old(entity, name, length, .string)
                         context.oldStore.withString(binding, row: row) { StateTable.copyOut($0, buffer, capacity, outLength) }
                     }
-                })
+                },
+                to_version: nil, to_version_length: 0, direction: UInt32(GAME_MIGRATE_UP))
             var next = 0
             while next < ids.count {
                 let id = ids[next]

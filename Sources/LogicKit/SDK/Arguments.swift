@@ -73,8 +73,8 @@ public enum Requirement: Sendable {
 /// handler. The router matches verbs ignoring case, parses nothing itself
 /// (the handler takes its `Arguments`), generates HELP from the usages and
 /// `-ERR SYNTAX usage: ...` from a failed taker.
-public struct Command<G: Game> {
-    public typealias Handler = (Context<G>, inout Arguments) throws(Refusal) -> Void
+public struct Command<G: Game>: Sendable {
+    public typealias Handler = @Sendable (Context<G>, inout Arguments) throws(Refusal) -> Void
     public let verb: StaticString
     public let usage: StaticString
     public let needs: Requirement
@@ -93,4 +93,7 @@ public struct Command<G: Game> {
         self.listed = listed
         self.handler = handler
     }
+
+    /// Runs the handler: for a game's own verb that wraps a standard one.
+    public func run(_ c: Context<G>, _ args: inout Arguments) throws(Refusal) { try handler(c, &args) }
 }
