@@ -315,6 +315,9 @@ enum StateTable {
                     guard let out else { throw .badArgument }
                     out.pointee = try StateTable.hostOf(t).sessionStatus(GameID(raw: session))
                 }
+            },
+            undo: { t in
+                StateTable.status { () throws(EngineError) in try StateTable.hostOf(t).undo() }
             })
     }
 
