@@ -56,17 +56,16 @@ final class MigrationContext {
              ids: [GameID], deadline: UInt64 = 0, willMigrate: (GameID) -> Void = { _ in },
              fault: UnsafeMutablePointer<fg_fault>) throws(SwapError) -> Int
     {
-        // Both versions outlive every call: `to_version` points into
-        // `targetBytes` as `from_version` does into `versionBytes`.
-        var versionBytes = Array(version.utf8)
-        var targetBytes = Array(target.utf8)
-        return try versionBytes.withUnsafeMutableBufferPointer { version throws(SwapError) -> Int in
-          try targetBytes.withUnsafeMutableBufferPointer { target throws(SwapError) -> Int in
+        // Both versions in one buffer that outlives every call:
+        // `from_version` points at its start, `to_version` after it.
+        let fromLength = version.utf8.count
+        var versionBytes = Array(version.utf8) + Array(target.utf8)
+        return try versionBytes.withUnsafeMutableBufferPointer { versions throws(SwapError) -> Int in
             var migration = game_migration(
                 size: UInt32(MemoryLayout<game_migration>.size),
                 abi_version: UInt32(GAME_ABI_VERSION),
                 engine: UVContext.pointer(to: self),
-                from_version: version.baseAddress, from_version_length: version.count,
+                from_version: versions.baseAddress, from_version_length: fromLength,
                 old_get_int: { m, entity, name, length, out in
                     guard let out else { return GAME_ERR_BAD_ARGUMENT }
                     return StateTable.status(touching: { probe(name, min(length, Int(GAME_MAX_FIELD_NAME))); probe(out) }) { () throws(EngineError) in
@@ -86,7 +85,7 @@ final class MigrationContext {
                         context.oldStore.withString(binding, row: row) { StateTable.copyOut($0, buffer, capacity, outLength) }
                     }
                 },
-                to_version: target.baseAddress, to_version_length: target.count,
+                to_version: versions.baseAddress.map { $0 + fromLength }, to_version_length: versions.count - fromLength,
                 direction: direction.code)
             var next = 0
             while next < ids.count {
@@ -102,7 +101,6 @@ final class MigrationContext {
                 if deadline != 0 && next & 15 == 0 && uv_hrtime() >= deadline { break }
             }
             return next
-          }
         }
     }
 
