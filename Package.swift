@@ -50,6 +50,9 @@ let package = Package(
         .library(name: "PlayerFieldsModule", type: .dynamic, targets: ["PlayerFieldsModule"]),
         .library(name: "SlowRetypeModule", type: .dynamic, targets: ["SlowRetypeModule"]),
         .library(name: "FaultyABIVersionModule", type: .dynamic, targets: ["FaultyABIVersionModule"]),
+        // ABI 1.5: FaultyModule's score retyped, with and without hotswap_migrate_down.
+        .library(name: "MigrateDownModule", type: .dynamic, targets: ["MigrateDownModule"]),
+        .library(name: "RetypeNoDownModule", type: .dynamic, targets: ["RetypeNoDownModule"]),
         // Fault-guard fixtures: modules that crash or hang on request.
         .library(name: "FaultyModule", type: .dynamic, targets: ["FaultyModule"]),
         .library(name: "FaultySwiftModule", type: .dynamic, targets: ["FaultySwiftModule"]),
@@ -136,6 +139,8 @@ let package = Package(
         .target(name: "PlayerFieldsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/PlayerFieldsModule"),
         .target(name: "SlowRetypeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/SlowRetypeModule"),
         .target(name: "FaultyABIVersionModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyABIVersionModule"),
+        .target(name: "MigrateDownModule", dependencies: ["GameABI"], path: "Tests/Fixtures/MigrateDownModule"),
+        .target(name: "RetypeNoDownModule", dependencies: ["GameABI"], path: "Tests/Fixtures/RetypeNoDownModule"),
         .target(name: "FaultyModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyModule"),
         .target(name: "FaultySwiftModule", dependencies: ["GameABI", "LogicKit", "Protocol"],
                 path: "Tests/Fixtures/FaultySwiftModule", swiftSettings: moduleSettings),
