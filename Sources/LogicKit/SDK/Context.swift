@@ -6,12 +6,12 @@ import Protocol
 public struct Context<G: Game> {
     /// The low-level table wrapper, for what the SDK does not cover.
     public let host: Host
-    let fieldsPointer: UnsafePointer<G.Fields>
+    @usableFromInline let fieldsPointer: UnsafePointer<G.Fields>
     /// The session whose request is handled (0 in timers and ticks).
     public let sessionID: game_id
-    let state: UnsafeMutablePointer<CallState>
+    @usableFromInline let state: UnsafeMutablePointer<CallState>
 
-    init(host: Host, fields: UnsafePointer<G.Fields>, session: game_id,
+    @inlinable init(host: Host, fields: UnsafePointer<G.Fields>, session: game_id,
                            state: UnsafeMutablePointer<CallState>) {
         self.host = host
         self.fieldsPointer = fields
@@ -20,37 +20,37 @@ public struct Context<G: Game> {
     }
 
     /// The game's field handles.
-    public var fields: G.Fields { fieldsPointer.pointee }
+    @inlinable public var fields: G.Fields { fieldsPointer.pointee }
 
     /// The session whose request this is.
-    public var me: G.Session { G.Session(sessionID, host, fieldsPointer) }
+    @inlinable public var me: G.Session { G.Session(sessionID, host, fieldsPointer) }
     /// The server-wide entity (global fields).
-    public var global: G.Global { G.Global(GAME_GLOBAL_ID, host, fieldsPointer) }
+    @inlinable public var global: G.Global { G.Global(GAME_GLOBAL_ID, host, fieldsPointer) }
 
-    public func session(_ id: game_id) -> G.Session { G.Session(id, host, fieldsPointer) }
-    public func room(_ id: game_id) -> G.Room { G.Room(id, host, fieldsPointer) }
-    public func player(_ id: game_id) -> G.Player { G.Player(id, host, fieldsPointer) }
+    @inlinable public func session(_ id: game_id) -> G.Session { G.Session(id, host, fieldsPointer) }
+    @inlinable public func room(_ id: game_id) -> G.Room { G.Room(id, host, fieldsPointer) }
+    @inlinable public func player(_ id: game_id) -> G.Player { G.Player(id, host, fieldsPointer) }
 
     /// The loop's clock, in ms (monotonic).
-    public var now: Int { Int(truncatingIfNeeded: host.nowMilliseconds()) }
+    @inlinable public var now: Int { Int(truncatingIfNeeded: host.nowMilliseconds()) }
 
     // MARK: Output
 
     /// Answers the request (exactly once; a second reply is refused).
     @discardableResult
-    public func reply(_ line: Line) -> Int32 {
+    @inlinable public func reply(_ line: Line) -> Int32 {
         let status = line.withBytes { host.reply($0) }
         if status == GAME_OK { state.pointee.replied = true }
         return status
     }
 
     /// Whether this request has been answered.
-    public var hasReplied: Bool { state.pointee.replied }
+    @inlinable public var hasReplied: Bool { state.pointee.replied }
 
     /// Undoes everything this call did so far (ABI 1.5), its reply
     /// included; a thrown `Refusal` does this for you.
     @discardableResult
-    public func undo() -> Int32 {
+    @inlinable public func undo() -> Int32 {
         let status = host.undo()
         if status == GAME_OK { state.pointee.replied = false }
         return status
@@ -58,7 +58,7 @@ public struct Context<G: Game> {
 
     /// Undoes the call, then replies with `line` (a refusal whose text is
     /// built at run time; a fixed one is simpler thrown as a `Refusal`).
-    public func refuse(_ line: Line) {
+    @inlinable public func refuse(_ line: Line) {
         undo()
         reply(line)
     }
@@ -66,10 +66,10 @@ public struct Context<G: Game> {
     // MARK: Rooms
 
     /// The room called `name`.
-    public func room(named name: Text) -> G.Room? { host.findRoom(name.bytes).map { room($0) } }
+    @inlinable public func room(named name: Text) -> G.Room? { host.findRoom(name.bytes).map { room($0) } }
 
     /// Calls `body` for every room (up to `limit`, on the stack).
-    public func forEachRoom(limit: Int = 256, _ body: (G.Room) -> Void) {
+    @inlinable public func forEachRoom(limit: Int = 256, _ body: (G.Room) -> Void) {
         withIDs(limit) { ids in
             let count = min(host.rooms(into: ids), ids.count)
             for id in ids[0..<count] { body(room(id)) }
@@ -77,7 +77,7 @@ public struct Context<G: Game> {
     }
 
     /// The session whose unique string field holds `value`.
-    public func find(_ path: KeyPath<G.Fields, SessionField<String>>, _ value: Text) -> G.Session? {
+    @inlinable public func find(_ path: KeyPath<G.Fields, SessionField<String>>, _ value: Text) -> G.Session? {
         host.find(fields[keyPath: path].index, value.bytes).map { session($0) }
     }
 
@@ -87,7 +87,7 @@ public struct Context<G: Game> {
     /// `event` fires once on `owner` after `milliseconds`; it dies with
     /// its owner. The payload (at most 256 bytes) comes back with it.
     @discardableResult
-    public func after<K>(_ milliseconds: Int, _ event: StaticString, on owner: Entity<K, G.Fields>,
+    @inlinable public func after<K>(_ milliseconds: Int, _ event: StaticString, on owner: Entity<K, G.Fields>,
                          payload: Line = Line()) -> game_id? {
         setTimer(owner.id, event, payload, UInt64(max(milliseconds, 0)), 0)
     }
@@ -95,7 +95,7 @@ public struct Context<G: Game> {
     /// `event` fires on `owner` every `milliseconds` (first after one
     /// period), until cancelled or its owner goes.
     @discardableResult
-    public func every<K>(_ milliseconds: Int, _ event: StaticString, on owner: Entity<K, G.Fields>,
+    @inlinable public func every<K>(_ milliseconds: Int, _ event: StaticString, on owner: Entity<K, G.Fields>,
                          payload: Line = Line()) -> game_id? {
         let period = UInt64(max(milliseconds, 1))
         return setTimer(owner.id, event, payload, period, period)
@@ -103,9 +103,9 @@ public struct Context<G: Game> {
 
     /// Cancels a timer (a stale id is ignored).
     @discardableResult
-    public func cancel(_ timer: game_id) -> Int32 { host.cancelTimer(timer) }
+    @inlinable public func cancel(_ timer: game_id) -> Int32 { host.cancelTimer(timer) }
 
-    private func setTimer(_ owner: game_id, _ event: StaticString, _ payload: Line, _ delay: UInt64, _ period: UInt64)
+    @inlinable func setTimer(_ owner: game_id, _ event: StaticString, _ payload: Line, _ delay: UInt64, _ period: UInt64)
         -> game_id?
     {
         payload.withBytes { bytes in
@@ -118,21 +118,21 @@ public struct Context<G: Game> {
 
     /// The operator's `--game-setting key=value` as a whole number in
     /// `range`, or `fallback`.
-    public func setting(_ key: StaticString, default fallback: Int, in range: ClosedRange<Int>) -> Int {
+    @inlinable public func setting(_ key: StaticString, default fallback: Int, in range: ClosedRange<Int>) -> Int {
         Int(host.intSetting(key, default: Int64(fallback), in: Int64(range.lowerBound)...Int64(range.upperBound)))
     }
 
     /// Writes a line to the server's log.
-    public func log(_ message: StaticString, level: Int32 = GAME_LOG_INFO) { host.log(level, message) }
+    @inlinable public func log(_ message: StaticString, level: Int32 = GAME_LOG_INFO) { host.log(level, message) }
 }
 
 extension Arguments {
-    static func tokenize(_ bytes: UnsafeRawBufferPointer) -> Tokens { Tokens(bytes) }
+    @inlinable static func tokenize(_ bytes: UnsafeRawBufferPointer) -> Tokens { Tokens(bytes) }
 }
 
 /// What the SDK tracks during one call (on the caller's stack).
 public struct CallState {
     /// The request has its reply.
     public var replied = false
-    init() {}
+    @inlinable init() {}
 }

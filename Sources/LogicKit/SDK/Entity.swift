@@ -1,3 +1,4 @@
+import Protocol
 import GameABI
 
 /// A session, room, player or the global entity, with its fields as
@@ -13,20 +14,20 @@ import GameABI
 public struct Entity<Kind: EntityKind, Fields: FieldSet>: Equatable {
     /// The engine's generational id.
     public let id: game_id
-    let host: Host
-    let fields: UnsafePointer<Fields>
+    @usableFromInline let host: Host
+    @usableFromInline let fields: UnsafePointer<Fields>
 
-    init(_ id: game_id, _ host: Host, _ fields: UnsafePointer<Fields>) {
+    @inlinable init(_ id: game_id, _ host: Host, _ fields: UnsafePointer<Fields>) {
         self.id = id
         self.host = host
         self.fields = fields
     }
 
-    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.id == rhs.id }
+    @inlinable public static func == (lhs: Self, rhs: Self) -> Bool { lhs.id == rhs.id }
 
     /// The field's value (the type's zero if the entity is gone).
     
-    public subscript<Value: FieldValue>(dynamicMember path: KeyPath<Fields, Field<Kind, Value>>) -> Value {
+    @inlinable public subscript<Value: FieldValue>(dynamicMember path: KeyPath<Fields, Field<Kind, Value>>) -> Value {
         get { Value.read(host, id, fields.pointee[keyPath: path].index) }
         nonmutating set { _ = Value.write(host, id, fields.pointee[keyPath: path].index, newValue) }
     }
@@ -34,26 +35,26 @@ public struct Entity<Kind: EntityKind, Fields: FieldSet>: Equatable {
     /// Writes a field, throwing `refusal` when the engine refuses (a
     /// unique value another entity holds, a string too long).
     
-    public func set<Value: FieldValue>(_ path: KeyPath<Fields, Field<Kind, Value>>, _ value: Value,
+    @inlinable public func set<Value: FieldValue>(_ path: KeyPath<Fields, Field<Kind, Value>>, _ value: Value,
                                        or refusal: Refusal) throws(Refusal) {
         guard Value.write(host, id, fields.pointee[keyPath: path].index, value) == GAME_OK else { throw refusal }
     }
 
     /// Writes borrowed text into a string field without making a `String`.
     @discardableResult
-    public func set(_ path: KeyPath<Fields, Field<Kind, String>>, text: Text) -> Int32 {
+    @inlinable public func set(_ path: KeyPath<Fields, Field<Kind, String>>, text: Text) -> Int32 {
         host.setString(id, fields.pointee[keyPath: path].index, text.bytes)
     }
 
     /// A string field, for a `Line` to copy straight from the engine.
     
-    public func text(_ path: KeyPath<Fields, Field<Kind, String>>) -> FieldText {
+    @inlinable public func text(_ path: KeyPath<Fields, Field<Kind, String>>) -> FieldText {
         FieldText(host: host, entity: id, index: fields.pointee[keyPath: path].index)
     }
 
     /// Calls `body` with a string field's bytes (no `String` made).
     
-    public func withText<R>(_ path: KeyPath<Fields, Field<Kind, String>>, _ body: (Text) -> R) -> R {
+    @inlinable public func withText<R>(_ path: KeyPath<Fields, Field<Kind, String>>, _ body: (Text) -> R) -> R {
         withScratch(Int(GAME_MAX_STRING)) { buffer in
             body(Text(host.string(id, fields.pointee[keyPath: path].index, into: buffer)
                 ?? UnsafeRawBufferPointer(start: nil, count: 0)))
@@ -63,17 +64,17 @@ public struct Entity<Kind: EntityKind, Fields: FieldSet>: Equatable {
 
 /// A string field's value, read when a `Line` appends it (no `String`).
 public struct FieldText {
-    let host: Host
-    let entity: game_id
-    let index: Int32
+    @usableFromInline let host: Host
+    @usableFromInline let entity: game_id
+    @usableFromInline let index: Int32
 
-    init(host: Host, entity: game_id, index: Int32) {
+    @inlinable init(host: Host, entity: game_id, index: Int32) {
         self.host = host
         self.entity = entity
         self.index = index
     }
 
-    func append(to line: inout Line) {
+    @inlinable func append(to line: inout Line) {
         withScratch(Int(GAME_MAX_STRING)) { buffer in
             if let bytes = host.string(entity, index, into: buffer) { line.append(text: bytes) }
         }
@@ -84,19 +85,19 @@ public struct FieldText {
 
 extension Entity where Kind == SessionKind {
     /// The room the session is in.
-    public var room: Entity<RoomKind, Fields>? { host.room(of: id).map { Entity<RoomKind, Fields>($0, host, fields) } }
+    @inlinable public var room: Entity<RoomKind, Fields>? { host.room(of: id).map { Entity<RoomKind, Fields>($0, host, fields) } }
 
     /// The durable player the session is logged in as.
-    public var player: Entity<PlayerKind, Fields>? {
+    @inlinable public var player: Entity<PlayerKind, Fields>? {
         host.player(of: id).map { Entity<PlayerKind, Fields>($0, host, fields) }
     }
 
     /// Whether the session's connection dropped and it waits for RESUME.
-    public var isAway: Bool { host.isAway(id) }
+    @inlinable public var isAway: Bool { host.isAway(id) }
 
     /// Sends an event line (`>...`) to this session.
     @discardableResult
-    public func send(_ line: Line) -> Int32 {
+    @inlinable public func send(_ line: Line) -> Int32 {
         line.withBytes { bytes in
             host.table.pointee.send(host.table, id, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
         }
@@ -104,32 +105,32 @@ extension Entity where Kind == SessionKind {
 
     /// Closes the session after the current call (its reply is sent first).
     @discardableResult
-    public func close() -> Int32 { host.close(id) }
+    @inlinable public func close() -> Int32 { host.close(id) }
 }
 
 // MARK: Rooms
 
 extension Entity where Kind == RoomKind {
     /// The room's name (allocates past 15 bytes; see `nameText`).
-    public var name: String {
+    @inlinable public var name: String {
         withScratch(Int(GAME_MAX_ROOM_NAME)) { buffer in
             host.name(of: id, into: buffer).map { String(decoding: $0, as: UTF8.self) } ?? ""
         }
     }
 
     /// Calls `body` with the room's name, borrowed.
-    public func withName<R>(_ body: (Text) -> R) -> R {
+    @inlinable public func withName<R>(_ body: (Text) -> R) -> R {
         withScratch(Int(GAME_MAX_ROOM_NAME)) { buffer in
             body(Text(host.name(of: id, into: buffer) ?? UnsafeRawBufferPointer(start: nil, count: 0)))
         }
     }
 
     /// How many sessions are in the room.
-    public var memberCount: Int { host.members(of: id, into: UnsafeMutableBufferPointer(start: nil, count: 0)) }
+    @inlinable public var memberCount: Int { host.members(of: id, into: UnsafeMutableBufferPointer(start: nil, count: 0)) }
 
     /// Calls `body` once per member, in join order (one engine call; up to
     /// `limit` members, on the stack).
-    public func forEachMember(limit: Int = 1024, _ body: (Entity<SessionKind, Fields>) throws(Refusal) -> Void)
+    @inlinable public func forEachMember(limit: Int = 1024, _ body: (Entity<SessionKind, Fields>) throws(Refusal) -> Void)
         throws(Refusal)
     {
         let count = memberCount
@@ -142,7 +143,7 @@ extension Entity where Kind == RoomKind {
 
     /// The members, in join order (allocates an array: `forEachMember`
     /// does not).
-    public var members: [Entity<SessionKind, Fields>] {
+    @inlinable public var members: [Entity<SessionKind, Fields>] {
         var all: [Entity<SessionKind, Fields>] = []
         try? forEachMember { member throws(Refusal) in all.append(member) }
         return all
@@ -150,7 +151,7 @@ extension Entity where Kind == RoomKind {
 
     /// Sends an event line to every member but `except`.
     @discardableResult
-    public func broadcast(_ line: Line, except: Entity<SessionKind, Fields>? = nil) -> Int32 {
+    @inlinable public func broadcast(_ line: Line, except: Entity<SessionKind, Fields>? = nil) -> Int32 {
         line.withBytes { bytes in
             host.table.pointee.room_broadcast(
                 host.table, id, except?.id ?? 0, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
@@ -159,17 +160,17 @@ extension Entity where Kind == RoomKind {
 
     /// Ticks per second (1–60) of `tick`, or 0 to stop ticking.
     @discardableResult
-    public func setTickRate(_ rate: Int) -> Int32 { host.setTickRate(id, UInt32(clamping: max(rate, 0))) }
+    @inlinable public func setTickRate(_ rate: Int) -> Int32 { host.setTickRate(id, UInt32(clamping: max(rate, 0))) }
 
     /// Holds the room's events until its next tick: one write per member
     /// per tick instead of one per event.
     @discardableResult
-    public func setBatching(_ on: Bool) -> Int32 { host.setBatching(id, on) }
+    @inlinable public func setBatching(_ on: Bool) -> Int32 { host.setBatching(id, on) }
 }
 
 /// A `withIDs` that lets its body throw a `Refusal`.
 
-func withIDsThrowing<R>(_ capacity: Int, _ body: (UnsafeMutableBufferPointer<game_id>) throws(Refusal) -> R) throws(Refusal) -> R {
+@usableFromInline func withIDsThrowing<R>(_ capacity: Int, _ body: (UnsafeMutableBufferPointer<game_id>) throws(Refusal) -> R) throws(Refusal) -> R {
     let result: Result<R, Refusal> = withIDs(capacity) { ids in
         do throws(Refusal) { return .success(try body(ids)) } catch { return .failure(error) }
     }

@@ -1,3 +1,4 @@
+import Protocol
 import GameABI
 
 /// Which entity a field belongs to, as a type, so a session field cannot be
@@ -18,6 +19,11 @@ public enum GlobalKind: EntityKind { public static var raw: Int32 { GAME_KIND_GL
 public struct Field<Kind: EntityKind, Value: FieldValue>: Sendable {
     public let index: Int32
     public let name: StaticString
+
+    @usableFromInline init(index: Int32, name: StaticString) {
+        self.index = index
+        self.name = name
+    }
 }
 
 public typealias SessionField<Value: FieldValue> = Field<SessionKind, Value>
@@ -27,23 +33,23 @@ public typealias GlobalField<Value: FieldValue> = Field<GlobalKind, Value>
 
 /// A type a field can hold: `Int` and `Bool` (stored as int64) or `String`.
 public protocol FieldValue {
-    static var abiType: UInt32 { get }
+    @inlinable static var abiType: UInt32 { get }
     /// The value read from the engine (the type's zero when it cannot be).
-    static func read(_ host: Host, _ entity: game_id, _ index: Int32) -> Self
-    static func write(_ host: Host, _ entity: game_id, _ index: Int32, _ value: Self) -> Int32
+    @inlinable static func read(_ host: Host, _ entity: game_id, _ index: Int32) -> Self
+    @inlinable static func write(_ host: Host, _ entity: game_id, _ index: Int32, _ value: Self) -> Int32
     /// Through a migration's view of the outgoing module (by field name).
-    static func readOld(_ migration: UnsafePointer<game_migration>, _ entity: game_id, _ name: StaticString) -> Self?
+    @inlinable static func readOld(_ migration: UnsafePointer<game_migration>, _ entity: game_id, _ name: StaticString) -> Self?
 }
 
 extension Int: FieldValue {
-    public static var abiType: UInt32 { UInt32(GAME_TYPE_INT) }
-    public static func read(_ host: Host, _ entity: game_id, _ index: Int32) -> Int {
+    @inlinable public static var abiType: UInt32 { UInt32(GAME_TYPE_INT) }
+    @inlinable public static func read(_ host: Host, _ entity: game_id, _ index: Int32) -> Int {
         Int(host.int(entity, index) ?? 0)
     }
-    public static func write(_ host: Host, _ entity: game_id, _ index: Int32, _ value: Int) -> Int32 {
+    @inlinable public static func write(_ host: Host, _ entity: game_id, _ index: Int32, _ value: Int) -> Int32 {
         host.setInt(entity, index, Int64(value))
     }
-    public static func readOld(_ m: UnsafePointer<game_migration>, _ entity: game_id, _ name: StaticString) -> Int? {
+    @inlinable public static func readOld(_ m: UnsafePointer<game_migration>, _ entity: game_id, _ name: StaticString) -> Int? {
         var value: Int64 = 0
         let status = m.pointee.old_get_int(m, entity, name.utf8Start, name.utf8CodeUnitCount, &value)
         return status == GAME_OK ? Int(value) : nil
@@ -51,32 +57,32 @@ extension Int: FieldValue {
 }
 
 extension Bool: FieldValue {
-    public static var abiType: UInt32 { UInt32(GAME_TYPE_INT) }
-    public static func read(_ host: Host, _ entity: game_id, _ index: Int32) -> Bool {
+    @inlinable public static var abiType: UInt32 { UInt32(GAME_TYPE_INT) }
+    @inlinable public static func read(_ host: Host, _ entity: game_id, _ index: Int32) -> Bool {
         (host.int(entity, index) ?? 0) != 0
     }
-    public static func write(_ host: Host, _ entity: game_id, _ index: Int32, _ value: Bool) -> Int32 {
+    @inlinable public static func write(_ host: Host, _ entity: game_id, _ index: Int32, _ value: Bool) -> Int32 {
         host.setInt(entity, index, value ? 1 : 0)
     }
-    public static func readOld(_ m: UnsafePointer<game_migration>, _ entity: game_id, _ name: StaticString) -> Bool? {
+    @inlinable public static func readOld(_ m: UnsafePointer<game_migration>, _ entity: game_id, _ name: StaticString) -> Bool? {
         Int.readOld(m, entity, name).map { $0 != 0 }
     }
 }
 
 extension String: FieldValue {
-    public static var abiType: UInt32 { UInt32(GAME_TYPE_STRING) }
+    @inlinable public static var abiType: UInt32 { UInt32(GAME_TYPE_STRING) }
     /// Allocates past 15 bytes; `FieldText` (`me.text(\.name)`) reads into a
     /// line without a `String`.
-    public static func read(_ host: Host, _ entity: game_id, _ index: Int32) -> String {
+    @inlinable public static func read(_ host: Host, _ entity: game_id, _ index: Int32) -> String {
         withScratch(Int(GAME_MAX_STRING)) { buffer in
             host.string(entity, index, into: buffer).map { String(decoding: $0, as: UTF8.self) } ?? ""
         }
     }
-    public static func write(_ host: Host, _ entity: game_id, _ index: Int32, _ value: String) -> Int32 {
+    @inlinable public static func write(_ host: Host, _ entity: game_id, _ index: Int32, _ value: String) -> Int32 {
         var copy = value
         return copy.withUTF8 { host.setString(entity, index, UnsafeRawBufferPointer($0)) }
     }
-    public static func readOld(_ m: UnsafePointer<game_migration>, _ entity: game_id, _ name: StaticString) -> String? {
+    @inlinable public static func readOld(_ m: UnsafePointer<game_migration>, _ entity: game_id, _ name: StaticString) -> String? {
         withScratch(Int(GAME_MAX_STRING)) { buffer in
             var length = 0
             let status = m.pointee.old_get_string(
@@ -106,30 +112,30 @@ extension String: FieldValue {
 /// is rebuilt for every call (a few integer increments, nothing allocated),
 /// so no state is kept between calls.
 public protocol FieldSet {
-    init(_ schema: inout Schema)
+    @inlinable init(_ schema: inout Schema)
 }
 
 /// Hands out field handles in declaration order, and in `hotswap_describe`
 /// also declares each field to the engine.
 public struct Schema {
-    var next: Int32 = 0
-    let describer: UnsafePointer<game_describer>?
+    @usableFromInline var next: Int32 = 0
+    @usableFromInline let describer: UnsafePointer<game_describer>?
     /// The first describe error, if any.
-    var status: Int32 = GAME_OK
+    @usableFromInline var status: Int32 = GAME_OK
     /// Fields declared so far, by kind and name (only while describing).
-    var declared: [(kind: Int32, name: StaticString)] = []
+    @usableFromInline var declared: [(kind: Int32, name: StaticString)] = []
 
     /// Fields a migration computes (flagged GAME_FIELD_MIGRATED).
-    var computed: [Int32] = []
+    @usableFromInline var computed: [Int32] = []
 
-    init(describing describer: UnsafePointer<game_describer>?, computed: [Int32] = []) {
+    @inlinable init(describing describer: UnsafePointer<game_describer>?, computed: [Int32] = []) {
         self.describer = describer
         self.computed = computed
     }
 
     /// An int field (`Int` or `Bool`). `migrated`: its values are computed
     /// by a migration from the outgoing module's (a retype must say so).
-    public mutating func field<Kind: EntityKind, Value: FieldValue>(
+    @inlinable public mutating func field<Kind: EntityKind, Value: FieldValue>(
         _ name: StaticString, default value: Int = 0, migrated: Bool = false
     ) -> Field<Kind, Value> where Value: BinaryIntegerLikeFieldValue {
         declare(Kind.raw, UInt32(GAME_TYPE_INT), migrated ? GAME_FIELD_MIGRATED : 0, name, Int64(value), "")
@@ -137,14 +143,14 @@ public struct Schema {
 
     /// A string field. `unique`: no two live entities of its kind hold the
     /// same value (the engine refuses the second), and `find` looks it up.
-    public mutating func field<Kind: EntityKind>(
+    @inlinable public mutating func field<Kind: EntityKind>(
         _ name: StaticString, default value: StaticString = "", unique: Bool = false, migrated: Bool = false
     ) -> Field<Kind, String> {
         let flags = (unique ? GAME_FIELD_UNIQUE : 0) | (migrated ? GAME_FIELD_MIGRATED : 0)
         return declare(Kind.raw, UInt32(GAME_TYPE_STRING), flags, name, 0, value)
     }
 
-    private mutating func declare<Kind, Value>(
+    @inlinable mutating func declare<Kind, Value>(
         _ kind: Int32, _ type: UInt32, _ flags: UInt32, _ name: StaticString, _ defaultInt: Int64,
         _ defaultString: StaticString
     ) -> Field<Kind, Value> {

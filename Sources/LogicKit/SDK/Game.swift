@@ -1,3 +1,4 @@
+import Protocol
 import GameABI
 
 /// A game, written as Nakama's match handler or Colyseus' Room would have
@@ -23,62 +24,62 @@ public protocol Game {
     associatedtype Fields: FieldSet
 
     /// The module's name as operators see it (STATUS, MODULES).
-    static var name: StaticString { get }
+    @inlinable static var name: StaticString { get }
     /// The module's version; migrations and rollbacks name it.
-    static var version: StaticString { get }
+    @inlinable static var version: StaticString { get }
     /// The verbs, matched in order. Declare with `static let` (built once
     /// per loaded image; a computed `var` would rebuild it every request).
-    static var commands: [Command<Self>] { get }
+    @inlinable static var commands: [Command<Self>] { get }
     /// Appended to HELP after the verb list.
-    static var helpNote: StaticString { get }
+    @inlinable static var helpNote: StaticString { get }
     /// Sessions a room holds at most (JOIN answers ROOM_FULL).
-    static var roomCapacity: Int { get }
+    @inlinable static var roomCapacity: Int { get }
     /// Longest player name the standard LOGIN accepts.
-    static var maxNameLength: Int { get }
+    @inlinable static var maxNameLength: Int { get }
     /// Longest room name the standard JOIN accepts.
-    static var maxRoomNameLength: Int { get }
+    @inlinable static var maxRoomNameLength: Int { get }
     /// Field changes between versions, both ways (see `Migration`).
-    static var migrations: [Migration<Self>] { get }
+    @inlinable static var migrations: [Migration<Self>] { get }
 
     /// Every request, before it is routed (e.g. note the time of the
     /// player's last line). Throwing refuses the request.
-    static func received(_ c: Context<Self>, _ line: Text) throws(Refusal)
+    @inlinable static func received(_ c: Context<Self>, _ line: Text) throws(Refusal)
     /// A LOGIN (or a signed token) was verified and the player attached;
     /// append to the `+WELCOME name` reply (the resume token follows).
-    static func loggedIn(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>, _ player: Entity<PlayerKind, Fields>,
+    @inlinable static func loggedIn(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>, _ player: Entity<PlayerKind, Fields>,
                          welcome: inout Line) throws(Refusal)
     /// A RESUME brought a session back; append to `+RESUMED name`.
-    static func resumed(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>, reply: inout Line)
+    @inlinable static func resumed(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>, reply: inout Line)
     /// JOIN made a new room (Colyseus' onCreate).
-    static func roomCreated(_ c: Context<Self>, _ room: Entity<RoomKind, Fields>) throws(Refusal)
+    @inlinable static func roomCreated(_ c: Context<Self>, _ room: Entity<RoomKind, Fields>) throws(Refusal)
     /// May this session join? Throw to refuse (Nakama's join attempt).
-    static func canJoin(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>, _ room: Entity<RoomKind, Fields>)
+    @inlinable static func canJoin(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>, _ room: Entity<RoomKind, Fields>)
         throws(Refusal)
     /// The session joined: tell the room, set it up, and append to the
     /// `+JOINED room` reply.
-    static func joined(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>, _ room: Entity<RoomKind, Fields>,
+    @inlinable static func joined(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>, _ room: Entity<RoomKind, Fields>,
                        reply: inout Line) throws(Refusal)
     /// The session is leaving the room (LEAVE, JOIN elsewhere, QUIT, a
     /// dropped connection that was not resumed); it is still a member.
-    static func leaving(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>, _ room: Entity<RoomKind, Fields>,
+    @inlinable static func leaving(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>, _ room: Entity<RoomKind, Fields>,
                         _ why: LeaveReason)
     /// The connection dropped; the session waits for a RESUME.
-    static func away(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>)
+    @inlinable static func away(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>)
     /// A RESUME brought the session back on a new connection.
-    static func back(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>)
+    @inlinable static func back(_ c: Context<Self>, _ me: Entity<SessionKind, Fields>)
     /// A timer set with `c.after`/`c.every` came due (also one an earlier
     /// version of the module set: timers are data).
-    static func timer(_ c: Context<Self>, _ timer: TimerFired) throws(Refusal)
+    @inlinable static func timer(_ c: Context<Self>, _ timer: TimerFired) throws(Refusal)
     /// A room's tick (`room.setTickRate(n)`).
-    static func tick(_ c: Context<Self>, _ room: Entity<RoomKind, Fields>, _ tick: Tick) throws(Refusal)
+    @inlinable static func tick(_ c: Context<Self>, _ room: Entity<RoomKind, Fields>, _ tick: Tick) throws(Refusal)
     /// The engine's answer to a login check (hotswap_auth). The standard
     /// one (for `Fields: LoginFields`) names the session and sends
     /// `+WELCOME`; implement it only for a login of your own.
-    static func authAnswered(_ c: Context<Self>, _ result: game_auth_result)
+    @inlinable static func authAnswered(_ c: Context<Self>, _ result: game_auth_result)
 }
 
 extension Game where Fields: LoginFields {
-    public static func authAnswered(_ c: Context<Self>, _ result: game_auth_result) {
+    @inlinable public static func authAnswered(_ c: Context<Self>, _ result: game_auth_result) {
         LoginAnswer<Self>.answer(c, result)
     }
 }
@@ -99,23 +100,23 @@ extension Game {
     public typealias Player = Entity<PlayerKind, Fields>
     public typealias Global = Entity<GlobalKind, Fields>
 
-    public static var helpNote: StaticString { "" }
-    public static var roomCapacity: Int { Int.max }
-    public static var maxNameLength: Int { 16 }
-    public static var maxRoomNameLength: Int { 24 }
-    public static var migrations: [Migration<Self>] { [] }
-    public static func received(_ c: Context<Self>, _ line: Text) throws(Refusal) {}
-    public static func loggedIn(_ c: Context<Self>, _ me: Session, _ player: Player, welcome: inout Line) throws(Refusal) {}
-    public static func resumed(_ c: Context<Self>, _ me: Session, reply: inout Line) {}
-    public static func roomCreated(_ c: Context<Self>, _ room: Room) throws(Refusal) {}
-    public static func canJoin(_ c: Context<Self>, _ me: Session, _ room: Room) throws(Refusal) {}
-    public static func joined(_ c: Context<Self>, _ me: Session, _ room: Room, reply: inout Line) throws(Refusal) {}
-    public static func leaving(_ c: Context<Self>, _ me: Session, _ room: Room, _ why: LeaveReason) {}
-    public static func away(_ c: Context<Self>, _ me: Session) {}
-    public static func back(_ c: Context<Self>, _ me: Session) {}
-    public static func timer(_ c: Context<Self>, _ timer: TimerFired) throws(Refusal) {}
-    public static func tick(_ c: Context<Self>, _ room: Room, _ tick: Tick) throws(Refusal) {}
-    public static func authAnswered(_ c: Context<Self>, _ result: game_auth_result) {
+    @inlinable public static var helpNote: StaticString { "" }
+    @inlinable public static var roomCapacity: Int { Int.max }
+    @inlinable public static var maxNameLength: Int { 16 }
+    @inlinable public static var maxRoomNameLength: Int { 24 }
+    @inlinable public static var migrations: [Migration<Self>] { [] }
+    @inlinable public static func received(_ c: Context<Self>, _ line: Text) throws(Refusal) {}
+    @inlinable public static func loggedIn(_ c: Context<Self>, _ me: Session, _ player: Player, welcome: inout Line) throws(Refusal) {}
+    @inlinable public static func resumed(_ c: Context<Self>, _ me: Session, reply: inout Line) {}
+    @inlinable public static func roomCreated(_ c: Context<Self>, _ room: Room) throws(Refusal) {}
+    @inlinable public static func canJoin(_ c: Context<Self>, _ me: Session, _ room: Room) throws(Refusal) {}
+    @inlinable public static func joined(_ c: Context<Self>, _ me: Session, _ room: Room, reply: inout Line) throws(Refusal) {}
+    @inlinable public static func leaving(_ c: Context<Self>, _ me: Session, _ room: Room, _ why: LeaveReason) {}
+    @inlinable public static func away(_ c: Context<Self>, _ me: Session) {}
+    @inlinable public static func back(_ c: Context<Self>, _ me: Session) {}
+    @inlinable public static func timer(_ c: Context<Self>, _ timer: TimerFired) throws(Refusal) {}
+    @inlinable public static func tick(_ c: Context<Self>, _ room: Room, _ tick: Tick) throws(Refusal) {}
+    @inlinable public static func authAnswered(_ c: Context<Self>, _ result: game_auth_result) {
         c.reply(result.status == GAME_OK ? "+OK" : "-ERR BAD_SECRET login refused")
     }
 }
@@ -128,6 +129,12 @@ public struct Tick: Sendable {
     public let stepMilliseconds: Int
     /// Ticks skipped just before this one.
     public let skipped: Int
+
+    @usableFromInline init(number: UInt64, stepMilliseconds: Int, skipped: Int) {
+        self.number = number
+        self.stepMilliseconds = stepMilliseconds
+        self.skipped = skipped
+    }
 }
 
 /// A timer that came due (`hotswap_timer`).
@@ -142,9 +149,18 @@ public struct TimerFired {
     /// Times it has fired, this one included.
     public let count: UInt64
 
+    @usableFromInline init(id: game_id, owner: game_id, event: Text, payload: Text, lateMilliseconds: UInt64, count: UInt64) {
+        self.id = id
+        self.owner = owner
+        self.event = event
+        self.payload = payload
+        self.lateMilliseconds = lateMilliseconds
+        self.count = count
+    }
+
     /// The payload's blank-separated whole numbers, in order (missing or
     /// malformed ones are nil).
-    public func int(_ position: Int) -> Int? {
+    @inlinable public func int(_ position: Int) -> Int? {
         var tokens = Arguments.tokenize(payload.bytes)
         var index = 0
         while let token = tokens.next() {

@@ -1,31 +1,32 @@
+import Protocol
 import GameABI
 
 /// The fields the standard LOGIN, SECRET, RESUME, WHO and JOIN need: a
 /// game using them declares these three session fields.
 public protocol LoginFields: FieldSet {
     /// The name as the player typed it (shown to others).
-    var name: SessionField<String> { get }
+    @inlinable var name: SessionField<String> { get }
     /// The lower-cased name: unique, so two sessions cannot share it.
-    var nameKey: SessionField<String> { get }
+    @inlinable var nameKey: SessionField<String> { get }
     /// The name typed at LOGIN while the engine checks it.
-    var loginName: SessionField<String> { get }
+    @inlinable var loginName: SessionField<String> { get }
 }
 
 /// The standard login, through the engine's verification (ABI 1.4): the
 /// engine checks the secret (a salted scrypt hash) or the signed token
 /// off its loop and answers in `hotswap_auth`; names are unique ignoring
 /// case; the lower-cased name is the player's durable key.
-enum Login<G: Game> {
-    static var minSecretLength: Int { 4 }
+@usableFromInline enum Login<G: Game> {
+    @inlinable static var minSecretLength: Int { 4 }
 
-    static func loggedIn(_ c: Context<G>) -> Bool { c.host.player(of: c.sessionID) != nil }
+    @inlinable static func loggedIn(_ c: Context<G>) -> Bool { c.host.player(of: c.sessionID) != nil }
 
-    static func usage(_ c: Context<G>) -> Refusal {
+    @inlinable static func usage(_ c: Context<G>) -> Refusal {
         c.host.authMode == UInt32(GAME_AUTH_TOKEN) ? .usage("LOGIN", "token") : .usage("LOGIN", "name [secret]")
     }
 
     /// `LOGIN name [secret]`, or `LOGIN token` where tokens are required.
-    static func login(_ c: Context<G>, _ args: inout Arguments) throws(Refusal) where G.Fields: LoginFields {
+    @inlinable static func login(_ c: Context<G>, _ args: inout Arguments) throws(Refusal) where G.Fields: LoginFields {
         let token = c.host.authMode == UInt32(GAME_AUTH_TOKEN)
         guard let first = args.optionalWord() else { throw usage(c) }
         let secret = args.optionalWord()
@@ -56,7 +57,7 @@ enum Login<G: Game> {
 
     /// `SECRET secret`: sets or changes the logged-in player's secret (a
     /// guest claims its name).
-    static func setSecret(_ c: Context<G>, _ args: inout Arguments) throws(Refusal) where G.Fields: LoginFields {
+    @inlinable static func setSecret(_ c: Context<G>, _ args: inout Arguments) throws(Refusal) where G.Fields: LoginFields {
         let secret = try args.word()
         try args.end()
         guard loggedIn(c) else { throw Refusal.notLoggedIn }
@@ -70,8 +71,8 @@ enum Login<G: Game> {
     }
 }
 
-enum LoginAnswer<G: Game> where G.Fields: LoginFields {
-    static func answer(_ c: Context<G>, _ result: game_auth_result) {
+@usableFromInline enum LoginAnswer<G: Game> where G.Fields: LoginFields {
+    @inlinable static func answer(_ c: Context<G>, _ result: game_auth_result) {
         if result.flags & GAME_AUTH_SECRET_SET != 0 {
             if result.status == GAME_OK {
                 c.reply("+OK secret set: from now on log in with LOGIN name secret")
@@ -125,7 +126,7 @@ enum LoginAnswer<G: Game> where G.Fields: LoginFields {
     }
 
     /// A login the engine refused, in the player's words.
-    static func refused(_ c: Context<G>, _ result: game_auth_result) {
+    @inlinable static func refused(_ c: Context<G>, _ result: game_auth_result) {
         switch result.status {
         case GAME_ERR_BAD_SECRET:
             c.reply(c.host.authMode == UInt32(GAME_AUTH_TOKEN)
@@ -150,7 +151,7 @@ enum LoginAnswer<G: Game> where G.Fields: LoginFields {
     }
 
     /// `RESUME token` on a fresh connection (see game_abi.h, resume).
-    static func resume(_ c: Context<G>, _ args: inout Arguments) throws(Refusal) {
+    @inlinable static func resume(_ c: Context<G>, _ args: inout Arguments) throws(Refusal) {
         let token = try args.word()
         try args.end()
         if c.host.player(of: c.sessionID) != nil || c.me.withText(\.name, { !$0.isEmpty }) {
@@ -176,7 +177,7 @@ enum LoginAnswer<G: Game> where G.Fields: LoginFields {
 
 /// A `withScratch` that lets its body throw a `Refusal`.
 
-func withScratchThrowing<R>(_ byteCount: Int, _ body: (UnsafeMutableRawBufferPointer) throws(Refusal) -> R) throws(Refusal) -> R {
+@usableFromInline func withScratchThrowing<R>(_ byteCount: Int, _ body: (UnsafeMutableRawBufferPointer) throws(Refusal) -> R) throws(Refusal) -> R {
     let result: Result<R, Refusal> = withScratch(byteCount) { buffer in
         do throws(Refusal) { return .success(try body(buffer)) } catch { return .failure(error) }
     }

@@ -1,3 +1,4 @@
+import Protocol
 import GameABI
 
 /// A change to the game's fields between two versions, written in Swift
@@ -20,14 +21,23 @@ import GameABI
 // instances the compiler cannot prove Sendable), so a game can keep its
 // migrations in a `static let`.
 public struct Migration<G: Game>: @unchecked Sendable {
-    let kind: Int32
+    @usableFromInline let kind: Int32
     /// The field (index in this version's schema) a retype computes.
-    let computes: (G.Fields) -> Int32?
-    let up: (UnsafePointer<game_migration>, game_id, Context<G>) -> Int32
-    let down: ((UnsafePointer<game_migration>, game_id, Context<G>) -> Int32)?
+    @usableFromInline let computes: (G.Fields) -> Int32?
+    @usableFromInline let up: (UnsafePointer<game_migration>, game_id, Context<G>) -> Int32
+    @usableFromInline let down: ((UnsafePointer<game_migration>, game_id, Context<G>) -> Int32)?
+
+    @usableFromInline init(kind: Int32, computes: @escaping (G.Fields) -> Int32?,
+                           up: @escaping (UnsafePointer<game_migration>, game_id, Context<G>) -> Int32,
+                           down: ((UnsafePointer<game_migration>, game_id, Context<G>) -> Int32)?) {
+        self.kind = kind
+        self.computes = computes
+        self.up = up
+        self.down = down
+    }
 
     /// The field called `old` (same kind and type) is now `field`.
-    public static func rename<K, V: FieldValue>(_ old: StaticString, to field: KeyPath<G.Fields, Field<K, V>>) -> Migration {
+    @inlinable public static func rename<K, V: FieldValue>(_ old: StaticString, to field: KeyPath<G.Fields, Field<K, V>>) -> Migration {
         Migration(
             kind: K.raw, computes: { _ in nil },
             up: { m, entity, c in
@@ -46,7 +56,7 @@ public struct Migration<G: Game>: @unchecked Sendable {
     /// value, `down` (for ROLLBACK) converts back. Without `down`, a
     /// rollback from this version is refused rather than bringing back the
     /// value from before the upgrade beside everything written since.
-    public static func retype<K, Old: FieldValue, New: FieldValue>(
+    @inlinable public static func retype<K, Old: FieldValue, New: FieldValue>(
         _ field: KeyPath<G.Fields, Field<K, New>>, from: Old.Type, up: @escaping (Old) -> New,
         down: ((New) -> Old)? = nil
     ) -> Migration {
@@ -70,14 +80,14 @@ public struct Migration<G: Game>: @unchecked Sendable {
     /// The field called `old` is no longer declared. Nothing to do either
     /// way: the engine keeps its values hidden, and a ROLLBACK brings them
     /// back. Listed so the history reads whole.
-    public static func drop(_ old: StaticString) -> Migration {
+    @inlinable public static func drop(_ old: StaticString) -> Migration {
         Migration(kind: 0, computes: { _ in nil }, up: { _, _, _ in GAME_OK }, down: { _, _, _ in GAME_OK })
     }
 
     /// Anything else, per entity of kind `K`: `up` and `down` read the
     /// other version's values through the migration (`old(...)`) and write
     /// through the context.
-    public static func custom<K: EntityKind>(
+    @inlinable public static func custom<K: EntityKind>(
         _ kind: K.Type, up: @escaping (MigrationStep<G>) -> Int32, down: ((MigrationStep<G>) -> Int32)? = nil
     ) -> Migration {
         Migration(
@@ -88,7 +98,7 @@ public struct Migration<G: Game>: @unchecked Sendable {
 
     /// Runs every step that applies to `entity` (hotswap_migrate and
     /// hotswap_migrate_down).
-    static func run(_ steps: [Migration], up: Bool, _ m: UnsafePointer<game_migration>, _ entity: game_id,
+    @inlinable static func run(_ steps: [Migration], up: Bool, _ m: UnsafePointer<game_migration>, _ entity: game_id,
                     _ c: Context<G>) -> Int32 {
         let kind = Int32(truncatingIfNeeded: entity >> 56)
         let ordered: [Migration] = up ? steps : steps.reversed()
@@ -111,19 +121,25 @@ public struct Migration<G: Game>: @unchecked Sendable {
 
 /// One entity in a custom migration step.
 public struct MigrationStep<G: Game> {
-    let migration: UnsafePointer<game_migration>
+    @usableFromInline let migration: UnsafePointer<game_migration>
     public let entity: game_id
     /// Writes go to the version being migrated to.
     public let context: Context<G>
 
+    @usableFromInline init(migration: UnsafePointer<game_migration>, entity: game_id, context: Context<G>) {
+        self.migration = migration
+        self.entity = entity
+        self.context = context
+    }
+
     /// The other version's value of `name` (nil when it had no such field
     /// of that type).
-    public func old<V: FieldValue>(_ name: StaticString, as type: V.Type = V.self) -> V? {
+    @inlinable public func old<V: FieldValue>(_ name: StaticString, as type: V.Type = V.self) -> V? {
         V.readOld(migration, entity, name)
     }
 
     /// The version migrated from.
-    public var fromVersion: String {
+    @inlinable public var fromVersion: String {
         String(decoding: UnsafeRawBufferPointer(start: migration.pointee.from_version,
                                                 count: migration.pointee.from_version_length), as: UTF8.self)
     }

@@ -13,10 +13,10 @@ import Protocol
 /// code, and turns a thrown `Refusal` into "undo, then `-ERR`".
 public enum Module<G: Game> {
     /// `hotswap_abi_version`.
-    public static func abiVersion() -> UInt32 { UInt32(GAME_ABI_VERSION) }
+    @inlinable public static func abiVersion() -> UInt32 { UInt32(GAME_ABI_VERSION) }
 
     /// `hotswap_describe`: the name, version and fields.
-    public static func describe(_ describer: UnsafePointer<game_describer>?) -> Int32 {
+    @inlinable public static func describe(_ describer: UnsafePointer<game_describer>?) -> Int32 {
         guard let describer else { return GAME_ERR_BAD_ARGUMENT }
         let d = describer.pointee
         let status = d.module(describer, G.name.utf8Start, G.name.utf8CodeUnitCount,
@@ -32,7 +32,7 @@ public enum Module<G: Game> {
 
     /// Runs `body` with a context for this call.
     
-    static func withContext<R>(_ table: UnsafePointer<game_state_table>, session: game_id,
+    @inlinable static func withContext<R>(_ table: UnsafePointer<game_state_table>, session: game_id,
                                _ body: (Context<G>) -> R) -> R {
         var schema = Schema(describing: nil)
         var fields = G.Fields(&schema)
@@ -45,7 +45,7 @@ public enum Module<G: Game> {
     }
 
     /// `hotswap_handle`: routes one request line to its command.
-    public static func handle(_ message: UnsafePointer<game_message>?, _ table: UnsafePointer<game_state_table>?) -> Int32 {
+    @inlinable public static func handle(_ message: UnsafePointer<game_message>?, _ table: UnsafePointer<game_state_table>?) -> Int32 {
         guard let message, let table else { return GAME_ERR_BAD_ARGUMENT }
         let line = Text(UnsafeRawBufferPointer(start: message.pointee.line, count: message.pointee.length))
         return withContext(table, session: message.pointee.session) { c in
@@ -63,10 +63,18 @@ public enum Module<G: Game> {
                 c.reply(Refusal("EMPTY", "empty request, try HELP").line)
                 return GAME_OK
             }
-            guard let command = G.commands.first(where: { request.verbIs($0.verb) }) else {
+            // A plain loop: `first(where:)` would box its closure here.
+            let commands = G.commands
+            var found: Int?
+            for index in commands.indices where request.verbIs(commands[index].verb) {
+                found = index
+                break
+            }
+            guard let found else {
                 c.reply(Refusal("UNKNOWN_COMMAND", "unknown command, try HELP").line)
                 return GAME_OK
             }
+            let command = commands[found]
             switch command.needs {
             case .nothing: break
             case .login, .room:
@@ -94,7 +102,7 @@ public enum Module<G: Game> {
     }
 
     /// `hotswap_timer`.
-    public static func timer(_ event: UnsafePointer<game_timer_event>?, _ table: UnsafePointer<game_state_table>?) -> Int32 {
+    @inlinable public static func timer(_ event: UnsafePointer<game_timer_event>?, _ table: UnsafePointer<game_state_table>?) -> Int32 {
         guard let event, let table else { return GAME_ERR_BAD_ARGUMENT }
         let e = event.pointee
         let fired = TimerFired(
@@ -108,7 +116,7 @@ public enum Module<G: Game> {
     }
 
     /// `hotswap_tick`.
-    public static func tick(_ tick: UnsafePointer<game_tick>?, _ table: UnsafePointer<game_state_table>?) -> Int32 {
+    @inlinable public static func tick(_ tick: UnsafePointer<game_tick>?, _ table: UnsafePointer<game_state_table>?) -> Int32 {
         guard let tick, let table else { return GAME_ERR_BAD_ARGUMENT }
         let k = tick.pointee
         return withContext(table, session: 0) { c in
@@ -119,7 +127,7 @@ public enum Module<G: Game> {
     }
 
     /// `hotswap_session_closed`: the session leaves its room first.
-    public static func sessionClosed(_ session: game_id, _ table: UnsafePointer<game_state_table>?) {
+    @inlinable public static func sessionClosed(_ session: game_id, _ table: UnsafePointer<game_state_table>?) {
         guard let table else { return }
         withContext(table, session: session) { c in
             if let room = c.me.room { G.leaving(c, c.me, room, c.me.isAway ? .timeout : .quit) }
@@ -127,19 +135,19 @@ public enum Module<G: Game> {
     }
 
     /// `hotswap_session_away`.
-    public static func sessionAway(_ session: game_id, _ table: UnsafePointer<game_state_table>?) {
+    @inlinable public static func sessionAway(_ session: game_id, _ table: UnsafePointer<game_state_table>?) {
         guard let table else { return }
         withContext(table, session: session) { c in G.away(c, c.me) }
     }
 
     /// `hotswap_session_back`.
-    public static func sessionBack(_ session: game_id, _ table: UnsafePointer<game_state_table>?) {
+    @inlinable public static func sessionBack(_ session: game_id, _ table: UnsafePointer<game_state_table>?) {
         guard let table else { return }
         withContext(table, session: session) { c in G.back(c, c.me) }
     }
 
     /// `hotswap_auth`: the engine's answer to the standard LOGIN or SECRET.
-    public static func auth(_ result: UnsafePointer<game_auth_result>?, _ table: UnsafePointer<game_state_table>?) -> Int32 {
+    @inlinable public static func auth(_ result: UnsafePointer<game_auth_result>?, _ table: UnsafePointer<game_state_table>?) -> Int32 {
         guard let result, let table else { return GAME_ERR_BAD_ARGUMENT }
         return withContext(table, session: result.pointee.session) { c in
             G.authAnswered(c, result.pointee)
@@ -148,7 +156,7 @@ public enum Module<G: Game> {
     }
 
     /// `hotswap_migrate`: one entity, from the outgoing module.
-    public static func migrate(_ migration: UnsafePointer<game_migration>?, _ entity: game_id,
+    @inlinable public static func migrate(_ migration: UnsafePointer<game_migration>?, _ entity: game_id,
                                _ table: UnsafePointer<game_state_table>?) -> Int32 {
         guard let migration, let table else { return GAME_ERR_BAD_ARGUMENT }
         return withContext(table, session: 0) { c in
@@ -157,7 +165,7 @@ public enum Module<G: Game> {
     }
 
     /// `hotswap_migrate_down`: one entity, back to the previous module.
-    public static func migrateDown(_ migration: UnsafePointer<game_migration>?, _ entity: game_id,
+    @inlinable public static func migrateDown(_ migration: UnsafePointer<game_migration>?, _ entity: game_id,
                                    _ table: UnsafePointer<game_state_table>?) -> Int32 {
         guard let migration, let table else { return GAME_ERR_BAD_ARGUMENT }
         return withContext(table, session: 0) { c in

@@ -1,3 +1,4 @@
+import Protocol
 import GameABI
 
 /// The verbs most games share, ready to list in `commands`:
@@ -11,12 +12,12 @@ import GameABI
 /// shapes them through its hooks (`loggedIn`, `joined`, `leaving`, ...).
 extension Command {
     /// `PING` → `+PONG`.
-    public static var ping: Command {
+    @inlinable public static var ping: Command {
         Command("PING") { c, args throws(Refusal) in c.reply("+PONG") }
     }
 
     /// `HELP` → `+HELP VERB usage | ...` and the game's `helpNote`.
-    public static var help: Command {
+    @inlinable public static var help: Command {
         Command("HELP", listed: false) { c, args throws(Refusal) in
             var line: Line = "+HELP"
             var first = true
@@ -38,7 +39,7 @@ extension Command {
     }
 
     /// `QUIT` → `+BYE`, then the connection closes.
-    public static var quit: Command {
+    @inlinable public static var quit: Command {
         Command("QUIT") { c, args throws(Refusal) in
             c.reply("+BYE")
             c.me.close()
@@ -46,7 +47,7 @@ extension Command {
     }
 
     /// `ROOMS` → `+ROOMS name:members ...` (up to 64 rooms).
-    public static var rooms: Command {
+    @inlinable public static var rooms: Command {
         Command("ROOMS") { c, args throws(Refusal) in
             var line: Line = "+ROOMS"
             c.forEachRoom(limit: 64) { room in
@@ -61,17 +62,17 @@ extension Command where G.Fields: LoginFields {
     /// `LOGIN name [secret]` (or `LOGIN token` with --auth-jwt-key),
     /// checked by the engine; `+WELCOME name ... resume TOKEN` after
     /// the game's `loggedIn` hook.
-    public static var login: Command {
+    @inlinable public static var login: Command {
         Command("LOGIN", "name [secret]") { c, args throws(Refusal) in try Login<G>.login(c, &args) }
     }
 
     /// `SECRET secret`: a guest claims its name, or a player changes it.
-    public static var secret: Command {
+    @inlinable public static var secret: Command {
         Command("SECRET", "secret") { c, args throws(Refusal) in try Login<G>.setSecret(c, &args) }
     }
 
     /// `RESUME token`: takes back a session whose connection dropped.
-    public static var resume: Command {
+    @inlinable public static var resume: Command {
         Command("RESUME", "token") { c, args throws(Refusal) in try LoginAnswer<G>.resume(c, &args) }
     }
 
@@ -79,7 +80,7 @@ extension Command where G.Fields: LoginFields {
     /// `canJoin`, leaves the current room (`leaving`), joins (`joined`,
     /// which may reply; otherwise `+JOINED room`). A refusal at any step
     /// undoes all of it: the player stays where it was.
-    public static var join: Command {
+    @inlinable public static var join: Command {
         Command("JOIN", "room", needs: .login) { c, args throws(Refusal) in
             let name = try args.word()
             try args.end()
@@ -115,7 +116,7 @@ extension Command where G.Fields: LoginFields {
     }
 
     /// `LEAVE` → `+LEFT room` after the game's `leaving` hook.
-    public static var leave: Command {
+    @inlinable public static var leave: Command {
         Command("LEAVE", needs: .room) { c, args throws(Refusal) in
             try args.end()
             guard let room = c.me.room else { throw Refusal.notInRoom }
@@ -126,7 +127,7 @@ extension Command where G.Fields: LoginFields {
     }
 
     /// `WHO` → `+WHO name name ...`, the room's members in join order.
-    public static var who: Command {
+    @inlinable public static var who: Command {
         Command("WHO", needs: .room) { c, args throws(Refusal) in
             guard let room = c.me.room else { throw Refusal.notInRoom }
             var line: Line = "+WHO"
