@@ -54,7 +54,7 @@ public struct FakeLimits: Sendable, Equatable {
 /// would refuse it for the same reason; nothing changed).
 public struct FakeHostError: Error, CustomStringConvertible, Sendable, Equatable {
     public let description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }
 
 /// A status code and why: what a state table call that fails throws inside

@@ -128,6 +128,10 @@ public final class FakeHost {
         let id = connection.id
         guard state.isOpen(id) else { return }
         if limits.resumeGraceMilliseconds > 0, state.tokenOf[id] != nil {
+            // What was queued went out on the old connection; a RESUME
+            // gets what the session is sent from now on.
+            connection.leftover = state.outbox[id] ?? []
+            state.outbox[id] = []
             state.sessions[id]?.awayUntil = clock + limits.resumeGraceMilliseconds * 1_000_000
             callHook(module.sessionAway, id)
         } else {
