@@ -57,4 +57,21 @@ extension FakeHost {
             out.pointee = id
         }
     }
+
+    /// `field_index` (ABI 1.5): the index of a field of the schema this
+    /// table writes (the candidate's, during a reload or rollback hook).
+    func fieldIndex(_ kind: UInt32, _ name: UnsafePointer<UInt8>?, _ length: Int) -> Int32 {
+        var index = GAME_ERR_NOT_FOUND
+        let status = run("field_index") { () throws(FakeStatus) in
+            guard let name, length >= 0, length <= Int(GAME_MAX_FIELD_NAME), kind >= 1 && kind <= 4 else {
+                throw FakeStatus(GAME_ERR_BAD_ARGUMENT, "a field name is at most \(GAME_MAX_FIELD_NAME) bytes, of kind 1...4")
+            }
+            let wanted = String(decoding: UnsafeBufferPointer(start: name, count: length), as: UTF8.self)
+            guard let found = fields.firstIndex(where: { $0.kind == kind && $0.name == wanted }) else {
+                throw FakeStatus(GAME_ERR_NOT_FOUND, "no field '\(wanted)' of kind \(kind)")
+            }
+            index = Int32(found)
+        }
+        return status == GAME_OK ? index : status
+    }
 }

@@ -5,10 +5,11 @@ extension FakeHost {
     /// Swaps `candidate` in: describes it, binds its fields by name and
     /// type (new fields get their defaults, dropped ones stay hidden for a
     /// rollback, a retyped one needs GAME_FIELD_MIGRATED and a `migrate`
-    /// export), calls `migrate` once per live entity (stored players first,
-    /// for a module with player fields, each allowed to write only itself;
-    /// then the global entity, every session and room) with direction
-    /// GAME_MIGRATE_UP, then `load`. Throws, changing nothing, when a step
+    /// export), calls `migrate` once per live entity with direction
+    /// GAME_MIGRATE_UP (for a module with player fields, every stored player
+    /// first, each allowed to write only itself, as the engine's staged
+    /// migration does when no player field is unique; then the global
+    /// entity, every session and room), then `load`. Throws, changing nothing, when a step
     /// fails; output and room changes in those hooks get GAME_ERR_STATE.
     public func reload(to candidate: FakeModule) throws {
         let incoming = try FakeSchema.describe(candidate)
@@ -18,7 +19,8 @@ extension FakeHost {
     /// Swaps back to the module that served before the last swap (ABI 1.5):
     /// with the newer module's `migrateDown`, runs it like a migration in
     /// reverse (GAME_MIGRATE_DOWN, reading the newer values, writing the
-    /// previous schema); without it, refuses when the newer module retyped
+    /// previous schema; the global entity, sessions, rooms, then stored
+    /// players if the previous module has player fields); without it, refuses when the newer module retyped
     /// a field or computed (GAME_FIELD_MIGRATED) one the previous module
     /// declares, naming the field; otherwise fields the newer module
     /// dropped come back with their kept values. Then the previous `load`.
@@ -41,8 +43,8 @@ extension FakeHost {
         let hook: FakeModule.Migrate?
         if rollingBack {
             hook = module.migrateDown
-            if hook == nil, let field = Self.fieldMixingTimes(newer: fields, older: incoming.fields) {
-                throw FakeHostError("rollback refused: \(moduleName) \(moduleVersion) retyped or migrated field '\(field)' and exports no hotswap_migrate_down")
+            if hook == nil, let mixed = Self.mixedField(serving: schema, previous: incoming) {
+                throw FakeHostError(mixed)
             }
         } else {
             if candidate.migrate == nil, let field = incoming.fields.first(where: \.migrated) {
@@ -53,18 +55,23 @@ extension FakeHost {
         let saved = (state: state, bindings: bindings, module: module, schema: schema)
         do throws(FakeHostError) {
             let incomingBindings = try state.store.bind(incoming.fields, live: fields, rollback: rollingBack)
+            // The hooks write the incoming schema (field_index sees it too).
             bindings = incomingBindings
             module = candidate
+            schema = incoming
             if let hook {
                 let migration = FakeMigration(host: self, oldStore: saved.state.store, oldFields: saved.schema.fields,
                                               oldBindings: saved.bindings)
-                // Players first (their migration reads other entities' old
-                // values through old_get_*), each writing only itself.
-                var ids: [game_id] = []
-                if incoming.fields.contains(where: { $0.kind == UInt32(GAME_KIND_PLAYER) }) { ids += state.players.ids }
-                let players = ids.count
-                ids += [GAME_GLOBAL_ID] + state.sessions.ids + state.rooms.ids
-                let playerIDs = Set(ids.prefix(players))
+                let players = incoming.fields.contains { $0.kind == UInt32(GAME_KIND_PLAYER) } ? state.players.ids : []
+                let others = [GAME_GLOBAL_ID] + state.sessions.ids + state.rooms.ids
+                // A reload migrates stored players first, between messages,
+                // each allowed to write only itself (the engine's staged
+                // migration: a module with player fields, no unique player
+                // field); otherwise, and on a rollback, all in the commit.
+                let staged = !rollingBack && !players.isEmpty
+                    && !state.store.tables[Int(GAME_KIND_PLAYER)].columns.contains { $0.index != nil }
+                let ids = staged ? players + others : others + players
+                let playerIDs = Set(staged ? players : [])
                 try migration.run(hook, ids: ids, from: saved.schema.version, to: incoming.version,
                                   direction: UInt32(rollingBack ? GAME_MIGRATE_DOWN : GAME_MIGRATE_UP),
                                   onlyWritable: { playerIDs.contains($0) ? $0 : 0 })
@@ -79,19 +86,29 @@ extension FakeHost {
             state = saved.state
             bindings = saved.bindings
             module = saved.module
+            schema = saved.schema
             throw error
         }
         previous = (saved.module, saved.schema)
-        schema = incoming
     }
 
-    /// The first field the newer module retyped, or computed
-    /// (GAME_FIELD_MIGRATED), that the older module declares: rolling back
-    /// past it would mix values from two points in time.
-    static func fieldMixingTimes(newer: [FakeFieldSpec], older: [FakeFieldSpec]) -> String? {
-        for field in newer {
-            guard let old = older.first(where: { $0.kind == field.kind && $0.name == field.name }) else { continue }
-            if field.migrated || old.type != field.type { return field.name }
+    /// The engine's RollbackCheck: the first field `previous` declares (in
+    /// its order) that `serving` retyped, or computes (GAME_FIELD_MIGRATED)
+    /// under the same name and type; going back past it without
+    /// `migrateDown` would mix two points in time. Nil when nothing mixes.
+    static func mixedField(serving: FakeSchema, previous: FakeSchema) -> String? {
+        let from = "\(serving.name) \(serving.version)", to = "\(previous.name) \(previous.version)"
+        for field in previous.fields {
+            guard let newer = serving.fields.first(where: { $0.kind == field.kind && $0.name == field.name }) else { continue }
+            if newer.type != field.type {
+                return "cannot roll back \(from) -> \(to): \(from) retyped field '\(field.name)' and exports no "
+                    + "hotswap_migrate_down; going back would mix the \(field.name) from before the upgrade with everything written since"
+            }
+            if newer.migrated {
+                return "cannot roll back \(from) -> \(to): \(from) computes field '\(field.name)' in its hotswap_migrate "
+                    + "(GAME_FIELD_MIGRATED) and exports no hotswap_migrate_down; going back would hand \(to) the "
+                    + "\(field.name) in \(from)'s terms"
+            }
         }
         return nil
     }

@@ -56,6 +56,7 @@ enum FakeTable {
                 FakeHost.of(t).sessionResume(session, token, tokenLength, out, buffer, capacity, length)
             },
             session_status: { t, session, out in FakeHost.of(t).sessionStatus(session, out) },
-            undo: { t in FakeHost.of(t).undo() })
+            undo: { t in FakeHost.of(t).undo() },
+            field_index: { t, kind, name, length in FakeHost.of(t).fieldIndex(kind, name, length) })
     }
 }

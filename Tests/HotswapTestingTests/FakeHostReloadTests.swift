@@ -84,7 +84,11 @@ private func v2(down: Bool = false, failOnPlayers: Bool = false) -> FakeModule {
             let status = withBytes("hp") { mig.old_get_string!(m, entity, $0, $1, &buffer, buffer.count, &length) }
             guard status == GAME_OK, mig.direction == UInt32(GAME_MIGRATE_DOWN) else { return GAME_ERR_STATE }
             let value = String(decoding: buffer.prefix(length), as: UTF8.self).dropFirst(3)
-            return t.setInt(entity, 0, Int64(value) ?? -1)
+            // `t` writes the previous schema, whose order this version
+            // learns by name (field_index, ABI 1.5).
+            let hp = withBytes("hp") { t.pointee.field_index!(t, UInt32(GAME_KIND_SESSION), $0, $1) }
+            guard hp >= 0 else { return hp }
+            return t.setInt(entity, hp, Int64(value) ?? -1)
         }
     }
     return module
@@ -188,6 +192,33 @@ private func v2(down: Bool = false, failOnPlayers: Bool = false) -> FakeModule {
         try host.rollback()
         #expect(host.string("title", of: alice.id) == "knight")
         #expect(host.violations.isEmpty)
+    }
+
+    @Test func fieldIndexNamesTheServingSchemasFields() throws {
+        let module = testModule(fields: v2Fields) { r in
+            let index = withBytes(r.word(1)) { r.t.pointee.field_index!(r.t, UInt32(GAME_KIND_PLAYER), $0, $1) }
+            return r.t.reply("+\(index)")
+        }
+        let host = try FakeHost(module)
+        let alice = host.connect()
+        #expect(host.send("INDEX rank", from: alice) == "+3")
+        #expect(host.send("INDEX gold", from: alice) == "+2")
+        #expect(host.send("INDEX hp", from: alice) == "+\(GAME_ERR_NOT_FOUND)")  // a session field
+    }
+
+    @Test func rollbackPastAComputedFieldIsRefusedToo() throws {
+        // Same name and type, but computed by the newer module's migrate.
+        var computed = v1Fields
+        computed[1].flags = UInt32(GAME_FIELD_MIGRATED)
+        var v1c = testModule("game", version: "1c", fields: computed, handle: handleV1)
+        v1c.migrate = { _, _, _ in GAME_OK }
+        let host = try FakeHost(v1)
+        try host.reload(to: v1c)
+        #expect(throws: FakeHostError(
+            "cannot roll back game 1c -> game 1: game 1c computes field 'round' in its hotswap_migrate (GAME_FIELD_MIGRATED) "
+                + "and exports no hotswap_migrate_down; going back would hand game 1 the round in game 1c's terms")) {
+            try host.rollback()
+        }
     }
 
     @Test func nothingToRollBackToAtFirst() throws {
