@@ -80,7 +80,7 @@ extension FakeHost {
                 beginCall(.load)
                 let status = Array(saved.schema.version.utf8).withUnsafeBufferPointer { load(table, $0.baseAddress, $0.count) }
                 _ = endCall()
-                if status != GAME_OK { throw FakeHostError("hotswap_load failed with status \(FakeStatus.name(status))") }
+                if status != GAME_OK { throw FakeHostError("hotswap_load failed with status \(status)") }
             }
         } catch {
             state = saved.state

@@ -37,7 +37,7 @@ final class FakeMigration {
                     host.beginCall(.migrate, onlyWritable: onlyWritable(id))
                     let status = withExtendedLifetime(self) { hook(&migration, id, host.table) }
                     _ = host.endCall()
-                    if status != GAME_OK { return "\(export) failed with status \(FakeStatus.name(status)) on \(hex(id))" }
+                    if status != GAME_OK { return "\(export) failed with status \(status) on \(hex(id))" }
                 }
                 return nil
             }

@@ -9,14 +9,21 @@ import GameABI
 /// a real module it must keep no state between calls (the closures are
 /// `@Sendable`): every game value lives in the host's fields.
 public struct FakeModule: Sendable {
+    /// `hotswap_describe(describer)`.
     public typealias Describe = @Sendable (UnsafePointer<game_describer>) -> Int32
+    /// `hotswap_handle(message, table)`.
     public typealias Handle = @Sendable (UnsafePointer<game_message>, UnsafePointer<game_state_table>) -> Int32
+    /// `hotswap_session_closed`, `_away`, `_back`: `(session, table)`.
     public typealias SessionHook = @Sendable (game_id, UnsafePointer<game_state_table>) -> Void
+    /// `hotswap_migrate` and `hotswap_migrate_down`: `(migration, entity, table)`.
     public typealias Migrate = @Sendable (UnsafePointer<game_migration>, game_id, UnsafePointer<game_state_table>) -> Int32
     /// `hotswap_load(table, from_version, length)`.
     public typealias Load = @Sendable (UnsafePointer<game_state_table>, UnsafePointer<UInt8>?, Int) -> Int32
+    /// `hotswap_timer(event, table)`.
     public typealias Timer = @Sendable (UnsafePointer<game_timer_event>, UnsafePointer<game_state_table>) -> Int32
+    /// `hotswap_tick(tick, table)`.
     public typealias Tick = @Sendable (UnsafePointer<game_tick>, UnsafePointer<game_state_table>) -> Int32
+    /// `hotswap_auth(result, table)`.
     public typealias Auth = @Sendable (UnsafePointer<game_auth_result>, UnsafePointer<game_state_table>) -> Int32
 
     /// What `hotswap_abi_version` returns; the host refuses another major

@@ -3,13 +3,6 @@ import GameABI
 import HotswapTesting
 import Testing
 
-/// Built products sit next to the test bundle (.build/<triple>/debug),
-/// as ServerTests finds them.
-private func builtLibrary(_ name: String) -> String {
-    URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        .appendingPathComponent("lib\(name).so").path
-}
-
 @Suite struct FakeModuleLibraryTests {
     @Test func aBuiltModuleRunsInTheFakeHost() throws {
         let path = builtLibrary("TimeProbeModule")
