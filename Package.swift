@@ -37,6 +37,8 @@ let package = Package(
         .executable(name: "loadtest", targets: ["loadtest"]),
         .executable(name: "metrics-cost", targets: ["metrics-cost"]),
         .library(name: "GameLogic", type: .dynamic, targets: ["GameLogic"]),
+        // A fake host: unit-test a game module with no server and no sockets.
+        .library(name: "HotswapTesting", targets: ["HotswapTesting"]),
         // Test fixtures: logic modules the tests load into a real server.
         .library(name: "GameLogicV2", type: .dynamic, targets: ["GameLogicV2"]),
         .library(name: "GameLogicV3", type: .dynamic, targets: ["GameLogicV3"]),
@@ -120,6 +122,8 @@ let package = Package(
             dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "tools/gamectl"
         ),
+        // The fake host (an in-memory state table) game developers unit-test modules with.
+        .target(name: "HotswapTesting", dependencies: ["GameABI"]),
         // The default game: its logic (Gems, linked into tests on the fake
         // host) and the module that exports it (GameLogic, libGameLogic.so).
         .target(name: "Gems", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Sources/Games/Gems",
@@ -185,6 +189,7 @@ let package = Package(
         .executableTarget(name: "ProtocolFuzzer", dependencies: ["Protocol", "ProtocolChecks", "FuzzDriver"],
                           path: "Tests/Fuzz/ProtocolFuzzer"),
         .executableTarget(name: "EngineFuzzer", dependencies: ["HotswapEngine", "FuzzDriver"], path: "Tests/Fuzz/EngineFuzzer"),
+        .testTarget(name: "HotswapTestingTests", dependencies: ["HotswapTesting", "GameABI"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "ProtocolChecks"]),
         .testTarget(name: "ServerTests", dependencies: [
             "HotswapEngine", "GameABI", "UVKit", "CLibUV",
