@@ -94,3 +94,10 @@ public struct Command<G: Game> {
         self.handler = handler
     }
 }
+
+/// A game's verb table is a `static let` built once per loaded image, as
+/// `Game.commands` asks; Swift 6 refuses a static of a non-`Sendable`
+/// type. A command is immutable after `init` (its handler a plain
+/// function), and a module is only ever called on the engine's loop
+/// thread, so sharing one is safe.
+extension Command: @unchecked Sendable {}
