@@ -37,6 +37,8 @@ let package = Package(
         .executable(name: "loadtest", targets: ["loadtest"]),
         .executable(name: "metrics-cost", targets: ["metrics-cost"]),
         .library(name: "GameLogic", type: .dynamic, targets: ["GameLogic"]),
+        // A second game on the SDK: light cycles on room ticks (README, "Cycles").
+        .library(name: "Cycles", type: .dynamic, targets: ["Cycles"]),
         // Test fixtures: logic modules the tests load into a real server.
         .library(name: "GameLogicV2", type: .dynamic, targets: ["GameLogicV2"]),
         .library(name: "GameLogicV3", type: .dynamic, targets: ["GameLogicV3"]),
@@ -118,6 +120,13 @@ let package = Package(
             path: "tools/gamectl"
         ),
         .target(name: "GameLogic", dependencies: ["GameABI", "LogicKit", "Protocol"], swiftSettings: moduleSettings),
+        // Light cycles: the game (linked by its unit tests too) and its
+        // module, which holds only the exported C symbols.
+        .target(name: "CyclesGame", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Sources/Games/Cycles/Game",
+                swiftSettings: moduleSettings),
+        .target(name: "Cycles", dependencies: ["CyclesGame", "GameABI", "LogicKit"], path: "Sources/Games/Cycles/Module",
+                swiftSettings: moduleSettings),
+        .testTarget(name: "CyclesTests", dependencies: ["CyclesGame"]),
         .target(name: "GameLogicV2", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Tests/Fixtures/GameLogicV2",
                 swiftSettings: moduleSettings),
         .target(name: "GameLogicV3", dependencies: ["GameABI"], path: "Tests/Fixtures/GameLogicV3"),
