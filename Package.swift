@@ -52,6 +52,9 @@ let package = Package(
         .library(name: "PlayerFieldsModule", type: .dynamic, targets: ["PlayerFieldsModule"]),
         .library(name: "SlowRetypeModule", type: .dynamic, targets: ["SlowRetypeModule"]),
         .library(name: "FaultyABIVersionModule", type: .dynamic, targets: ["FaultyABIVersionModule"]),
+        // ABI 1.5: FaultyModule's score retyped, with and without hotswap_migrate_down.
+        .library(name: "MigrateDownModule", type: .dynamic, targets: ["MigrateDownModule"]),
+        .library(name: "RetypeNoDownModule", type: .dynamic, targets: ["RetypeNoDownModule"]),
         // Fault-guard fixtures: modules that crash or hang on request.
         .library(name: "FaultyModule", type: .dynamic, targets: ["FaultyModule"]),
         .library(name: "FaultySwiftModule", type: .dynamic, targets: ["FaultySwiftModule"]),
@@ -119,7 +122,11 @@ let package = Package(
             dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "tools/gamectl"
         ),
-        .target(name: "GameLogic", dependencies: ["GameABI", "LogicKit", "Protocol"], swiftSettings: moduleSettings),
+        // The default game: its logic (Gems, linked into tests on the fake
+        // host) and the module that exports it (GameLogic, libGameLogic.so).
+        .target(name: "Gems", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Sources/Games/Gems",
+                swiftSettings: moduleSettings),
+        .target(name: "GameLogic", dependencies: ["GameABI", "Gems", "LogicKit"], swiftSettings: moduleSettings),
         // Light cycles: the game (linked by its unit tests too) and its
         // module, which holds only the exported C symbols.
         .target(name: "CyclesGame", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Sources/Games/Cycles/Game",
@@ -141,6 +148,8 @@ let package = Package(
         .target(name: "PlayerFieldsModule", dependencies: ["GameABI"], path: "Tests/Fixtures/PlayerFieldsModule"),
         .target(name: "SlowRetypeModule", dependencies: ["GameABI"], path: "Tests/Fixtures/SlowRetypeModule"),
         .target(name: "FaultyABIVersionModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyABIVersionModule"),
+        .target(name: "MigrateDownModule", dependencies: ["GameABI"], path: "Tests/Fixtures/MigrateDownModule"),
+        .target(name: "RetypeNoDownModule", dependencies: ["GameABI"], path: "Tests/Fixtures/RetypeNoDownModule"),
         .target(name: "FaultyModule", dependencies: ["GameABI"], path: "Tests/Fixtures/FaultyModule"),
         .target(name: "FaultySwiftModule", dependencies: ["GameABI", "LogicKit", "Protocol"],
                 path: "Tests/Fixtures/FaultySwiftModule", swiftSettings: moduleSettings),

@@ -298,8 +298,8 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         tearDown(session)
     }
 
-    func logicFaulted(_ fault: FaultRecord, rolledBack: SwapReport?) {
-        admin.faulted(fault, rolledBack: rolledBack)
+    func logicFaulted(_ fault: FaultRecord, rolledBack: SwapReport?, refused: SwapError?) {
+        admin.faulted(fault, rolledBack: rolledBack, refused: refused)
     }
 
     /// The state of each part's lifecycle, for STATUS

@@ -113,13 +113,13 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         // A real module padded past the cap (ELF ignores trailing bytes).
         var bytes = try Data(contentsOf: Products.library("GameLogicV2"))
-        bytes.append(Data(count: 2 << 20))
+        bytes.append(Data(count: 16 << 20))
         let path = directory.appendingPathComponent("big.so").path
         try bytes.write(to: URL(fileURLWithPath: path))
-        let server = try TestServer(arguments: ["--modules-dir", directory.path, "--max-module-bytes", "1048576"])
+        let server = try TestServer(arguments: ["--modules-dir", directory.path, "--max-module-bytes", "8388608"])
         let admin = try server.connectAdmin()
         #expect(try admin.call("RELOAD \(path)")
-            == "-ERR RELOAD_FAILED module \(path) is \(bytes.count) bytes, over --max-module-bytes 1048576: not copied")
+            == "-ERR RELOAD_FAILED module \(path) is \(bytes.count) bytes, over --max-module-bytes 8388608: not copied")
     }
 
     @Test func aProbeTimeoutNotBelowTheLoadTimeoutIsRefused() throws {

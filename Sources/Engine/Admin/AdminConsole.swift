@@ -117,17 +117,28 @@ final class AdminConsole {
 
     /// Contained faults reach every authenticated operator as an event line
     /// (`>FAULT ...`, `>ROLLBACK ...`), between replies, like game events.
-    func faulted(_ fault: FaultRecord, rolledBack: SwapReport?) {
+    /// A fault policy's rollback that was refused (ABI 1.5: a retyped
+    /// field without `hotswap_migrate_down`, or any swap refusal) is
+    /// audited with its reason: the faulting version keeps serving.
+    func faulted(_ fault: FaultRecord, rolledBack: SwapReport?, refused: SwapError? = nil) {
         if let rolledBack {
             engine.swapped(rolledBack)
             audit(AuditLog.Entry(peer: "engine", action: "AUTO_ROLLBACK", module: rolledBack.to.sourcePath,
                                  sha256Before: rolledBack.from.sha256, sha256After: rolledBack.to.sha256, result: "ok",
                                  reason: "\(fault)", heldMicroseconds: rolledBack.heldMicroseconds))
         }
+        if let refused {
+            audit(AuditLog.Entry(peer: "engine", action: "AUTO_ROLLBACK",
+                                 module: engine.host.previousModule?.sourcePath ?? "",
+                                 sha256Before: fault.moduleSHA256, sha256After: fault.moduleSHA256, result: "refused",
+                                 reason: "\(fault): \(refused)"))
+        }
         var event = ">FAULT \(fault.causeName) in \(fault.export) module=\(fault.moduleName)@\(fault.moduleVersion)"
         if let rolledBack {
             event += "; rolled back to \(rolledBack.to.name)@\(rolledBack.to.version) after "
                 + "\(limits.maxFaults) faults within \(limits.faultWindow) s"
+        } else if let refused {
+            event += "; not rolled back after \(limits.maxFaults) faults within \(limits.faultWindow) s: \(refused)"
         }
         for session in sessions where session.authenticated { session.send(AdminConsole.oneLine(event)) }
     }

@@ -9,8 +9,9 @@ protocol LogicHostDelegate: AnyObject {
     /// A module asked to close this session; called once its call returned.
     func logicRequestedClose(_ session: GameID)
     /// Module code faulted or hung and was contained; `rolledBack` is set
-    /// when the fault policy swapped the version out.
-    func logicFaulted(_ fault: FaultRecord, rolledBack: SwapReport?)
+    /// when the fault policy swapped the version out, `refused` when it
+    /// tried and could not (the version keeps serving).
+    func logicFaulted(_ fault: FaultRecord, rolledBack: SwapReport?, refused: SwapError?)
     /// A reload's staged migration got this far (about once a second).
     func logicMigrating(_ candidate: LoadedModule, done: Int, of total: Int)
 }
@@ -168,6 +169,7 @@ final class LogicHost {
             "sha256": "\(record.moduleSHA256)", "address": "0x\(String(record.address, radix: 16))",
             "backtrace": "\(record.frames.joined(separator: " | "))"])
         var rolledBack: SwapReport?
+        var refusal: SwapError?
         if faultPolicy.record(sha256: module.sha256, now: nowMilliseconds), !reloading, !stopped,
             let previous = previousModule, !condemned.contains(previous.sha256)
         {
@@ -180,10 +182,16 @@ final class LogicHost {
                 let seconds = faultPolicy.windowMilliseconds / 1000
                 logger.error("\(faulty.name) \(faulty.version) faulted \(faultPolicy.maxFaults) times within \(seconds) s: rolled back to \(module.name) \(module.version)")
             } catch {
-                logger.error("automatic rollback of \(faulty.name) \(faulty.version) refused: \(error)")
+                // It keeps serving, each fault contained; its count starts
+                // over, so the operator hears of this once per window's
+                // worth of faults, not on every one.
+                refusal = error
+                faultPolicy.forget(sha256: faulty.sha256)
+                let seconds = faultPolicy.windowMilliseconds / 1000
+                logger.error("\(faulty.name) \(faulty.version) faulted \(faultPolicy.maxFaults) times within \(seconds) s but was not rolled back: \(error); it keeps serving, its faults contained")
             }
         }
-        delegate?.logicFaulted(record, rolledBack: rolledBack)
+        delegate?.logicFaulted(record, rolledBack: rolledBack, refused: refusal)
     }
 
     /// The guard's record of the last fault, in engine terms.
@@ -350,10 +358,12 @@ final class LogicHost {
     /// Records a reload the candidate's own hooks failed (the world is
     /// already as it was): remembered for the guard, and a contained fault
     /// counted and logged. Returns the error the operator is told.
-    func refused(_ candidate: LoadedModule, _ error: SwapError) -> SwapError {
+    /// `faulting` is the module whose hook ran, when it is not the
+    /// candidate (a rollback's `hotswap_migrate_down`).
+    func refused(_ candidate: LoadedModule, _ error: SwapError, faulting: LoadedModule? = nil) -> SwapError {
         var error = error
-        if case .migrateFaulted(let outcome, _) = error {
-            error = .faulted(faultRecord(outcome, export: "hotswap_migrate", of: candidate))
+        if case .migrateFaulted(let outcome, _, let export) = error {
+            error = .faulted(faultRecord(outcome, export: export, of: faulting ?? candidate))
         }
         registry.lastRefused = candidate
         identifyModuleToGuard()
@@ -394,7 +404,10 @@ final class LogicHost {
 
     /// Swaps back to the module that served before the last swap. It is
     /// still mapped, so nothing is loaded; fields it declared and the newer
-    /// module dropped were kept and come back with their values.
+    /// module dropped were kept and come back with their values. A field
+    /// the newer module retyped or migrated comes back through the newer
+    /// module's `hotswap_migrate_down`, or the rollback is refused
+    /// (ABI 1.5, RollbackCheck.swift).
     func rollback() throws(SwapError) -> SwapReport {
         guard !reloading else { throw .busy }
         guard let previous = previousModule else { throw .nothingToRollBack }
@@ -411,6 +424,10 @@ final class LogicHost {
     ///     migrate each entity (module code)          ── restore on error
     ///     hotswap_load (module code)                 ── restore on error
     ///     commit: module and bindings switch         ── between two messages
+    ///
+    /// `migrate` false is a rollback: the entities are migrated down by
+    /// the serving module's `hotswap_migrate_down`, if it exports one (the
+    /// candidate is then the previous module, whose schema `t` writes).
     private func swap(to candidate: LoadedModule, migrate: Bool, loadNanoseconds: UInt64, staged: StagedMigration? = nil)
         throws(SwapError) -> SwapReport
     {
@@ -431,6 +448,12 @@ final class LogicHost {
         }
         if migrate, candidate.migrate == nil, let field = candidate.fields.first(where: \.migrated) {
             throw .migrateMissing(field: field.name)
+        }
+        // Going back: the serving module turns its values back, or nothing
+        // it retyped or computed may come back from before the upgrade.
+        let down = migrate ? nil : module.migrateDown
+        if !migrate, down == nil, let mixed = RollbackCheck.mixedField(serving: module, previous: candidate) {
+            throw .rollbackWouldMix(mixed)
         }
         let saved = (store: world.snapshot(), bindings: bindings, module: module)
         // After a staged migration the player table it wrote comes first,
@@ -459,9 +482,23 @@ final class LogicHost {
                         if let again { players = again } else { world.forEachPlayer { players.append($0) } }
                     }
                     let ids = context.entities(players: players)
-                    migrated = try context.run(hook, table: table, from: saved.module.version, ids: ids, fault: faultBuffer)
+                    migrated = try context.run(hook, table: table, from: saved.module.version, to: candidate.version,
+                                               ids: ids, fault: faultBuffer)
                     // Every stored player was migrated once: in a slice, or now.
                     if let again { migrated += world.playerCount - again.count }
+                }
+                if let down {
+                    // A rollback's migration runs in the commit, stored
+                    // players included: no staged slices as a reload has
+                    // (StagedMigration.swift), so the loop is held about
+                    // 0.2 µs per player and hook call (20 ms at 100,000).
+                    let context = MigrationContext(world: world, oldStore: saved.store,
+                                                   oldFields: saved.module.fields, oldBindings: saved.bindings)
+                    var players: [GameID] = []
+                    if candidate.fields.contains(where: { $0.kind == .player }) { world.forEachPlayer { players.append($0) } }
+                    migrated = try context.run(down, table: table, from: saved.module.version, to: candidate.version,
+                                               direction: .down, ids: context.entities(players: players),
+                                               fault: faultBuffer)
                 }
                 if let hook = candidate.load {
                     var status: Int32 = GAME_OK
@@ -474,7 +511,9 @@ final class LogicHost {
             }
         } catch {
             world.restore(saved.store)
-            throw refused(candidate, error)
+            // hotswap_migrate_down is the serving module's code: a fault in
+            // it is that module's, not the previous one's.
+            throw refused(candidate, error, faulting: down == nil ? candidate : saved.module)
         }
         // The commit: from the next message on, the candidate serves.
         world.noteSwap()

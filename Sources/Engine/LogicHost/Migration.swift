@@ -3,8 +3,22 @@ import FaultGuard
 import GameABI
 import UVKit
 
+/// Which way a migration goes (`game_migration.direction`, ABI 1.5): up
+/// on a RELOAD (the candidate's `hotswap_migrate`), down on a ROLLBACK (the
+/// serving module's `hotswap_migrate_down`, writing the previous module's
+/// schema).
+enum MigrationDirection: Sendable {
+    case up, down
+
+    var code: UInt32 { self == .up ? UInt32(GAME_MIGRATE_UP) : UInt32(GAME_MIGRATE_DOWN) }
+    /// The export that runs, as faults and refusals name it.
+    var export: String { self == .up ? "hotswap_migrate" : "hotswap_migrate_down" }
+}
+
 /// Lends `hotswap_migrate` the outgoing module's values by field name,
-/// while the state table writes the new columns.
+/// while the state table writes the new columns. A rollback's
+/// `hotswap_migrate_down` reads the same way: the outgoing module is then
+/// the newer one, and the table writes the previous module's columns.
 final class MigrationContext {
     let world: World
     /// The store as it was before the new schema was bound.
@@ -32,19 +46,26 @@ final class MigrationContext {
 
     /// Calls `hook` for `ids` in order, until all are done or, with a
     /// `deadline` (`uv_hrtime` nanoseconds), until it passes (checked every
-    /// 16 entities); returns how many were migrated.
+    /// 16 entities); returns how many were migrated. `hook` is the module's
+    /// `hotswap_migrate` from `version` to `target` (a reload), or the
+    /// newer module's `hotswap_migrate_down` back to `target` (a rollback):
+    /// the same signature, told apart by `direction` (ABI 1.5).
     /// `willMigrate` hears of each entity before its call.
     func run(_ hook: hotswap_migrate_fn, table: UnsafePointer<game_state_table>, from version: String,
+             to target: String, direction: MigrationDirection = .up,
              ids: [GameID], deadline: UInt64 = 0, willMigrate: (GameID) -> Void = { _ in },
              fault: UnsafeMutablePointer<fg_fault>) throws(SwapError) -> Int
     {
-        var versionBytes = Array(version.utf8)
-        return try versionBytes.withUnsafeMutableBufferPointer { version throws(SwapError) -> Int in
+        // Both versions in one buffer that outlives every call:
+        // `from_version` points at its start, `to_version` after it.
+        let fromLength = version.utf8.count
+        var versionBytes = Array(version.utf8) + Array(target.utf8)
+        return try versionBytes.withUnsafeMutableBufferPointer { versions throws(SwapError) -> Int in
             var migration = game_migration(
                 size: UInt32(MemoryLayout<game_migration>.size),
                 abi_version: UInt32(GAME_ABI_VERSION),
                 engine: UVContext.pointer(to: self),
-                from_version: version.baseAddress, from_version_length: version.count,
+                from_version: versions.baseAddress, from_version_length: fromLength,
                 old_get_int: { m, entity, name, length, out in
                     guard let out else { return GAME_ERR_BAD_ARGUMENT }
                     return StateTable.status(touching: { probe(name, min(length, Int(GAME_MAX_FIELD_NAME))); probe(out) }) { () throws(EngineError) in
@@ -63,15 +84,19 @@ final class MigrationContext {
                         let (binding, row) = try context.old(entity, name, length, .string)
                         context.oldStore.withString(binding, row: row) { StateTable.copyOut($0, buffer, capacity, outLength) }
                     }
-                })
+                },
+                to_version: versions.baseAddress.map { $0 + fromLength }, to_version_length: versions.count - fromLength,
+                direction: direction.code)
             var next = 0
             while next < ids.count {
                 let id = ids[next]
                 willMigrate(id)
                 var status: Int32 = GAME_OK
+                // hotswap_migrate_down has hotswap_migrate's signature: the
+                // same trampoline guards it.
                 let outcome = withExtendedLifetime(self) { fg_call_migrate(hook, &migration, id.raw, table, &status, fault) }
-                if outcome != FG_OK { throw .migrateFaulted(outcome: outcome, entity: id) }
-                if status != GAME_OK { throw .migrateFailed(entity: id, status: status) }
+                if outcome != FG_OK { throw .migrateFaulted(outcome: outcome, entity: id, export: direction.export) }
+                if status != GAME_OK { throw .migrateFailed(entity: id, status: status, export: direction.export) }
                 next += 1
                 if deadline != 0 && next & 15 == 0 && uv_hrtime() >= deadline { break }
             }

@@ -66,6 +66,9 @@ final class ModuleCall {
     private var authAsk: AuthAsk?
     /// Set while `hotswap_handle` runs: only a request may ask for a login.
     @exclusivity(unchecked) private var inRequest = false
+    /// Where the call in progress began, for `undo` (ABI 1.5): nil when no
+    /// call that may undo runs (reload hooks run as `.migrating`).
+    private var undoMarks: UndoMarks?
     /// How players log in here (the state table's `auth_mode`), and
     /// whether a module may attach players itself (`player_attach`): not
     /// when every login must be checked.
@@ -129,7 +132,9 @@ final class ModuleCall {
         let tokenMark = resumer?.pendingMark ?? 0
         world.beginJournal()
         inRequest = true
+        undoMarks = UndoMarks(closes: pendingCloses.count, tokens: tokenMark)
         let outcome = fg_call_handle(module.handle, &message, table, &status, faultBuffer)
+        undoMarks = nil
         inRequest = false
         if timed {
             let elapsed = uv_hrtime() - started
@@ -213,6 +218,8 @@ final class ModuleCall {
             }
         }
         var status: Int32 = GAME_OK
+        undoMarks = UndoMarks(closes: pendingCloses.count, tokens: tokenMark)
+        defer { undoMarks = nil }
         let outcome = verdict.key.withUnsafeBufferPointer { key in
             var result = game_auth_result(
                 size: UInt32(MemoryLayout<game_auth_result>.size), abi_version: UInt32(GAME_ABI_VERSION),
@@ -300,7 +307,10 @@ final class ModuleCall {
         let tokenMark = resumer?.pendingMark ?? 0
         var status: Int32 = GAME_OK
         world.beginJournal()
+        let savedMarks = undoMarks
+        undoMarks = UndoMarks(closes: closesBefore, tokens: tokenMark)
         let outcome = call(&status)
+        undoMarks = savedMarks
         if outcome == FG_OK {
             world.commitJournal()
         } else {
@@ -351,6 +361,32 @@ final class ModuleCall {
     }
 
     // MARK: - What the state table may do (called from StateTable's thunks)
+
+    /// Where a call began: the closes it found waiting and the resume
+    /// tokens issued before it, which `undo` keeps.
+    struct UndoMarks {
+        let closes: Int
+        let tokens: Int
+    }
+
+    /// `undo` (ABI 1.5): everything the call did so far is undone exactly
+    /// as a contained fault would undo it (the journal: fields, rooms,
+    /// players, timers, ticks, output with the reply; and what waits for
+    /// the call's end: closes, resume tokens, a RESUME, a login asked for),
+    /// then a fresh journal starts, so what the call does next is undone by
+    /// a later fault or undo as well. The call goes on and may reply. In
+    /// reload hooks (`.migrating`) there is nothing of the call's own to
+    /// undo: they return an error instead, and the whole reload is undone.
+    func undo() throws(EngineError) {
+        guard phase == .serving, world.journaling, let marks = undoMarks else { throw .notNow }
+        world.rollBackJournal()
+        if pendingCloses.count > marks.closes { pendingCloses.removeSubrange(marks.closes...) }
+        authAsk = nil
+        // Its output is gone, the reply with it: the request is owed one.
+        replied = false
+        resumer?.callEnded(committed: false, mark: marks.tokens)
+        world.beginJournal()
+    }
 
     func reply(_ line: UnsafeRawBufferPointer) throws(EngineError) {
         guard phase == .serving, let peer = currentPeer, !replied, authAsk == nil else { throw .notNow }

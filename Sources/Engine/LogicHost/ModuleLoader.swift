@@ -33,6 +33,10 @@ struct LoadedModule: @unchecked Sendable {
     /// comes back (a RESUME). Optional: without them a room hears nothing.
     var sessionAway: hotswap_session_away_fn? = nil
     var sessionBack: hotswap_session_back_fn? = nil
+    /// ABI 1.5: undoes this module's `hotswap_migrate` when ROLLBACK takes
+    /// it out (it writes the previous module's schema from its own values).
+    /// Without it, a rollback past a field it retyped or migrated is refused.
+    var migrateDown: hotswap_migrate_down_fn? = nil
     /// The private copy, kept open (its name is gone): an engine upgrade
     /// hands it to the next engine, which maps it again. Nil when it could
     /// not be kept (the upgrade then says so).
@@ -418,6 +422,7 @@ extension ModuleLoadRequest {
             auth: resolveOptional(image, "hotswap_auth"),
             sessionAway: resolveOptional(image, "hotswap_session_away"),
             sessionBack: resolveOptional(image, "hotswap_session_back"),
+            migrateDown: resolveOptional(image, "hotswap_migrate_down"),
             file: kept >= 0 ? ModuleImageFile(descriptor: kept) : nil))
     }
 

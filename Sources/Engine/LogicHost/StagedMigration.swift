@@ -154,8 +154,9 @@ final class StagedMigration {
                         }
                         slot += 1
                     }
-                    let count = try context.run(hook, table: host.table, from: fromVersion, ids: chunk,
-                                                   deadline: deadline, willMigrate: { host.call.onlyWritable = $0.raw },
+                    let count = try context.run(hook, table: host.table, from: fromVersion, to: candidate.version,
+                                                   ids: chunk, deadline: deadline,
+                                                   willMigrate: { host.call.onlyWritable = $0.raw },
                                                    fault: host.faultBuffer)
                     migrated += count
                     if count < chunk.count {

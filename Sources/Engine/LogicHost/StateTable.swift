@@ -316,7 +316,9 @@ enum StateTable {
                     out.pointee = try StateTable.hostOf(t).sessionStatus(GameID(raw: session))
                 }
             },
-            undo: { t in GAME_ERR_STATE },
+            undo: { t in
+                StateTable.status { () throws(EngineError) in try StateTable.hostOf(t).undo() }
+            },
             field_index: { t, kind, name, length in
                 var index: Int32 = GAME_ERR_NOT_FOUND
                 let status = StateTable.status(touching: { probe(name, min(length, Int(GAME_MAX_FIELD_NAME))) }) {

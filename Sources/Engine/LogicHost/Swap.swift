@@ -33,14 +33,20 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
     case outsideModulesDirectory(path: String, resolved: String, directory: String)
     case schema(SchemaError)
     case migrateMissing(field: String)
-    case migrateFailed(entity: GameID, status: Int32)
+    /// `export` is `hotswap_migrate`, or `hotswap_migrate_down` on a rollback.
+    case migrateFailed(entity: GameID, status: Int32, export: String)
     case loadHookFailed(status: Int32)
     /// Timers are pending (or rooms tick) and the module could not take
     /// them: it lacks `export`.
     case timeExportMissing(export: String, pending: Int, what: String)
     case authExportMissing(mode: String)
-    /// `hotswap_migrate` faulted or hung on an entity (turned into `.faulted`).
-    case migrateFaulted(outcome: Int32, entity: GameID)
+    /// `export` (`hotswap_migrate` or `hotswap_migrate_down`) faulted or
+    /// hung on an entity (turned into `.faulted`).
+    case migrateFaulted(outcome: Int32, entity: GameID, export: String)
+    /// ROLLBACK would bring back a field from before the last upgrade while
+    /// every other field moved on: the serving module retyped or migrated
+    /// it and exports no `hotswap_migrate_down` (ABI 1.5; RollbackCheck.swift).
+    case rollbackWouldMix(RollbackCheck.Mixed)
     /// A hook of the new module faulted or hung: contained, reload refused.
     case faulted(FaultRecord)
     case nothingToRollBack
@@ -60,14 +66,15 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
         case .schema(let error): "\(error)"
         case .migrateMissing(let field):
             "field '\(field)' is marked as migrated but the module exports no hotswap_migrate"
-        case .migrateFailed(let entity, let status):
-            "hotswap_migrate failed with status \(status) on \(entity)"
+        case .migrateFailed(let entity, let status, let export):
+            "\(export) failed with status \(status) on \(entity)"
         case .loadHookFailed(let status): "hotswap_load failed with status \(status)"
         case .timeExportMissing(let export, let pending, let what):
             "the module exports no \(export), and \(pending) \(what) would have no handler"
         case .authExportMissing(let mode):
             "the module exports no hotswap_auth, and \(mode) makes every login go through the engine's check (ABI 1.4)"
-        case .migrateFaulted(_, let entity): "hotswap_migrate faulted on \(entity)"
+        case .migrateFaulted(_, let entity, let export): "\(export) faulted on \(entity)"
+        case .rollbackWouldMix(let mixed): "\(mixed)"
         case .faulted(let record): "fault \(record.causeName) in \(record.export)"
         case .nothingToRollBack: "no previous module to roll back to"
         case .busy: "another reload is in progress"

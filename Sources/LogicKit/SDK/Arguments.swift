@@ -73,8 +73,8 @@ public enum Requirement: Sendable {
 /// handler. The router matches verbs ignoring case, parses nothing itself
 /// (the handler takes its `Arguments`), generates HELP from the usages and
 /// `-ERR SYNTAX usage: ...` from a failed taker.
-public struct Command<G: Game> {
-    public typealias Handler = (Context<G>, inout Arguments) throws(Refusal) -> Void
+public struct Command<G: Game>: Sendable {
+    public typealias Handler = @Sendable (Context<G>, inout Arguments) throws(Refusal) -> Void
     public let verb: StaticString
     public let usage: StaticString
     public let needs: Requirement
@@ -93,11 +93,7 @@ public struct Command<G: Game> {
         self.listed = listed
         self.handler = handler
     }
-}
 
-/// A game's verb table is a `static let` built once per loaded image, as
-/// `Game.commands` asks; Swift 6 refuses a static of a non-`Sendable`
-/// type. A command is immutable after `init` (its handler a plain
-/// function), and a module is only ever called on the engine's loop
-/// thread, so sharing one is safe.
-extension Command: @unchecked Sendable {}
+    /// Runs the handler: for a game's own verb that wraps a standard one.
+    public func run(_ c: Context<G>, _ args: inout Arguments) throws(Refusal) { try handler(c, &args) }
+}

@@ -16,7 +16,10 @@ import GameABI
 /// without a way back (a retype without `down`) refuses the rollback, and
 /// the operator reads why. A retyped field is flagged for the engine
 /// automatically.
-public struct Migration<G: Game> {
+// Immutable after it is made: closures over key paths (immutable class
+// instances the compiler cannot prove Sendable), so a game can keep its
+// migrations in a `static let`.
+public struct Migration<G: Game>: @unchecked Sendable {
     let kind: Int32
     /// The field (index in this version's schema) a retype computes.
     let computes: (G.Fields) -> Int32?

@@ -17,7 +17,7 @@ extension Command {
 
     /// `HELP` → `+HELP VERB usage | ...` and the game's `helpNote`.
     public static var help: Command {
-        Command("HELP") { c, args throws(Refusal) in
+        Command("HELP", listed: false) { c, args throws(Refusal) in
             var line: Line = "+HELP"
             var first = true
             for command in G.commands where command.listed {

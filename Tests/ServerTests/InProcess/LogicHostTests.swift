@@ -39,7 +39,7 @@ import Logging
         }
 
         private(set) var faults: [FaultRecord] = []
-        func logicFaulted(_ fault: FaultRecord, rolledBack: SwapReport?) { faults.append(fault) }
+        func logicFaulted(_ fault: FaultRecord, rolledBack: SwapReport?, refused: SwapError?) { faults.append(fault) }
         func logicMigrating(_ candidate: LoadedModule, done: Int, of total: Int) {}
 
         func logicRequestedClose(_ session: GameID) {

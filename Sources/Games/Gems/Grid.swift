@@ -1,21 +1,21 @@
 /// The rules of the board, as pure functions over plain integers: an 8x8
-/// grid whose gems are the bits of one Int64 (bit y*8+x), so a room's whole
+/// grid whose gems are the bits of one Int (bit y*8+x), so a room's whole
 /// board is one engine field.
 enum Grid {
-    static let size: Int64 = 8
+    static let size: Int = 8
     static let gemsPerRound = 6
 
-    static func bit(_ x: Int64, _ y: Int64) -> Int64 { 1 << (y * size + x) }
+    static func bit(_ x: Int, _ y: Int) -> Int { 1 << (y * size + x) }
 
-    static func inside(_ x: Int64, _ y: Int64) -> Bool { (0..<size).contains(x) && (0..<size).contains(y) }
+    static func inside(_ x: Int, _ y: Int) -> Bool { (0..<size).contains(x) && (0..<size).contains(y) }
 
     /// A fresh set of `gemsPerRound` distinct cells, derived from `seed`.
-    static func gems(seed: UInt64) -> Int64 {
+    static func gems(seed: UInt64) -> Int {
         var state = seed
-        var board: Int64 = 0
+        var board: Int = 0
         var placed = 0
         while placed < gemsPerRound {
-            let cell = Int64(splitmix(&state) % 64)
+            let cell = Int(splitmix(&state) % 64)
             if board & (1 << cell) == 0 {
                 board |= 1 << cell
                 placed += 1
@@ -26,11 +26,11 @@ enum Grid {
 
     /// A random cell that is not in `taken` (bits as in a board), derived
     /// from `seed`; nil when every cell is taken.
-    static func freeCell(taken: Int64, seed: UInt64) -> (x: Int64, y: Int64)? {
+    static func freeCell(taken: Int, seed: UInt64) -> (x: Int, y: Int)? {
         guard taken != -1 else { return nil }
         var state = seed
-        let start = Int64(splitmix(&state) % 64)
-        for offset in 0..<Int64(64) {
+        let start = Int(splitmix(&state) % 64)
+        for offset in 0..<Int(64) {
             let cell = (start + offset) % 64
             if taken & (1 << cell) == 0 { return (cell % size, cell / size) }
         }
@@ -38,9 +38,9 @@ enum Grid {
     }
 
     /// A start cell for a player, derived from `seed`.
-    static func spawn(seed: UInt64) -> (x: Int64, y: Int64) {
+    static func spawn(seed: UInt64) -> (x: Int, y: Int) {
         var state = seed
-        let cell = Int64(splitmix(&state) % 64)
+        let cell = Int(splitmix(&state) % 64)
         return (cell % size, cell / size)
     }
 

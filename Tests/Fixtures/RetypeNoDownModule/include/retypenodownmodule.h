@@ -1,0 +1,1 @@
+// Nothing to import: this fixture exists only for its exported symbols.
