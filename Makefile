@@ -28,13 +28,17 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# Rebuilds the default game where `make run`'s server reloads it from
-# (.build/release/libGameLogic.so); then `swift run gamectl reload`.
+# Rebuilds the games where `make run`'s server reloads them from
+# (.build/release/libGameLogic.so, and libCycles.so for a server started
+# with --module .build/release/libCycles.so); then `swift run gamectl reload`.
 module: deps
 	$(SWIFT) build -c release --product GameLogic
+	$(SWIFT) build -c release --product Cycles
 
-# Builds a release server and its default game, then serves on 127.0.0.1:7777.
+# Builds a release server and its games (libGameLogic.so, served by default,
+# and libCycles.so), then serves on 127.0.0.1:7777.
 # Extra flags: make run ARGS="--port 9000 --log-level debug"
+# Light cycles instead: make run ARGS="--module .build/release/libCycles.so"
 run: release
 	.build/release/gameserver $(ARGS)
 
@@ -42,7 +46,7 @@ run: release
 dev: deps
 	tools/dev.sh $(ARGS)
 
-# Builds everything the tests load (server, GameLogic and fixture dylibs),
+# Builds everything the tests load (server, GameLogic, Cycles and fixture dylibs),
 # then runs the whole suite.
 # .build-variant holds GameLogicV2 built with a changed Protocol library, for
 # the test that a swapped-in module runs its own copy of Protocol.

@@ -39,6 +39,8 @@ let package = Package(
         .library(name: "GameLogic", type: .dynamic, targets: ["GameLogic"]),
         // A fake host: unit-test a game module with no server and no sockets.
         .library(name: "HotswapTesting", targets: ["HotswapTesting"]),
+        // A second game on the SDK: light cycles on room ticks (README, "Cycles").
+        .library(name: "Cycles", type: .dynamic, targets: ["Cycles"]),
         // Test fixtures: logic modules the tests load into a real server.
         .library(name: "GameLogicV2", type: .dynamic, targets: ["GameLogicV2"]),
         .library(name: "GameLogicV3", type: .dynamic, targets: ["GameLogicV3"]),
@@ -129,6 +131,13 @@ let package = Package(
         .target(name: "Gems", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Sources/Games/Gems",
                 swiftSettings: moduleSettings),
         .target(name: "GameLogic", dependencies: ["GameABI", "Gems", "LogicKit"], swiftSettings: moduleSettings),
+        // Light cycles: the game (linked by its unit tests too) and its
+        // module, which holds only the exported C symbols.
+        .target(name: "CyclesGame", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Sources/Games/Cycles/Game",
+                swiftSettings: moduleSettings),
+        .target(name: "Cycles", dependencies: ["CyclesGame", "GameABI", "LogicKit"], path: "Sources/Games/Cycles/Module",
+                swiftSettings: moduleSettings),
+        .testTarget(name: "CyclesTests", dependencies: ["CyclesGame"]),
         .target(name: "GameLogicV2", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Tests/Fixtures/GameLogicV2",
                 swiftSettings: moduleSettings),
         .target(name: "GameLogicV3", dependencies: ["GameABI"], path: "Tests/Fixtures/GameLogicV3"),

@@ -79,6 +79,10 @@ public struct Line: ExpressibleByStringInterpolation, CustomStringConvertible {
         }
     }
 
+    /// Appends a string field's value, read straight from the engine (no
+    /// `String`): `line.append(member.text(\.name))` in a loop.
+    public mutating func append(_ field: FieldText) { field.append(to: &self) }
+
     public mutating func append(_ value: Int) {
         withScratch(24) { scratch in
             var writer = LineWriter(buffer: scratch)

@@ -33,6 +33,10 @@ final class LoadClient {
     /// Play: where this player is on the board (from its JOIN reply).
     var walk = PlayWalk()
     var adminLines: [String]?
+    /// Cycles: how this bot reads ticks and steers, and when its last
+    /// `>TICK` of the round came (0: none yet).
+    var bot: CyclesBot?
+    var lastTickAt: UInt64 = 0
 
     init(driver: LoadDriver, index: Int) {
         self.driver = driver
@@ -54,6 +58,9 @@ final class LoadClient {
             }
         } else if config.scenario == .play {
             member = index
+        } else if config.scenario == .cycles {
+            member = index
+            bot = CyclesBot(name: "lt\(index)", seed: config.seed &+ UInt64(index))
         }
     }
 
@@ -112,6 +119,10 @@ final class LoadClient {
             send("LOGIN lt\(index)")
             send("JOIN ltplay\(room)")
             setupRepliesLeft = 2
+        case (.cycles, _):
+            send("LOGIN lt\(index)")
+            send("JOIN ltcycles\(room)")
+            setupRepliesLeft = 2
         case (.chat, .redis) where isSubscriber:
             send("SUBSCRIBE ltroom\(room)")
             setupRepliesLeft = 1
@@ -128,6 +139,11 @@ final class LoadClient {
 
     /// The measured phase starts: fill the pipeline (closed loop).
     func begin() {
+        if driver.config.scenario == .cycles {
+            // Bots answer the game's events: READY now, TURNs on ticks.
+            request("READY")
+            return
+        }
         guard driver.config.rate == 0, isPublisher else { return }
         for _ in 0..<driver.config.pipeline where !driver.requestBudgetSpent { request(scheduled: driver.now) }
     }
@@ -155,6 +171,8 @@ final class LoadClient {
             default: send("SCORE" as StaticString)
             }
             step += 1
+        case .cycles:
+            return  // event-driven (see `cyclesEvent`)
         case .chat:
             sequence += 1
             let payload = "LT \(member) \(sequence) \(scheduled)"
@@ -181,6 +199,10 @@ final class LoadClient {
             } else {
                 driver.adminReply(String(decoding: raw, as: UTF8.self))
             }
+            return
+        }
+        if bot != nil, first == UInt8(ascii: ">") {
+            cyclesEvent(raw)
             return
         }
         // A chat delivery: ours ">SAY ltN LT m s t", Redis's payload line "LT m s t".
@@ -215,9 +237,38 @@ final class LoadClient {
         if !isPublisher { return }  // a subscriber's confirmations
         guard let sentAt = ledger.reply() else { return }
         driver.recordReply(sentAt: sentAt, errorCode: first == UInt8(ascii: "-") ? LoadClient.errorCode(raw) : nil)
-        if driver.phase == .running && driver.config.rate == 0 && !driver.requestBudgetSpent {
+        if driver.phase == .running && driver.config.rate == 0 && !driver.requestBudgetSpent && bot == nil {
             request(scheduled: driver.now)
         }
+    }
+
+    /// Cycles: a pushed line. Ticks are timed and may make the bot turn;
+    /// the end of a round makes it READY again.
+    private func cyclesEvent(_ raw: UnsafeRawBufferPointer) {
+        switch CyclesBot.classify(raw) {
+        case .tick:
+            let now = driver.now
+            if lastTickAt != 0 { driver.recordTickGap(now - lastTickAt) } else { driver.recordTickGap(nil) }
+            lastTickAt = now
+            guard driver.phase == .running, let at = bot!.position(inTick: raw),
+                  let turn = bot!.steer(x: at.x, y: at.y, heading: at.heading) else { return }
+            request(turn)
+        case .round:
+            lastTickAt = 0
+        case .end:
+            lastTickAt = 0
+            if member % max(driver.config.members, 1) == 0 { driver.recordRoundEnd() }
+            if driver.phase == .running { request("READY") }
+        case .other:
+            break
+        }
+    }
+
+    /// A request outside the closed loop's rhythm, timed from now.
+    private func request(_ line: StaticString) {
+        send(line)
+        ledger.sent(at: driver.now)
+        driver.sentSoFar += 1
     }
 
     /// `-ERR ROOM_FULL that room is full` -> ROOM_FULL; Redis's `-WRONGTYPE ...`

@@ -1,6 +1,6 @@
 /// What to run, as the command line said.
 public struct LoadConfig: Sendable {
-    public enum Scenario: String, Sendable, CaseIterable { case ping, chat, play }
+    public enum Scenario: String, Sendable, CaseIterable { case ping, chat, play, cycles }
     public enum Target: String, Sendable, CaseIterable { case hotswap, redis }
 
     public var scenario = Scenario.ping
@@ -28,6 +28,8 @@ public struct LoadConfig: Sendable {
     public var members = 5
     /// Play: how each player walks (see `PlayWalk`).
     public var walk = PlayWalk.Pattern.square
+    /// Cycles: the rooms' tick rate, the interval `>TICK` lines should keep.
+    public var tickRate = 10
     public var reloadAt: Double?
     public var adminPort = 7778
     public var adminToken: String?
@@ -46,7 +48,11 @@ public struct LoadConfig: Sendable {
 
     /// Connections the run opens.
     public var connections: Int {
-        scenario == .chat ? rooms * members * (target == .redis ? 2 : 1) : clients
+        switch scenario {
+        case .chat: rooms * members * (target == .redis ? 2 : 1)
+        case .cycles: rooms * members
+        default: clients
+        }
     }
 }
 
@@ -88,6 +94,18 @@ public struct LoadReport: Sendable {
     public var upgradeGapMaxMicros: UInt64 = 0
     /// The same outside upgrades, for comparison.
     public var steadyGapMaxMicros: UInt64 = 0
+    /// Cycles: `>TICK` lines received in the measured phase, the time
+    /// between a bot's consecutive ones in a round, and how much of it was
+    /// beyond the expected interval (1 s / tick rate).
+    public var ticks = 0
+    public var tickGap = LatencyStats()
+    public var tickLag = LatencyStats()
+    /// Cycles: rounds that ended (`>WIN`/`>DRAW`, counted once per room).
+    public var rounds = 0
+    /// Cycles: refusals a bot cannot avoid, not counted as errors: a TURN
+    /// that arrives after its cycle crashed (NOT_RIDING), a READY after the
+    /// next round began (ROUND_ON).
+    public var raceRefusals = 0
 
     /// True when nothing was lost, duplicated, reordered, refused or dropped.
     public var clean: Bool {

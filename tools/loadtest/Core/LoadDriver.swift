@@ -292,7 +292,9 @@ public final class LoadDriver {
         let micros = (now - sentAt) / 1000
         window.record(microseconds: micros)
         windowCount += 1
-        if let errorCode {
+        if config.scenario == .cycles, errorCode == "NOT_RIDING" || errorCode == "ROUND_ON" {
+            report.raceRefusals += 1
+        } else if let errorCode {
             report.errors += 1
             report.errorsByCode[errorCode, default: 0] += 1
         }
@@ -315,6 +317,21 @@ public final class LoadDriver {
         guard let sent = reloadSentAt else { return }
         let end = reloadDoneAt.map { $0 + 100_000_000 } ?? UInt64.max
         if now >= sent && now <= end { report.reloadWindowMaxMicros = max(report.reloadWindowMaxMicros, micros) }
+    }
+
+    /// Cycles: a bot's `>TICK` came `nanoseconds` after its previous one
+    /// in the round (nil: the round's first).
+    func recordTickGap(_ nanoseconds: UInt64?) {
+        guard phase == .running, measuring else { return }
+        report.ticks += 1
+        guard let nanoseconds else { return }
+        let expected = 1_000_000_000 / UInt64(max(config.tickRate, 1))
+        report.tickGap.record(microseconds: nanoseconds / 1000)
+        report.tickLag.record(microseconds: nanoseconds > expected ? (nanoseconds - expected) / 1000 : 0)
+    }
+
+    func recordRoundEnd() {
+        if phase == .running && measuring { report.rounds += 1 }
     }
 
     func markDirty(_ client: LoadClient) { dirty.append(client) }

@@ -21,6 +21,14 @@ public enum Summary {
             lines.append("deliveries    \(r.deliveries) (\(Int(Double(r.deliveries) / seconds))/s)")
             lines.append("delivery (us) " + r.deliveryLatency.summary.map { "\($0.label) \($0.micros)" }.joined(separator: "  "))
         }
+        if config.scenario == .cycles {
+            lines.append("ticks         \(r.ticks) received (\(Int(Double(r.ticks) / seconds))/s), \(r.rounds) rounds ended, "
+                         + "\(r.raceRefusals) late TURN/READY refused")
+            lines.append("tick gap (us) " + r.tickGap.summary.map { "\($0.label) \($0.micros)" }.joined(separator: "  ")
+                         + "  (expected \(1_000_000 / max(config.tickRate, 1)))")
+            lines.append("tick lag (us) " + r.tickLag.summary.map { "\($0.label) \($0.micros)" }.joined(separator: "  ")
+                         + "  (gap beyond the expected)")
+        }
         var cpu = "cpu           loadtest \(cores(r.toolCPUSeconds, seconds)) cores"
         if let server = r.serverCPUSeconds {
             cpu += ", server \(cores(server, seconds)) cores (\(microsPerRequest(server, r.measuredReplies)) us/request)"
@@ -66,7 +74,9 @@ public enum Summary {
         "dropped_connections": \(r.droppedConnections), "reload": \(reload), \
         "reload_window_max_us": \(r.reloadWindowMaxMicros), \
         "upgrades_ok": \(r.upgradeReplies.filter { $0.hasPrefix("+OK") }.count), \
-        "upgrade_gap_max_us": \(r.upgradeGapMaxMicros), "steady_gap_max_us": \(r.steadyGapMaxMicros)}
+        "upgrade_gap_max_us": \(r.upgradeGapMaxMicros), "steady_gap_max_us": \(r.steadyGapMaxMicros), \
+        "ticks": \(r.ticks), "rounds": \(r.rounds), "race_refusals": \(r.raceRefusals), \
+        "tick_gap_us": \(percentiles(r.tickGap)), "tick_lag_us": \(percentiles(r.tickLag))}
         """
     }
 
@@ -77,6 +87,7 @@ public enum Summary {
         switch config.scenario {
         case .ping: text = "\(config.clients) clients"
         case .chat: text = "\(config.rooms) rooms of \(members)"
+        case .cycles: return "\(config.rooms) rooms of \(members) bots at \(config.tickRate) ticks/s"
         case .play: text = "\(config.clients) clients in \((config.clients + members - 1) / members) rooms of \(members)"
         }
         if config.rate > 0 {

@@ -13,6 +13,7 @@ extension PlayWalk.Pattern: ExpressibleByArgument {}
 ///     swift run -c release loadtest ping --clients 50 --pipeline 16 --duration 10
 ///     swift run -c release loadtest chat --rooms 10 --members 5 --rate 5000
 ///     swift run -c release loadtest play --clients 10000 --members 16 --rate 100000 --server-pid PID
+///     swift run -c release loadtest cycles --rooms 1000 --bots-per-room 4 --server-pid PID
 ///     swift run -c release loadtest ping --reload-at 3 --admin-port 7778
 ///     swift run -c release loadtest ping --upgrade-at 3 --upgrades 20 --admin-port 7778
 ///     swift run -c release loadtest ping --target redis --port 6379
@@ -22,7 +23,7 @@ struct LoadTestCommand: ParsableCommand {
         commandName: "loadtest",
         abstract: "Load generator for the game server (and redis-server), with latency percentiles.")
 
-    @Argument(help: "Scenario: ping, chat or play.") var scenario: LoadConfig.Scenario
+    @Argument(help: "Scenario: ping, chat, play or cycles (light-cycles bots; serve libCycles.so).") var scenario: LoadConfig.Scenario
     @Option(help: "hotswap (our server) or redis (inline PING, pub/sub for chat).") var target = LoadConfig.Target.hotswap
     @Option var host = "127.0.0.1"
     @Option var port = 7777
@@ -36,7 +37,9 @@ struct LoadTestCommand: ParsableCommand {
     var arrivals = ArrivalSchedule.Kind.poisson
     @Option(help: "Seed of the open-loop schedule.") var seed: UInt64 = 1
     @Option(help: "Rooms (chat, default 10; play: --clients is --rooms x --members).") var rooms: Int?
-    @Option(help: "Members per room (chat, default 5; play, default 16).") var members: Int?
+    @Option(help: "Members per room (chat, default 5; play, default 16; cycles, default 4).") var members: Int?
+    @Option(help: "Cycles: bots per room (the same as --members).") var botsPerRoom: Int?
+    @Option(help: "Cycles: the game's tick rate, the interval ticks should keep.") var tickRate = 10
     @Option(help: "Play: square (a loop over four cells: scores soon stop changing) or sweep (row after row over the whole board: gems are taken and scores change all the time).")
     var walk = PlayWalk.Pattern.square
     @Option(help: "The server's process id: its CPU over the run is reported.") var serverPid: Int32?
@@ -73,6 +76,10 @@ struct LoadTestCommand: ParsableCommand {
             }
         case .ping:
             config.clients = clients ?? 50
+        case .cycles:
+            config.rooms = rooms ?? 10
+            config.members = botsPerRoom ?? members ?? 4
+            config.clients = config.rooms * config.members
         }
         guard config.members > 0, config.rooms > 0, config.clients > 0 else {
             throw ValidationError("--clients, --rooms and --members must be positive")
@@ -87,6 +94,7 @@ struct LoadTestCommand: ParsableCommand {
         config.arrivals = arrivals
         config.seed = seed
         config.walk = walk
+        config.tickRate = max(tickRate, 1)
         config.serverPID = serverPid
         config.reloadAt = reloadAt
         config.adminPort = adminPort
