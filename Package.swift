@@ -37,6 +37,12 @@ let package = Package(
         .executable(name: "loadtest", targets: ["loadtest"]),
         .executable(name: "metrics-cost", targets: ["metrics-cost"]),
         .library(name: "GameLogic", type: .dynamic, targets: ["GameLogic"]),
+        // The SDK a game in its own package depends on by URL and version
+        // (templates/game, docs/WRITING-GAMES.md). It carries no unsafe
+        // flag, which SwiftPM refuses in a versioned dependency: LogicKit
+        // is written to need no run-time exclusivity check (tools/sdk-test.sh
+        // proves a game's release module imports no swift_beginAccess).
+        .library(name: "HotswapSDK", targets: ["LogicKit", "GameABI", "Protocol"]),
         // Test fixtures: logic modules the tests load into a real server.
         .library(name: "GameLogicV2", type: .dynamic, targets: ["GameLogicV2"]),
         .library(name: "GameLogicV3", type: .dynamic, targets: ["GameLogicV3"]),
@@ -88,7 +94,9 @@ let package = Package(
         ),
         .target(name: "GameABI"),
         .target(name: "Protocol"),
-        .target(name: "LogicKit", dependencies: ["GameABI", "Protocol"], swiftSettings: moduleSettings),
+        // No `moduleSettings` here: HotswapSDK's targets must build without
+        // unsafe flags; the game's own targets carry the flag.
+        .target(name: "LogicKit", dependencies: ["GameABI", "Protocol"]),
         .target(name: "UVKit", dependencies: ["CLibUV"]),
         // Fault containment: the C trampolines around every module call (see fault_guard.h).
         .target(name: "FaultGuard", dependencies: ["GameABI"]),
@@ -194,3 +202,6 @@ let package = Package(
         ]),
     ]
 )
+
+// Games made in this repository by `make new-game NAME=...` are appended
+// below (tools/new-game.sh).
