@@ -5,7 +5,7 @@ SWIFT ?= swift
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release module run dev test test-asan fuzz check-release ci clean
+.PHONY: deps build release module new-game run dev test test-sdk test-asan fuzz check-release ci clean
 
 # libuv1-dev for the engine's event loop, libsqlite3-dev for the database
 # (GRDB links the system SQLite), sqlite3 for the shell the tests and the
@@ -31,9 +31,22 @@ release: deps
 # Rebuilds the games where `make run`'s server reloads them from
 # (.build/release/libGameLogic.so, and libCycles.so for a server started
 # with --module .build/release/libCycles.so); then `swift run gamectl reload`.
+# NAME=mygame builds only a game made by `make new-game` (.build/release/libmygame.so).
+NAME ?=
 module: deps
+ifeq ($(NAME),)
 	$(SWIFT) build -c release --product GameLogic
 	$(SWIFT) build -c release --product Cycles
+else
+	$(SWIFT) build -c release --product $(NAME)
+endif
+
+# A new game from templates/game (docs/WRITING-GAMES.md): in this repository
+# (Sources/Games, Tests, Package.swift), or with DIR=../mygame a package of
+# its own that depends on Hotswap by URL and version.
+DIR ?=
+new-game:
+	tools/new-game.sh "$(NAME)" "$(DIR)"
 
 # Builds a release server and its games (libGameLogic.so, served by default,
 # and libCycles.so), then serves on 127.0.0.1:7777.
@@ -54,6 +67,15 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) build --product GameLogicV2 --scratch-path .build-variant -Xswiftc -DHOTSWAP_PROTOCOL_VARIANT
 	HOTSWAP_REQUIRE_PROMTOOL=1 $(SWIFT) test --skip-build --disable-xctest
+	$(MAKE) test-sdk
+
+# The SDK as a game author meets it (tools/sdk-test.sh): this tree tagged in
+# a temporary repository, a standalone game depending on it by version,
+# then docs/WRITING-GAMES.md's commands run against a real server. Not in
+# test-asan: it builds packages of its own, which an ASan pass cannot make
+# faster or safer (the modules it builds are plain release builds anyway).
+test-sdk:
+	tools/sdk-test.sh
 
 # The whole suite again under AddressSanitizer, in its own build folder.
 # Leak checking is off: a server that exits does not free what it owns.

@@ -41,6 +41,12 @@ let package = Package(
         .library(name: "HotswapTesting", targets: ["HotswapTesting"]),
         // A second game on the SDK: light cycles on room ticks (README, "Cycles").
         .library(name: "Cycles", type: .dynamic, targets: ["Cycles"]),
+        // The SDK a game in its own package depends on by URL and version
+        // (templates/game, docs/WRITING-GAMES.md). It carries no unsafe
+        // flag, which SwiftPM refuses in a versioned dependency: LogicKit
+        // is written to need no run-time exclusivity check (tools/sdk-test.sh
+        // proves a game's release module imports no swift_beginAccess).
+        .library(name: "HotswapSDK", targets: ["LogicKit", "GameABI", "Protocol"]),
         // Test fixtures: logic modules the tests load into a real server.
         .library(name: "GameLogicV2", type: .dynamic, targets: ["GameLogicV2"]),
         .library(name: "GameLogicV3", type: .dynamic, targets: ["GameLogicV3"]),
@@ -92,7 +98,9 @@ let package = Package(
         ),
         .target(name: "GameABI"),
         .target(name: "Protocol"),
-        .target(name: "LogicKit", dependencies: ["GameABI", "Protocol"], swiftSettings: moduleSettings),
+        // No `moduleSettings` here: HotswapSDK's targets must build without
+        // unsafe flags; the game's own targets carry the flag.
+        .target(name: "LogicKit", dependencies: ["GameABI", "Protocol"]),
         .target(name: "UVKit", dependencies: ["CLibUV"]),
         // Fault containment: the C trampolines around every module call (see fault_guard.h).
         .target(name: "FaultGuard", dependencies: ["GameABI"]),
@@ -208,3 +216,6 @@ let package = Package(
         ]),
     ]
 )
+
+// Games made in this repository by `make new-game NAME=...` are appended
+// below (tools/new-game.sh).
