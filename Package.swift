@@ -133,7 +133,7 @@ let package = Package(
             path: "tools/gamectl"
         ),
         // The fake host (an in-memory state table) game developers unit-test modules with.
-        .target(name: "HotswapTesting", dependencies: ["GameABI"]),
+        .target(name: "HotswapTesting", dependencies: ["GameABI", "LogicKit"]),
         // The default game: its logic (Gems, linked into tests on the fake
         // host) and the module that exports it (GameLogic, libGameLogic.so).
         .target(name: "Gems", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Sources/Games/Gems",
@@ -207,6 +207,8 @@ let package = Package(
                           path: "Tests/Fuzz/ProtocolFuzzer"),
         .executableTarget(name: "EngineFuzzer", dependencies: ["HotswapEngine", "FuzzDriver"], path: "Tests/Fuzz/EngineFuzzer"),
         .testTarget(name: "HotswapTestingTests", dependencies: ["HotswapTesting", "GameABI"]),
+        // The default game's rules on the fake host: no server, no sockets.
+        .testTarget(name: "GemsTests", dependencies: ["Gems", "HotswapTesting", "LogicKit", "GameABI"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "ProtocolChecks"]),
         .testTarget(name: "ServerTests", dependencies: [
             "HotswapEngine", "GameABI", "UVKit", "CLibUV",
