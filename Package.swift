@@ -209,6 +209,9 @@ let package = Package(
         .testTarget(name: "HotswapTestingTests", dependencies: ["HotswapTesting", "GameABI"]),
         // The default game's rules on the fake host: no server, no sockets.
         .testTarget(name: "GemsTests", dependencies: ["Gems", "HotswapTesting", "LogicKit", "GameABI"]),
+        // The SDK's parts (fields, verbs, refusals, lines, timers, migrations) on the fake host.
+        .testTarget(name: "LogicKitTests", dependencies: ["HotswapTesting", "LogicKit", "GameABI"],
+                    swiftSettings: moduleSettings),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "ProtocolChecks"]),
         .testTarget(name: "ServerTests", dependencies: [
             "HotswapEngine", "GameABI", "UVKit", "CLibUV",
