@@ -11,7 +11,8 @@ machine's drift hits all builds alike; the report gives the medians over the
 rounds of throughput and of the server's CPU per request (utime + stime from
 /proc/PID/stat over the run), and each build's ratio to the first. Scenarios:
 loadtest ping with 50 clients at -P 16, and loadtest chat (20 rooms of 10,
--P 4), whose throughput is deliveries per second."""
+-P 4), whose throughput is deliveries per second, and loadtest play (10
+rooms of 16 walking the board: MOVE, with gems taken and scores changing)."""
 import json
 import statistics
 import subprocess
@@ -22,6 +23,7 @@ from benchlib import LOADTEST, arg_parser, cpu_seconds, free_port, wait_for
 SCENARIOS = {
     "ping -P16": (["ping", "--clients", "50", "--pipeline", "16"], "throughput", "requests"),
     "chat 20x10": (["chat", "--rooms", "20", "--members", "10", "--pipeline", "4"], "deliveries_per_second", "requests"),
+    "play 10x16": (["play", "--rooms", "10", "--members", "16", "--walk", "sweep"], "throughput", "requests"),
 }
 
 
@@ -39,7 +41,9 @@ def main() -> None:
         # hotswap.sqlite in its working directory, and a second server on
         # the same file refuses to start (builds without it ignore it).
         process = subprocess.Popen([path, "--port", str(port), "--admin-port", str(admin), "--rate-limit", "0",
-                                    "--log-level", "warning"], stderr=subprocess.DEVNULL,
+                                    # Sessions end with their connection: a scenario's players
+                                    # left "away" would hold their names from the next one.
+                                    "--resume-grace", "0", "--log-level", "warning"], stderr=subprocess.DEVNULL,
                                    cwd=tempfile.mkdtemp(prefix="hotswap-compare-"))
         servers.append((name, process, port))
     for _, _, port in servers:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make dev`: run the server with --watch and rebuild the game logic on save.
 #
-# Edit anything under Sources/GameLogic (or LogicKit, Protocol, GameABI):
+# Edit anything under Sources/Games/Gems or Sources/GameLogic (or LogicKit, Protocol, GameABI):
 # within a second the module is rebuilt, the server sees the new file and
 # swaps it in between two messages; connected players stay connected.
 # Polls file times (no inotify tools needed). Ctrl-C stops both.
@@ -24,7 +24,7 @@ trap 'exit 0' INT TERM
 stamp=$(mktemp)
 while kill -0 "$server" 2>/dev/null; do
     sleep 1
-    if [ -n "$(find Sources/GameLogic Sources/LogicKit Sources/Protocol Sources/GameABI -newer "$stamp" -type f -print -quit)" ]; then
+    if [ -n "$(find Sources/Games/Gems Sources/GameLogic Sources/LogicKit Sources/Protocol Sources/GameABI -newer "$stamp" -type f -print -quit)" ]; then
         touch "$stamp"
         echo "dev: change seen, rebuilding GameLogic" >&2
         swift build --product GameLogic || echo "dev: build failed; the server keeps the running module" >&2

@@ -38,6 +38,15 @@ public struct Context<G: Game> {
 
     /// Answers the request (exactly once; a second reply is refused).
     @discardableResult
+    @inlinable public func reply(_ literal: StaticString) -> Int32 {
+        let status = host.reply(literal)
+        if status == GAME_OK { state.pointee.replied = true }
+        return status
+    }
+
+    /// Answers with a line built at run time: `reply("+MOVED \(x) \(y)")`.
+    @discardableResult
+    @_disfavoredOverload
     @inlinable public func reply(_ line: Line) -> Int32 {
         let status = line.withBytes { host.reply($0) }
         if status == GAME_OK { state.pointee.replied = true }
@@ -77,7 +86,7 @@ public struct Context<G: Game> {
     }
 
     /// The session whose unique string field holds `value`.
-    @inlinable public func find(_ path: KeyPath<G.Fields, SessionField<String>>, _ value: Text) -> G.Session? {
+    @inlinable @inline(__always) public func find(_ path: KeyPath<G.Fields, SessionField<String>>, _ value: Text) -> G.Session? {
         host.find(fields[keyPath: path].index, value.bytes).map { session($0) }
     }
 

@@ -27,34 +27,39 @@ public struct Entity<Kind: EntityKind, Fields: FieldSet>: Equatable {
 
     /// The field's value (the type's zero if the entity is gone).
     
+    ///
+    /// Always inlined: the key path is then a literal where it is applied,
+    /// and the compiler folds it to the field's index (not inlined, every
+    /// access projected a key path at run time: metadata lookups and
+    /// reference counting, about 300 instructions).
     @inlinable public subscript<Value: FieldValue>(dynamicMember path: KeyPath<Fields, Field<Kind, Value>>) -> Value {
-        get { Value.read(host, id, fields.pointee[keyPath: path].index) }
-        nonmutating set { _ = Value.write(host, id, fields.pointee[keyPath: path].index, newValue) }
+        @inline(__always) get { Value.read(host, id, fields.pointee[keyPath: path].index) }
+        @inline(__always) nonmutating set { _ = Value.write(host, id, fields.pointee[keyPath: path].index, newValue) }
     }
 
     /// Writes a field, throwing `refusal` when the engine refuses (a
     /// unique value another entity holds, a string too long).
     
-    @inlinable public func set<Value: FieldValue>(_ path: KeyPath<Fields, Field<Kind, Value>>, _ value: Value,
+    @inlinable @inline(__always) public func set<Value: FieldValue>(_ path: KeyPath<Fields, Field<Kind, Value>>, _ value: Value,
                                        or refusal: Refusal) throws(Refusal) {
         guard Value.write(host, id, fields.pointee[keyPath: path].index, value) == GAME_OK else { throw refusal }
     }
 
     /// Writes borrowed text into a string field without making a `String`.
     @discardableResult
-    @inlinable public func set(_ path: KeyPath<Fields, Field<Kind, String>>, text: Text) -> Int32 {
+    @inlinable @inline(__always) public func set(_ path: KeyPath<Fields, Field<Kind, String>>, text: Text) -> Int32 {
         host.setString(id, fields.pointee[keyPath: path].index, text.bytes)
     }
 
     /// A string field, for a `Line` to copy straight from the engine.
     
-    @inlinable public func text(_ path: KeyPath<Fields, Field<Kind, String>>) -> FieldText {
+    @inlinable @inline(__always) public func text(_ path: KeyPath<Fields, Field<Kind, String>>) -> FieldText {
         FieldText(host: host, entity: id, index: fields.pointee[keyPath: path].index)
     }
 
     /// Calls `body` with a string field's bytes (no `String` made).
     
-    @inlinable public func withText<R>(_ path: KeyPath<Fields, Field<Kind, String>>, _ body: (Text) -> R) -> R {
+    @inlinable @inline(__always) public func withText<R>(_ path: KeyPath<Fields, Field<Kind, String>>, _ body: (Text) -> R) -> R {
         withScratch(Int(GAME_MAX_STRING)) { buffer in
             body(Text(host.string(id, fields.pointee[keyPath: path].index, into: buffer)
                 ?? UnsafeRawBufferPointer(start: nil, count: 0)))
@@ -97,6 +102,13 @@ extension Entity where Kind == SessionKind {
 
     /// Sends an event line (`>...`) to this session.
     @discardableResult
+    @inlinable public func send(_ literal: StaticString) -> Int32 {
+        host.table.pointee.send(host.table, id, literal.utf8Start, literal.utf8CodeUnitCount)
+    }
+
+    /// Sends an event line built at run time to this session.
+    @discardableResult
+    @_disfavoredOverload
     @inlinable public func send(_ line: Line) -> Int32 {
         line.withBytes { bytes in
             host.table.pointee.send(host.table, id, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
@@ -151,6 +163,13 @@ extension Entity where Kind == RoomKind {
 
     /// Sends an event line to every member but `except`.
     @discardableResult
+    @inlinable public func broadcast(_ literal: StaticString, except: Entity<SessionKind, Fields>? = nil) -> Int32 {
+        host.table.pointee.room_broadcast(host.table, id, except?.id ?? 0, literal.utf8Start, literal.utf8CodeUnitCount)
+    }
+
+    /// Sends an event line built at run time to every member but `except`.
+    @discardableResult
+    @_disfavoredOverload
     @inlinable public func broadcast(_ line: Line, except: Entity<SessionKind, Fields>? = nil) -> Int32 {
         line.withBytes { bytes in
             host.table.pointee.room_broadcast(

@@ -117,54 +117,71 @@ public protocol FieldSet {
 
 /// Hands out field handles in declaration order, and in `hotswap_describe`
 /// also declares each field to the engine.
+///
+/// On every other call it only counts: one integer and no reference, so
+/// building a game's `Fields` folds to constants in its module.
+@frozen
 public struct Schema {
     @usableFromInline var next: Int32 = 0
-    @usableFromInline let describer: UnsafePointer<game_describer>?
-    /// The first describe error, if any.
-    @usableFromInline var status: Int32 = GAME_OK
-    /// Fields declared so far, by kind and name (only while describing).
-    @usableFromInline var declared: [(kind: Int32, name: StaticString)] = []
+    /// Set only in `hotswap_describe`.
+    @usableFromInline let describing: UnsafeMutablePointer<Describing>?
 
-    /// Fields a migration computes (flagged GAME_FIELD_MIGRATED).
-    @usableFromInline var computed: [Int32] = []
-
-    @inlinable init(describing describer: UnsafePointer<game_describer>?, computed: [Int32] = []) {
-        self.describer = describer
-        self.computed = computed
+    @inlinable init(describing: UnsafeMutablePointer<Describing>?) {
+        self.describing = describing
     }
 
     /// An int field (`Int` or `Bool`). `migrated`: its values are computed
     /// by a migration from the outgoing module's (a retype must say so).
-    @inlinable public mutating func field<Kind: EntityKind, Value: FieldValue>(
+    @inlinable @inline(__always) public mutating func field<Kind: EntityKind, Value: FieldValue>(
         _ name: StaticString, default value: Int = 0, migrated: Bool = false
     ) -> Field<Kind, Value> where Value: BinaryIntegerLikeFieldValue {
-        declare(Kind.raw, UInt32(GAME_TYPE_INT), migrated ? GAME_FIELD_MIGRATED : 0, name, Int64(value), "")
+        let index = next
+        next += 1
+        if let describing {
+            describing.pointee.declare(index, Kind.raw, UInt32(GAME_TYPE_INT), migrated ? GAME_FIELD_MIGRATED : 0, name,
+                                       Int64(value), "")
+        }
+        return Field(index: index, name: name)
     }
 
     /// A string field. `unique`: no two live entities of its kind hold the
     /// same value (the engine refuses the second), and `find` looks it up.
-    @inlinable public mutating func field<Kind: EntityKind>(
+    @inlinable @inline(__always) public mutating func field<Kind: EntityKind>(
         _ name: StaticString, default value: StaticString = "", unique: Bool = false, migrated: Bool = false
     ) -> Field<Kind, String> {
-        let flags = (unique ? GAME_FIELD_UNIQUE : 0) | (migrated ? GAME_FIELD_MIGRATED : 0)
-        return declare(Kind.raw, UInt32(GAME_TYPE_STRING), flags, name, 0, value)
-    }
-
-    @inlinable mutating func declare<Kind, Value>(
-        _ kind: Int32, _ type: UInt32, _ flags: UInt32, _ name: StaticString, _ defaultInt: Int64,
-        _ defaultString: StaticString
-    ) -> Field<Kind, Value> {
         let index = next
         next += 1
-        if let describer, status == GAME_OK {
-            let d = describer.pointee
-            let flags = computed.contains(index) ? flags | GAME_FIELD_MIGRATED : flags
-            let given = d.field(describer, UInt32(kind), type, flags, name.utf8Start, name.utf8CodeUnitCount,
-                                defaultInt, defaultString.utf8Start, defaultString.utf8CodeUnitCount)
-            if given < 0 { status = given } else if given != index { status = GAME_ERR_STATE }
-            declared.append((kind, name))
+        if let describing {
+            let flags = (unique ? GAME_FIELD_UNIQUE : 0) | (migrated ? GAME_FIELD_MIGRATED : 0)
+            describing.pointee.declare(index, Kind.raw, UInt32(GAME_TYPE_STRING), flags, name, 0, value)
         }
         return Field(index: index, name: name)
+    }
+}
+
+/// What `hotswap_describe` needs while the fields are declared.
+@usableFromInline
+struct Describing {
+    @usableFromInline let describer: UnsafePointer<game_describer>
+    /// Fields a migration computes (flagged GAME_FIELD_MIGRATED).
+    @usableFromInline let computed: [Int32]
+    /// The first error, if any.
+    @usableFromInline var status: Int32 = GAME_OK
+
+    @inlinable init(describer: UnsafePointer<game_describer>, computed: [Int32]) {
+        self.describer = describer
+        self.computed = computed
+    }
+
+    // Not inlinable: it runs once per load, and inlined it would keep
+    // `field` too big to fold into the game's `Fields.init`.
+    @usableFromInline mutating func declare(_ index: Int32, _ kind: Int32, _ type: UInt32, _ flags: UInt32,
+                                     _ name: StaticString, _ defaultInt: Int64, _ defaultString: StaticString) {
+        guard status == GAME_OK else { return }
+        let flags = computed.contains(index) ? flags | GAME_FIELD_MIGRATED : flags
+        let given = describer.pointee.field(describer, UInt32(kind), type, flags, name.utf8Start, name.utf8CodeUnitCount,
+                                            defaultInt, defaultString.utf8Start, defaultString.utf8CodeUnitCount)
+        if given < 0 { status = given } else if given != index { status = GAME_ERR_STATE }
     }
 }
 

@@ -10,37 +10,39 @@ import Protocol
 /// safe: control characters become spaces and malformed UTF-8 is replaced,
 /// so a player's name cannot inject a line into another player's stream.
 /// `\(raw: text)` skips that, for bytes already checked.
-public struct Line: ExpressibleByStringInterpolation, CustomStringConvertible {
+@frozen
+public struct Line: ExpressibleByStringInterpolation, StringInterpolationProtocol, CustomStringConvertible {
     /// Bytes held inline before a line spills to the heap.
-    public static let inlineCapacity = 1024
+    public static var inlineCapacity: Int { 1024 }
 
-    var inline = InlineArray<1024, UInt8>(repeating: 0)
-    var spill: [UInt8]? = nil
+    @usableFromInline var inline = InlineArray<1024, UInt8>(repeating: 0)
+    @usableFromInline var spill: [UInt8]? = nil
     /// Bytes written.
-    public private(set) var count = 0
+    public var count: Int { used }
+    @usableFromInline var used = 0
 
-    public init() {}
+    @inlinable public init() {}
 
-    public init(stringLiteral literal: StaticString) {
+    @inlinable public init(stringLiteral literal: StaticString) {
         append(literal)
     }
 
-    public init(stringInterpolation: Interpolation) {
-        self = stringInterpolation.line
+    @inlinable public init(stringInterpolation: Line) {
+        self = stringInterpolation
     }
 
     /// Calls `body` with the line's bytes.
-    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+    @inlinable public func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
         if let spill { return spill.withUnsafeBytes(body) }
         return inline.span.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
     }
 
-    public var description: String { withBytes { String(decoding: $0, as: UTF8.self) } }
+    @inlinable public var description: String { withBytes { String(decoding: $0, as: UTF8.self) } }
 
     // MARK: Appending
 
     /// Appends bytes as they are.
-    public mutating func append(raw bytes: UnsafeRawBufferPointer) {
+    @inlinable public mutating func append(raw bytes: UnsafeRawBufferPointer) {
         guard !bytes.isEmpty else { return }
         if spill == nil, count + bytes.count <= Line.inlineCapacity {
             let at = count
@@ -48,7 +50,7 @@ public struct Line: ExpressibleByStringInterpolation, CustomStringConvertible {
             span.withUnsafeMutableBytes { target in
                 UnsafeMutableRawBufferPointer(rebasing: target[at..<(at + bytes.count)]).copyMemory(from: bytes)
             }
-            count += bytes.count
+            used += bytes.count
             return
         }
         if spill == nil {
@@ -58,20 +60,20 @@ public struct Line: ExpressibleByStringInterpolation, CustomStringConvertible {
             spill = heap
         }
         spill!.append(contentsOf: bytes)
-        count += bytes.count
+        used += bytes.count
     }
 
     /// Appends another line's bytes.
-    public mutating func append(line other: Line) {
+    @inlinable public mutating func append(line other: Line) {
         other.withBytes { append(raw: $0) }
     }
 
-    public mutating func append(_ literal: StaticString) {
+    @inlinable public mutating func append(_ literal: StaticString) {
         append(raw: UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
     /// Appends untrusted text made safe (see the type's comment).
-    public mutating func append(text bytes: UnsafeRawBufferPointer) {
+    @inlinable public mutating func append(text bytes: UnsafeRawBufferPointer) {
         withScratch(min(max(bytes.count, 1), maxStackScratch)) { scratch in
             var writer = LineWriter(buffer: scratch)
             writer.appendText(UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, scratch.count)]))
@@ -81,9 +83,9 @@ public struct Line: ExpressibleByStringInterpolation, CustomStringConvertible {
 
     /// Appends a string field's value, read straight from the engine (no
     /// `String`): `line.append(member.text(\.name))` in a loop.
-    public mutating func append(_ field: FieldText) { field.append(to: &self) }
+    @inlinable public mutating func append(_ field: FieldText) { field.append(to: &self) }
 
-    public mutating func append(_ value: Int) {
+    @inlinable public mutating func append(_ value: Int) {
         withScratch(24) { scratch in
             var writer = LineWriter(buffer: scratch)
             writer.append(Int64(value))
@@ -93,30 +95,28 @@ public struct Line: ExpressibleByStringInterpolation, CustomStringConvertible {
 
     // MARK: Interpolation
 
-    /// Builds a `Line` from a string literal's parts (see `Line`).
-    public struct Interpolation: StringInterpolationProtocol {
-        public typealias StringLiteralType = StaticString
-        var line = Line()
+    // A line is its own interpolation (one buffer, built in place, instead
+    // of an interpolation value copied into the line at the end).
+    public typealias StringLiteralType = StaticString
 
-        public init(literalCapacity: Int, interpolationCount: Int) {}
+    @inlinable public init(literalCapacity: Int, interpolationCount: Int) {}
 
-        public mutating func appendLiteral(_ literal: StaticString) { line.append(literal) }
-        public mutating func appendInterpolation(_ value: Int) { line.append(value) }
-        public mutating func appendInterpolation(_ value: Int64) { line.append(Int(value)) }
-        public mutating func appendInterpolation(_ value: Int32) { line.append(Int(value)) }
-        public mutating func appendInterpolation(_ value: UInt32) { line.append(Int(value)) }
-        public mutating func appendInterpolation(_ value: Bool) { line.append(value ? "true" : "false") }
-        public mutating func appendInterpolation(_ text: Text) { line.append(text: text.bytes) }
-        public mutating func appendInterpolation(raw text: Text) { line.append(raw: text.bytes) }
-        public mutating func appendInterpolation(_ literal: StaticString) { line.append(literal) }
-        public mutating func appendInterpolation(_ string: String) {
-            var copy = string
-            copy.withUTF8 { line.append(text: UnsafeRawBufferPointer($0)) }
-        }
-        public mutating func appendInterpolation(_ other: Line) {
-            other.withBytes { line.append(raw: $0) }
-        }
-        /// A string field read straight into the line: no `String` made.
-        public mutating func appendInterpolation(_ field: FieldText) { field.append(to: &line) }
+    @inlinable public mutating func appendLiteral(_ literal: StaticString) { append(literal) }
+    @inlinable public mutating func appendInterpolation(_ value: Int) { append(value) }
+    @inlinable public mutating func appendInterpolation(_ value: Int64) { append(Int(value)) }
+    @inlinable public mutating func appendInterpolation(_ value: Int32) { append(Int(value)) }
+    @inlinable public mutating func appendInterpolation(_ value: UInt32) { append(Int(value)) }
+    @inlinable public mutating func appendInterpolation(_ value: Bool) { append(value ? "true" : "false") }
+    @inlinable public mutating func appendInterpolation(_ text: Text) { append(text: text.bytes) }
+    @inlinable public mutating func appendInterpolation(raw text: Text) { append(raw: text.bytes) }
+    @inlinable public mutating func appendInterpolation(_ literal: StaticString) { append(literal) }
+    @inlinable public mutating func appendInterpolation(_ string: String) {
+        var copy = string
+        copy.withUTF8 { append(text: UnsafeRawBufferPointer($0)) }
     }
+    @inlinable public mutating func appendInterpolation(_ other: Line) {
+        other.withBytes { append(raw: $0) }
+    }
+    /// A string field read straight into the line: no `String` made.
+    @inlinable public mutating func appendInterpolation(_ field: FieldText) { field.append(to: &self) }
 }

@@ -25,9 +25,12 @@ public enum Module<G: Game> {
         // Fields a retype computes are flagged for the engine.
         var counting = Schema(describing: nil)
         let handles = G.Fields(&counting)
-        var schema = Schema(describing: describer, computed: G.migrations.compactMap { $0.computes(handles) })
-        _ = G.Fields(&schema)
-        return schema.status
+        var describing = Describing(describer: describer, computed: G.migrations.compactMap { $0.computes(handles) })
+        return withUnsafeMutablePointer(to: &describing) { pointer in
+            var schema = Schema(describing: pointer)
+            _ = G.Fields(&schema)
+            return pointer.pointee.status
+        }
     }
 
     /// Runs `body` with a context for this call.
@@ -74,22 +77,21 @@ public enum Module<G: Game> {
                 c.reply(Refusal("UNKNOWN_COMMAND", "unknown command, try HELP").line)
                 return GAME_OK
             }
-            let command = commands[found]
-            switch command.needs {
+            switch commands[found].needs {
             case .nothing: break
             case .login, .room:
                 guard c.host.player(of: c.sessionID) != nil else {
                     c.reply(Refusal.notLoggedIn.line)
                     return GAME_OK
                 }
-                if command.needs == .room, c.host.room(of: c.sessionID) == nil {
+                if commands[found].needs == .room, c.host.room(of: c.sessionID) == nil {
                     c.reply(Refusal.notInRoom.line)
                     return GAME_OK
                 }
             }
-            var arguments = Arguments(request, usage: .usage(command.verb, command.usage))
+            var arguments = Arguments(request, usage: .usage(commands[found].verb, commands[found].usage))
             do throws(Refusal) {
-                try command.handler(c, &arguments)
+                try commands[found].handler(c, &arguments)
             } catch {
                 // Nothing the handler did stays; what `received` noted
                 // (the line arrived) is noted again.
