@@ -145,7 +145,8 @@ let package = Package(
                 swiftSettings: moduleSettings),
         .target(name: "Cycles", dependencies: ["CyclesGame", "GameABI", "LogicKit"], path: "Sources/Games/Cycles/Module",
                 swiftSettings: moduleSettings),
-        .testTarget(name: "CyclesTests", dependencies: ["CyclesGame"]),
+        // Its rules, and the game on the fake host (no server).
+        .testTarget(name: "CyclesTests", dependencies: ["CyclesGame", "HotswapTesting", "LogicKit", "GameABI"]),
         .target(name: "GameLogicV2", dependencies: ["GameABI", "LogicKit", "Protocol"], path: "Tests/Fixtures/GameLogicV2",
                 swiftSettings: moduleSettings),
         .target(name: "GameLogicV3", dependencies: ["GameABI"], path: "Tests/Fixtures/GameLogicV3"),

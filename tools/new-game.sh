@@ -46,6 +46,7 @@ if [[ -z $dir ]]; then
     echo "new-game: $name in Sources/Games/$type and Tests/${type}Tests (targets ${type}Game, ${type}Module, ${type}Tests)"
     echo "  build:  make module NAME=$name        → .build/release/lib$name.so"
     echo "  serve:  .build/release/gameserver --module .build/release/lib$name.so"
+    echo "  test:   swift build --build-tests && swift test --skip-build --filter ${type}Tests   (on the fake host)"
     exit 0
 fi
 
@@ -69,3 +70,4 @@ fill "$template/Tests/__Type__Tests.swift" "$dir/Tests/${type}Tests/${type}Tests
 printf '.build/\n.swiftpm/\n*.sqlite*\n' > "$dir/.gitignore"
 echo "new-game: $name in $dir, on $url from $version"
 echo "  build:  (cd $dir && swift build -c release)   → $dir/.build/release/lib$name.so"
+echo "  test:   (cd $dir && swift test)               (on Hotswap's fake host)"

@@ -10,7 +10,8 @@
 #     unsafe flags in a versioned dependency: HotswapSDK has none), its
 #     module must import no swift_beginAccess (the build rule holds for the
 #     SDK's code too), and a gameserver on a free port must serve it:
-#     PING answers +PONG, HELP lists its verbs.
+#     PING answers +PONG, HELP lists its verbs. Its own tests (`swift test`:
+#     the template's, on the fake host, product HotswapTesting) pass.
 #  3. docs/WRITING-GAMES.md's ```sh blocks run in order in the temporary
 #     repository (the in-repo mode), with the checks its <!-- test: ... -->
 #     comments name: new game, build, serve, play, edit, rebuild, reload,
@@ -68,6 +69,14 @@ grep -qx '+PONG' "$work/dice-ping" || { cat "$work/dice-server.log"; fail "the s
 help=$("$repo/tools/say.py" "$port" HELP) || fail "HELP: $help"
 [[ $help == "+HELP PING"*"LOGIN name [secret]"*"| ROLL | WINS"* ]] || fail "HELP lists: $help"
 kill "${pids[-1]}"
+# Its own tests, as its author runs them: a debug build of the game, the
+# SDK and HotswapTesting (the product the template's test target uses),
+# and the game on the fake host.
+step "the standalone game's tests (swift test, on the fake host)"
+(cd "$work/dice" && swift test > "$work/dice-test.log" 2>&1) ||
+    { tail -40 "$work/dice-test.log"; fail "the standalone game's tests failed"; }
+grep -Eq 'Test run with [0-9]+ tests? in [0-9]+ suites? passed' "$work/dice-test.log" ||
+    { tail -20 "$work/dice-test.log"; fail "the standalone game's tests did not report a passing run"; }
 
 # 3. The guide, block by block, in the in-repo mode. Its checks:
 #    expect TEXT   the last block's output contains TEXT

@@ -6,5 +6,7 @@ package.targets += [
             path: "Sources/Games/__Type__/Game", swiftSettings: moduleSettings),
     .target(name: "__Type__Module", dependencies: ["__Type__Game", "GameABI", "LogicKit"],
             path: "Sources/Games/__Type__/Module", swiftSettings: moduleSettings),
-    .testTarget(name: "__Type__Tests", dependencies: ["__Type__Game", "LogicKit"], path: "Tests/__Type__Tests"),
+    // Its tests run the game on the fake host (HotswapTesting): no server.
+    .testTarget(name: "__Type__Tests", dependencies: ["__Type__Game", "LogicKit", "HotswapTesting"],
+                path: "Tests/__Type__Tests"),
 ]

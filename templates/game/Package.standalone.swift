@@ -3,6 +3,7 @@
 // __name__: a Hotswap game module (made by Hotswap's `make new-game`).
 //   swift build -c release        → .build/release/lib__name__.so
 //   gameserver --module .build/release/lib__name__.so
+//   swift test                    → its tests, on Hotswap's fake host
 import PackageDescription
 
 /// The module build rule: game code is built without run-time exclusivity
@@ -23,8 +24,10 @@ let package = Package(
         .target(name: "__Type__Module",
                 dependencies: ["__Type__Game", .product(name: "HotswapSDK", package: "__HOTSWAP_PACKAGE__")],
                 path: "Sources/Module", swiftSettings: moduleSettings),
+        // The tests run the game on Hotswap's fake host (`swift test`): no server.
         .testTarget(name: "__Type__Tests",
-                    dependencies: ["__Type__Game", .product(name: "HotswapSDK", package: "__HOTSWAP_PACKAGE__")],
+                    dependencies: ["__Type__Game", .product(name: "HotswapSDK", package: "__HOTSWAP_PACKAGE__"),
+                                   .product(name: "HotswapTesting", package: "__HOTSWAP_PACKAGE__")],
                     path: "Tests/__Type__Tests"),
     ]
 )
