@@ -62,9 +62,13 @@ public struct FakeHostError: Error, CustomStringConvertible, Sendable, Equatable
 struct FakeStatus: Error {
     let code: Int32
     let why: String
-    init(_ code: Int32, _ why: String) {
+    /// An answer the contract documents for a well-behaved module (resume
+    /// turned off by the operator), not a mistake: never a violation.
+    let isAnswer: Bool
+    init(_ code: Int32, _ why: String, isAnswer: Bool = false) {
         self.code = code
         self.why = why
+        self.isAnswer = isAnswer
     }
 
     static func name(_ code: Int32) -> String {

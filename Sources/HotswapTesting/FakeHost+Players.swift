@@ -112,7 +112,12 @@ extension FakeHost {
                 throw FakeStatus(GAME_ERR_BAD_ARGUMENT, "the token buffer holds at least \(GAME_RESUME_TOKEN_LENGTH) bytes")
             }
             try checkServing("session_token")
-            guard limits.resumeGraceMilliseconds > 0 else { throw FakeStatus(GAME_ERR_STATE, "resume is off (resumeGraceMilliseconds 0)") }
+            // The engine's documented answer when the operator turned
+            // resume off; a module asking anyway (to offer a token if there
+            // is one) does nothing wrong.
+            guard limits.resumeGraceMilliseconds > 0 else {
+                throw FakeStatus(GAME_ERR_STATE, "resume is off (resumeGraceMilliseconds 0)", isAnswer: true)
+            }
             guard state.isOpen(session) else { throw FakeStatus(GAME_ERR_BAD_SESSION, "no live session \(hex(session))") }
             copyOut(Array(issueToken(for: session).utf8), buffer, capacity, length)
         }
