@@ -54,7 +54,14 @@ public struct FakeLimits: Sendable, Equatable {
 /// would refuse it for the same reason; nothing changed).
 public struct FakeHostError: Error, CustomStringConvertible, Sendable, Equatable {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// A rollback's migrateDown answered GAME_ERR_NOT_FOUND: it has no way
+    /// back to that version (ABI 1.5), and the rollback goes on without it.
+    let declined: Bool
+    public init(_ description: String) { self.init(description, declined: false) }
+    init(_ description: String, declined: Bool) {
+        self.description = description
+        self.declined = declined
+    }
 }
 
 /// A status code and why: what a state table call that fails throws inside

@@ -60,7 +60,9 @@ extension FakeHost {
 
     /// `field_index` (ABI 1.5): the index of a field of the schema this
     /// table writes (the candidate's, during a reload or rollback hook).
-    func fieldIndex(_ kind: UInt32, _ name: UnsafePointer<UInt8>?, _ length: Int) -> Int32 {
+    func fieldIndex(_ kind: UInt32, _ name: UnsafePointer<UInt8>?, _ length: Int, _ type: UnsafeMutablePointer<UInt32>?)
+        -> Int32
+    {
         var index = GAME_ERR_NOT_FOUND
         let status = run("field_index") { () throws(FakeStatus) in
             guard let name, length >= 0, length <= Int(GAME_MAX_FIELD_NAME), kind >= 1 && kind <= 4 else {
@@ -71,6 +73,7 @@ extension FakeHost {
                 throw FakeStatus(GAME_ERR_NOT_FOUND, "no field '\(wanted)' of kind \(kind)")
             }
             index = Int32(found)
+            type?.pointee = fields[found].type
         }
         return status == GAME_OK ? index : status
     }

@@ -26,10 +26,18 @@ extension FakeHost {
     /// dropped come back with their kept values. Then the previous `load`.
     public func rollback() throws {
         guard let previous else { throw FakeHostError("no previous module to roll back to") }
-        try swap(to: previous.module, schema: previous.schema, rollingBack: true)
+        do {
+            try swap(to: previous.module, schema: previous.schema, rollingBack: true)
+        } catch let error where error.declined {
+            // GAME_ERR_NOT_FOUND from migrateDown: it has no way back there
+            // (ABI 1.5); as the engine, go on as without the hook.
+            try swap(to: previous.module, schema: previous.schema, rollingBack: true, useDown: false)
+        }
     }
 
-    private func swap(to candidate: FakeModule, schema incoming: FakeSchema, rollingBack: Bool) throws(FakeHostError) {
+    private func swap(to candidate: FakeModule, schema incoming: FakeSchema, rollingBack: Bool, useDown: Bool = true)
+        throws(FakeHostError)
+    {
         precondition(call == nil, "reload or rollback from inside a module call")
         if state.timers.timerCount > 0, candidate.timer == nil {
             throw FakeHostError("the module exports no hotswap_timer, and \(state.timers.timerCount) pending timers would have no handler")
@@ -42,8 +50,8 @@ extension FakeHost {
         }
         let hook: FakeModule.Migrate?
         if rollingBack {
-            hook = module.migrateDown
-            if hook == nil, let mixed = Self.mixedField(serving: schema, previous: incoming) {
+            hook = useDown ? module.migrateDown : nil
+            if hook == nil, let mixed = Self.mixedField(serving: schema, previous: incoming, declined: module.migrateDown != nil) {
                 throw FakeHostError(mixed)
             }
         } else {
@@ -96,17 +104,18 @@ extension FakeHost {
     /// its order) that `serving` retyped, or computes (GAME_FIELD_MIGRATED)
     /// under the same name and type; going back past it without
     /// `migrateDown` would mix two points in time. Nil when nothing mixes.
-    static func mixedField(serving: FakeSchema, previous: FakeSchema) -> String? {
+    static func mixedField(serving: FakeSchema, previous: FakeSchema, declined: Bool = false) -> String? {
         let from = "\(serving.name) \(serving.version)", to = "\(previous.name) \(previous.version)"
+        let noHook = declined ? "its hotswap_migrate_down has no way back to \(to)" : "exports no hotswap_migrate_down"
         for field in previous.fields {
             guard let newer = serving.fields.first(where: { $0.kind == field.kind && $0.name == field.name }) else { continue }
             if newer.type != field.type {
-                return "cannot roll back \(from) -> \(to): \(from) retyped field '\(field.name)' and exports no "
-                    + "hotswap_migrate_down; going back would mix the \(field.name) from before the upgrade with everything written since"
+                return "cannot roll back \(from) -> \(to): \(from) retyped field '\(field.name)' and \(noHook); "
+                    + "going back would mix the \(field.name) from before the upgrade with everything written since"
             }
             if newer.migrated {
                 return "cannot roll back \(from) -> \(to): \(from) computes field '\(field.name)' in its hotswap_migrate "
-                    + "(GAME_FIELD_MIGRATED) and exports no hotswap_migrate_down; going back would hand \(to) the "
+                    + "(GAME_FIELD_MIGRATED) and \(noHook); going back would hand \(to) the "
                     + "\(field.name) in \(from)'s terms"
             }
         }

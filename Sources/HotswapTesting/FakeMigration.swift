@@ -22,6 +22,7 @@ final class FakeMigration {
     {
         let fromBytes = Array(from.utf8), toBytes = Array(to.utf8)
         let export = direction == UInt32(GAME_MIGRATE_UP) ? "hotswap_migrate" : "hotswap_migrate_down"
+        var declined = false
         let failure: String? = fromBytes.withUnsafeBufferPointer { fromBuffer in
             toBytes.withUnsafeBufferPointer { toBuffer in
                 var migration = game_migration(
@@ -37,12 +38,13 @@ final class FakeMigration {
                     host.beginCall(.migrate, onlyWritable: onlyWritable(id))
                     let status = withExtendedLifetime(self) { hook(&migration, id, host.table) }
                     _ = host.endCall()
+                    if status == GAME_ERR_NOT_FOUND, direction == UInt32(GAME_MIGRATE_DOWN) { declined = true }
                     if status != GAME_OK { return "\(export) failed with status \(status) on \(hex(id))" }
                 }
                 return nil
             }
         }
-        if let failure { throw FakeHostError(failure) }
+        if let failure { throw FakeHostError(failure, declined: declined) }
     }
 
     static func of(_ m: UnsafePointer<game_migration>?) -> FakeMigration {
@@ -80,12 +82,14 @@ final class FakeMigration {
         let text = String(decoding: UnsafeBufferPointer(start: name, count: length), as: UTF8.self)
         let b: FakeBinding
         if let index = oldFields.firstIndex(where: { $0.kind == kind && $0.name == text }) {
-            guard oldFields[index].type == type else { throw FakeStatus(GAME_ERR_BAD_TYPE, "old field '\(text)' has another type") }
+            guard oldFields[index].type == type else { throw FakeStatus(GAME_ERR_BAD_TYPE, "old field '\(text)' has another type", isAnswer: true) }
             b = oldBindings[index]
         } else if let hidden = oldStore.binding(kind: kind, name: text, type: type) {
             b = hidden
         } else {
-            throw FakeStatus(GAME_ERR_BAD_FIELD, "no old field '\(text)' of that kind and type")
+            // Asking whether the outgoing module had a field is how a
+            // migration finds out what to convert: an answer, not a mistake.
+            throw FakeStatus(GAME_ERR_BAD_FIELD, "no old field '\(text)' of that kind and type", isAnswer: true)
         }
         let row = try host.state.row(of: entity, for: b, type: type)
         guard row < oldStore.rowCount(kind) else { throw FakeStatus(GAME_ERR_NOT_FOUND, "the entity is newer than the old store") }

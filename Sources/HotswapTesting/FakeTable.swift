@@ -57,6 +57,6 @@ enum FakeTable {
             },
             session_status: { t, session, out in FakeHost.of(t).sessionStatus(session, out) },
             undo: { t in FakeHost.of(t).undo() },
-            field_index: { t, kind, name, length in FakeHost.of(t).fieldIndex(kind, name, length) })
+            field_index: { t, kind, name, length, type in FakeHost.of(t).fieldIndex(kind, name, length, type) })
     }
 }

@@ -374,10 +374,11 @@ extension Host {
 extension Host {
     /// The index of `kind`'s field called `name` in the schema the table
     /// writes (ABI 1.5): in a down migration, the previous module's.
-    public func fieldIndex(kind: Int32, _ name: StaticString) -> Int32? {
+    public func fieldIndex(kind: Int32, _ name: StaticString) -> (index: Int32, type: UInt32)? {
         let needed = MemoryLayout<game_state_table>.offset(of: \.field_index)! + MemoryLayout<Int>.size
         guard Int(table.pointee.size) >= needed else { return nil }
-        let index = table.pointee.field_index(table, UInt32(kind), name.utf8Start, name.utf8CodeUnitCount)
-        return index >= 0 ? index : nil
+        var type: UInt32 = 0
+        let index = table.pointee.field_index(table, UInt32(kind), name.utf8Start, name.utf8CodeUnitCount, &type)
+        return index >= 0 ? (index, type) : nil
     }
 }

@@ -86,7 +86,7 @@ private func v2(down: Bool = false, failOnPlayers: Bool = false) -> FakeModule {
             let value = String(decoding: buffer.prefix(length), as: UTF8.self).dropFirst(3)
             // `t` writes the previous schema, whose order this version
             // learns by name (field_index, ABI 1.5).
-            let hp = withBytes("hp") { t.pointee.field_index!(t, UInt32(GAME_KIND_SESSION), $0, $1) }
+            let hp = withBytes("hp") { t.pointee.field_index!(t, UInt32(GAME_KIND_SESSION), $0, $1, nil) }
             guard hp >= 0 else { return hp }
             return t.setInt(entity, hp, Int64(value) ?? -1)
         }
@@ -196,7 +196,7 @@ private func v2(down: Bool = false, failOnPlayers: Bool = false) -> FakeModule {
 
     @Test func fieldIndexNamesTheServingSchemasFields() throws {
         let module = testModule(fields: v2Fields) { r in
-            let index = withBytes(r.word(1)) { r.t.pointee.field_index!(r.t, UInt32(GAME_KIND_PLAYER), $0, $1) }
+            let index = withBytes(r.word(1)) { r.t.pointee.field_index!(r.t, UInt32(GAME_KIND_PLAYER), $0, $1, nil) }
             return r.t.reply("+\(index)")
         }
         let host = try FakeHost(module)

@@ -56,6 +56,27 @@ enum LevelsV2: Game {
     ]
 }
 
+/// 2.1.0 only adds a field, and keeps 2.0.0's migrations as history.
+enum LevelsV21: Game {
+    struct Fields: FieldSet {
+        let level: PlayerField<String>
+        let experience: PlayerField<Int>
+        let bonus: PlayerField<Int>
+        init(_ s: inout Schema) {
+            level = s.field("level")
+            experience = s.field("experience")
+            bonus = s.field("bonus")
+        }
+    }
+    static let name: StaticString = "levels"
+    static let version: StaticString = "2.1.0"
+    static let migrations: [Migration<LevelsV21>] = [
+        .rename("xp", to: \.experience),
+        .retype(\.level, from: Int.self, up: { "L\($0)" }, down: { Int($0.dropFirst()) ?? 0 }),
+    ]
+    static let commands: [Command<LevelsV21>] = []
+}
+
 enum LevelsV3: Game {
     struct Fields: FieldSet {
         let level: PlayerField<Int>
@@ -87,16 +108,49 @@ enum LevelsV3: Game {
         #expect(host.violations.isEmpty)
     }
 
-    @Test func aRetypeWithoutAWayBackRefusesTheRollback() throws {
+    @Test func aRetypeWithoutAWayBackRefusesTheRollbackNamingTheField() throws {
         let host = try FakeHost(FakeModule(game: LevelsV2.self))
         let alice = host.connect()
         #expect(host.send("PLAY alice", from: alice) == "+LEVEL L1 XP 100")
         try host.reload(to: FakeModule(game: LevelsV3.self, migrations: true))
         let player = try #require(host.player(key: "alice"))
         #expect(host.int("level", of: player) == 1)
-        #expect(throws: (any Error).self) { try host.rollback() }
+        #expect(throws: FakeHostError("cannot roll back levels 3.0.0 -> levels 2.0.0: levels 3.0.0 retyped field 'level' "
+            + "and its hotswap_migrate_down has no way back to levels 2.0.0; going back would mix the level from before "
+            + "the upgrade with everything written since")) { try host.rollback() }
         // Nothing changed: 3.0.0 still serves its number.
         #expect(host.moduleVersion == "3.0.0")
         #expect(host.int("level", of: player) == 1)
+    }
+
+    /// The second of two ROLLBACKs goes forward again: 1.0.0's hook has no
+    /// way to 2.0.0's shape, so it declines and the engine's rule refuses,
+    /// instead of bringing back 2.0.0's values from the first rollback.
+    @Test func aSecondRollbackForwardIsRefusedNotMixed() throws {
+        let host = try FakeHost(FakeModule(game: LevelsV1.self, migrations: true))
+        let alice = host.connect()
+        #expect(host.send("PLAY alice", from: alice) == "+LEVEL 1 XP 10")
+        try host.reload(to: FakeModule(game: LevelsV2.self, migrations: true))
+        #expect(host.send("PLAY alice", from: alice) == "+LEVEL L2 XP 110")
+        try host.rollback()
+        #expect(host.send("PLAY alice", from: alice) == "+LEVEL 3 XP 120")
+        #expect(throws: FakeHostError("cannot roll back levels 1.0.0 -> levels 2.0.0: levels 1.0.0 retyped field 'level' "
+            + "and its hotswap_migrate_down has no way back to levels 2.0.0; going back would mix the level from before "
+            + "the upgrade with everything written since")) { try host.rollback() }
+        #expect(host.moduleVersion == "1.0.0")
+        #expect(host.send("PLAY alice", from: alice) == "+LEVEL 4 XP 130")
+    }
+
+    /// A version that keeps its predecessor's steps as history rolls back
+    /// past a change of its own (an added field) with nothing to convert.
+    @Test func migrationsKeptAsHistoryDoNotBlockALaterRollback() throws {
+        let host = try FakeHost(FakeModule(game: LevelsV2.self, migrations: true))
+        let alice = host.connect()
+        #expect(host.send("PLAY alice", from: alice) == "+LEVEL L1 XP 100")
+        try host.reload(to: FakeModule(game: LevelsV21.self, migrations: true))
+        try host.rollback()
+        #expect(host.moduleVersion == "2.0.0")
+        #expect(host.send("PLAY alice", from: alice) == "+LEVEL L2 XP 200")
+        #expect(host.violations.isEmpty)
     }
 }

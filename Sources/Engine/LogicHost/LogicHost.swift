@@ -411,7 +411,14 @@ final class LogicHost {
     func rollback() throws(SwapError) -> SwapReport {
         guard !reloading else { throw .busy }
         guard let previous = previousModule else { throw .nothingToRollBack }
-        let report = try swap(to: previous, migrate: false, loadNanoseconds: 0)
+        let report: SwapReport
+        do throws(SwapError) {
+            report = try swap(to: previous, migrate: false, loadNanoseconds: 0)
+        } catch .downDeclined {
+            // Its hotswap_migrate_down has no way back there (ABI 1.5):
+            // as for a module without one, refused if anything would mix.
+            report = try swap(to: previous, migrate: false, loadNanoseconds: 0, useDown: false)
+        }
         registry.swapped(from: report.from, to: previous, isRollback: true)
         identifyModuleToGuard()
         return report
@@ -428,8 +435,8 @@ final class LogicHost {
     /// `migrate` false is a rollback: the entities are migrated down by
     /// the serving module's `hotswap_migrate_down`, if it exports one (the
     /// candidate is then the previous module, whose schema `t` writes).
-    private func swap(to candidate: LoadedModule, migrate: Bool, loadNanoseconds: UInt64, staged: StagedMigration? = nil)
-        throws(SwapError) -> SwapReport
+    private func swap(to candidate: LoadedModule, migrate: Bool, loadNanoseconds: UInt64, staged: StagedMigration? = nil,
+                      useDown: Bool = true) throws(SwapError) -> SwapReport
     {
         let started = uv_hrtime()
         // Timers are data the next module handles: one that cannot must
@@ -451,9 +458,9 @@ final class LogicHost {
         }
         // Going back: the serving module turns its values back, or nothing
         // it retyped or computed may come back from before the upgrade.
-        let down = migrate ? nil : module.migrateDown
+        let down = migrate || !useDown ? nil : module.migrateDown
         if !migrate, down == nil, let mixed = RollbackCheck.mixedField(serving: module, previous: candidate) {
-            throw .rollbackWouldMix(mixed)
+            throw .rollbackWouldMix(module.migrateDown == nil ? mixed : mixed.declined())
         }
         let saved = (store: world.snapshot(), bindings: bindings, module: module)
         // After a staged migration the player table it wrote comes first,
@@ -511,6 +518,9 @@ final class LogicHost {
             }
         } catch {
             world.restore(saved.store)
+            // GAME_ERR_NOT_FOUND: the hook declines (it has no way back to
+            // this version); nothing it did is kept.
+            if down != nil, case .migrateFailed(_, GAME_ERR_NOT_FOUND, _) = error { throw .downDeclined }
             // hotswap_migrate_down is the serving module's code: a fault in
             // it is that module's, not the previous one's.
             throw refused(candidate, error, faulting: down == nil ? candidate : saved.module)

@@ -31,18 +31,29 @@ enum RollbackCheck {
         let previousVersion: String
         let field: String
         let change: Change
+        /// The serving module has hotswap_migrate_down, which declined.
+        var hookDeclined = false
+
+        func declined() -> Mixed {
+            var copy = self
+            copy.hookDeclined = true
+            return copy
+        }
 
         var description: String {
             let serving = "\(servingName) \(servingVersion)"
             let previous = "\(previousName) \(previousVersion)"
             let why: String
+            let noHook = hookDeclined
+                ? "its hotswap_migrate_down has no way back to \(previous)"
+                : "exports no hotswap_migrate_down"
             switch change {
             case .retyped:
-                why = "\(serving) retyped field '\(field)' and exports no hotswap_migrate_down; going back would mix "
+                why = "\(serving) retyped field '\(field)' and \(noHook); going back would mix "
                     + "the \(field) from before the upgrade with everything written since"
             case .migrated:
-                why = "\(serving) computes field '\(field)' in its hotswap_migrate (GAME_FIELD_MIGRATED) and exports no "
-                    + "hotswap_migrate_down; going back would hand \(previous) the \(field) in \(serving)'s terms"
+                why = "\(serving) computes field '\(field)' in its hotswap_migrate (GAME_FIELD_MIGRATED) and \(noHook); "
+                    + "going back would hand \(previous) the \(field) in \(serving)'s terms"
             }
             return "cannot roll back \(serving) -> \(previous): \(why)"
         }

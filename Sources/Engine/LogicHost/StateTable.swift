@@ -319,9 +319,10 @@ enum StateTable {
             undo: { t in
                 StateTable.status { () throws(EngineError) in try StateTable.hostOf(t).undo() }
             },
-            field_index: { t, kind, name, length in
+            field_index: { t, kind, name, length, outType in
                 var index: Int32 = GAME_ERR_NOT_FOUND
-                let status = StateTable.status(touching: { probe(name, min(length, Int(GAME_MAX_FIELD_NAME))) }) {
+                var type: UInt32 = 0
+                let status = StateTable.status(touching: { probe(name, min(length, Int(GAME_MAX_FIELD_NAME))); probe(outType) }) {
                     () throws(EngineError) in
                     guard let name, length <= Int(GAME_MAX_FIELD_NAME), let kind = EntityKind(rawValue: kind) else {
                         throw .badArgument
@@ -331,7 +332,9 @@ enum StateTable {
                     guard let found = fields.firstIndex(where: { $0.kind == kind && $0.name.utf8.elementsEqual(wanted) })
                     else { throw .notFound }
                     index = Int32(found)
+                    type = fields[found].type.rawValue
                 }
+                if status == GAME_OK, let outType { outType.pointee = type }
                 return status == GAME_OK ? index : status
             })
     }

@@ -47,6 +47,10 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
     /// every other field moved on: the serving module retyped or migrated
     /// it and exports no `hotswap_migrate_down` (ABI 1.5; RollbackCheck.swift).
     case rollbackWouldMix(RollbackCheck.Mixed)
+    /// The serving module's hotswap_migrate_down answered GAME_ERR_NOT_FOUND
+    /// at once: it has no way back to that version. `rollback()` then goes
+    /// on as for a module without the hook; never shown to an operator.
+    case downDeclined
     /// A hook of the new module faulted or hung: contained, reload refused.
     case faulted(FaultRecord)
     case nothingToRollBack
@@ -69,6 +73,7 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
         case .migrateFailed(let entity, let status, let export):
             "\(export) failed with status \(status) on \(entity)"
         case .loadHookFailed(let status): "hotswap_load failed with status \(status)"
+        case .downDeclined: "hotswap_migrate_down has no way back to that version"
         case .timeExportMissing(let export, let pending, let what):
             "the module exports no \(export), and \(pending) \(what) would have no handler"
         case .authExportMissing(let mode):

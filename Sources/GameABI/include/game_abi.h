@@ -529,12 +529,14 @@ struct game_state_table {
      * error there instead: the whole reload is undone). */
     int32_t (*undo)(const game_state_table *t);
     /* The index of the field called `name` of `kind` in the schema this
-     * table writes, or GAME_ERR_NOT_FOUND. A module knows its own indexes;
-     * this is for code that writes another version's schema: in
+     * table writes, or GAME_ERR_NOT_FOUND; its GAME_TYPE_* in *out_type
+     * when out_type is not NULL. A module knows its own indexes; this is
+     * for code that writes another version's schema: in
      * hotswap_migrate_down, `t` writes the PREVIOUS module's fields, whose
-     * order the newer module does not know. Allowed in every call. */
+     * order and types the newer module does not know. Allowed in every
+     * call. */
     int32_t (*field_index)(const game_state_table *t, uint32_t kind,
-                           const uint8_t *name, size_t name_length);
+                           const uint8_t *name, size_t name_length, uint32_t *out_type);
 };
 
 /* ---- Migration ----------------------------------------------------------- */
@@ -589,8 +591,15 @@ struct game_migration {
  * Then the previous module's hotswap_load runs, if it has one. Any error,
  * fault or hang leaves the newer module serving with nothing changed.
  *
- * Without hotswap_migrate_down, a ROLLBACK past a retyped or migrated
- * field is refused with the field's name (an automatic rollback by the
+ * hotswap_migrate_down may DECLINE: GAME_ERR_NOT_FOUND (from any call)
+ * says "I have no way back to to_version" (a module that knows how to
+ * go back from its own changes, asked to go somewhere else: the second of
+ * two ROLLBACKs, which goes forward again; a retype it cannot undo). Nothing
+ * it did is kept, and the rollback goes on as for a module without the
+ * hook: refused if it would mix, as below, otherwise without migration.
+ *
+ * Without hotswap_migrate_down (or when it declines), a ROLLBACK past a
+ * retyped or migrated field is refused with the field's name (an automatic rollback by the
  * fault policy too: the faulting module keeps serving, its faults
  * contained, and the operator is told why it was not rolled back). A
  * rollback past only added or dropped fields needs no hook, as before.

@@ -65,10 +65,12 @@ public struct Context<G: Game> {
         return status
     }
 
-    /// Undoes the call, then replies with `line` (a refusal whose text is
-    /// built at run time; a fixed one is simpler thrown as a `Refusal`).
+    /// Undoes the call, then replies with `line`: what a thrown `Refusal`
+    /// does, for a refusal whose text is built at run time. What the
+    /// game's `received` hook noted for the request is noted again.
     @inlinable public func refuse(_ line: Line) {
         undo()
+        if let request = state.pointee.request { try? G.received(self, request) }
         reply(line)
     }
 
@@ -143,5 +145,7 @@ extension Arguments {
 public struct CallState {
     /// The request has its reply.
     public var replied = false
+    /// The request line, in `hotswap_handle`.
+    public var request: Text?
     @inlinable init() {}
 }

@@ -162,13 +162,16 @@ public struct Schema {
 /// What `hotswap_describe` needs while the fields are declared.
 @usableFromInline
 struct Describing {
-    @usableFromInline let describer: UnsafePointer<game_describer>
+    /// Nil when the fields are only listed (`declared`), for a rollback.
+    @usableFromInline let describer: UnsafePointer<game_describer>?
     /// Fields a migration computes (flagged GAME_FIELD_MIGRATED).
     @usableFromInline let computed: [Int32]
     /// The first error, if any.
     @usableFromInline var status: Int32 = GAME_OK
+    /// Every field declared: kind, name, GAME_TYPE_*.
+    @usableFromInline var declared: [(kind: Int32, name: StaticString, type: UInt32)] = []
 
-    @inlinable init(describer: UnsafePointer<game_describer>, computed: [Int32]) {
+    @inlinable init(describer: UnsafePointer<game_describer>?, computed: [Int32]) {
         self.describer = describer
         self.computed = computed
     }
@@ -177,7 +180,8 @@ struct Describing {
     // `field` too big to fold into the game's `Fields.init`.
     @usableFromInline mutating func declare(_ index: Int32, _ kind: Int32, _ type: UInt32, _ flags: UInt32,
                                      _ name: StaticString, _ defaultInt: Int64, _ defaultString: StaticString) {
-        guard status == GAME_OK else { return }
+        declared.append((kind, name, type))
+        guard status == GAME_OK, let describer else { return }
         let flags = computed.contains(index) ? flags | GAME_FIELD_MIGRATED : flags
         let given = describer.pointee.field(describer, UInt32(kind), type, flags, name.utf8Start, name.utf8CodeUnitCount,
                                             defaultInt, defaultString.utf8Start, defaultString.utf8CodeUnitCount)

@@ -1,5 +1,5 @@
-import Protocol
 import GameABI
+import Protocol
 
 /// A change to the game's fields between two versions, written in Swift
 /// and reversible, after Erlang's `code_change` (up, and `{down, Vsn}`).
@@ -10,52 +10,66 @@ import GameABI
 ///         .drop("legacy"),
 ///     ]
 ///
-/// RELOAD runs each step whose old shape the outgoing module had (a field
-/// by that name and type), once per entity of the field's kind; fields
-/// that kept their name and type are carried by the engine. ROLLBACK from
-/// this version runs the steps backwards (`hotswap_migrate_down`); a step
-/// without a way back (a retype without `down`) refuses the rollback, and
-/// the operator reads why. A retyped field is flagged for the engine
-/// automatically.
+/// Each step says what it changes, so the list may keep the game's whole
+/// history: a step runs only where it applies.
+///
+/// - **RELOAD** (`hotswap_migrate`) runs, once per entity of the field's
+///   kind, each step whose old shape the outgoing module had (a field by
+///   that name and type). Fields that kept their name and type are carried
+///   by the engine; a retyped field is flagged for it automatically.
+/// - **ROLLBACK** from this version (`hotswap_migrate_down`) runs
+///   backwards each step whose old shape the version being restored has.
+///   When none does (the second of two ROLLBACKs, which goes forward
+///   again), or one has no way back (a retype without `down:`), the hook
+///   declines (GAME_ERR_NOT_FOUND, ABI 1.5) and the engine decides as for a
+///   module without one: it refuses a rollback that would mix old and new
+///   values, naming the field, and allows the rest.
 // Immutable after it is made: closures over key paths (immutable class
 // instances the compiler cannot prove Sendable), so a game can keep its
 // migrations in a `static let`.
 public struct Migration<G: Game>: @unchecked Sendable {
+    public typealias Hook = (UnsafePointer<game_migration>, game_id, Context<G>) -> Int32
     @usableFromInline let kind: Int32
     /// The field (index in this version's schema) a retype computes.
     @usableFromInline let computes: (G.Fields) -> Int32?
-    @usableFromInline let up: (UnsafePointer<game_migration>, game_id, Context<G>) -> Int32
-    @usableFromInline let down: ((UnsafePointer<game_migration>, game_id, Context<G>) -> Int32)?
+    @usableFromInline let up: Hook
+    /// Whether the schema being restored has this step's old shape.
+    @usableFromInline let appliesDown: (Context<G>) -> Bool
+    @usableFromInline let down: Hook?
 
-    @usableFromInline init(kind: Int32, computes: @escaping (G.Fields) -> Int32?,
-                           up: @escaping (UnsafePointer<game_migration>, game_id, Context<G>) -> Int32,
-                           down: ((UnsafePointer<game_migration>, game_id, Context<G>) -> Int32)?) {
+    @usableFromInline init(kind: Int32, computes: @escaping (G.Fields) -> Int32?, up: @escaping Hook,
+                           appliesDown: @escaping (Context<G>) -> Bool, down: Hook?) {
         self.kind = kind
         self.computes = computes
         self.up = up
+        self.appliesDown = appliesDown
         self.down = down
     }
 
     /// The field called `old` (same kind and type) is now `field`.
-    @inlinable public static func rename<K, V: FieldValue>(_ old: StaticString, to field: KeyPath<G.Fields, Field<K, V>>) -> Migration {
+    @inlinable public static func rename<K, V: FieldValue>(_ old: StaticString, to field: KeyPath<G.Fields, Field<K, V>>)
+        -> Migration
+    {
         Migration(
             kind: K.raw, computes: { _ in nil },
             up: { m, entity, c in
                 guard let value = V.readOld(m, entity, old) else { return GAME_OK }
                 return V.write(c.host, entity, c.fields[keyPath: field].index, value)
             },
+            appliesDown: { c in c.host.fieldIndex(kind: K.raw, old)?.type == V.abiType },
             down: { m, entity, c in
                 let name = c.fields[keyPath: field].name
-                guard let value = V.readOld(m, entity, name) else { return GAME_OK }
-                guard let index = c.host.fieldIndex(kind: K.raw, old) else { return GAME_OK }
-                return V.write(c.host, entity, index, value)
+                guard let value = V.readOld(m, entity, name), let target = c.host.fieldIndex(kind: K.raw, old) else {
+                    return GAME_OK
+                }
+                return V.write(c.host, entity, target.index, value)
             })
     }
 
     /// `field` keeps its name but changes type: `up` converts the old
     /// value, `down` (for ROLLBACK) converts back. Without `down`, a
-    /// rollback from this version is refused rather than bringing back the
-    /// value from before the upgrade beside everything written since.
+    /// rollback to the version before is refused rather than bringing back
+    /// the value from before the upgrade beside everything written since.
     @inlinable public static func retype<K, Old: FieldValue, New: FieldValue>(
         _ field: KeyPath<G.Fields, Field<K, New>>, from: Old.Type, up: @escaping (Old) -> New,
         down: ((New) -> Old)? = nil
@@ -67,12 +81,16 @@ public struct Migration<G: Game>: @unchecked Sendable {
                 guard let old = Old.readOld(m, entity, name) else { return GAME_OK }
                 return New.write(c.host, entity, c.fields[keyPath: field].index, up(old))
             },
+            appliesDown: { c in
+                c.host.fieldIndex(kind: K.raw, c.fields[keyPath: field].name)?.type == Old.abiType
+            },
             down: down.map { down in
                 { m, entity, c in
                     let name = c.fields[keyPath: field].name
-                    guard let new = New.readOld(m, entity, name),
-                        let index = c.host.fieldIndex(kind: K.raw, name) else { return GAME_OK }
-                    return Old.write(c.host, entity, index, down(new))
+                    guard let new = New.readOld(m, entity, name), let target = c.host.fieldIndex(kind: K.raw, name) else {
+                        return GAME_OK
+                    }
+                    return Old.write(c.host, entity, target.index, down(new))
                 }
             })
     }
@@ -81,41 +99,64 @@ public struct Migration<G: Game>: @unchecked Sendable {
     /// way: the engine keeps its values hidden, and a ROLLBACK brings them
     /// back. Listed so the history reads whole.
     @inlinable public static func drop(_ old: StaticString) -> Migration {
-        Migration(kind: 0, computes: { _ in nil }, up: { _, _, _ in GAME_OK }, down: { _, _, _ in GAME_OK })
+        Migration(kind: 0, computes: { _ in nil }, up: { _, _, _ in GAME_OK }, appliesDown: { _ in false },
+                  down: { _, _, _ in GAME_OK })
     }
 
     /// Anything else, per entity of kind `K`: `up` and `down` read the
-    /// other version's values through the migration (`old(...)`) and write
-    /// through the context.
+    /// other version's values through the step (`old(...)`) and write
+    /// through its context. It always runs; without `down`, a rollback from
+    /// this version is decided by the engine as for a module without the
+    /// hook.
     @inlinable public static func custom<K: EntityKind>(
         _ kind: K.Type, up: @escaping (MigrationStep<G>) -> Int32, down: ((MigrationStep<G>) -> Int32)? = nil
     ) -> Migration {
         Migration(
             kind: K.raw, computes: { _ in nil },
             up: { m, entity, c in up(MigrationStep(migration: m, entity: entity, context: c)) },
+            appliesDown: { _ in true },
             down: down.map { down in { m, entity, c in down(MigrationStep(migration: m, entity: entity, context: c)) } })
     }
 
     /// Runs every step that applies to `entity` (hotswap_migrate and
-    /// hotswap_migrate_down).
+    /// hotswap_migrate_down; see the type's comment).
     @inlinable static func run(_ steps: [Migration], up: Bool, _ m: UnsafePointer<game_migration>, _ entity: game_id,
-                    _ c: Context<G>) -> Int32 {
+                               _ c: Context<G>) -> Int32 {
         let kind = Int32(truncatingIfNeeded: entity >> 56)
-        let ordered: [Migration] = up ? steps : steps.reversed()
-        for step in ordered where step.kind == kind {
-            if up {
+        if up {
+            for step in steps where step.kind == kind {
                 let status = step.up(m, entity, c)
                 guard status == GAME_OK else { return status }
-            } else {
-                guard let down = step.down else {
-                    c.host.log(GAME_LOG_ERROR, "a migration step has no way back (a retype without down:); refusing the rollback")
-                    return GAME_ERR_STATE
-                }
-                let status = down(m, entity, c)
-                guard status == GAME_OK else { return status }
             }
+            return GAME_OK
+        }
+        // Decided on the whole list, not per entity, so every call agrees.
+        let applying = steps.filter { $0.appliesDown(c) }
+        guard applying.allSatisfy({ $0.down != nil }), coversEveryRetype(applying, c) else { return GAME_ERR_NOT_FOUND }
+        for step in applying.reversed() where step.kind == kind {
+            let status = step.down!(m, entity, c)
+            guard status == GAME_OK else { return status }
         }
         return GAME_OK
+    }
+
+    /// Whether every field of this version that the restored one declares
+    /// with another type is converted by one of `applying` (otherwise the
+    /// hook declines, and the engine refuses naming the field).
+    @inlinable static func coversEveryRetype(_ applying: [Migration], _ c: Context<G>) -> Bool {
+        var describing = Describing(describer: nil, computed: [])
+        withUnsafeMutablePointer(to: &describing) { pointer in
+            var schema = Schema(describing: pointer)
+            _ = G.Fields(&schema)
+        }
+        let converted = Set(applying.compactMap { $0.computes(c.fields) })
+        var index: Int32 = 0
+        for field in describing.declared {
+            defer { index += 1 }
+            guard let target = c.host.fieldIndex(kind: field.kind, field.name), target.type != field.type else { continue }
+            if !converted.contains(index) { return false }
+        }
+        return true
     }
 }
 

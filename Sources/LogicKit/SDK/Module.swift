@@ -58,6 +58,8 @@ public enum Module<G: Game> {
                 c.refuse(error.line)
                 return GAME_OK
             }
+            // From here on a refusal notes the line again after its undo.
+            c.state.pointee.request = line
             guard Bytes.isValidUTF8(line.bytes) else {
                 c.reply(Refusal("BAD_UTF8", "request is not valid UTF-8").line)
                 return GAME_OK
@@ -95,9 +97,7 @@ public enum Module<G: Game> {
             } catch {
                 // Nothing the handler did stays; what `received` noted
                 // (the line arrived) is noted again.
-                c.undo()
-                try? G.received(c, line)
-                c.reply(error.line)
+                c.refuse(error.line)
             }
             return GAME_OK
         }

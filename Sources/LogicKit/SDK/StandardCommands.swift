@@ -118,7 +118,6 @@ extension Command where G.Fields: LoginFields {
     /// `LEAVE` → `+LEFT room` after the game's `leaving` hook.
     @inlinable public static var leave: Command {
         Command("LEAVE", needs: .room) { c, args throws(Refusal) in
-            try args.end()
             guard let room = c.me.room else { throw Refusal.notInRoom }
             G.leaving(c, c.me, room, .left)
             c.host.leave(c.me.id)

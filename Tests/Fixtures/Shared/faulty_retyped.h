@@ -10,7 +10,8 @@
  *   SET n        score = "<n> points"                      -> +OK
  *   MODE n       what hotswap_migrate_down does (global)   -> +OK
  *                  0 converts back, 1 returns status 42, 2 writes through
- *                  NULL, 3 never returns
+ *                  NULL, 3 never returns, 4 declines (GAME_ERR_NOT_FOUND:
+ *                  "no way back to that version")
  *   UNDOSTATUS   what t->undo returned in hotswap_migrate  -> +UNDOSTATUS -9
  *   UNDO         sets score "999 points", broadcasts ">SAY name before-undo",
  *                sends ">SELF before-undo", replies "+BEFORE"; then
@@ -94,6 +95,7 @@ int32_t hotswap_migrate_down(const game_migration *m, game_id entity, const game
     int64_t mode = 0;
     if (m->old_get_int(m, GAME_GLOBAL_ID, (const uint8_t *)"down_mode", 9, &mode) != GAME_OK) return 44;
     if (mode == 1) return 42;
+    if (mode == 4) return GAME_ERR_NOT_FOUND;
     if (mode == 2) {
         int *volatile nowhere = NULL;
         *nowhere = 2;
