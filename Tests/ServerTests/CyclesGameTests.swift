@@ -97,6 +97,27 @@ import Testing
         _ = server.stop()
     }
 
+    /// An engine UPGRADE (the same binary exec'd in place) mid-round: the
+    /// riders stay connected and the ticks go on, one after the other.
+    @Test func anEngineUpgradeMidRoundKeepsTheRoundTicking() throws {
+        let server = try Self.server()
+        let (alice, bob) = try startRound(server)
+        var last = 0
+        while last < 3 { last = try tickNumber(try event(alice, ">TICK")) }
+        let upgraded = try server.connectAdmin().call("UPGRADE")
+        #expect(upgraded.hasPrefix("+OK engine"), "\(upgraded)")
+        for _ in 0..<5 {
+            let tick = try event(alice, ">")
+            #expect(tick.hasPrefix(">TICK"), "\(tick)")
+            let number = try tickNumber(tick)
+            #expect(number == last + 1, "\(tick)")
+            #expect(tick.contains(" alice:") && tick.contains(" bob:"), "\(tick)")
+            last = number
+        }
+        #expect(try bob.call("TURN R") == "+TURNED N")
+        _ = server.stop()
+    }
+
     @Test func aRiderWhoQuitsMidRoundCrashesOutAndTheOtherWins() throws {
         let server = try Self.server()
         let (alice, bob) = try startRound(server)

@@ -119,6 +119,21 @@ public enum Cycles: Game {
         startIfAllReady(c, room, leaving: me)
     }
 
+    /// A rider whose connection drops cannot steer: it crashes out at once
+    /// (`>CRASH name dropped`), not when its RESUME grace runs out. Back
+    /// through RESUME, it watches and rides in the next round.
+    public static func away(_ c: Context<Cycles>, _ me: Session) {
+        guard let room = me.room else { return }
+        if me.riding {
+            me.riding = false
+            room.broadcast(">CRASH \(me.text(\.name)) dropped", except: me)
+        }
+        if me.ready {
+            me.ready = false
+            startIfAllReady(c, room, leaving: me)
+        }
+    }
+
     public static func timer(_ c: Context<Cycles>, _ timer: TimerFired) throws(Refusal) {
         if timer.event == "go" { go(c, c.room(timer.owner)) }
     }
