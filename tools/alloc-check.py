@@ -24,7 +24,7 @@ import time
 
 import os
 
-from benchlib import MODULE, SERVER, admin_status, arg_parser, connect, drain, start
+from benchlib import MODULE, SERVER, admin_status, arg_parser, connect, play_batches, start
 
 PROBE = os.path.join(os.path.dirname(MODULE), "libTimeProbeModule.so")
 
@@ -42,21 +42,7 @@ def allocations(command: str, batches: int, server_args: list) -> int:
     # batch, never per message.
     proc, port, _ = start("--module", MODULE, "--flush-interval", "60000", *server_args,
                           wrapper=("valgrind", "--tool=memcheck", "--leak-check=no"), server=STRIPPED)
-    players = [connect(port) for _ in range(2)]
-    for index, player in enumerate(players):
-        player.sendall(f"LOGIN p{index}\nJOIN r\n".encode())
-        time.sleep(0.2)
-        player.recv(65536)
-    batch = (command + "\n").encode() * 100
-    for _ in range(batches):
-        players[0].sendall(batch)
-        received = b""
-        while received.count(b"\n") < 100:
-            received += players[0].recv(1 << 20)
-        drain(players[1])
-    for player in players:
-        player.close()
-    time.sleep(0.3)
+    play_batches(port, command, batches)
     proc.send_signal(2)
     proc.wait()
     proc.log_tail.thread.join(10)

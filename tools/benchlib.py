@@ -277,6 +277,28 @@ def drain(sock: socket.socket) -> None:
     sock.setblocking(True)
 
 
+def play_batches(port: int, command: str, batches: int, settle: float = 0.2) -> None:
+    """Two players LOGIN and JOIN room r; the first sends `batches` batches of
+    100 `command` lines, each waited for (the second's events drained), then
+    both leave and the server is given `0.3 s` to see it. What alloc-check.py
+    and call-cost.py count is the difference between two batch counts."""
+    players = [connect(port) for _ in range(2)]
+    for index, player in enumerate(players):
+        player.sendall(f"LOGIN p{index}\nJOIN r\n".encode())
+        time.sleep(settle)
+        player.recv(65536)
+    batch = (command + "\n").encode() * 100
+    for _ in range(batches):
+        players[0].sendall(batch)
+        received = b""
+        while received.count(b"\n") < 100:
+            received += players[0].recv(1 << 20)
+        drain(players[1])
+    for player in players:
+        player.close()
+    time.sleep(0.3)
+
+
 def fields(line: str) -> dict:
     """The KEY=VALUE words of a reply line (STATUS, RELOAD), as a dict."""
     return dict(word.split("=", 1) for word in line.split() if "=" in word)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import SERVER, arg_parser, connect, drain, start
+from benchlib import SERVER, arg_parser, play_batches, start
 
 COMMANDS = ["PING", "SAY hello there", "LOOK", "WHO", "SCORE", "ROOMS", "MOVE N"]
 STRIPPED = "/tmp/gameserver-no-debuginfo"
@@ -31,21 +31,7 @@ def instructions(module: str, command: str, batches: int) -> int:
     proc, port, _ = start("--module", module, "--flush-interval", "60000", "--resume-grace", "0",
                           wrapper=("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                                    "--toggle-collect=hotswap_handle"), server=STRIPPED)
-    players = [connect(port) for _ in range(2)]
-    for index, player in enumerate(players):
-        player.sendall(f"LOGIN p{index}\nJOIN r\n".encode())
-        time.sleep(0.3)
-        player.recv(65536)
-    batch = (command + "\n").encode() * 100
-    for _ in range(batches):
-        players[0].sendall(batch)
-        received = b""
-        while received.count(b"\n") < 100:
-            received += players[0].recv(1 << 20)
-        drain(players[1])
-    for player in players:
-        player.close()
-    time.sleep(0.3)
+    play_batches(port, command, batches, settle=0.3)
     proc.send_signal(2)
     proc.wait()
     with open(out) as handle:

@@ -85,15 +85,7 @@ import Testing
         let reloaded = try server.connectAdmin().call("RELOAD \(copy.path)")
         #expect(reloaded.hasPrefix("+OK cycles 1.0.0 -> cycles 1.0.0"), "\(reloaded)")
         // The ticks go on where they were: same round, same riders.
-        for _ in 0..<5 {
-            let tick = try event(alice, ">")
-            #expect(tick.hasPrefix(">TICK"), "\(tick)")
-            let number = try tickNumber(tick)
-            #expect(number == last + 1, "\(tick)")
-            #expect(tick.contains(" alice:") && tick.contains(" bob:"), "\(tick)")
-            last = number
-        }
-        #expect(try bob.call("TURN R") == "+TURNED N")
+        try expectTicksGoOn(alice, bob, after: last)
         _ = server.stop()
     }
 
@@ -106,6 +98,14 @@ import Testing
         while last < 3 { last = try tickNumber(try event(alice, ">TICK")) }
         let upgraded = try server.connectAdmin().call("UPGRADE")
         #expect(upgraded.hasPrefix("+OK engine"), "\(upgraded)")
+        try expectTicksGoOn(alice, bob, after: last)
+        _ = server.stop()
+    }
+
+    /// Five more ticks, numbered on from `last`, both riders in each; then
+    /// bob still steers.
+    func expectTicksGoOn(_ alice: LineClient, _ bob: LineClient, after last: Int) throws {
+        var last = last
         for _ in 0..<5 {
             let tick = try event(alice, ">")
             #expect(tick.hasPrefix(">TICK"), "\(tick)")
@@ -115,7 +115,6 @@ import Testing
             last = number
         }
         #expect(try bob.call("TURN R") == "+TURNED N")
-        _ = server.stop()
     }
 
     @Test func aRiderWhoQuitsMidRoundCrashesOutAndTheOtherWins() throws {
