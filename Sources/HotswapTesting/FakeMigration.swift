@@ -33,18 +33,36 @@ final class FakeMigration {
                     old_get_string: { m, entity, name, length, buffer, capacity, outLength in
                         FakeMigration.of(m).oldString(entity, name, length, buffer, capacity, outLength)
                     },
-                    to_version: toBuffer.baseAddress, to_version_length: toBuffer.count, direction: direction)
+                    to_version: toBuffer.baseAddress, to_version_length: toBuffer.count, direction: direction,
+                    old_field_type: { m, kind, name, length in FakeMigration.of(m).oldFieldType(kind, name, length) })
                 for id in ids {
                     host.beginCall(.migrate, onlyWritable: onlyWritable(id))
                     let status = withExtendedLifetime(self) { hook(&migration, id, host.table) }
                     _ = host.endCall()
-                    if status == GAME_ERR_NOT_FOUND, direction == UInt32(GAME_MIGRATE_DOWN) { declined = true }
+                    // The first call's GAME_ERR_NOT_FOUND declines (ABI 1.5).
+                    if status == GAME_ERR_NOT_FOUND, direction == UInt32(GAME_MIGRATE_DOWN), id == ids.first { declined = true }
                     if status != GAME_OK { return "\(export) failed with status \(status) on \(hex(id))" }
                 }
                 return nil
             }
         }
         if let failure { throw FakeHostError(failure, declined: declined) }
+    }
+
+    /// `old_field_type`: the type of a field the outgoing module declares.
+    func oldFieldType(_ kind: UInt32, _ name: UnsafePointer<UInt8>?, _ length: Int) -> Int32 {
+        var type = GAME_ERR_NOT_FOUND
+        let status = host.run("old_field_type") { () throws(FakeStatus) in
+            guard let name, length <= Int(GAME_MAX_FIELD_NAME) else {
+                throw FakeStatus(GAME_ERR_BAD_ARGUMENT, "a field name is at most \(GAME_MAX_FIELD_NAME) bytes")
+            }
+            let text = String(decoding: UnsafeBufferPointer(start: name, count: length), as: UTF8.self)
+            guard let field = oldFields.first(where: { $0.kind == kind && $0.name == text }) else {
+                throw FakeStatus(GAME_ERR_NOT_FOUND, "the outgoing module declares no '\(text)'")
+            }
+            type = Int32(field.type)
+        }
+        return status == GAME_OK ? type : status
     }
 
     static func of(_ m: UnsafePointer<game_migration>?) -> FakeMigration {

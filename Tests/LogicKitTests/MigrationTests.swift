@@ -141,6 +141,23 @@ enum LevelsV3: Game {
         #expect(host.send("PLAY alice", from: alice) == "+LEVEL 4 XP 130")
     }
 
+    /// A rename kept as history reads only a field the outgoing module
+    /// declares, not a column kept hidden from an older version.
+    @Test func aRenameKeptAsHistoryDoesNotReadAHiddenColumn() throws {
+        let host = try FakeHost(FakeModule(game: LevelsV1.self))
+        let alice = host.connect()
+        #expect(host.send("PLAY alice", from: alice) == "+LEVEL 1 XP 10")
+        try host.reload(to: FakeModule(game: LevelsV2.self, migrations: true))
+        #expect(host.send("PLAY alice", from: alice) == "+LEVEL L2 XP 110")
+        // 2.0.0 -> 2.1.0: `xp` is hidden now, still 10; the rename must not
+        // bring it back over `experience`.
+        try host.reload(to: FakeModule(game: LevelsV21.self, migrations: true))
+        let player = try #require(host.player(key: "alice"))
+        #expect(host.int("experience", of: player) == 110)
+        #expect(host.string("level", of: player) == "L2")
+        #expect(host.violations.isEmpty)
+    }
+
     /// A version that keeps its predecessor's steps as history rolls back
     /// past a change of its own (an added field) with nothing to convert.
     @Test func migrationsKeptAsHistoryDoNotBlockALaterRollback() throws {

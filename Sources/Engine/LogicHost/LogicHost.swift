@@ -417,6 +417,7 @@ final class LogicHost {
         } catch .downDeclined {
             // Its hotswap_migrate_down has no way back there (ABI 1.5):
             // as for a module without one, refused if anything would mix.
+            logger.info("\(module.name) \(module.version)'s hotswap_migrate_down declined a rollback to \(previous.name) \(previous.version); deciding as without it")
             report = try swap(to: previous, migrate: false, loadNanoseconds: 0, useDown: false)
         }
         registry.swapped(from: report.from, to: previous, isRollback: true)
@@ -518,9 +519,9 @@ final class LogicHost {
             }
         } catch {
             world.restore(saved.store)
-            // GAME_ERR_NOT_FOUND: the hook declines (it has no way back to
-            // this version); nothing it did is kept.
-            if down != nil, case .migrateFailed(_, GAME_ERR_NOT_FOUND, _) = error { throw .downDeclined }
+            // The hook declined (MigrationContext.run): nothing it did is
+            // kept, and rollback() goes on as without it.
+            if case .downDeclined = error { throw .downDeclined }
             // hotswap_migrate_down is the serving module's code: a fault in
             // it is that module's, not the previous one's.
             throw refused(candidate, error, faulting: down == nil ? candidate : saved.module)

@@ -86,7 +86,22 @@ final class MigrationContext {
                     }
                 },
                 to_version: versions.baseAddress.map { $0 + fromLength }, to_version_length: versions.count - fromLength,
-                direction: direction.code)
+                direction: direction.code,
+                old_field_type: { m, kind, name, length in
+                    var type = GAME_ERR_NOT_FOUND
+                    let status = StateTable.status(touching: { probe(name, min(length, Int(GAME_MAX_FIELD_NAME))) }) {
+                        () throws(EngineError) in
+                        guard let name, length <= Int(GAME_MAX_FIELD_NAME), let kind = EntityKind(rawValue: kind) else {
+                            throw .badArgument
+                        }
+                        let bytes = UnsafeRawBufferPointer(start: name, count: length)
+                        guard let field = MigrationContext.from(m).oldFields.first(where: {
+                            $0.kind == kind && $0.name.utf8.elementsEqual(bytes)
+                        }) else { throw .notFound }
+                        type = Int32(field.type.rawValue)
+                    }
+                    return status == GAME_OK ? type : status
+                })
             var next = 0
             while next < ids.count {
                 let id = ids[next]
@@ -96,6 +111,9 @@ final class MigrationContext {
                 // same trampoline guards it.
                 let outcome = withExtendedLifetime(self) { fg_call_migrate(hook, &migration, id.raw, table, &status, fault) }
                 if outcome != FG_OK { throw .migrateFaulted(outcome: outcome, entity: id, export: direction.export) }
+                // A down hook's first answer GAME_ERR_NOT_FOUND declines: it
+                // has no way back to that version (game_abi.h, "Going back").
+                if direction == .down, next == 0, status == GAME_ERR_NOT_FOUND { throw .downDeclined }
                 if status != GAME_OK { throw .migrateFailed(entity: id, status: status, export: direction.export) }
                 next += 1
                 if deadline != 0 && next & 15 == 0 && uv_hrtime() >= deadline { break }

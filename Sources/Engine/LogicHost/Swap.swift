@@ -48,7 +48,7 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
     /// it and exports no `hotswap_migrate_down` (ABI 1.5; RollbackCheck.swift).
     case rollbackWouldMix(RollbackCheck.Mixed)
     /// The serving module's hotswap_migrate_down answered GAME_ERR_NOT_FOUND
-    /// at once: it has no way back to that version. `rollback()` then goes
+    /// to its first call: it has no way back to that version. `rollback()` then goes
     /// on as for a module without the hook; never shown to an operator.
     case downDeclined
     /// A hook of the new module faulted or hung: contained, reload refused.

@@ -566,6 +566,13 @@ struct game_migration {
     const uint8_t *to_version;     /* the version being migrated to          */
     size_t to_version_length;
     uint32_t direction;            /* GAME_MIGRATE_UP or GAME_MIGRATE_DOWN    */
+    /* The GAME_TYPE_* of the field called `name` of `kind` that the
+     * outgoing module DECLARES, or GAME_ERR_NOT_FOUND. old_get_* also read
+     * columns kept hidden from older versions; this says whether the
+     * outgoing module itself had the field, which is what decides whether
+     * a rename or a retype applies. */
+    int32_t (*old_field_type)(const game_migration *m, uint32_t kind,
+                              const uint8_t *name, size_t name_length);
 };
 
 /* Which way a migration goes (game_migration.direction, ABI 1.5). */
@@ -591,8 +598,8 @@ struct game_migration {
  * Then the previous module's hotswap_load runs, if it has one. Any error,
  * fault or hang leaves the newer module serving with nothing changed.
  *
- * hotswap_migrate_down may DECLINE: GAME_ERR_NOT_FOUND (from any call)
- * says "I have no way back to to_version" (a module that knows how to
+ * hotswap_migrate_down may DECLINE: GAME_ERR_NOT_FOUND from its FIRST
+ * call (the global entity's; a later one is an error like any other) says "I have no way back to to_version" (a module that knows how to
  * go back from its own changes, asked to go somewhere else: the second of
  * two ROLLBACKs, which goes forward again; a retype it cannot undo). Nothing
  * it did is kept, and the rollback goes on as for a module without the

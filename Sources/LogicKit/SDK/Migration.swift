@@ -10,20 +10,27 @@ import Protocol
 ///         .drop("legacy"),
 ///     ]
 ///
-/// Each step says what it changes, so the list may keep the game's whole
-/// history: a step runs only where it applies.
+/// Each step says what it changes, so the list may keep the game's history
+/// (within limits: steps are typed by this version's fields, so a field
+/// renamed or retyped twice keeps only its latest step).
 ///
 /// - **RELOAD** (`hotswap_migrate`) runs, once per entity of the field's
-///   kind, each step whose old shape the outgoing module had (a field by
-///   that name and type). Fields that kept their name and type are carried
-///   by the engine; a retyped field is flagged for it automatically.
-/// - **ROLLBACK** from this version (`hotswap_migrate_down`) runs
-///   backwards each step whose old shape the version being restored has.
-///   When none does (the second of two ROLLBACKs, which goes forward
-///   again), or one has no way back (a retype without `down:`), the hook
-///   declines (GAME_ERR_NOT_FOUND, ABI 1.5) and the engine decides as for a
-///   module without one: it refuses a rollback that would mix old and new
-///   values, naming the field, and allows the rest.
+///   kind, each step whose old shape the outgoing module declares (ABI 1.5
+///   `old_field_type`: a field by that name and type, not a column kept
+///   hidden from an older version). Fields that kept their name and type
+///   are carried by the engine; a retyped field is flagged for it
+///   automatically.
+/// - **ROLLBACK** from this version (`hotswap_migrate_down`) runs backwards
+///   each step whose old shape the version being restored declares. When a
+///   field this version declares with another type than the restored one
+///   is not converted back by such a step (a retype without `down:`, or the
+///   second of two ROLLBACKs, which goes forward again), the hook declines
+///   (GAME_ERR_NOT_FOUND, ABI 1.5) and the engine decides as for a module
+///   without one: it refuses, naming the field. Otherwise it answers
+///   GAME_OK, and the engine binds the rest by name and type: a field the
+///   restored version declares and this one neither declares nor renames
+///   comes back with the value it was left with (a `.drop`ped field, but
+///   also, going forward again, a field the newer version renamed).
 // Immutable after it is made: closures over key paths (immutable class
 // instances the compiler cannot prove Sendable), so a game can keep its
 // migrations in a `static let`.
@@ -53,10 +60,17 @@ public struct Migration<G: Game>: @unchecked Sendable {
         Migration(
             kind: K.raw, computes: { _ in nil },
             up: { m, entity, c in
-                guard let value = V.readOld(m, entity, old) else { return GAME_OK }
+                // Only from a version that declared `old` and not yet the new
+                // name (old_get_* would also read a column kept hidden).
+                let name = c.fields[keyPath: field].name
+                guard oldFieldType(m, K.raw, old) == V.abiType, oldFieldType(m, K.raw, name) == nil,
+                    let value = V.readOld(m, entity, old) else { return GAME_OK }
                 return V.write(c.host, entity, c.fields[keyPath: field].index, value)
             },
-            appliesDown: { c in c.host.fieldIndex(kind: K.raw, old)?.type == V.abiType },
+            appliesDown: { c in
+                c.host.fieldIndex(kind: K.raw, old)?.type == V.abiType
+                    && c.host.fieldIndex(kind: K.raw, c.fields[keyPath: field].name) == nil
+            },
             down: { m, entity, c in
                 let name = c.fields[keyPath: field].name
                 guard let value = V.readOld(m, entity, name), let target = c.host.fieldIndex(kind: K.raw, old) else {
@@ -78,11 +92,13 @@ public struct Migration<G: Game>: @unchecked Sendable {
             kind: K.raw, computes: { $0[keyPath: field].index },
             up: { m, entity, c in
                 let name = c.fields[keyPath: field].name
-                guard let old = Old.readOld(m, entity, name) else { return GAME_OK }
+                guard oldFieldType(m, K.raw, name) == Old.abiType, Old.abiType != New.abiType,
+                    let old = Old.readOld(m, entity, name) else { return GAME_OK }
                 return New.write(c.host, entity, c.fields[keyPath: field].index, up(old))
             },
             appliesDown: { c in
-                c.host.fieldIndex(kind: K.raw, c.fields[keyPath: field].name)?.type == Old.abiType
+                Old.abiType != New.abiType
+                    && c.host.fieldIndex(kind: K.raw, c.fields[keyPath: field].name)?.type == Old.abiType
             },
             down: down.map { down in
                 { m, entity, c in
@@ -103,19 +119,13 @@ public struct Migration<G: Game>: @unchecked Sendable {
                   down: { _, _, _ in GAME_OK })
     }
 
-    /// Anything else, per entity of kind `K`: `up` and `down` read the
-    /// other version's values through the step (`old(...)`) and write
-    /// through its context. It always runs; without `down`, a rollback from
-    /// this version is decided by the engine as for a module without the
-    /// hook.
-    @inlinable public static func custom<K: EntityKind>(
-        _ kind: K.Type, up: @escaping (MigrationStep<G>) -> Int32, down: ((MigrationStep<G>) -> Int32)? = nil
-    ) -> Migration {
-        Migration(
-            kind: K.raw, computes: { _ in nil },
-            up: { m, entity, c in up(MigrationStep(migration: m, entity: entity, context: c)) },
-            appliesDown: { _ in true },
-            down: down.map { down in { m, entity, c in down(MigrationStep(migration: m, entity: entity, context: c)) } })
+    /// The GAME_TYPE_* of a field the outgoing module declares (ABI 1.5
+    /// `old_field_type`), or nil.
+    @inlinable static func oldFieldType(_ m: UnsafePointer<game_migration>, _ kind: Int32, _ name: StaticString) -> UInt32? {
+        let needed = MemoryLayout<game_migration>.offset(of: \.old_field_type)! + MemoryLayout<Int>.size
+        guard Int(m.pointee.size) >= needed else { return nil }
+        let type = m.pointee.old_field_type(m, UInt32(kind), name.utf8Start, name.utf8CodeUnitCount)
+        return type > 0 ? UInt32(type) : nil
     }
 
     /// Runs every step that applies to `entity` (hotswap_migrate and
@@ -130,11 +140,16 @@ public struct Migration<G: Game>: @unchecked Sendable {
             }
             return GAME_OK
         }
-        // Decided on the whole list, not per entity, so every call agrees.
         let applying = steps.filter { $0.appliesDown(c) }
-        guard applying.allSatisfy({ $0.down != nil }), coversEveryRetype(applying, c) else { return GAME_ERR_NOT_FOUND }
+        // Whether to go back at all is decided once, at the first call
+        // (the global entity's), the only one whose GAME_ERR_NOT_FOUND the
+        // engine takes as declining.
+        if entity == GAME_GLOBAL_ID {
+            guard applying.allSatisfy({ $0.down != nil }), coversEveryRetype(applying, c) else { return GAME_ERR_NOT_FOUND }
+        }
         for step in applying.reversed() where step.kind == kind {
-            let status = step.down!(m, entity, c)
+            guard let down = step.down else { return GAME_ERR_STATE }
+            let status = down(m, entity, c)
             guard status == GAME_OK else { return status }
         }
         return GAME_OK
@@ -157,31 +172,5 @@ public struct Migration<G: Game>: @unchecked Sendable {
             if !converted.contains(index) { return false }
         }
         return true
-    }
-}
-
-/// One entity in a custom migration step.
-public struct MigrationStep<G: Game> {
-    @usableFromInline let migration: UnsafePointer<game_migration>
-    public let entity: game_id
-    /// Writes go to the version being migrated to.
-    public let context: Context<G>
-
-    @usableFromInline init(migration: UnsafePointer<game_migration>, entity: game_id, context: Context<G>) {
-        self.migration = migration
-        self.entity = entity
-        self.context = context
-    }
-
-    /// The other version's value of `name` (nil when it had no such field
-    /// of that type).
-    @inlinable public func old<V: FieldValue>(_ name: StaticString, as type: V.Type = V.self) -> V? {
-        V.readOld(migration, entity, name)
-    }
-
-    /// The version migrated from.
-    @inlinable public var fromVersion: String {
-        String(decoding: UnsafeRawBufferPointer(start: migration.pointee.from_version,
-                                                count: migration.pointee.from_version_length), as: UTF8.self)
     }
 }

@@ -91,11 +91,12 @@ int32_t hotswap_migrate_down(const game_migration *m, game_id entity, const game
     if (!migration_is(m, GAME_MIGRATE_DOWN, FAULTY_RETYPED_VERSION, "1.0.0")) return 41;
     /* Nothing of its own to undo: a migration returns an error instead. */
     if (t->undo(t) != GAME_ERR_STATE) return 43;
-    if (KIND_OF(entity) != GAME_KIND_SESSION) return GAME_OK;
     int64_t mode = 0;
     if (m->old_get_int(m, GAME_GLOBAL_ID, (const uint8_t *)"down_mode", 9, &mode) != GAME_OK) return 44;
+    /* Declining is the first call's answer (the global entity's). */
+    if (mode == 4) return entity == GAME_GLOBAL_ID ? GAME_ERR_NOT_FOUND : 45;
+    if (KIND_OF(entity) != GAME_KIND_SESSION) return GAME_OK;
     if (mode == 1) return 42;
-    if (mode == 4) return GAME_ERR_NOT_FOUND;
     if (mode == 2) {
         int *volatile nowhere = NULL;
         *nowhere = 2;

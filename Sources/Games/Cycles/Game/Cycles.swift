@@ -130,8 +130,9 @@ public enum Cycles: Game {
         }
         if me.ready {
             me.ready = false
-            startIfAllReady(c, room, leaving: me)
+            if room.phase == Phase.waiting.rawValue { room.broadcast(">UNREADY \(me.text(\.name)) dropped", except: me) }
         }
+        startIfAllReady(c, room, leaving: me)
     }
 
     public static func timer(_ c: Context<Cycles>, _ timer: TimerFired) throws(Refusal) {
@@ -217,7 +218,9 @@ public enum Cycles: Game {
         var members = 0
         var ready = 0
         try? room.forEachMember { member throws(Refusal) in
-            guard member != leaving else { return }
+            // One whose connection dropped waits for RESUME; the others
+            // need not wait for it.
+            guard member != leaving, !member.isAway else { return }
             members += 1
             if member.ready { ready += 1 }
         }
