@@ -26,9 +26,13 @@ public struct Field<Kind: EntityKind, Value: FieldValue>: Sendable {
     }
 }
 
+/// A field of every session.
 public typealias SessionField<Value: FieldValue> = Field<SessionKind, Value>
+/// A field of every room.
 public typealias RoomField<Value: FieldValue> = Field<RoomKind, Value>
+/// A field of every durable player (stored by the engine).
 public typealias PlayerField<Value: FieldValue> = Field<PlayerKind, Value>
+/// A field of the one global entity (stored by the engine).
 public typealias GlobalField<Value: FieldValue> = Field<GlobalKind, Value>
 
 /// A type a field can hold: `Int` and `Bool` (stored as int64) or `String`.
