@@ -37,6 +37,7 @@ public protocol LoginFields: FieldSet {
         if token {
             let status = c.host.login(c.sessionID, identity: first.bytes, secret: Text.empty.bytes)
             if status == GAME_ERR_BAD_ARGUMENT { throw Refusal("BAD_SECRET", "that is not a login token") }
+            try checkAsked(c, status)
             return
         }
         guard first.isIdentifier(maxLength: G.maxNameLength) else {
@@ -50,9 +51,19 @@ public protocol LoginFields: FieldSet {
             throw Refusal("SECRET_REQUIRED", "this server needs LOGIN name secret")
         }
         c.me.set(\.loginName, text: first)
-        first.withLowercased { key in
-            _ = c.host.login(c.sessionID, identity: key.bytes, secret: (secret ?? .empty).bytes)
+        let status = first.withLowercased { key in
+            c.host.login(c.sessionID, identity: key.bytes, secret: (secret ?? .empty).bytes)
         }
+        try checkAsked(c, status)
+    }
+
+    /// The engine took the check (its answer comes in `hotswap_auth`), or
+    /// the request is refused now, saying so: never a silent no-reply.
+    @inlinable static func checkAsked(_ c: Context<G>, _ status: Int32) throws(Refusal) {
+        guard status != GAME_OK else { return }
+        throw status == GAME_ERR_STATE
+            ? Refusal("LOGIN_IN_PROGRESS", "a login or secret change is already being checked, or this server cannot check one")
+            : Refusal("LOGIN_FAILED", "the server could not start checking this login")
     }
 
     /// `SECRET secret`: sets or changes the logged-in player's secret (a
@@ -67,7 +78,7 @@ public protocol LoginFields: FieldSet {
         guard secret.count >= minSecretLength, secret.count <= Int(GAME_MAX_SECRET) else {
             throw Refusal("BAD_SECRET", "a secret is 4 to 256 characters without spaces")
         }
-        _ = c.host.setSecret(c.sessionID, secret.bytes)
+        try checkAsked(c, c.host.setSecret(c.sessionID, secret.bytes))
     }
 }
 

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Protocol
 
 /// UTF-8 text borrowed from the engine or the request line: a view, not a
@@ -68,8 +73,3 @@ public struct Text: CustomStringConvertible {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
