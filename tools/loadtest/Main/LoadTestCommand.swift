@@ -55,6 +55,10 @@ struct LoadTestCommand: ParsableCommand {
     @Flag(help: "No progress lines.") var quiet = false
 
     func run() throws {
+        // A server that drops connections must be reported (dropped
+        // connections, exit 1), not end this process: a write to a socket
+        // the peer closed raises SIGPIPE, whose default action kills.
+        signal(SIGPIPE, SIG_IGN)
         var config = LoadConfig()
         config.scenario = scenario
         config.target = target
