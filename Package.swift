@@ -96,6 +96,16 @@ let package = Package(
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
+        // PostgreSQL's client library, for the shared player storage
+        // (`--database postgresql://…`). libpq rather than postgres-nio: the
+        // engine's storage runs synchronously on libuv's worker threads
+        // (as GRDB does), where an event-loop client would add a second
+        // runtime, its threads, and minutes to every CI build.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         .target(name: "GameABI"),
         .target(name: "Protocol"),
         // No `moduleSettings` here: HotswapSDK's targets must build without
@@ -111,7 +121,7 @@ let package = Package(
         .target(
             name: "HotswapEngine",
             dependencies: [
-                "CLibUV", "UVKit", "GameABI", "Protocol", "FaultGuard", "UpgradeSupport",
+                "CLibUV", "CLibPQ", "UVKit", "GameABI", "Protocol", "FaultGuard", "UpgradeSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),

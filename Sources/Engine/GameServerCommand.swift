@@ -60,8 +60,11 @@ package struct GameServerCommand: ParsableCommand {
     @Option(help: "Append every admin action to this file as one JSON line (default: off).")
     var auditLog: String?
 
-    @Option(help: "SQLite file where players and global fields persist (WAL mode; back it up with sqlite3 .backup while running); :memory: keeps nothing.")
+    @Option(help: "SQLite file where players and global fields persist (WAL mode; back it up with sqlite3 .backup while running); a postgresql://user@host/db URL shares players with other servers (docs/SCALING.md); :memory: keeps nothing.")
     var database = "hotswap.sqlite"
+
+    @Option(help: "This server's name in a shared (PostgreSQL) database: its global row and durable timers are kept under it, and its leases name it (default: the host name).")
+    var serverName: String?
 
     @OptionGroup(title: "Limits")
     var limits: Limits
@@ -122,6 +125,8 @@ package struct GameServerCommand: ParsableCommand {
         // systemd's NOTIFY_SOCKET and WATCHDOG_* alike: no child may notify
         // for us; an upgrade's exec (this process) gets them back.
         SystemdNotifier.detachEnvironment()
+        // A shared database's lease owner, handed on by an upgrade's exec.
+        LeaseOwner.detachEnvironment()
         let arguments = Array(CommandLine.arguments.dropFirst())
         // Before anything of ours is open (see `ProcessImage.keepAcrossExec`);
         // a resumed engine has the list from the handoff instead.

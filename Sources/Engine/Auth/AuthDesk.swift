@@ -23,13 +23,17 @@ final class AuthDesk {
     let mode: AuthMode
     let verifier: TokenVerifier?
     let cost: SecretHash.Cost
-    private let loop: UnsafeMutablePointer<uv_loop_t>
-    private let world: World
-    private let logger: Logger
+    let loop: UnsafeMutablePointer<uv_loop_t>
+    let world: World
+    let logger: Logger
     private let exemptLoopback: Bool
     private let newPlayersPerMinute: Int
     /// Hands a verdict to the module (Engine.answerLogin).
     var answer: (AuthAsk, AuthVerdict) -> Void = { _, _ in }
+    /// Shared storage: a player is read, under a lease, before its login
+    /// is checked (AuthDesk+Claim.swift).
+    var shared: (any SharedPlayerStorage)?
+    var lastClaimErrorLoggedAt: UInt64 = 0
 
     private var failuresByAddress: FailureThrottle<PeerAddress>
     private var failuresByKey: FailureThrottle<[UInt8]>
@@ -49,7 +53,7 @@ final class AuthDesk {
     static let maxQueued = 256
     private var queue: [(ask: AuthAsk, address: PeerAddress?)] = []
     private var queueHead = 0
-    private(set) var inFlight = 0
+    var inFlight = 0
 
     /// For STATUS and /metrics.
     struct Counters {
@@ -79,7 +83,7 @@ final class AuthDesk {
         checksByAddress = FailureThrottle(limit: limits.maxLoginChecksPerIp, windowMilliseconds: 60_000)
     }
 
-    private var now: UInt64 { uv_now(loop) }
+    var now: UInt64 { uv_now(loop) }
 
     /// An address the per-address rules apply to (nil: none do).
     private func limited(_ address: PeerAddress?) -> PeerAddress? {
@@ -93,7 +97,7 @@ final class AuthDesk {
     func submit(_ ask: AuthAsk, address: PeerAddress?) {
         switch plan(ask, address: address) {
         case .answer(let verdict): settle(ask, verdict)
-        case .work:
+        case .work, .claim:
             let limitedAddress = limited(address)
             let pending = limitedAddress.map { pendingByAddress[$0, default: 0] } ?? 0
             guard queue.count - queueHead < Self.maxQueued, pending < Self.maxPendingPerAddress else {
@@ -115,6 +119,8 @@ final class AuthDesk {
     private enum Plan {
         case answer(AuthVerdict)
         case work(AuthJob)
+        /// Read the player from shared storage first, then plan again.
+        case claim([UInt8])
     }
 
     /// What an ask needs, from the world as it is now.
@@ -148,6 +154,8 @@ final class AuthDesk {
             counters.throttled += 1
             return .answer(.refused(GAME_ERR_THROTTLED, key: key, retryAfter: failuresByKey.retryAfter(key, now: now)))
         }
+        // Not this server's yet: read it (and take its lease) first.
+        if shared != nil, !world.holdsLease(key) { return .claim(key) }
         let existing = world.player(withKey: key)
         // Held by another session (online, or away waiting for its RESUME):
         // refused before any hash is spent on it.
@@ -200,7 +208,7 @@ final class AuthDesk {
 
     // MARK: - The worker
 
-    private func startQueued() {
+    func startQueued() {
         while inFlight < Self.maxInFlight, queueHead < queue.count {
             let (ask, address) = queue[queueHead]
             queueHead += 1
@@ -221,6 +229,14 @@ final class AuthDesk {
             case .work(let job):
                 if let counted = job.address { checksByAddress.failed(counted, now: now) }
                 run(job, for: ask, address: address)
+            case .claim(let key):
+                claim(key, for: ask) { [unowned(unsafe) self] in
+                    self.release(address)
+                    self.requeue(ask, address)
+                } refused: { [unowned(unsafe) self] verdict in
+                    self.release(address)
+                    self.settle(ask, verdict)
+                }
             }
         }
     }
@@ -254,10 +270,15 @@ final class AuthDesk {
                 return settle(ask, .refused(GAME_ERR_THROTTLED, key: key,
                                             retryAfter: failuresByAddress.retryAfter(stillThrottled, now: now)))
             }
-            counters.verified += 1
-            let created = world.player(withKey: key) == nil ? GAME_AUTH_CREATED : 0
-            if created != 0 { counters.created += 1 }
-            settle(ask, AuthVerdict(status: GAME_OK, flags: job.flags | created, key: key))
+            if shared != nil, !world.holdsLease(key) {
+                // The subject's record, under its lease, before the answer.
+                return claim(key, for: ask) { [unowned(unsafe) self] in
+                    self.tokenAccepted(ask, key: key, flags: job.flags)
+                } refused: { [unowned(unsafe) self] verdict in
+                    self.settle(ask, verdict)
+                }
+            }
+            tokenAccepted(ask, key: key, flags: job.flags)
         case (.token, .refused(let why)):
             logger.debug("login token refused: \(why)")
             settle(ask, failed([], address: job.address))
@@ -286,13 +307,21 @@ final class AuthDesk {
         }
     }
 
+    private func tokenAccepted(_ ask: AuthAsk, key: [UInt8], flags: UInt32) {
+        guard world.livePeer(of: ask.session) != nil else { return }
+        counters.verified += 1
+        let created = world.player(withKey: key) == nil ? GAME_AUTH_CREATED : 0
+        if created != 0 { counters.created += 1 }
+        settle(ask, AuthVerdict(status: GAME_OK, flags: flags | created, key: key))
+    }
+
     private func currentSecret(_ key: [UInt8]) -> [UInt8] {
         world.player(withKey: key).map { world.storedSecret(of: $0) } ?? []
     }
 
     /// Back to the front of the queue, planned again from the world as it
     /// is now (two logins that made the same new player, say).
-    private func requeue(_ ask: AuthAsk, _ address: PeerAddress?) {
+    func requeue(_ ask: AuthAsk, _ address: PeerAddress?) {
         if let limitedAddress = limited(address) { pendingByAddress[limitedAddress, default: 0] += 1 }
         queue.insert((ask, address), at: queueHead)
         startQueued()
@@ -301,7 +330,7 @@ final class AuthDesk {
     /// Every verdict goes out through here: the answer to a SECRET says so
     /// whatever it is (GAME_AUTH_SECRET_SET), and a refused token is never
     /// handed back (a crash report prints the key hotswap_auth got).
-    private func settle(_ ask: AuthAsk, _ verdict: AuthVerdict) {
+    func settle(_ ask: AuthAsk, _ verdict: AuthVerdict) {
         var verdict = verdict
         if ask.kind == .setSecret { verdict.flags |= GAME_AUTH_SECRET_SET }
         if mode == .token, ask.kind == .login, verdict.status != GAME_OK { verdict.key = [] }

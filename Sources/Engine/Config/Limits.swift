@@ -111,6 +111,9 @@ struct Limits: ParsableArguments, Sendable {
     @Option(help: "Most stored players (all are kept in memory, about 250 bytes each); a new one past it gets GAME_ERR_LIMIT.",
             transform: within(1...100_000_000))
     var maxPlayers = 1_000_000
+    @Option(help: "With a PostgreSQL --database: seconds a server's hold on a player (its lease) lasts without being renewed; the flushes renew it. A server that stops (killed, cut off) loses its players to other servers this long after its last flush.",
+            transform: within(2...3600))
+    var leaseSeconds = 15
 
     // Fault containment (module code)
     @Option(help: "Milliseconds a module call may run before it is interrupted (-ERR TIMEOUT); 0 turns it off.",

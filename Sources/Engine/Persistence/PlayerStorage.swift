@@ -14,7 +14,10 @@ protocol PlayerStorage: AnyObject, Sendable {
     /// Every column and row the storage holds.
     func loadAll() throws(StorageError) -> StoredSnapshot
     /// Writes a batch in one transaction: all of it or, on error, none.
-    func write(_ batch: PersistBatch) throws(StorageError)
+    /// Shared storage may refuse some players' rows (fenced, in the
+    /// receipt) and write the rest.
+    @discardableResult
+    func write(_ batch: PersistBatch) throws(StorageError) -> WriteReceipt
     /// Releases the storage (and its one-server lock).
     func close()
     /// Descriptors an engine upgrade must keep open for the next engine

@@ -284,7 +284,8 @@ final class SQLiteStorage: PlayerStorage {
     /// file (`DatabaseFileIdentity`): nothing is written to a file that is
     /// gone, and a batch committed to one that went during the transaction
     /// is reported failed (its records stay dirty), not written.
-    func write(_ batch: PersistBatch) throws(StorageError) {
+    @discardableResult
+    func write(_ batch: PersistBatch) throws(StorageError) -> WriteReceipt {
         do {
             try queue.writeWithoutTransaction { db in
                 try checkIdentity(db)
@@ -294,6 +295,7 @@ final class SQLiteStorage: PlayerStorage {
                 }
                 try checkIdentity(db)
             }
+            return WriteReceipt()
         } catch let error as StorageError {
             throw error
         } catch {

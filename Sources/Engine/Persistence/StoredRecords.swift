@@ -27,6 +27,9 @@ struct StoredSnapshot: Sendable {
     var declared: [FieldSpec] = []
     /// Durable timers (owned by players or the global entity), ABI 1.3.
     var timers: [StoredTimer] = []
+    /// Shared storage, an upgraded engine only: the leases this process
+    /// holds, by key, with their epochs.
+    var leases: [[UInt8]: Int64] = [:]
 }
 
 /// A durable timer as the database holds it: its owner by key (a player's
@@ -72,8 +75,20 @@ struct PersistBatch: Sendable {
     /// so the next one writes them again).
     var timers: [StoredTimer]? = nil
     var timersVersion: UInt64 = 0
+    /// With shared storage: the lease epoch each player in `players` was
+    /// loaded under (a write is fenced by it), in the same order.
+    var epochs: [Int64] = []
+    /// With shared storage: leases given back after the rows are written.
+    var released: [LeaseRelease] = []
+    /// With shared storage, every few seconds: every lease this server
+    /// holds, checked still to be its own (a player nobody changed is in
+    /// no write, so no fenced write would tell it was taken).
+    var held: [LeaseRelease]? = nil
 
-    var isEmpty: Bool { global == nil && players.isEmpty && declared == nil && deleted.isEmpty && timers == nil }
+    var isEmpty: Bool {
+        global == nil && players.isEmpty && declared == nil && deleted.isEmpty && timers == nil && released.isEmpty
+            && held == nil
+    }
     /// Records written, deletions included.
     var recordCount: Int { players.count + (global == nil ? 0 : 1) + deleted.count }
 }
@@ -88,6 +103,8 @@ struct UnwrittenRecords: Sendable {
     var slots: [Int]
     /// Deletions to queue again.
     var deleted: [[UInt8]]
+    /// Leases to give back at a later flush.
+    var released: [LeaseRelease]
 
     /// Nothing to make dirty again.
     init() {
@@ -95,6 +112,7 @@ struct UnwrittenRecords: Sendable {
         keys = []
         slots = []
         deleted = []
+        released = []
     }
 
     init(_ batch: PersistBatch) {
@@ -102,5 +120,6 @@ struct UnwrittenRecords: Sendable {
         keys = batch.players.map(\.key)
         slots = batch.slots
         deleted = batch.deleted
+        released = batch.released
     }
 }

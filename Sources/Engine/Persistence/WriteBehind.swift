@@ -159,10 +159,16 @@ final class WriteBehind {
             || zip(declared, persistedDeclared).contains { $0.kind != $1.kind || $0.name != $1.name || $0.type != $1.type }
         let schemaChanged = columns.global != persistedColumns.global || columns.player != persistedColumns.player
         let timersChanged = world.timers.durableVersion != timersWrittenVersion
+        let checkLeases = world.sharesPlayers && uv_now(loop) >= nextLeaseCheck
         guard schemaChanged || declaredChanged || timersChanged || world.dirtyCount > 0 || world.globalDirty
-            || !world.deletedKeys.isEmpty
+            || !world.deletedKeys.isEmpty || checkLeases
+            || (world.sharesPlayers && world.leases.hasReleases(now: world.wallMilliseconds()))
         else { return nil }
         var batch = world.takeDirty(limit: limit)
+        if checkLeases {
+            batch.held = world.heldLeases()
+            nextLeaseCheck = uv_now(loop) + leaseCheckIntervalMilliseconds
+        }
         if declaredChanged { batch.declared = declared }
         if timersChanged {
             batch.timers = world.durableTimers(wallNow: WriteBehind.wallMilliseconds(), now: uv_hrtime())
@@ -170,6 +176,11 @@ final class WriteBehind {
         }
         return batch
     }
+
+    /// Shared storage: when a flush next checks every lease this server
+    /// holds (a third of `--lease-seconds`), and how often.
+    private var nextLeaseCheck: UInt64 = 0
+    var leaseCheckIntervalMilliseconds: UInt64 = 5_000
 
     /// The durable-timer version the file holds (`TimerTable.durableVersion`);
     /// starts equal to the table's, which was just read from the file.
@@ -244,12 +255,15 @@ final class WriteBehind {
                 let keep = current.batch.players.indices.filter { !gone.contains(current.batch.players[$0].key) }
                 if keep.count < current.batch.players.count {
                     current.batch.slots = keep.map { current.batch.slots[$0] }
+                    if !current.batch.epochs.isEmpty { current.batch.epochs = keep.map { current.batch.epochs[$0] } }
                     current.batch.players = keep.map { current.batch.players[$0] }
                 }
                 current.batch.deleted += more.deleted
             }
             current.batch.players += more.players
             current.batch.slots += more.slots
+            current.batch.epochs += more.epochs
+            current.batch.released += more.released
             current.remaining -= more.players.count
             copied += more.players.count
             if current.remaining <= 0 || more.players.isEmpty || world.dirtyCount == 0 {
@@ -338,7 +352,7 @@ final class WriteBehind {
         }
         lastFinished = (task.records, task.result)
         record(task.batch, records: task.records, unwritten: task.unwritten,
-               task.result ?? .failure(StorageError("flush did not run", transient: true)))
+               task.result ?? .failure(StorageError("flush did not run", transient: true)), receipt: task.receipt)
         if !whenDone.isEmpty { finishRemarking() }
         runWhenDone()
     }
@@ -416,9 +430,11 @@ final class WriteBehind {
     /// Counts a flush's outcome; a failed batch is dirty again. `records`
     /// is counted apart: a written batch's records were freed on the worker.
     private func record(_ batch: PersistBatch, records: Int, unwritten: UnwrittenRecords? = nil,
-                        _ result: Result<Double, StorageError>) {
+                        _ result: Result<Double, StorageError>, receipt: WriteReceipt = WriteReceipt()) {
         switch result {
         case .success(let milliseconds):
+            if !batch.released.isEmpty { world.leasesReleased(batch.released) }
+            if !receipt.fenced.isEmpty { leasesLost(receipt.fenced) }
             persistedColumns = (batch.globalColumns.count, batch.playerColumns.count)
             if let declared = batch.declared { persistedDeclared = declared }
             if batch.timers != nil { timersWrittenVersion = batch.timersVersion }
@@ -436,6 +452,18 @@ final class WriteBehind {
             countFailure(error)
         }
     }
+
+    /// Closes the sessions of players another server took (`onLeasesLost`:
+    /// the engine says why first) and logs them, at most a few by name.
+    private func leasesLost(_ keys: [[UInt8]]) {
+        let sessions = world.leasesLost(keys)
+        let names = keys.prefix(5).map { String(decoding: $0, as: UTF8.self) }.joined(separator: ", ")
+        logger.error("database \(storage.location): \(keys.count) player(s) taken by another server (\(names)\(keys.count > 5 ? ", ..." : "")) while this one held them: their changes since the last flush are not written, and \(sessions.count) sessions are closed")
+        onLeasesLost(sessions)
+    }
+
+    /// Closes sessions whose player another server took (set by the engine).
+    var onLeasesLost: ([GameID]) -> Void = { _ in }
 
     /// What a file check on the worker found (nil: the path names the open
     /// file). One that finds the file back after it was lost clears the
@@ -505,7 +533,7 @@ final class WriteBehind {
             if pending.done.wait(timeout: .now() + .seconds(30)) == .success {
                 pending.recordedByFlushAll = true
                 record(pending.batch, records: pending.records, unwritten: pending.unwritten,
-                       pending.result ?? .failure(StorageError("flush did not run", transient: true)))
+                       pending.result ?? .failure(StorageError("flush did not run", transient: true)), receipt: pending.receipt)
             } else {
                 // Still stuck in its write (or finishing just now): what
                 // makes it dirty again is read under the task's lock, and
@@ -530,8 +558,9 @@ final class WriteBehind {
                 }
                 return .success(written)
             }
-            let result = FlushTask.write(batch, to: storage)
-            record(batch, records: batch.recordCount, result)
+            var receipt = WriteReceipt()
+            let result = FlushTask.write(batch, to: storage, receipt: &receipt)
+            record(batch, records: batch.recordCount, result, receipt: receipt)
             switch result {
             case .success: written += batch.recordCount
             case .failure(let error):
@@ -589,6 +618,9 @@ final class FlushTask: @unchecked Sendable {
     /// `uv_queue_work`'s completion callback (which orders the two), or
     /// after `done`.
     var result: Result<Double, StorageError>?
+    /// What a successful write said beyond success (shared storage's
+    /// fenced players); same ordering as `result`.
+    var receipt = WriteReceipt()
     /// Signalled when the worker is done (for `flushAll` at shutdown).
     let done = DispatchSemaphore(value: 0)
     /// `flushAll` waited for it and counted its outcome: its completion on
@@ -603,10 +635,12 @@ final class FlushTask: @unchecked Sendable {
     }
 
     func run() {
-        let outcome = FlushTask.write(batch, to: storage)
+        var receipt = WriteReceipt()
+        let outcome = FlushTask.write(batch, to: storage, receipt: &receipt)
         let failed: UnwrittenRecords? = if case .failure = outcome { UnwrittenRecords(batch) } else { nil }
         batchLock.wait()
         result = outcome
+        self.receipt = receipt
         unwritten = failed
         batch.players = []
         batch.slots = []
@@ -615,10 +649,12 @@ final class FlushTask: @unchecked Sendable {
     }
 
     /// Writes and times one batch.
-    static func write(_ batch: PersistBatch, to storage: any PlayerStorage) -> Result<Double, StorageError> {
+    static func write(_ batch: PersistBatch, to storage: any PlayerStorage, receipt: inout WriteReceipt)
+        -> Result<Double, StorageError>
+    {
         let start = uv_hrtime()
         do {
-            try storage.write(batch)
+            receipt = try storage.write(batch)
             return .success(Double(uv_hrtime() - start) / 1_000_000)
         } catch {
             return .failure(error)

@@ -12,6 +12,10 @@ enum Replies {
     static var rateLimitedClosing: UnsafeRawBufferPointer { raw("-ERR RATE_LIMITED too many requests; closing") }
     static var loginTimeout: UnsafeRawBufferPointer { raw(">TIMEOUT no login in time; closing") }
     static var idleTimeout: UnsafeRawBufferPointer { raw(">TIMEOUT idle for too long; closing") }
+    /// Shared storage: another server took the player (a fenced write).
+    static var leaseLost: UnsafeRawBufferPointer {
+        raw(">KICKED ELSEWHERE your player is now served by another server; this connection closes")
+    }
     static var backlogFull: UnsafeRawBufferPointer { raw("-ERR BUSY too many commands behind a reload; closing") }
     static var shutdown: UnsafeRawBufferPointer { raw(">SHUTDOWN the server is shutting down") }
     static var replaced: UnsafeRawBufferPointer { raw(">REPLACED another connection resumed this session; closing") }

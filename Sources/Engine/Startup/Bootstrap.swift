@@ -67,6 +67,8 @@ enum Bootstrap {
             adminToken: nil,
             auditLogPath: command.auditLog,
             databasePath: command.database == ":memory:" ? nil : command.database,
+            shared: SharedStorageSettings(serverName: command.serverName ?? LeaseOwner.hostName,
+                                          leaseSeconds: command.limits.leaseSeconds),
             limits: command.limits,
             game: .init(host: command.host, port: command.port),
             admin: .init(host: command.adminHost, port: command.adminPort),

@@ -22,8 +22,10 @@ struct EngineConfiguration {
     /// AUTH's token (checked: 16 bytes at least, or a loopback admin port).
     var adminToken: [UInt8]?
     var auditLogPath: String?
-    /// The SQLite file; nil with `--database :memory:`.
+    /// The SQLite file or PostgreSQL URL; nil with `--database :memory:`.
     var databasePath: String?
+    /// `--server-name` and `--lease-seconds`, for a PostgreSQL database.
+    var shared = SharedStorageSettings(serverName: "hotswap", leaseSeconds: 15)
     var limits: Limits
     /// `--game-setting key=value`, for the module (ABI 1.3).
     var gameSettings = GameSettings()

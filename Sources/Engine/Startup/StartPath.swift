@@ -19,9 +19,11 @@ protocol StartPath {
     /// engine has: ROLLBACK works across an upgrade).
     func loadModules(_ loader: ModuleLoader, path: String) throws(StartRefused) -> (current: LoadedModule, previous: LoadedModule?)
 
-    /// The database at `path`, and what it holds (empty when the players
-    /// come over in the handoff).
-    func openStorage(path: String, module: LoadedModule, logger: Logger) throws(StartRefused) -> (SQLiteStorage, StoredSnapshot)
+    /// The database at `path` (a file, or a PostgreSQL URL), and what it
+    /// holds (empty when the players come over in the handoff; with shared
+    /// storage, the leases the previous engine held).
+    func openStorage(path: String, module: LoadedModule, shared: SharedStorageSettings, logger: Logger) throws(StartRefused)
+        -> (any PlayerStorage, StoredSnapshot)
 
     /// Whether this engine may close the database before it serves: not
     /// while the lock still belongs to the previous engine it may fall
@@ -70,10 +72,22 @@ struct FreshStart: StartPath {
 
     /// Opened, locked (one server per file) and read whole before the
     /// module binds; any refusal names the file and the reason.
-    func openStorage(path: String, module: LoadedModule, logger: Logger) throws(StartRefused) -> (SQLiteStorage, StoredSnapshot) {
+    func openStorage(path: String, module: LoadedModule, shared: SharedStorageSettings, logger: Logger) throws(StartRefused)
+        -> (any PlayerStorage, StoredSnapshot)
+    {
         let started = uv_hrtime()
-        var opened: SQLiteStorage?
+        var opened: (any PlayerStorage)?
         do {
+            if PostgresStorage.isURL(path) {
+                let storage = try shared.open(url: path)
+                opened = storage
+                let stored = try storage.loadAll()
+                logger.notice("database \(storage.location): shared, players read at login under a \(storage.leaseSeconds) s lease by \(storage.owner); \(stored.playerColumns.count) player and \(stored.globalColumns.count) global columns, read in \((uv_hrtime() - started) / 1_000_000) ms")
+                if let problem = StartupSchemaCheck.problem(module: module, stored: stored, database: storage.location) {
+                    throw StorageError(problem)
+                }
+                return (storage, stored)
+            }
             let storage = try SQLiteStorage.open(path: path)
             opened = storage
             let stored = try storage.loadAll()
@@ -124,9 +138,24 @@ struct ResumedStart: StartPath {
     }
 
     /// Opened again on the lock it was handed; nothing is read: its
-    /// players came over in the handoff.
-    func openStorage(path: String, module: LoadedModule, logger: Logger) throws(StartRefused) -> (SQLiteStorage, StoredSnapshot) {
+    /// players came over in the handoff. A shared database is connected to
+    /// again, under the identity the previous engine passed on (the same
+    /// process holds the same leases), and tells which leases those are.
+    func openStorage(path: String, module: LoadedModule, shared: SharedStorageSettings, logger: Logger) throws(StartRefused)
+        -> (any PlayerStorage, StoredSnapshot)
+    {
         do {
+            if PostgresStorage.isURL(path) {
+                let storage = try shared.open(url: path)
+                do {
+                    var snapshot = StoredSnapshot()
+                    snapshot.leases = try storage.heldLeases()
+                    return (storage, snapshot)
+                } catch {
+                    storage.close()
+                    throw error
+                }
+            }
             // The flock first, then the path lock's socket; an engine from
             // before the path lock handed over the flock alone (`adopting`
             // then finds or binds the name).

@@ -79,11 +79,11 @@ struct StartupSequence {
         loader.limits.probeTimeoutMilliseconds = configuration.limits.effectiveProbeTimeout
 
         // 4. Storage.
-        var storage: SQLiteStorage?
+        var storage: (any PlayerStorage)?
         var stored = StoredSnapshot()
         if let path = configuration.databasePath {
             do throws(StartRefused) {
-                (storage, stored) = try start.openStorage(path: path, module: loaded, logger: logger)
+                (storage, stored) = try start.openStorage(path: path, module: loaded, shared: configuration.shared, logger: logger)
             } catch {
                 throw refuse(error.reason)
             }
@@ -94,7 +94,9 @@ struct StartupSequence {
         defer { if start.ownsStorageBeforeServing || serving { storage?.close() } }
         // How the previous run ended (this path is ours: the database lock).
         var exitRecord: ExitRecord?
-        if let path = configuration.databasePath {
+        // Beside the SQLite file (a shared database has no file of this
+        // server's to put it beside).
+        if let path = configuration.databasePath, !PostgresStorage.isURL(path) {
             do throws(ExitRecordError) {
                 exitRecord = try ExitRecord(path: path + ".last-exit", resumed: start is ResumedStart)
             } catch {
@@ -137,12 +139,16 @@ struct StartupSequence {
         let loopStatus = uv_loop_init(loop)
         guard loopStatus == 0 else { throw refuse("uv_loop_init: \(UVError(loopStatus))") }
         let engine: Engine
+        var heldLeases: [[UInt8]: Int64] = [:]
         do {
             engine = try Engine(loop: loop, limits: configuration.limits,
                                 maxConnections: GameServerCommand.connectionsAllowedByFileLimit(configuration.limits.maxConnections, logger),
                                 admin: settings, logger: logger, loader: loader, module: loaded,
                                 storage: storage, stored: stored, tokenVerifier: tokenVerifier)
-            // The engine has what it needs; the copy need not live on.
+            // The engine has what it needs; the copy need not live on
+            // (but for the leases, which go on the players the handoff
+            // brings, once they are restored).
+            heldLeases = stored.leases
             stored = StoredSnapshot()
             engine.host.call.settings = configuration.gameSettings
         } catch {
@@ -166,6 +172,8 @@ struct StartupSequence {
             throw refuse(error.reason)
         }
         serving = true
+        // An upgraded engine's players hold their leases again.
+        if engine.world.sharesPlayers && !heldLeases.isEmpty { engine.world.adoptLeases(heldLeases) }
 
         // 8. Ready file.
         if let readyFile = configuration.readyFile {

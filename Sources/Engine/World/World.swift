@@ -77,6 +77,9 @@ final class World {
     struct PlayerRecord: Equatable {
         let key: [UInt8]
         var session: GameID?
+        /// With shared storage, the epoch of this server's lease on the
+        /// player's row (World+Leases.swift); 0 without one.
+        var leaseEpoch: Int64 = 0
     }
 
     /// The limits World enforces on what modules ask for.
@@ -112,6 +115,10 @@ final class World {
     /// Whether anything writes dirty rows out (off with `--database
     /// :memory:`: nothing would ever clear them).
     var tracksDirty = true
+    /// Players live in a shared database (PostgreSQL): each is loaded at
+    /// LOGIN under a lease and given back when it leaves (World+Leases.swift).
+    var sharesPlayers = false
+    var leases = PlayerLeases()
     /// Keys of players forgotten (`FORGET`) and not yet deleted from the
     /// database.
     private(set) var deletedKeys: [[UInt8]] = []
@@ -225,6 +232,7 @@ final class World {
             players[slot: playerSlot].session = nil
             // A player online past the TTL has a full period from leaving.
             if tracksLastSeen { setLastSeen(atSlot: playerSlot, wallMilliseconds()) }
+            if sharesPlayers { leases.queueRelease(players[slot: playerSlot].key) }
         }
         timers.removeAll(owner: id)
         let record = sessions.remove(id)
@@ -402,6 +410,7 @@ final class World {
         if let playerSlot = players.slotIndex(of: player) {
             players[slot: playerSlot].session = nil
             if tracksLastSeen { setLastSeen(atSlot: playerSlot, wallMilliseconds()) }
+            if sharesPlayers { leases.queueRelease(players[slot: playerSlot].key) }
         }
         if journaling { journal.append(.detached(session: session, player: player)) }
     }
@@ -526,7 +535,7 @@ final class World {
 
     /// A new record with the declared defaults, dirty so that it is written.
     private func insertPlayer(key: [UInt8]) -> GameID {
-        let id = players.insert(PlayerRecord(key: key, session: nil))
+        let id = players.insert(PlayerRecord(key: key, session: nil, leaseEpoch: sharesPlayers ? leases.takePending(key) : 0))
         playersByKey[key] = id
         store.ensureRows(.player, players.capacity)
         if playerDirty.count < players.capacity {
@@ -539,8 +548,12 @@ final class World {
 
     /// Undoes `insertPlayer` (the call that created it faulted): the
     /// record never existed, so nothing is written.
-    private func removePlayer(_ id: GameID, slot: Int) {
-        if let record = players.remove(id) { playersByKey[record.key] = nil }
+    func removePlayer(_ id: GameID, slot: Int) {
+        if let record = players.remove(id) {
+            playersByKey[record.key] = nil
+            // Its row is still this server's: given back at a flush.
+            if record.leaseEpoch > 0 { leases.keepPending(record.key, epoch: record.leaseEpoch, now: wallMilliseconds()) }
+        }
         store.resetRow(.player, slot)
         if staging == .watching { stagingTouched.append(slot) }
         if playerDirty[slot] {
@@ -572,6 +585,138 @@ final class World {
             playerDirty[row] = true
             dirtySlots.append(row)
             dirtyCount += 1
+        }
+    }
+
+    // MARK: - Leases on shared players (Persistence/SharedPlayerStorage.swift)
+
+    /// Whether this server may serve `key` now: World holds its record
+    /// under a lease, or a lease was just claimed for a new player.
+    func holdsLease(_ key: [UInt8]) -> Bool {
+        if let id = playersByKey[key], let slot = players.slotIndex(of: id) { return players[slot: slot].leaseEpoch > 0 }
+        return leases.isPending(key)
+    }
+
+    /// A claim's result, on the loop: the player's record as the database
+    /// holds it (nil: never written; its record is made at the attach), laid
+    /// out in the player columns the claim was made with (columns are only
+    /// ever appended, so their indexes still hold). A record World still
+    /// has (given back, not yet let go) takes the database's values: another
+    /// server may have changed them since.
+    func loadClaimed(_ key: [UInt8], epoch: Int64, record: StoredRecord?) {
+        leases.counters.claimed += 1
+        guard let record else {
+            if let id = playersByKey[key], let slot = players.slotIndex(of: id) {
+                players[slot: slot].leaseEpoch = epoch
+            } else {
+                leases.keepPending(key, epoch: epoch, now: wallMilliseconds())
+            }
+            return
+        }
+        let id: GameID
+        if let existing = playersByKey[key], players.slotIndex(of: existing) != nil {
+            id = existing
+        } else {
+            id = players.insert(PlayerRecord(key: key, session: nil))
+            playersByKey[key] = id
+            store.ensureRows(.player, players.capacity)
+            if playerDirty.count < players.capacity {
+                playerDirty.append(contentsOf: repeatElement(false, count: players.capacity - playerDirty.count))
+            }
+        }
+        let slot = Int(id.index)
+        players[slot: slot].leaseEpoch = epoch
+        store.resetRow(.player, slot)
+        let columns = store.columnSpecs(.player).count
+        for (index, value) in record.values.enumerated() where index < columns {
+            if let value { store.setStoredValue(.player, column: index, row: slot, value) }
+        }
+    }
+
+    /// The leases a flush gives back: players that left and are still
+    /// detached (their last changes go in the same batch), and pending
+    /// leases past their grace.
+    func takeReleases() -> [LeaseRelease] {
+        let (keys, pending) = leases.drain(now: wallMilliseconds())
+        var released = pending
+        for key in keys {
+            guard let id = playersByKey[key], let slot = players.slotIndex(of: id),
+                players[slot: slot].session == nil, players[slot: slot].leaseEpoch > 0
+            else { continue }
+            released.append(LeaseRelease(key: key, epoch: players[slot: slot].leaseEpoch))
+        }
+        return released
+    }
+
+    /// Every lease World's records hold, for a flush to check.
+    func heldLeases() -> [LeaseRelease] {
+        var held: [LeaseRelease] = []
+        players.forEachID { id in
+            guard let slot = players.slotIndex(of: id), players[slot: slot].leaseEpoch > 0 else { return }
+            held.append(LeaseRelease(key: players[slot: slot].key, epoch: players[slot: slot].leaseEpoch))
+        }
+        return held
+    }
+
+    /// After a flush wrote `released`: a player still detached, under the
+    /// same lease and with nothing unwritten, leaves memory (its next LOGIN
+    /// reads it again, here or on another server). One that came back
+    /// meanwhile stays: its next write takes the row again (the epoch did
+    /// not move), and it is given back when it leaves again.
+    func leasesReleased(_ released: [LeaseRelease]) {
+        leases.counters.released += released.count
+        for lease in released {
+            guard let id = playersByKey[lease.key], let slot = players.slotIndex(of: id),
+                players[slot: slot].leaseEpoch == lease.epoch
+            else { continue }
+            if players[slot: slot].session != nil {
+                // Back before the release was written: its next write takes
+                // the row again (nobody claimed it: the epoch is the same).
+                markDirty(.player, row: slot)
+                continue
+            }
+            if playerDirty[slot] {
+                leases.queueRelease(lease.key)
+                continue
+            }
+            players[slot: slot].leaseEpoch = 0
+            timers.removeAll(owner: id)
+            removePlayer(id, slot: slot)
+        }
+    }
+
+    /// Players another server took (a fenced write): World lets go of them
+    /// unwritten; returns the sessions that held them, for the engine to
+    /// close with the reason.
+    func leasesLost(_ keys: [[UInt8]]) -> [GameID] {
+        var sessions: [GameID] = []
+        for key in keys {
+            _ = leases.takePending(key)
+            guard let id = playersByKey[key], let slot = players.slotIndex(of: id) else { continue }
+            leases.counters.lost += 1
+            if let session = players[slot: slot].session {
+                sessions.append(session)
+                if let sessionSlot = self.sessions.slotIndex(of: session) { self.sessions[slot: sessionSlot].player = nil }
+                players[slot: slot].session = nil
+            }
+            players[slot: slot].leaseEpoch = 0
+            timers.removeAll(owner: id)
+            removePlayer(id, slot: slot)
+        }
+        return sessions
+    }
+
+    /// A resumed engine's leases (the previous engine of this process took
+    /// them, `SharedPlayerStorage.heldLeases`): on the records that came
+    /// over, and pending for keys with none.
+    func adoptLeases(_ held: [[UInt8]: Int64]) {
+        for (key, epoch) in held {
+            if let id = playersByKey[key], let slot = players.slotIndex(of: id) {
+                players[slot: slot].leaseEpoch = epoch
+                if players[slot: slot].session == nil { leases.queueRelease(key) }
+            } else {
+                leases.keepPending(key, epoch: epoch, now: wallMilliseconds())
+            }
         }
     }
 
@@ -629,6 +774,9 @@ final class World {
             })
             globalDirty = false
         }
+        if sharesPlayers {
+            batch.released = takeReleases()
+        }
         func record(_ slot: Int) -> StoredRecord {
             StoredRecord(key: players[slot: slot].key, values: playerColumns.indices.map {
                 store.storedValue(.player, column: $0, row: slot)
@@ -646,6 +794,7 @@ final class World {
             if players.liveID(ofSlot: slot) != nil {
                 batch.players.append(record(slot))
                 batch.slots.append(slot)
+                if sharesPlayers { batch.epochs.append(players[slot: slot].leaseEpoch) }
             }
         }
         if consumed == dirtySlots.count {
@@ -671,6 +820,7 @@ final class World {
         // Deleted first (deletions precede writes in a batch): a player
         // created again under the key since is written after it.
         if start == 0 && !unwritten.deleted.isEmpty { deletedKeys = unwritten.deleted + deletedKeys }
+        if start == 0 && !unwritten.released.isEmpty { leases.retry(unwritten.released) }
         for index in start..<end {
             let key = unwritten.keys[index]
             // The slot it came from, if that still holds the same player.

@@ -657,6 +657,13 @@ typedef struct game_tick {
 #define GAME_AUTH_CLAIMED 4u        /* a guest's name now has a secret       */
 #define GAME_AUTH_SECRET_SET 8u     /* the answer to auth_set_secret         */
 #define GAME_AUTH_VIA_TOKEN 16u     /* the key is a signed token's subject   */
+/* Added with shared storage (PostgreSQL, several servers); a module that
+ * does not know them reads the status alone, as before. */
+#define GAME_AUTH_ELSEWHERE 32u     /* with _EXISTS: another server holds the
+                                       player (retry_after_ms: about when its
+                                       hold ends unless that server renews it) */
+#define GAME_AUTH_STORAGE 64u       /* with _BUSY: the player's record could
+                                       not be read (the database is down)    */
 
 /* Passed to hotswap_auth. It runs like a request, for the request that
  * asked: exactly one reply is expected (the engine answers -ERR INTERNAL
@@ -673,7 +680,8 @@ typedef struct game_auth_result {
     uint32_t flags;        /* GAME_AUTH_*                                     */
     const uint8_t *key;    /* the player's key (a token's subject), or the   */
     size_t key_length;     /* identity asked for when no key is known        */
-    uint64_t retry_after_ms; /* with GAME_ERR_THROTTLED or _BUSY              */
+    uint64_t retry_after_ms; /* with GAME_ERR_THROTTLED or _BUSY (and _EXISTS
+                                with GAME_AUTH_ELSEWHERE)                   */
 } game_auth_result;
 
 /* ---- Export signatures ------------------------------------------------- */

@@ -146,7 +146,11 @@ public protocol LoginFields: FieldSet {
         case GAME_ERR_THROTTLED:
             c.reply("-ERR THROTTLED too many attempts; retry in \(Int((result.retry_after_ms + 999) / 1000)) s")
         case GAME_ERR_SECRET_REQUIRED: c.reply(Refusal("SECRET_REQUIRED", "this server needs LOGIN name secret").line)
+        case GAME_ERR_BUSY where result.flags & UInt32(GAME_AUTH_STORAGE) != 0:
+            c.reply(Refusal("UNAVAILABLE", "player records cannot be read just now; retry in a moment").line)
         case GAME_ERR_BUSY: c.reply(Refusal("BUSY", "too many logins at once; retry in a moment").line)
+        case GAME_ERR_EXISTS where result.flags & UInt32(GAME_AUTH_ELSEWHERE) != 0:
+            c.reply("-ERR NAME_TAKEN that player is online on another server; retry after it logs out (its hold ends within \(Int((result.retry_after_ms + 999) / 1000)) s if that server stops)")
         case GAME_ERR_EXISTS:
             // Held by a session whose connection dropped: it is kept for its
             // own RESUME, and the player is told.

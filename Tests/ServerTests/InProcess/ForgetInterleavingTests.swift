@@ -25,13 +25,14 @@ import Testing
         private var failingNow = false
         init(rows: [[UInt8]: [StoredValue?]]) { self.rows = rows }
         func loadAll() throws(StorageError) -> StoredSnapshot { StoredSnapshot() }
-        func write(_ batch: PersistBatch) throws(StorageError) {
+        func write(_ batch: PersistBatch) throws(StorageError) -> WriteReceipt {
             usleep(UInt32.random(in: 0..<1500))
             lock.wait()
             defer { lock.signal() }
             if failingNow { throw StorageError("database or disk is full", transient: true) }
             for key in batch.deleted { rows[key] = nil }
             for record in batch.players { rows[record.key] = record.values }
+            return WriteReceipt()
         }
         func close() {}
         var failing: Bool {

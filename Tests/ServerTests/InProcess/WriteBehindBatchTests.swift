@@ -20,10 +20,11 @@ import Testing
         private let lock = DispatchSemaphore(value: 1)
         private var batches: [PersistBatch] = []
         func loadAll() throws(StorageError) -> StoredSnapshot { StoredSnapshot() }
-        func write(_ batch: PersistBatch) throws(StorageError) {
+        func write(_ batch: PersistBatch) throws(StorageError) -> WriteReceipt {
             lock.wait()
             batches.append(batch)
             lock.signal()
+            return WriteReceipt()
         }
         func close() {}
         var written: [PersistBatch] {
@@ -157,7 +158,7 @@ import Testing
     final class FullDiskStorage: PlayerStorage, @unchecked Sendable {
         let location = "full"
         func loadAll() throws(StorageError) -> StoredSnapshot { StoredSnapshot() }
-        func write(_ batch: PersistBatch) throws(StorageError) {
+        func write(_ batch: PersistBatch) throws(StorageError) -> WriteReceipt {
             throw StorageError("database or disk is full", transient: true)
         }
         func close() {}
@@ -218,7 +219,7 @@ import Testing
         private let failing: Set<Int>
         init(failing: Set<Int> = []) { self.failing = failing }
         func loadAll() throws(StorageError) -> StoredSnapshot { StoredSnapshot() }
-        func write(_ batch: PersistBatch) throws(StorageError) {
+        func write(_ batch: PersistBatch) throws(StorageError) -> WriteReceipt {
             lock.wait()
             let index = entered
             entered += 1
@@ -228,6 +229,7 @@ import Testing
             lock.wait()
             batches.append(batch)
             lock.signal()
+            return WriteReceipt()
         }
         func close() {}
         /// Lets one waiting (or the next) write go.

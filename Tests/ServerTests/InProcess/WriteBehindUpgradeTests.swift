@@ -20,10 +20,11 @@ import Testing
         /// The global `logins` each write carried.
         private(set) var written: [Int64] = []
         func loadAll() throws(StorageError) -> StoredSnapshot { StoredSnapshot() }
-        func write(_ batch: PersistBatch) throws(StorageError) {
+        func write(_ batch: PersistBatch) throws(StorageError) -> WriteReceipt {
             gate.wait()
             if failing { throw StorageError("database or disk is full", transient: true) }
             if case .int(let value)? = batch.global?.values.first { written.append(value) } else { written.append(-1) }
+            return WriteReceipt()
         }
         func close() {}
     }

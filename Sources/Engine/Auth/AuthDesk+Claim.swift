@@ -1,0 +1,92 @@
+import CLibUV
+import GameABI
+import Logging
+import UVKit
+
+/// With shared storage (PostgreSQL), a login first reads the player, under
+/// a lease, on a worker: only then does the desk know whether the name
+/// exists, what its secret is, and that no other server is serving it.
+///
+///     plan ──▶ claim (worker: one statement) ──▶ claimed ──▶ plan again
+///                                              ├▶ held elsewhere ──▶ EXISTS + GAME_AUTH_ELSEWHERE
+///                                              └▶ database error ──▶ BUSY + GAME_AUTH_STORAGE
+///
+/// A claim counts as a check in flight (`maxInFlight`), so claims and
+/// hashes together never take more than their share of libuv's pool. The
+/// database answers within its timeouts (`PGConnection.connect`), so a
+/// LOGIN against a database that is down is refused in bounded time.
+extension AuthDesk {
+    func claim(_ key: [UInt8], for ask: AuthAsk, then claimed: @escaping () -> Void,
+               refused: @escaping (AuthVerdict) -> Void)
+    {
+        guard let shared else { return claimed() }
+        let box = ClaimBox(storage: shared, key: key, columns: world.store.columnSpecs(.player))
+        inFlight += 1
+        let status = UVWork.submit(on: loop, box, work: { $0.run() }, after: { [unowned(unsafe) self] box in
+            self.inFlight -= 1
+            self.claimFinished(box, ask, then: claimed, refused: refused)
+            self.startQueued()
+        })
+        if status != 0 {
+            inFlight -= 1
+            logger.error("cannot queue a player's claim: \(UVError(status))")
+            refused(.refused(GAME_ERR_BUSY, key: key, retryAfter: 1000))
+        }
+    }
+
+    private func claimFinished(_ box: ClaimBox, _ ask: AuthAsk, then claimed: () -> Void,
+                               refused: (AuthVerdict) -> Void)
+    {
+        switch box.outcome {
+        case .success(.claimed(let epoch, let record)):
+            // Loaded even when the player hung up meanwhile: the lease is
+            // ours now, and is given back by the next flushes.
+            if !world.holdsLease(box.key) { world.loadClaimed(box.key, epoch: epoch, record: record) }
+            guard world.livePeer(of: ask.session) != nil else { return }
+            claimed()
+        case .success(.heldElsewhere(let owner, let secondsLeft)):
+            world.leases.counters.heldElsewhere += 1
+            logger.info("login of \(String(decoding: box.key, as: UTF8.self)) refused: server \(owner) holds it (lease \(secondsLeft) s more unless renewed)")
+            guard world.livePeer(of: ask.session) != nil else { return }
+            var verdict = AuthVerdict.refused(GAME_ERR_EXISTS, key: box.key, retryAfter: UInt64(secondsLeft) * 1000)
+            verdict.flags = GAME_AUTH_ELSEWHERE
+            refused(verdict)
+        case .failure(let error):
+            world.leases.counters.claimErrors += 1
+            if lastClaimErrorLoggedAt == 0 || now - lastClaimErrorLoggedAt >= 10_000 {
+                lastClaimErrorLoggedAt = now
+                logger.error("login refused: cannot read the player from \(shared?.location ?? "the database"): \(error.description)")
+            }
+            guard world.livePeer(of: ask.session) != nil else { return }
+            var verdict = AuthVerdict.refused(GAME_ERR_BUSY, key: box.key, retryAfter: 1000)
+            verdict.flags = GAME_AUTH_STORAGE
+            refused(verdict)
+        case nil:
+            refused(.refused(GAME_ERR_BUSY, key: box.key, retryAfter: 1000))
+        }
+    }
+}
+
+/// One claim on its way through the worker: only Sendable values and the
+/// storage (which locks its connection) go over.
+final class ClaimBox: @unchecked Sendable {
+    let storage: any SharedPlayerStorage
+    let key: [UInt8]
+    let columns: [FieldSpec]
+    /// Written on the worker, read on the loop after it (libuv orders them).
+    var outcome: Result<LeaseClaim, StorageError>?
+
+    init(storage: any SharedPlayerStorage, key: [UInt8], columns: [FieldSpec]) {
+        self.storage = storage
+        self.key = key
+        self.columns = columns
+    }
+
+    func run() {
+        do {
+            outcome = .success(try storage.claim(key, columns: columns))
+        } catch {
+            outcome = .failure(error)
+        }
+    }
+}

@@ -1,0 +1,224 @@
+import CLibPQ
+import Foundation
+
+/// One libpq connection, used by one thread at a time (its owner holds a
+/// lock around it: `PGSlot`). Every call blocks, so the engine makes them
+/// on libuv's worker threads only.
+///
+/// Parameters and results travel in PostgreSQL's binary format: an int8 is
+/// 8 bytes big-endian and a bytea its bytes, so nothing is parsed from
+/// text and a player's string comes back byte for byte.
+final class PGConnection {
+    private var handle: OpaquePointer?
+    /// What the operator sees (the URL without its password).
+    let shown: String
+
+    private init(handle: OpaquePointer, shown: String) {
+        self.handle = handle
+        self.shown = shown
+    }
+
+    deinit { close() }
+
+    /// Opens a connection: at most `connect_timeout` (3 s unless the URL
+    /// says otherwise) to connect, and every statement bounded by
+    /// `statement_timeout` (5 s), so a database that hangs fails a LOGIN
+    /// or a flush in a bounded time instead of holding a worker forever.
+    static func connect(_ url: String, statementTimeoutMilliseconds: Int = 5_000) throws(StorageError) -> PGConnection {
+        let shown = PGConnection.redacted(url)
+        // Our defaults first: libpq takes a keyword's last value, so the
+        // URL (expanded from the "dbname" after them, expand_dbname = 1)
+        // overrides them when it sets its own.
+        let keys = ["connect_timeout", "application_name", "dbname"]
+        let values = ["3", "hotswap", url]
+        let handle: OpaquePointer? = keys.withCStrings { keyPointers in
+            values.withCStrings { valuePointers in PQconnectdbParams(keyPointers, valuePointers, 1) }
+        }
+        guard let handle else { throw StorageError("cannot connect to \(shown): out of memory", transient: true) }
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let message = PGConnection.message(PQerrorMessage(handle))
+            PQfinish(handle)
+            throw StorageError("cannot connect to \(shown): \(message)", transient: true)
+        }
+        let connection = PGConnection(handle: handle, shown: shown)
+        _ = try connection.execute("SET statement_timeout = \(statementTimeoutMilliseconds)")
+        // Player keys and names are UTF-8 on the wire, whatever the server's locale.
+        _ = try connection.execute("SET client_encoding = 'UTF8'")
+        return connection
+    }
+
+    /// The connection broke (the server went away): the owner connects again.
+    var isBroken: Bool { handle.map { PQstatus($0) != CONNECTION_OK } ?? true }
+
+    func close() {
+        if let handle { PQfinish(handle) }
+        handle = nil
+    }
+
+    /// Runs one statement with parameters; throws the server's message,
+    /// transient when the connection or the server's state is at fault
+    /// rather than the statement (`PGError.isTransient`).
+    @discardableResult
+    func execute(_ sql: String, _ parameters: [PGValue?] = []) throws(StorageError) -> PGResult {
+        guard let handle else { throw StorageError("connection to \(shown) is closed", transient: true) }
+        var types: [Oid] = []
+        var buffers: [[UInt8]] = []
+        var present: [Bool] = []
+        types.reserveCapacity(parameters.count)
+        for parameter in parameters {
+            let (type, bytes) = parameter?.encoded ?? (0, [])
+            types.append(type)
+            buffers.append(bytes)
+            present.append(parameter != nil)
+        }
+        let lengths = buffers.map { Int32($0.count) }
+        let formats = [Int32](repeating: 1, count: parameters.count)
+        let result: OpaquePointer? = withPointers(buffers, present) { pointers in
+            PQexecParams(handle, sql, Int32(parameters.count), types, pointers, lengths, formats, 1)
+        }
+        guard let result else {
+            throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
+        }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
+            return PGResult(result)
+        default:
+            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
+            let message = PGConnection.message(PQresultErrorMessage(result))
+            PQclear(result)
+            throw StorageError("\(shown): \(message)", transient: PGConnection.isTransient(sqlState: state) || isBroken)
+        }
+    }
+
+    /// Runs several statements without parameters (a layout's DDL), in
+    /// the simple query protocol, which takes more than one.
+    func executeScript(_ sql: String) throws(StorageError) {
+        guard let handle else { throw StorageError("connection to \(shown) is closed", transient: true) }
+        guard let result = PQexec(handle, sql) else {
+            throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
+        }
+        defer { PQclear(result) }
+        let status = PQresultStatus(result)
+        guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK else {
+            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
+            throw StorageError("\(shown): \(PGConnection.message(PQresultErrorMessage(result)))",
+                               transient: PGConnection.isTransient(sqlState: state) || isBroken)
+        }
+    }
+
+    /// SQLSTATE classes that may clear by themselves: connection failures
+    /// (08), a server shutting down or restarting (57P), too many
+    /// connections or a full disk (53), a serialization failure or
+    /// deadlock (40), a cancelled statement (57014, our statement_timeout).
+    static func isTransient(sqlState: String) -> Bool {
+        sqlState.hasPrefix("08") || sqlState.hasPrefix("53") || sqlState.hasPrefix("40") || sqlState.hasPrefix("57")
+    }
+
+    /// The URL without its password, for logs and STATUS.
+    static func redacted(_ url: String) -> String {
+        guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://"), scheme.upperBound < at else { return url }
+        let credentials = url[scheme.upperBound..<at]
+        guard let colon = credentials.firstIndex(of: ":") else { return url }
+        return String(url[..<colon]) + ":***" + String(url[at...])
+    }
+
+    private static func message(_ text: UnsafePointer<CChar>?) -> String {
+        guard let text else { return "unknown error" }
+        return String(cString: text).trimmingCharacters(in: .whitespacesAndNewlines)
+            .replacingOccurrences(of: "\n", with: "; ")
+    }
+
+    /// The buffers copied into one arena that lives for the call, as
+    /// libpq's array of value pointers (nil for a NULL parameter).
+    private func withPointers<R>(_ buffers: [[UInt8]], _ present: [Bool],
+                                 _ body: ([UnsafePointer<CChar>?]) -> R) -> R
+    {
+        let total = buffers.reduce(0) { $0 + $1.count }
+        let arena = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 8)
+        defer { arena.deallocate() }
+        var offset = 0
+        var pointers: [UnsafePointer<CChar>?] = []
+        pointers.reserveCapacity(buffers.count)
+        for (index, buffer) in buffers.enumerated() {
+            buffer.withUnsafeBytes { source in
+                if !source.isEmpty { (arena + offset).copyMemory(from: source.baseAddress!, byteCount: source.count) }
+            }
+            pointers.append(present[index] ? UnsafePointer((arena + offset).assumingMemoryBound(to: CChar.self)) : nil)
+            offset += buffer.count
+        }
+        return body(pointers)
+    }
+}
+
+/// A parameter in binary format.
+enum PGValue {
+    case int(Int64)
+    case bytes([UInt8])
+    case text(String)
+    case bool(Bool)
+
+    /// Its type OID and bytes.
+    var encoded: (Oid, [UInt8]) {
+        switch self {
+        case .int(let value): (20, withUnsafeBytes(of: value.bigEndian) { Array($0) })
+        case .bytes(let bytes): (17, bytes)
+        case .text(let text): (25, Array(text.utf8))
+        case .bool(let value): (16, [value ? 1 : 0])
+        }
+    }
+
+    init(_ stored: StoredValue) {
+        switch stored {
+        case .int(let value): self = .int(value)
+        case .string(let bytes): self = .bytes(bytes)
+        }
+    }
+}
+
+/// A result in binary format; freed when dropped.
+final class PGResult {
+    private let result: OpaquePointer
+
+    fileprivate init(_ result: OpaquePointer) { self.result = result }
+    deinit { PQclear(result) }
+
+    var rowCount: Int { Int(PQntuples(result)) }
+    var columnCount: Int { Int(PQnfields(result)) }
+    /// Rows an UPDATE or DELETE touched.
+    var affected: Int { Int(String(cString: PQcmdTuples(result))) ?? 0 }
+
+    func columnName(_ column: Int) -> String { String(cString: PQfname(result, Int32(column))) }
+
+    func isNull(_ row: Int, _ column: Int) -> Bool { PQgetisnull(result, Int32(row), Int32(column)) != 0 }
+
+    /// The raw bytes of a value (nil for NULL).
+    func bytes(_ row: Int, _ column: Int) -> [UInt8]? {
+        guard !isNull(row, column), let value = PQgetvalue(result, Int32(row), Int32(column)) else { return nil }
+        let length = Int(PQgetlength(result, Int32(row), Int32(column)))
+        return value.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+    }
+
+    /// An int8 (or int4, bool) value; nil for NULL or another type.
+    func int(_ row: Int, _ column: Int) -> Int64? {
+        guard let bytes = bytes(row, column) else { return nil }
+        switch bytes.count {
+        case 8: return bytes.reduce(0) { $0 << 8 | Int64($1) }
+        case 4: return Int64(Int32(bitPattern: bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }))
+        case 1: return Int64(bytes[0])
+        default: return nil
+        }
+    }
+
+    func text(_ row: Int, _ column: Int) -> String? { bytes(row, column).map { String(decoding: $0, as: UTF8.self) } }
+}
+
+private extension Array where Element == String {
+    /// The strings as NUL-terminated C strings, with a NULL after the last
+    /// (libpq's keyword arrays).
+    func withCStrings<R>(_ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let copies = map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        let pointers = copies.map { UnsafePointer($0) } + [nil]
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}

@@ -1,0 +1,468 @@
+import Foundation
+
+/// Players shared by several servers, in PostgreSQL (`--database
+/// postgresql://…`), through libpq on libuv's worker threads.
+///
+/// Layout 1 (docs/SCALING.md; readable with `psql`):
+///
+///     hotswap_layout (version)
+///     players (key TEXT PRIMARY KEY, owner, epoch, lease_expires, written, "score:int" BIGINT, ...)
+///     globals (server TEXT PRIMARY KEY, "logins:int" BIGINT, ...)
+///     fields  (position, kind, name, type, is_unique, default_int, default_bytes, added_ms, declared)
+///     timers  (server, owner_kind, owner_key, event, payload, due_unix_ms, period_ms, fired)
+///
+/// As in the SQLite file, a field is a column named `name:type` (int is
+/// BIGINT, string is BYTEA: a player's string comes back byte for byte),
+/// and a retyped or dropped field keeps its column. Unlike it:
+///
+/// - players are not read at start: `claim` reads one at LOGIN, under a
+///   lease (`SharedPlayerStorage`), and every write is fenced by it;
+/// - the global row and the durable timers are each server's own
+///   (`--server-name`): globals are per process on a fleet, as rooms are.
+///
+/// Two connections, each used by one thread at a time: the write-behind's
+/// and the logins'. A LOGIN never waits behind a large flush.
+final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
+    static let layoutVersion = 1
+
+    let location: String
+    let owner: String
+    let leaseSeconds: Int
+    /// This server's global row and timers.
+    let serverName: String
+    private let writer: PGSlot
+    private let logins: PGSlot
+
+    private init(url: String, owner: String, serverName: String, leaseSeconds: Int, writer: PGConnection, logins: PGConnection) {
+        location = PGConnection.redacted(url)
+        self.owner = owner
+        self.serverName = serverName
+        self.leaseSeconds = leaseSeconds
+        self.writer = PGSlot(url: url, connection: writer)
+        self.logins = PGSlot(url: url, connection: logins)
+    }
+
+    /// Whether `--database` names a PostgreSQL database rather than a file.
+    static func isURL(_ database: String) -> Bool {
+        database.hasPrefix("postgresql://") || database.hasPrefix("postgres://")
+    }
+
+    /// Connects twice and prepares the layout; refuses a database whose
+    /// tables are another program's or a newer layout's, and one that
+    /// cannot be reached, with the reason.
+    static func open(url: String, owner: String, serverName: String, leaseSeconds: Int) throws(StorageError) -> PostgresStorage {
+        let writer = try PGConnection.connect(url)
+        let logins = try PGConnection.connect(url)
+        try prepareLayout(writer)
+        return PostgresStorage(url: url, owner: owner, serverName: serverName, leaseSeconds: leaseSeconds,
+                               writer: writer, logins: logins)
+    }
+
+    /// Creates the tables in an empty database, under a transaction-level
+    /// advisory lock so that servers starting together do not race.
+    private static func prepareLayout(_ db: PGConnection) throws(StorageError) {
+        try db.transaction { () throws(StorageError) in
+            try db.execute("SELECT pg_advisory_xact_lock(1213421392)")  // "HSWP"
+            let marked = try db.execute("SELECT to_regclass('hotswap_layout') IS NOT NULL")
+            if marked.int(0, 0) == 1 {
+                let version = try db.execute("SELECT max(version) FROM hotswap_layout").int(0, 0) ?? 0
+                if version > Int64(layoutVersion) {
+                    throw StorageError("database \(db.shown) has layout \(version), newer than this server knows (\(layoutVersion)); upgrade the server")
+                }
+                return
+            }
+            let taken = try db.execute("""
+                SELECT count(*) FROM information_schema.tables
+                WHERE table_schema = current_schema() AND table_name IN ('players', 'globals', 'fields', 'timers')
+                """).int(0, 0) ?? 0
+            if taken > 0 {
+                throw StorageError("database \(db.shown) holds tables named players, globals, fields or timers of another program; not a Hotswap database")
+            }
+            try db.executeScript("""
+                CREATE TABLE hotswap_layout (version INTEGER NOT NULL);
+                INSERT INTO hotswap_layout VALUES (\(layoutVersion));
+                CREATE TABLE players (
+                    key TEXT PRIMARY KEY,
+                    owner TEXT,
+                    epoch BIGINT NOT NULL DEFAULT 0,
+                    lease_expires TIMESTAMPTZ,
+                    written BOOLEAN NOT NULL DEFAULT false);
+                CREATE INDEX players_owner ON players (owner) WHERE owner IS NOT NULL;
+                CREATE TABLE globals (server TEXT PRIMARY KEY);
+                CREATE TABLE fields (
+                    position BIGSERIAL, kind TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
+                    is_unique BOOLEAN NOT NULL, default_int BIGINT, default_bytes BYTEA,
+                    added_ms BIGINT NOT NULL, declared BOOLEAN NOT NULL DEFAULT false,
+                    PRIMARY KEY (kind, name, type));
+                CREATE TABLE timers (
+                    server TEXT NOT NULL, owner_kind TEXT NOT NULL, owner_key TEXT NOT NULL,
+                    event BYTEA NOT NULL, payload BYTEA NOT NULL, due_unix_ms BIGINT NOT NULL,
+                    period_ms BIGINT NOT NULL, fired BIGINT NOT NULL);
+                CREATE INDEX timers_server ON timers (server);
+                """)
+        }
+    }
+
+    // MARK: - At start
+
+    /// The columns, this server's global row and timers; no players (they
+    /// are read at LOGIN: `claim`).
+    func loadAll() throws(StorageError) -> StoredSnapshot {
+        try writer.use { (db: PGConnection) throws(StorageError) -> StoredSnapshot in
+            var snapshot = StoredSnapshot()
+            snapshot.globalColumns = try Self.columns(db, kind: .global)
+            snapshot.playerColumns = try Self.columns(db, kind: .player)
+            snapshot.declared = try Self.columns(db, kind: .global, declaredOnly: true)
+                + Self.columns(db, kind: .player, declaredOnly: true)
+            let names = snapshot.globalColumns.map { Self.quoted(Self.columnName($0)) }
+            let global = try db.execute("SELECT \((["server"] + names).joined(separator: ", ")) FROM globals WHERE server = $1",
+                                        [.text(serverName)])
+            if global.rowCount == 1 {
+                snapshot.global = StoredRecord(key: [], values: snapshot.globalColumns.indices.map {
+                    Self.value(global, 0, $0 + 1, snapshot.globalColumns[$0].type)
+                })
+            }
+            snapshot.timers = try Self.loadTimers(db, server: serverName)
+            return snapshot
+        }
+    }
+
+    private static func columns(_ db: PGConnection, kind: EntityKind, declaredOnly: Bool = false) throws(StorageError) -> [FieldSpec] {
+        let rows = try db.execute("SELECT name, type, is_unique, default_int, default_bytes FROM fields WHERE kind = $1"
+                                  + (declaredOnly ? " AND declared" : "") + " ORDER BY position", [.text(kind.description)])
+        var specs: [FieldSpec] = []
+        for row in 0..<rows.rowCount {
+            guard let name = rows.text(row, 0), let typeName = rows.text(row, 1),
+                let type: FieldType = typeName == "int" ? .int : typeName == "string" ? .string : nil
+            else { continue }
+            specs.append(FieldSpec(kind: kind, name: name, type: type, unique: rows.int(row, 2) == 1,
+                                   defaultInt: rows.int(row, 3) ?? 0, defaultString: rows.bytes(row, 4) ?? []))
+        }
+        return specs
+    }
+
+    private static func loadTimers(_ db: PGConnection, server: String) throws(StorageError) -> [StoredTimer] {
+        let rows = try db.execute("""
+            SELECT owner_kind, owner_key, event, payload, due_unix_ms, period_ms, fired FROM timers
+            WHERE server = $1 ORDER BY due_unix_ms
+            """, [.text(server)])
+        return (0..<rows.rowCount).compactMap { row -> StoredTimer? in
+            guard let kind = rows.text(row, 0), kind == "global" || kind == "player", let key = rows.bytes(row, 1),
+                let event = rows.bytes(row, 2), let payload = rows.bytes(row, 3), let due = rows.int(row, 4),
+                let period = rows.int(row, 5), period >= 0, let fired = rows.int(row, 6)
+            else { return nil }
+            return StoredTimer(ownerKey: key, global: kind == "global", event: event, payload: payload,
+                               dueUnixMilliseconds: due, periodMilliseconds: period, fired: fired)
+        }
+    }
+
+    /// A stored value as its field's type; NULL (the column's default) is nil.
+    static func value(_ result: PGResult, _ row: Int, _ column: Int, _ type: FieldType) -> StoredValue? {
+        switch type {
+        case .int: result.int(row, column).map(StoredValue.int)
+        case .string: result.bytes(row, column).map(StoredValue.string)
+        }
+    }
+
+    // MARK: - Leases (a worker thread: AuthDesk's)
+
+    func claim(_ key: [UInt8], columns: [FieldSpec]) throws(StorageError) -> LeaseClaim {
+        let text = String(decoding: key, as: UTF8.self)
+        return try logins.use { (db: PGConnection) throws(StorageError) -> LeaseClaim in
+            // Taken when free, ours already, or expired: the epoch moves on
+            // either way, so nothing written under an earlier one lands.
+            let taken = try db.execute("""
+                INSERT INTO players AS p (key, owner, epoch, lease_expires)
+                VALUES ($1, $2, 1, now() + make_interval(secs => $3))
+                ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, epoch = p.epoch + 1,
+                    lease_expires = excluded.lease_expires
+                WHERE p.owner IS NULL OR p.owner = excluded.owner OR p.lease_expires < now()
+                RETURNING *
+                """, [.text(text), .text(owner), .int(Int64(leaseSeconds))])
+            guard taken.rowCount == 1 else {
+                let holder = try db.execute("""
+                    SELECT owner, ceil(extract(epoch FROM lease_expires - now()))::bigint FROM players WHERE key = $1
+                    """, [.text(text)])
+                guard holder.rowCount == 1 else {
+                    throw StorageError("player \(text) was deleted while it was claimed; try again", transient: true)
+                }
+                return .heldElsewhere(owner: holder.text(0, 0) ?? "?", secondsLeft: Int(max(holder.int(0, 1) ?? 0, 0)))
+            }
+            var byName: [String: Int] = [:]
+            for column in 0..<taken.columnCount { byName[taken.columnName(column)] = column }
+            guard let epochColumn = byName["epoch"], let epoch = taken.int(0, epochColumn) else {
+                throw StorageError("database \(location): a claimed row has no epoch")
+            }
+            guard let writtenColumn = byName["written"], taken.int(0, writtenColumn) == 1 else {
+                return .claimed(epoch: epoch, record: nil)
+            }
+            let values = columns.map { spec -> StoredValue? in
+                byName[Self.columnName(spec)].flatMap { Self.value(taken, 0, $0, spec.type) }
+            }
+            return .claimed(epoch: epoch, record: StoredRecord(key: key, values: values))
+        }
+    }
+
+    func heldLeases() throws(StorageError) -> [[UInt8]: Int64] {
+        try writer.use { (db: PGConnection) throws(StorageError) -> [[UInt8]: Int64] in
+            let rows = try db.execute("SELECT key, epoch FROM players WHERE owner = $1", [.text(owner)])
+            var held: [[UInt8]: Int64] = [:]
+            for row in 0..<rows.rowCount {
+                if let key = rows.bytes(row, 0), let epoch = rows.int(row, 1) { held[key] = epoch }
+            }
+            return held
+        }
+    }
+
+    // MARK: - Writing (the write-behind's worker)
+
+    @discardableResult
+    func write(_ batch: PersistBatch) throws(StorageError) -> WriteReceipt {
+        try writer.use { (db: PGConnection) throws(StorageError) -> WriteReceipt in
+            var receipt = WriteReceipt()
+            try db.transaction { () throws(StorageError) in
+                try ensureColumns(db, table: "globals", kind: .global, batch.globalColumns)
+                try ensureColumns(db, table: "players", kind: .player, batch.playerColumns)
+                for key in batch.deleted {
+                    try db.execute("""
+                        DELETE FROM players WHERE key = $1 AND (owner IS NULL OR owner = $2 OR lease_expires < now())
+                        """, [.text(String(decoding: key, as: UTF8.self)), .text(owner)])
+                }
+                if let global = batch.global { try writeGlobal(db, global, batch.globalColumns) }
+                receipt.fenced = try writePlayers(db, batch)
+                try release(db, batch.released)
+                try renew(db)
+                if let held = batch.held { receipt.fenced += try lost(db, held, besides: Set(receipt.fenced)) }
+                if let timers = batch.timers { try writeTimers(db, timers) }
+                if let declared = batch.declared {
+                    try db.execute("UPDATE fields SET declared = false WHERE declared")
+                    for spec in declared {
+                        try db.execute("UPDATE fields SET declared = true WHERE kind = $1 AND name = $2 AND type = $3",
+                                       [.text(spec.kind.description), .text(spec.name), .text(spec.type.description)])
+                    }
+                }
+            }
+            return receipt
+        }
+    }
+
+    /// Rows per statement: PostgreSQL takes at most 65,535 parameters.
+    private static func rowsPerStatement(columns: Int) -> Int { max(1, min(1000, 60_000 / (columns + 2))) }
+
+    /// The players, fenced: a row is written only while it still has the
+    /// epoch this server loaded it under, and is this server's or nobody's
+    /// (released by this server, not taken since: the epoch would have
+    /// moved). Returns the keys that were not.
+    private func writePlayers(_ db: PGConnection, _ batch: PersistBatch) throws(StorageError) -> [[UInt8]] {
+        guard !batch.players.isEmpty else { return [] }
+        let columns = batch.playerColumns
+        let names = columns.map { Self.quoted(Self.columnName($0)) }
+        var fenced: [[UInt8]] = []
+        let chunk = Self.rowsPerStatement(columns: columns.count)
+        var start = 0
+        while start < batch.players.count {
+            let end = min(start + chunk, batch.players.count)
+            var parameters: [PGValue?] = [.text(owner), .int(Int64(leaseSeconds))]
+            var tuples: [String] = []
+            for index in start..<end {
+                let record = batch.players[index]
+                var placeholders = ["$\(parameters.count + 1)::text", "$\(parameters.count + 2)::bigint"]
+                parameters.append(.text(String(decoding: record.key, as: UTF8.self)))
+                parameters.append(.int(index < batch.epochs.count ? batch.epochs[index] : 0))
+                for (column, spec) in columns.enumerated() {
+                    placeholders.append("$\(parameters.count + 1)::\(spec.type == .int ? "bigint" : "bytea")")
+                    parameters.append(column < record.values.count ? record.values[column].map(PGValue.init) : nil)
+                }
+                tuples.append("(" + placeholders.joined(separator: ", ") + ")")
+            }
+            let assignments = (["owner = $1", "lease_expires = now() + make_interval(secs => $2)", "written = true"]
+                + names.map { "\($0) = COALESCE(v.\($0), p.\($0))" }).joined(separator: ", ")
+            let result = try db.execute("""
+                UPDATE players AS p SET \(assignments)
+                FROM (VALUES \(tuples.joined(separator: ", "))) AS v(key, epoch\(names.isEmpty ? "" : ", " + names.joined(separator: ", ")))
+                WHERE p.key = v.key AND p.epoch = v.epoch AND (p.owner = $1 OR p.owner IS NULL)
+                RETURNING p.key
+                """, parameters)
+            if result.rowCount < end - start {
+                var written = Set<[UInt8]>()
+                for row in 0..<result.rowCount { if let key = result.bytes(row, 0) { written.insert(key) } }
+                fenced += batch.players[start..<end].map(\.key).filter { !written.contains($0) }
+            }
+            start = end
+        }
+        return fenced
+    }
+
+    /// Gives leases back: only where the epoch is still the one given.
+    private func release(_ db: PGConnection, _ released: [LeaseRelease]) throws(StorageError) {
+        for lease in released {
+            try db.execute("UPDATE players SET owner = NULL, lease_expires = NULL WHERE key = $1 AND epoch = $2 AND owner = $3",
+                           [.text(String(decoding: lease.key, as: UTF8.self)), .int(lease.epoch), .text(owner)])
+        }
+    }
+
+    /// Of the leases this server believes it holds, those the database
+    /// says it does not (another server claimed the player after this one's
+    /// lease expired: it was cut off, or stalled, past `leaseSeconds`).
+    private func lost(_ db: PGConnection, _ held: [LeaseRelease], besides known: Set<[UInt8]>) throws(StorageError) -> [[UInt8]] {
+        guard !held.isEmpty else { return [] }
+        // Keys hold no newline (the line protocol ends a request there), so
+        // the list travels as one text each instead of a binary array.
+        let keys = held.map { String(decoding: $0.key, as: UTF8.self) }.joined(separator: "\n")
+        let epochs = held.map { String($0.epoch) }.joined(separator: ",")
+        let rows = try db.execute("""
+            SELECT h.key FROM unnest(string_to_array($1, E'\\n'), string_to_array($2, ',')::bigint[]) AS h(key, epoch)
+            LEFT JOIN players p ON p.key = h.key AND p.epoch = h.epoch AND (p.owner = $3 OR p.owner IS NULL)
+            WHERE p.key IS NULL
+            """, [.text(keys), .text(epochs), .text(owner)])
+        var lost: [[UInt8]] = []
+        for row in 0..<rows.rowCount {
+            if let key = rows.bytes(row, 0), !known.contains(key) { lost.append(key) }
+        }
+        return lost
+    }
+
+    /// Every lease this server holds, for another `leaseSeconds`.
+    private func renew(_ db: PGConnection) throws(StorageError) {
+        try db.execute("UPDATE players SET lease_expires = now() + make_interval(secs => $2) WHERE owner = $1",
+                       [.text(owner), .int(Int64(leaseSeconds))])
+    }
+
+    private func writeGlobal(_ db: PGConnection, _ global: StoredRecord, _ columns: [FieldSpec]) throws(StorageError) {
+        let names = columns.map { Self.quoted(Self.columnName($0)) }
+        var parameters: [PGValue?] = [.text(serverName)]
+        var placeholders = ["$1"]
+        for (index, spec) in columns.enumerated() {
+            placeholders.append("$\(parameters.count + 1)::\(spec.type == .int ? "bigint" : "bytea")")
+            parameters.append(index < global.values.count ? global.values[index].map(PGValue.init) : nil)
+        }
+        let updates = names.isEmpty ? "NOTHING" : "UPDATE SET " + names.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+        try db.execute("""
+            INSERT INTO globals (\((["server"] + names).joined(separator: ", "))) VALUES (\(placeholders.joined(separator: ", ")))
+            ON CONFLICT (server) DO \(updates)
+            """, parameters)
+    }
+
+    private func writeTimers(_ db: PGConnection, _ timers: [StoredTimer]) throws(StorageError) {
+        try db.execute("DELETE FROM timers WHERE server = $1", [.text(serverName)])
+        for timer in timers {
+            try db.execute("""
+                INSERT INTO timers (server, owner_kind, owner_key, event, payload, due_unix_ms, period_ms, fired)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                """, [.text(serverName), .text(timer.global ? "global" : "player"),
+                      .text(String(decoding: timer.ownerKey, as: UTF8.self)), .bytes(timer.event), .bytes(timer.payload),
+                      .int(timer.dueUnixMilliseconds), .int(timer.periodMilliseconds), .int(timer.fired)])
+        }
+    }
+
+    /// Adds the columns a batch has that the database does not (another
+    /// server may add the same one at the same moment: IF NOT EXISTS).
+    private func ensureColumns(_ db: PGConnection, table: String, kind: EntityKind, _ columns: [FieldSpec]) throws(StorageError) {
+        let known = try db.execute("SELECT name || ':' || type FROM fields WHERE kind = $1", [.text(kind.description)])
+        var names = Set<String>()
+        for row in 0..<known.rowCount { if let name = known.text(row, 0) { names.insert(name) } }
+        for spec in columns where !names.contains(Self.columnName(spec)) {
+            let type = spec.type == .int ? "BIGINT" : "BYTEA"
+            let value: String = spec.type == .int
+                ? String(spec.defaultInt)
+                : "'\\x" + spec.defaultString.map { String(format: "%02x", $0) }.joined() + "'::bytea"
+            try db.execute("ALTER TABLE \(table) ADD COLUMN IF NOT EXISTS \(Self.quoted(Self.columnName(spec))) \(type) DEFAULT \(value)")
+            try db.execute("""
+                INSERT INTO fields (kind, name, type, is_unique, default_int, default_bytes, added_ms)
+                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
+                """, [.text(kind.description), .text(spec.name), .text(spec.type.description), .bool(spec.unique),
+                      spec.type == .int ? .int(spec.defaultInt) : nil,
+                      spec.type == .string ? .bytes(spec.defaultString) : nil,
+                      .int(Int64(Date().timeIntervalSince1970 * 1000))])
+        }
+    }
+
+    // MARK: - Checks and closing
+
+    /// An idle server's check (at most once a second): the database still
+    /// answers, and this server's leases are renewed while it does.
+    func verifyIdentity() throws(StorageError) {
+        try writer.use { (db: PGConnection) throws(StorageError) in try renew(db) }
+    }
+
+    func close() {
+        writer.close()
+        logins.close()
+    }
+
+    static func columnName(_ spec: FieldSpec) -> String { "\(spec.name):\(spec.type)" }
+
+    static func quoted(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}
+
+/// A connection used by one thread at a time, connected again after it
+/// broke: at most once per `retryMilliseconds` (doubling to 5 s while the
+/// database stays away), so a flush or a LOGIN against a database that is
+/// down fails at once instead of each waiting for a connect timeout.
+final class PGSlot: @unchecked Sendable {
+    private let url: String
+    /// Guards everything below; held for a whole statement (one thread at
+    /// a time per connection), on a worker, never on the loop.
+    private let lock = NSLock()
+    private var connection: PGConnection?
+    private var closed = false
+    private var nextAttempt: UInt64 = 0
+    private var backoffMilliseconds: UInt64 = 100
+    private var lastError: StorageError?
+
+    init(url: String, connection: PGConnection) {
+        self.url = url
+        self.connection = connection
+    }
+
+    func use<R>(_ body: (PGConnection) throws(StorageError) -> R) throws(StorageError) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !closed else { throw StorageError("database connection closed (the server is stopping)", transient: true) }
+        if let connection, !connection.isBroken { return try body(connection) }
+        connection?.close()
+        connection = nil
+        let now = DispatchTime.now().uptimeNanoseconds / 1_000_000
+        if now < nextAttempt, let lastError {
+            throw StorageError("\(lastError.description) (connecting again in \(nextAttempt - now) ms)", transient: true)
+        }
+        let fresh: PGConnection
+        do throws(StorageError) {
+            fresh = try PGConnection.connect(url)
+        } catch {
+            lastError = error
+            nextAttempt = now + backoffMilliseconds
+            backoffMilliseconds = min(backoffMilliseconds * 2, 5_000)
+            throw error
+        }
+        backoffMilliseconds = 100
+        lastError = nil
+        connection = fresh
+        return try body(fresh)
+    }
+
+    func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        closed = true
+        connection?.close()
+        connection = nil
+    }
+}
+
+extension PGConnection {
+    /// Runs `body` between BEGIN and COMMIT; a throw rolls back (a broken
+    /// connection rolls back by itself).
+    func transaction(_ body: () throws(StorageError) -> Void) throws(StorageError) {
+        try execute("BEGIN")
+        do {
+            try body()
+            try execute("COMMIT")
+        } catch {
+            _ = try? execute("ROLLBACK")
+            throw error
+        }
+    }
+}
