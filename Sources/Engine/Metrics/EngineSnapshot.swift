@@ -32,6 +32,9 @@ struct EngineSnapshot {
     var metricsEvicted = 0
     /// Logins (ABI 1.4): this engine's counts.
     var auth = AuthDesk.Counters()
+    /// Shared storage's leases (zero without it).
+    var leases = PlayerLeases.Counters()
+    var leasesHeld = 0
     var loginsChecking = 0
     var playersExpired = 0
     var outputOverflows = 0
@@ -105,6 +108,8 @@ struct EngineSnapshot {
         perAddressRefused = engine.perAddressRefused
         metricsEvicted = engine.metrics?.evicted ?? 0
         auth = engine.auth.counters
+        leases = engine.world.leases.counters
+        if engine.world.sharesPlayers { leasesHeld = engine.world.playerCount }
         loginsChecking = engine.auth.waiting
         playersExpired = engine.expiry.expired
         outputOverflows = transport.outputOverflows
@@ -379,6 +384,25 @@ struct EngineReading: Sendable {
         .status("last_flush_held_us") { Int($0.flush?.lastHeldMicroseconds ?? 0) },
         .both("db_errors", .counter, "hotswap_db_errors_total", "Flushes the database refused (a full disk, ...), and checks that found its file gone; their records stay dirty and are retried.") {
             $0.flush?.errors ?? 0
+        },
+        // Shared storage (docs/SCALING.md): players under a lease.
+        .both("leases_held", .gauge, "hotswap_leases_held", "Players this server holds under a lease in the shared database (loaded: online, away, or just left and not yet given back).") {
+            $0.leasesHeld
+        },
+        .both("leases_claimed", .counter, "hotswap_leases_claimed_total", "Players read from the shared database at LOGIN under a new lease.") {
+            $0.leases.claimed
+        },
+        .both("leases_released", .counter, "hotswap_leases_released_total", "Leases given back with a player's last changes after it left.") {
+            $0.leases.released
+        },
+        .both("logins_elsewhere", .counter, "hotswap_logins_elsewhere_total", "Logins refused because another live server holds the player.") {
+            $0.leases.heldElsewhere
+        },
+        .both("login_db_errors", .counter, "hotswap_login_db_errors_total", "Logins refused because the shared database did not answer the player's read.") {
+            $0.leases.claimErrors
+        },
+        .both("leases_lost", .counter, "hotswap_leases_lost_total", "Players another server took while this one held them (a fenced write, or a check of the held leases): their sessions were closed.") {
+            $0.leases.lost
         },
         .both("db_file_lost", .gauge, "hotswap_db_file_lost", "1 while the database path does not name the file the server has open (deleted, moved or replaced): nothing is written.") {
             $0.databaseFileLost ? 1 : 0

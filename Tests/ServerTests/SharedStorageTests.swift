@@ -1,0 +1,168 @@
+import Foundation
+import Testing
+
+/// Players shared by several servers through PostgreSQL (docs/SCALING.md):
+/// real servers, a real throwaway PostgreSQL cluster (`TestPostgres`), and
+/// a database of each test's own.
+@Suite struct SharedStorageTests {
+    /// Two servers on one database, with a short lease and quick flushes.
+    static func servers(_ url: String, lease: Int = 15, extra: [String] = []) throws -> (a: TestServer, b: TestServer) {
+        let common = ["--database", url, "--flush-interval", "50", "--lease-seconds", "\(lease)"] + extra
+        let a = try TestServer(arguments: common + ["--server-name", "a"])
+        let b = try TestServer(arguments: common + ["--server-name", "b"])
+        return (a, b)
+    }
+
+    static func waitForFlush(_ server: TestServer) throws {
+        let flushed = try waitUntil(10) {
+            let status = try server.statusFields()
+            return status["dirty"] == "0" && status["in_flight"] == "0" && status["flush"] == "idle"
+        }
+        guard flushed else { throw TestFailure("no flush: \(try server.statusFields())") }
+    }
+
+    /// The owner and epoch of a player's row.
+    static func lease(_ pg: TestPostgres, _ url: String, _ key: String) throws -> String {
+        try pg.psql("SELECT coalesce(split_part(owner, '/', 1), '-') || ' ' || epoch FROM players WHERE key = '\(key)'", database: url)
+    }
+
+    @Test func aPlayerMovesBetweenServersThroughLogin() throws {
+        let pg = try TestPostgres.shared()
+        let url = try pg.makeDatabase()
+        let (a, b) = try Self.servers(url)
+        let (alice, bob) = try playedRoom(a)
+        #expect(try Self.lease(pg, url, "alice") == "a 1")
+        // Held by a: b refuses, saying where she is.
+        let elsewhere = try b.connect()
+        let refused = try elsewhere.call("LOGIN alice")
+        #expect(refused.hasPrefix("-ERR NAME_TAKEN that player is online on another server"), "\(refused)")
+        #expect(try b.statusFields()["logins_elsewhere"] == "1")
+        // She leaves a: her last changes and her lease go back together.
+        #expect(try alice.call("QUIT") == "+BYE")
+        #expect(try waitUntil(10) { try Self.lease(pg, url, "alice") == "- 1" })
+        #expect(try waitUntil(10) { try a.statusFields()["leases_released"] == "1" })
+        // b reads her at login, with what a wrote.
+        #expect(try elsewhere.call("LOGIN alice").hasPrefix("+WELCOME alice login 1 score 6"))
+        #expect(try Self.lease(pg, url, "alice") == "b 2")
+        #expect(try b.statusFields()["leases_claimed"] == "1")
+        // a let go of her record, and kept bob's (online).
+        let status = try a.statusFields()
+        #expect(status["players_stored"] == "1" && status["leases_held"] == "1", "\(status)")
+        _ = bob
+    }
+
+    @Test func playersAreReadAtLoginNotAtStart() throws {
+        let pg = try TestPostgres.shared()
+        let url = try pg.makeDatabase()
+        do {
+            let first = try TestServer(arguments: ["--database", url, "--flush-interval", "50"])
+            let (alice, bob) = try playedRoom(first)
+            #expect(try alice.call("QUIT") == "+BYE")
+            #expect(try bob.call("QUIT") == "+BYE")
+            try Self.waitForFlush(first)
+            #expect(first.stop() == 0)
+        }
+        #expect(try pg.psql("SELECT count(*) FROM players WHERE owner IS NOT NULL", database: url) == "0")
+        let server = try TestServer(arguments: ["--database", url])
+        #expect(try server.statusFields()["players_stored"] == "0")
+        let bob = try server.connect()
+        #expect(try bob.call("LOGIN bob").hasPrefix("+WELCOME bob login 1 score 1"))
+        #expect(try server.statusFields()["players_stored"] == "1")
+        // A name never seen is a new player, as with a file.
+        let carol = try server.connect()
+        #expect(try carol.call("LOGIN carol").hasPrefix("+WELCOME carol login 2 score 0"))
+        #expect(try server.statusFields()["players_stored"] == "2")
+    }
+
+    @Test func aKilledServersPlayersAreTakenAfterTheLeaseWithTheirLastFlush() throws {
+        let pg = try TestPostgres.shared()
+        let url = try pg.makeDatabase()
+        let (a, b) = try Self.servers(url, lease: 2)
+        let (alice, _) = try playedRoom(a)
+        try Self.waitForFlush(a)
+        kill(a.process.processIdentifier, SIGKILL)
+        a.process.waitUntilExit()
+        let client = try b.connect()
+        let started = Date()
+        // Refused while a's lease runs, then taken, with the flushed score.
+        #expect(try client.call("LOGIN alice").hasPrefix("-ERR NAME_TAKEN that player is online on another server"))
+        var welcome = ""
+        #expect(try waitUntil(10) {
+            welcome = try client.call("LOGIN alice")
+            return welcome.hasPrefix("+WELCOME")
+        })
+        #expect(welcome.hasPrefix("+WELCOME alice login 1 score 6"), "\(welcome)")
+        #expect(Date().timeIntervalSince(started) < 6)
+        #expect(try Self.lease(pg, url, "alice") == "b 2")
+        _ = alice
+    }
+
+    @Test func aServerThatLostALeaseClosesThePlayersSession() throws {
+        let pg = try TestPostgres.shared()
+        let url = try pg.makeDatabase()
+        let server = try TestServer(arguments: ["--database", url, "--flush-interval", "50", "--lease-seconds", "3"])
+        let alice = try server.connect()
+        #expect(try alice.call("LOGIN alice").hasPrefix("+WELCOME"))
+        #expect(try Self.lease(pg, url, "alice").hasSuffix(" 1"))
+        // Another server took her (as one would after this one's lease ran
+        // out while it was cut off): this one stops serving her.
+        _ = try pg.psql("UPDATE players SET owner = 'other/1/1', epoch = epoch + 1, lease_expires = now() + interval '1 minute' WHERE key = 'alice'", database: url)
+        #expect(try alice.event() == ">KICKED ELSEWHERE your player is now served by another server; this connection closes")
+        #expect(try alice.closedByServer())
+        #expect(try server.statusFields()["leases_lost"] == "1")
+        #expect(server.logContains("player(s) taken by another server (alice)"))
+        // Its stale copy is never written: the row stays the taker's.
+        #expect(try Self.lease(pg, url, "alice") == "other 2")
+    }
+
+    @Test func aDatabaseThatCannotBeReachedRefusesTheStartWithTheReason() throws {
+        let pg = try TestPostgres.shared()
+        let url = try pg.makeDatabase()
+        // The same cluster, a database that does not exist.
+        let missing = url.replacingOccurrences(of: #"/[^/]+$"#, with: "/no_such_database", options: .regularExpression)
+        let result = try runServerExpectingExit(["--port", "0", "--admin-port", "0", "--database", missing])
+        #expect(result.status != 0)
+        #expect(result.log.contains("refusing to start") && result.log.contains("no_such_database"), "\(result.log)")
+    }
+
+    @Test func theGameGoesOnWhileTheDatabaseIsDownAndFlushesResume() throws {
+        let pg = try TestPostgres.shared()
+        let url = try pg.makeDatabase()
+        let name = String(url.split(separator: "/").last!)
+        let server = try TestServer(arguments: ["--database", url, "--flush-interval", "50"])
+        let (alice, bob) = try playedRoom(server)
+        try Self.waitForFlush(server)
+        // The database refuses connections, and drops the server's.
+        _ = try pg.psql("ALTER DATABASE \(name) ALLOW_CONNECTIONS false", database: "postgres")
+        _ = try pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(name)'", database: "postgres")
+        #expect(try waitUntil(10) { Int(try server.statusFields()["db_errors"] ?? "0")! > 0 })
+        // Play goes on; a new player cannot be read, and is told why.
+        #expect(try alice.call("SCORE") == "+SCORE alice:6")
+        let carol = try server.connect()
+        #expect(try carol.call("LOGIN carol") == "-ERR UNAVAILABLE player records cannot be read just now; retry in a moment")
+        #expect(try server.statusFields()["login_db_errors"] == "1")
+        #expect(try bob.call("QUIT") == "+BYE")
+        // Back: the server connects again by itself and writes what waited.
+        _ = try pg.psql("ALTER DATABASE \(name) ALLOW_CONNECTIONS true", database: "postgres")
+        try Self.waitForFlush(server)
+        #expect(try waitUntil(10) { try Self.lease(pg, url, "bob").hasPrefix("- ") })
+        #expect(try carol.call("LOGIN carol").hasPrefix("+WELCOME carol"))
+    }
+
+    @Test func anUpgradeKeepsThePlayersLeases() throws {
+        let pg = try TestPostgres.shared()
+        let url = try pg.makeDatabase()
+        let (a, b) = try Self.servers(url)
+        let (alice, _) = try playedRoom(a)
+        let pid = a.process.processIdentifier
+        #expect(try a.connectAdmin().call("UPGRADE").hasPrefix("+OK engine"))
+        // The same process, the same leases: b still refuses her, and her
+        // next flush on a is not fenced.
+        #expect(a.process.processIdentifier == pid)
+        #expect(try b.connect().call("LOGIN alice").hasPrefix("-ERR NAME_TAKEN that player is online on another server"))
+        #expect(try alice.call("SCORE") == "+SCORE alice:6")
+        #expect(try alice.call("QUIT") == "+BYE")
+        #expect(try waitUntil(10) { try Self.lease(pg, url, "alice") == "- 1" })
+        #expect(try a.statusFields()["leases_lost"] == "0")
+    }
+}
