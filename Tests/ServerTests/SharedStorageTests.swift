@@ -165,4 +165,26 @@ import Testing
         #expect(try waitUntil(10) { try Self.lease(pg, url, "alice") == "- 1" })
         #expect(try a.statusFields()["leases_lost"] == "0")
     }
+
+    @Test func sigtermGivesThePlayersBackAtOnce() throws {
+        let pg = try TestPostgres.shared()
+        let url = try pg.makeDatabase()
+        let (a, b) = try Self.servers(url)
+        _ = try playedRoom(a)
+        #expect(a.stop() == 0)
+        // No lease to wait for: the final flush released them with their data.
+        #expect(try pg.psql("SELECT count(*) FROM players WHERE owner IS NOT NULL", database: url) == "0")
+        #expect(try b.connect().call("LOGIN alice").hasPrefix("+WELCOME alice login 1 score 6"))
+    }
+
+    @Test func aReloadThatWouldMigrateSharedPlayersIsRefused() throws {
+        let pg = try TestPostgres.shared()
+        let url = try pg.makeDatabase()
+        let server = try TestServer(arguments: ["--database", url])
+        let alice = try server.connect()
+        _ = try alice.call("LOGIN alice")
+        let reply = try server.connectAdmin().call("RELOAD \(Products.library("GameLogicV3").path)")
+        #expect(reply.contains("player field 'score' changes type, and players live in a shared database"), "\(reply)")
+        #expect(try alice.call("SCORE") == "+SCORE alice:0")
+    }
 }

@@ -425,6 +425,18 @@ final class LogicHost {
         return report
     }
 
+    /// A player field the swap would migrate (retype, or mark migrated on
+    /// a reload), which shared storage cannot do for players not held.
+    static func sharedMigration(serving: LoadedModule, candidate: LoadedModule, migrate: Bool) -> (String, Bool)? {
+        for field in candidate.fields where field.kind == .player {
+            if serving.fields.contains(where: { $0.kind == .player && $0.name == field.name && $0.type != field.type }) {
+                return (field.name, true)
+            }
+            if migrate && field.migrated { return (field.name, false) }
+        }
+        return nil
+    }
+
     /// The transaction, inside one loop callback (no message can be handled
     /// halfway through it):
     ///
@@ -456,6 +468,9 @@ final class LogicHost {
         }
         if migrate, candidate.migrate == nil, let field = candidate.fields.first(where: \.migrated) {
             throw .migrateMissing(field: field.name)
+        }
+        if world.sharesPlayers, let (field, retyped) = Self.sharedMigration(serving: module, candidate: candidate, migrate: migrate) {
+            throw .sharedPlayersMigration(field: field, retyped: retyped)
         }
         // Going back: the serving module turns its values back, or nothing
         // it retyped or computed may come back from before the upgrade.

@@ -51,6 +51,10 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
     /// to its first call: it has no way back to that version. `rollback()` then goes
     /// on as for a module without the hook; never shown to an operator.
     case downDeclined
+    /// Players live in a shared database (PostgreSQL): a migration of a
+    /// player field would reach only the players this server holds, and
+    /// leave every other stored player in the old shape.
+    case sharedPlayersMigration(field: String, retyped: Bool)
     /// A hook of the new module faulted or hung: contained, reload refused.
     case faulted(FaultRecord)
     case nothingToRollBack
@@ -80,6 +84,10 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
             "the module exports no hotswap_auth, and \(mode) makes every login go through the engine's check (ABI 1.4)"
         case .migrateFaulted(_, let entity, let export): "\(export) faulted on \(entity)"
         case .rollbackWouldMix(let mixed): "\(mixed)"
+        case .sharedPlayersMigration(let field, let retyped):
+            "player field '\(field)' \(retyped ? "changes type" : "is migrated"), and players live in a shared database: "
+                + "a migration would reach only the players this server holds, not the other stored players "
+                + "(docs/SCALING.md); add a new field instead"
         case .faulted(let record): "fault \(record.causeName) in \(record.export)"
         case .nothingToRollBack: "no previous module to roll back to"
         case .busy: "another reload is in progress"
