@@ -11,7 +11,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # (GRDB links the system SQLite), sqlite3 for the shell the tests and the
 # backup procedure use; pkg-config so SwiftPM finds them; prometheus for
 # promtool, which the tests use to check /metrics (and tools/prom-scrape.sh
-# for a real scrape).
+# for a real scrape); postgresql (server binaries: the tests start throwaway
+# clusters with tools/pg-throwaway.sh, nothing need run beforehand) and
+# libpq-dev for the PostgreSQL storage; noninteractive, as its tzdata
+# dependency would otherwise ask for a time zone on a fresh machine.
 deps:
 	@if ! pkg-config --exists libuv sqlite3 2>/dev/null || ! command -v sqlite3 >/dev/null; then \
 		echo "installing libuv1-dev libsqlite3-dev sqlite3 (apt-get)"; \
@@ -20,6 +23,11 @@ deps:
 	@if ! command -v promtool >/dev/null 2>&1; then \
 		echo "installing prometheus for promtool (apt-get)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; \
+	fi
+	@if ! pkg-config --exists libpq 2>/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing postgresql libpq-dev (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends postgresql libpq-dev; \
 	fi
 
 build: deps
