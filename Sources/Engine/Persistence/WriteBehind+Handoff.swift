@@ -3,7 +3,8 @@
 ///
 ///     persistent                      false with --database :memory:, and nothing follows
 ///     lock descriptors                the one-server locks (the flock, then the path
-///                                     lock: DatabaseLock), held across the exec
+///                                     lock: DatabaseLock), held across the exec;
+///                                     none for a shared PostgreSQL database
 ///     columns the file has seen       global and player column counts
 ///     fields the file says serve      the declared persistent fields
 ///     counters                        flushes, records, errors, last flush (ms, records, held us), last error
@@ -32,13 +33,13 @@ struct DatabaseHandoff: HandoffSectionCodable, Equatable {
         writeBehind = try reader.bool("persistent") ? try WriteBehindHandoff(from: &reader, format: format) : nil
     }
 
-    /// The lock came over: a database without it could not be opened
-    /// again without racing another server for the file.
-    func validate() throws(HandoffError) {
-        if let writeBehind, writeBehind.lockDescriptors.isEmpty {
-            throw .invalid("the previous engine handed over no database lock")
-        }
-    }
+    /// Nothing to check here: whether a lock must have come over depends
+    /// on the database, which the section does not name. A SQLite file
+    /// needs one (a file opened again without it would race another server
+    /// for it: `ResumedStart.openStorage` refuses, which hands everything
+    /// back); a shared PostgreSQL database has none (its players are
+    /// fenced by their leases, which the process keeps).
+    func validate() throws(HandoffError) {}
 }
 
 /// The write-behind's state after the persistent flag (see

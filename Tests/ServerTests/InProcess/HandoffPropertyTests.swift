@@ -109,7 +109,9 @@ import Testing
         }
         var database = DatabaseHandoff(HandoffGen.writeBehind(&rng))
         database.writeBehind?.lockDescriptors = []
-        #expect(throws: HandoffError.invalid("the previous engine handed over no database lock")) { try roundTrip(database) }
+        // A shared database hands over no lock (StartPath refuses a SQLite
+        // file without one, after the section is read).
+        #expect(throws: Never.self) { try roundTrip(database) }
     }
 
     // MARK: - The properties
