@@ -81,6 +81,9 @@ class Sidecar:
         }
         self.health_count = 0
         self.last_health = None
+        # When it last became Ready: the health deadline counts from there
+        # until the first ping (Agones' initialDelaySeconds, shortened).
+        self.ready_since = None
         self.unhealthy_after = unhealthy_after
         self.reserve_timer = None
         self.log_path = log_path
@@ -116,6 +119,8 @@ class Sidecar:
     def ready(self):
         with self.lock:
             self._cancel_reserve()
+            if self.ready_since is None:
+                self.ready_since = time.monotonic()
             self._move("Ready")
 
     def allocate(self):
@@ -160,7 +165,7 @@ class Sidecar:
             with self.lock:
                 state = self.gs["status"]["state"]
                 if state in ("Ready", "Allocated", "Reserved"):
-                    last = self.last_health
+                    last = self.last_health or self.ready_since
                     if last is None or time.monotonic() - last > self.unhealthy_after:
                         self._move("Unhealthy")
 
