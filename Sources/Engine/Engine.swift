@@ -57,6 +57,9 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     /// systemd's notifications (`$NOTIFY_SOCKET`, Engine+Systemd); nil
     /// when the process was not started by systemd.
     var systemd: SystemdNotifier?
+    /// The Agones SDK sidecar (`$AGONES_SDK_HTTP_PORT`, Fleet/); nil
+    /// without it.
+    var agones: AgonesLifecycle?
     var counters = EngineCounters()
     /// How the previous run ended (`ExitRecord`), for STATUS: `none`,
     /// `clean`, `failed`, `crash:SIGNAL`, `killed`, or `unrecorded` without
@@ -327,6 +330,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     func swapped(_ report: SwapReport) {
         metrics?.swapped(report)
         systemd?.refreshStatus()
+        agones?.publish(agonesVersions)
     }
 
     // MARK: - MetricsTarget
@@ -534,6 +538,8 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         // a server that is writing its last records.
         hs_signals_detach()
         systemd?.close()
+        // Health pings stop with the loop; Shutdown follows the final flush.
+        agones?.stop()
         signalWake?.closeAndFree()
         signalWake = nil
         shutdownTimer?.closeAndFree()

@@ -122,6 +122,8 @@ package struct GameServerCommand: ParsableCommand {
         // systemd's NOTIFY_SOCKET and WATCHDOG_* alike: no child may notify
         // for us; an upgrade's exec (this process) gets them back.
         SystemdNotifier.detachEnvironment()
+        // Agones: whether an earlier engine of this process sent Ready.
+        AgonesLifecycle.detachEnvironment()
         let arguments = Array(CommandLine.arguments.dropFirst())
         // Before anything of ours is open (see `ProcessImage.keepAcrossExec`);
         // a resumed engine has the list from the handoff instead.
