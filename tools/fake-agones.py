@@ -426,6 +426,9 @@ def main():
         with open(temporary, "w", encoding="utf-8") as ready:
             json.dump({"port": port, "pid": os.getpid()}, ready)
         os.rename(temporary, args.ready_file)
+    # A parent may start us with SIGTERM blocked (a test runner's thread
+    # does): unblocked, or terminating the fake would wait forever.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.serve_forever(poll_interval=0.1)

@@ -164,7 +164,7 @@ final class AgonesGateway {
 
     private func finish(status: Int?, problem: String?) {
         guard !queue.isEmpty else { return }
-        var request = queue[0]
+        let request = queue[0]
         if let status, (200..<300).contains(status) {
             queue.removeFirst()
             if failingSince > 0 && failureLogged {

@@ -125,11 +125,15 @@ final class FakeAgones: @unchecked Sendable {
 
     func state() throws -> String { ((try gameServer()["status"] as? [String: Any])?["state"] as? String) ?? "" }
 
+    /// SIGTERM, then SIGKILL after a grace: a stuck fake must not hang
+    /// the suite.
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(5)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
     }
 
     deinit {
