@@ -279,16 +279,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def _reply(self, status, payload, raw_body):
         data = (json.dumps(payload) if not isinstance(payload, str) else json.dumps({"error": payload})).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        # Logged before the answer leaves: a client that sends its next
+        # request once answered finds this one logged first (the log's
+        # order is the order the requests were made in).
         self.sidecar.record({
             "time": time.time(), "method": self.command, "path": self.path,
             "body": raw_body.decode("utf-8", "replace"), "status": status,
             "state": self.sidecar.state(),
         })
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _json(self, raw):
         if not raw.strip():
