@@ -487,6 +487,9 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     func shutdown() {
         guard !shuttingDown else { return }
         shuttingDown = true
+        // Agones first: the rooms Counter full, so no allocation lands on
+        // a server that is about to stop taking players.
+        agones?.draining()
         notifySystemdStopping()
         // The exit's last flush may wait on the database's worker: a stop
         // on purpose, not a stall.

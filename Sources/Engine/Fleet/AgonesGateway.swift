@@ -15,6 +15,9 @@ import UVKit
 /// the sidecar's answer and not retried. Requests with the same
 /// `coalescing` key replace a queued one (a health ping, a label's newest
 /// value), so the queue stays short however long the sidecar is gone.
+/// A `background` request (the roster's counter and list updates) waits
+/// behind every other one: a burst of list changes never delays a health
+/// ping past the GameServer's `periodSeconds`.
 ///
 /// The first failure after a success (or at start) is logged, as is the
 /// recovery; every failed attempt is counted (`agones_failures`).
@@ -27,11 +30,30 @@ final class AgonesGateway {
         var retries: Int
         /// A queued request with the same key is replaced by a newer one.
         var coalescing: String?
-        /// Called once: the HTTP status (2xx) on success, nil when it gave up.
-        var done: ((Int?) -> Void)?
+        /// Queued behind every request that is not (the roster's updates).
+        var background = false
+        /// Statuses besides 2xx that mean the sidecar already holds what
+        /// was asked (409 for a list value already there, 404 for one
+        /// already gone): a success, not a failure.
+        var accepted: Set<Int> = []
+        /// Called once, with the answer (or none: it gave up or was cancelled).
+        var done: ((Answer) -> Void)?
         var attempts = 0
 
         var name: String { "\(method) \(path)" }
+    }
+
+    /// How a request ended.
+    struct Answer {
+        /// The last attempt's HTTP status; nil when none came (no
+        /// connection, no answer in time, cancelled).
+        var status: Int?
+        /// The response's body (JSON), on success.
+        var body: [UInt8] = []
+        /// A 2xx, or a status the request `accepted`.
+        var ok: Bool
+
+        static let none = Answer(status: nil, ok: false)
     }
 
     struct Counters {
@@ -80,19 +102,39 @@ final class AgonesGateway {
     /// Queues a request (or replaces a queued one with its coalescing key).
     func send(_ request: Request) {
         guard !closed else {
-            request.done?(nil)
+            request.done?(.none)
             return
         }
+        let inFlight = exchange != nil || waitingToRetry
         if let key = request.coalescing,
-           let index = queue.indices.first(where: { queue[$0].coalescing == key && !(exchange != nil && $0 == 0) })
+           let index = queue.indices.first(where: { queue[$0].coalescing == key && !(inFlight && $0 == 0) })
         {
             let replaced = queue[index]
             queue[index] = request
-            replaced.done?(nil)
+            replaced.done?(.none)
+        } else if !request.background,
+                  let index = queue.indices.first(where: { queue[$0].background && !(inFlight && $0 == 0) })
+        {
+            queue.insert(request, at: index)
         } else {
             queue.append(request)
         }
         startNext()
+    }
+
+    /// Requests queued or in flight that are `background`.
+    var backgroundPending: Int { queue.reduce(0) { $0 + ($1.background ? 1 : 0) } }
+
+    /// Drops what is queued and not `keep` (each told it gave up); what is
+    /// in flight goes on.
+    func dropQueued(keeping keep: (Request) -> Bool) {
+        let inFlight = exchange != nil || waitingToRetry
+        var kept: [Request] = [], dropped: [Request] = []
+        for (index, request) in queue.enumerated() {
+            if (inFlight && index == 0) || keep(request) { kept.append(request) } else { dropped.append(request) }
+        }
+        queue = kept
+        for request in dropped { request.done?(.none) }
     }
 
     /// Drops everything queued (each told it gave up), cuts off what is in
@@ -104,7 +146,7 @@ final class AgonesGateway {
         if let timer { uv_timer_stop(timer) }
         exchange?.abort()
         exchange = nil
-        for request in dropped { request.done?(nil) }
+        for request in dropped { request.done?(.none) }
     }
 
     /// Cancels everything and closes the timer (at the end of a shutdown).
@@ -132,7 +174,7 @@ final class AgonesGateway {
         if let problem = exchange.start(loop: loop, port: port) {
             self.exchange = nil
             exchange.abort()
-            finish(status: nil, problem: problem)
+            finish(status: nil, body: [], problem: problem)
             return
         }
         uv_timer_start(timer, { timer in
@@ -150,29 +192,29 @@ final class AgonesGateway {
         guard let exchange else { return }
         self.exchange = nil
         exchange.abort()
-        finish(status: nil, problem: "no answer within \(timeoutMilliseconds) ms")
+        finish(status: nil, body: [], problem: "no answer within \(timeoutMilliseconds) ms")
     }
 
     /// The exchange in flight ended: a status, or a problem.
-    fileprivate func ended(_ exchange: AgonesExchange, status: Int?, problem: String?) {
+    fileprivate func ended(_ exchange: AgonesExchange, status: Int?, body: [UInt8], problem: String?) {
         guard exchange === self.exchange else { return }
         self.exchange = nil
         exchange.abort()
         if let timer { uv_timer_stop(timer) }
-        finish(status: status, problem: problem)
+        finish(status: status, body: body, problem: problem)
     }
 
-    private func finish(status: Int?, problem: String?) {
+    private func finish(status: Int?, body: [UInt8], problem: String?) {
         guard !queue.isEmpty else { return }
         let request = queue[0]
-        if let status, (200..<300).contains(status) {
+        if let status, (200..<300).contains(status) || request.accepted.contains(status) {
             queue.removeFirst()
             if failingSince > 0 && failureLogged {
                 logger.notice("agones: the sidecar on 127.0.0.1:\(port) answers again (\(request.name) after \(failingSince) failed attempts)")
             }
             failingSince = 0
             failureLogged = false
-            request.done?(status)
+            request.done?(Answer(status: status, body: body, ok: true))
             startNext()
             return
         }
@@ -190,7 +232,7 @@ final class AgonesGateway {
             if status != nil || request.retries > 0 {
                 logger.warning("agones: \(request.name) given up after \(request.attempts) attempts: \(reason)")
             }
-            request.done?(nil)
+            request.done?(Answer(status: status, ok: false))
             startNext()
             return
         }
@@ -269,7 +311,7 @@ private final class AgonesExchange {
     private func fail(_ problem: String) {
         guard !done else { return }
         done = true
-        gateway.ended(self, status: nil, problem: problem)
+        gateway.ended(self, status: nil, body: [], problem: problem)
     }
 
     private func connected(_ status: Int32) {
@@ -302,16 +344,30 @@ private final class AgonesExchange {
             if response.count > AgonesGateway.maxResponseBytes { return fail("a response over \(AgonesGateway.maxResponseBytes) bytes") }
             if let status = Self.complete(response) {
                 done = true
-                gateway.ended(self, status: status, problem: nil)
+                gateway.ended(self, status: status, body: Self.body(response), problem: nil)
             }
         } else if count < 0 {
             // The end of the stream: whatever came is the whole response.
             if count == Int(UV_EOF.rawValue), let status = Self.status(response) {
                 done = true
-                return gateway.ended(self, status: status, problem: nil)
+                return gateway.ended(self, status: status, body: Self.body(response), problem: nil)
             }
             fail(count == Int(UV_EOF.rawValue) ? "the connection closed without a response" : "read: \(UVError(Int32(count)))")
         }
+    }
+
+    /// What follows the head (the responses here carry a Content-Length,
+    /// or end with the connection: never chunked).
+    static func body(_ bytes: [UInt8]) -> [UInt8] {
+        guard let headEnd = headEnd(bytes) else { return [] }
+        return Array(bytes[(headEnd + 4)...])
+    }
+
+    /// Where the blank line after the head starts.
+    static func headEnd(_ bytes: [UInt8]) -> Int? {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard bytes.count >= 4 else { return nil }
+        return (0...(bytes.count - 4)).first(where: { bytes[$0..<($0 + 4)].elementsEqual(separator) })
     }
 
     /// The status line's code, once the head is complete.
@@ -326,10 +382,7 @@ private final class AgonesExchange {
     /// is here; nil while more is to come (without a Content-Length the
     /// end of the stream ends it).
     static func complete(_ bytes: [UInt8]) -> Int? {
-        let separator: [UInt8] = [13, 10, 13, 10]
-        guard bytes.count >= 4,
-              let headEnd = (0...(bytes.count - 4)).first(where: { bytes[$0..<($0 + 4)].elementsEqual(separator) }),
-              let status = status(bytes)
+        guard let headEnd = headEnd(bytes), let status = status(bytes)
         else { return nil }
         let head = String(decoding: bytes[..<headEnd], as: UTF8.self).lowercased()
         guard let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),

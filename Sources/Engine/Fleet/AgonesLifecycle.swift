@@ -20,8 +20,11 @@ import UVKit
 ///     PUT /metadata/annotation    engine, module: the versions exactly
 ///                                 at start (every engine: an UPGRADE changes the first),
 ///                                 after each swap (RELOAD, ROLLBACK)
-///     POST /shutdown              after the final flush (the loop has stopped taking
-///                                 players and drained; `shutDownAfterFlush`)
+///     counters/rooms, lists/players   kept current at each health tick (`AgonesRoster`)
+///     SIGTERM                     first the rooms Counter's capacity set to its count
+///                                 (`draining`: no allocation lands here any more), then
+///                                 the engine stops taking players and drains
+///     POST /shutdown              after the final flush (`shutDownAfterFlush`)
 ///
 /// A sidecar that does not answer is logged once and counted
 /// (`agones_failures`); nothing waits for it but the final Shutdown, which
@@ -61,6 +64,8 @@ final class AgonesLifecycle {
     }
 
     let gateway: AgonesGateway
+    /// The rooms Counter and players List (set by the engine before `start`).
+    var roster: AgonesRoster?
     private let loop: UnsafeMutablePointer<uv_loop_t>
     private let logger: Logger
     let healthIntervalMilliseconds: UInt64
@@ -100,8 +105,8 @@ final class AgonesLifecycle {
         if readySent {
             logger.notice("agones: Ready was sent by an earlier engine of this process (the same GameServer); not sent again")
         } else {
-            gateway.send(.init(method: "POST", path: "/ready", body: "{}", retries: Int.max, coalescing: "ready") { [weak self] status in
-                guard let self, status != nil else { return }
+            gateway.send(.init(method: "POST", path: "/ready", body: "{}", retries: Int.max, coalescing: "ready") { [weak self] answer in
+                guard let self, answer.ok else { return }
                 readySent = true
                 logger.notice("agones: Ready (sidecar on 127.0.0.1:\(gateway.port))")
             })
@@ -120,9 +125,18 @@ final class AgonesLifecycle {
     }
 
     /// `{}`: the gateway refuses an empty body. Not retried: the next
-    /// tick sends another; a queued one is replaced.
+    /// tick sends another; a queued one is replaced. The roster's changes
+    /// follow (behind the ping: they are `background`).
     private func health() {
         gateway.send(.init(method: "POST", path: "/health", body: "{}", retries: 0, coalescing: "health"))
+        roster?.sync()
+    }
+
+    /// SIGTERM, before the engine stops taking players: the rooms Counter
+    /// is made full (`AgonesRoster.fence`). Health pings go on while the
+    /// players drain.
+    func draining() {
+        roster?.fence()
     }
 
     /// Labels (valid label values) and annotations (exact) for each
@@ -139,11 +153,14 @@ final class AgonesLifecycle {
     }
 
     /// The loop is closing its handles: nothing more is sent until the
-    /// final Shutdown (a Ready or a label still retrying is dropped).
+    /// final Shutdown (a Ready or a label still retrying is dropped). What
+    /// is in flight, and the drain's capacity, go on: the loop runs until
+    /// they are answered (a few seconds at most), then the Shutdown follows
+    /// them in order.
     func stop() {
         healthTimer?.closeAndFree()
         healthTimer = nil
-        gateway.cancelAll()
+        gateway.dropQueued { $0.coalescing == AgonesRoster.fenceKey }
     }
 
     /// After the final flush, on the stopped loop: POST /shutdown, running
@@ -151,10 +168,10 @@ final class AgonesLifecycle {
     /// seconds at most), then everything closes.
     func shutDownAfterFlush() {
         stop()
-        gateway.send(.init(method: "POST", path: "/shutdown", body: "{}", retries: 3) { [weak self] status in
+        gateway.send(.init(method: "POST", path: "/shutdown", body: "{}", retries: 3) { [weak self] answer in
             guard let self else { return }
-            shutdownSent = status != nil
-            if status != nil {
+            shutdownSent = answer.ok
+            if answer.ok {
                 logger.notice("agones: Shutdown sent")
             } else {
                 logger.error("agones: Shutdown could not be sent; Agones will find the GameServer by its health")
