@@ -196,4 +196,136 @@ import Testing
         #expect(try sidecar.state() == "Allocated")
         #expect(server.logContains("agones: Ready was sent by an earlier engine of this process"))
     }
+
+    // MARK: - The rooms Counter and the players List
+
+    static func isCountUpdate(_ request: FakeAgones.Request) -> Bool {
+        request.method == "PATCH" && request.path == "/v1beta1/counters/rooms" && FakeAgones.json(request)["count"] != nil
+    }
+
+    static func isListChange(_ request: FakeAgones.Request) -> Bool {
+        request.path.hasPrefix("/v1beta1/lists/players:")
+    }
+
+    /// The capacities come from --max-rooms and --max-connections at start;
+    /// then the count follows the rooms open and the list the players
+    /// logged in, as they come and go.
+    @Test func theRoomsCounterAndPlayersListFollowTheGame() throws {
+        let sidecar = try FakeAgones()
+        let server = try Self.server(sidecar.port, ["--max-rooms", "50", "--max-connections", "40"])
+        #expect(try waitUntil(NotAHang.seconds) { try sidecar.counter().capacity == 50 && sidecar.list().capacity == 40 })
+        let alice = try server.connect(), bob = try server.connect()
+        #expect(try alice.call("LOGIN alice").hasPrefix("+WELCOME alice"))
+        #expect(try bob.call("LOGIN bob").hasPrefix("+WELCOME bob"))
+        #expect(try alice.call("JOIN north").hasPrefix("+JOINED north"))
+        #expect(try bob.call("JOIN south").hasPrefix("+JOINED south"))
+        let rooms = try #require(Int(try server.statusFields()["rooms"] ?? ""))
+        #expect(try waitUntil(NotAHang.seconds) { try sidecar.counter().count == rooms }, "\(sidecar.requests)")
+        #expect(try waitUntil(NotAHang.seconds) { try Set(sidecar.list().values) == ["alice", "bob"] }, "\(sidecar.requests)")
+        // Bob leaves: his room closes with him, and he leaves the list.
+        #expect(try bob.call("QUIT").hasPrefix("+BYE"))
+        #expect(try waitUntil(NotAHang.seconds) { try sidecar.list().values == ["alice"] }, "\(sidecar.requests)")
+        let after = try #require(Int(try server.statusFields()["rooms"] ?? ""))
+        #expect(after == rooms - 1)
+        #expect(try waitUntil(NotAHang.seconds) { try sidecar.counter().count == after }, "\(sidecar.requests)")
+        #expect(try server.statusFields()["agones_failures"] == "0")
+    }
+
+    /// Twenty players log in and open a room each at once: the count is
+    /// sent a few times (once per health tick that saw a change), not once
+    /// per room, each player is added exactly once, and the health pings
+    /// go on through the burst.
+    @Test func aBurstOfJoinsIsCoalesced() throws {
+        let sidecar = try FakeAgones()
+        let server = try Self.server(sidecar.port, interval: 200)
+        try sidecar.waitFor("the list's capacity") { $0.contains { $0.method == "PATCH" && $0.path == "/v1beta1/lists/players" } }
+        let names = (1...20).map { "p\($0)" }
+        let clients = try names.map { _ in try server.connect() }
+        for (client, name) in zip(clients, names) { try client.send("LOGIN \(name)\r\nJOIN room-\(name)") }
+        for client in clients {
+            #expect(try client.reply().hasPrefix("+WELCOME"))
+            #expect(try client.reply().hasPrefix("+JOINED"))
+        }
+        let rooms = try #require(Int(try server.statusFields()["rooms"] ?? ""))
+        #expect(rooms >= names.count)
+        #expect(try waitUntil(NotAHang.seconds) { try sidecar.counter().count == rooms }, "\(sidecar.requests)")
+        #expect(try waitUntil(NotAHang.seconds) { try sidecar.list().values.sorted() == names.sorted() })
+        let requests = sidecar.requests
+        let counts = requests.filter(Self.isCountUpdate)
+        #expect(counts.count < rooms / 2, "\(counts)")
+        let adds = requests.filter { $0.path == "/v1beta1/lists/players:addValue" }
+        #expect(adds.count == names.count, "\(adds)")
+        #expect(adds.allSatisfy { $0.status == 200 })
+        let start = try #require(requests.firstIndex(where: { $0.path == "/v1beta1/lists/players:addValue" }))
+        try sidecar.waitFor("health pings after the burst") { $0.dropFirst(start).filter(Self.answered("/health")).count >= 2 }
+    }
+
+    /// A value left in the List by an earlier container of the pod names
+    /// nobody online here: it is removed; the players online are added.
+    @Test func aStaleListValueIsRemoved() throws {
+        let sidecar = try FakeAgones(arguments: ["--list", "players=ghost/1000"])
+        let server = try Self.server(sidecar.port)
+        let alice = try server.connect()
+        #expect(try alice.call("LOGIN alice").hasPrefix("+WELCOME alice"))
+        #expect(try waitUntil(NotAHang.seconds) { try sidecar.list().values == ["alice"] }, "\(sidecar.requests)")
+        #expect(sidecar.requests.contains { $0.path == "/v1beta1/lists/players:removeValue" && $0.body.contains("ghost") })
+    }
+
+    /// A GameServer that declares no `rooms` Counter and no `players` List:
+    /// the sidecar refuses their capacities, the engine says so once and
+    /// sends nothing more for them; Ready and health go on.
+    @Test func anUndeclaredCounterAndListAreLeftAlone() throws {
+        let sidecar = try FakeAgones(arguments: ["--counter", "sessions=0/10", "--list", "guests=/10"])
+        let server = try Self.server(sidecar.port)
+        #expect(server.logContains("agones: the sidecar refused the rooms Counter's capacity", within: NotAHang.seconds))
+        #expect(server.logContains("agones: the sidecar refused the players List's capacity", within: NotAHang.seconds))
+        let alice = try server.connect()
+        #expect(try alice.call("LOGIN alice").hasPrefix("+WELCOME alice"))
+        #expect(try alice.call("JOIN north").hasPrefix("+JOINED north"))
+        let count = sidecar.requests.count
+        try sidecar.waitFor("health pings after the join") { $0.dropFirst(count).filter(Self.answered("/health")).count >= 3 }
+        let beta = sidecar.requests.filter { $0.path.hasPrefix("/v1beta1/") && $0.method != "GET" }
+        #expect(beta.count == 2, "\(beta)")
+        #expect(try sidecar.state() == "Ready")
+    }
+
+    /// SIGTERM in the order Agones needs: the rooms Counter's capacity set
+    /// to its count first (no new allocation lands), then the players are
+    /// told and drained, the final flush writes, and POST /shutdown comes
+    /// last; nothing of the roster is sent after the capacity.
+    @Test func sigtermFencesTheCounterBeforeDrainingAndShutsDownLast() throws {
+        let sidecar = try FakeAgones()
+        let scratch = try PersistenceTests.Scratch()
+        let server = try Self.server(sidecar.port, ["--database", scratch.database.path, "--flush-interval", "60000"])
+        let alice = try server.connect(), bob = try server.connect()
+        #expect(try alice.call("LOGIN alice").hasPrefix("+WELCOME alice"))
+        #expect(try bob.call("LOGIN bob").hasPrefix("+WELCOME bob"))
+        #expect(try alice.call("JOIN north").hasPrefix("+JOINED north"))
+        #expect(try bob.call("JOIN south").hasPrefix("+JOINED south"))
+        let rooms = try #require(Int(try server.statusFields()["rooms"] ?? ""))
+        #expect(try waitUntil(NotAHang.seconds) { try sidecar.counter().count == rooms && sidecar.list().values.count == 2 })
+        kill(server.process.processIdentifier, SIGTERM)
+        // The room's own events (its round) may come first.
+        var line = try alice.readLine()
+        while let seen = line, seen.hasPrefix(">"), seen != ">SHUTDOWN the server is shutting down" { line = try alice.readLine() }
+        #expect(line == ">SHUTDOWN the server is shutting down")
+        #expect(server.waitForExit() == 0)
+        let requests = try sidecar.waitFor("Shutdown") { $0.contains(where: Self.answered("/shutdown")) }
+        let fence = try #require(requests.lastIndex { $0.method == "PATCH" && $0.path == "/v1beta1/counters/rooms" },
+                                 "\(requests)")
+        let body = FakeAgones.json(requests[fence])
+        #expect(body["capacity"] as? Int == rooms && body["count"] as? Int == rooms, "\(requests[fence])")
+        #expect(requests[fence].status == 200)
+        #expect(requests.last?.path == "/shutdown", "\(requests)")
+        let between = requests[(fence + 1)...].filter { $0.path.hasPrefix("/v1beta1/") && $0.method != "GET" }
+        #expect(between.isEmpty, "\(between)")
+        let counter = try sidecar.counter()
+        #expect(counter.count == rooms && counter.capacity == rooms, "\(counter)")
+        let log = server.log
+        let fenced = try #require(log.range(of: "agones: draining, the rooms Counter's capacity set to its count (\(rooms))"), "\(log)")
+        let flushed = try #require(log.range(of: "final flush wrote"), "\(log)")
+        let shutdown = try #require(log.range(of: "agones: Shutdown sent"), "\(log)")
+        #expect(fenced.lowerBound < flushed.lowerBound && flushed.lowerBound < shutdown.lowerBound)
+        #expect(try PersistenceTests.sql(scratch.database.path, "SELECT key FROM players ORDER BY key") == "alice\nbob")
+    }
 }

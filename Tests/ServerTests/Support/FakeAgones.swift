@@ -123,6 +123,31 @@ final class FakeAgones: @unchecked Sendable {
         return found
     }
 
+    /// A beta Counter (`GET /v1beta1/counters/{name}`).
+    func counter(_ name: String = "rooms") throws -> (count: Int, capacity: Int) {
+        let object = try beta("counters", name)
+        return (Int(object["count"] as? String ?? "") ?? -1, Int(object["capacity"] as? String ?? "") ?? -1)
+    }
+
+    /// A beta List (`GET /v1beta1/lists/{name}`): its values in order.
+    func list(_ name: String = "players") throws -> (values: [String], capacity: Int) {
+        let object = try beta("lists", name)
+        return (object["values"] as? [String] ?? [], Int(object["capacity"] as? String ?? "") ?? -1)
+    }
+
+    private func beta(_ kind: String, _ name: String) throws -> [String: Any] {
+        let response = try HTTPClient(port: port).get("/v1beta1/\(kind)/\(name)", close: true)
+        guard response.status == 200,
+              let object = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]
+        else { throw TestFailure("GET /v1beta1/\(kind)/\(name): \(response.status) \(response.body)") }
+        return object
+    }
+
+    /// The JSON body of a request the sidecar answered.
+    static func json(_ request: Request) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(request.body.utf8)) as? [String: Any]) ?? [:]
+    }
+
     func state() throws -> String { ((try gameServer()["status"] as? [String: Any])?["state"] as? String) ?? "" }
 
     /// SIGTERM, then SIGKILL after a grace: a stuck fake must not hang
