@@ -57,6 +57,9 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     /// systemd's notifications (`$NOTIFY_SOCKET`, Engine+Systemd); nil
     /// when the process was not started by systemd.
     var systemd: SystemdNotifier?
+    /// The Agones SDK sidecar (`$AGONES_SDK_HTTP_PORT`, Fleet/); nil
+    /// without it.
+    var agones: AgonesLifecycle?
     var counters = EngineCounters()
     /// How the previous run ended (`ExitRecord`), for STATUS: `none`,
     /// `clean`, `failed`, `crash:SIGNAL`, `killed`, or `unrecorded` without
@@ -328,6 +331,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     func swapped(_ report: SwapReport) {
         metrics?.swapped(report)
         systemd?.refreshStatus()
+        agones?.publish(agonesVersions)
     }
 
     // MARK: - MetricsTarget
@@ -484,6 +488,9 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
     func shutdown() {
         guard !shuttingDown else { return }
         shuttingDown = true
+        // Agones first: the rooms Counter full, so no allocation lands on
+        // a server that is about to stop taking players.
+        agones?.draining()
         notifySystemdStopping()
         // The exit's last flush may wait on the database's worker: a stop
         // on purpose, not a stall.
@@ -535,6 +542,8 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
         // a server that is writing its last records.
         hs_signals_detach()
         systemd?.close()
+        // Health pings stop with the loop; Shutdown follows the final flush.
+        agones?.stop()
         signalWake?.closeAndFree()
         signalWake = nil
         shutdownTimer?.closeAndFree()

@@ -127,6 +127,8 @@ package struct GameServerCommand: ParsableCommand {
         SystemdNotifier.detachEnvironment()
         // A shared database's lease owner, handed on by an upgrade's exec.
         LeaseOwner.detachEnvironment()
+        // Agones: whether an earlier engine of this process sent Ready.
+        AgonesLifecycle.detachEnvironment()
         let arguments = Array(CommandLine.arguments.dropFirst())
         // Before anything of ours is open (see `ProcessImage.keepAcrossExec`);
         // a resumed engine has the list from the handoff instead.

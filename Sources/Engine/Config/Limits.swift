@@ -205,6 +205,11 @@ struct Limits: ParsableArguments, Sendable {
             transform: within(1...1_000_000))
     var metricsSampleEvery = 64
 
+    // Agones (with AGONES_SDK_HTTP_PORT only)
+    @Option(help: "Milliseconds between two health pings to the Agones SDK sidecar (POST /health, from the event loop, so a frozen loop goes Unhealthy); keep it under the GameServer's health periodSeconds. Only with AGONES_SDK_HTTP_PORT.",
+            transform: within(50...60_000))
+    var agonesHealthInterval = 2000
+
     // Engine upgrades
     @Option(help: "Milliseconds a candidate engine may take to answer --check-upgrade, and then the final database flush may take, before UPGRADE is refused.",
             transform: within(100...600_000))

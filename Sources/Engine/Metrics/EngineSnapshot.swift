@@ -89,6 +89,9 @@ struct EngineSnapshot {
     /// Illegal lifecycle moves seen (engine bugs; `Lifecycle`).
     var engineBugs = 0
 
+    /// Requests to the Agones SDK sidecar (attempts), and those that failed.
+    var agones = AgonesGateway.Counters()
+
     /// Reads the engine now.
     init(_ engine: Engine) {
         let transport = engine.transport
@@ -144,6 +147,7 @@ struct EngineSnapshot {
         timerLagMaxMicroseconds = Int(engine.clock.lagMaxMicroseconds)
         time = engine.clock.counters
         lifecycles = engine.lifecycles
+        agones = engine.agones?.gateway.counters ?? AgonesGateway.Counters()
         engineBugs = engine.host.reload.illegalMoves + (engine.writeBehind?.flush.illegalMoves ?? 0)
             + engine.upgrader.lifecycle.illegalMoves + engine.resumes.illegalMoves
     }
@@ -432,6 +436,16 @@ struct EngineReading: Sendable {
             $0.time.budgetExhausted
         },
         .status("timer_lag_max_us", steady: false) { $0.timerLagMaxMicroseconds },
+        // Agones (AGONES_SDK_HTTP_PORT): health pings go on between a
+        // STATUS and a scrape.
+        EngineReading(status: "agones_requests",
+                      metric: Metric(kind: .counter, name: "hotswap_agones_requests_total", labels: [],
+                                     help: "Requests (attempts) to the Agones SDK sidecar: Ready, Health, labels, Shutdown."),
+                      steady: false) { Double($0.agones.requests) },
+        EngineReading(status: "agones_failures",
+                      metric: Metric(kind: .counter, name: "hotswap_agones_failures_total", labels: [],
+                                     help: "Requests to the Agones SDK sidecar that failed: no connection, no answer in time, or an error status."),
+                      steady: false) { Double($0.agones.failures) },
         .both("engine_bugs", .counter, "hotswap_engine_bugs_total", "Illegal lifecycle transitions the engine caught in itself (logged at critical level): a bug to report.") {
             $0.engineBugs
         },

@@ -15,9 +15,10 @@ import UVKit
 ///     5 engine               loop, World, LogicHost, Transport, write-behind
 ///     6 fault guard          armed for every module call from here
 ///     7 bring up             StartPath.bringUp: listen, or adopt and restore
-///     8 ready file           the bound ports, for tools and supervisors; READY=1 to systemd
+///     8 ready file           the bound ports, for tools and supervisors; READY=1 to systemd,
+///                            Ready to Agones
 ///     9 run                  until SIGTERM/SIGINT/SIGHUP or an upgrade's exec
-///    10 shutdown             final flush, audit log, loop closed; storage, copies
+///    10 shutdown             final flush, Agones' Shutdown, audit log, loop closed; storage, copies
 ///
 /// Every difference between a first engine and a resumed one is in the
 /// configuration (`Bootstrap`) and its `StartPath`; a step here reads
@@ -191,6 +192,9 @@ struct StartupSequence {
         // READY=1 (and the watchdog) once every port listens: a resumed
         // engine ends the RELOADING=1 its predecessor sent before the exec.
         engine.notifySystemdReady(gamePort: endpoints.game.port)
+        // Ready to Agones' sidecar (not again after an upgrade), the
+        // versions, the health pings: with AGONES_SDK_HTTP_PORT only.
+        engine.startAgones()
 
         // 9. Run.
         engine.run()
@@ -235,6 +239,8 @@ struct StartupSequence {
                 why += ", final flush failed: \(error)"
             }
         }
+        // Drained and flushed: the GameServer may go (Agones' Shutdown).
+        engine.agones?.shutDownAfterFlush()
         exitRecord?.stopped(status: FinalFlushStatus.hasFailed ? FinalFlushStatus.exitStatus : 0,
                             why: AdminConsole.oneLine(why))
         settings.auditLog?.flush(timeout: .seconds(2))

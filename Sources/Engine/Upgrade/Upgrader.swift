@@ -313,7 +313,8 @@ final class Upgrader {
         let fallback = FallbackPlan(previousEngineFD: previousEngine, previousEnginePath: settings.enginePath,
                                     arguments: settings.arguments,
                                     environment: ProcessImage.environment() + EngineIdentity.fallbackEnvironment
-                                        + SystemdNotifier.environmentForNextEngine + LeaseOwner.environmentForNextEngine,
+                                        + SystemdNotifier.environmentForNextEngine + LeaseOwner.environmentForNextEngine
+                                        + (engine.agones?.environmentForNextEngine ?? []),
                                     passedFDs: passed)
         // About 140 bytes per player (connection, session, fields), plus
         // what is unsent.
@@ -403,7 +404,8 @@ final class Upgrader {
                                   + "\(engine.world.sessionCount) players held")
         let reason = ProcessImage.exec(path: target, arguments: [path] + settings.arguments + ["--resume", "\(memfd)"],
                                        environment: ProcessImage.environment() + SystemdNotifier.environmentForNextEngine
-                                           + LeaseOwner.environmentForNextEngine)
+                                           + LeaseOwner.environmentForNextEngine
+                                           + (engine.agones?.environmentForNextEngine ?? []))
         // Still here: the exec failed, and this engine serves on.
         engine.systemd?.readyAgain()
         do {
