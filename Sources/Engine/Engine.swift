@@ -140,7 +140,7 @@ final class Engine: TransportDelegate, LogicHostDelegate, SessionHost, AdminTarg
                                       declaredFields: { host.module.fields.filter { $0.kind.isPersistent } })
             // The file holds the timers just read from it.
             writeBehind?.timersWrittenVersion = world.timers.durableVersion
-            if let shared = storage as? any SharedPlayerStorage { shareStorage(shared) }
+            if let shared = storage as? any SharedPlayerStorage { shareStorage(shared, adoptingLeases: stored.adoptLeases) }
         } else {
             world.tracksDirty = false
         }

@@ -193,4 +193,30 @@ import Testing
         #expect(reply.contains("player field 'score' changes type, and players live in a shared database"), "\(reply)")
         #expect(try alice.call("SCORE") == "+SCORE alice:0")
     }
+
+    /// The upgrade's hold asks nothing of the database: with it down, the
+    /// upgrade goes through, the game goes on, and the next engine reads its
+    /// leases back once the database answers, before it writes.
+    @Test func anUpgradeWhileTheDatabaseIsDownLosesNothing() throws {
+        let pg = try TestPostgres.shared()
+        let url = try pg.makeDatabase()
+        let name = String(url.split(separator: "/").last!)
+        let server = try TestServer(arguments: ["--database", url, "--flush-interval", "50", "--server-name", "a"])
+        let (alice, _) = try playedRoom(server)
+        try Self.waitForFlush(server)
+        _ = try pg.psql("ALTER DATABASE \(name) ALLOW_CONNECTIONS false", database: "postgres")
+        _ = try pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(name)'", database: "postgres")
+        let upgraded = try server.connectAdmin().call("UPGRADE")
+        #expect(upgraded.hasPrefix("+OK engine"), "\(upgraded)")
+        #expect(try alice.call("MOVE N").hasPrefix("+"))
+        let save = try server.connectAdmin().call("SAVE")
+        #expect(save.hasPrefix("-ERR"), "\(save)")
+        #expect(try waitUntil(10) { Int(try server.statusFields()["db_errors"] ?? "0")! > 0 })
+        _ = try pg.psql("ALTER DATABASE \(name) ALLOW_CONNECTIONS true", database: "postgres")
+        #expect(try waitUntil(10) { server.logContains("leases this process holds", within: 0) }, "\(server.log)")
+        try Self.waitForFlush(server)
+        #expect(try alice.call("QUIT") == "+BYE")
+        #expect(try waitUntil(10) { try Self.lease(pg, url, "alice") == "- 1" })
+        #expect(try server.statusFields()["leases_lost"] == "0")
+    }
 }

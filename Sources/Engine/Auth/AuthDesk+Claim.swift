@@ -41,7 +41,13 @@ extension AuthDesk {
         case .success(.claimed(let epoch, let record)):
             // Loaded even when the player hung up meanwhile: the lease is
             // ours now, and is given back by the next flushes.
-            if !world.holdsLease(box.key) { world.loadClaimed(box.key, epoch: epoch, record: record) }
+            // Two logins of one name may claim it at once: the later claim
+            // moved the epoch on, and the record already loaded stays.
+            if world.holdsLease(box.key) {
+                world.raiseLeaseEpoch(box.key, to: epoch)
+            } else {
+                world.loadClaimed(box.key, epoch: epoch, record: record)
+            }
             guard world.livePeer(of: ask.session) != nil else { return }
             claimed()
         case .success(.heldElsewhere(let owner, let secondsLeft)):

@@ -154,8 +154,15 @@ final class AuthDesk {
             counters.throttled += 1
             return .answer(.refused(GAME_ERR_THROTTLED, key: key, retryAfter: failuresByKey.retryAfter(key, now: now)))
         }
-        // Not this server's yet: read it (and take its lease) first.
-        if shared != nil, !world.holdsLease(key) { return .claim(key) }
+        // Not this server's yet: read it (and take its lease) first. A
+        // session here that holds it without a lease (lost while the
+        // process was upgraded) keeps the name until it is closed.
+        if shared != nil, !world.holdsLease(key) {
+            if let held = world.player(withKey: key), world.isAttached(slot: Int(held.index)) {
+                return .answer(.refused(GAME_ERR_EXISTS, key: key))
+            }
+            return .claim(key)
+        }
         let existing = world.player(withKey: key)
         // Held by another session (online, or away waiting for its RESUME):
         // refused before any hash is spent on it.

@@ -54,4 +54,11 @@ struct SharedStorageSettings: Sendable {
         try PostgresStorage.open(url: url, owner: LeaseOwner.identity(serverName: serverName), serverName: serverName,
                                  leaseSeconds: leaseSeconds)
     }
+
+    /// Without connecting (an upgraded engine: the database was prepared
+    /// by the first engine; the first statement connects, on a worker).
+    func open(url: String, connectingLater: Bool) -> PostgresStorage {
+        PostgresStorage(url: url, owner: LeaseOwner.identity(serverName: serverName), serverName: serverName,
+                        leaseSeconds: leaseSeconds, writer: nil, logins: nil)
+    }
 }

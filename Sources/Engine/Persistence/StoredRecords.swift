@@ -28,8 +28,8 @@ struct StoredSnapshot: Sendable {
     /// Durable timers (owned by players or the global entity), ABI 1.3.
     var timers: [StoredTimer] = []
     /// Shared storage, an upgraded engine only: the leases this process
-    /// holds, by key, with their epochs.
-    var leases: [[UInt8]: Int64] = [:]
+    /// holds are read back before the first flush.
+    var adoptLeases = false
 }
 
 /// A durable timer as the database holds it: its owner by key (a player's

@@ -38,7 +38,7 @@ import UVKit
 /// flush in progress), never the file's consistency.
 final class WriteBehind {
     let storage: any PlayerStorage
-    private let world: World
+    let world: World
     let loop: UnsafeMutablePointer<uv_loop_t>
     let logger: Logger
     private let timer: UnsafeMutablePointer<uv_timer_t>
@@ -177,6 +177,11 @@ final class WriteBehind {
         return batch
     }
 
+    /// Shared storage, an upgraded engine: the leases are read back before
+    /// any flush (WriteBehind+Leases.swift).
+    var adoptingLeases = false
+    var adoptionRunning = false
+
     /// Shared storage: when a flush next checks every lease this server
     /// holds (a third of `--lease-seconds`), and how often.
     private var nextLeaseCheck: UInt64 = 0
@@ -199,6 +204,7 @@ final class WriteBehind {
     /// file (at most once a second; a longer interval checks less often).
     func tick() {
         guard !paused, case .idle = flush.state else { return }
+        if adoptingLeases { return adoptLeasesIfDue() }
         if lostFile == nil, startFlush() { return }
         checkFileIfDue()
     }
@@ -395,6 +401,9 @@ final class WriteBehind {
     /// and an upgrade's final flush): waits for a flush under way, starts
     /// one more, and calls `body` on the loop once it is written or failed.
     func flushNow(then body: @escaping (FinalFlush) -> Void) {
+        if adoptingLeases {
+            return body(.failed(StorageError("the leases this process holds are not read back from \(storage.location) yet (since the engine upgrade): nothing can be written before", transient: true)))
+        }
         afterFlushInFlight { [unowned self] in
             // Another waiter on the same flush (a SAVE, an upgrade's final
             // flush) may have started the next one just now: it holds what
@@ -517,6 +526,12 @@ final class WriteBehind {
     }
 
     private func writeEverything(attempts: Int) -> Result<Int, StorageError> {
+        do throws(StorageError) {
+            try adoptLeasesNow()
+        } catch {
+            countFailure(error)
+            return .failure(error)
+        }
         finishRemarking()
         // A batch still being copied out: its records are dirty again, and
         // written below with everything else.

@@ -2,8 +2,9 @@
 extension Engine {
     /// Wires the shared storage in (Engine.init): logins read players
     /// under a lease, flushes fence and give them back.
-    func shareStorage(_ storage: any SharedPlayerStorage) {
+    func shareStorage(_ storage: any SharedPlayerStorage, adoptingLeases: Bool) {
         world.sharesPlayers = true
+        writeBehind?.adoptingLeases = adoptingLeases
         auth.shared = storage
         writeBehind?.onLeasesLost = { [unowned self] sessions in leasesLost(sessions) }
         writeBehind?.leaseCheckIntervalMilliseconds = UInt64(max(storage.leaseSeconds * 1000 / 3, 500))

@@ -21,7 +21,7 @@ protocol StartPath {
 
     /// The database at `path` (a file, or a PostgreSQL URL), and what it
     /// holds (empty when the players come over in the handoff; with shared
-    /// storage, the leases the previous engine held).
+    /// storage, a mark that the leases are to be read back).
     func openStorage(path: String, module: LoadedModule, shared: SharedStorageSettings, logger: Logger) throws(StartRefused)
         -> (any PlayerStorage, StoredSnapshot)
 
@@ -140,21 +140,18 @@ struct ResumedStart: StartPath {
     /// Opened again on the lock it was handed; nothing is read: its
     /// players came over in the handoff. A shared database is connected to
     /// again, under the identity the previous engine passed on (the same
-    /// process holds the same leases), and tells which leases those are.
+    /// process holds the same leases). Nothing is asked of it here, in the
+    /// upgrade's hold, where a database that is slow or down would keep
+    /// every player waiting, or refuse the upgrade: the write-behind reads
+    /// the leases back before its first flush (`WriteBehind+Leases.swift`).
     func openStorage(path: String, module: LoadedModule, shared: SharedStorageSettings, logger: Logger) throws(StartRefused)
         -> (any PlayerStorage, StoredSnapshot)
     {
         do {
             if PostgresStorage.isURL(path) {
-                let storage = try shared.open(url: path)
-                do {
-                    var snapshot = StoredSnapshot()
-                    snapshot.leases = try storage.heldLeases()
-                    return (storage, snapshot)
-                } catch {
-                    storage.close()
-                    throw error
-                }
+                var snapshot = StoredSnapshot()
+                snapshot.adoptLeases = true
+                return (shared.open(url: path, connectingLater: true), snapshot)
             }
             // The flock first, then the path lock's socket; an engine from
             // before the path lock handed over the flock alone (`adopting`

@@ -140,16 +140,12 @@ struct StartupSequence {
         let loopStatus = uv_loop_init(loop)
         guard loopStatus == 0 else { throw refuse("uv_loop_init: \(UVError(loopStatus))") }
         let engine: Engine
-        var heldLeases: [[UInt8]: Int64] = [:]
         do {
             engine = try Engine(loop: loop, limits: configuration.limits,
                                 maxConnections: GameServerCommand.connectionsAllowedByFileLimit(configuration.limits.maxConnections, logger),
                                 admin: settings, logger: logger, loader: loader, module: loaded,
                                 storage: storage, stored: stored, tokenVerifier: tokenVerifier)
-            // The engine has what it needs; the copy need not live on
-            // (but for the leases, which go on the players the handoff
-            // brings, once they are restored).
-            heldLeases = stored.leases
+            // The engine has what it needs; the copy need not live on.
             stored = StoredSnapshot()
             engine.host.call.settings = configuration.gameSettings
         } catch {
@@ -173,8 +169,6 @@ struct StartupSequence {
             throw refuse(error.reason)
         }
         serving = true
-        // An upgraded engine's players hold their leases again.
-        if engine.world.sharesPlayers && !heldLeases.isEmpty { engine.world.adoptLeases(heldLeases) }
 
         // 8. Ready file.
         if let readyFile = configuration.readyFile {

@@ -648,6 +648,16 @@ final class World {
         return released
     }
 
+    /// A newer claim of our own on a lease World holds: its epoch is the
+    /// row's now.
+    func raiseLeaseEpoch(_ key: [UInt8], to epoch: Int64) {
+        if let id = playersByKey[key], let slot = players.slotIndex(of: id) {
+            players[slot: slot].leaseEpoch = max(players[slot: slot].leaseEpoch, epoch)
+        } else if leases.isPending(key) {
+            leases.keepPending(key, epoch: max(leases.takePending(key), epoch), now: wallMilliseconds())
+        }
+    }
+
     /// Every lease World's records hold, for a flush to check.
     func heldLeases() -> [LeaseRelease] {
         var held: [LeaseRelease] = []

@@ -33,7 +33,7 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
     private let writer: PGSlot
     private let logins: PGSlot
 
-    private init(url: String, owner: String, serverName: String, leaseSeconds: Int, writer: PGConnection, logins: PGConnection) {
+    init(url: String, owner: String, serverName: String, leaseSeconds: Int, writer: PGConnection?, logins: PGConnection?) {
         location = PGConnection.redacted(url)
         self.owner = owner
         self.serverName = serverName
@@ -306,15 +306,20 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
     /// lease expired: it was cut off, or stalled, past `leaseSeconds`).
     private func lost(_ db: PGConnection, _ held: [LeaseRelease], besides known: Set<[UInt8]>) throws(StorageError) -> [[UInt8]] {
         guard !held.isEmpty else { return [] }
-        // Keys hold no newline (the line protocol ends a request there), so
-        // the list travels as one text each instead of a binary array.
-        let keys = held.map { String(decoding: $0.key, as: UTF8.self) }.joined(separator: "\n")
-        let epochs = held.map { String($0.epoch) }.joined(separator: ",")
+        // The list travels as one JSON text (a key is any UTF-8 without
+        // NUL: no separator is safe), read back by json_to_recordset.
+        let list = held.map { ["key": String(decoding: $0.key, as: UTF8.self), "epoch": $0.epoch] as [String: Any] }
+        let json: String
+        do {
+            json = String(decoding: try JSONSerialization.data(withJSONObject: list), as: UTF8.self)
+        } catch {
+            throw StorageError("cannot encode the held leases: \(error)")
+        }
         let rows = try db.execute("""
-            SELECT h.key FROM unnest(string_to_array($1, E'\\n'), string_to_array($2, ',')::bigint[]) AS h(key, epoch)
-            LEFT JOIN players p ON p.key = h.key AND p.epoch = h.epoch AND (p.owner = $3 OR p.owner IS NULL)
+            SELECT h.key FROM json_to_recordset($1::json) AS h(key text, epoch bigint)
+            LEFT JOIN players p ON p.key = h.key AND p.epoch = h.epoch AND (p.owner = $2 OR p.owner IS NULL)
             WHERE p.key IS NULL
-            """, [.text(keys), .text(epochs), .text(owner)])
+            """, [.text(json), .text(owner)])
         var lost: [[UInt8]] = []
         for row in 0..<rows.rowCount {
             if let key = rows.bytes(row, 0), !known.contains(key) { lost.append(key) }
@@ -412,7 +417,7 @@ final class PGSlot: @unchecked Sendable {
     private var backoffMilliseconds: UInt64 = 100
     private var lastError: StorageError?
 
-    init(url: String, connection: PGConnection) {
+    init(url: String, connection: PGConnection?) {
         self.url = url
         self.connection = connection
     }
