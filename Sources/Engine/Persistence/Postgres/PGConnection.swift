@@ -21,16 +21,23 @@ final class PGConnection {
     deinit { close() }
 
     /// Opens a connection: at most `connect_timeout` (3 s unless the URL
-    /// says otherwise) to connect, and every statement bounded by
-    /// `statement_timeout` (5 s), so a database that hangs fails a LOGIN
-    /// or a flush in a bounded time instead of holding a worker forever.
+    /// says otherwise) to connect, every statement bounded by
+    /// `statement_timeout` (5 s) on the server and by TCP timeouts on the
+    /// client, so a database that hangs or vanishes fails a LOGIN or a
+    /// flush in a bounded time instead of holding a worker forever.
     static func connect(_ url: String, statementTimeoutMilliseconds: Int = 5_000) throws(StorageError) -> PGConnection {
         let shown = PGConnection.redacted(url)
         // Our defaults first: libpq takes a keyword's last value, so the
         // URL (expanded from the "dbname" after them, expand_dbname = 1)
         // overrides them when it sets its own.
-        let keys = ["connect_timeout", "application_name", "dbname"]
-        let values = ["3", "hotswap", url]
+        // A database host that vanishes without a reset (a partition, a
+        // dead machine) must fail a statement in bounded time too, not
+        // after the kernel's TCP retries (minutes): data unacknowledged for
+        // 10 s, or a silent connection after 5 s plus 3 probes 2 s apart,
+        // breaks the connection.
+        let keys = ["connect_timeout", "application_name", "tcp_user_timeout", "keepalives", "keepalives_idle",
+                    "keepalives_interval", "keepalives_count", "dbname"]
+        let values = ["3", "hotswap", "10000", "1", "5", "2", "3", url]
         let handle: OpaquePointer? = keys.withCStrings { keyPointers in
             values.withCStrings { valuePointers in PQconnectdbParams(keyPointers, valuePointers, 1) }
         }
