@@ -208,7 +208,7 @@ import Testing
         _ = try pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(name)'", database: "postgres")
         let upgraded = try server.connectAdmin().call("UPGRADE")
         #expect(upgraded.hasPrefix("+OK engine"), "\(upgraded)")
-        #expect(try alice.call("MOVE N").hasPrefix("+"))
+        #expect(try alice.call("SCORE").hasPrefix("+SCORE alice:6"))
         let save = try server.connectAdmin().call("SAVE")
         #expect(save.hasPrefix("-ERR"), "\(save)")
         #expect(try waitUntil(10) { Int(try server.statusFields()["db_errors"] ?? "0")! > 0 })

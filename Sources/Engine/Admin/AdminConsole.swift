@@ -268,6 +268,10 @@ final class AdminConsole {
             do throws(EngineError) {
                 try engine.world.forgetPlayer(key: key)
                 reply = "+OK forgot \(name)"
+            } catch .notFound where engine.world.sharesPlayers {
+                // Players live in the shared database: this server holds
+                // only those online (docs/SCALING.md).
+                reply = "-ERR FORGET_FAILED this server does not hold \(name); with a shared database, delete the row there while no server holds it: DELETE FROM players WHERE key = '\(name.replacingOccurrences(of: "'", with: "''"))' AND owner IS NULL"
             } catch .notFound {
                 reply = "-ERR FORGET_FAILED no stored player has the key \(name)"
             } catch .exists {

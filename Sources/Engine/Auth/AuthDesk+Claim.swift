@@ -16,7 +16,10 @@ import UVKit
 /// database answers within its timeouts (`PGConnection.connect`), so a
 /// LOGIN against a database that is down is refused in bounded time.
 extension AuthDesk {
-    func claim(_ key: [UInt8], for ask: AuthAsk, then claimed: @escaping () -> Void,
+    /// `address`: the ask's place in the per-address count, given back
+    /// when the claim is done whatever its outcome (nil: given back
+    /// already).
+    func claim(_ key: [UInt8], for ask: AuthAsk, address: PeerAddress?, then claimed: @escaping () -> Void,
                refused: @escaping (AuthVerdict) -> Void)
     {
         guard let shared else { return claimed() }
@@ -24,14 +27,44 @@ extension AuthDesk {
         inFlight += 1
         let status = UVWork.submit(on: loop, box, work: { $0.run() }, after: { [unowned(unsafe) self] box in
             self.inFlight -= 1
+            self.releaseAddress(address)
             self.claimFinished(box, ask, then: claimed, refused: refused)
             self.startQueued()
         })
         if status != 0 {
             inFlight -= 1
+            releaseAddress(address)
             logger.error("cannot queue a player's claim: \(UVError(status))")
             refused(.refused(GAME_ERR_BUSY, key: key, retryAfter: 1000))
         }
+    }
+
+    /// Shared storage: whether a login of `key` must wait (its release is
+    /// in a flush: taken again now it would race it; or an upgraded engine
+    /// has not read its leases back yet).
+    func mustWait(for key: [UInt8]) -> Bool { world.leases.adopting || world.leases.isReleasing(key) }
+
+    /// The ask uses `key`'s lease until it ends (once per ask).
+    func noteLogin(_ ask: AuthAsk, _ key: [UInt8]) {
+        guard openKeys[ask.session] == nil else { return }
+        openKeys[ask.session] = key
+        world.loginStarted(key)
+    }
+
+    /// The ask ended (answered, or its session gone): a lease it claimed
+    /// and nothing attached goes back at the next flush.
+    func closeLogin(_ ask: AuthAsk) {
+        guard let key = openKeys.removeValue(forKey: ask.session) else { return }
+        world.loginEnded(key)
+    }
+
+    /// Releases in a flush are over, or leases were read back: the logins
+    /// that waited plan again, first in line.
+    func leasesSettled() {
+        guard !parked.isEmpty else { return }
+        let waiting = parked
+        parked = []
+        for (ask, address) in waiting.reversed() { requeue(ask, address) }
     }
 
     private func claimFinished(_ box: ClaimBox, _ ask: AuthAsk, then claimed: () -> Void,
@@ -40,7 +73,7 @@ extension AuthDesk {
         switch box.outcome {
         case .success(.claimed(let epoch, let record)):
             // Loaded even when the player hung up meanwhile: the lease is
-            // ours now, and is given back by the next flushes.
+            // ours now, and goes back at the next flush (`closeLogin`).
             // Two logins of one name may claim it at once: the later claim
             // moved the epoch on, and the record already loaded stays.
             if world.holdsLease(box.key) {
@@ -48,12 +81,12 @@ extension AuthDesk {
             } else {
                 world.loadClaimed(box.key, epoch: epoch, record: record)
             }
-            guard world.livePeer(of: ask.session) != nil else { return }
+            guard world.livePeer(of: ask.session) != nil else { return closeLogin(ask) }
             claimed()
         case .success(.heldElsewhere(let owner, let secondsLeft)):
             world.leases.counters.heldElsewhere += 1
             logger.info("login of \(String(decoding: box.key, as: UTF8.self)) refused: server \(owner) holds it (lease \(secondsLeft) s more unless renewed)")
-            guard world.livePeer(of: ask.session) != nil else { return }
+            guard world.livePeer(of: ask.session) != nil else { return closeLogin(ask) }
             var verdict = AuthVerdict.refused(GAME_ERR_EXISTS, key: box.key, retryAfter: UInt64(secondsLeft) * 1000)
             verdict.flags = GAME_AUTH_ELSEWHERE
             refused(verdict)
@@ -63,7 +96,7 @@ extension AuthDesk {
                 lastClaimErrorLoggedAt = now
                 logger.error("login refused: cannot read the player from \(shared?.location ?? "the database"): \(error.description)")
             }
-            guard world.livePeer(of: ask.session) != nil else { return }
+            guard world.livePeer(of: ask.session) != nil else { return closeLogin(ask) }
             var verdict = AuthVerdict.refused(GAME_ERR_BUSY, key: box.key, retryAfter: 1000)
             verdict.flags = GAME_AUTH_STORAGE
             refused(verdict)

@@ -34,6 +34,13 @@ final class AuthDesk {
     /// is checked (AuthDesk+Claim.swift).
     var shared: (any SharedPlayerStorage)?
     var lastClaimErrorLoggedAt: UInt64 = 0
+    /// Shared storage: the key each login in progress uses, by session
+    /// (one login at a time per session), so that its lease is not given
+    /// back under it and is, once it ends unattached.
+    var openKeys: [GameID: [UInt8]] = [:]
+    /// Logins waiting for a release in a flush, or for an upgraded
+    /// engine's leases to be read back (`leasesSettled`).
+    var parked: [(ask: AuthAsk, address: PeerAddress?)] = []
 
     private var failuresByAddress: FailureThrottle<PeerAddress>
     private var failuresByKey: FailureThrottle<[UInt8]>
@@ -97,7 +104,7 @@ final class AuthDesk {
     func submit(_ ask: AuthAsk, address: PeerAddress?) {
         switch plan(ask, address: address) {
         case .answer(let verdict): settle(ask, verdict)
-        case .work, .claim:
+        case .work, .claim, .park:
             let limitedAddress = limited(address)
             let pending = limitedAddress.map { pendingByAddress[$0, default: 0] } ?? 0
             guard queue.count - queueHead < Self.maxQueued, pending < Self.maxPendingPerAddress else {
@@ -111,6 +118,8 @@ final class AuthDesk {
     }
 
     /// An ask that was queued left the pipeline (answered, or its session gone).
+    func releaseAddress(_ address: PeerAddress?) { release(address) }
+
     private func release(_ address: PeerAddress?) {
         guard let address = limited(address), let pending = pendingByAddress[address] else { return }
         pendingByAddress[address] = pending > 1 ? pending - 1 : nil
@@ -121,6 +130,8 @@ final class AuthDesk {
         case work(AuthJob)
         /// Read the player from shared storage first, then plan again.
         case claim([UInt8])
+        /// Wait until the leases settle (AuthDesk+Claim.swift).
+        case park
     }
 
     /// What an ask needs, from the world as it is now.
@@ -154,14 +165,18 @@ final class AuthDesk {
             counters.throttled += 1
             return .answer(.refused(GAME_ERR_THROTTLED, key: key, retryAfter: failuresByKey.retryAfter(key, now: now)))
         }
-        // Not this server's yet: read it (and take its lease) first. A
-        // session here that holds it without a lease (lost while the
-        // process was upgraded) keeps the name until it is closed.
-        if shared != nil, !world.holdsLease(key) {
-            if let held = world.player(withKey: key), world.isAttached(slot: Int(held.index)) {
-                return .answer(.refused(GAME_ERR_EXISTS, key: key))
+        // Shared storage: not this server's yet, read it (and take its
+        // lease) first. A session here that holds it without a lease (lost
+        // while the process was upgraded) keeps the name until it is closed.
+        if shared != nil {
+            if mustWait(for: key) { return .park }
+            noteLogin(ask, key)
+            if !world.holdsLease(key) {
+                if let held = world.player(withKey: key), world.isAttached(slot: Int(held.index)) {
+                    return .answer(.refused(GAME_ERR_EXISTS, key: key))
+                }
+                return .claim(key)
             }
-            return .claim(key)
         }
         let existing = world.player(withKey: key)
         // Held by another session (online, or away waiting for its RESUME):
@@ -226,6 +241,7 @@ final class AuthDesk {
             // The player hung up while it waited: no hash is spent on it.
             guard world.livePeer(of: ask.session) != nil else {
                 release(address)
+                closeLogin(ask)
                 continue
             }
             // Planned again now: the world may have changed while it waited.
@@ -237,13 +253,16 @@ final class AuthDesk {
                 if let counted = job.address { checksByAddress.failed(counted, now: now) }
                 run(job, for: ask, address: address)
             case .claim(let key):
-                claim(key, for: ask) { [unowned(unsafe) self] in
-                    self.release(address)
+                // A claim writes a row: it counts as a check of the address.
+                if let counted = limited(address) { checksByAddress.failed(counted, now: now) }
+                claim(key, for: ask, address: address) { [unowned(unsafe) self] in
                     self.requeue(ask, address)
                 } refused: { [unowned(unsafe) self] verdict in
-                    self.release(address)
                     self.settle(ask, verdict)
                 }
+            case .park:
+                release(address)
+                parked.append((ask, address))
             }
         }
     }
@@ -269,7 +288,7 @@ final class AuthDesk {
     /// A worker's result, on the loop.
     private func finished(_ box: AuthJobBox, _ ask: AuthAsk, address: PeerAddress?) {
         let job = box.job
-        guard world.livePeer(of: ask.session) != nil else { return }  // the player left meanwhile
+        guard world.livePeer(of: ask.session) != nil else { return closeLogin(ask) }  // the player left meanwhile
         switch (job.kind, box.outcome) {
         case (.token, .subject(let key)):
             if let stillThrottled = limited(job.address), failuresByAddress.isThrottled(stillThrottled, now: now) {
@@ -277,12 +296,17 @@ final class AuthDesk {
                 return settle(ask, .refused(GAME_ERR_THROTTLED, key: key,
                                             retryAfter: failuresByAddress.retryAfter(stillThrottled, now: now)))
             }
-            if shared != nil, !world.holdsLease(key) {
-                // The subject's record, under its lease, before the answer.
-                return claim(key, for: ask) { [unowned(unsafe) self] in
-                    self.tokenAccepted(ask, key: key, flags: job.flags)
-                } refused: { [unowned(unsafe) self] verdict in
-                    self.settle(ask, verdict)
+            if shared != nil {
+                // Checked again from the start once the leases settle.
+                if mustWait(for: key) { return parked.append((ask, address)) }
+                noteLogin(ask, key)
+                if !world.holdsLease(key) {
+                    // The subject's record, under its lease, before the answer.
+                    return claim(key, for: ask, address: nil) { [unowned(unsafe) self] in
+                        self.tokenAccepted(ask, key: key, flags: job.flags)
+                    } refused: { [unowned(unsafe) self] verdict in
+                        self.settle(ask, verdict)
+                    }
                 }
             }
             tokenAccepted(ask, key: key, flags: job.flags)
@@ -315,7 +339,7 @@ final class AuthDesk {
     }
 
     private func tokenAccepted(_ ask: AuthAsk, key: [UInt8], flags: UInt32) {
-        guard world.livePeer(of: ask.session) != nil else { return }
+        guard world.livePeer(of: ask.session) != nil else { return closeLogin(ask) }
         counters.verified += 1
         let created = world.player(withKey: key) == nil ? GAME_AUTH_CREATED : 0
         if created != 0 { counters.created += 1 }
@@ -342,6 +366,7 @@ final class AuthDesk {
         if ask.kind == .setSecret { verdict.flags |= GAME_AUTH_SECRET_SET }
         if mode == .token, ask.kind == .login, verdict.status != GAME_OK { verdict.key = [] }
         answer(ask, verdict)
+        closeLogin(ask)
     }
 }
 

@@ -429,6 +429,7 @@ final class LogicHost {
     /// a reload), which shared storage cannot do for players not held.
     static func sharedMigration(serving: LoadedModule, candidate: LoadedModule, migrate: Bool) -> (String, Bool)? {
         for field in candidate.fields where field.kind == .player {
+            if field.unique { return (field.name, false) }
             if serving.fields.contains(where: { $0.kind == .player && $0.name == field.name && $0.type != field.type }) {
                 return (field.name, true)
             }

@@ -54,6 +54,8 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
     /// Players live in a shared database (PostgreSQL): a migration of a
     /// player field would reach only the players this server holds, and
     /// leave every other stored player in the old shape.
+    /// (`retyped` false and the field unique: a unique player field, which
+    /// one server cannot check against players it does not hold.)
     case sharedPlayersMigration(field: String, retyped: Bool)
     /// A hook of the new module faulted or hung: contained, reload refused.
     case faulted(FaultRecord)
@@ -85,8 +87,8 @@ enum SwapError: Error, Sendable, CustomStringConvertible {
         case .migrateFaulted(_, let entity, let export): "\(export) faulted on \(entity)"
         case .rollbackWouldMix(let mixed): "\(mixed)"
         case .sharedPlayersMigration(let field, let retyped):
-            "player field '\(field)' \(retyped ? "changes type" : "is migrated"), and players live in a shared database: "
-                + "a migration would reach only the players this server holds, not the other stored players "
+            "player field '\(field)' \(retyped ? "changes type" : "is migrated or unique"), and players live in a shared database: "
+                + "a migration, or a uniqueness check, would reach only the players this server holds, not the other stored players "
                 + "(docs/SCALING.md); add a new field instead"
         case .faulted(let record): "fault \(record.causeName) in \(record.export)"
         case .nothingToRollBack: "no previous module to roll back to"

@@ -19,7 +19,9 @@ extension WriteBehind {
             case .success(let held):
                 guard adoptingLeases else { return }
                 adoptingLeases = false
+                world.leases.adopting = false
                 world.adoptLeases(held)
+                onLeasesSettled()
                 logger.notice("database \(storage.location): read back the leases this process holds (\(held.count)); flushes start")
             case .failure(let error):
                 countFailure(error)
@@ -37,6 +39,7 @@ extension WriteBehind {
         guard adoptingLeases, let shared = storage as? any SharedPlayerStorage else { return }
         world.adoptLeases(try shared.heldLeases())
         adoptingLeases = false
+        world.leases.adopting = false
     }
 }
 

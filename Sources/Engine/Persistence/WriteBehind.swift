@@ -162,7 +162,7 @@ final class WriteBehind {
         let checkLeases = world.sharesPlayers && uv_now(loop) >= nextLeaseCheck
         guard schemaChanged || declaredChanged || timersChanged || world.dirtyCount > 0 || world.globalDirty
             || !world.deletedKeys.isEmpty || checkLeases
-            || (world.sharesPlayers && world.leases.hasReleases(now: world.wallMilliseconds()))
+            || (world.sharesPlayers && world.leases.hasReleases)
         else { return nil }
         var batch = world.takeDirty(limit: limit)
         if checkLeases {
@@ -444,6 +444,7 @@ final class WriteBehind {
         case .success(let milliseconds):
             if !batch.released.isEmpty { world.leasesReleased(batch.released) }
             if !receipt.fenced.isEmpty { leasesLost(receipt.fenced) }
+            if !batch.released.isEmpty { onLeasesSettled() }
             persistedColumns = (batch.globalColumns.count, batch.playerColumns.count)
             if let declared = batch.declared { persistedDeclared = declared }
             if batch.timers != nil { timersWrittenVersion = batch.timersVersion }
@@ -459,6 +460,9 @@ final class WriteBehind {
         case .failure(let error):
             remark(unwritten ?? UnwrittenRecords(batch))
             countFailure(error)
+            // Its releases are queued again (with the records): logins that
+            // waited for them plan again, against leases still held.
+            if !batch.released.isEmpty { onLeasesSettled() }
         }
     }
 
@@ -473,6 +477,9 @@ final class WriteBehind {
 
     /// Closes sessions whose player another server took (set by the engine).
     var onLeasesLost: ([GameID]) -> Void = { _ in }
+    /// Releases in a flush are over, or leases were read back: logins that
+    /// waited for them go on (set by the engine).
+    var onLeasesSettled: () -> Void = {}
 
     /// What a file check on the worker found (nil: the path names the open
     /// file). One that finds the file back after it was lost clears the

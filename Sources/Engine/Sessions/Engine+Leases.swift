@@ -5,6 +5,8 @@ extension Engine {
     func shareStorage(_ storage: any SharedPlayerStorage, adoptingLeases: Bool) {
         world.sharesPlayers = true
         writeBehind?.adoptingLeases = adoptingLeases
+        world.leases.adopting = adoptingLeases
+        writeBehind?.onLeasesSettled = { [unowned self] in auth.leasesSettled() }
         auth.shared = storage
         writeBehind?.onLeasesLost = { [unowned self] sessions in leasesLost(sessions) }
         writeBehind?.leaseCheckIntervalMilliseconds = UInt64(max(storage.leaseSeconds * 1000 / 3, 500))

@@ -86,6 +86,9 @@ struct FreshStart: StartPath {
                 if let problem = StartupSchemaCheck.problem(module: module, stored: stored, database: storage.location) {
                     throw StorageError(problem)
                 }
+                if let unique = module.fields.first(where: { $0.kind == .player && $0.unique }) {
+                    throw StorageError("module \(module.name) declares player field '\(unique.name)' unique, and players live in a shared database: one server cannot check it against the players it does not hold (docs/SCALING.md)")
+                }
                 return (storage, stored)
             }
             let storage = try SQLiteStorage.open(path: path)

@@ -113,6 +113,9 @@ struct StartupSequence {
         // The studio's token key (--auth-jwt-key), read before anything
         // serves: a login mode that cannot work refuses the start.
         var tokenVerifier: TokenVerifier?
+        if let path = configuration.databasePath, PostgresStorage.isURL(path), configuration.limits.playerTtlDays > 0 {
+            throw refuse("--player-ttl-days needs every player in memory; with a shared PostgreSQL database a server holds only its online players: expire players in the database instead (docs/SCALING.md)")
+        }
         if configuration.limits.authJwtKey == nil,
            configuration.limits.authJwtAudience != nil || configuration.limits.authJwtIssuer != nil {
             throw refuse("--auth-jwt-audience and --auth-jwt-issuer need --auth-jwt-key")

@@ -1,23 +1,36 @@
-/// This server's leases on players' rows that World does not hold as a
-/// player record, and the players to give back (`SharedPlayerStorage`).
+/// This server's bookkeeping of leases on players' rows, beside the epoch
+/// each player record carries (`World.PlayerRecord.leaseEpoch`); see
+/// `SharedPlayerStorage` for the protocol.
 ///
-/// A player World holds carries its lease's epoch itself
-/// (`World.PlayerRecord.leaseEpoch`). What is here:
-/// - `pending`: leases claimed for a key World has no record for: a new
-///   player whose login is still being answered (its record is made when
-///   the module attaches it and takes the epoch from here), or one whose
-///   login was refused after the claim. Given back once older than
-///   `pendingGraceMilliseconds`: a login answered after that still has its
-///   epoch, and its first write takes the row again if nobody else did.
-/// - `toRelease`: keys whose player left (its session closed or detached):
-///   at the next flush, still detached, the lease goes back with the
-///   player's last changes, in one transaction, and World lets go of the
-///   record once that is written.
+/// A lease lives exactly as long as something on this server uses it:
+///
+///     claimed at LOGIN ──▶ held by a login in progress (`logins`)
+///                           ├─▶ attached: held while the session lives
+///                           └─▶ the login ends without an attach ──┐
+///     the session ends (QUIT, a drop past its resume grace) ───────┤
+///                                                                  ▼
+///                      queued (`toRelease`) ──▶ in a flush (`releasing`)
+///                      ──▶ written: World lets go of the record
+///
+/// No timer decides: a refused login (a wrong secret, a throttle, the
+/// client gone) gives its lease back at the next flush, and a login that
+/// takes long (a queue of scrypt checks) keeps it until it is answered.
+/// While a release is in a flush, a new login of that player waits for
+/// the flush (`AuthDesk`): taken again at once it would race the release.
 struct PlayerLeases {
-    static let pendingGraceMilliseconds: Int64 = 10_000
-
-    private(set) var pending: [[UInt8]: (epoch: Int64, since: Int64)] = [:]
+    /// Leases for keys World has no record of: a new player whose login
+    /// is in progress (its record is made at the attach and takes the
+    /// epoch from here), or one a login claimed and did not attach.
+    private(set) var pending: [[UInt8]: Int64] = [:]
+    /// Keys to give back at the next flush (checked then: still unused).
     private(set) var toRelease: [[UInt8]] = []
+    /// Keys whose release is in the flush under way, with its epoch.
+    private(set) var releasing: [[UInt8]: Int64] = [:]
+    /// Logins in progress, per key (two sessions may log in to one name).
+    private(set) var logins: [[UInt8]: Int] = [:]
+    /// Set until an upgraded engine has read back the leases its process
+    /// holds (WriteBehind+Leases.swift): logins wait for it.
+    var adopting = false
 
     /// For STATUS and the metrics.
     struct Counters: Equatable {
@@ -38,31 +51,43 @@ struct PlayerLeases {
 
     mutating func queueRelease(_ key: [UInt8]) { toRelease.append(key) }
 
-    mutating func keepPending(_ key: [UInt8], epoch: Int64, now: Int64) { pending[key] = (epoch, now) }
+    mutating func keepPending(_ key: [UInt8], epoch: Int64) { pending[key] = epoch }
 
     /// The epoch of a pending lease on `key`, handed to the record made
     /// for it (0: none).
-    mutating func takePending(_ key: [UInt8]) -> Int64 { pending.removeValue(forKey: key)?.epoch ?? 0 }
+    mutating func takePending(_ key: [UInt8]) -> Int64 { pending.removeValue(forKey: key) ?? 0 }
 
     func isPending(_ key: [UInt8]) -> Bool { pending[key] != nil }
+    func isReleasing(_ key: [UInt8]) -> Bool { releasing[key] != nil }
+    func inLogin(_ key: [UInt8]) -> Bool { logins[key] != nil }
 
-    /// Whether a flush has leases to give back.
-    func hasReleases(now: Int64) -> Bool {
-        !toRelease.isEmpty || pending.values.contains { now - $0.since >= Self.pendingGraceMilliseconds }
+    mutating func loginStarted(_ key: [UInt8]) { logins[key, default: 0] += 1 }
+
+    /// True when it was the key's last login in progress.
+    mutating func loginEnded(_ key: [UInt8]) -> Bool {
+        guard let count = logins[key] else { return false }
+        logins[key] = count > 1 ? count - 1 : nil
+        return count == 1
     }
 
-    /// Empties `toRelease`, and takes the pending leases past their grace.
-    mutating func drain(now: Int64) -> (keys: [[UInt8]], pending: [LeaseRelease]) {
-        let keys = toRelease
-        toRelease = []
-        var expired: [LeaseRelease] = []
-        for (key, lease) in pending where now - lease.since >= Self.pendingGraceMilliseconds {
-            expired.append(LeaseRelease(key: key, epoch: lease.epoch))
-        }
-        for lease in expired { pending[lease.key] = nil }
-        return (keys, expired)
+    var hasReleases: Bool { !toRelease.isEmpty }
+
+    /// Empties the queue (World decides which still go).
+    mutating func drainQueue() -> [[UInt8]] {
+        defer { toRelease = [] }
+        return toRelease
     }
+
+    mutating func markReleasing(_ lease: LeaseRelease) { releasing[lease.key] = lease.epoch }
+
+    /// A flush that carried releases is over: written or not.
+    mutating func releaseSettled(_ key: [UInt8]) { releasing[key] = nil }
 
     /// A failed flush's releases, to be tried again.
-    mutating func retry(_ released: [LeaseRelease]) { toRelease += released.map(\.key) }
+    mutating func retry(_ released: [LeaseRelease]) {
+        for lease in released {
+            releasing[lease.key] = nil
+            toRelease.append(lease.key)
+        }
+    }
 }

@@ -529,6 +529,8 @@ final class World {
         guard let id = playersByKey[key], let slot = players.slotIndex(of: id) else { throw .notFound }
         guard players[slot: slot].session == nil else { throw .exists }
         timers.removeAll(owner: id)
+        // The row's DELETE ends its lease too.
+        players[slot: slot].leaseEpoch = 0
         removePlayer(id, slot: slot)
         if tracksDirty { deletedKeys.append(key) }
     }
@@ -552,7 +554,10 @@ final class World {
         if let record = players.remove(id) {
             playersByKey[record.key] = nil
             // Its row is still this server's: given back at a flush.
-            if record.leaseEpoch > 0 { leases.keepPending(record.key, epoch: record.leaseEpoch, now: wallMilliseconds()) }
+            if record.leaseEpoch > 0 {
+                leases.keepPending(record.key, epoch: record.leaseEpoch)
+                if !leases.inLogin(record.key) { leases.queueRelease(record.key) }
+            }
         }
         store.resetRow(.player, slot)
         if staging == .watching { stagingTouched.append(slot) }
@@ -591,8 +596,10 @@ final class World {
     // MARK: - Leases on shared players (Persistence/SharedPlayerStorage.swift)
 
     /// Whether this server may serve `key` now: World holds its record
-    /// under a lease, or a lease was just claimed for a new player.
+    /// under a lease, or a lease was claimed for a new player; and no
+    /// release of it is in a flush.
     func holdsLease(_ key: [UInt8]) -> Bool {
+        if leases.isReleasing(key) { return false }
         if let id = playersByKey[key], let slot = players.slotIndex(of: id) { return players[slot: slot].leaseEpoch > 0 }
         return leases.isPending(key)
     }
@@ -601,15 +608,14 @@ final class World {
     /// holds it (nil: never written; its record is made at the attach), laid
     /// out in the player columns the claim was made with (columns are only
     /// ever appended, so their indexes still hold). A record World still
-    /// has (given back, not yet let go) takes the database's values: another
-    /// server may have changed them since.
+    /// has (a copy whose lease it lost) takes the database's values.
     func loadClaimed(_ key: [UInt8], epoch: Int64, record: StoredRecord?) {
         leases.counters.claimed += 1
         guard let record else {
             if let id = playersByKey[key], let slot = players.slotIndex(of: id) {
                 players[slot: slot].leaseEpoch = epoch
             } else {
-                leases.keepPending(key, epoch: epoch, now: wallMilliseconds())
+                leases.keepPending(key, epoch: epoch)
             }
             return
         }
@@ -633,34 +639,58 @@ final class World {
         }
     }
 
+    /// A newer claim of our own on a lease World holds (two logins of one
+    /// name at once): its epoch is the row's now; the record stays.
+    func raiseLeaseEpoch(_ key: [UInt8], to epoch: Int64) {
+        if let id = playersByKey[key], let slot = players.slotIndex(of: id) {
+            players[slot: slot].leaseEpoch = max(players[slot: slot].leaseEpoch, epoch)
+        } else {
+            leases.keepPending(key, epoch: max(leases.takePending(key), epoch))
+        }
+    }
+
+    /// A login of `key` began (AuthDesk): its lease is not given back
+    /// until the login ends.
+    func loginStarted(_ key: [UInt8]) { leases.loginStarted(key) }
+
+    /// A login of `key` ended, answered or abandoned: a lease nothing
+    /// attached is queued to go back.
+    func loginEnded(_ key: [UInt8]) {
+        guard leases.loginEnded(key) else { return }
+        if let id = playersByKey[key], let slot = players.slotIndex(of: id) {
+            if players[slot: slot].session == nil && players[slot: slot].leaseEpoch > 0 { leases.queueRelease(key) }
+        } else if leases.isPending(key) {
+            leases.queueRelease(key)
+        }
+    }
+
     /// The leases a flush gives back: players that left and are still
     /// detached (their last changes go in the same batch), and pending
-    /// leases past their grace.
+    /// leases no login uses. Each is `releasing` until the flush is over.
     func takeReleases() -> [LeaseRelease] {
-        let (keys, pending) = leases.drain(now: wallMilliseconds())
-        var released = pending
-        for key in keys {
-            guard let id = playersByKey[key], let slot = players.slotIndex(of: id),
-                players[slot: slot].session == nil, players[slot: slot].leaseEpoch > 0
-            else { continue }
-            released.append(LeaseRelease(key: key, epoch: players[slot: slot].leaseEpoch))
+        var released: [LeaseRelease] = []
+        var seen = Set<[UInt8]>()
+        for key in leases.drainQueue() where seen.insert(key).inserted {
+            guard !leases.inLogin(key), !leases.isReleasing(key) else { continue }
+            let lease: LeaseRelease
+            if let id = playersByKey[key], let slot = players.slotIndex(of: id) {
+                guard players[slot: slot].session == nil, players[slot: slot].leaseEpoch > 0 else { continue }
+                lease = LeaseRelease(key: key, epoch: players[slot: slot].leaseEpoch)
+            } else if leases.isPending(key) {
+                lease = LeaseRelease(key: key, epoch: leases.takePending(key))
+            } else {
+                continue
+            }
+            leases.markReleasing(lease)
+            released.append(lease)
         }
         return released
     }
 
-    /// A newer claim of our own on a lease World holds: its epoch is the
-    /// row's now.
-    func raiseLeaseEpoch(_ key: [UInt8], to epoch: Int64) {
-        if let id = playersByKey[key], let slot = players.slotIndex(of: id) {
-            players[slot: slot].leaseEpoch = max(players[slot: slot].leaseEpoch, epoch)
-        } else if leases.isPending(key) {
-            leases.keepPending(key, epoch: max(leases.takePending(key), epoch), now: wallMilliseconds())
-        }
-    }
-
-    /// Every lease World's records hold, for a flush to check.
+    /// Every lease this server holds (records and pending), for a flush
+    /// to renew and check.
     func heldLeases() -> [LeaseRelease] {
-        var held: [LeaseRelease] = []
+        var held = leases.pending.map { LeaseRelease(key: $0.key, epoch: $0.value) }
         players.forEachID { id in
             guard let slot = players.slotIndex(of: id), players[slot: slot].leaseEpoch > 0 else { return }
             held.append(LeaseRelease(key: players[slot: slot].key, epoch: players[slot: slot].leaseEpoch))
@@ -670,22 +700,20 @@ final class World {
 
     /// After a flush wrote `released`: a player still detached, under the
     /// same lease and with nothing unwritten, leaves memory (its next LOGIN
-    /// reads it again, here or on another server). One that came back
-    /// meanwhile stays: its next write takes the row again (the epoch did
-    /// not move), and it is given back when it leaves again.
+    /// reads it again, here or on another server). Logins wait while a
+    /// release is in a flush, so none attached it meanwhile; one changed
+    /// since it was copied (a timer's write) is written and given back at
+    /// the next flush, under the same epoch (a write takes a row nobody
+    /// claimed since back).
     func leasesReleased(_ released: [LeaseRelease]) {
         leases.counters.released += released.count
         for lease in released {
+            leases.releaseSettled(lease.key)
             guard let id = playersByKey[lease.key], let slot = players.slotIndex(of: id),
                 players[slot: slot].leaseEpoch == lease.epoch
             else { continue }
-            if players[slot: slot].session != nil {
-                // Back before the release was written: its next write takes
-                // the row again (nobody claimed it: the epoch is the same).
+            if players[slot: slot].session != nil || playerDirty[slot] {
                 markDirty(.player, row: slot)
-                continue
-            }
-            if playerDirty[slot] {
                 leases.queueRelease(lease.key)
                 continue
             }
@@ -695,9 +723,9 @@ final class World {
         }
     }
 
-    /// Players another server took (a fenced write): World lets go of them
-    /// unwritten; returns the sessions that held them, for the engine to
-    /// close with the reason.
+    /// Players another server took (a fenced write, or the held-lease
+    /// check): World lets go of them unwritten; returns the sessions that
+    /// held them, for the engine to close with the reason.
     func leasesLost(_ keys: [[UInt8]]) -> [GameID] {
         var sessions: [GameID] = []
         for key in keys {
@@ -716,16 +744,18 @@ final class World {
         return sessions
     }
 
-    /// A resumed engine's leases (the previous engine of this process took
-    /// them, `SharedPlayerStorage.heldLeases`): on the records that came
-    /// over, and pending for keys with none.
+    /// A resumed engine's leases, read back (the previous engine of this
+    /// process took them, `SharedPlayerStorage.heldLeases`): on the records
+    /// that came over; given back at once where no record is attached (a
+    /// login that was in progress claims again).
     func adoptLeases(_ held: [[UInt8]: Int64]) {
         for (key, epoch) in held {
             if let id = playersByKey[key], let slot = players.slotIndex(of: id) {
                 players[slot: slot].leaseEpoch = epoch
                 if players[slot: slot].session == nil { leases.queueRelease(key) }
             } else {
-                leases.keepPending(key, epoch: epoch, now: wallMilliseconds())
+                leases.keepPending(key, epoch: epoch)
+                leases.queueRelease(key)
             }
         }
     }

@@ -47,6 +47,12 @@ final class PGConnection {
             PQfinish(handle)
             throw StorageError("cannot connect to \(shown): \(message)", transient: true)
         }
+        // Non-blocking: no send or receive may wait past a statement's
+        // deadline (`awaitResult`).
+        guard PQsetnonblocking(handle, 1) == 0 else {
+            PQfinish(handle)
+            throw StorageError("cannot connect to \(shown): cannot make the connection non-blocking", transient: true)
+        }
         let connection = PGConnection(handle: handle, shown: shown)
         _ = try connection.execute("SET statement_timeout = \(statementTimeoutMilliseconds)")
         // Player keys and names are UTF-8 on the wire, whatever the server's locale.
@@ -64,7 +70,7 @@ final class PGConnection {
 
     /// Runs one statement with parameters; throws the server's message,
     /// transient when the connection or the server's state is at fault
-    /// rather than the statement (`PGError.isTransient`).
+    /// rather than the statement (`isTransient`).
     @discardableResult
     func execute(_ sql: String, _ parameters: [PGValue?] = []) throws(StorageError) -> PGResult {
         guard let handle else { throw StorageError("connection to \(shown) is closed", transient: true) }
@@ -80,37 +86,94 @@ final class PGConnection {
         }
         let lengths = buffers.map { Int32($0.count) }
         let formats = [Int32](repeating: 1, count: parameters.count)
-        let result: OpaquePointer? = withPointers(buffers, present) { pointers in
-            PQexecParams(handle, sql, Int32(parameters.count), types, pointers, lengths, formats, 1)
+        let sent = withPointers(buffers, present) { pointers in
+            PQsendQueryParams(handle, sql, Int32(parameters.count), types, pointers, lengths, formats, 1)
         }
-        guard let result else {
-            throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
-        }
-        switch PQresultStatus(result) {
-        case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
-            return PGResult(result)
-        default:
-            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
-            let message = PGConnection.message(PQresultErrorMessage(result))
-            PQclear(result)
-            throw StorageError("\(shown): \(message)", transient: PGConnection.isTransient(sqlState: state) || isBroken)
-        }
+        return PGResult(try awaitResult(sent: sent))
     }
 
     /// Runs several statements without parameters (a layout's DDL), in
     /// the simple query protocol, which takes more than one.
     func executeScript(_ sql: String) throws(StorageError) {
         guard let handle else { throw StorageError("connection to \(shown) is closed", transient: true) }
-        guard let result = PQexec(handle, sql) else {
+        _ = try awaitResult(sent: PQsendQuery(handle, sql))
+    }
+
+    /// How long a statement may go unanswered on the client's side: the
+    /// server's own `statement_timeout` (5 s) and 2 s more. A server that
+    /// is stopped (SIGSTOP, a hung host whose kernel still acknowledges)
+    /// never enforces its own timeout; this does, and drops the connection.
+    static let answerTimeoutNanoseconds: UInt64 = 7_000_000_000
+
+    /// Sends what is queued and waits for the statement's results without
+    /// ever blocking past the deadline (the connection is non-blocking);
+    /// returns its result (the first error, if one statement failed), or
+    /// throws and closes the connection when the server did not answer.
+    private func awaitResult(sent: Int32) throws(StorageError) -> OpaquePointer {
+        guard let handle else { throw StorageError("connection to \(shown) is closed", transient: true) }
+        guard sent == 1 else {
             throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
         }
-        defer { PQclear(result) }
-        let status = PQresultStatus(result)
-        guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK else {
-            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
-            throw StorageError("\(shown): \(PGConnection.message(PQresultErrorMessage(result)))",
-                               transient: PGConnection.isTransient(sqlState: state) || isBroken)
+        let deadline = DispatchTime.now().uptimeNanoseconds + Self.answerTimeoutNanoseconds
+        func wait(for events: Int16) throws(StorageError) {
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < deadline else {
+                close()
+                throw StorageError("\(shown): no answer within \(Self.answerTimeoutNanoseconds / 1_000_000_000) s; connection dropped",
+                                   transient: true)
+            }
+            var descriptor = pollfd(fd: PQsocket(handle), events: events, revents: 0)
+            let ready = poll(&descriptor, 1, Int32(min((deadline - now) / 1_000_000 + 1, 1000)))
+            if ready < 0 && errno != EINTR {
+                close()
+                throw StorageError("\(shown): poll failed: \(String(cString: strerror(errno)))", transient: true)
+            }
         }
+        // What is queued goes out first.
+        while true {
+            let flushed = PQflush(handle)
+            if flushed == 0 { break }
+            if flushed < 0 {
+                throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
+            }
+            try wait(for: Int16(POLLOUT | POLLIN))
+            if PQconsumeInput(handle) == 0 {
+                throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
+            }
+        }
+        var kept: OpaquePointer?
+        while true {
+            while PQisBusy(handle) != 0 {
+                try wait(for: Int16(POLLIN))
+                if PQconsumeInput(handle) == 0 {
+                    if let kept { PQclear(kept) }
+                    throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
+                }
+            }
+            guard let result = PQgetResult(handle) else { break }
+            // The first error is the one to tell; else the last result.
+            if let previous = kept, PGConnection.failed(previous) {
+                PQclear(result)
+            } else {
+                if let kept { PQclear(kept) }
+                kept = result
+            }
+        }
+        guard let kept else {
+            throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
+        }
+        guard !PGConnection.failed(kept) else {
+            let state = PQresultErrorField(kept, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
+            let message = PGConnection.message(PQresultErrorMessage(kept))
+            PQclear(kept)
+            throw StorageError("\(shown): \(message)", transient: PGConnection.isTransient(sqlState: state) || isBroken)
+        }
+        return kept
+    }
+
+    private static func failed(_ result: OpaquePointer) -> Bool {
+        let status = PQresultStatus(result)
+        return status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK
     }
 
     /// SQLSTATE classes that may clear by themselves: connection failures

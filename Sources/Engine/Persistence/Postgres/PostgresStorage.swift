@@ -54,8 +54,47 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
         let writer = try PGConnection.connect(url)
         let logins = try PGConnection.connect(url)
         try prepareLayout(writer)
-        return PostgresStorage(url: url, owner: owner, serverName: serverName, leaseSeconds: leaseSeconds,
-                               writer: writer, logins: logins)
+        let storage = PostgresStorage(url: url, owner: owner, serverName: serverName, leaseSeconds: leaseSeconds,
+                                      writer: writer, logins: logins)
+        try storage.claimName()
+        return storage
+    }
+
+    /// Takes `--server-name` for this process, under a lease like a
+    /// player's (renewed with the held leases, given back at a clean
+    /// exit): two live servers under one name would share a global row
+    /// and rewrite each other's durable timers. A name whose server was
+    /// killed is free once its lease expires: a restart under the same
+    /// name (a pod's container restarted) waits for that, at most
+    /// `leaseSeconds`, before it refuses. Before serving, on the main
+    /// thread.
+    private func claimName() throws(StorageError) {
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(leaseSeconds + 1) * 1_000_000_000
+        while true {
+            let holder: (owner: String, left: Int64)? = try writer.use { (db: PGConnection) throws(StorageError) in
+                let taken = try db.execute("""
+                    INSERT INTO servers AS s (name, owner, lease_expires) VALUES ($1, $2, now() + make_interval(secs => $3))
+                    ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, lease_expires = excluded.lease_expires
+                    WHERE s.owner = excluded.owner OR s.lease_expires < now()
+                    RETURNING name
+                    """, [.text(serverName), .text(owner), .int(Int64(leaseSeconds))])
+                if taken.rowCount == 1 { return nil }
+                let row = try db.execute("SELECT owner, ceil(extract(epoch FROM lease_expires - now()))::bigint FROM servers WHERE name = $1",
+                                         [.text(serverName)])
+                return (row.text(0, 0) ?? "?", row.int(0, 1) ?? 0)
+            }
+            guard let holder else { return }
+            if DispatchTime.now().uptimeNanoseconds >= deadline {
+                throw StorageError("server name \(serverName) is in use by a live server (\(holder.owner), its lease runs \(holder.left) s more) in \(location): give each server its own --server-name")
+            }
+            usleep(250_000)
+        }
+    }
+
+    /// This server's name, for another `leaseSeconds`.
+    private func renewName(_ db: PGConnection) throws(StorageError) {
+        try db.execute("UPDATE servers SET lease_expires = now() + make_interval(secs => $3) WHERE name = $1 AND owner = $2",
+                       [.text(serverName), .text(owner), .int(Int64(leaseSeconds))])
     }
 
     /// Creates the tables in an empty database, under a transaction-level
@@ -99,6 +138,7 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
                     event BYTEA NOT NULL, payload BYTEA NOT NULL, due_unix_ms BIGINT NOT NULL,
                     period_ms BIGINT NOT NULL, fired BIGINT NOT NULL);
                 CREATE INDEX timers_server ON timers (server);
+                CREATE TABLE servers (name TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_expires TIMESTAMPTZ NOT NULL);
                 """)
         }
     }
@@ -169,6 +209,15 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
     func claim(_ key: [UInt8], columns: [FieldSpec]) throws(StorageError) -> LeaseClaim {
         let text = String(decoding: key, as: UTF8.self)
         return try logins.use { (db: PGConnection) throws(StorageError) -> LeaseClaim in
+            // Held by another live server: said after a read, without a
+            // write (a refused login costs no commit).
+            let holder = try db.execute("""
+                SELECT owner, ceil(extract(epoch FROM lease_expires - now()))::bigint FROM players
+                WHERE key = $1 AND owner IS NOT NULL AND owner <> $2 AND lease_expires >= now()
+                """, [.text(text), .text(owner)])
+            if holder.rowCount == 1 {
+                return .heldElsewhere(owner: holder.text(0, 0) ?? "?", secondsLeft: Int(max(holder.int(0, 1) ?? 0, 0)))
+            }
             // Taken when free, ours already, or expired: the epoch moves on
             // either way, so nothing written under an earlier one lands.
             let taken = try db.execute("""
@@ -220,6 +269,14 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
     func write(_ batch: PersistBatch) throws(StorageError) -> WriteReceipt {
         try writer.use { (db: PGConnection) throws(StorageError) -> WriteReceipt in
             var receipt = WriteReceipt()
+            // Renewal first, in a statement of its own: a batch the
+            // database refuses (a poison row) must not let every lease
+            // expire with it.
+            if let held = batch.held { receipt.fenced = try renewHeld(db, held) }
+            var rest = batch
+            rest.held = nil
+            guard !rest.isEmpty else { return receipt }
+            let lost = Set(receipt.fenced)
             try db.transaction { () throws(StorageError) in
                 try ensureColumns(db, table: "globals", kind: .global, batch.globalColumns)
                 try ensureColumns(db, table: "players", kind: .player, batch.playerColumns)
@@ -229,10 +286,8 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
                         """, [.text(String(decoding: key, as: UTF8.self)), .text(owner)])
                 }
                 if let global = batch.global { try writeGlobal(db, global, batch.globalColumns) }
-                receipt.fenced = try writePlayers(db, batch)
+                receipt.fenced += try writePlayers(db, batch).filter { !lost.contains($0) }
                 try release(db, batch.released)
-                try renew(db)
-                if let held = batch.held { receipt.fenced += try lost(db, held, besides: Set(receipt.fenced)) }
                 if let timers = batch.timers { try writeTimers(db, timers) }
                 if let declared = batch.declared {
                     try db.execute("UPDATE fields SET declared = false WHERE declared")
@@ -293,44 +348,54 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
         return fenced
     }
 
-    /// Gives leases back: only where the epoch is still the one given.
-    private func release(_ db: PGConnection, _ released: [LeaseRelease]) throws(StorageError) {
-        for lease in released {
-            try db.execute("UPDATE players SET owner = NULL, lease_expires = NULL WHERE key = $1 AND epoch = $2 AND owner = $3",
-                           [.text(String(decoding: lease.key, as: UTF8.self)), .int(lease.epoch), .text(owner)])
+    /// A list of leases as one JSON text (a key is any UTF-8 without NUL:
+    /// no separator is safe), for `json_to_recordset`.
+    private static func json(_ leases: [LeaseRelease]) throws(StorageError) -> PGValue {
+        let list = leases.map { ["key": String(decoding: $0.key, as: UTF8.self), "epoch": $0.epoch] as [String: Any] }
+        do {
+            return .text(String(decoding: try JSONSerialization.data(withJSONObject: list), as: UTF8.self))
+        } catch {
+            throw StorageError("cannot encode a list of leases: \(error)")
         }
     }
 
-    /// Of the leases this server believes it holds, those the database
-    /// says it does not (another server claimed the player after this one's
-    /// lease expired: it was cut off, or stalled, past `leaseSeconds`).
-    private func lost(_ db: PGConnection, _ held: [LeaseRelease], besides known: Set<[UInt8]>) throws(StorageError) -> [[UInt8]] {
+    /// Gives leases back, in one statement: only where the epoch is still
+    /// the one given. A row never written (a name a login claimed and
+    /// did not keep) is deleted instead: nothing of it is worth keeping.
+    private func release(_ db: PGConnection, _ released: [LeaseRelease]) throws(StorageError) {
+        guard !released.isEmpty else { return }
+        try db.execute("""
+            WITH h AS (SELECT * FROM json_to_recordset($1::json) AS h(key text, epoch bigint)),
+            gone AS (DELETE FROM players p USING h
+                     WHERE p.key = h.key AND p.epoch = h.epoch AND p.owner = $2 AND NOT p.written RETURNING p.key)
+            UPDATE players p SET owner = NULL, lease_expires = NULL FROM h
+            WHERE p.key = h.key AND p.epoch = h.epoch AND p.owner = $2 AND p.written
+            """, [try Self.json(released), .text(owner)])
+    }
+
+    /// Every third of `leaseSeconds` (the write-behind's held-lease
+    /// check): renews the leases this server holds, and this server's
+    /// name, in one statement, and returns those it no longer holds
+    /// (another server claimed the player after this one's lease expired:
+    /// it was cut off, or stalled, past `leaseSeconds`). A row given back
+    /// and not claimed since (owner NULL, same epoch) is still this
+    /// server's to take back with its next write.
+    private func renewHeld(_ db: PGConnection, _ held: [LeaseRelease]) throws(StorageError) -> [[UInt8]] {
+        try renewName(db)
         guard !held.isEmpty else { return [] }
-        // The list travels as one JSON text (a key is any UTF-8 without
-        // NUL: no separator is safe), read back by json_to_recordset.
-        let list = held.map { ["key": String(decoding: $0.key, as: UTF8.self), "epoch": $0.epoch] as [String: Any] }
-        let json: String
-        do {
-            json = String(decoding: try JSONSerialization.data(withJSONObject: list), as: UTF8.self)
-        } catch {
-            throw StorageError("cannot encode the held leases: \(error)")
-        }
         let rows = try db.execute("""
-            SELECT h.key FROM json_to_recordset($1::json) AS h(key text, epoch bigint)
-            LEFT JOIN players p ON p.key = h.key AND p.epoch = h.epoch AND (p.owner = $2 OR p.owner IS NULL)
+            WITH h AS (SELECT * FROM json_to_recordset($1::json) AS h(key text, epoch bigint)),
+            renewed AS (UPDATE players p SET lease_expires = now() + make_interval(secs => $3) FROM h
+                        WHERE p.key = h.key AND p.epoch = h.epoch AND p.owner = $2 RETURNING p.key)
+            SELECT h.key FROM h LEFT JOIN players p
+                ON p.key = h.key AND p.epoch = h.epoch AND (p.owner = $2 OR p.owner IS NULL)
             WHERE p.key IS NULL
-            """, [.text(json), .text(owner)])
+            """, [try Self.json(held), .text(owner), .int(Int64(leaseSeconds))])
         var lost: [[UInt8]] = []
         for row in 0..<rows.rowCount {
-            if let key = rows.bytes(row, 0), !known.contains(key) { lost.append(key) }
+            if let key = rows.bytes(row, 0) { lost.append(key) }
         }
         return lost
-    }
-
-    /// Every lease this server holds, for another `leaseSeconds`.
-    private func renew(_ db: PGConnection) throws(StorageError) {
-        try db.execute("UPDATE players SET lease_expires = now() + make_interval(secs => $2) WHERE owner = $1",
-                       [.text(owner), .int(Int64(leaseSeconds))])
     }
 
     private func writeGlobal(_ db: PGConnection, _ global: StoredRecord, _ columns: [FieldSpec]) throws(StorageError) {
@@ -385,12 +450,18 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
     // MARK: - Checks and closing
 
     /// An idle server's check (at most once a second): the database still
-    /// answers, and this server's leases are renewed while it does.
+    /// answers. (Leases are renewed by the held-lease check, which a flush
+    /// makes every third of `leaseSeconds` even with nothing to write.)
     func verifyIdentity() throws(StorageError) {
-        try writer.use { (db: PGConnection) throws(StorageError) in try renew(db) }
+        try writer.use { (db: PGConnection) throws(StorageError) in try db.execute("SELECT 1") }
     }
 
+    /// At a clean exit (after the final flush gave the players back): the
+    /// name is free at once. Never after an upgrade's exec (no exit).
     func close() {
+        _ = try? writer.use { (db: PGConnection) throws(StorageError) in
+            try db.execute("DELETE FROM servers WHERE name = $1 AND owner = $2", [.text(serverName), .text(owner)])
+        }
         writer.close()
         logins.close()
     }
