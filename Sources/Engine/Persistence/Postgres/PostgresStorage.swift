@@ -21,7 +21,8 @@ import Foundation
 ///   (`--server-name`): globals are per process on a fleet, as rooms are.
 ///
 /// Two connections, each used by one thread at a time: the write-behind's
-/// and the logins'. A LOGIN never waits behind a large flush.
+/// and the logins' (two: `AuthDesk` runs two checks at once). A LOGIN never
+/// waits behind a large flush, nor behind one other claim.
 final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
     static let layoutVersion = 1
 
@@ -31,7 +32,10 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
     /// This server's global row and timers.
     let serverName: String
     private let writer: PGSlot
-    private let logins: PGSlot
+    /// The logins' connections, taken in turn.
+    private let logins: [PGSlot]
+    private let nextLogin = NSLock()
+    private var loginTurn = 0
 
     init(url: String, owner: String, serverName: String, leaseSeconds: Int, writer: PGConnection?, logins: PGConnection?) {
         location = PGConnection.redacted(url)
@@ -39,7 +43,7 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
         self.serverName = serverName
         self.leaseSeconds = leaseSeconds
         self.writer = PGSlot(url: url, connection: writer)
-        self.logins = PGSlot(url: url, connection: logins)
+        self.logins = [PGSlot(url: url, connection: logins), PGSlot(url: url, connection: nil)]
     }
 
     /// Whether `--database` names a PostgreSQL database rather than a file.
@@ -208,7 +212,7 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
 
     func claim(_ key: [UInt8], columns: [FieldSpec]) throws(StorageError) -> LeaseClaim {
         let text = String(decoding: key, as: UTF8.self)
-        return try logins.use { (db: PGConnection) throws(StorageError) -> LeaseClaim in
+        return try loginSlot().use { (db: PGConnection) throws(StorageError) -> LeaseClaim in
             // Held by another live server: said after a read, without a
             // write (a refused login costs no commit).
             let holder = try db.execute("""
@@ -250,6 +254,14 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
             }
             return .claimed(epoch: epoch, record: StoredRecord(key: key, values: values))
         }
+    }
+
+    /// The next logins' connection (the second connects at its first use).
+    private func loginSlot() -> PGSlot {
+        nextLogin.lock()
+        defer { nextLogin.unlock() }
+        loginTurn &+= 1
+        return logins[loginTurn % logins.count]
     }
 
     func heldLeases() throws(StorageError) -> [[UInt8]: Int64] {
@@ -463,7 +475,7 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
             try db.execute("DELETE FROM servers WHERE name = $1 AND owner = $2", [.text(serverName), .text(owner)])
         }
         writer.close()
-        logins.close()
+        logins.forEach { $0.close() }
     }
 
     static func columnName(_ spec: FieldSpec) -> String { "\(spec.name):\(spec.type)" }
