@@ -25,24 +25,47 @@ extension AuthDesk {
         guard let shared else { return claimed() }
         let box = ClaimBox(storage: shared, key: key, columns: world.store.columnSpecs(.player))
         inFlight += 1
+        claimsInFlight[key, default: 0] += 1
         let status = UVWork.submit(on: loop, box, work: { $0.run() }, after: { [unowned(unsafe) self] box in
             self.inFlight -= 1
+            self.claimDone(key)
             self.releaseAddress(address)
             self.claimFinished(box, ask, then: claimed, refused: refused)
+            // Logins of the same name waited for this claim.
+            self.leasesSettled()
             self.startQueued()
         })
         if status != 0 {
             inFlight -= 1
+            claimDone(key)
             releaseAddress(address)
             logger.error("cannot queue a player's claim: \(UVError(status))")
             refused(.refused(GAME_ERR_BUSY, key: key, retryAfter: 1000))
         }
     }
 
-    /// Shared storage: whether a login of `key` must wait (its release is
-    /// in a flush: taken again now it would race it; or an upgraded engine
-    /// has not read its leases back yet).
-    func mustWait(for key: [UInt8]) -> Bool { world.leases.adopting || world.leases.isReleasing(key) }
+    private func claimDone(_ key: [UInt8]) {
+        if let count = claimsInFlight[key] { claimsInFlight[key] = count > 1 ? count - 1 : nil }
+    }
+
+    /// Shared storage: whether a login of `key` must wait: its release is
+    /// in a flush (taken again now it would race it), another login's
+    /// claim of it is on a worker (a second claim would move the epoch
+    /// under the first), or an upgraded engine has not read its leases
+    /// back yet.
+    func mustWait(for key: [UInt8]) -> Bool {
+        world.leases.adopting || world.leases.isReleasing(key) || claimsInFlight[key] != nil
+    }
+
+    /// A login refused at once: an upgraded engine could not read its
+    /// leases back (the database is down), so no player can be read either.
+    func storageRefusal(_ key: [UInt8]) -> AuthVerdict? {
+        guard world.leases.adopting && world.leases.adoptionFailing else { return nil }
+        world.leases.counters.claimErrors += 1
+        var verdict = AuthVerdict.refused(GAME_ERR_BUSY, key: key, retryAfter: 1000)
+        verdict.flags = GAME_AUTH_STORAGE
+        return verdict
+    }
 
     /// The ask uses `key`'s lease until it ends (once per ask).
     func noteLogin(_ ask: AuthAsk, _ key: [UInt8]) {

@@ -41,6 +41,8 @@ final class AuthDesk {
     /// Logins waiting for a release in a flush, or for an upgraded
     /// engine's leases to be read back (`leasesSettled`).
     var parked: [(ask: AuthAsk, address: PeerAddress?)] = []
+    /// Claims on a worker, per key.
+    var claimsInFlight: [[UInt8]: Int] = [:]
 
     private var failuresByAddress: FailureThrottle<PeerAddress>
     private var failuresByKey: FailureThrottle<[UInt8]>
@@ -169,6 +171,7 @@ final class AuthDesk {
         // lease) first. A session here that holds it without a lease (lost
         // while the process was upgraded) keeps the name until it is closed.
         if shared != nil {
+            if let refusal = storageRefusal(key) { return .answer(refusal) }
             if mustWait(for: key) { return .park }
             noteLogin(ask, key)
             if !world.holdsLease(key) {
@@ -297,6 +300,7 @@ final class AuthDesk {
                                             retryAfter: failuresByAddress.retryAfter(stillThrottled, now: now)))
             }
             if shared != nil {
+                if let refusal = storageRefusal(key) { return settle(ask, refusal) }
                 // Checked again from the start once the leases settle.
                 if mustWait(for: key) { return parked.append((ask, address)) }
                 noteLogin(ask, key)
@@ -365,8 +369,11 @@ final class AuthDesk {
         var verdict = verdict
         if ask.kind == .setSecret { verdict.flags |= GAME_AUTH_SECRET_SET }
         if mode == .token, ask.kind == .login, verdict.status != GAME_OK { verdict.key = [] }
-        answer(ask, verdict)
+        // Closed first: the answer may replay the session's next lines,
+        // another LOGIN among them, which notes its own (a release is taken
+        // only at a flush, never during the answer).
         closeLogin(ask)
+        answer(ask, verdict)
     }
 }
 

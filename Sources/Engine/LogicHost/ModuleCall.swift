@@ -425,8 +425,12 @@ final class ModuleCall {
 
     /// `player_attach` by a module itself: only where logins need no proof
     /// (the open mode), and never to a player who set a secret.
+    /// With a shared database, only to a player this server holds under a
+    /// lease (a login's claim reads it): one attached without would start
+    /// from defaults and be fenced at its first write.
     func checkAttach(_ key: UnsafeRawBufferPointer) throws(EngineError) {
         guard authMode == .open else { throw .notNow }
+        if world.sharesPlayers && !world.holdsLease([UInt8](key)) { throw .notNow }
         if let player = world.player(withKey: [UInt8](key)), !world.storedSecret(of: player).isEmpty { throw .badSecret }
     }
 

@@ -20,11 +20,16 @@ extension WriteBehind {
                 guard adoptingLeases else { return }
                 adoptingLeases = false
                 world.leases.adopting = false
+                world.leases.adoptionFailing = false
                 world.adoptLeases(held)
                 onLeasesSettled()
                 logger.notice("database \(storage.location): read back the leases this process holds (\(held.count)); flushes start")
             case .failure(let error):
                 countFailure(error)
+                // Logins are refused until it works, as a claim would be,
+                // not left waiting.
+                world.leases.adoptionFailing = true
+                onLeasesSettled()
             case nil:
                 break
             }

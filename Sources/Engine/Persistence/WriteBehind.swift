@@ -221,6 +221,12 @@ final class WriteBehind {
         if batch.players.count == Self.copySliceRecords && world.dirtyCount > 0 && target > batch.players.count {
             batch.players.reserveCapacity(target)
             batch.slots.reserveCapacity(target)
+            // A large batch gives no lease back: a player's last change made
+            // after the copy began would miss it (the next flush releases).
+            if !batch.released.isEmpty {
+                world.unrelease(batch.released)
+                batch.released = []
+            }
             // The rest on the next turns, between messages.
             moveFlush(to: .collecting(CollectingBatch(batch: batch, remaining: target - batch.players.count,
                                                       longestTurn: uv_hrtime() - copyStarted, swaps: world.swaps)))
@@ -252,7 +258,7 @@ final class WriteBehind {
         }
         var copied = 0
         repeat {
-            let more = world.takeDirty(limit: min(Self.sliceChunkRecords, current.remaining))
+            let more = world.takeDirty(limit: min(Self.sliceChunkRecords, current.remaining), releases: false)
             if let global = more.global { current.batch.global = global }
             if !more.deleted.isEmpty {
                 // Forgotten since their records were copied: the batch deletes
@@ -269,7 +275,6 @@ final class WriteBehind {
             current.batch.players += more.players
             current.batch.slots += more.slots
             current.batch.epochs += more.epochs
-            current.batch.released += more.released
             current.remaining -= more.players.count
             copied += more.players.count
             if current.remaining <= 0 || more.players.isEmpty || world.dirtyCount == 0 {
@@ -444,7 +449,7 @@ final class WriteBehind {
         case .success(let milliseconds):
             if !batch.released.isEmpty { world.leasesReleased(batch.released) }
             if !receipt.fenced.isEmpty { leasesLost(receipt.fenced) }
-            if !batch.released.isEmpty { onLeasesSettled() }
+            onLeasesSettled()
             persistedColumns = (batch.globalColumns.count, batch.playerColumns.count)
             if let declared = batch.declared { persistedDeclared = declared }
             if batch.timers != nil { timersWrittenVersion = batch.timersVersion }
@@ -458,11 +463,14 @@ final class WriteBehind {
             }
             lostFile = nil
         case .failure(let error):
+            // Its releases first (the records may be made dirty again over
+            // several turns): logins waiting on them go on below.
+            if !batch.released.isEmpty { world.unrelease(batch.released) }
             remark(unwritten ?? UnwrittenRecords(batch))
             countFailure(error)
             // Its releases are queued again (with the records): logins that
             // waited for them plan again, against leases still held.
-            if !batch.released.isEmpty { onLeasesSettled() }
+            onLeasesSettled()
         }
     }
 

@@ -113,6 +113,10 @@ struct StartupSequence {
         // The studio's token key (--auth-jwt-key), read before anything
         // serves: a login mode that cannot work refuses the start.
         var tokenVerifier: TokenVerifier?
+        if let path = configuration.databasePath, PostgresStorage.isURL(path),
+           configuration.limits.flushInterval > configuration.limits.leaseSeconds * 1000 / 3 {
+            throw refuse("--flush-interval \(configuration.limits.flushInterval) ms is longer than a third of --lease-seconds \(configuration.limits.leaseSeconds): the flushes renew the leases, which would expire between them")
+        }
         if let path = configuration.databasePath, PostgresStorage.isURL(path), configuration.limits.playerTtlDays > 0 {
             throw refuse("--player-ttl-days needs every player in memory; with a shared PostgreSQL database a server holds only its online players: expire players in the database instead (docs/SCALING.md)")
         }

@@ -31,6 +31,21 @@ struct PlayerLeases {
     /// Set until an upgraded engine has read back the leases its process
     /// holds (WriteBehind+Leases.swift): logins wait for it.
     var adopting = false
+    /// The read-back failed (the database is down): logins are refused,
+    /// as a claim would be, instead of waiting without bound.
+    var adoptionFailing = false
+    /// Leases read back for keys World has no record of (a claim that
+    /// committed as the previous engine exec'd): given back at the next
+    /// flush, and invisible to `holdsLease`, so a login of the key claims
+    /// again and reads the player, rather than take it for a new one.
+    private(set) var orphans: [[UInt8]: Int64] = [:]
+
+    mutating func keepOrphan(_ key: [UInt8], epoch: Int64) { orphans[key] = epoch }
+
+    mutating func takeOrphans() -> [LeaseRelease] {
+        defer { orphans = [:] }
+        return orphans.map { LeaseRelease(key: $0.key, epoch: $0.value) }
+    }
 
     /// For STATUS and the metrics.
     struct Counters: Equatable {
@@ -70,7 +85,7 @@ struct PlayerLeases {
         return count == 1
     }
 
-    var hasReleases: Bool { !toRelease.isEmpty }
+    var hasReleases: Bool { !toRelease.isEmpty || !orphans.isEmpty }
 
     /// Empties the queue (World decides which still go).
     mutating func drainQueue() -> [[UInt8]] {
@@ -83,10 +98,12 @@ struct PlayerLeases {
     /// A flush that carried releases is over: written or not.
     mutating func releaseSettled(_ key: [UInt8]) { releasing[key] = nil }
 
-    /// A failed flush's releases, to be tried again.
-    mutating func retry(_ released: [LeaseRelease]) {
+    /// A failed (or abandoned) flush's releases, to be tried again: a
+    /// pending lease's epoch, taken out for it, comes back.
+    mutating func retry(_ released: [LeaseRelease], hasRecord: ([UInt8]) -> Bool) {
         for lease in released {
             releasing[lease.key] = nil
+            if !hasRecord(lease.key) && pending[lease.key] == nil { pending[lease.key] = lease.epoch }
             toRelease.append(lease.key)
         }
     }

@@ -669,6 +669,10 @@ final class World {
     /// leases no login uses. Each is `releasing` until the flush is over.
     func takeReleases() -> [LeaseRelease] {
         var released: [LeaseRelease] = []
+        for orphan in leases.takeOrphans() where !leases.isReleasing(orphan.key) {
+            leases.markReleasing(orphan)
+            released.append(orphan)
+        }
         var seen = Set<[UInt8]>()
         for key in leases.drainQueue() where seen.insert(key).inserted {
             guard !leases.inLogin(key), !leases.isReleasing(key) else { continue }
@@ -685,6 +689,12 @@ final class World {
             released.append(lease)
         }
         return released
+    }
+
+    /// Releases that were not written (a failed or abandoned flush): to be
+    /// given back at a later one.
+    func unrelease(_ released: [LeaseRelease]) {
+        leases.retry(released) { playersByKey[$0] != nil }
     }
 
     /// Every lease this server holds (records and pending), for a flush
@@ -746,16 +756,16 @@ final class World {
 
     /// A resumed engine's leases, read back (the previous engine of this
     /// process took them, `SharedPlayerStorage.heldLeases`): on the records
-    /// that came over; given back at once where no record is attached (a
-    /// login that was in progress claims again).
+    /// that came over; given back at once where no record is attached, and
+    /// where there is no record at all (`PlayerLeases.orphans`: a login
+    /// that was in progress claims again, and reads the row).
     func adoptLeases(_ held: [[UInt8]: Int64]) {
         for (key, epoch) in held {
             if let id = playersByKey[key], let slot = players.slotIndex(of: id) {
                 players[slot: slot].leaseEpoch = epoch
                 if players[slot: slot].session == nil { leases.queueRelease(key) }
             } else {
-                leases.keepPending(key, epoch: epoch)
-                leases.queueRelease(key)
+                leases.keepOrphan(key, epoch: epoch)
             }
         }
     }
@@ -800,7 +810,7 @@ final class World {
     /// reload's migration writes every row it changes, so those are all
     /// dirty together, and a write-behind that takes them in several calls
     /// writes them in one transaction.)
-    func takeDirty(limit: Int = .max) -> PersistBatch {
+    func takeDirty(limit: Int = .max, releases: Bool = true) -> PersistBatch {
         let globalColumns = store.columnSpecs(.global)
         let playerColumns = store.columnSpecs(.player)
         var batch = PersistBatch(globalColumns: globalColumns, playerColumns: playerColumns, global: nil, players: [])
@@ -814,7 +824,7 @@ final class World {
             })
             globalDirty = false
         }
-        if sharesPlayers {
+        if sharesPlayers && releases {
             batch.released = takeReleases()
         }
         func record(_ slot: Int) -> StoredRecord {
@@ -860,7 +870,7 @@ final class World {
         // Deleted first (deletions precede writes in a batch): a player
         // created again under the key since is written after it.
         if start == 0 && !unwritten.deleted.isEmpty { deletedKeys = unwritten.deleted + deletedKeys }
-        if start == 0 && !unwritten.released.isEmpty { leases.retry(unwritten.released) }
+        if start == 0 && !unwritten.released.isEmpty { unrelease(unwritten.released) }
         for index in start..<end {
             let key = unwritten.keys[index]
             // The slot it came from, if that still holds the same player.

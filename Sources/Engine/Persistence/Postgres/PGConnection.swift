@@ -111,9 +111,14 @@ final class PGConnection {
     /// throws and closes the connection when the server did not answer.
     private func awaitResult(sent: Int32) throws(StorageError) -> OpaquePointer {
         guard let handle else { throw StorageError("connection to \(shown) is closed", transient: true) }
-        guard sent == 1 else {
-            throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
+        // A transport error leaves the connection in no known state:
+        // it is dropped (the slot connects again), never reused.
+        func broken() -> StorageError {
+            let error = StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
+            close()
+            return error
         }
+        guard sent == 1 else { throw broken() }
         let deadline = DispatchTime.now().uptimeNanoseconds + Self.answerTimeoutNanoseconds
         func wait(for events: Int16) throws(StorageError) {
             let now = DispatchTime.now().uptimeNanoseconds
@@ -133,21 +138,22 @@ final class PGConnection {
         while true {
             let flushed = PQflush(handle)
             if flushed == 0 { break }
-            if flushed < 0 {
-                throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
-            }
+            if flushed < 0 { throw broken() }
             try wait(for: Int16(POLLOUT | POLLIN))
-            if PQconsumeInput(handle) == 0 {
-                throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
-            }
+            if PQconsumeInput(handle) == 0 { throw broken() }
         }
         var kept: OpaquePointer?
         while true {
             while PQisBusy(handle) != 0 {
-                try wait(for: Int16(POLLIN))
+                do throws(StorageError) {
+                    try wait(for: Int16(POLLIN))
+                } catch {
+                    if let kept { PQclear(kept) }
+                    throw error
+                }
                 if PQconsumeInput(handle) == 0 {
                     if let kept { PQclear(kept) }
-                    throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
+                    throw broken()
                 }
             }
             guard let result = PQgetResult(handle) else { break }
@@ -159,9 +165,7 @@ final class PGConnection {
                 kept = result
             }
         }
-        guard let kept else {
-            throw StorageError("\(shown): \(PGConnection.message(PQerrorMessage(handle)))", transient: true)
-        }
+        guard let kept else { throw broken() }
         guard !PGConnection.failed(kept) else {
             let state = PQresultErrorField(kept, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
             let message = PGConnection.message(PQresultErrorMessage(kept))
