@@ -345,6 +345,10 @@ import Testing
                                                  "--server-name", "one", "--lease-seconds", "2"])
         #expect(second.status != 0)
         #expect(second.log.contains("server name one is in use by a live server"), "\(second.log)")
+        // Taken while the first was cut off (by hand here): it says so.
+        _ = try pg.psql("UPDATE servers SET owner = 'one/2/2', lease_expires = now() + interval '1 minute' WHERE name = 'one'", database: url)
+        #expect(first.logContains("this server's --server-name is held by another live server (one/2/2)", within: 5))
+        _ = try pg.psql("UPDATE servers SET lease_expires = now() - interval '1 second' WHERE name = 'one'", database: url)
         // A clean exit frees the name at once.
         #expect(first.stop() == 0)
         let third = try TestServer(arguments: ["--database", url, "--server-name", "one"])

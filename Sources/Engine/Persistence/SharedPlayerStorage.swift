@@ -44,6 +44,10 @@ struct WriteReceipt: Sendable {
     /// Players whose rows another server took (their epoch moved on): not
     /// written, and no longer this server's.
     var fenced: [[UInt8]] = []
+    /// Another live server holds this server's `--server-name` (this one
+    /// was cut off past its lease, and one under the same name started):
+    /// who, for the log.
+    var nameHeldBy: String?
 }
 
 /// A lease to give back once the player's last changes are written: its

@@ -449,6 +449,7 @@ final class WriteBehind {
         case .success(let milliseconds):
             if !batch.released.isEmpty { world.leasesReleased(batch.released) }
             if !receipt.fenced.isEmpty { leasesLost(receipt.fenced) }
+            if let holder = receipt.nameHeldBy { nameHeldElsewhere(holder) }
             onLeasesSettled()
             persistedColumns = (batch.globalColumns.count, batch.playerColumns.count)
             if let declared = batch.declared { persistedDeclared = declared }
@@ -483,11 +484,22 @@ final class WriteBehind {
         onLeasesLost(sessions)
     }
 
+    /// Another live server took this one's `--server-name` (logged at
+    /// most every 10 s, while it lasts): the two now share a global row
+    /// and rewrite each other's durable timers.
+    private func nameHeldElsewhere(_ holder: String) {
+        let now = uv_now(loop)
+        guard lastNameWarningAt == 0 || now - lastNameWarningAt >= 10_000 else { return }
+        lastNameWarningAt = now
+        logger.critical("database \(storage.location): this server's --server-name is held by another live server (\(holder)): it was cut off past its lease and another server started under the same name; the two share a global row and rewrite each other's durable timers. Give each server its own --server-name")
+    }
+
     /// Closes sessions whose player another server took (set by the engine).
     var onLeasesLost: ([GameID]) -> Void = { _ in }
     /// Releases in a flush are over, or leases were read back: logins that
     /// waited for them go on (set by the engine).
     var onLeasesSettled: () -> Void = {}
+    private var lastNameWarningAt: UInt64 = 0
 
     /// What a file check on the worker found (nil: the path names the open
     /// file). One that finds the file back after it was lost clears the

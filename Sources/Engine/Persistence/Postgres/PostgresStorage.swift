@@ -96,9 +96,18 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
     }
 
     /// This server's name, for another `leaseSeconds`.
-    private func renewName(_ db: PGConnection) throws(StorageError) {
-        try db.execute("UPDATE servers SET lease_expires = now() + make_interval(secs => $3) WHERE name = $1 AND owner = $2",
-                       [.text(serverName), .text(owner), .int(Int64(leaseSeconds))])
+    /// Returns who holds it instead, when this server lost it (it expired
+    /// while this one was cut off, and another server took it); taken
+    /// back when it is free again.
+    private func renewName(_ db: PGConnection) throws(StorageError) -> String? {
+        let renewed = try db.execute("""
+            INSERT INTO servers AS s (name, owner, lease_expires) VALUES ($1, $2, now() + make_interval(secs => $3))
+            ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, lease_expires = excluded.lease_expires
+            WHERE s.owner = excluded.owner OR s.lease_expires < now()
+            RETURNING name
+            """, [.text(serverName), .text(owner), .int(Int64(leaseSeconds))])
+        guard renewed.rowCount == 0 else { return nil }
+        return try db.execute("SELECT owner FROM servers WHERE name = $1", [.text(serverName)]).text(0, 0) ?? "?"
     }
 
     /// Creates the tables in an empty database, under a transaction-level
@@ -284,7 +293,7 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
             // Renewal first, in a statement of its own: a batch the
             // database refuses (a poison row) must not let every lease
             // expire with it.
-            if let held = batch.held { receipt.fenced = try renewHeld(db, held) }
+            if let held = batch.held { receipt.fenced = try renewHeld(db, held, &receipt) }
             var rest = batch
             rest.held = nil
             guard !rest.isEmpty else { return receipt }
@@ -392,8 +401,8 @@ final class PostgresStorage: SharedPlayerStorage, @unchecked Sendable {
     /// it was cut off, or stalled, past `leaseSeconds`). A row given back
     /// and not claimed since (owner NULL, same epoch) is still this
     /// server's to take back with its next write.
-    private func renewHeld(_ db: PGConnection, _ held: [LeaseRelease]) throws(StorageError) -> [[UInt8]] {
-        try renewName(db)
+    private func renewHeld(_ db: PGConnection, _ held: [LeaseRelease], _ receipt: inout WriteReceipt) throws(StorageError) -> [[UInt8]] {
+        receipt.nameHeldBy = try renewName(db)
         guard !held.isEmpty else { return [] }
         let rows = try db.execute("""
             WITH h AS (SELECT * FROM json_to_recordset($1::json) AS h(key text, epoch bigint)),
