@@ -285,8 +285,11 @@ import Testing
     @Test func aLoginWaitsForItsPlayersReleaseInAFlush() throws {
         let pg = try TestPostgres.shared()
         let url = try pg.makeDatabase()
-        let (a, b) = try Self.servers(url)
-        let (alice, _) = try playedRoom(a)
+        // A long lease: no held-lease check (every 20 s) lands in the
+        // test, so the flush that waits on the table is the release's.
+        let (a, b) = try Self.servers(url, lease: 60)
+        // Bob stays: his leaving would be a flush of its own.
+        let (alice, bob) = try playedRoom(a)
         try Self.waitForFlush(a)
         // The release's flush waits on the table for a moment.
         let locked = DispatchSemaphore(value: 0)
@@ -313,6 +316,7 @@ import Testing
         #expect(try again.call("SCORE").hasPrefix("+SCORE alice:6"))
         try Self.waitForFlush(a)
         #expect(try a.statusFields()["leases_lost"] == "0")
+        #expect(try bob.call("PING") == "+PONG")
     }
 
     /// The fence itself: a write under a lease another server took changes
