@@ -57,7 +57,7 @@ struct SharedStorageSettings: Sendable {
 
     /// Without connecting (an upgraded engine: the database was prepared
     /// by the first engine; the first statement connects, on a worker).
-    func open(url: String, connectingLater: Bool) -> PostgresStorage {
+    func openConnectingLater(url: String) -> PostgresStorage {
         PostgresStorage(url: url, owner: LeaseOwner.identity(serverName: serverName), serverName: serverName,
                         leaseSeconds: leaseSeconds, writer: nil, logins: nil)
     }

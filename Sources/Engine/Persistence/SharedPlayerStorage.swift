@@ -8,10 +8,11 @@
 /// Every write of a player names the epoch it was loaded under and
 /// succeeds only while the row still has it (a `PersistBatch`'s
 /// `epochs`); a write refused that way is returned in `WriteReceipt.fenced`
-/// and the engine stops serving that player. Writes renew every lease the
-/// server holds, so a server that stops flushing (killed, partitioned)
-/// loses them after `leaseSeconds`, and another may take its players with
-/// what it last wrote.
+/// and the engine stops serving that player. Every third of
+/// `leaseSeconds` a flush renews every lease the server holds (and learns
+/// which another server took), so a server that stops flushing (killed,
+/// partitioned) loses them after `leaseSeconds`, and another may take its
+/// players with what it last wrote.
 ///
 /// After Nakama's storage (a version is an if-match), and the lease and
 /// fencing-token pattern; not advisory locks, which lock nothing on

@@ -154,7 +154,7 @@ struct ResumedStart: StartPath {
             if PostgresStorage.isURL(path) {
                 var snapshot = StoredSnapshot()
                 snapshot.adoptLeases = true
-                return (shared.open(url: path, connectingLater: true), snapshot)
+                return (shared.openConnectingLater(url: path), snapshot)
             }
             // The flock first, then the path lock's socket; an engine from
             // before the path lock handed over the flock alone (`adopting`
